@@ -1,0 +1,74 @@
+# agentbox: `make` builds the C core, `make test` runs the specs, `make demo`
+# runs the example. Every target installs what it needs first (`make deps`).
+LUA      ?= lua5.4
+LUA_INC  ?= /usr/include/lua5.4
+CC       ?= cc
+OPT      ?= -O2 -g
+CFLAGS_ALL = -std=c11 -Wall -Wextra -Werror -fPIC $(OPT) -I$(LUA_INC) -Isrc $(CFLAGS)
+LIBS     = -lcurl -lcrypto
+SRC      = $(wildcard src/*.c)
+CORE_SRC = $(filter-out src/sup_main.c,$(SRC))
+HDR      = $(wildcard src/*.h)
+BUILD    ?= build
+SO       = $(BUILD)/agentbox/core.so
+SUP      = $(BUILD)/agentbox-sup
+IMAGE    ?= agentbox/sandbox:latest
+BUSTED   = $(LUA) /usr/bin/busted
+export LUA_PATH  := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/?.lua;;
+export LUA_CPATH := $(CURDIR)/$(BUILD)/?.so;;
+export AGENTBOX_SUP := $(CURDIR)/$(SUP)
+
+DEB_PKGS = lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev lua-cjson lua-busted \
+           python3 gcc make libc6-dev curl debootstrap luarocks
+
+.PHONY: all deps test check demo bench image install clean paths rock-check host-demo
+
+all: deps $(SO) $(SUP)
+	@echo "LUA_PATH='$(LUA_PATH)' LUA_CPATH='$(LUA_CPATH)'"
+
+deps:
+	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:" $$missing; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq >/dev/null && apt-get install -y -qq $$missing >/dev/null || \
+	    { echo "apt-get install failed: run 'apt-get install $$missing' as root"; exit 1; }; \
+	fi
+
+$(SO): $(CORE_SRC) $(HDR) | deps
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -shared -o $@ $(CORE_SRC) $(LIBS)
+
+# The in-container supervisor: static, so it runs in any image.
+$(SUP): src/sup_main.c src/sup.c src/sup.h | deps
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -static -o $@ src/sup_main.c src/sup.c
+
+paths:
+	@echo "export LUA_PATH='$(LUA_PATH)' LUA_CPATH='$(LUA_CPATH)'"
+
+image: deps
+	@bash scripts/build_image.sh $(IMAGE)
+
+test: all
+	@bash scripts/run_specs.sh $(BUSTED)
+
+check: deps
+	$(MAKE) BUILD=build-san OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	  LIBS="-lcurl -lcrypto -fsanitize=address,undefined" all
+	@LUA_CPATH='$(CURDIR)/build-san/?.so;;' AGENTBOX_SUP='$(CURDIR)/build-san/agentbox-sup' \
+	  LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
+	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  bash scripts/run_specs.sh $(BUSTED)
+
+demo: all
+	@$(LUA) examples/run_blocks.lua
+
+bench: all
+	@bash bench/run.sh
+
+rock-check: deps
+	@bash scripts/rock_check.sh
+
+clean:
+	rm -rf build build-san

@@ -1,0 +1,375 @@
+-- Code extraction, language inference and file naming (AutoGen 0.2 parity
+-- plus the fixes listed in AUTOGEN-PARITY.md). Pure Lua: no I/O, no C core.
+local M = {}
+
+local UNKNOWN = "unknown"
+
+local function set(list)
+  local t = {}
+  for _, v in ipairs(list) do t[v] = true end
+  return t
+end
+
+-- Messages may carry OpenAI multimodal content (an array of parts), as in
+-- AutoGen's content_str: text parts are joined, images become "<image>".
+local function content_str(content)
+  if content == nil or type(content) == "string" then return content or "" end
+  if type(content) ~= "table" then error("content must be a string or an array of parts", 3) end
+  local out = {}
+  for _, part in ipairs(content) do
+    local kind = type(part) == "table" and part.type
+    if kind ~= "text" and kind ~= "image_url" then
+      error("unknown content part type " .. tostring(kind), 3)
+    end
+    out[#out + 1] = kind == "text" and tostring(part.text or "") or "<image>"
+  end
+  return table.concat(out)
+end
+
+-- Language inference. AutoGen asks Python's compile() whether the text is
+-- Python. We cannot run Python here (and Lua's load() only knows Lua), so we
+-- approximate what makes compile() fail on the texts a model actually sends:
+-- prose, shell commands and C-family/Lua/JS code. A small tokenizer checks
+--  * strings terminate and brackets balance ("print('x'))" is not Python);
+--  * no two operands touch without an operator or keyword between them
+--    ("dummy text", "local x = 1", "echo hi", "using System;" all fail this,
+--    while Python itself only allows it around keywords);
+--  * no characters Python never uses outside strings ($ ? ! `), a "." is
+--    followed by a name (catches Lua "..");
+--  * indentation follows Python's INDENT/DEDENT rules.
+-- compile() accepts any expression, so "ls -la" and "cd /tmp" would pass; we
+-- additionally require a statement-like signal (a call, an assignment or a
+-- statement keyword). Rejecting a bare expression costs little: such a
+-- block gets "unknown" instead of running as Python.
+
+local KEYWORDS = set{ "and", "as", "assert", "async", "await", "break", "class",
+  "continue", "def", "del", "elif", "else", "except", "finally", "for", "from",
+  "global", "if", "import", "in", "is", "lambda", "nonlocal", "not", "or",
+  "pass", "raise", "return", "try", "while", "with", "yield",
+  "match", "case", "type" }   -- soft keywords: "match x:" must not look like prose
+-- Keywords that only occur inside expressions do not mark a statement.
+local WEAK_KEYWORDS = set{ "and", "as", "in", "is", "not", "or", "match", "case", "type" }
+local STRING_PREFIXES = set{ "r", "u", "b", "f", "br", "rb", "fr", "rf" }
+local OPERATORS = { "**=", "//=", ">>=", "<<=", "...", "**", "//", "<<", ">>",
+  "<=", ">=", "==", "!=", "->", "+=", "-=", "*=", "/=", "%=", "@=", "&=", "|=",
+  "^=", ":=", "+", "-", "*", "/", "%", "@", "&", "|", "^", "~", "<", ">", "=",
+  ".", ",", ":", ";" }
+local ASSIGN = set{ "=", "**=", "//=", ">>=", "<<=", "+=", "-=", "*=", "/=",
+  "%=", "@=", "&=", "|=", "^=" }
+local CLOSERS = { [")"] = "(", ["]"] = "[", ["}"] = "{" }
+
+-- Returns the index after the closing quote, or nil when unterminated.
+local function scan_string(src, i)
+  local q = src:sub(i, i)
+  local triple = src:sub(i, i + 2) == q:rep(3)
+  local close = triple and q:rep(3) or q
+  local j = i + #close
+  while j <= #src do
+    local c = src:sub(j, j)
+    if not triple and c == "\n" then return nil end
+    if src:sub(j, j + #close - 1) == close then return j + #close end
+    j = j + (c == "\\" and 2 or 1)
+  end
+  return nil
+end
+
+local function looks_like_python(src)
+  local i, n = 1, #src
+  local stack, levels = {}, { 0 }
+  local at_bol, colon_end, signal = true, false, false
+  local prev, last     -- class and text of the previous token on this logical line
+  local from_line      -- "from . import x": leading dots are legal there
+
+  local function push(class, text)
+    local operand = class == "name" or class == "number" or class == "string"
+    if operand and (prev == "name" or prev == "number" or prev == "close"
+        or (prev == "string" and class ~= "string")) then
+      return false
+    end
+    if prev == "dot" and class ~= "name" and not from_line then return false end
+    prev, last = class, text
+    return true
+  end
+
+  while i <= n do
+    if at_bol and #stack == 0 then
+      local ws = src:match("^[ \t\f]*", i)
+      local nxt = src:sub(i + #ws, i + #ws)
+      if nxt ~= "" and nxt ~= "\n" and nxt ~= "\r" and nxt ~= "#" then
+        local width = 0
+        for k = 1, #ws do
+          width = ws:sub(k, k) == "\t" and (width // 8 + 1) * 8 or width + 1
+        end
+        if colon_end ~= (width > levels[#levels]) then return false end   -- (un)expected indent
+        if colon_end then levels[#levels + 1], colon_end = width, false end
+        while width < levels[#levels] do levels[#levels] = nil end
+        if width ~= levels[#levels] then return false end
+      end
+      at_bol, i = false, i + #ws
+    end
+    local c = src:sub(i, i)
+    if c == "\n" and #stack == 0 then
+      if prev then colon_end = last == ":" end
+      prev, last, at_bol, from_line, i = nil, nil, true, false, i + 1
+    elseif c:find("%s") then
+      i = i + 1
+    elseif c == "#" then
+      i = (src:find("\n", i, true) or n + 1)
+    elseif c == "\\" then                       -- only as a line continuation
+      i = src:match("^\\\r?\n()", i)
+      if not i then return false end
+    elseif c:find("%d") or (c == "." and src:sub(i + 1, i + 1):find("%d")) then
+      if not push("number") then return false end
+      i = src:match("^[%w_%.]*()", i)
+    elseif c:find("[%a_\128-\255'\"]") then
+      local word = src:match("^[%w_\128-\255]*", i)
+      local q = src:sub(i + #word, i + #word)
+      if (q == "'" or q == '"') and (word == "" or STRING_PREFIXES[word:lower()]) then
+        i = scan_string(src, i + #word)
+        if not i or not push("string") then return false end
+      else
+        if KEYWORDS[word] and (prev ~= "dot" or from_line) then
+          signal = signal or not WEAK_KEYWORDS[word]
+          if word == "from" and prev == nil then from_line = true end
+          prev, last = "kw", word
+        elseif not push("name", word) then
+          return false
+        end
+        i = i + #word
+      end
+    elseif c == "(" or c == "[" or c == "{" then
+      if c == "(" and prev == "name" then signal = true end
+      if prev == "dot" then return false end
+      stack[#stack + 1] = c
+      prev, last, i = "open", c, i + 1
+    elseif CLOSERS[c] then
+      if stack[#stack] ~= CLOSERS[c] or prev == "dot" then return false end
+      stack[#stack] = nil
+      prev, last, i = "close", c, i + 1
+    else
+      local op
+      for _, o in ipairs(OPERATORS) do
+        if src:sub(i, i + #o - 1) == o then op = o; break end
+      end
+      if not op then return false end          -- $ ? ! ` and friends
+      if ASSIGN[op] and #stack == 0 then signal = true end
+      if op == "." and not from_line and prev ~= "name" and prev ~= "close" and prev ~= "string"
+          or op ~= "." and op ~= "..." and prev == "dot" then
+        return false
+      end
+      if op == "..." then
+        if not push("name", op) then return false end
+      else
+        prev, last = op == "." and "dot" or "op", op
+      end
+      i = i + #op
+    end
+  end
+  if prev then colon_end = last == ":" end
+  return #stack == 0 and not colon_end and signal
+end
+
+function M.infer_lang(code)
+  code = tostring(code or "")
+  local s = code:match("^%s*(.*)$")
+  local interp = s:match("^#!%s*(%S+)")
+  if interp then
+    local line = s:match("^[^\n]*")
+    if interp:match("[^/]*$") == "env" then
+      interp = line:match("^#!%s*%S+%s+%-S%s+(%S+)") or line:match("^#!%s*%S+%s+(%S+)") or ""
+    end
+    local base = interp:match("[^/]*$")
+    if base == "sh" or base == "bash" then return "sh" end
+    if base:find("^python[%d%.]*$") then return "python" end
+    return UNKNOWN                       -- some other interpreter: never run it as Python
+  end
+  -- "pip" must be a whole word: AutoGen's bare prefix test made "pipeline = 1" shell.
+  if s:find("^pip3?%s") then return "sh" end
+  -- "python x.py", "python3 -m pip ..."; "python = 3" stays Python.
+  local arg = s:match("^python[%d%.]*[ \t]+(%S+)")
+  if arg and (arg:find("%.py$") or arg:find("^%-%-?%a")) then return "sh" end
+  return looks_like_python(code) and "python" or UNKNOWN
+end
+
+-- Extraction: CommonMark-style fenced blocks, line by line.
+
+local function opening_fence(line)
+  local indent, fence, info = line:match("^([ \t]*)(```+)(.*)$")
+  if not indent then
+    indent, fence, info = line:match("^([ \t]*)(~~~+)(.*)$")
+  elseif info:find("`", 1, true) then
+    return nil                           -- "```x```" is an inline span, not a fence
+  end
+  if not indent then return nil end
+  return { indent = indent, char = fence:sub(1, 1), len = #fence,
+           lang = info:match("^%s*(%S*)"):lower(), body = {} }
+end
+
+local function closes(line, open)
+  local run = line:match("^[ \t]*(" .. open.char:rep(3) .. "+)[ \t]*$")
+  return run ~= nil and #run >= open.len
+end
+
+-- CommonMark: a fence indented by N removes up to N of the same indentation
+-- from each body line, so an indented answer still compiles.
+local function dedent(line, indent)
+  local k = 0
+  while k < #indent and line:byte(k + 1) == indent:byte(k + 1) do k = k + 1 end
+  return line:sub(k + 1)
+end
+
+local function fenced_blocks(text)
+  local blocks, open = {}, nil
+  for line in (text .. "\n"):gmatch("([^\n]*)\n") do
+    line = line:gsub("\r$", "")
+    if not open then
+      open = opening_fence(line)
+    elseif closes(line, open) then
+      local code = table.concat(open.body, "\n")
+      local lang = open.lang ~= "" and open.lang or M.infer_lang(code)
+      blocks[#blocks + 1] = { lang = lang, code = code }
+      open = nil
+    else
+      open.body[#open.body + 1] = dedent(line, open.indent)
+    end
+  end
+  return blocks                           -- a still-open fence is dropped on purpose
+end
+
+-- Inline spans: a run of N backticks up to the next run of exactly N.
+local function inline_blocks(text)
+  local blocks, i = {}, 1
+  while true do
+    local s, e = text:find("`+", i)
+    if not s then break end
+    local j, close = e + 1, nil
+    while true do
+      local s2, e2 = text:find("`+", j)
+      if not s2 then break end
+      if e2 - s2 == e - s then close = s2; break end
+      j = e2 + 1
+    end
+    if close then
+      local code = text:sub(e + 1, close - 1):match("^%s*(.-)%s*$")
+      if code ~= "" then
+        blocks[#blocks + 1] = { lang = M.infer_lang(code), code = code }
+      end
+      i = close + (e - s + 1)
+    else
+      i = e + 1
+    end
+  end
+  return blocks
+end
+
+function M.extract(text, opts)
+  text = content_str(text)
+  local blocks = fenced_blocks(text)
+  if #blocks == 0 and opts and opts.inline then
+    blocks = inline_blocks(text)
+  end
+  return blocks
+end
+
+function M.format_result(result)
+  local n = result.exit_code
+  n = math.tointeger(n) or n
+  return "exitcode: " .. tostring(n) .. " ("
+    .. (n == 0 and "execution succeeded" or "execution failed")
+    .. ")\nCode output: " .. tostring(result.output or "")
+end
+
+local LANGUAGES = {
+  python     = { "python", "py", "python" },
+  sh         = { "sh", "sh", "shell" },
+  bash       = { "bash", "sh", "shell" },
+  javascript = { "javascript", "js", "node" },
+  powershell = { "powershell", "ps1", "pwsh" },
+  html       = { "html", "html", "save" },
+  css        = { "css", "css", "save" },
+}
+local ALIASES = { py = "python", python3 = "python", shell = "sh", js = "javascript",
+                  pwsh = "powershell", ps1 = "powershell" }
+
+function M.language(lang)
+  if type(lang) ~= "string" then return nil end
+  local key = lang:match("^%s*(.-)%s*$"):lower()
+  local info = LANGUAGES[ALIASES[key] or key]
+  if not info then return nil end
+  -- a fresh table each call: executors may annotate it
+  return { name = info[1], ext = info[2], kind = info[3] }
+end
+
+-- Default execution policy; executors copy it before changing it.
+M.SAVE_ONLY = { javascript = true, html = true, css = true }
+
+-- First-line comment forms AutoGen recognises, whatever the block's language.
+local NAME_COMMENTS = { "^<!%-%-%s*(.-)%s*%-%->", "^/%*%s*(.-)%s*%*/", "^//%s*(.*)$", "^#%s*(.*)$" }
+
+-- Without "filename:", only a lone path-like token names a file, so that a
+-- first line such as "# This prints" or "# e.g." stays a comment.
+local function path_like(s)
+  if not s:find("^[%w_%-%.%+/\128-\255]+$") or s:find("/$") then return false end
+  return s:find("%.%a[%w_]*$") ~= nil or s:find("/", 1, true) ~= nil
+end
+
+-- lang is accepted for symmetry with the executor call; AutoGen reads the
+-- same comment forms for every language.
+function M.filename(code, lang) -- luacheck: ignore lang
+  local first = tostring(code or ""):match("^[^\n]*"):gsub("\r$", "")
+  first = first:match("^%s*(.-)%s*$")
+  if first:find("^#!") then return nil end
+  for _, pat in ipairs(NAME_COMMENTS) do
+    local inner = first:match(pat)
+    if inner then
+      local named = inner:match("^[Ff][Ii][Ll][Ee][Nn][Aa][Mm][Ee]:%s*(.-)%s*$")
+      if named then
+        named = named:match("^([`'\"])(.+)%1$") and named:sub(2, -2) or named
+        return named ~= "" and named or nil
+      end
+      return path_like(inner) and inner or nil
+    end
+  end
+  return nil
+end
+
+function M.default_filename(code, ext, md5)
+  assert(type(md5) == "function", "default_filename needs an md5 function")
+  return "tmp_code_" .. md5(code) .. "." .. ext
+end
+
+local OUTSIDE = "Filename is not in the workspace"
+
+local function normalize(path)
+  local parts = {}
+  for seg in path:gmatch("[^/]+") do
+    if seg == ".." then
+      if #parts == 0 then return nil end
+      parts[#parts] = nil
+    elseif seg ~= "." then
+      parts[#parts + 1] = seg
+    end
+  end
+  return parts
+end
+
+-- String logic only (no symlink resolution): the executor creates the file
+-- itself, so a normalized relative path that never climbs above the root
+-- stays inside it. An absolute name is accepted only when it lies textually
+-- under an absolute work_dir, which is what AutoGen's resolve() allowed.
+function M.resolve_in_workspace(work_dir, name)
+  if type(name) ~= "string" or name:find("\0", 1, true) then return nil, OUTSIDE end
+  local parts, skip = normalize(name), 0
+  if name:sub(1, 1) == "/" then
+    local root = type(work_dir) == "string" and work_dir:sub(1, 1) == "/" and normalize(work_dir)
+    if not root or not parts then return nil, OUTSIDE end
+    for k = 1, #root do
+      if root[k] ~= parts[k] then return nil, OUTSIDE end
+    end
+    skip = #root
+  end
+  if not parts or #parts <= skip then return nil, OUTSIDE end
+  return table.concat(parts, "/", skip + 1)
+end
+
+return M

@@ -1,0 +1,366 @@
+#!/usr/bin/env python3
+"""Scripted OpenAI-compatible chat-completions server for tests and benchmarks.
+
+usage: fake_openai.py SCRIPT.json LOG.jsonl [--port N]
+
+Prints exactly one line "PORT <port> PID <pid>" once listening, then serves on
+127.0.0.1 until SIGTERM/SIGINT. Standard library only, so any python3 runs it.
+
+Script: {"models": {"<model>": [step, ...], "*": [step, ...]}, "rules": [rule, ...]}
+A request for model M consumes the next step of models[M], else of the shared
+"*" queue, else the first matching rule answers. See spec/fake_server_spec.lua
+for every step and rule field in use.
+"""
+
+import argparse
+import http.server
+import itertools
+import json
+import os
+import signal
+import sys
+import threading
+import time
+
+EXPECT_KEYS = ("last_role", "last_contains", "last_equals", "messages_count", "has_tools")
+
+
+class ScriptError(Exception):
+    pass
+
+
+def as_list(value, what):
+    # lua-cjson encodes an empty Lua table as {}, so an empty object must mean [].
+    if value is None or value == {}:
+        return []
+    if not isinstance(value, list):
+        raise ScriptError("%s must be an array" % what)
+    return value
+
+
+def load_script(path):
+    with open(path, encoding="utf-8") as f:
+        script = json.load(f)
+    if not isinstance(script, dict):
+        raise ScriptError("script must be a JSON object")
+    models = script.get("models") or {}
+    if not isinstance(models, dict):
+        raise ScriptError("script.models must be an object")
+    queues = {}
+    for name, steps in models.items():
+        steps = as_list(steps, "script.models[%r]" % name)
+        for i, step in enumerate(steps):
+            check_answer(step, "script.models[%r][%d]" % (name, i))
+        queues[name] = steps
+    rules = as_list(script.get("rules"), "script.rules")
+    for i, rule in enumerate(rules):
+        check_answer(rule, "script.rules[%d]" % i)
+    return queues, rules
+
+
+def check_answer(answer, what):
+    if not isinstance(answer, dict):
+        raise ScriptError("%s must be an object" % what)
+    calls = as_list(answer.get("tool_calls"), what + ".tool_calls")
+    for j, call in enumerate(calls):
+        if not isinstance(call, dict) or not isinstance(call.get("name"), str):
+            raise ScriptError("%s.tool_calls[%d] needs a string name" % (what, j))
+    # A typo in an expectation would otherwise silently check nothing.
+    unknown = set(answer.get("expect") or {}) - set(EXPECT_KEYS)
+    if unknown:
+        raise ScriptError("%s.expect: unknown key(s) %s" % (what, ", ".join(sorted(unknown))))
+
+
+def text_of(content):
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # multimodal content parts
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return str(content)
+
+
+def error_body(message, status):
+    if status == 429:
+        kind = "rate_limit_error"
+    elif status >= 500:
+        kind = "server_error"
+    else:
+        kind = "invalid_request_error"
+    return {"error": {"message": message, "type": kind, "param": None, "code": None}}
+
+
+class State:
+    def __init__(self, queues, rules, log_path):
+        self.queues = queues
+        self.rules = rules
+        self.next_step = {name: 0 for name in queues}
+        self.lock = threading.Lock()
+        self.seq = itertools.count(1)
+        self.conn_seq = itertools.count(1)
+        self.log = open(log_path, "a", encoding="utf-8")
+
+    def take_step(self, model):
+        """Returns (answer, source) or (None, error message)."""
+        name = model if model in self.queues else "*"
+        if name in self.queues:
+            with self.lock:
+                i = self.next_step[name]
+                if i >= len(self.queues[name]):
+                    return None, "fake_openai: script exhausted for model %s" % model
+                self.next_step[name] = i + 1
+            return self.queues[name][i], "models[%s][%d]" % (name, i)
+        return None, None
+
+    def write_log(self, record):
+        line = json.dumps(record, ensure_ascii=False) + "\n"
+        with self.lock:
+            self.log.write(line)
+            self.log.flush()
+
+
+def check_expect(expect, messages, request):
+    last = messages[-1] if messages else {}
+    last_text = text_of(last.get("content"))
+    failures = []
+    if "last_role" in expect and last.get("role") != expect["last_role"]:
+        failures.append("last_role: want %r, got %r" % (expect["last_role"], last.get("role")))
+    if "last_contains" in expect and expect["last_contains"] not in last_text:
+        failures.append("last_contains: %r not in %r" % (expect["last_contains"], last_text))
+    if "last_equals" in expect and last_text != expect["last_equals"]:
+        failures.append("last_equals: want %r, got %r" % (expect["last_equals"], last_text))
+    if "messages_count" in expect and len(messages) != expect["messages_count"]:
+        failures.append("messages_count: want %r, got %d" % (expect["messages_count"], len(messages)))
+    if "has_tools" in expect:
+        has = bool(request.get("tools"))
+        if has != bool(expect["has_tools"]):
+            failures.append("has_tools: want %s, got %s" % (bool(expect["has_tools"]), has))
+    return "; ".join(failures) or None
+
+
+def rule_matches(rule, last):
+    if "when_last_role" in rule and last.get("role") != rule["when_last_role"]:
+        return False
+    if "when_last_contains" in rule and rule["when_last_contains"] not in text_of(last.get("content")):
+        return False
+    return True
+
+
+def completion(answer, request, messages, seq, template):
+    content = answer.get("content")
+    if template and isinstance(content, str):
+        last = messages[-1] if messages else {}
+        content = content.replace("{{last}}", text_of(last.get("content")))
+        content = content.replace("{{n}}", str(len(messages)))
+    calls = []
+    for i, call in enumerate(as_list(answer.get("tool_calls"), "tool_calls")):
+        args = call.get("arguments", "{}")
+        if not isinstance(args, str):  # allow scripts to give arguments as an object
+            args = json.dumps(args)
+        calls.append({"id": call.get("id") or "call_%d_%d" % (seq, i + 1), "type": "function",
+                      "function": {"name": call["name"], "arguments": args}})
+    if content is None and not calls:
+        content = ""
+    message = {"role": "assistant", "content": content}
+    if calls:
+        message["tool_calls"] = calls
+    prompt_chars = sum(len(text_of(m.get("content"))) for m in messages if isinstance(m, dict))
+    prompt_tokens = prompt_chars // 4 + 1
+    completion_tokens = len(content or "") // 4 + 1
+    return {
+        "id": "chatcmpl-fake-%d" % seq,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": request.get("model"),
+        "choices": [{"index": 0, "message": message, "logprobs": None,
+                     "finish_reason": answer.get("finish_reason") or ("tool_calls" if calls else "stop")}],
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                  "total_tokens": prompt_tokens + completion_tokens},
+    }
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "fake_openai/1"
+    # "100 Continue" and the answer are separate small writes on a kept-alive
+    # connection; Nagle plus delayed ACKs would add ~40 ms to each.
+    disable_nagle_algorithm = True
+
+    def setup(self):
+        super().setup()
+        self.conn_id = next(self.server.state.conn_seq)
+
+    def log_message(self, fmt, *args):
+        pass  # the JSONL log is the record; stderr stays clean for start-up errors
+
+    def do_POST(self):
+        self.dispatch()
+
+    def do_GET(self):
+        self.dispatch()
+
+    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = do_GET
+
+    def read_body(self):
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            parts = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    return b"".join(parts)
+                parts.append(self.rfile.read(size))
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    def dispatch(self):
+        state = self.server.state
+        seq = next(state.seq)
+        raw = self.read_body()
+        path = self.path.split("?", 1)[0]
+        record = {"n": seq, "method": self.command, "path": path, "conn": self.conn_id,
+                  "model": None, "headers": dict(self.headers.items()), "body": None,
+                  "status": None, "expect_failed": None, "answered_by": None}
+        try:
+            body = raw.decode("utf-8", "replace")
+            request = None
+            if raw:
+                try:
+                    request = json.loads(body)
+                except ValueError:
+                    pass
+            record["body"] = request if request is not None else body
+            status, payload, headers, delay = self.answer(path, request, raw, record, seq)
+        except Exception as e:  # a bug here must show up in the test, not hang it
+            status, payload, headers, delay = 500, error_body("fake_openai: internal error: %r" % e, 500), {}, 0
+        record["status"] = status
+        if delay:
+            time.sleep(float(delay))
+        # Logged before answering so a client that has its answer always finds it in the log.
+        state.write_log(record)
+        self.send(status, payload, headers)
+
+    def answer(self, path, request, raw, record, seq):
+        """Returns (status, payload, extra headers, delay); payload is an object or raw str."""
+        state = self.server.state
+        if self.command in ("GET", "HEAD") and path in ("/v1/models", "/models"):
+            names = sorted(n for n in state.queues if n != "*") or ["fake-model"]
+            return 200, {"object": "list", "data": [
+                {"id": n, "object": "model", "created": 0, "owned_by": "fake_openai"} for n in names]}, {}, 0
+        if self.command != "POST" or path not in ("/v1/chat/completions", "/chat/completions"):
+            return 404, error_body("fake_openai: no route %s %s" % (self.command, path), 404), {}, 0
+        if not isinstance(request, dict):
+            return 400, error_body("fake_openai: request body is not a JSON object", 400), {}, 0
+        model = request.get("model")
+        record["model"] = model
+        messages = request.get("messages")
+        if not isinstance(messages, list):
+            return 400, error_body("fake_openai: messages must be an array", 400), {}, 0
+
+        step, source = state.take_step(model)
+        if step is None and source is not None:
+            return 500, error_body(source, 500), {}, 0
+        if step is not None:
+            record["answered_by"] = source
+            return self.render(step, request, messages, record, seq, template=False)
+        last = messages[-1] if messages and isinstance(messages[-1], dict) else {}
+        for i, rule in enumerate(state.rules):
+            if rule_matches(rule, last):
+                record["answered_by"] = "rules[%d]" % i
+                return self.render(rule, request, messages, record, seq, template=True)
+        return 500, error_body("fake_openai: no script step or rule for model %s" % model, 500), {}, 0
+
+    def render(self, answer, request, messages, record, seq, template):
+        delay = answer.get("delay") or 0
+        headers = answer.get("headers") or {}
+        expect = answer.get("expect")
+        if expect:
+            failed = check_expect(expect, messages, request)
+            if failed:
+                record["expect_failed"] = failed
+                return 500, error_body("fake_openai: expectation failed: " + failed, 500), headers, delay
+        status = int(answer.get("status") or 200)
+        if "raw" in answer:
+            return status, str(answer["raw"]), headers, delay
+        if status != 200:
+            body = answer.get("body")
+            if body is None:
+                body = error_body("fake_openai: scripted status %d" % status, status)
+            return status, body, headers, delay
+        return 200, completion(answer, request, messages, seq, template), headers, delay
+
+    def send(self, status, payload, headers):
+        data = payload if isinstance(payload, str) else json.dumps(payload)
+        data = data.encode("utf-8")
+        try:
+            reason = http.HTTPStatus(status).phrase
+        except ValueError:
+            reason = "Scripted"
+        out = {"Content-Type": "application/json", "Server": self.server_version,
+               "Date": self.date_time_string()}
+        for k, v in headers.items():
+            out[k] = str(v)
+        out.pop("Content-Length", None)
+        if str(out.get("Connection", "")).lower() == "close":
+            self.close_connection = True
+        out["Connection"] = "close" if self.close_connection else "keep-alive"
+        head = "HTTP/1.1 %d %s\r\n" % (status, reason)
+        head += "".join("%s: %s\r\n" % kv for kv in out.items())
+        head += "Content-Length: %d\r\n\r\n" % len(data)
+        if self.command == "HEAD":
+            data = b""
+        try:
+            self.wfile.write(head.encode("latin-1") + data)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client gave up (e.g. its timeout during a delay)
+
+
+class Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True  # a request sleeping in a delay must not hold up shutdown
+    request_queue_size = 256  # up to 64 conversations connect at once in the benchmark
+    allow_reuse_address = True
+
+    def handle_error(self, request, client_address):
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
+
+
+def main():
+    ap = argparse.ArgumentParser(description="scripted OpenAI-compatible chat server")
+    ap.add_argument("script")
+    ap.add_argument("log")
+    ap.add_argument("--port", type=int, default=0)
+    args = ap.parse_args()
+    try:
+        queues, rules = load_script(args.script)
+    except (OSError, ValueError, ScriptError) as e:
+        sys.stderr.write("fake_openai: bad script %s: %s\n" % (args.script, e))
+        return 2
+
+    def stop(signum, frame):
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+    server = Server(("127.0.0.1", args.port), Handler)
+    server.state = State(queues, rules, args.log)
+    sys.stdout.write("PORT %d PID %d\n" % (server.server_address[1], os.getpid()))
+    sys.stdout.flush()
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except (SystemExit, KeyboardInterrupt):
+        pass
+    finally:
+        server.server_close()
+        server.state.log.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,467 @@
+/* core.spawn: a program under a forked supervisor (sup.c), its output read by
+ * the reactor into capped buffers. The handle owns the supervisor's pipes;
+ * closing it cancels the run, and the supervisor kills the whole tree. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include "core.h"
+#include "sup.h"
+
+#define PROC_MT "agentbox.proc"
+#define READ_CHUNK 65536
+#define READS_PER_EVENT 16
+#define BACKSTOP_MS 2000
+
+enum { S_OUT = 0, S_ERR = 1 };
+typedef struct { int stream; size_t off, len; } chunk;
+
+typedef struct {
+  ab_handle h;
+  pid_t pid;
+  ab_watch w[2], wstatus, win;
+  ab_buf merged, per[2], chunks, in;
+  size_t in_off, max_output, dropped, chunk_read;
+  ab_sup_report rep;
+  size_t rep_got;
+  int eof[2], got_status, done, killed;
+  struct timespec t0, t1;
+  ab_timer backstop;
+} proc_ud;
+
+static void fd_close(int *fd) {
+  if (*fd >= 0) close(*fd);
+  *fd = -1;
+}
+
+static void unwatch(proc_ud *p, ab_watch *w) {
+  ab_watch_del(p->h.ctx, w);
+  fd_close(&w->fd);
+}
+
+static void finish(proc_ud *p) {
+  if (p->done) return;
+  for (int i = 0; i < 2; i++) {
+    unwatch(p, &p->w[i]);
+    p->eof[i] = 1;
+  }
+  unwatch(p, &p->wstatus);
+  unwatch(p, &p->win);
+  ab_timer_stop(p->h.ctx, &p->backstop);
+  clock_gettime(CLOCK_MONOTONIC, &p->t1);
+  p->done = 1;
+  ab_reap_later(p->h.ctx, p->pid);
+  ab_notify(&p->h);
+}
+
+static void maybe_finish(proc_ud *p) {
+  if (p->got_status && p->eof[0] && p->eof[1]) finish(p);
+}
+
+/* A process outside the supervisor's reach (another uid) may hold a pipe
+ * open; the result must not wait for it forever. */
+static void backstop_cb(ab_timer *t) {
+  finish(t->owner);
+}
+
+static void keep(proc_ud *p, int s, const char *data, size_t n) {
+  size_t room = p->max_output > p->merged.len ? p->max_output - p->merged.len : 0;
+  size_t k = n < room ? n : room;
+  p->dropped += n - k;
+  if (!k) return;
+  size_t off = p->merged.len;
+  if (ab_buf_add(&p->merged, data, k) || ab_buf_add(&p->per[s], data, k)) {
+    p->dropped += k;      /* out of memory: count it as dropped, never crash */
+    return;
+  }
+  chunk *last = p->chunks.len ? (chunk *)(p->chunks.p + p->chunks.len) - 1 : NULL;
+  if (last && p->chunks.len / sizeof(chunk) > p->chunk_read && last->stream == s &&
+      last->off + last->len == off) {
+    last->len += k;
+  } else {
+    chunk c = {s, off, k};
+    if (ab_buf_add(&p->chunks, (const char *)&c, sizeof c)) return;
+  }
+  ab_notify(&p->h);
+}
+
+static void out_cb(ab_watch *w, uint32_t ev) {
+  proc_ud *p = w->owner;
+  int s = w == &p->w[0] ? S_OUT : S_ERR;
+  char buf[READ_CHUNK];
+  (void)ev;
+  for (int i = 0; i < READS_PER_EVENT; i++) {
+    ssize_t n = read(w->fd, buf, sizeof buf);
+    if (n > 0) {
+      keep(p, s, buf, (size_t)n);
+      continue;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    unwatch(p, w);
+    p->eof[s] = 1;
+    maybe_finish(p);
+    return;
+  }
+}
+
+static void status_cb(ab_watch *w, uint32_t ev) {
+  proc_ud *p = w->owner;
+  (void)ev;
+  for (;;) {
+    ssize_t n = sizeof p->rep > p->rep_got
+      ? read(w->fd, (char *)&p->rep + p->rep_got, sizeof p->rep - p->rep_got)
+      : read(w->fd, (char[16]){0}, 16);
+    if (n > 0) {
+      p->rep_got += (size_t)n;
+      continue;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    break;
+  }
+  unwatch(p, w);
+  p->got_status = 1;
+  if (!p->done) ab_timer_start(p->h.ctx, &p->backstop, ab_now_ms() + BACKSTOP_MS);
+  maybe_finish(p);
+}
+
+static void in_cb(ab_watch *w, uint32_t ev) {
+  proc_ud *p = w->owner;
+  if (!(ev & (EPOLLERR | EPOLLHUP))) {
+    while (p->in_off < p->in.len) {
+      ssize_t n = send(w->fd, p->in.p + p->in_off, p->in.len - p->in_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n > 0) p->in_off += (size_t)n;
+      else if (n < 0 && errno == EINTR) continue;
+      else if (n < 0 && errno == EAGAIN) return;
+      else break;
+    }
+  }
+  unwatch(p, w);
+  ab_buf_free(&p->in);
+}
+
+/* Pipes get descriptors above 2 so they never collide with the standard ones
+ * a host may have closed. */
+static int high_fd(int fd) {
+  if (fd < 0 || fd > 2) return fd;
+  int n = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  close(fd);
+  return n;
+}
+
+static int make_pipe(int fds[2]) {
+  if (pipe2(fds, O_CLOEXEC) != 0) return -1;
+  fds[0] = high_fd(fds[0]);
+  fds[1] = high_fd(fds[1]);
+  return fds[0] < 0 || fds[1] < 0 ? -1 : 0;
+}
+
+static void close_all_but(const int *keep, int n) {
+  int lo = 3;
+  for (;;) {
+    int next = -1;
+    for (int i = 0; i < n; i++)
+      if (keep[i] >= lo && (next < 0 || keep[i] < next)) next = keep[i];
+    int hi = next < 0 ? -1 : next - 1;
+#ifdef SYS_close_range
+    if (hi < 0) { if (syscall(SYS_close_range, (unsigned)lo, ~0u, 0u) == 0) return; hi = 4095; }
+    else if (hi >= lo && syscall(SYS_close_range, (unsigned)lo, (unsigned)hi, 0u) == 0) hi = lo - 1;
+#else
+    if (hi < 0) hi = 4095;
+#endif
+    for (int fd = lo; fd <= hi; fd++) close(fd);
+    if (next < 0) return;
+    lo = next + 1;
+  }
+}
+
+/* Collect a string array option as a NULL-terminated char* vector stored in a
+ * userdata left on the stack; the strings stay anchored in the table at t. */
+static char **string_vector(lua_State *L, int t, const char *what) {
+  lua_Integer n = luaL_len(L, t);
+  char **v = lua_newuserdatauv(L, (size_t)(n + 1) * sizeof *v, 0);
+  for (lua_Integer i = 1; i <= n; i++) {
+    if (lua_rawgeti(L, t, i) != LUA_TSTRING) luaL_error(L, "%s[%d] must be a string", what, (int)i);
+    v[i - 1] = (char *)lua_tostring(L, -1);
+    if (strlen(v[i - 1]) != lua_rawlen(L, -1)) luaL_error(L, "%s[%d] contains a NUL byte", what, (int)i);
+    lua_pop(L, 1);
+  }
+  v[n] = NULL;
+  return v;
+}
+
+static int64_t opt_limit(lua_State *L, int t, const char *k) {
+  if (lua_getfield(L, t, k) == LUA_TNIL) { lua_pop(L, 1); return -1; }
+  if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 0)
+    luaL_error(L, "rlimits.%s must be a non-negative integer", k);
+  int64_t v = (int64_t)lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  return v;
+}
+
+static int l_spawn(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  /* 2: argv table, 3: env strings table, 4: argv vector, 5: env vector */
+  if (lua_getfield(L, 1, "argv") != LUA_TTABLE || luaL_len(L, 2) < 1)
+    return luaL_error(L, "spawn: 'argv' must be a non-empty array of strings");
+  lua_newtable(L);
+  if (lua_getfield(L, 1, "env") != LUA_TNIL) {
+    if (!lua_istable(L, -1)) return luaL_error(L, "spawn: 'env' must be a table of name = value strings");
+    int n = 0;
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+      if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+        return luaL_error(L, "spawn: env entries must be string = string");
+      const char *k = lua_tostring(L, -2);
+      if (!*k || strchr(k, '=')) return luaL_error(L, "spawn: bad environment variable name '%s'", k);
+      lua_pushfstring(L, "%s=%s", k, lua_tostring(L, -1));
+      lua_rawseti(L, 3, ++n);
+      lua_pop(L, 1);
+    }
+  }
+  lua_pop(L, 1);
+  char **argv = string_vector(L, 2, "argv");
+  char **envp = string_vector(L, 3, "env");
+  const char *path = NULL;
+  for (char **e = envp; *e; e++)
+    if (strncmp(*e, "PATH=", 5) == 0) path = *e + 5;
+  const char *cwd = ab_opt_string(L, 1, "cwd", NULL);
+  double timeout = ab_opt_number(L, 1, "timeout", 0);
+  double grace = ab_opt_number(L, 1, "grace", 0.5);
+  double max_output = ab_opt_number(L, 1, "max_output", 1048576);
+  if (timeout < 0 || grace < 0 || max_output < 0) return luaL_error(L, "spawn: timeout, grace and max_output must be >= 0");
+  size_t inlen = 0;
+  const char *in = NULL;
+  int ty = lua_getfield(L, 1, "stdin");
+  if (ty == LUA_TSTRING) in = lua_tolstring(L, -1, &inlen);
+  else if (ty != LUA_TNIL) return luaL_error(L, "spawn: 'stdin' must be a string or nil");
+  lua_pop(L, 1);   /* the option table still anchors the string */
+  int64_t rl[AB_RL_N] = {-1, -1, -1, -1};
+  if (lua_getfield(L, 1, "rlimits") == LUA_TTABLE) {
+    int t = lua_gettop(L);
+    rl[AB_RL_CPU] = opt_limit(L, t, "cpu");
+    rl[AB_RL_AS] = opt_limit(L, t, "as");
+    rl[AB_RL_FSIZE] = opt_limit(L, t, "fsize");
+    rl[AB_RL_NOFILE] = opt_limit(L, t, "nofile");
+  } else if (!lua_isnil(L, -1)) return luaL_error(L, "spawn: 'rlimits' must be a table");
+  lua_pop(L, 1);
+
+  proc_ud *p = lua_newuserdatauv(L, sizeof *p, 1);
+  memset(p, 0, sizeof *p);
+  p->pid = -1;
+  p->w[0].fd = p->w[1].fd = p->wstatus.fd = p->win.fd = -1;
+  p->backstop.heap_idx = -1;
+  p->backstop.cb = backstop_cb;
+  p->backstop.owner = p;
+  p->max_output = (size_t)max_output;
+  ab_handle_init(L, &p->h, PROC_MT);
+  p->h.closed = 1;   /* until the child runs, close/gc have nothing to undo */
+
+  int out[2] = {-1, -1}, err[2] = {-1, -1}, st[2] = {-1, -1}, inp[2] = {-1, -1};
+  const char *fail = NULL;
+  if (make_pipe(out) || make_pipe(err) || make_pipe(st)) fail = "pipe";
+  else if (in) {
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, inp) != 0) fail = "socketpair";
+    else { inp[0] = high_fd(inp[0]); inp[1] = high_fd(inp[1]); }
+  } else if ((inp[0] = high_fd(open("/dev/null", O_RDONLY | O_CLOEXEC))) < 0) fail = "open /dev/null";
+  if (!fail && in && ab_buf_add(&p->in, in, inlen)) fail = "malloc";
+  pid_t host = getpid();
+  clock_gettime(CLOCK_MONOTONIC, &p->t0);
+  pid_t pid = fail ? -1 : fork();
+  if (pid == 0) {
+    int keepfds[4] = {inp[0], out[1], err[1], st[1]};
+    close_all_but(keepfds, 4);
+    ab_sup_args a;
+    memset(&a, 0, sizeof a);
+    a.argv = argv;
+    a.envp = envp;
+    a.cwd = cwd;
+    a.path = path;
+    a.fd_in = inp[0];
+    a.fd_out = out[1];
+    a.fd_err = err[1];
+    a.timeout_ms = (int64_t)(timeout * 1000.0 + 0.5);
+    a.grace_ms = (int64_t)(grace * 1000.0 + 0.5);
+    memcpy(a.rlimit, rl, sizeof rl);
+    a.host = host;
+    ab_sup_report r;
+    ab_supervise(&a, &r);
+    if (r.spawn_errno) {
+      const char *m = "agentbox: fork failed\n";
+      (void)!write(err[1], m, strlen(m));
+    }
+    close(inp[0]);
+    close(out[1]);
+    close(err[1]);
+    (void)!write(st[1], &r, sizeof r);
+    _exit(0);
+  }
+  int saved = errno;
+  fd_close(&inp[0]);
+  fd_close(&out[1]);
+  fd_close(&err[1]);
+  fd_close(&st[1]);
+  if (pid < 0) {
+    fd_close(&out[0]);
+    fd_close(&err[0]);
+    fd_close(&st[0]);
+    fd_close(&inp[1]);
+    ab_buf_free(&p->in);
+    luaL_pushfail(L);
+    lua_pushfstring(L, "spawn: %s failed: %s", fail ? fail : "fork", strerror(saved));
+    return 2;
+  }
+  p->pid = pid;
+  p->h.closed = 0;
+  ab_ctx *c = p->h.ctx;
+  ab_watch *ws[4] = {&p->w[0], &p->w[1], &p->wstatus, &p->win};
+  int fds[4] = {out[0], err[0], st[0], inp[1]};
+  void (*cbs[4])(ab_watch *, uint32_t) = {out_cb, out_cb, status_cb, in_cb};
+  for (int i = 0; i < 4; i++) {
+    ws[i]->fd = fds[i];
+    ws[i]->owner = p;
+    ws[i]->cb = cbs[i];
+    if (fds[i] < 0) continue;
+    fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) | O_NONBLOCK);
+    ab_watch_set(c, ws[i], i == 3 ? EPOLLOUT : EPOLLIN);
+  }
+  return 1;
+}
+
+static proc_ud *check_proc(lua_State *L) {
+  return (proc_ud *)ab_handle_check(L, 1, PROC_MT);
+}
+
+static int p_close(lua_State *L) {
+  proc_ud *p = luaL_checkudata(L, 1, PROC_MT);
+  if (p->h.closed) return 0;
+  if (!p->done) {
+    kill(p->pid, SIGTERM);   /* the supervisor cancels: the tree dies */
+    finish(p);
+  }
+  ab_handle_forget(L, &p->h);
+  ab_buf_free(&p->merged);
+  ab_buf_free(&p->per[0]);
+  ab_buf_free(&p->per[1]);
+  ab_buf_free(&p->chunks);
+  ab_buf_free(&p->in);
+  return 0;
+}
+
+static int p_kill(lua_State *L) {
+  proc_ud *p = check_proc(L);
+  if (!p->done && !p->killed) {
+    p->killed = 1;
+    kill(p->pid, SIGTERM);
+  }
+  return 0;
+}
+
+static int p_done(lua_State *L) {
+  lua_pushboolean(L, check_proc(L)->done);
+  return 1;
+}
+
+static int p_ready(lua_State *L) {
+  proc_ud *p = check_proc(L);
+  lua_pushboolean(L, p->done || p->chunks.len / sizeof(chunk) > p->chunk_read);
+  return 1;
+}
+
+static int p_pid(lua_State *L) {
+  lua_pushinteger(L, check_proc(L)->pid);
+  return 1;
+}
+
+static int p_read(lua_State *L) {
+  proc_ud *p = check_proc(L);
+  size_t n = p->chunks.len / sizeof(chunk);
+  if (n == p->chunk_read) {
+    luaL_pushfail(L);
+    return 1;
+  }
+  const chunk *cs = (const chunk *)p->chunks.p;
+  lua_createtable(L, (int)(2 * (n - p->chunk_read)), 0);
+  int k = 0;
+  for (size_t i = p->chunk_read; i < n; i++) {
+    lua_pushstring(L, cs[i].stream == S_OUT ? "stdout" : "stderr");
+    lua_rawseti(L, -2, ++k);
+    lua_pushlstring(L, p->merged.p + cs[i].off, cs[i].len);
+    lua_rawseti(L, -2, ++k);
+  }
+  /* records already read are dropped so a chatty program costs no memory */
+  p->chunks.len = 0;
+  p->chunk_read = 0;
+  return 1;
+}
+
+static void set_str(lua_State *L, const char *k, const ab_buf *b) {
+  lua_pushlstring(L, b->p ? b->p : "", b->len);
+  lua_setfield(L, -2, k);
+}
+
+static int p_result(lua_State *L) {
+  proc_ud *p = check_proc(L);
+  if (!p->done) {
+    luaL_pushfail(L);
+    return 1;
+  }
+  lua_createtable(L, 0, 10);
+  const ab_sup_report *r = &p->rep;
+  int valid = p->rep_got == sizeof *r && r->magic == AB_SUP_MAGIC;
+  if (valid && r->exited && WIFEXITED(r->status)) {
+    lua_pushinteger(L, WEXITSTATUS(r->status));
+    lua_setfield(L, -2, "exit_code");
+  } else if (valid && r->exited && WIFSIGNALED(r->status)) {
+    lua_pushinteger(L, WTERMSIG(r->status));
+    lua_setfield(L, -2, "signal");
+  } else if (valid && r->spawn_errno) {
+    lua_pushinteger(L, 127);
+    lua_setfield(L, -2, "exit_code");
+  }
+  lua_pushboolean(L, valid && r->timed_out);
+  lua_setfield(L, -2, "timed_out");
+  lua_pushboolean(L, p->killed || (valid && r->cancelled));
+  lua_setfield(L, -2, "cancelled");
+  lua_pushboolean(L, valid && r->oom);
+  lua_setfield(L, -2, "oom");
+  set_str(L, "output", &p->merged);
+  set_str(L, "stdout", &p->per[0]);
+  set_str(L, "stderr", &p->per[1]);
+  lua_pushinteger(L, (lua_Integer)p->dropped);
+  lua_setfield(L, -2, "dropped");
+  double wall = (double)(p->t1.tv_sec - p->t0.tv_sec) + (double)(p->t1.tv_nsec - p->t0.tv_nsec) / 1e9;
+  lua_pushnumber(L, wall);
+  lua_setfield(L, -2, "wall");
+  if (!valid) {
+    lua_pushliteral(L, "the supervisor process died without a report");
+    lua_setfield(L, -2, "error");
+  }
+  return 1;
+}
+
+void ab_open_proc(lua_State *L) {
+  static const luaL_Reg m[] = {
+    {"close", p_close}, {"kill", p_kill}, {"done", p_done}, {"ready", p_ready},
+    {"read", p_read}, {"result", p_result}, {"pid", p_pid}, {NULL, NULL}};
+  if (luaL_newmetatable(L, PROC_MT)) {
+    luaL_newlib(L, m);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, p_close);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, p_close);
+    lua_setfield(L, -2, "__close");
+    lua_pushcfunction(L, ab_handle_tostring);
+    lua_setfield(L, -2, "__tostring");
+  }
+  lua_pop(L, 1);
+  lua_pushcfunction(L, l_spawn);
+  lua_setfield(L, -2, "spawn");
+}

@@ -1,0 +1,334 @@
+/* The supervisor (see sup.h). Only async-signal-safe calls: it may run in a
+ * child forked from a multithreaded host, where malloc or stdio could
+ * deadlock. Descendants are found by scanning /proc for ppid chains because
+ * /proc/PID/task/TID/children needs CONFIG_PROC_CHILDREN, which many kernels
+ * lack. */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include "sup.h"
+
+static int64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static size_t slen(const char *s) {
+  size_t n = 0;
+  while (s[n]) n++;
+  return n;
+}
+
+static void say(int fd, const char *a, const char *b, const char *c) {
+  if (a) (void)!write(fd, a, slen(a));
+  if (b) (void)!write(fd, b, slen(b));
+  if (c) (void)!write(fd, c, slen(c));
+}
+
+static const char *errname(int e) {
+  switch (e) {
+  case ENOENT: return "No such file or directory";
+  case EACCES: return "Permission denied";
+  case ENOEXEC: return "Exec format error";
+  case ENOTDIR: return "Not a directory";
+  case ENOMEM: return "Out of memory";
+  case E2BIG: return "Argument list too long";
+  case ELOOP: return "Too many levels of symbolic links";
+  default: return "exec failed";
+  }
+}
+
+static long parse_long(const char *s, const char **end) {
+  long v = 0;
+  while (*s >= '0' && *s <= '9') v = v * 10 + (*s++ - '0');
+  if (end) *end = s;
+  return v;
+}
+
+/* oom_kill counter of our cgroup v2, -1 when unknown */
+static long oom_kills(void) {
+  int fd = open("/sys/fs/cgroup/memory.events", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  char buf[512];
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return -1;
+  buf[n] = 0;
+  for (char *p = buf; *p;) {
+    if (strncmp(p, "oom_kill ", 9) == 0) return parse_long(p + 9, NULL);
+    while (*p && *p != '\n') p++;
+    if (*p) p++;
+  }
+  return -1;
+}
+
+/* The process table read from /proc, in a mapping made once per run. */
+typedef struct {
+  pid_t *pid, *ppid;
+  unsigned char *mark;
+  size_t n, cap;
+} ptable;
+
+#define PT_CAP 65536
+
+static int pt_init(ptable *t) {
+  size_t bytes = PT_CAP * (2 * sizeof(pid_t) + 1);
+  void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED) return -1;
+  t->pid = m;
+  t->ppid = t->pid + PT_CAP;
+  t->mark = (unsigned char *)(t->ppid + PT_CAP);
+  t->cap = PT_CAP;
+  t->n = 0;
+  return 0;
+}
+
+struct linux_dirent64 {
+  uint64_t d_ino;
+  int64_t d_off;
+  unsigned short d_reclen;
+  unsigned char d_type;
+  char d_name[];
+};
+
+static pid_t read_ppid(pid_t pid) {
+  char path[48] = "/proc/";
+  char num[16];
+  int k = 0;
+  do { num[k++] = (char)('0' + pid % 10); pid /= 10; } while (pid);
+  size_t p = 6;
+  while (k) path[p++] = num[--k];
+  memcpy(path + p, "/stat", 6);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  char buf[512];
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return -1;
+  buf[n] = 0;
+  char *rp = NULL;            /* comm may hold ')': use the last one */
+  for (char *q = buf; *q; q++) if (*q == ')') rp = q;
+  if (!rp || rp[1] != ' ' || !rp[2] || rp[3] != ' ') return -1;
+  return (pid_t)parse_long(rp + 4, NULL);
+}
+
+static void pt_scan(ptable *t) {
+  t->n = 0;
+  int fd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return;
+  char buf[8192];
+  for (;;) {
+    long n = syscall(SYS_getdents64, fd, buf, sizeof buf);
+    if (n <= 0) break;
+    for (long off = 0; off < n;) {
+      struct linux_dirent64 *d = (struct linux_dirent64 *)(buf + off);
+      off += d->d_reclen;
+      const char *e;
+      if (d->d_name[0] < '1' || d->d_name[0] > '9') continue;
+      pid_t pid = (pid_t)parse_long(d->d_name, &e);
+      if (*e || t->n >= t->cap) continue;
+      pid_t pp = read_ppid(pid);
+      if (pp < 0) continue;
+      t->pid[t->n] = pid;
+      t->ppid[t->n] = pp;
+      t->n++;
+    }
+  }
+  close(fd);
+}
+
+/* Send sig to every descendant of self; returns how many were signalled. */
+static int signal_tree(ptable *t, int sig) {
+  pid_t self = getpid();
+  pt_scan(t);
+  memset(t->mark, 0, t->n);
+  int changed = 1, count = 0;
+  while (changed) {
+    changed = 0;
+    for (size_t i = 0; i < t->n; i++) {
+      if (t->mark[i]) continue;
+      int up = t->ppid[i] == self;
+      for (size_t j = 0; !up && j < t->n; j++)
+        up = t->mark[j] && t->pid[j] == t->ppid[i];
+      if (up) {
+        t->mark[i] = 1;
+        changed = 1;
+      }
+    }
+  }
+  for (size_t i = 0; i < t->n; i++) {
+    if (!t->mark[i]) continue;
+    if (kill(t->pid[i], sig) == 0) count++;
+    if (sig == SIGTERM) kill(t->pid[i], SIGCONT);  /* stopped ones must see TERM */
+  }
+  return count;
+}
+
+static void exec_program(const ab_sup_args *a) {
+  static const int rl[AB_RL_N] = {RLIMIT_CPU, RLIMIT_AS, RLIMIT_FSIZE, RLIMIT_NOFILE};
+  sigset_t none;
+  sigemptyset(&none);
+  for (int s = 1; s < NSIG; s++) signal(s, SIG_DFL);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  setpgid(0, 0);
+  int fds[3] = {a->fd_in, a->fd_out, a->fd_err};
+  for (int i = 0; i < 3; i++) {
+    if (fds[i] < 0) continue;
+    if (fds[i] == i) fcntl(i, F_SETFD, 0);
+    else if (dup2(fds[i], i) < 0) _exit(127);
+  }
+  for (int i = 0; i < AB_RL_N; i++) {
+    if (a->rlimit[i] < 0) continue;
+    struct rlimit r = {(rlim_t)a->rlimit[i], (rlim_t)a->rlimit[i]};
+    if (setrlimit(rl[i], &r) != 0) {
+      say(2, "agentbox: setrlimit failed: ", errname(errno), "\n");
+      _exit(127);
+    }
+  }
+#ifdef SYS_close_range
+  if (syscall(SYS_close_range, 3u, ~0u, 0u) != 0)
+#endif
+    for (int fd = 3; fd < 4096; fd++) close(fd);
+  if (a->cwd && chdir(a->cwd) != 0) {
+    say(2, "agentbox: cannot enter working directory ", a->cwd, "\n");
+    _exit(127);
+  }
+  const char *prog = a->argv[0];
+  int err = ENOENT, denied = 0;
+  if (strchr(prog, '/')) {
+    execve(prog, a->argv, a->envp);
+    err = errno;
+  } else {
+    char full[4096];
+    const char *p = a->path ? a->path : "/usr/local/bin:/usr/bin:/bin";
+    size_t pl = slen(prog);
+    for (;;) {
+      const char *e = strchr(p, ':');
+      size_t dl = e ? (size_t)(e - p) : slen(p);
+      if (dl + pl + 2 < sizeof full) {
+        size_t k = 0;
+        if (dl == 0) full[k++] = '.';
+        else { memcpy(full, p, dl); k = dl; }
+        full[k++] = '/';
+        memcpy(full + k, prog, pl + 1);
+        execve(full, a->argv, a->envp);
+        if (errno == EACCES) denied = 1;
+        else if (errno != ENOENT && errno != ENOTDIR) err = errno;
+      }
+      if (!e) break;
+      p = e + 1;
+    }
+  }
+  if (denied && err == ENOENT) err = EACCES;
+  say(2, "agentbox: cannot run '", prog, "': ");
+  say(2, errname(err), "\n", NULL);
+  _exit(err == ENOENT ? 127 : 126);
+}
+
+/* Wait up to ms for SIGCHLD and reap; records the program's status.
+ * Returns 1 when no children remain at all. */
+static int reap(const sigset_t *set, pid_t child, int64_t ms, ab_sup_report *r) {
+  int64_t end = mono_ms() + ms;
+  for (;;) {
+    int st;
+    pid_t w;
+    while ((w = waitpid(-1, &st, WNOHANG)) > 0) {
+      if (w == child && !r->exited) {
+        r->status = st;
+        r->exited = 1;
+      }
+    }
+    if (w < 0 && errno == ECHILD) return 1;
+    int64_t left = end - mono_ms();
+    if (left <= 0) return 0;
+    struct timespec ts = {left / 1000, (left % 1000) * 1000000};
+    sigtimedwait(set, NULL, &ts);
+  }
+}
+
+void ab_supervise(const ab_sup_args *a, ab_sup_report *r) {
+  memset(r, 0, sizeof *r);
+  r->magic = AB_SUP_MAGIC;
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGCHLD);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  sigaddset(&set, SIGINT);
+  signal(SIGCHLD, SIG_DFL);   /* SIG_IGN inherited from a host would drop it */
+  signal(SIGTERM, SIG_DFL);
+  signal(SIGHUP, SIG_DFL);
+  signal(SIGINT, SIG_DFL);
+  sigprocmask(SIG_BLOCK, &set, NULL);
+  prctl(PR_SET_CHILD_SUBREAPER, 1);
+  if (a->host) {
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != a->host) r->cancelled = 1;
+  }
+  long oom0 = oom_kills();
+  ptable t;
+  int have_pt = pt_init(&t) == 0;
+  pid_t child = r->cancelled ? -1 : fork();
+  if (child == 0) exec_program(a);
+  if (child < 0) {
+    r->spawn_errno = r->cancelled ? ECANCELED : errno;
+    return;
+  }
+  int64_t deadline = a->timeout_ms > 0 ? mono_ms() + a->timeout_ms : 0;
+  while (!r->exited) {
+    struct timespec ts, *tp = NULL;
+    if (deadline) {
+      int64_t left = deadline - mono_ms();
+      if (left <= 0) {
+        r->timed_out = 1;
+        break;
+      }
+      ts.tv_sec = left / 1000;
+      ts.tv_nsec = (left % 1000) * 1000000;
+      tp = &ts;
+    }
+    int sig = sigtimedwait(&set, NULL, tp);
+    if (sig == SIGCHLD) reap(&set, child, 0, r);
+    else if (sig == SIGTERM || sig == SIGHUP || sig == SIGINT) {
+      r->cancelled = 1;
+      break;
+    }
+  }
+  if (r->timed_out && have_pt) {
+    signal_tree(&t, SIGTERM);
+    reap(&set, child, a->grace_ms, r);
+  }
+  /* Whatever is left (background children after a normal exit, TERM-ignoring
+   * ones after the grace) is killed until no child remains. A process that
+   * cannot be killed (another uid) is given up on after a bounded wait. */
+  int64_t give_up = mono_ms() + 5000;
+  while (!reap(&set, child, 0, r) && mono_ms() < give_up) {
+    if (have_pt) signal_tree(&t, SIGKILL);
+    else kill(-child, SIGKILL);
+    reap(&set, child, 20, r);
+  }
+  long oom1 = oom_kills();
+  r->oom = oom0 >= 0 && oom1 > oom0;
+  if (have_pt) munmap(t.pid, PT_CAP * (2 * sizeof(pid_t) + 1));
+}
+
+int ab_sup_exit_code(const ab_sup_report *r) {
+  if (r->timed_out) return 124;
+  if (r->spawn_errno) return 127;
+  if (!r->exited) return 137;
+  if (WIFEXITED(r->status)) return WEXITSTATUS(r->status);
+  if (WIFSIGNALED(r->status)) return 128 + WTERMSIG(r->status);
+  return 1;
+}

@@ -1,0 +1,43 @@
+/* The supervisor: runs one program in its own session as a child subreaper,
+ * enforces a deadline and kills the whole tree. It runs in a freshly forked
+ * process (LocalExecutor) or as the static in-container binary
+ * (DockerExecutor), so it only uses async-signal-safe calls. */
+#ifndef AGENTBOX_SUP_H
+#define AGENTBOX_SUP_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+enum { AB_RL_CPU, AB_RL_AS, AB_RL_FSIZE, AB_RL_NOFILE, AB_RL_N };
+
+typedef struct {
+  char *const *argv;
+  char *const *envp;
+  const char *cwd;             /* NULL: stay */
+  const char *path;            /* PATH used to find argv[0] */
+  int fd_in, fd_out, fd_err;   /* become 0, 1, 2 of the program */
+  int64_t timeout_ms;          /* <= 0: none */
+  int64_t grace_ms;            /* between TERM and KILL */
+  int64_t rlimit[AB_RL_N];     /* < 0: leave as is */
+  pid_t host;                  /* the process whose death cancels, 0 none */
+} ab_sup_args;
+
+#define AB_SUP_MAGIC 0x61627375
+typedef struct {
+  int32_t magic;
+  int32_t status;              /* wait status of the program, if exited */
+  int32_t exited;              /* status is valid */
+  int32_t timed_out;
+  int32_t cancelled;
+  int32_t oom;                 /* the cgroup OOM killer ran meanwhile */
+  int32_t spawn_errno;         /* fork failed */
+} ab_sup_report;
+
+/* Returns when the program and every descendant are gone. */
+void ab_supervise(const ab_sup_args *a, ab_sup_report *r);
+
+/* Exit code that mirrors a report: the program's code, 128+signal, 124 on
+ * timeout. */
+int ab_sup_exit_code(const ab_sup_report *r);
+
+#endif
