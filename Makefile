@@ -5,7 +5,7 @@ LUA_INC  ?= /usr/include/lua5.4
 CC       ?= cc
 OPT      ?= -O2 -g
 CFLAGS_ALL = -std=c11 -Wall -Wextra -Werror -fPIC $(OPT) -I$(LUA_INC) -Isrc $(CFLAGS)
-LIBS     = -lcurl -lcrypto
+LIBS     = $(EXTRA_LIBDIRS) -lcurl -lcrypto
 SRC      = $(wildcard src/*.c)
 CORE_SRC = $(filter-out src/sup_main.c,$(SRC))
 HDR      = $(wildcard src/*.h)
@@ -21,9 +21,26 @@ export AGENTBOX_SUP := $(CURDIR)/$(SUP)
 DEB_PKGS = lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev lua-cjson lua-busted \
            python3 gcc make libc6-dev curl debootstrap luarocks
 
-.PHONY: all deps test check demo bench image install clean paths rock-check host-demo
+.PHONY: all deps test check demo bench image install clean paths rock-check host-demo rock
 
-all: deps $(SO) $(SUP)
+# What `luarocks make` builds and installs (no apt-get: users may not be root)
+INST_PREFIX ?= /usr/local
+INST_LIBDIR ?= $(INST_PREFIX)/lib/lua/5.4
+INST_LUADIR ?= $(INST_PREFIX)/share/lua/5.4
+INST_BINDIR ?= $(INST_PREFIX)/bin
+rock: $(SO) $(SUP)
+
+install: $(SO) $(SUP)
+	install -d $(INST_LIBDIR)/agentbox $(INST_LUADIR)/agentbox/executor $(INST_PREFIX)/include
+	install -m 0755 $(SO) $(INST_LIBDIR)/agentbox/core.so
+	install -m 0755 $(SUP) $(INST_LIBDIR)/agentbox/agentbox-sup
+	install -m 0644 lua/agentbox/*.lua $(INST_LUADIR)/agentbox/
+	install -m 0644 lua/agentbox/executor/*.lua $(INST_LUADIR)/agentbox/executor/
+	install -m 0644 src/agentbox.h $(INST_PREFIX)/include/agentbox.h
+
+
+all: deps
+	@$(MAKE) --no-print-directory $(SO) $(SUP)
 	@echo "LUA_PATH='$(LUA_PATH)' LUA_CPATH='$(LUA_CPATH)'"
 
 deps:
@@ -35,12 +52,12 @@ deps:
 	    { echo "apt-get install failed: run 'apt-get install $$missing' as root"; exit 1; }; \
 	fi
 
-$(SO): $(CORE_SRC) $(HDR) | deps
+$(SO): $(CORE_SRC) $(HDR)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -shared -o $@ $(CORE_SRC) $(LIBS)
 
 # The in-container supervisor: static, so it runs in any image.
-$(SUP): src/sup_main.c src/sup.c src/sup.h | deps
+$(SUP): src/sup_main.c src/sup.c src/sup.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -static -o $@ src/sup_main.c src/sup.c
 

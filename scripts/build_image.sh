@@ -84,8 +84,12 @@ urlencode() {
     done
     printf '%s' "$out"
 }
-# json_str STRING -> "STRING" with \ and " escaped (enough for our fixed strings)
-json_str() { local s="${1//\\/\\\\}"; s="${s//\"/\\\"}"; printf '"%s"' "$s"; }
+# json_str STRING -> "STRING" with \ " and control characters escaped
+json_str() {
+    local s="${1//\\/\\\\}"
+    s="${s//\"/\\\"}"; s="${s//$'\n'/\\n}"; s="${s//$'\t'/\\t}"; s="${s//$'\r'/\\r}"
+    printf '"%s"' "$s"
+}
 
 # api METHOD PATH [curl args...]: print the response body, fail on HTTP >= 400
 api() {
@@ -139,6 +143,21 @@ image_rm() {
         api DELETE "/images/$(urlencode "$1")" >/dev/null 2>&1 || true
     fi
 }
+# image_tag SRC DST
+image_tag() {
+    if [[ "$DOCKER_MODE" == cli ]]; then
+        docker tag "$1" "$2"
+    else
+        local repo t
+        split_tag "$2"
+        api POST "/images/$(urlencode "$1")/tag?repo=$(urlencode "$repo")&tag=$(urlencode "$t")" >/dev/null
+    fi
+}
+# split_tag NAME[:TAG] -> sets $repo and $t
+split_tag() {
+    repo="${1%:*}" t="${1##*:}"
+    if [[ "$1" != *:* || "$t" == */* ]]; then repo="$1"; t=latest; fi
+}
 # image_import TAG CHANGE... < tarball
 image_import() {
     local tag="$1"; shift
@@ -147,8 +166,8 @@ image_import() {
         for c in "$@"; do args+=(--change "$c"); done
         docker import "${args[@]}" - "$tag" >/dev/null
     else
-        local repo="${tag%:*}" t="${tag##*:}" q c out
-        if [[ "$tag" != *:* || "$t" == */* ]]; then repo="$tag"; t=latest; fi
+        local repo t q c out
+        split_tag "$tag"
         q="fromSrc=-&repo=$(urlencode "$repo")&tag=$(urlencode "$t")"
         for c in "$@"; do q+="&changes=$(urlencode "$c")"; done
         # -T - streams stdin with chunked encoding (no buffering of the tarball)
@@ -162,7 +181,7 @@ image_import() {
 container_run() {
     local tag="$1"; shift
     if [[ "$DOCKER_MODE" == cli ]]; then
-        docker run --rm --network none "$tag" "$@"
+        docker run --rm --network none "$tag" "$@" 2>&1
         return
     fi
     local cmd="" a id out code
@@ -213,7 +232,8 @@ if [[ "$CACHE_DIR" != none ]]; then
     mkdir -p "$CACHE_DIR" || die "cannot create cache dir $CACHE_DIR (set AGENTBOX_IMAGE_CACHE_DIR, or 'none')"
     LOCK_FILE="$CACHE_DIR/build.lock"
 else
-    LOCK_FILE="$BUILD_PARENT/agentbox-build.lock"
+    LOCK_FILE=/run/lock/agentbox-image-build.lock
+    [[ -d /run/lock ]] || LOCK_FILE="$BUILD_PARENT/agentbox-image-build.lock"
 fi
 if command -v flock >/dev/null 2>&1; then
     exec 9>"$LOCK_FILE"
@@ -254,11 +274,14 @@ cleanup() {
         fi
     fi
     [[ -n "${CACHE_TMP:-}" ]] && rm -f "$CACHE_TMP"
+    # an import that was not verified must not survive (its label would make
+    # the next run think it is up to date)
+    [[ -n "${BUILD_TAG:-}" ]] && image_rm "$BUILD_TAG"
     exit "$rc"
 }
 trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap 'log "interrupted"; exit 130' INT
+trap 'log "terminated"; exit 143' TERM
 
 log "building $TAG (recipe ${RECIPE_HASH:0:12}, $SUITE/$ARCH, docker via $DOCKER_MODE) in $WORKDIR"
 
@@ -357,34 +380,43 @@ umount_under "$ROOTFS" || die "unexpected mounts under $ROOTFS"
 find "$ROOTFS/dev" -xdev -mindepth 1 -delete
 
 # ---------------------------------------------------------------------- import
-log "importing into docker as $TAG"
-OLD_ID="$(image_id "$TAG")"
-tar -C "$ROOTFS" --numeric-owner -c . | image_import "$TAG" \
+# Import under a temporary tag; $TAG is only moved once the image passed the
+# checks, so a failed build leaves the previous image in place.
+split_tag "$TAG"
+BUILD_TAG="$repo:build-${RECIPE_HASH:0:12}"
+log "importing into docker as $BUILD_TAG"
+tar -C "$ROOTFS" --numeric-owner -c . | image_import "$BUILD_TAG" \
     "USER $AGENT_UID:$AGENT_GID" \
     'WORKDIR /workspace' \
     'ENV PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8' \
     "LABEL agentbox.recipe=$RECIPE_HASH" \
     'CMD ["sleep","infinity"]' ||
-    die "docker import of $TAG failed (is the daemon healthy and its disk not full? see above)"
-NEW_ID="$(image_id "$TAG")"
+    die "docker import of $BUILD_TAG failed (is the daemon healthy and its disk not full? see above)"
+
+# ---------------------------------------------------------------------- verify
+log "verifying $BUILD_TAG"
+out="$(container_run "$BUILD_TAG" python3 -c 'import pandas, numpy
+df = pandas.DataFrame({"a": numpy.arange(4)}); assert int(df.a.sum()) == 6
+print(pandas.__version__)')" ||
+    die "python3 -c 'import pandas, numpy' fails in $BUILD_TAG: $out"
+PANDAS_VERSION="$(tail -n1 <<<"$out")"
+# shellcheck disable=SC2016  # expanded by the container's sh
+out="$(container_run "$BUILD_TAG" sh -c 'echo "$(id -u):$(id -g) $HOME $(pwd)"; touch /workspace/.w && rm /workspace/.w && echo writable')" ||
+    die "identity check failed in $BUILD_TAG: $out"
+read -r ids home cwd <<<"$(head -n1 <<<"$out")"
+[[ "$ids" == "$AGENT_UID:$AGENT_GID" ]] || die "$BUILD_TAG runs as $ids, expected $AGENT_UID:$AGENT_GID"
+[[ "$cwd" == /workspace ]] || die "$BUILD_TAG starts in $cwd, expected /workspace"
+grep -qx writable <<<"$out" || die "/workspace is not writable by $ids in $BUILD_TAG"
+[[ "$(image_label "$BUILD_TAG")" == "$RECIPE_HASH" ]] || die "$BUILD_TAG lacks label agentbox.recipe=$RECIPE_HASH after import"
+
+OLD_ID="$(image_id "$TAG")"
+NEW_ID="$(image_id "$BUILD_TAG")"
+image_tag "$BUILD_TAG" "$TAG" || die "cannot tag $BUILD_TAG as $TAG"
+image_rm "$BUILD_TAG"   # only drops the temporary tag
+BUILD_TAG=""
 if [[ -n "$OLD_ID" && "$OLD_ID" != "$NEW_ID" ]]; then
     image_rm "$OLD_ID"   # the previous build, now untagged (kept if a container uses it)
 fi
-
-# ---------------------------------------------------------------------- verify
-log "verifying $TAG"
-out="$(container_run "$TAG" python3 -c 'import pandas, numpy
-df = pandas.DataFrame({"a": numpy.arange(4)}); assert int(df.a.sum()) == 6
-print(pandas.__version__)')" ||
-    die "python3 -c 'import pandas, numpy' fails in $TAG: $out"
-PANDAS_VERSION="$(tail -n1 <<<"$out")"
-out="$(container_run "$TAG" sh -c 'echo "$(id -u):$(id -g) $HOME $(pwd)"; touch /workspace/.w && rm /workspace/.w && echo writable')" ||
-    die "identity check failed in $TAG: $out"
-read -r ids home cwd <<<"$(head -n1 <<<"$out")"
-[[ "$ids" == "$AGENT_UID:$AGENT_GID" ]] || die "$TAG runs as $ids, expected $AGENT_UID:$AGENT_GID"
-[[ "$cwd" == /workspace ]] || die "$TAG starts in $cwd, expected /workspace"
-grep -qx writable <<<"$out" || die "/workspace is not writable by $ids in $TAG"
-[[ "$(image_label "$TAG")" == "$RECIPE_HASH" ]] || die "$TAG lacks label agentbox.recipe=$RECIPE_HASH after import"
 
 SIZE="$(image_size "$TAG")"
 SIZE_H="$(numfmt --to=iec --suffix=B "$SIZE" 2>/dev/null || echo "$SIZE bytes")"

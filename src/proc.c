@@ -31,7 +31,7 @@ typedef struct {
   size_t in_off, max_output, dropped, chunk_read;
   ab_sup_report rep;
   size_t rep_got;
-  int eof[2], got_status, done, killed;
+  int eof[2], got_status, done, killed, stream;
   struct timespec t0, t1;
   ab_timer backstop;
 } proc_ud;
@@ -81,6 +81,7 @@ static void keep(proc_ud *p, int s, const char *data, size_t n) {
     p->dropped += k;      /* out of memory: count it as dropped, never crash */
     return;
   }
+  if (!p->stream) return;    /* nobody reads chunks: the result is enough */
   chunk *last = p->chunks.len ? (chunk *)(p->chunks.p + p->chunks.len) - 1 : NULL;
   if (last && p->chunks.len / sizeof(chunk) > p->chunk_read && last->stream == s &&
       last->off + last->len == off) {
@@ -261,6 +262,9 @@ static int l_spawn(lua_State *L) {
   p->backstop.cb = backstop_cb;
   p->backstop.owner = p;
   p->max_output = (size_t)max_output;
+  lua_getfield(L, 1, "stream");
+  p->stream = lua_isnil(L, -1) || lua_toboolean(L, -1);
+  lua_pop(L, 1);
   ab_handle_init(L, &p->h, PROC_MT);
   p->h.closed = 1;   /* until the child runs, close/gc have nothing to undo */
 

@@ -242,22 +242,12 @@ local function inline_blocks(text)
   while true do
     local s, e = text:find("`+", i)
     if not s then break end
-    local j, close = e + 1, nil
-    while true do
-      local s2, e2 = text:find("`+", j)
-      if not s2 then break end
-      if e2 - s2 == e - s then close = s2; break end
-      j = e2 + 1
+    local close, after = text:find("%f[`]" .. ("`"):rep(e - s + 1) .. "%f[^`]", e + 1)
+    local code = close and text:sub(e + 1, close - 1):match("^%s*(.-)%s*$")
+    if code and code ~= "" then
+      blocks[#blocks + 1] = { lang = M.infer_lang(code), code = code }
     end
-    if close then
-      local code = text:sub(e + 1, close - 1):match("^%s*(.-)%s*$")
-      if code ~= "" then
-        blocks[#blocks + 1] = { lang = M.infer_lang(code), code = code }
-      end
-      i = close + (e - s + 1)
-    else
-      i = e + 1
-    end
+    i = (after or e) + 1
   end
   return blocks
 end
@@ -272,8 +262,7 @@ function M.extract(text, opts)
 end
 
 function M.format_result(result)
-  local n = result.exit_code
-  n = math.tointeger(n) or n
+  local n = math.tointeger(result.exit_code) or result.exit_code
   return "exitcode: " .. tostring(n) .. " ("
     .. (n == 0 and "execution succeeded" or "execution failed")
     .. ")\nCode output: " .. tostring(result.output or "")
@@ -353,10 +342,10 @@ local function normalize(path)
   return parts
 end
 
--- String logic only (no symlink resolution): the executor creates the file
--- itself, so a normalized relative path that never climbs above the root
--- stays inside it. An absolute name is accepted only when it lies textually
--- under an absolute work_dir, which is what AutoGen's resolve() allowed.
+-- String logic only: a normalized relative path that never climbs above the
+-- root stays inside it (symlinks already in the workspace are the executor's
+-- concern). An absolute name is accepted only when it lies textually under an
+-- absolute work_dir, which AutoGen's resolve()/relative_to() also allowed.
 function M.resolve_in_workspace(work_dir, name)
   if type(name) ~= "string" or name:find("\0", 1, true) then return nil, OUTSIDE end
   local parts, skip = normalize(name), 0

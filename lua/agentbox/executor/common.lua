@@ -1,0 +1,83 @@
+-- What both executors share: block preparation (language, file name,
+-- workspace check), the output budget and the AutoGen result assembly.
+local code = require("agentbox.code")
+local core = require("agentbox.core")
+
+local M = {}
+
+M.TIMEOUT_MSG = "Timeout"
+
+function M.check_blocks(blocks)
+  if type(blocks) ~= "table" then
+    error("execute: expected an array of { lang = ..., code = ... } blocks, got " .. type(blocks), 3)
+  end
+  for i, b in ipairs(blocks) do
+    if type(b) ~= "table" or type(b.code) ~= "string" then
+      error(("execute: block %d must be a table with a string 'code' field"):format(i), 3)
+    end
+    if b.lang ~= nil and type(b.lang) ~= "string" then
+      error(("execute: block %d has a non-string 'lang'"):format(i), 3)
+    end
+  end
+end
+
+--- Prepare one block: returns { lang=, info=, rel=, ext= } or nil, message.
+function M.prepare(block)
+  local lang = (block.lang or ""):lower()
+  if lang == "" then lang = code.infer_lang(block.code) end
+  local info = code.language(lang)
+  if not info then return nil, "unknown language " .. lang end
+  local name = code.filename(block.code, info.name)
+  if not name then name = code.default_filename(block.code, info.ext, core.md5) end
+  local rel, err = code.resolve_in_workspace(".", name)
+  if not rel then return nil, err end
+  return { lang = lang, info = info, rel = rel }
+end
+
+function M.truncation_marker(dropped, max_output)
+  return ("\n[agentbox: output truncated, %d bytes dropped (max_output = %d)]"):format(dropped, max_output)
+end
+
+-- Accumulates the outputs of the blocks of one execute call.
+function M.result_builder(max_output)
+  local parts, kept, dropped = {}, 0, 0
+  local b = {}
+  function b.budget() return math.max(0, max_output - kept) end
+  function b.add(s, lost)
+    if s and #s > 0 then
+      parts[#parts + 1] = s
+      kept = kept + #s
+    end
+    dropped = dropped + (lost or 0)
+  end
+  function b.text()
+    local out = core.utf8_clean(table.concat(parts))
+    if dropped > 0 then out = out .. M.truncation_marker(dropped, max_output) end
+    return out
+  end
+  return b
+end
+
+--- Map a core process result (or a supervisor exit status) to an exit code.
+function M.exit_code(r)
+  if r.timed_out then return 124 end
+  if r.exit_code then return r.exit_code end
+  if r.signal then return 128 + r.signal end
+  return 1
+end
+
+function M.check_options(opts, known, what)
+  if opts == nil then return {} end
+  if type(opts) ~= "table" then error(what .. ": options must be a table", 3) end
+  for k in pairs(opts) do
+    if not known[k] then
+      local names = {}
+      for n in pairs(known) do names[#names + 1] = n end
+      table.sort(names)
+      error(("%s: unknown option '%s' (known: %s)"):format(what, tostring(k), table.concat(names, ", ")), 3)
+    end
+  end
+  return opts
+end
+
+return M

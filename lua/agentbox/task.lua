@@ -1,0 +1,213 @@
+-- Tasks: coroutines over core handles. Every wait in agentbox goes through
+-- wait(h): inside a task it yields to the scheduler; outside one it drives
+-- the reactor until h is ready, so blocking and non-blocking users share one
+-- code path.
+local core = require("agentbox.core")
+
+local M = {}
+
+local CANCELLED = setmetatable({}, { __tostring = function() return "cancelled" end })
+M.CANCELLED = CANCELLED
+
+local by_co = setmetatable({}, { __mode = "k" }) -- coroutine -> task
+local live = {}                                   -- task -> true
+local nlive = 0
+local runq, runq_head = {}, 1                     -- tasks to resume, FIFO
+local waiters = setmetatable({}, { __mode = "k" })-- handle -> task | MAIN
+local MAIN = {}
+local main_ready = setmetatable({}, { __mode = "k" })
+
+local Task = {}
+Task.__index = Task
+
+local function report(t, err)
+  local hook = M.on_error
+  if hook then
+    local ok, herr = pcall(hook, err, t)
+    if not ok then io.stderr:write("agentbox: on_error hook failed: ", tostring(herr), "\n") end
+  elseif not t.awaited then
+    io.stderr:write("agentbox: task failed: ", tostring(err), "\n")
+  end
+end
+
+local function finish(t, ok, ...)
+  live[t] = nil
+  nlive = nlive - 1
+  if ok then
+    t.status = "done"
+    t.values = table.pack(...)
+  else
+    local err = ...
+    if err == CANCELLED or t.cancelled then
+      t.status, t.err = "cancelled", "cancelled"
+    else
+      t.status = "error"
+      t.err = debug.traceback(t.co, tostring(err))
+      t.raw_err = err
+      report(t, t.err)
+    end
+  end
+  for _, cb in ipairs(t.callbacks) do
+    local cok, cerr = pcall(cb, t)
+    if not cok then report(t, "on_done callback: " .. tostring(cerr)) end
+  end
+  t.callbacks = {}
+end
+
+local function schedule(t)
+  if t.queued or t.status ~= "running" then return end
+  t.queued = true
+  runq[#runq + 1] = t
+end
+
+local function resume(t)
+  t.queued = false
+  if t.status ~= "running" then return end
+  if t.cancelled and not t.started then return finish(t, false, CANCELLED) end
+  t.started = true
+  local co = t.co
+  local res = table.pack(coroutine.resume(co, table.unpack(t.args or {}, 1, t.args and t.args.n or 0)))
+  t.args = nil
+  if coroutine.status(co) == "dead" then
+    finish(t, table.unpack(res, 1, res.n))
+  elseif not res[1] then
+    finish(t, false, res[2])
+  elseif t.waiting == nil then
+    schedule(t)          -- a bare yield: run again on the next step
+  end
+end
+
+local function run_queue()
+  -- tasks made runnable while draining wait for the next round, so one busy
+  -- task cannot starve the reactor
+  local q = runq
+  runq = {}
+  for i = 1, #q do resume(q[i]) end
+end
+
+local function dispatch(ready)
+  for i = 1, #ready do
+    local h = ready[i]
+    local w = waiters[h]
+    if w == MAIN then
+      main_ready[h] = true
+    elseif w then
+      waiters[h] = nil
+      w.waiting = nil
+      schedule(w)
+    end
+  end
+end
+
+--- Advance everything that is ready; returns the number of live tasks.
+function M.step(timeout_ms)
+  timeout_ms = timeout_ms or 0
+  if #runq > 0 then timeout_ms = 0 end
+  local ready, err = core.step(timeout_ms)
+  if not ready then error(err) end
+  dispatch(ready)
+  run_queue()
+  return nlive
+end
+
+function M.runnable()
+  return #runq > 0 and 1 or 0
+end
+
+function M.current()
+  local co = coroutine.running()
+  return by_co[co]
+end
+
+--- Wait until handle h is ready (done, or has unread output).
+function M.wait(h)
+  local t = M.current()
+  if t then
+    if t.cancelled then error(CANCELLED, 0) end
+    if h:ready() then return end
+    waiters[h] = t
+    t.waiting = h
+    coroutine.yield()
+    waiters[h] = nil
+    t.waiting = nil
+    if t.cancelled then error(CANCELLED, 0) end
+    return
+  end
+  if h:ready() then return end
+  waiters[h] = MAIN
+  main_ready[h] = nil
+  while not main_ready[h] and not h:ready() do M.step(-1) end
+  waiters[h] = nil
+  main_ready[h] = nil
+end
+
+function M.sleep(seconds)
+  local tm <close> = core.timer(seconds)
+  M.wait(tm)
+end
+
+--- Run fn(...) as a task; returns the task handle.
+function M.spawn(fn, ...)
+  assert(type(fn) == "function", "agentbox.spawn: expected a function")
+  local t = setmetatable({ co = coroutine.create(fn), status = "running", args = table.pack(...),
+                           callbacks = {} }, Task)
+  by_co[t.co] = t
+  live[t] = true
+  nlive = nlive + 1
+  schedule(t)
+  return t
+end
+
+function Task:done() return self.status ~= "running" end
+
+function Task:result()
+  if self.status == "done" then return table.unpack(self.values, 1, self.values.n) end
+  if self.status == "running" then return nil, "running" end
+  return nil, self.err
+end
+
+function Task:error() return self.raw_err end
+
+function Task:cancel()
+  if self.status ~= "running" then return false end
+  self.cancelled = true
+  local h = self.waiting
+  if h then
+    waiters[h] = nil
+    self.waiting = nil
+    pcall(h.close, h)       -- kills the process tree / aborts the request
+  end
+  schedule(self)
+  return true
+end
+
+function Task:on_done(cb)
+  if self.status ~= "running" then cb(self) else self.callbacks[#self.callbacks + 1] = cb end
+  return self
+end
+
+--- Run until every task is done (or until the optional predicate is true).
+function M.run(until_fn)
+  while nlive > 0 do
+    if until_fn and until_fn() then return end
+    M.step(-1)
+  end
+end
+
+--- The blocking form of an operation: inside a task call directly, outside
+--- run it as a task to completion and rethrow its error.
+function M.sync(fn, ...)
+  if M.current() then return fn(...) end
+  local t = M.spawn(fn, ...)
+  t.awaited = true
+  while t.status == "running" do M.step(-1) end
+  if t.status == "done" then return table.unpack(t.values, 1, t.values.n) end
+  if t.status == "cancelled" then error("agentbox: operation cancelled", 2) end
+  error(t.raw_err, 0)
+end
+
+function M.live() return nlive end
+
+core.set_scheduler({ step = M.step, runnable = M.runnable })
+
+return M

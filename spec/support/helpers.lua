@@ -1,0 +1,65 @@
+-- Small helpers shared by specs: temp dirs, file checks, a nested Lua run.
+local core = require("agentbox.core")
+local M = {}
+
+function M.tmpdir(tag)
+  local base = os.getenv("TMPDIR") or "/tmp"
+  local dir = ("%s/agentbox-spec-%s-%d-%d"):format(base, tag or "x", math.floor(core.now() * 1000), math.random(1e9))
+  assert(core.mkdir_p(dir))
+  return dir
+end
+
+function M.rm_rf(dir)
+  assert(dir:match("^/tmp/agentbox%-spec") or dir:match("agentbox%-spec"), "refusing to remove " .. dir)
+  os.execute("rm -rf '" .. dir .. "'")
+end
+
+function M.exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() return true end
+  return false
+end
+
+function M.read(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+function M.write(path, s)
+  local f = assert(io.open(path, "wb"))
+  f:write(s)
+  f:close()
+end
+
+-- Blocking run of a command for specs, through the core (no shell quoting).
+function M.run(argv, opts)
+  opts = opts or {}
+  local env = opts.env or { PATH = os.getenv("PATH"), HOME = os.getenv("HOME") or "/tmp" }
+  local p = assert(core.spawn{ argv = argv, env = env, cwd = opts.cwd, timeout = opts.timeout or 60,
+                               stdin = opts.stdin, max_output = opts.max_output })
+  while not p:done() do core.step(-1) end
+  local r = p:result()
+  p:close()
+  return r
+end
+
+-- Run a Lua 5.4 chunk in a fresh process with the project's paths.
+function M.lua(src, env_extra, timeout)
+  local env = { PATH = os.getenv("PATH"), HOME = os.getenv("HOME") or "/tmp",
+                LUA_PATH = package.path, LUA_CPATH = package.cpath }
+  for k, v in pairs(env_extra or {}) do env[k] = v end
+  return M.run({ "lua5.4", "-e", src }, { env = env, timeout = timeout })
+end
+
+-- Is process pid alive (and not a zombie)?
+function M.alive(pid)
+  local f = io.open("/proc/" .. pid .. "/stat")
+  if not f then return false end
+  local s = f:read("a")
+  f:close()
+  return s:match("%) (%a)") ~= "Z"
+end
+
+return M
