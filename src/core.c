@@ -151,6 +151,7 @@ int luaopen_agentbox_core(lua_State *L) {
   ab_open_http(L);
   ab_open_util(L);
   ab_open_embed(L);
+  ab_open_dockerio(L);
   lua_pushliteral(L, AGENTBOX_VERSION);
   lua_setfield(L, -2, "version");
   return 1;

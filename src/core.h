@@ -49,6 +49,7 @@ struct ab_ctx {
   size_t nzombies, capzombies;
   void *http;                   /* http.c state (curl multi), lazily created */
   void (*http_free)(ab_ctx *ctx);
+  void (*http_after_step)(ab_ctx *ctx);  /* frees what curl released mid-dispatch */
 };
 
 /* buffers */
@@ -86,6 +87,7 @@ void ab_open_timer(lua_State *L);
 void ab_open_http(lua_State *L);
 void ab_open_util(lua_State *L);
 void ab_open_embed(lua_State *L);
+void ab_open_dockerio(lua_State *L);
 
 /* option helpers */
 double ab_opt_number(lua_State *L, int t, const char *k, double dflt);

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "core.h"
+#include "output.h"
 #include "sup.h"
 
 #define PROC_MT "agentbox.proc"
@@ -20,18 +21,20 @@
 #define READS_PER_EVENT 16
 #define BACKSTOP_MS 2000
 
+static const char *const STREAM_NAMES[] = {"stdout", "stderr", NULL};
+
 enum { S_OUT = 0, S_ERR = 1 };
-typedef struct { int stream; size_t off, len; } chunk;
 
 typedef struct {
   ab_handle h;
   pid_t pid;
   ab_watch w[2], wstatus, win;
-  ab_buf merged, per[2], chunks, in;
-  size_t in_off, max_output, dropped, chunk_read;
+  ab_out out;
+  ab_buf in;
+  size_t in_off;
   ab_sup_report rep;
   size_t rep_got;
-  int eof[2], got_status, done, killed, stream;
+  int eof[2], got_status, done, killed;
   struct timespec t0, t1;
   ab_timer backstop;
 } proc_ud;
@@ -72,25 +75,7 @@ static void backstop_cb(ab_timer *t) {
 }
 
 static void keep(proc_ud *p, int s, const char *data, size_t n) {
-  size_t room = p->max_output > p->merged.len ? p->max_output - p->merged.len : 0;
-  size_t k = n < room ? n : room;
-  p->dropped += n - k;
-  if (!k) return;
-  size_t off = p->merged.len;
-  if (ab_buf_add(&p->merged, data, k) || ab_buf_add(&p->per[s], data, k)) {
-    p->dropped += k;      /* out of memory: count it as dropped, never crash */
-    return;
-  }
-  if (!p->stream) return;    /* nobody reads chunks: the result is enough */
-  chunk *last = p->chunks.len ? (chunk *)(p->chunks.p + p->chunks.len) - 1 : NULL;
-  if (last && p->chunks.len / sizeof(chunk) > p->chunk_read && last->stream == s &&
-      last->off + last->len == off) {
-    last->len += k;
-  } else {
-    chunk c = {s, off, k};
-    if (ab_buf_add(&p->chunks, (const char *)&c, sizeof c)) return;
-  }
-  ab_notify(&p->h);
+  if (ab_out_keep(&p->out, s, data, n)) ab_notify(&p->h);
 }
 
 static void out_cb(ab_watch *w, uint32_t ev) {
@@ -261,9 +246,8 @@ static int l_spawn(lua_State *L) {
   p->backstop.heap_idx = -1;
   p->backstop.cb = backstop_cb;
   p->backstop.owner = p;
-  p->max_output = (size_t)max_output;
   lua_getfield(L, 1, "stream");
-  p->stream = lua_isnil(L, -1) || lua_toboolean(L, -1);
+  ab_out_init(&p->out, (size_t)max_output, lua_isnil(L, -1) || lua_toboolean(L, -1), STREAM_NAMES);
   lua_pop(L, 1);
   ab_handle_init(L, &p->h, PROC_MT);
   p->h.closed = 1;   /* until the child runs, close/gc have nothing to undo */
@@ -351,10 +335,7 @@ static int p_close(lua_State *L) {
     finish(p);
   }
   ab_handle_forget(L, &p->h);
-  ab_buf_free(&p->merged);
-  ab_buf_free(&p->per[0]);
-  ab_buf_free(&p->per[1]);
-  ab_buf_free(&p->chunks);
+  ab_out_free(&p->out);
   ab_buf_free(&p->in);
   return 0;
 }
@@ -375,7 +356,7 @@ static int p_done(lua_State *L) {
 
 static int p_ready(lua_State *L) {
   proc_ud *p = check_proc(L);
-  lua_pushboolean(L, p->done || p->chunks.len / sizeof(chunk) > p->chunk_read);
+  lua_pushboolean(L, p->done || ab_out_pending(&p->out));
   return 1;
 }
 
@@ -385,30 +366,8 @@ static int p_pid(lua_State *L) {
 }
 
 static int p_read(lua_State *L) {
-  proc_ud *p = check_proc(L);
-  size_t n = p->chunks.len / sizeof(chunk);
-  if (n == p->chunk_read) {
-    luaL_pushfail(L);
-    return 1;
-  }
-  const chunk *cs = (const chunk *)p->chunks.p;
-  lua_createtable(L, (int)(2 * (n - p->chunk_read)), 0);
-  int k = 0;
-  for (size_t i = p->chunk_read; i < n; i++) {
-    lua_pushstring(L, cs[i].stream == S_OUT ? "stdout" : "stderr");
-    lua_rawseti(L, -2, ++k);
-    lua_pushlstring(L, p->merged.p + cs[i].off, cs[i].len);
-    lua_rawseti(L, -2, ++k);
-  }
-  /* records already read are dropped so a chatty program costs no memory */
-  p->chunks.len = 0;
-  p->chunk_read = 0;
+  ab_out_push_chunks(L, &check_proc(L)->out);
   return 1;
-}
-
-static void set_str(lua_State *L, const char *k, const ab_buf *b) {
-  lua_pushlstring(L, b->p ? b->p : "", b->len);
-  lua_setfield(L, -2, k);
 }
 
 static int p_result(lua_State *L) {
@@ -436,11 +395,7 @@ static int p_result(lua_State *L) {
   lua_setfield(L, -2, "cancelled");
   lua_pushboolean(L, valid && r->oom);
   lua_setfield(L, -2, "oom");
-  set_str(L, "output", &p->merged);
-  set_str(L, "stdout", &p->per[0]);
-  set_str(L, "stderr", &p->per[1]);
-  lua_pushinteger(L, (lua_Integer)p->dropped);
-  lua_setfield(L, -2, "dropped");
+  ab_out_set_fields(L, &p->out);
   double wall = (double)(p->t1.tv_sec - p->t0.tv_sec) + (double)(p->t1.tv_nsec - p->t0.tv_nsec) / 1e9;
   lua_pushnumber(L, wall);
   lua_setfield(L, -2, "wall");

@@ -205,5 +205,6 @@ int ab_reactor_step(ab_ctx *c, int timeout_ms) {
     w->cb(w, evs[i].events);
   }
   fire_timers(c);
+  if (c->http_after_step) c->http_after_step(c);
   return 0;
 }

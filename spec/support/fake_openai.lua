@@ -94,7 +94,7 @@ function M.start(script, opts)
   local script_file, log_path, err_path = os.tmpname(), os.tmpname(), os.tmpname()
   write_file(script_file, json)
   write_file(log_path, "")
-  local cmd = ("exec %s %s %s %s%s 2>%s"):format(q(python), q(M.script_path), q(script_file),
+  local cmd = ("exec env -u LD_PRELOAD %s %s %s %s%s 2>%s"):format(q(python), q(M.script_path), q(script_file),
     q(log_path), opts.port and (" --port " .. math.tointeger(opts.port)) or "", q(err_path))
   local pipe = assert(io.popen(cmd, "r"))
   local line = pipe:read("l")
