@@ -1,0 +1,257 @@
+-- OpenAI-compatible chat-completions client over core.http: config_list
+-- fallback, retries with backoff and jitter (Retry-After honoured), usage in
+-- AutoGen's cost shape. Every wait goes through the task layer, so a model
+-- call inside a task never blocks other tasks or the host.
+local core = require("agentbox.core")
+local task = require("agentbox.task")
+local cjson_lib = require("cjson")
+local json = cjson_lib.new()
+if json.encode_escape_forward_slash then json.encode_escape_forward_slash(false) end
+local jsonsafe = require("cjson.safe").new()
+
+local M = {}
+
+M.DEFAULT_BASE_URL = "https://api.openai.com/v1"
+M.null = cjson_lib.null
+M.empty_array = cjson_lib.empty_array
+
+-- llm_config keys that are ours, not request fields
+local CONFIG_KEYS = { config_list = true, timeout = true, max_retries = true, cache_seed = true,
+                      retry_base = true, retry_max = true, tools = true, functions = true }
+local ENTRY_KEYS = { model = true, api_key = true, base_url = true, api_type = true, tags = true,
+                     api_version = true, price = true }
+local RETRY_CURL = { [5] = true, [6] = true, [7] = true, [28] = true, [35] = true, [52] = true,
+                     [55] = true, [56] = true }
+
+local Client = {}
+Client.__index = Client
+
+local function check_config(cfg)
+  if type(cfg) ~= "table" then
+    error("llm_config must be a table like { config_list = { { model = \"gpt-4o-mini\", api_key = ... } } } or false", 3)
+  end
+  local list = cfg.config_list
+  if list == nil and cfg.model then list = { cfg } end
+  if type(list) ~= "table" or #list == 0 then
+    error("llm_config.config_list must be a non-empty array of { model = ..., api_key = ..., base_url = ... }", 3)
+  end
+  for i, e in ipairs(list) do
+    if type(e) ~= "table" or type(e.model) ~= "string" or e.model == "" then
+      error(("llm_config.config_list[%d] needs a 'model' string"):format(i), 3)
+    end
+    if e.base_url ~= nil and (type(e.base_url) ~= "string" or not e.base_url:match("^https?://")) then
+      error(("llm_config.config_list[%d].base_url must be an http:// or https:// URL, got %s"):format(i, tostring(e.base_url)), 3)
+    end
+  end
+  if cfg.timeout ~= nil and (type(cfg.timeout) ~= "number" or cfg.timeout <= 0) then
+    error("llm_config.timeout must be a positive number of seconds", 3)
+  end
+  if cfg.max_retries ~= nil and (math.type(cfg.max_retries) ~= "integer" or cfg.max_retries < 0) then
+    error("llm_config.max_retries must be a non-negative integer", 3)
+  end
+  return list
+end
+
+function M.new(cfg)
+  if cfg == nil or cfg == false then return nil end
+  local list = check_config(cfg)
+  local self = setmetatable({ config = cfg, list = list, usage_by_model = {}, requests = 0 }, Client)
+  self.timeout = cfg.timeout or 600
+  self.max_retries = cfg.max_retries or 3
+  self.retry_base = cfg.retry_base or 0.5
+  self.retry_max = cfg.retry_max or 30
+  return self
+end
+
+-- Only the fields the wire format knows leave the process.
+local function wire_message(m)
+  local out = { role = m.role, content = m.content }
+  if out.content == nil then out.content = M.null end
+  if m.name then out.name = m.name end
+  if m.tool_calls then out.tool_calls = m.tool_calls end
+  if m.tool_call_id then out.tool_call_id = m.tool_call_id end
+  if m.function_call then out.function_call = m.function_call end
+  return out
+end
+
+local function build_body(self, entry, req)
+  local body = {}
+  for k, v in pairs(self.config) do
+    if not CONFIG_KEYS[k] and not ENTRY_KEYS[k] then body[k] = v end
+  end
+  for k, v in pairs(entry) do
+    if not ENTRY_KEYS[k] then body[k] = v end
+  end
+  body.model = entry.model
+  local msgs = {}
+  for i, m in ipairs(req.messages) do msgs[i] = wire_message(m) end
+  body.messages = msgs
+  local tools = req.tools
+  if tools == nil then tools = self.config.tools end
+  if tools and #tools > 0 then body.tools = tools end
+  for k, v in pairs(req.extra or {}) do body[k] = v end
+  local ok, s = pcall(json.encode, body)
+  if not ok then error("cannot encode the chat request as JSON: " .. tostring(s), 0) end
+  return s
+end
+
+local function url_of(entry)
+  local base = entry.base_url or os.getenv("OPENAI_BASE_URL") or M.DEFAULT_BASE_URL
+  return (base:gsub("/+$", "")) .. "/chat/completions"
+end
+
+local function server_message(body)
+  local doc = jsonsafe.decode(body or "")
+  if type(doc) == "table" then
+    local e = doc.error
+    if type(e) == "table" and type(e.message) == "string" then return e.message end
+    if type(e) == "string" then return e end
+    if type(doc.message) == "string" then return doc.message end
+    if type(doc.detail) == "string" then return doc.detail end
+  end
+  body = body or ""
+  return #body > 200 and body:sub(1, 200) .. "..." or body
+end
+
+-- Seconds to wait before retry number `attempt` (1-based).
+local function backoff(self, attempt, headers)
+  local ra = headers and (headers["retry-after-ms"] and tonumber(headers["retry-after-ms"]) and
+                          tonumber(headers["retry-after-ms"]) / 1000 or tonumber(headers["retry-after"]))
+  if ra and ra >= 0 then return math.min(ra, self.retry_max) end
+  local cap = math.min(self.retry_max, self.retry_base * 2 ^ (attempt - 1))
+  return cap / 2 + math.random() * cap / 2      -- "equal jitter"
+end
+
+local function decode_reply(body)
+  local doc = jsonsafe.decode(body)
+  if type(doc) ~= "table" or type(doc.choices) ~= "table" or type(doc.choices[1]) ~= "table"
+     or type(doc.choices[1].message) ~= "table" then
+    local head = #body > 200 and body:sub(1, 200) .. "..." or body
+    return nil, "the server's reply is not a chat completion (malformed JSON or no choices): " .. head
+  end
+  return doc
+end
+
+local function strip_nulls(t)
+  for k, v in pairs(t) do
+    if v == M.null then t[k] = nil elseif type(v) == "table" then strip_nulls(v) end
+  end
+  return t
+end
+
+-- One entry of the config list, with retries. Returns doc or nil, err.
+local function try_entry(self, entry, req)
+  local url = url_of(entry)
+  local body = build_body(self, entry, req)
+  local key = entry.api_key
+  if key == nil then key = os.getenv("OPENAI_API_KEY") end
+  local headers = { "Content-Type: application/json", "Accept: application/json" }
+  if key and key ~= "" then headers[#headers + 1] = "Authorization: Bearer " .. key end
+  local last
+  for attempt = 0, self.max_retries do
+    local h <close> = core.http{ method = "POST", url = url, headers = headers, body = body,
+                                 timeout = self.timeout, connect_timeout = math.min(self.timeout, 10) }
+    task.wait(h)
+    self.requests = self.requests + 1
+    local res, err, curl_code = h:result()
+    local retry, rheaders = false, nil
+    if not res then
+      if curl_code == 28 then
+        last = ("POST %s timed out after %gs (%s; raise llm_config.timeout if the model is slow)"):format(url, self.timeout, err)
+      else
+        last = ("POST %s failed: %s (check base_url and that the server is running)"):format(url, err)
+      end
+      retry = RETRY_CURL[curl_code] or false
+    elseif res.status == 200 then
+      local doc, derr = decode_reply(res.body)
+      if doc then return strip_nulls(doc) end
+      return nil, ("POST %s: %s"):format(url, derr)
+    else
+      local hint = ""
+      if res.status == 401 or res.status == 403 then hint = " (check api_key)"
+      elseif res.status == 404 then hint = " (check base_url and model)" end
+      last = ("POST %s returned HTTP %d: %s%s"):format(url, res.status, server_message(res.body), hint)
+      retry = res.status == 429 or res.status == 408 or res.status == 409 or res.status >= 500
+      rheaders = res.headers
+    end
+    if not retry or attempt == self.max_retries then break end
+    task.sleep(backoff(self, attempt + 1, rheaders))
+  end
+  return nil, last
+end
+
+local function add_usage(self, model, usage)
+  if type(usage) ~= "table" then return end
+  local u = self.usage_by_model[model]
+  if not u then
+    u = { cost = 0, prompt_tokens = 0, completion_tokens = 0, total_tokens = 0 }
+    self.usage_by_model[model] = u
+  end
+  u.prompt_tokens = u.prompt_tokens + (tonumber(usage.prompt_tokens) or 0)
+  u.completion_tokens = u.completion_tokens + (tonumber(usage.completion_tokens) or 0)
+  u.total_tokens = u.total_tokens + (tonumber(usage.total_tokens) or 0)
+end
+
+--- client:create{ messages = {...}, tools = {...} } -> assistant message
+--- (raises after retries and config_list fallback, naming every failure)
+function Client:create(req)
+  if type(req) ~= "table" or type(req.messages) ~= "table" then
+    error("create: expected { messages = { ... } }", 2)
+  end
+  local errors = {}
+  for i, entry in ipairs(self.list) do
+    local doc, err = try_entry(self, entry, req)
+    if doc then
+      add_usage(self, doc.model or entry.model, doc.usage)
+      self.last_response = doc
+      local m = doc.choices[1].message
+      local msg = { role = "assistant", content = m.content }
+      if type(m.tool_calls) == "table" and #m.tool_calls > 0 then msg.tool_calls = m.tool_calls end
+      if type(m.function_call) == "table" then msg.function_call = m.function_call end
+      return msg
+    end
+    errors[#errors + 1] = ("config_list[%d] (model %s): %s"):format(i, entry.model, err)
+  end
+  error("model request failed: " .. table.concat(errors, "; "), 0)
+end
+
+--- AutoGen's cost shape: { usage_including_cached_inference = { total_cost = 0, [model] = {...} }, ... }
+function Client:usage()
+  local function copy()
+    local t = { total_cost = 0 }
+    for model, u in pairs(self.usage_by_model) do
+      t[model] = { cost = u.cost, prompt_tokens = u.prompt_tokens,
+                   completion_tokens = u.completion_tokens, total_tokens = u.total_tokens }
+      t.total_cost = t.total_cost + u.cost
+    end
+    return t
+  end
+  return { usage_including_cached_inference = copy(), usage_excluding_cached_inference = copy() }
+end
+
+function Client:reset_usage() self.usage_by_model = {} end
+
+--- Merge several cost tables (one per agent) into one.
+function M.merge_usage(list)
+  local out = { usage_including_cached_inference = { total_cost = 0 },
+                usage_excluding_cached_inference = { total_cost = 0 } }
+  for _, c in ipairs(list) do
+    for kind, t in pairs(c) do
+      local dst = out[kind]
+      if dst then
+        for model, u in pairs(t) do
+          if model == "total_cost" then dst.total_cost = dst.total_cost + u
+          else
+            local d = dst[model] or { cost = 0, prompt_tokens = 0, completion_tokens = 0, total_tokens = 0 }
+            for k in pairs(d) do d[k] = d[k] + (u[k] or 0) end
+            dst[model] = d
+          end
+        end
+      end
+    end
+  end
+  return out
+end
+
+M.Client = Client
+return M

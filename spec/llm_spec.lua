@@ -1,0 +1,148 @@
+-- The OpenAI-compatible client against a real scripted HTTP server.
+local llm = require("agentbox.llm")
+local core = require("agentbox.core")
+local fake = require("spec.support.fake_openai")
+
+local MSGS = { { role = "system", content = "sys" }, { role = "user", content = "hi" } }
+
+describe("llm client", function()
+  local srv
+  after_each(function() if srv then srv:stop() srv = nil end end)
+
+  local function client(extra, entry)
+    local e = { model = "m", api_key = "sk-test-SECRET", base_url = srv.base_url }
+    for k, v in pairs(entry or {}) do e[k] = v end
+    local cfg = { config_list = { e }, timeout = 5, max_retries = 3, retry_base = 0.05 }
+    for k, v in pairs(extra or {}) do cfg[k] = v end
+    return llm.new(cfg)
+  end
+
+  it("posts the messages and returns the assistant message", function()
+    srv = fake.start{ models = { m = { { content = "hello", expect = { last_equals = "hi", messages_count = 2 } } } } }
+    local c = client({ temperature = 0, seed = 7 })
+    local msg = c:create{ messages = MSGS }
+    assert.same({ role = "assistant", content = "hello" }, msg)
+    local req = srv:last_request()
+    assert.equal("/v1/chat/completions", req.path)
+    assert.equal("Bearer sk-test-SECRET", req.headers.Authorization)
+    assert.equal(0, req.body.temperature)
+    assert.equal(7, req.body.seed)
+    assert.equal("m", req.body.model)
+    assert.is_nil(req.body.config_list)
+    assert.is_nil(req.body.api_key)
+  end)
+
+  it("keeps tool_calls and sends tools", function()
+    srv = fake.start{ models = { m = { { tool_calls = { { id = "c1", name = "f", arguments = "{\"x\":1}" } },
+                                         expect = { has_tools = true } } } } }
+    local tools = { { type = "function", ["function"] = { name = "f", description = "d",
+                                                          parameters = { type = "object", properties = {} } } } }
+    local msg = client():create{ messages = MSGS, tools = tools }
+    assert.equal("f", msg.tool_calls[1]["function"].name)
+    assert.equal("{\"x\":1}", msg.tool_calls[1]["function"].arguments)
+    assert.is_nil(msg.content)
+  end)
+
+  it("waits as Retry-After says on 429, then succeeds", function()
+    srv = fake.start{ models = { m = { { status = 429, headers = { ["Retry-After"] = "1" } }, { content = "ok" } } } }
+    local t0 = core.now()
+    local msg = client():create{ messages = MSGS }
+    local dt = core.now() - t0
+    assert.equal("ok", msg.content)
+    assert.is_true(dt >= 0.95, "waited " .. dt)
+    assert.equal(2, #srv:requests())
+  end)
+
+  it("retries a 500 and succeeds", function()
+    srv = fake.start{ models = { m = { { status = 500 }, { status = 503 }, { content = "ok" } } } }
+    assert.equal("ok", client():create{ messages = MSGS }.content)
+    assert.equal(3, #srv:requests())
+  end)
+
+  it("does not retry 400/401/403/404 and says what to check, never the key", function()
+    srv = fake.start{ models = { m = { { status = 401, body = "{\"error\":{\"message\":\"Incorrect API key provided\"}}" } } } }
+    local ok, err = pcall(function() client():create{ messages = MSGS } end)
+    assert.is_false(ok)
+    assert.matches("HTTP 401: Incorrect API key provided %(check api_key%)", err)
+    assert.matches(srv.base_url .. "/chat/completions", err, 1, true)
+    assert.not_matches("SECRET", err)
+    assert.equal(1, #srv:requests())
+  end)
+
+  it("gives up after max_retries and names the status and message", function()
+    srv = fake.start{ models = { m = { { status = 500 }, { status = 500 }, { status = 500 } } } }
+    local ok, err = pcall(function() client({ max_retries = 2 }):create{ messages = MSGS } end)
+    assert.is_false(ok)
+    assert.matches("HTTP 500: fake_openai: scripted status 500", err)
+    assert.equal(3, #srv:requests())
+  end)
+
+  it("reports a malformed JSON body clearly", function()
+    srv = fake.start{ models = { m = { { raw = "not json{" } } } }
+    local ok, err = pcall(function() client():create{ messages = MSGS } end)
+    assert.is_false(ok)
+    assert.matches("not a chat completion.*not json{", err)
+  end)
+
+  it("reports connection refused with the URL after retrying", function()
+    local c = llm.new{ config_list = { { model = "m", api_key = "k", base_url = "http://127.0.0.1:1/v1" } },
+                       max_retries = 1, retry_base = 0.01 }
+    local ok, err = pcall(function() c:create{ messages = MSGS } end)
+    assert.is_false(ok)
+    assert.matches("POST http://127.0.0.1:1/v1/chat/completions failed: .*connect", err)
+  end)
+
+  it("times out on a server slower than the timeout", function()
+    srv = fake.start{ models = { m = { { delay = 3, content = "late" }, { delay = 3, content = "late" } } } }
+    local t0 = core.now()
+    local ok, err = pcall(function() client({ timeout = 0.5, max_retries = 1 }):create{ messages = MSGS } end)
+    assert.is_false(ok)
+    assert.matches("timed out after 0.5s", err)
+    assert.is_true(core.now() - t0 < 2.5)
+  end)
+
+  it("falls back to the next config_list entry", function()
+    srv = fake.start{ models = { bad = { { status = 404 } }, good = { { content = "from good" } } } }
+    local c = llm.new{ config_list = { { model = "bad", api_key = "k", base_url = srv.base_url },
+                                        { model = "good", api_key = "k", base_url = srv.base_url } } }
+    assert.equal("from good", c:create{ messages = MSGS }.content)
+  end)
+
+  it("accumulates usage per model in AutoGen's cost shape", function()
+    srv = fake.start{ models = { m = { { content = "aaaa" }, { content = "bbbbbbbb" } } } }
+    local c = client()
+    c:create{ messages = MSGS }
+    c:create{ messages = MSGS }
+    local u = c:usage()
+    local m = u.usage_including_cached_inference.m
+    assert.equal(0, u.usage_including_cached_inference.total_cost)
+    assert.equal(2 + 3, m.completion_tokens)
+    assert.equal(m.prompt_tokens + m.completion_tokens, m.total_tokens)
+    assert.same(u.usage_including_cached_inference, u.usage_excluding_cached_inference)
+  end)
+
+  it("uses OPENAI_BASE_URL-style defaults and rejects bad configs", function()
+    assert.is_nil(llm.new(false))
+    assert.has_error(function() llm.new{ config_list = {} } end)
+    assert.has_error(function() llm.new{ config_list = { { api_key = "x" } } } end,
+      "llm_config.config_list[1] needs a 'model' string")
+    assert.has_error(function() llm.new{ config_list = { { model = "m", base_url = "ftp://x" } } } end)
+    assert.has_error(function() llm.new{ config_list = { { model = "m" } }, timeout = -1 } end)
+  end)
+
+  it("runs concurrent requests inside tasks without blocking each other", function()
+    local agentbox = require("agentbox")
+    srv = fake.start{ rules = { { delay = 0.5, content = "echo {{last}}" } } }
+    local c = client()
+    local tasks = {}
+    for i = 1, 8 do
+      tasks[i] = agentbox.spawn(function()
+        return c:create{ messages = { { role = "user", content = "q" .. i } } }.content
+      end)
+    end
+    local t0 = core.now()
+    agentbox.run()
+    assert.is_true(core.now() - t0 < 1.5)
+    for i = 1, 8 do assert.equal("echo q" .. i, tasks[i]:result()) end
+  end)
+end)
