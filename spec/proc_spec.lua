@@ -9,7 +9,19 @@ local function wait(p)
   return p:result()
 end
 
-describe("core.spawn", function()
+-- Each case runs twice: the supervisor forked from this process, and the
+-- agentbox-sup program started with posix_spawn (what the executors use).
+local SUP = require("agentbox.executor.common").sup_path()
+assert(SUP, "build/agentbox/agentbox-sup is missing: run make")
+
+for _, mode in ipairs({ "fork", "posix_spawn" }) do
+describe("core.spawn (" .. mode .. ")", function()
+  local core = setmetatable({
+    spawn = function(o)
+      if mode == "posix_spawn" and type(o) == "table" then o.sup = SUP end
+      return core.spawn(o)
+    end,
+  }, { __index = core })
   local dir
   before_each(function() dir = H.tmpdir("proc") end)
   after_each(function() H.rm_rf(dir) end)
@@ -173,3 +185,4 @@ describe("core.spawn", function()
     assert.equal("186bdbe41e79ea696410ba0a9e8d2762", core.md5("print(1)"))
   end)
 end)
+end

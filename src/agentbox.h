@@ -16,6 +16,10 @@
 extern "C" {
 #endif
 
+/* The Lua module's entry point, for hosts that link agentbox statically and
+ * put it in package.preload["agentbox.core"]. */
+int luaopen_agentbox_core(lua_State *L);
+
 /* Advance every agentbox task that is ready. timeout_ms 0 never blocks,
  * -1 waits for the next event. Returns the number of live tasks, or -1 when
  * agentbox is not loaded in L (an error message is then on no stack: call

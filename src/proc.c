@@ -5,6 +5,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -132,11 +134,12 @@ static void in_cb(ab_watch *w, uint32_t ev) {
   ab_buf_free(&p->in);
 }
 
-/* Pipes get descriptors above 2 so they never collide with the standard ones
- * a host may have closed. */
+/* Pipes get descriptors of 10 and up so they never collide with the standard
+ * ones (a host may have closed them) or the status descriptor 3 that
+ * posix_spawn sets up. */
 static int high_fd(int fd) {
-  if (fd < 0 || fd > 2) return fd;
-  int n = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  if (fd < 0 || fd >= 10) return fd;
+  int n = fcntl(fd, F_DUPFD_CLOEXEC, 10);
   close(fd);
   return n;
 }
@@ -191,6 +194,48 @@ static int64_t opt_limit(lua_State *L, int t, const char *k) {
   return v;
 }
 
+/* Start the supervisor as a program (agentbox-sup) with posix_spawn, which
+ * vforks: the cost does not grow with the host's heap as fork()'s does. */
+static pid_t spawn_sup(lua_State *L, const char *sup, char **argv, char **envp, const char *cwd,
+                       double timeout, double grace, const int64_t *rl, int fds[4], int *err) {
+  char num[4][32], lim[128];
+  snprintf(num[0], sizeof num[0], "%d", (int)getpid());
+  snprintf(num[1], sizeof num[1], "%lld", (long long)(timeout * 1000.0 + 0.5));
+  snprintf(num[2], sizeof num[2], "%lld", (long long)(grace * 1000.0 + 0.5));
+  snprintf(lim, sizeof lim, "%lld:%lld:%lld:%lld", (long long)rl[0], (long long)rl[1], (long long)rl[2], (long long)rl[3]);
+  int argc = 0;
+  while (argv[argc]) argc++;
+  char **v = lua_newuserdatauv(L, (size_t)(argc + 16) * sizeof *v, 0);
+  int k = 0;
+  v[k++] = (char *)sup;
+  v[k++] = "-s"; v[k++] = "3";
+  v[k++] = "-p"; v[k++] = num[0];
+  v[k++] = "-t"; v[k++] = num[1];
+  v[k++] = "-g"; v[k++] = num[2];
+  v[k++] = "-r"; v[k++] = lim;
+  if (cwd) { v[k++] = "-C"; v[k++] = (char *)cwd; }
+  v[k++] = "--";
+  for (int i = 0; i < argc; i++) v[k++] = argv[i];
+  v[k] = NULL;
+  posix_spawn_file_actions_t fa;
+  posix_spawnattr_t at;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawnattr_init(&at);
+  for (int i = 0; i < 4; i++) posix_spawn_file_actions_adddup2(&fa, fds[i], i);
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  posix_spawnattr_setsigmask(&at, &none);
+  posix_spawnattr_setsigdefault(&at, &all);
+  posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  pid_t pid = -1;
+  *err = posix_spawn(&pid, sup, &fa, &at, v, envp);
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&at);
+  lua_pop(L, 1);
+  return *err ? -1 : pid;
+}
+
 static int l_spawn(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
@@ -219,6 +264,7 @@ static int l_spawn(lua_State *L) {
   for (char **e = envp; *e; e++)
     if (strncmp(*e, "PATH=", 5) == 0) path = *e + 5;
   const char *cwd = ab_opt_string(L, 1, "cwd", NULL);
+  const char *sup = ab_opt_string(L, 1, "sup", NULL);
   double timeout = ab_opt_number(L, 1, "timeout", 0);
   double grace = ab_opt_number(L, 1, "grace", 0.5);
   double max_output = ab_opt_number(L, 1, "max_output", 1048576);
@@ -262,7 +308,15 @@ static int l_spawn(lua_State *L) {
   if (!fail && in && ab_buf_add(&p->in, in, inlen)) fail = "malloc";
   pid_t host = getpid();
   clock_gettime(CLOCK_MONOTONIC, &p->t0);
-  pid_t pid = fail ? -1 : fork();
+  pid_t pid = -1;
+  if (!fail && sup) {
+    int sfds[4] = {inp[0], out[1], err[1], st[1]};
+    int e = 0;
+    pid = spawn_sup(L, sup, argv, envp, cwd, timeout, grace, rl, sfds, &e);
+    if (pid < 0) { fail = "posix_spawn of the supervisor"; errno = e; }
+  } else if (!fail) {
+    pid = fork();
+  }
   if (pid == 0) {
     int keepfds[4] = {inp[0], out[1], err[1], st[1]};
     close_all_but(keepfds, 4);
@@ -303,7 +357,10 @@ static int l_spawn(lua_State *L) {
     fd_close(&inp[1]);
     ab_buf_free(&p->in);
     luaL_pushfail(L);
-    lua_pushfstring(L, "spawn: %s failed: %s", fail ? fail : "fork", strerror(saved));
+    if (sup && fail && strcmp(fail, "posix_spawn of the supervisor") == 0)
+      lua_pushfstring(L, "spawn: cannot start the supervisor %s: %s (rebuild with make, or set AGENTBOX_SUP)", sup, strerror(saved));
+    else
+      lua_pushfstring(L, "spawn: %s failed: %s", fail ? fail : "fork", strerror(saved));
     return 2;
   }
   p->pid = pid;

@@ -182,7 +182,7 @@ static void exec_program(const ab_sup_args *a) {
   for (int s = 1; s < NSIG; s++) signal(s, SIG_DFL);
   sigprocmask(SIG_SETMASK, &none, NULL);
   prctl(PR_SET_PDEATHSIG, SIGKILL);
-  setpgid(0, 0);
+  setsid();   /* its own session: no controlling terminal, its own group */
   int fds[3] = {a->fd_in, a->fd_out, a->fd_err};
   for (int i = 0; i < 3; i++) {
     if (fds[i] < 0) continue;

@@ -1,12 +1,19 @@
 /* agentbox-sup: the supervisor as a static program, for the sandbox
  * container (slim images have no procps and the Engine API cannot kill an
- * exec). Usage: agentbox-sup [-t timeout_ms] [-g grace_ms] -- prog args...
+ * exec), and for LocalExecutor, which starts it with posix_spawn so that a
+ * host with a large heap never pays for fork().
+ * Usage: agentbox-sup [-t timeout_ms] [-g grace_ms] [-C dir] [-s fd] [-p pid]
+ *                     [-r cpu:as:fsize:nofile] -- prog args...
+ * The program gets this process's stdin/stdout/stderr and environment.
  * Exit status mirrors the program (128+signal when killed), 124 on timeout;
- * an out-of-memory kill is also said on stderr. */
+ * an out-of-memory kill is also said on stderr. With -s the binary report
+ * (sup.h) is written to that descriptor; with -p the death of that process
+ * cancels the run. */
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include "sup.h"
 
@@ -14,6 +21,7 @@ extern char **environ;
 
 int main(int argc, char **argv) {
   ab_sup_args a;
+  int status_fd = -1;
   memset(&a, 0, sizeof a);
   a.grace_ms = 500;
   for (int i = 0; i < AB_RL_N; i++) a.rlimit[i] = -1;
@@ -23,7 +31,16 @@ int main(int argc, char **argv) {
     if (i + 1 >= argc) break;
     if (strcmp(argv[i], "-t") == 0) a.timeout_ms = atoll(argv[++i]);
     else if (strcmp(argv[i], "-g") == 0) a.grace_ms = atoll(argv[++i]);
-    else break;
+    else if (strcmp(argv[i], "-C") == 0) a.cwd = argv[++i];
+    else if (strcmp(argv[i], "-s") == 0) status_fd = atoi(argv[++i]);
+    else if (strcmp(argv[i], "-p") == 0) a.host = (pid_t)atoi(argv[++i]);
+    else if (strcmp(argv[i], "-r") == 0) {
+      char *p = argv[++i];
+      for (int k = 0; k < AB_RL_N && *p; k++) {
+        a.rlimit[k] = strtoll(p, &p, 10);   /* -1: leave as is */
+        if (*p == ':') p++;
+      }
+    } else break;
   }
   if (i >= argc) {
     fprintf(stderr, "usage: agentbox-sup [-t timeout_ms] [-g grace_ms] -- program [args...]\n");
@@ -35,8 +52,19 @@ int main(int argc, char **argv) {
   a.fd_in = 0;
   a.fd_out = 1;
   a.fd_err = 2;
+  /* descriptors a host forgot to mark close-on-exec must not reach the code */
+  int keep = status_fd > 2 ? status_fd : 2;
+  if (syscall(SYS_close_range, (unsigned)keep + 1, ~0u, 0u) != 0)
+    for (int fd = keep + 1; fd < 4096; fd++) close(fd);
+  for (int fd = 3; fd < keep; fd++) close(fd);
   ab_sup_report r;
   ab_supervise(&a, &r);
+  if (status_fd >= 0) {
+    close(0);
+    close(1);
+    close(2);
+    (void)!write(status_fd, &r, sizeof r);
+  }
   int code = ab_sup_exit_code(&r);
   if (r.oom && !r.timed_out && code >= 128)
     fprintf(stderr, "\nagentbox: the program was killed: out of memory (the container's memory limit)\n");

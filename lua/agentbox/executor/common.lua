@@ -58,6 +58,19 @@ function M.result_builder(max_output)
   return b
 end
 
+local sup_cache
+--- Path of the agentbox-sup program: AGENTBOX_SUP, else next to core.so
+--- (where `make` and the rock put it). nil when neither exists.
+function M.sup_path()
+  if sup_cache == nil then
+    local env = os.getenv("AGENTBOX_SUP")
+    local so = package.searchpath("agentbox.core", package.cpath)
+    local near = so and (so:match("^(.*)/[^/]*$") or ".") .. "/agentbox-sup"
+    sup_cache = (env and env ~= "" and core.which(env)) or (near and core.which(near)) or false
+  end
+  return sup_cache or nil
+end
+
 --- Map a core process result (or a supervisor exit status) to an exit code.
 function M.exit_code(r)
   if r.timed_out then return 124 end

@@ -117,7 +117,7 @@ local function run_block(self, argv, budget, out)
   local p <close> = assert(core.spawn{ argv = argv, cwd = self.work_dir, env = self.env,
                                        timeout = self.timeout, grace = self.grace,
                                        max_output = budget, rlimits = self.rlimits,
-                                       stream = self.on_output ~= nil })
+                                       stream = self.on_output ~= nil, sup = common.sup_path() })
   local on_output = self.on_output
   repeat
     task.wait(p)

@@ -1,0 +1,128 @@
+/* A C host that embeds Lua 5.4 and agentbox the way a game does: a 60 Hz
+ * frame loop that calls agentbox_step(L, 0) once per frame while many
+ * conversations run. It measures the time spent inside agentbox_step.
+ *
+ * Usage: host [script.lua] [--states N]
+ * The script returns a table { start = fn(), report = fn() -> text, ok = fn() -> bool }.
+ * With --states 2 the same script runs in two independent lua_States. */
+#define _POSIX_C_SOURCE 200809L
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "agentbox.h"
+
+#define FRAME_NS 16666667L
+#define MAX_STATES 4
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static int call_field(lua_State *L, const char *name, int nret) {
+  lua_getfield(L, LUA_REGISTRYINDEX, "host.script");
+  lua_getfield(L, -1, name);
+  lua_remove(L, -2);
+  if (lua_pcall(L, 0, nret, 0) != LUA_OK) {
+    fprintf(stderr, "host: %s failed: %s\n", name, lua_tostring(L, -1));
+    lua_pop(L, 1);
+    return -1;
+  }
+  return 0;
+}
+
+static lua_State *open_state(const char *script, int index) {
+  lua_State *L = luaL_newstate();
+  luaL_openlibs(L);
+  /* agentbox is linked into this program: make require find it */
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+  lua_pushcfunction(L, luaopen_agentbox_core);
+  lua_setfield(L, -2, "agentbox.core");
+  lua_pop(L, 1);
+  lua_pushinteger(L, index);
+  lua_setglobal(L, "HOST_STATE_INDEX");
+  if (luaL_dofile(L, script) != LUA_OK || !lua_istable(L, -1)) {
+    fprintf(stderr, "host: cannot load %s: %s\n", script, lua_tostring(L, -1));
+    exit(1);
+  }
+  lua_setfield(L, LUA_REGISTRYINDEX, "host.script");
+  return L;
+}
+
+int main(int argc, char **argv) {
+  const char *script = "examples/host/chats.lua";
+  int nstates = 1;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--states") == 0 && i + 1 < argc) nstates = atoi(argv[++i]);
+    else script = argv[i];
+  }
+  if (nstates < 1 || nstates > MAX_STATES) nstates = 1;
+  lua_State *Ls[MAX_STATES];
+  for (int s = 0; s < nstates; s++) {
+    Ls[s] = open_state(script, s);
+    if (call_field(Ls[s], "start", 0) != 0) return 1;
+  }
+  size_t cap = 1 << 16, n = 0;
+  double *samples = malloc(cap * sizeof *samples);
+  if (!samples) return 1;
+  double t_start = now_s();
+  struct timespec next;
+  clock_gettime(CLOCK_MONOTONIC, &next);
+  long frames = 0;
+  for (;;) {
+    int live_total = 0;
+    for (int s = 0; s < nstates; s++) {
+      double t0 = now_s();
+      int live = agentbox_step(Ls[s], 0);
+      double dt = now_s() - t0;
+      if (live < 0) {
+        fprintf(stderr, "host: agentbox_step failed (is agentbox loaded?)\n");
+        return 1;
+      }
+      live_total += live;
+      if (n == cap) {
+        cap *= 2;
+        double *p = realloc(samples, cap * sizeof *samples);
+        if (!p) return 1;
+        samples = p;
+      }
+      samples[n++] = dt;
+    }
+    frames++;
+    if (live_total == 0) break;
+    /* the rest of the frame belongs to the game */
+    next.tv_nsec += FRAME_NS;
+    if (next.tv_nsec >= 1000000000L) {
+      next.tv_nsec -= 1000000000L;
+      next.tv_sec++;
+    }
+    clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
+  }
+  double total = now_s() - t_start;
+  qsort(samples, n, sizeof *samples, cmp_double);
+  double p50 = samples[n / 2], p99 = samples[(size_t)((double)(n - 1) * 0.99)], mx = samples[n - 1];
+  int ok = 1;
+  for (int s = 0; s < nstates; s++) {
+    if (call_field(Ls[s], "report", 1) != 0) return 1;
+    printf("%s\n", lua_tostring(Ls[s], -1));
+    lua_pop(Ls[s], 1);
+    if (call_field(Ls[s], "ok", 1) != 0) return 1;
+    ok = ok && lua_toboolean(Ls[s], -1);
+    lua_pop(Ls[s], 1);
+  }
+  printf("frames: %ld in %.2f s; time inside agentbox_step per frame: p50 %.3f ms, p99 %.3f ms, max %.3f ms\n",
+         frames, total, p50 * 1e3, p99 * 1e3, mx * 1e3);
+  for (int s = 0; s < nstates; s++) lua_close(Ls[s]);
+  free(samples);
+  return ok ? 0 : 1;
+}

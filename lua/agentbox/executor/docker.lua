@@ -1,0 +1,590 @@
+-- DockerExecutor: runs code blocks in one hardened container per executor,
+-- through the Engine API (lua/agentbox/docker.lua). Same contract as
+-- LocalExecutor; each block runs under our static supervisor inside the
+-- container, which enforces the deadline and kills the whole tree (slim
+-- images have no procps and the Engine API cannot kill an exec).
+local core = require("agentbox.core")
+local code = require("agentbox.code")
+local task = require("agentbox.task")
+local docker = require("agentbox.docker")
+local common = require("agentbox.executor.common")
+
+local DockerExecutor = {}
+DockerExecutor.__index = DockerExecutor
+
+local KNOWN = { image = true, work_dir = true, timeout = true, network = true, read_only = true, user = true,
+                memory = true, cpus = true, pids_limit = true, tmpfs = true, mounts = true, docker_host = true,
+                auto_remove = true, container_name = true, env = true, max_output = true, on_output = true,
+                execution_policies = true, grace = true, transfer = true, on_progress = true }
+
+local WORKSPACE = "/workspace"
+local SUP_DIR = "/opt/agentbox"
+local SUP = SUP_DIR .. "/sup"
+local OOM_MSG = "\nagentbox: the program was killed: out of memory (the container's memory limit)\n"
+-- the exec stream also ends this many seconds past the block's deadline
+-- (beyond the supervisor's grace and its 5 s kill loop): a backstop for a
+-- stopped or killed supervisor whose orphans hold the stream; the
+-- container then goes
+local BACKSTOP = 10
+
+local function fail(msg) error("DockerExecutor: " .. msg, 3) end
+
+-- "512m" -> bytes (Docker's units are powers of 1024); false -> nil
+local function bytes(v, what)
+  if v == nil or v == false then return nil end
+  if math.type(v) == "integer" and v > 0 then return v end
+  local n, unit = tostring(v):lower():match("^%s*(%d+%.?%d*)%s*([bkmgt]?)b?%s*$")
+  if type(v) ~= "string" or not n then
+    fail(("%s must be a size such as \"512m\" or a byte count, got %s"):format(what, tostring(v)))
+  end
+  local mult = ({ [""] = 1, b = 1, k = 1024, m = 1024 ^ 2, g = 1024 ^ 3, t = 1024 ^ 4 })[unit]
+  return math.floor(tonumber(n) * mult)
+end
+
+local function check_mounts(mounts)
+  local out = {}
+  for i, m in ipairs(mounts or {}) do
+    if type(m) ~= "table" or type(m.source) ~= "string" or type(m.target) ~= "string"
+       or m.target:sub(1, 1) ~= "/" then
+      fail(("mounts[%d] must be { source = path, target = absolute path, read_only = true }"):format(i))
+    end
+    local t = m.target:gsub("/+$", "")
+    if t == "" or t == WORKSPACE or t == SUP_DIR or t:sub(1, #SUP_DIR + 1) == SUP_DIR .. "/" then
+      fail(("mounts[%d]: target %s is reserved"):format(i, m.target))
+    end
+    local src = m.source
+    if src:sub(1, 1) ~= "/" then src = core.realpath(src) or fail("mounts[" .. i .. "]: no such path " .. m.source) end
+    out[#out + 1] = { Type = "bind", Source = src, Target = m.target, ReadOnly = m.read_only ~= false }
+  end
+  return out
+end
+
+local function build_env(extra)
+  -- built, never inherited: nothing of the host's environment crosses over
+  local env = { HOME = WORKSPACE, TMPDIR = "/tmp", PYTHONUNBUFFERED = "1" }
+  for k, v in pairs(extra or {}) do
+    if type(k) ~= "string" or type(v) ~= "string" or k:find("=", 1, true) then
+      fail("env must map names to strings (got " .. type(k) .. " = " .. type(v) .. ")")
+    end
+    env[k] = v
+  end
+  local list = {}
+  for k, v in pairs(env) do list[#list + 1] = k .. "=" .. v end
+  table.sort(list)
+  return list
+end
+
+---------------------------------------------------------------- host-side helpers
+
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local function inside(dir, real)
+  return real == dir or real:sub(1, #dir + 1) == dir .. "/"
+end
+
+-- Write a code file into the host work_dir. The sandbox can write there
+-- too (bind mount), so every existing directory component is resolved
+-- first (a planted link must not carry the file out) and the file itself
+-- is unlinked and created anew, never written through a link (we may be
+-- root on the host). No sandbox process runs meanwhile (the supervisor
+-- ends each block's whole tree, and a block whose supervisor died gets its
+-- container replaced), so the checks cannot race.
+local function write_host(dir, rel, text)
+  local cur = dir
+  local parts = {}
+  for seg in rel:gmatch("[^/]+") do parts[#parts + 1] = seg end
+  for i = 1, #parts - 1 do
+    cur = cur .. "/" .. parts[i]
+    local real = core.realpath(cur)
+    if real and not inside(dir, real) then return nil, "Filename is not in the workspace" end
+    if not real then
+      local ok, err = core.mkdir_p(cur)
+      if not ok then return nil, err end
+    end
+  end
+  local path = cur .. "/" .. parts[#parts]
+  os.remove(path)   -- a link (even a dangling one) or a hard link is never written through
+  local f, ferr = io.open(path, "wb")
+  if not f then return nil, "cannot write " .. path .. ": " .. tostring(ferr) end
+  f:write(text)
+  f:close()
+  return path
+end
+
+-- Run a short helper program on the host through the core (no shell).
+local function host_run(argv)
+  local p <close> = core.spawn{ argv = argv, env = { PATH = "/usr/bin:/bin:/usr/sbin:/sbin" }, timeout = 10,
+                                stream = false }
+  while not p:done() do task.wait(p) end
+  return p:result()
+end
+
+local function euid()
+  local st = read_file("/proc/self/status") or ""
+  return tonumber(st:match("\nUid:%s+%d+%s+(%d+)"))
+end
+
+-- The sandbox user when none is given. Bind mount: the owner of work_dir,
+-- so files the code writes belong to the user who owns the directory. A
+-- root-owned work_dir (we run as root) would mean root in the container,
+-- so the sandbox gets 1000:1000 and, as we are root, the directory itself
+-- is handed to it (not recursively; not when it is shared, sticky or
+-- world-writable, e.g. /tmp). Remote daemon: 1000:1000.
+local function default_user(self)
+  if self.transfer ~= "bind" then return "1000:1000" end
+  local r = host_run({ "stat", "-c", "%u %g %a", "--", self.work_dir })
+  local uid, gid, mode = (r and r.stdout or ""):match("^(%d+) (%d+) (%x+)")
+  if not uid then return "1000:1000" end
+  if uid ~= "0" then return uid .. ":" .. gid end
+  local m = tonumber(mode, 8) or 0
+  if euid() == 0 and m & 0x202 == 0 then   -- not world-writable (0002), not sticky (01000 -> 0x200)
+    host_run({ "chown", "1000:1000", "--", self.work_dir })
+  end
+  return "1000:1000"
+end
+
+local name_seq = 0
+local function container_name()
+  name_seq = name_seq + 1
+  local id = docker.identity()
+  return "agentbox-" .. core.md5(table.concat({ id.host, id.pid, id.started, name_seq, core.now() }, " ")):sub(1, 12)
+end
+
+local function numeric_user(self)
+  local u, g = (self.run_user or ""):match("^(%d+):?(%d*)$")
+  u = tonumber(u) or 0
+  return u, tonumber(g) or u
+end
+
+-- Remote daemon: the supervisor goes into its own volume, root-owned, so
+-- the sandbox user cannot replace it.
+local function upload_sup(self, c, sup_path)
+  local bin = read_file(sup_path) or error("cannot read " .. sup_path, 0)
+  local ok, err = c:put_archive(self.container_id, SUP_DIR, core.tar{ { name = "sup", data = bin, mode = 493 } })
+  if not ok then error(err, 0) end
+end
+
+-- A new volume copies owner and mode from the image's directory; an image
+-- without /workspace gives a root 0755 one and archives cannot change the
+-- root of the target. Root without capabilities may still give its own
+-- directory to a group it is in, so the sandbox's group gets write access.
+local function fix_workspace(self)
+  local _, gid = numeric_user(self)
+  self.client:exec_run(self.container_id, { "sh", "-c", ("chgrp %d %s 2>/dev/null && chmod 0775 %s; true")
+    :format(gid, WORKSPACE, WORKSPACE) }, { user = "0:" .. gid })
+end
+
+-- Remote daemon: each code file goes in through the archive API, with
+-- explicit directory entries (implied ones would be root 0755).
+local function upload_block(self, rel, text)
+  local uid, gid = numeric_user(self)
+  local entries, prefix = {}, ""
+  for seg in rel:gmatch("([^/]+)/") do
+    prefix = prefix .. seg
+    entries[#entries + 1] = { name = prefix, type = "dir", mode = 493, uid = uid, gid = gid }
+    prefix = prefix .. "/"
+  end
+  entries[#entries + 1] = { name = rel, data = text, mode = 420, uid = uid, gid = gid }
+  local ok, err = self.client:put_archive(self.container_id, WORKSPACE, core.tar(entries))
+  if not ok then error("DockerExecutor: " .. err, 0) end
+end
+
+local function new(opts)
+  opts = common.check_options(opts, KNOWN, "DockerExecutor")
+  local self = setmetatable({}, DockerExecutor)
+  self.image = opts.image or os.getenv("AGENTBOX_IMAGE")
+  if self.image == nil or self.image == "" then self.image = "python:3-slim" end
+  if type(self.image) ~= "string" then fail("image must be a string") end
+  local work_dir = opts.work_dir or "."
+  if type(work_dir) ~= "string" or work_dir == "" then fail("work_dir must be a non-empty string") end
+  local ok, err = core.mkdir_p(work_dir)
+  if not ok then fail(err) end
+  self.work_dir = assert(core.realpath(work_dir))
+  self.timeout = opts.timeout or 60
+  if type(self.timeout) ~= "number" or self.timeout <= 0 then fail("timeout must be a positive number of seconds") end
+  self.grace = opts.grace or 0.5
+  self.max_output = opts.max_output or 1048576
+  if math.type(self.max_output) ~= "integer" or self.max_output < 0 then
+    fail("max_output must be a non-negative integer (bytes)")
+  end
+  if opts.on_output ~= nil and type(opts.on_output) ~= "function" then
+    fail("on_output must be a function(chunk, stream)")
+  end
+  self.on_output = opts.on_output
+  self.on_progress = opts.on_progress
+  self.network = opts.network or "none"
+  self.read_only = opts.read_only ~= false
+  self.user = opts.user
+  if self.user ~= nil and (type(self.user) ~= "string" or self.user == "" or self.user:match("^0*:") or self.user == "0"
+                           or self.user == "root" or self.user:match("^root:")) then
+    fail("user must be a non-root \"uid:gid\" string")
+  end
+  self.memory = bytes(opts.memory == nil and "512m" or opts.memory, "memory")
+  self.cpus = opts.cpus == nil and 1 or opts.cpus
+  if self.cpus ~= false and (type(self.cpus) ~= "number" or self.cpus <= 0) then fail("cpus must be a positive number") end
+  self.pids_limit = opts.pids_limit == nil and 256 or opts.pids_limit
+  if self.pids_limit ~= false and (math.type(self.pids_limit) ~= "integer" or self.pids_limit <= 0) then
+    fail("pids_limit must be a positive integer")
+  end
+  self.tmpfs = opts.tmpfs == nil and "64m" or opts.tmpfs
+  if type(self.tmpfs) ~= "table" and self.tmpfs ~= false then bytes(self.tmpfs, "tmpfs") end
+  self.mounts = check_mounts(opts.mounts)
+  self.env = build_env(opts.env)
+  self.auto_remove = opts.auto_remove ~= false
+  self.container_name = opts.container_name
+  self.save_only = {}
+  for k, v in pairs(code.SAVE_ONLY) do self.save_only[k] = v end
+  for k, v in pairs(opts.execution_policies or {}) do self.save_only[k] = not v end
+  local client, cerr = docker.client(opts.docker_host)
+  if not client then fail(cerr) end
+  self.client = client
+  self.transfer = opts.transfer or (client.ep["local"] and "bind" or "archive")
+  if self.transfer ~= "bind" and self.transfer ~= "archive" then fail("transfer must be \"bind\" or \"archive\"") end
+  self.oom_kills = 0
+  return self
+end
+
+---------------------------------------------------------------- the container
+
+-- Host path of the static supervisor: AGENTBOX_SUP, else next to core.so
+-- (installed rock) or one level up (build tree: build/agentbox/core.so).
+local function find_sup()
+  local shared = common.sup_path and common.sup_path()
+  if shared then return core.realpath(shared) end
+  local env = os.getenv("AGENTBOX_SUP")
+  if env and env ~= "" then return core.realpath(env) end
+  local so = package.searchpath("agentbox.core", package.cpath)
+  local dir = so and so:match("^(.*)/[^/]*$")
+  if not dir then return nil end
+  return core.realpath(dir .. "/agentbox-sup") or core.realpath(dir .. "/../agentbox-sup")
+end
+
+function DockerExecutor:_config(sup_path)
+  local hc = {
+    NetworkMode = self.network,
+    ReadonlyRootfs = self.read_only,
+    CapDrop = { "ALL" },
+    SecurityOpt = { "no-new-privileges" },
+    Init = true,              -- tini as PID 1 reaps zombies and forwards signals
+    IpcMode = "private",
+    Mounts = {},
+  }
+  if self.memory then hc.Memory, hc.MemorySwap = self.memory, self.memory end  -- equal: no swap
+  if self.cpus then hc.NanoCpus = math.floor(self.cpus * 1e9 + 0.5) end
+  if self.pids_limit then hc.PidsLimit = self.pids_limit end
+  if type(self.tmpfs) == "table" then
+    hc.Tmpfs = self.tmpfs
+  elseif self.tmpfs then
+    hc.Tmpfs = { ["/tmp"] = ("rw,size=%d,mode=1777"):format(bytes(self.tmpfs, "tmpfs")) }
+  end
+  if self.transfer == "bind" then
+    hc.Mounts[#hc.Mounts + 1] = { Type = "bind", Source = self.work_dir, Target = WORKSPACE, ReadOnly = false }
+    hc.Mounts[#hc.Mounts + 1] = { Type = "bind", Source = sup_path, Target = SUP, ReadOnly = true }
+  else
+    -- remote daemon: anonymous volumes (the root is read-only and archives
+    -- into a tmpfs are lost); removed with the container (DELETE ?v=1)
+    hc.Mounts[#hc.Mounts + 1] = { Type = "volume", Target = WORKSPACE }
+    hc.Mounts[#hc.Mounts + 1] = { Type = "volume", Target = SUP_DIR }
+  end
+  for _, m in ipairs(self.mounts) do hc.Mounts[#hc.Mounts + 1] = m end
+  local labels = docker.owner_labels()
+  if not self.auto_remove then labels["agentbox.keep"] = "1" end
+  return {
+    Image = self.image,
+    -- both set: an image ENTRYPOINT or CMD must not change what keeps it alive
+    Entrypoint = { "sleep" }, Cmd = { "infinity" },
+    User = self.run_user, WorkingDir = WORKSPACE, Env = self.env, Labels = labels,
+    Tty = false, AttachStdout = false, AttachStderr = false, OpenStdin = false,
+    HostConfig = hc,
+  }
+end
+
+local function ensure_image(self, c)
+  local _, err, status = c:image_inspect(self.image)
+  if status ~= 404 then return err == nil or error(err, 0) end
+  local function progress(line)
+    if self.on_progress then return self.on_progress(line) end
+    if line.status and not line.progressDetail or (line.progressDetail and not line.progressDetail.current) then
+      io.stderr:write("agentbox: pulling ", self.image, ": ", line.id and (line.id .. " ") or "", line.status or "", "\n")
+    end
+  end
+  local ok, perr = c:image_pull(self.image, progress)
+  if not ok then
+    error(("DockerExecutor: image %s is not present and could not be pulled (%s). Build the agentbox "
+      .. "sandbox image with `make image` (agentbox/sandbox:latest) and pass image = \"agentbox/sandbox:latest\" "
+      .. "(or set AGENTBOX_IMAGE), or pull %s where a registry is reachable"):format(self.image, perr, self.image), 0)
+  end
+  return true
+end
+
+function DockerExecutor:_start()
+  local t0 = core.now()
+  local c = self.client
+  local ok, err = c:negotiate()
+  if not ok then error("DockerExecutor: " .. err, 0) end
+  -- containers of dead owners go first; a failing reap must not block work
+  local _, rerr = c:reap()
+  if rerr then io.stderr:write("agentbox: reaping stale containers failed: ", rerr, "\n") end
+  local sup_path = find_sup()
+  if not sup_path then
+    error("DockerExecutor: the static supervisor agentbox-sup was not found (set AGENTBOX_SUP or run `make`)", 0)
+  end
+  self.run_user = self.user or default_user(self)
+  local config = self:_config(sup_path)
+  local name = self.container_name or container_name()
+  local id, warnings, status = c:create(config, name)
+  if not id and status == 404 then
+    ensure_image(self, c)
+    id, warnings, status = c:create(config, name)
+  end
+  if not id then error("DockerExecutor: " .. warnings, 0) end
+  self.container_id, self.container_name_used = id, name
+  if type(warnings) == "table" and #warnings > 0 then
+    self.warnings = warnings
+    io.stderr:write("agentbox: the Docker daemon weakened the sandbox: ", table.concat(warnings, "; "), "\n")
+  end
+  local sok, serr = pcall(function()
+    if self.transfer == "archive" then upload_sup(self, c, sup_path) end
+    local started, err2 = c:start(id)
+    if not started then error(err2, 0) end
+    if self.transfer == "archive" then fix_workspace(self) end
+  end)
+  if not sok then
+    c:remove(id)
+    self.container_id = nil
+    error("DockerExecutor: " .. tostring(serr), 0)
+  end
+  self.cold_start = core.now() - t0
+end
+
+function DockerExecutor:_ensure()
+  if not self.container_id then self:_start() end
+end
+
+---------------------------------------------------------------- blocks
+
+local function container_argv(info, path)
+  if info.kind == "python" then return { "python3", path } end
+  if info.kind == "shell" then return { info.name == "bash" and "bash" or "sh", path } end
+  if info.kind == "node" then return { "node", path } end
+  if info.kind == "pwsh" then return { "pwsh", "-File", path } end
+  return nil, "unknown language " .. info.name
+end
+
+-- After a death by signal, one look at the container's cgroup (only then,
+-- so the warm path pays nothing): cgroup v1 daemons give the supervisor no
+-- memory.events, so an OOM kill is counted here; and a supervisor killed by
+-- the code itself (same uid) would leave orphans under tini, so the process
+-- count must be back to tini + sleep + this cat. Returns oom_kill, pids.
+local BASE_PIDS = 3
+local function post_mortem(self)
+  local r = self.client:exec_run(self.container_id, { "cat", "/sys/fs/cgroup/memory.events",
+    "/sys/fs/cgroup/memory/memory.oom_control", "/sys/fs/cgroup/pids.current", "/sys/fs/cgroup/pids/pids.current" })
+  if not r then return nil end
+  local oom, pids
+  for line in (r.output or ""):gmatch("[^\n]+") do
+    oom = oom or tonumber(line:match("^oom_kill (%d+)$"))
+    pids = pids or tonumber(line:match("^(%d+)$"))
+  end
+  return oom, pids
+end
+
+local function after_signal(self, res, out)
+  local oom, pids = post_mortem(self)
+  for _ = 1, 10 do   -- killed processes may still be zombies for a moment
+    if not pids or pids <= BASE_PIDS then break end
+    task.sleep(0.05)
+    oom, pids = post_mortem(self)
+  end
+  if oom and oom > self.oom_kills then
+    self.oom_kills = oom
+    if not (res.output or ""):find("out of memory", 1, true) then out.add(OOM_MSG) end
+  end
+  if pids and pids > BASE_PIDS then
+    out.add("\nagentbox: processes outlived the block's supervisor; the sandbox container was replaced\n")
+    self.client:remove(self.container_id)
+    self.container_id = nil
+  end
+end
+
+function DockerExecutor:_run(argv, out, retried)
+  local c, id = self.client, self.container_id
+  local cmd = { SUP, "-t", tostring(math.ceil(self.timeout * 1000)), "-g", tostring(math.ceil(self.grace * 1000)), "--" }
+  for _, a in ipairs(argv) do cmd[#cmd + 1] = a end
+  local exec_id, err, status = c:exec_create(id, { Cmd = cmd, AttachStdout = true, AttachStderr = true, Tty = false })
+  if not exec_id then
+    if (status == 409 or status == 404) and not retried then
+      -- the container died under us (killed, removed): start a fresh one
+      c:remove(id)
+      self.container_id = nil
+      self:_ensure()
+      return self:_run(argv, out, true)
+    end
+    error("DockerExecutor: " .. err, 0)
+  end
+  local t0 = core.now()
+  local req <close> = c:exec_start(exec_id, out.budget(), self.timeout + self.grace + BACKSTOP)
+  local on_output = self.on_output
+  local ok, werr = pcall(function()
+    repeat
+      task.wait(req)
+      local chunks = req:read()   -- always taken: unread chunks keep ready() true
+      if chunks and on_output then
+        for i = 1, #chunks, 2 do on_output(chunks[i + 1], chunks[i] == "error" and "stderr" or chunks[i]) end
+      end
+    until req:done()
+  end)
+  if not ok then
+    -- cancelled, or on_output raised: the block may still be running in
+    -- there and no API call can stop an exec, so the container goes (sent
+    -- without waiting: a cancelled task cannot wait)
+    c:remove_later(id)
+    self.container_id = nil
+    error(werr, 0)
+  end
+  local res, rerr = req:result()
+  local elapsed = core.now() - t0
+  if not res or res.status ~= 200 then
+    -- the stream broke or the backstop fired: this container is suspect
+    c:remove(id)
+    self.container_id = nil
+    if elapsed >= self.timeout then return { timed_out = true, exit_code = 124, output = "", dropped = 0 } end
+    error("DockerExecutor: exec start: " .. (res and docker.daemon_message(res) or tostring(rerr)), 0)
+  end
+  out.add(res.output, res.dropped)
+  local info
+  for _ = 1, 50 do   -- ExitCode is null while running; dockerd sets it before closing the stream
+    local ierr
+    info, ierr = c:exec_inspect(exec_id)
+    if not info then error("DockerExecutor: " .. ierr, 0) end
+    if info.ExitCode ~= docker.null and not info.Running then break end
+    task.sleep(0.01)
+  end
+  local exit_code = math.tointeger(info.ExitCode) or 1
+  -- 124 is also a program's own choice; only a full deadline is a timeout
+  local r = { exit_code = exit_code, timed_out = exit_code == 124 and elapsed >= self.timeout }
+  if exit_code > 128 and not r.timed_out then after_signal(self, res, out) end
+  return r
+end
+
+function DockerExecutor:_execute(blocks)
+  local out = common.result_builder(self.max_output)
+  local exit_code, code_file = 0, nil
+  for _, block in ipairs(blocks) do
+    local prep, perr = common.prepare(block)
+    if not prep then
+      out.add(perr)
+      exit_code = 1
+      break
+    end
+    local path, werr = write_host(self.work_dir, prep.rel, block.code)
+    if not path then
+      out.add(werr)
+      exit_code = 1
+      break
+    end
+    code_file = code_file or path
+    if self.save_only[prep.info.name] then
+      out.add("Code saved to " .. path .. "\n")
+      exit_code = 0
+    else
+      local argv, cerr = container_argv(prep.info, WORKSPACE .. "/" .. prep.rel)
+      if not argv then
+        out.add(cerr)
+        exit_code = 1
+        break
+      end
+      self:_ensure()
+      if self.transfer == "archive" then upload_block(self, prep.rel, block.code) end
+      local r = self:_run(argv, out)
+      exit_code = r.exit_code
+      if r.timed_out then
+        out.add("\n" .. common.TIMEOUT_MSG)
+        break
+      end
+      if exit_code ~= 0 then break end
+    end
+  end
+  return { exit_code = exit_code, output = out.text(), code_file = code_file }
+end
+
+--- Run the blocks in order, stopping at the first failure.
+function DockerExecutor:execute(blocks)
+  if self.closed then error("DockerExecutor: execute after close", 2) end
+  common.check_blocks(blocks)
+  if self.busy then error("DockerExecutor: execute is already running on this executor", 2) end
+  self.busy = true
+  local ok, res = pcall(task.sync, self._execute, self, blocks)
+  self.busy = false
+  if not ok then error(res, 0) end
+  return res
+end
+
+--- Create and start the container now (otherwise the first execute does).
+function DockerExecutor:start()
+  if self.closed then error("DockerExecutor: start after close", 2) end
+  task.sync(self._ensure, self)
+  return self
+end
+
+--- Drop the container; the next execute starts a fresh one.
+function DockerExecutor:restart()
+  local id = self.container_id
+  self.container_id = nil
+  if id then
+    local ok, err = task.sync(self.client.remove, self.client, id)
+    if not ok then return nil, err end
+  end
+  return true
+end
+
+--- Remove the container (auto_remove = false: only stop it). Idempotent.
+function DockerExecutor:close()
+  if self.closed then return true end
+  self.closed = true
+  local id = self.container_id
+  self.container_id = nil
+  if not id then return true end
+  local c = self.client
+  local ok, err = task.sync(function()
+    if self.auto_remove then return c:remove(id) end
+    return c:kill(id)
+  end)
+  if not ok then return nil, err end
+  return true
+end
+DockerExecutor.__close = DockerExecutor.close
+
+-- Is this finalizer running inside core.step (a GC step triggered there)?
+local function inside_step()
+  for level = 2, 1000 do
+    local info = debug.getinfo(level, "f")
+    if not info then return false end
+    if info.func == core.step then return true end
+  end
+  return true
+end
+
+-- A collected executor removes its container. Waiting is safe only when
+-- no task could miss a wake-up and the reactor is not on the stack (a
+-- script that ends without close(): lua_close runs this); otherwise the
+-- removal is sent and finishes on a later step. If the process dies
+-- first, the next executor start reaps the container.
+DockerExecutor.__gc = function(self)
+  if self.closed or not self.container_id then return end
+  self.closed = true
+  local c, id = self.client, self.container_id
+  if not task.current() and task.live() == 0 and not inside_step() then
+    pcall(c.remove, c, id, 10, not self.auto_remove)
+  else
+    pcall(c.remove_later, c, id, not self.auto_remove)
+  end
+end
+
+return { new = new, DockerExecutor = DockerExecutor }
