@@ -13,15 +13,31 @@ local M = {
 }
 
 function M.LocalExecutor(opts) return require("agentbox.executor.local").new(opts) end
+function M.DockerExecutor(opts) return require("agentbox.executor.docker").new(opts) end
 
--- Hooks the host may set: agentbox.on_error = function(err, task) ... end
+-- agents and the chat loop (agent.lua, chat.lua, tools.lua)
+local agent = require("agentbox.agent")
+local chat = require("agentbox.chat")
+M.ConversableAgent = agent.ConversableAgent
+M.AssistantAgent = agent.AssistantAgent
+M.UserProxyAgent = agent.UserProxyAgent
+M.register_function = agent.register_function
+
+-- Hooks the host may set: agentbox.on_error = function(err, task) ... end,
+-- agentbox.print = function(text) ... end (the transcript; nil restores
+-- io.write), agentbox.color = false (never colour the transcript)
 setmetatable(M, {
   __newindex = function(t, k, v)
     if k == "on_error" then task.on_error = v return end
+    if k == "print" then chat.print = v or chat.default_print return end
+    if k == "color" then chat.color = v return end
     rawset(t, k, v)
   end,
   __index = function(_, k)
     if k == "on_error" then return task.on_error end
+    -- loaded on first use: LocalExecutor-only users never load the Docker client
+    if k == "docker" then return require("agentbox.docker") end
+    if k == "print" or k == "color" then return chat[k] end
   end,
 })
 

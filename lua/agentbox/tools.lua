@@ -1,0 +1,278 @@
+-- Tools: OpenAI tool schemas for the caller's llm_config, the executor's
+-- function map, and the reply functions that run tool_calls (and the
+-- deprecated function_call) with AutoGen 0.2's error texts.
+local cjson = require("cjson")
+local cjson_safe = require("cjson.safe")
+local chat = require("agentbox.chat")
+
+local M = {}
+
+local function is_agent(t)
+  local mt = type(t) == "table" and getmetatable(t)
+  return type(mt) == "table" and rawget(mt, "__agentbox_class") == true
+end
+
+function M.assert_valid_name(name, level)
+  if type(name) ~= "string" or not name:find("^[A-Za-z0-9_%-]+$") then
+    error("Invalid name: " .. tostring(name) .. ". Only letters, numbers, '_' and '-' are allowed.", level or 3)
+  end
+  if #name > 64 then
+    error("Invalid name: " .. name .. ". Name must be at most 64 characters.", level or 3)
+  end
+  return name
+end
+
+-- Models sometimes ignore the name rules; the next request must not fail on it.
+function M.normalize_name(name)
+  return (tostring(name):gsub("[^A-Za-z0-9_%-]", "_"):sub(1, 64))
+end
+
+-- A Lua function has no name or docstring, so what register_for_llm learnt
+-- is remembered for a later register_for_execution{} (AutoGen's decorator
+-- chaining, where the second decorator reads func._name).
+local learnt = setmetatable({}, { __mode = "k" })
+
+local function check_opts(what, opts, known)
+  if opts == nil then return {} end
+  if type(opts) == "string" then return { name = opts } end
+  if type(opts) ~= "table" then error(what .. ": expected an options table { name = ..., ... }", 3) end
+  for k in pairs(opts) do
+    if not known[k] then error(what .. ": unknown option '" .. tostring(k) .. "'", 3) end
+  end
+  return opts
+end
+
+local function schema_of(p)
+  if p == nil then return { type = "object", properties = {} } end
+  if type(p) ~= "table" then
+    error("register_for_llm: parameters must be a JSON schema table { type = \"object\", properties = {...} }", 4)
+  end
+  local s = {}
+  for k, v in pairs(p) do s[k] = v end
+  if s.type == nil then s.type = "object" end
+  if s.type ~= "object" then
+    error("register_for_llm: parameters.type must be \"object\" (the model passes arguments by name)", 4)
+  end
+  if s.properties == nil then s.properties = {} end
+  -- an empty Lua table would go out as {} where the schema wants []
+  if type(s.required) == "table" and next(s.required) == nil then s.required = nil end
+  return s
+end
+
+--- Add, replace (same name) or remove (is_remove, sig = name) a tool schema
+--- in the agent's llm_config.tools.
+function M.update_tool_signature(agent, sig, is_remove)
+  if not agent.llm_config then
+    error("To update a tool signature, agent must have an llm_config ('" .. agent.name .. "' has llm_config = false)", 3)
+  end
+  local old = agent.llm_config.tools or {}
+  local tl = {}
+  if is_remove then
+    for _, t in ipairs(old) do
+      if t["function"].name ~= sig then tl[#tl + 1] = t end
+    end
+  else
+    if type(sig) ~= "table" or type(sig["function"]) ~= "table" then
+      error("update_tool_signature: expected { type = \"function\", [\"function\"] = { name =, description =, parameters = } }", 3)
+    end
+    M.assert_valid_name(sig["function"].name, 4)
+    for _, t in ipairs(old) do
+      if t["function"].name ~= sig["function"].name then tl[#tl + 1] = t end
+    end
+    tl[#tl + 1] = sig
+  end
+  agent.llm_config.tools = #tl > 0 and tl or nil
+end
+
+local LLM_KEYS = { name = true, description = true, parameters = true }
+
+--- agent:register_for_llm{ name =, description =, parameters = }(fn) -> fn
+function M.register_for_llm(agent, opts)
+  opts = check_opts("register_for_llm", opts, LLM_KEYS)
+  return function(fn)
+    if type(fn) ~= "function" then error("register_for_llm{...}(fn): expected the tool function", 2) end
+    local known = learnt[fn] or {}
+    local name = opts.name or known.name
+    if name == nil then
+      error("register_for_llm: name is required (a Lua function has no name of its own)", 2)
+    end
+    M.assert_valid_name(name)
+    local desc = opts.description or known.description
+    if type(desc) ~= "string" or desc == "" then
+      error("register_for_llm: description is required for '" .. name
+        .. "' (the model reads it to decide when to call the tool)", 2)
+    end
+    local params = schema_of(opts.parameters or known.parameters)
+    if not agent.llm_config then
+      error("register_for_llm: '" .. agent.name .. "' has no llm_config; register the tool on the agent "
+        .. "whose model should call it", 2)
+    end
+    learnt[fn] = { name = name, description = desc, parameters = params }
+    M.update_tool_signature(agent, { type = "function",
+      ["function"] = { name = name, description = desc, parameters = params } })
+    return fn
+  end
+end
+
+--- agent:register_function{ name = fn, other = false (removes) }
+function M.register_functions(agent, map)
+  if type(map) ~= "table" then error("register_function: expected a table { name = function, ... }", 3) end
+  for name, fn in pairs(map) do
+    M.assert_valid_name(name, 4)
+    if fn ~= false and type(fn) ~= "function" then
+      error("register_function: '" .. name .. "' must map to a function (or false to remove it)", 3)
+    end
+    agent._function_map[name] = fn or nil
+  end
+end
+
+--- agent:register_for_execution{ name = }(fn) -> fn
+function M.register_for_execution(agent, opts)
+  opts = check_opts("register_for_execution", opts, { name = true })
+  return function(fn)
+    if type(fn) ~= "function" then error("register_for_execution{...}(fn): expected the tool function", 2) end
+    local name = opts.name or (learnt[fn] and learnt[fn].name)
+    if name == nil then
+      error("register_for_execution: name is required (a Lua function has no name of its own)", 2)
+    end
+    M.assert_valid_name(name)
+    agent._function_map[name] = fn
+    learnt[fn] = learnt[fn] or { name = name }
+    return fn
+  end
+end
+
+--- agentbox.register_function(fn, { caller =, executor =, name =, description =, parameters = })
+function M.register_function(fn, opts)
+  if type(opts) ~= "table" then
+    error("register_function(fn, { caller = assistant, executor = user_proxy, name = ..., description = ... })", 2)
+  end
+  for _, k in ipairs({ "caller", "executor" }) do
+    if not is_agent(opts[k]) then error("register_function: '" .. k .. "' must be an agent", 2) end
+  end
+  opts.caller:register_for_llm{ name = opts.name, description = opts.description, parameters = opts.parameters }(fn)
+  opts.executor:register_for_execution{ name = opts.name }(fn)
+  return fn
+end
+
+-- Execution ---------------------------------------------------------------------
+
+-- AutoGen's _format_json_str: models put raw newlines in JSON; drop them
+-- outside strings, escape newlines and tabs inside.
+local function format_json_str(s)
+  local out, inside, last = {}, false, " "
+  for i = 1, #s do
+    local c = s:sub(i, i)
+    if last ~= "\\" and c == '"' then inside = not inside end
+    last = c
+    if not (not inside and c == "\n") then
+      if inside and c == "\n" then c = "\\n" elseif inside and c == "\t" then c = "\\t" end
+      out[#out + 1] = c
+    end
+  end
+  return table.concat(out)
+end
+
+-- As a Lua function expects them: JSON null in an object means "absent",
+-- and cjson's floats become integers when integral (1 + 2 is 3, not 3.0,
+-- as in Python, where json.loads("1") is an int).
+local function lua_args(t)
+  for k, v in pairs(t) do
+    if v == cjson.null and type(k) == "string" then
+      t[k] = nil
+    elseif type(v) == "table" then
+      lua_args(v)
+    elseif math.type(v) == "float" then
+      t[k] = math.tointeger(v) or v
+    end
+  end
+  return t
+end
+
+local function decode_args(a)
+  if a == nil then a = "{}" end
+  if type(a) == "table" then return a end
+  if type(a) ~= "string" then return nil, "arguments must be a JSON string, got " .. type(a) end
+  local v, err = cjson_safe.decode(format_json_str(a))
+  if v == nil then return nil, tostring(err) end
+  if type(v) ~= "table" or #v > 0 then
+    return nil, "arguments must be a JSON object, got " .. (v == cjson.null and "null" or cjson.encode(v))
+  end
+  return lua_args(v)
+end
+
+-- Python's str(e) is the message alone; drop Lua's "chunk:line: " prefix.
+local function error_text(e)
+  if type(e) ~= "string" then return tostring(e) end
+  return (e:gsub("^[^:\n]+:%d+: ", "", 1))
+end
+
+-- A string goes as is, a table as JSON, anything else through tostring.
+local function serialize(v)
+  if type(v) == "string" then return v end
+  if type(v) == "table" then
+    local ok, s = pcall(cjson.encode, v)
+    if not ok then return nil, "the tool's result cannot be encoded as JSON: " .. error_text(s) end
+    return s
+  end
+  return tostring(v)
+end
+
+--- execute_function(agent, { name =, arguments = "<json>" }) -> ok, { name =, role = "function", content = }
+function M.execute_function(agent, call)
+  call = type(call) == "table" and call or {}
+  local name = call.name == nil and "" or tostring(call.name)
+  local fn = agent._function_map[name]
+  local ok, content = false, nil
+  if fn then
+    local args, err = decode_args(call.arguments)
+    if args == nil then
+      content = "Error: " .. err .. "\n The argument must be in JSON format."
+    else
+      chat.info(agent, "\n>>>>>>>> EXECUTING FUNCTION " .. name .. "...", "magenta")
+      -- pcall is yieldable in 5.4: a tool may wait on a process or a request
+      local pok, res = pcall(fn, args)
+      if pok then
+        local s, serr = serialize(res)
+        ok, content = s ~= nil, s or ("Error: " .. serr)
+      else
+        content = "Error: " .. error_text(res)
+      end
+    end
+  else
+    content = "Error: Function " .. name .. " not found."
+  end
+  return ok, { name = name, role = "function", content = content }
+end
+
+--- Reply function: run every tool call of the last message, in order; the
+--- results travel in one role "tool" message whose tool_responses the model
+--- client sends as one role "tool" message per tool_call_id.
+function M.tool_calls_reply(agent, messages, sender)
+  if messages == nil then messages = agent:chat_messages(sender) end
+  local message = messages[#messages]
+  if type(message) ~= "table" or type(message.tool_calls) ~= "table" or #message.tool_calls == 0 then
+    return false, nil
+  end
+  local returns, texts = {}, {}
+  for _, call in ipairs(message.tool_calls) do
+    local f = type(call) == "table" and type(call["function"]) == "table" and call["function"] or {}
+    local _, ret = agent:execute_function(f)
+    local r = { role = "tool", content = ret.content or "" }
+    if type(call) == "table" and call.id ~= nil then r.tool_call_id = call.id end
+    returns[#returns + 1] = r
+    texts[#texts + 1] = r.content
+  end
+  return true, { role = "tool", tool_responses = returns, content = table.concat(texts, "\n\n") }
+end
+
+--- Reply function for the deprecated single function_call.
+function M.function_call_reply(agent, messages, sender)
+  if messages == nil then messages = agent:chat_messages(sender) end
+  local message = messages[#messages]
+  if type(message) ~= "table" or type(message.function_call) ~= "table" then return false, nil end
+  local _, ret = agent:execute_function(message.function_call)
+  return true, ret
+end
+
+return M

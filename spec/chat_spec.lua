@@ -1,0 +1,376 @@
+-- initiate_chat: AutoGen's chat-loop cases against the scripted OpenAI
+-- server and real LocalExecutor processes; transcript printing; summaries;
+-- last_n_messages; and the loop that replaced AutoGen's recursion.
+local agentbox = require("agentbox")
+local chat = require("agentbox.chat")
+local core = require("agentbox.core")
+local fake = require("spec.support.fake_openai")
+local H = require("spec.support.helpers")
+
+local RULE = ("-"):rep(80)
+
+local function bot(name, reply, extra)
+  local o = { name = name, human_input_mode = "NEVER", default_auto_reply = reply }
+  for k, v in pairs(extra or {}) do o[k] = v end
+  return agentbox.ConversableAgent(o)
+end
+
+local function contents(history)
+  local out = {}
+  for i, m in ipairs(history) do out[i] = m.content end
+  return out
+end
+
+local function llm_config(srv, model)
+  return { config_list = { { model = model or "m", api_key = "sk-test", base_url = srv.base_url } },
+           max_retries = 0, timeout = 20 }
+end
+
+local function ends_with_terminate(m)
+  return type(m.content) == "string" and m.content:find("TERMINATE%s*$") ~= nil
+end
+
+describe("initiate_chat", function()
+  local out, srv, dir
+  before_each(function()
+    out = {}
+    agentbox.print = function(s) out[#out + 1] = s end
+    agentbox.color = false
+    dir = H.tmpdir("chat")
+  end)
+  after_each(function()
+    agentbox.print = nil
+    agentbox.color = nil
+    if srv then srv:stop() end
+    srv = nil
+    H.rm_rf(dir)
+  end)
+
+  local function proxy(extra)
+    local o = { name = "user_proxy", human_input_mode = "NEVER", is_termination_msg = ends_with_terminate,
+                code_execution_config = { work_dir = dir, use_docker = false } }
+    for k, v in pairs(extra or {}) do o[k] = v end
+    return agentbox.UserProxyAgent(o)
+  end
+
+  it("runs the model's Python with LocalExecutor and sends the model the real output", function()
+    srv = fake.start{ models = { m = {
+      { content = "I will compute it.\n```python\nprint(6 * 7)\n```", expect = { last_equals = "What is 6*7?" } },
+      { content = "The answer is 42.\nTERMINATE",
+        expect = { last_role = "user", last_contains = "exitcode: 0 (execution succeeded)\nCode output: 42" } },
+    } } }
+    local assistant = agentbox.AssistantAgent{ name = "assistant", llm_config = llm_config(srv) }
+    local user = proxy()
+    local r = user:initiate_chat(assistant, { message = "What is 6*7?" })
+    assert.same({ "What is 6*7?", "I will compute it.\n```python\nprint(6 * 7)\n```",
+                  "exitcode: 0 (execution succeeded)\nCode output: 42\n", "The answer is 42.\nTERMINATE" },
+                contents(r.chat_history))
+    assert.equal("The answer is 42.\n", r.summary)
+    local reqs = srv:requests()
+    assert.equal(2, #reqs)
+    for _, q in ipairs(reqs) do
+      assert.equal(200, q.status, q.expect_failed)
+      assert.equal("Bearer sk-test", q.headers.Authorization)
+    end
+    local sent = reqs[2].body.messages
+    assert.same({ role = "system", content = agentbox.AssistantAgent{ name = "x" }.system_message }, sent[1])
+    assert.same({ role = "user", name = "user_proxy", content = "exitcode: 0 (execution succeeded)\nCode output: 42\n" },
+                sent[4])
+    assert.same({ role = "assistant", name = "assistant", content = "I will compute it.\n```python\nprint(6 * 7)\n```" },
+                sent[3])
+    -- the code really ran in the work dir
+    local f = io.popen("ls " .. dir)
+    local listing = f:read("a")
+    f:close()
+    assert.matches("tmp_code_%x+%.py", listing)
+    -- the cost comes from the server's usage numbers
+    local u = r.cost.usage_including_cached_inference
+    assert.equal(0, u.total_cost)
+    assert.truthy(u.m.prompt_tokens > 0 and u.m.completion_tokens > 0)
+    assert.equal(u.m.prompt_tokens + u.m.completion_tokens, u.m.total_tokens)
+    assert.same(u, r.cost.usage_excluding_cached_inference)
+  end)
+
+  it("prints AutoGen's transcript: header, blank line, content, rule, EXECUTING CODE BLOCK", function()
+    local user = proxy()
+    local coder = bot("coder", "```sh\necho hi\n```", { max_consecutive_auto_reply = 1 })
+    user:initiate_chat(coder, { message = "run it" })
+    local expected = "user_proxy (to coder):\n\nrun it\n\n" .. RULE .. "\n"
+      .. "coder (to user_proxy):\n\n```sh\necho hi\n```\n\n" .. RULE .. "\n"
+      .. "\n>>>>>>>> EXECUTING CODE BLOCK 0 (inferred language is sh)...\n"
+      .. "user_proxy (to coder):\n\nexitcode: 0 (execution succeeded)\nCode output: hi\n\n\n" .. RULE .. "\n"
+    assert.equal(expected, table.concat(out))
+  end)
+
+  it("colours only with TERM set (not dumb), NO_COLOR empty and color not false", function()
+    local src = [[
+      local ab = require("agentbox")
+      if os.getenv("SET_COLOR_FALSE") then ab.color = false end
+      local ex = { execute = function() return { exit_code = 0, output = "1\n" } end }
+      local u = ab.UserProxyAgent{ name = "u", human_input_mode = "NEVER", code_execution_config = { executor = ex } }
+      local a = ab.ConversableAgent{ name = "a", human_input_mode = "NEVER", default_auto_reply = "```python\nprint(1)\n```",
+                                     max_consecutive_auto_reply = 1 }
+      u:initiate_chat(a, { message = "go" })]]
+    local r = H.lua(src, { TERM = "xterm-256color" })
+    assert.equal(0, r.exit_code, r.output)
+    assert.matches("\27[33mu\27[0m (to a):\n\ngo\n", r.output, 1, true)
+    assert.matches("\27[31m\n>>>>>>>> EXECUTING CODE BLOCK 0 (inferred language is python)...\27[0m\n", r.output, 1, true)
+    for _, env in ipairs({ {}, { TERM = "dumb" }, { TERM = "xterm", NO_COLOR = "1" },
+                           { TERM = "xterm", SET_COLOR_FALSE = "1" } }) do
+      r = H.lua(src, env)
+      assert.equal(0, r.exit_code, r.output)
+      assert.matches("u (to a):", r.output, 1, true)
+      assert.is_nil(r.output:find("\27[", 1, true))
+    end
+  end)
+
+  it("silent = true prints nothing, not even status lines", function()
+    local u = agentbox.UserProxyAgent{ name = "u", human_input_mode = "TERMINATE", default_auto_reply = "auto",
+                                       max_consecutive_auto_reply = 2, get_human_input = function() return "exit" end,
+                                       code_execution_config = { work_dir = dir, use_docker = false } }
+    local r = u:initiate_chat(bot("a", "```sh\necho x\n```"), { message = "go", silent = true })
+    assert.equal(0, #out)
+    assert.equal("exitcode: 0 (execution succeeded)\nCode output: x\n", r.chat_history[3].content)
+    -- and printing is back afterwards
+    u:initiate_chat(bot("b", "y", { max_consecutive_auto_reply = 0 }), { message = "go" })
+    assert.matches("u (to b):", table.concat(out), 1, true)
+  end)
+
+  describe("limits", function()
+    it("max_turns = n gives 2n messages when nobody stops", function()
+      local a, b = bot("a", "from a"), bot("b", "from b")
+      local r = a:initiate_chat(b, { message = "start", max_turns = 3 })
+      assert.same({ "start", "from b", "from a", "from b", "from a", "from b" }, contents(r.chat_history))
+      r = a:initiate_chat(b, { message = "start", max_turns = 0 })
+      assert.same({}, r.chat_history)
+      assert.equal("", r.summary)
+    end)
+
+    it("max_turns with a model and code execution: 2 turns, 4 messages", function()
+      srv = fake.start{ models = { m = {
+        { content = "```sh\necho step-one\n```" },
+        { content = "```sh\necho step-two\n```", expect = { last_contains = "Code output: step-one" } },
+      } } }
+      local assistant = agentbox.AssistantAgent{ name = "assistant", llm_config = llm_config(srv) }
+      local r = proxy():initiate_chat(assistant, { message = "go", max_turns = 2 })
+      assert.same({ "go", "```sh\necho step-one\n```", "exitcode: 0 (execution succeeded)\nCode output: step-one\n",
+                    "```sh\necho step-two\n```" }, contents(r.chat_history))
+      assert.equal(2, #srv:requests())
+    end)
+
+    it("max_turns stops early on termination", function()
+      local r = proxy():initiate_chat(bot("a", "done. TERMINATE"), { message = "go", max_turns = 5 })
+      assert.same({ "go", "done. TERMINATE" }, contents(r.chat_history))
+    end)
+
+    it("stops on the termination message and at max_consecutive_auto_reply", function()
+      srv = fake.start{ models = { m = { { content = "thinking" }, { content = "TERMINATE" } } } }
+      local assistant = agentbox.AssistantAgent{ name = "assistant", llm_config = llm_config(srv) }
+      local r = bot("user", "continue"):initiate_chat(assistant, { message = "go" })
+      assert.same({ "go", "thinking", "continue", "TERMINATE" }, contents(r.chat_history))
+      assert.equal("", r.summary)
+      -- the limit: the user stops after 2 automatic replies
+      local r2 = bot("user", "more", { max_consecutive_auto_reply = 2 }):initiate_chat(bot("echo", "ok"), { message = "go" })
+      assert.same({ "go", "ok", "more", "ok", "more", "ok" }, contents(r2.chat_history))
+    end)
+  end)
+
+  describe("the loop", function()
+    local function depth()
+      local d = 1
+      while debug.getinfo(d, "l") do d = d + 1 end
+      return d
+    end
+
+    it("a 10,000-turn chat under max_turns finishes at constant stack depth", function()
+      local a = bot("a", "ping", { max_consecutive_auto_reply = math.maxinteger })
+      local b = bot("b", "")
+      local depths = {}
+      b:register_reply(agentbox.ConversableAgent, function() depths[#depths + 1] = depth(); return true, "pong" end)
+      local r = a:initiate_chat(b, { message = "go", max_turns = 10000, silent = true })
+      assert.equal(20000, #r.chat_history)
+      assert.equal(10000, #depths)
+      assert.equal(depths[1], depths[10000])
+      assert.equal("pong", r.summary)
+      assert.equal(0, #out)
+    end)
+
+    it("a 10,000-message ping-pong without max_turns does not grow the stack", function()
+      local depths = {}
+      local function watch() depths[#depths + 1] = depth(); return false end
+      local a = bot("a", "ping", { max_consecutive_auto_reply = 5000 })
+      local b = bot("b", "pong", { max_consecutive_auto_reply = 5000, is_termination_msg = watch })
+      local r = a:initiate_chat(b, { message = "go", silent = true })
+      assert.equal(10001, #r.chat_history)
+      assert.equal(5000, #depths)
+      assert.equal(depths[1], depths[#depths])
+    end)
+  end)
+
+  describe("last_n_messages", function()
+    local old = { role = "user", content = "```sh\necho old\n```" }
+    local own = { role = "assistant", content = "my own message" }
+    local text = { role = "user", content = "no code here" }
+    local new = { role = "user", content = "```sh\necho new\n```" }
+
+    local function reply(n, messages)
+      local u = proxy{ default_auto_reply = "no code", code_execution_config = { work_dir = dir, use_docker = false,
+                                                                                last_n_messages = n } }
+      return u:generate_reply{ messages = messages, sender = bot("a", "") }
+    end
+
+    it("auto scans the trailing run of user messages, newest first", function()
+      assert.equal("exitcode: 0 (execution succeeded)\nCode output: new\n", reply("auto", { old, own, text, new }))
+      assert.equal("no code", reply("auto", { old, own, text }))
+      assert.equal("exitcode: 0 (execution succeeded)\nCode output: new\n", reply("auto", { old, new, text }))
+      assert.equal("exitcode: 0 (execution succeeded)\nCode output: old\n", reply(nil, { old, text }))  -- default auto
+    end)
+
+    it("an integer scans that many messages whatever their role; the newest with code runs", function()
+      assert.equal("exitcode: 0 (execution succeeded)\nCode output: old\n", reply(3, { old, own, text }))
+      assert.equal("no code", reply(2, { old, own, text }))
+      assert.equal("exitcode: 0 (execution succeeded)\nCode output: new\n", reply(4, { old, own, new, text }))
+      assert.equal("exitcode: 0 (execution succeeded)\nCode output: old\n", reply(99, { old, own }))
+    end)
+
+    it("0 scans nothing", function()
+      assert.equal("no code", reply(0, { old, new }))
+    end)
+
+    it("a lone fenced block of unknown language is prose, as in AutoGen", function()
+      assert.equal("no code", reply("auto", { { role = "user", content = "```\njust some words here\n```" } }))
+    end)
+
+    it("a failing block reports the failure text", function()
+      assert.equal("exitcode: 3 (execution failed)\nCode output: bad\n",
+        reply("auto", { { role = "user", content = "```sh\necho bad; exit 3\n```" } }))
+    end)
+  end)
+
+  describe("summaries", function()
+    it("last_msg removes TERMINATE", function()
+      local r = proxy():initiate_chat(bot("a", "Result: 42\nTERMINATE"), { message = "go" })
+      assert.equal("Result: 42\n", r.summary)
+    end)
+
+    it("reflection_with_llm asks the recipient's model with AutoGen's prompt as a system message", function()
+      srv = fake.start{ models = { m = {
+        { content = "The capital is Paris." },
+        { content = "France's capital: Paris.",
+          expect = { last_role = "system", messages_count = 3, last_equals = chat.DEFAULT_SUMMARY_PROMPT } },
+        { content = "ok" },
+        { content = "custom", expect = { last_role = "user", last_equals = "Sum up." } },
+      } } }
+      local assistant = agentbox.AssistantAgent{ name = "assistant", llm_config = llm_config(srv) }
+      local user = bot("user", "", { max_consecutive_auto_reply = 0 })
+      local r = user:initiate_chat(assistant, { message = "Capital of France?", summary_method = "reflection_with_llm" })
+      assert.equal("France's capital: Paris.", r.summary)
+      assert.equal(2, #r.chat_history)
+      local sent = srv:requests()[2].body.messages
+      assert.same({ role = "user", name = "user", content = "Capital of France?" }, sent[1])
+      r = user:initiate_chat(assistant, { message = "x", summary_method = "reflection_with_llm",
+                                          summary_args = { summary_prompt = "Sum up.", summary_role = "user" } })
+      assert.equal("custom", r.summary)
+    end)
+
+    it("reflection_with_llm: a failing model leaves the chat and an empty summary", function()
+      srv = fake.start{ models = { m = { { content = "answer" }, { status = 400 } } } }
+      local assistant = agentbox.AssistantAgent{ name = "assistant", llm_config = llm_config(srv) }
+      local r = bot("user", "", { max_consecutive_auto_reply = 0 }):initiate_chat(assistant,
+        { message = "q", summary_method = "reflection_with_llm" })
+      assert.equal("", r.summary)
+      assert.matches("HTTP 400", r.summary_error)
+      assert.same({ "q", "answer" }, contents(r.chat_history))
+      assert.matches("Cannot extract summary using reflection_with_llm", table.concat(out), 1, true)
+    end)
+
+    it("reflection_with_llm without any model is a clear error", function()
+      assert.has_error(function()
+        bot("u", "", { max_consecutive_auto_reply = 0 }):initiate_chat(bot("a", "x"),
+          { message = "q", summary_method = "reflection_with_llm" })
+      end, "initiate_chat: summary_method \"reflection_with_llm\" needs an llm_config on the recipient (a) or the sender (u)")
+    end)
+
+    it("a function gets sender, recipient and summary_args; false gives an empty summary", function()
+      local a, b = bot("a", "hi", { max_consecutive_auto_reply = 0 }), bot("b", "there")
+      local got
+      local r = a:initiate_chat(b, { message = "go", summary_args = { k = 1 },
+        summary_method = function(s, rcp, args) got = { s, rcp, args.k }; return rcp:last_message(s).content:upper() end })
+      assert.same({ a, b, 1 }, got)
+      assert.equal("THERE", r.summary)
+      assert.equal("", a:initiate_chat(b, { message = "go", summary_method = false }).summary)
+    end)
+  end)
+
+  describe("options", function()
+    it("clear_history = false keeps the earlier conversation; the default clears it", function()
+      local a, b = bot("a", "x", { max_consecutive_auto_reply = 0 }), bot("b", "y")
+      a:initiate_chat(b, { message = "one" })
+      local r = a:initiate_chat(b, { message = "two", clear_history = false })
+      assert.same({ "one", "y", "two", "y" }, contents(r.chat_history))
+      assert.same({ "one", "y", "two", "y" }, contents(b:chat_messages(a)))
+      r = a:initiate_chat(b, { message = "three" })
+      assert.same({ "three", "y" }, contents(r.chat_history))
+    end)
+
+    it("message may be a function, gets carryover appended, or comes from get_human_input('>')", function()
+      local a, b = bot("a", "", { max_consecutive_auto_reply = 0 }), bot("b", "ok")
+      local r = a:initiate_chat(b, { message = function(s, rcp, ctx) return s.name .. " asks " .. rcp.name .. ctx.max_turns end,
+                                     max_turns = 1 })
+      assert.equal("a asks b1", r.chat_history[1].content)
+      r = a:initiate_chat(b, { message = "task", carryover = { "fact 1", "fact 2" }, max_turns = 1 })
+      assert.equal("task\nContext: \nfact 1\nfact 2", r.chat_history[1].content)
+      local prompts = {}
+      local h = agentbox.ConversableAgent{ name = "h", human_input_mode = "NEVER", max_consecutive_auto_reply = 0,
+                                           get_human_input = function(p) prompts[#prompts + 1] = p; return "typed" end }
+      r = h:initiate_chat(b, {})
+      assert.same({ ">" }, prompts)
+      assert.equal("typed", r.chat_history[1].content)
+      assert.same({ "typed" }, r.human_input)
+    end)
+
+    it("rejects bad options with what is accepted", function()
+      local a, b = bot("a", ""), bot("b", "")
+      assert.has_error(function() a:initiate_chat(b, { mesage = "x" }) end)
+      local ok, err = pcall(a.initiate_chat, a, b, { message = "x", max_turns = 1.5 })
+      assert.is_false(ok)
+      assert.matches("max_turns must be a non%-negative integer", err)
+      ok, err = pcall(a.initiate_chat, a, b, { message = "x", max_turns = 1, summary_method = "best" })
+      assert.matches("summary_method must be \"last_msg\", \"reflection_with_llm\"", err)
+      ok, err = pcall(a.initiate_chat, a, "bob", { message = "x" })
+      assert.matches("the recipient must be an agent", err)
+    end)
+
+    it("cost merges both agents' usage per model", function()
+      srv = fake.start{ models = { m1 = { { content = "from one" } }, m2 = { { content = "TERMINATE" } } } }
+      local one = agentbox.AssistantAgent{ name = "one", llm_config = llm_config(srv, "m1") }
+      local two = agentbox.AssistantAgent{ name = "two", llm_config = llm_config(srv, "m2") }
+      local r = two:initiate_chat(one, { message = "hi" })
+      assert.same({ "hi", "from one", "TERMINATE" }, contents(r.chat_history))
+      local u = r.cost.usage_including_cached_inference
+      assert.truthy(u.m1 and u.m2)
+      assert.equal(u.m1.prompt_tokens + u.m1.completion_tokens, u.m1.total_tokens)
+      assert.equal(0, u.total_cost)
+      -- no model at all: an empty cost of the same shape
+      local r2 = bot("a", "", { max_consecutive_auto_reply = 0 }):initiate_chat(bot("b", "x"), { message = "q" })
+      assert.same({ usage_including_cached_inference = { total_cost = 0 },
+                    usage_excluding_cached_inference = { total_cost = 0 } }, r2.cost)
+    end)
+  end)
+
+  it("works the same inside a task, without blocking other tasks", function()
+    srv = fake.start{ models = { m = { { content = "```sh\necho in-task\n```", delay = 0.2 }, { content = "TERMINATE" } } } }
+    local assistant = agentbox.AssistantAgent{ name = "assistant", llm_config = llm_config(srv) }
+    local user = proxy()
+    local ticks = 0
+    local ticker = agentbox.spawn(function() for _ = 1, 10 do agentbox.sleep(0.01); ticks = ticks + 1 end end)
+    local t = agentbox.spawn(function() return user:initiate_chat(assistant, { message = "go" }) end)
+    local t0 = core.now()
+    while not t:done() do agentbox.step(-1) end
+    local r = assert(t:result())
+    assert.truthy(ticker:done())
+    assert.equal(10, ticks)
+    assert.equal("exitcode: 0 (execution succeeded)\nCode output: in-task\n", r.chat_history[3].content)
+    assert.truthy(core.now() - t0 >= 0.2)
+  end)
+end)
