@@ -103,13 +103,16 @@ function M.configure(who, cfg)
     error(who .. ": code_execution_config.use_docker must be true, false or an image name, got " .. tostring(use), 0)
   end
   if use == nil then
-    use = not M.in_container() and M.docker_available() or false
+    use = M.docker_available() or false
   elseif use ~= false then
-    if M.in_container() then
-      use = false                    -- already sandboxed: run locally, as AutoGen does
-    else
-      local ok, err = M.docker_available()
-      if not ok then
+    local ok, err = M.docker_available()
+    if not ok then
+      -- Already inside a container with no daemon in reach: run locally, as
+      -- AutoGen does. With a daemon in reach (a mounted socket, or a VM that
+      -- carries /.dockerenv) the hardened sandbox is still the safer place.
+      if M.in_container() then
+        use = false
+      else
         error(M.DOCKER_NOT_RUNNING .. (err and ("\n(" .. tostring(err) .. ")") or ""), 0)
       end
     end
