@@ -86,8 +86,10 @@ check: deps
 	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  bash scripts/run_specs.sh $(BUSTED)
 
-demo: all
-	@$(LUA) examples/run_blocks.lua
+# The data-analysis chat: a (scripted, offline) model writes pandas code that
+# runs in the hardened container; examples/run_blocks.lua is the small one.
+demo: all test-image
+	@AGENTBOX_IMAGE=$${AGENTBOX_IMAGE:-$(IMAGE)} $(LUA) examples/data_analysis.lua
 
 bench: all
 	@bash bench/run.sh

@@ -102,20 +102,22 @@ describe("initiate_chat", function()
     assert.equal(expected, table.concat(out))
   end)
 
-  it("colours only with TERM set (not dumb), NO_COLOR empty and color not false", function()
+  it("colours only on a terminal (TERM not dumb, NO_COLOR empty) or when color = true", function()
     local src = [[
       local ab = require("agentbox")
       if os.getenv("SET_COLOR_FALSE") then ab.color = false end
+      if os.getenv("SET_COLOR_TRUE") then ab.color = true end
       local ex = { execute = function() return { exit_code = 0, output = "1\n" } end }
       local u = ab.UserProxyAgent{ name = "u", human_input_mode = "NEVER", code_execution_config = { executor = ex } }
       local a = ab.ConversableAgent{ name = "a", human_input_mode = "NEVER", default_auto_reply = "```python\nprint(1)\n```",
                                      max_consecutive_auto_reply = 1 }
       u:initiate_chat(a, { message = "go" })]]
-    local r = H.lua(src, { TERM = "xterm-256color" })
+    local r = H.lua(src, { TERM = "xterm-256color", SET_COLOR_TRUE = "1" })
     assert.equal(0, r.exit_code, r.output)
     assert.matches("\27[33mu\27[0m (to a):\n\ngo\n", r.output, 1, true)
     assert.matches("\27[31m\n>>>>>>>> EXECUTING CODE BLOCK 0 (inferred language is python)...\27[0m\n", r.output, 1, true)
-    for _, env in ipairs({ {}, { TERM = "dumb" }, { TERM = "xterm", NO_COLOR = "1" },
+    -- stdout is a pipe here: no colour even with a colour TERM
+    for _, env in ipairs({ {}, { TERM = "xterm-256color" }, { TERM = "dumb" }, { TERM = "xterm", NO_COLOR = "1" },
                            { TERM = "xterm", SET_COLOR_FALSE = "1" } }) do
       r = H.lua(src, env)
       assert.equal(0, r.exit_code, r.output)

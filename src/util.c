@@ -153,6 +153,12 @@ static int l_realpath(lua_State *L) {
   return 1;
 }
 
+/* core.isatty(fd): transcripts are coloured only on a terminal */
+static int l_isatty(lua_State *L) {
+  lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
+  return 1;
+}
+
 static int l_now(lua_State *L) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -222,6 +228,6 @@ void ab_open_timer(lua_State *L) {
 void ab_open_util(lua_State *L) {
   static const luaL_Reg f[] = {
     {"md5", l_md5}, {"utf8_clean", l_utf8_clean}, {"which", l_which}, {"now", l_now},
-    {"mkdir_p", l_mkdir_p}, {"realpath", l_realpath}, {NULL, NULL}};
+    {"mkdir_p", l_mkdir_p}, {"realpath", l_realpath}, {"isatty", l_isatty}, {NULL, NULL}};
   luaL_setfuncs(L, f, 0);
 }

@@ -19,15 +19,15 @@ function M.print(s)
 end
 M.default_print = M.print
 
--- nil: automatic; false: never. Lua cannot call isatty, so "a terminal" is
--- approximated by TERM being set to something other than "dumb", and the
--- NO_COLOR convention (no-color.org: set and non-empty) turns colour off.
+-- nil: automatic (stdout is a terminal whose TERM is not "dumb", and the
+-- NO_COLOR convention, no-color.org, is not set); false: never; true: always.
 M.color = nil
 
 local CODES = { red = "31", green = "32", yellow = "33", magenta = "35" }
 
 function M.use_color()
-  if M.color == false then return false end
+  if M.color ~= nil then return M.color == true end
+  if not require("agentbox.core").isatty(1) then return false end
   local term = os.getenv("TERM")
   if term == nil or term == "" or term == "dumb" then return false end
   local nc = os.getenv("NO_COLOR")
