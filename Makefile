@@ -7,7 +7,7 @@ OPT      ?= -O2 -g
 CFLAGS_ALL = -std=c11 -Wall -Wextra -Werror -fPIC $(OPT) -I$(LUA_INC) -Isrc $(CFLAGS)
 LIBS     = $(EXTRA_LIBDIRS) -lcurl -lcrypto
 SRC      = $(wildcard src/*.c)
-CORE_SRC = $(filter-out src/sup_main.c,$(SRC))
+CORE_SRC = $(filter-out src/sup_main.c src/spawnsrv.c,$(SRC))
 HDR      = $(wildcard src/*.h)
 BUILD    ?= build
 SO       = $(BUILD)/agentbox/core.so
@@ -57,9 +57,9 @@ $(SO): $(CORE_SRC) $(HDR)
 	$(CC) $(CFLAGS_ALL) -shared -o $@ $(CORE_SRC) $(LIBS)
 
 # The in-container supervisor: static, so it runs in any image.
-$(SUP): src/sup_main.c src/sup.c src/sup.h
+$(SUP): src/sup_main.c src/sup.c src/sup.h src/spawnsrv.c src/spawnproto.h
 	@mkdir -p $(dir $@)
-	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -static -o $@ src/sup_main.c src/sup.c
+	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -static -o $@ src/sup_main.c src/sup.c src/spawnsrv.c
 
 paths:
 	@echo "export LUA_PATH='$(LUA_PATH)' LUA_CPATH='$(LUA_CPATH)'"

@@ -13,6 +13,7 @@ typedef struct ab_ctx ab_ctx;
 typedef struct ab_watch ab_watch;
 typedef struct ab_timer ab_timer;
 typedef struct ab_handle ab_handle;
+typedef struct ab_spawner ab_spawner;
 
 /* A file descriptor on the reactor's epoll set. cb runs inside step(), never
  * inside another library's callback, and must not call Lua. */
@@ -50,6 +51,8 @@ struct ab_ctx {
   void *http;                   /* http.c state (curl multi), lazily created */
   void (*http_free)(ab_ctx *ctx);
   void (*http_after_step)(ab_ctx *ctx);  /* frees what curl released mid-dispatch */
+  struct ab_spawner *spawner;   /* spawner.c, lazily started */
+  void (*spawner_free)(ab_ctx *ctx);
 };
 
 /* buffers */

@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include "core.h"
 #include "output.h"
+#include "spawner.h"
 #include "sup.h"
 
 #define PROC_MT "agentbox.proc"
@@ -36,7 +37,8 @@ typedef struct {
   size_t in_off;
   ab_sup_report rep;
   size_t rep_got;
-  int eof[2], got_status, done, killed;
+  int eof[2], got_status, done, killed, via_server, spawn_errno;
+  uint32_t spawn_id;
   struct timespec t0, t1;
   ab_timer backstop;
 } proc_ud;
@@ -62,7 +64,8 @@ static void finish(proc_ud *p) {
   ab_timer_stop(p->h.ctx, &p->backstop);
   clock_gettime(CLOCK_MONOTONIC, &p->t1);
   p->done = 1;
-  ab_reap_later(p->h.ctx, p->pid);
+  if (p->via_server) ab_spawner_forget(p->h.ctx, p->spawn_id);   /* the server reaps it */
+  else ab_reap_later(p->h.ctx, p->pid);
   ab_notify(&p->h);
 }
 
@@ -194,11 +197,23 @@ static int64_t opt_limit(lua_State *L, int t, const char *k) {
   return v;
 }
 
+static void on_spawned(void *owner, pid_t pid) {
+  proc_ud *p = owner;
+  if (pid > 0) p->pid = pid;
+  else p->spawn_errno = -pid;
+}
+
+static void cancel(proc_ud *p) {
+  if (p->via_server) ab_spawner_kill(p->h.ctx, p->spawn_id);
+  else if (p->pid > 0) kill(p->pid, SIGTERM);   /* the supervisor cancels: the tree dies */
+}
+
 /* Start the supervisor as a program (agentbox-sup) with posix_spawn, which
  * vforks: the cost does not grow with the host's heap as fork()'s does. */
 static pid_t spawn_sup(lua_State *L, const char *sup, char **argv, char **envp, const char *cwd,
-                       double timeout, double grace, const int64_t *rl, int fds[4], int *err) {
+                       double timeout, double grace, const int64_t *rl, int nice_inc, int fds[4], int *err) {
   char num[4][32], lim[128];
+  snprintf(num[3], sizeof num[3], "%d", nice_inc);
   snprintf(num[0], sizeof num[0], "%d", (int)getpid());
   snprintf(num[1], sizeof num[1], "%lld", (long long)(timeout * 1000.0 + 0.5));
   snprintf(num[2], sizeof num[2], "%lld", (long long)(grace * 1000.0 + 0.5));
@@ -213,6 +228,7 @@ static pid_t spawn_sup(lua_State *L, const char *sup, char **argv, char **envp, 
   v[k++] = "-t"; v[k++] = num[1];
   v[k++] = "-g"; v[k++] = num[2];
   v[k++] = "-r"; v[k++] = lim;
+  v[k++] = "-n"; v[k++] = num[3];
   if (cwd) { v[k++] = "-C"; v[k++] = (char *)cwd; }
   v[k++] = "--";
   for (int i = 0; i < argc; i++) v[k++] = argv[i];
@@ -268,6 +284,8 @@ static int l_spawn(lua_State *L) {
   double timeout = ab_opt_number(L, 1, "timeout", 0);
   double grace = ab_opt_number(L, 1, "grace", 0.5);
   double max_output = ab_opt_number(L, 1, "max_output", 1048576);
+  int nice_inc = (int)ab_opt_number(L, 1, "nice", 0);
+  if (nice_inc < 0 || nice_inc > 19) return luaL_error(L, "spawn: 'nice' must be between 0 and 19");
   if (timeout < 0 || grace < 0 || max_output < 0) return luaL_error(L, "spawn: timeout, grace and max_output must be >= 0");
   size_t inlen = 0;
   const char *in = NULL;
@@ -309,15 +327,20 @@ static int l_spawn(lua_State *L) {
   pid_t host = getpid();
   clock_gettime(CLOCK_MONOTONIC, &p->t0);
   pid_t pid = -1;
-  if (!fail && sup) {
-    int sfds[4] = {inp[0], out[1], err[1], st[1]};
+  int sfds[4] = {inp[0], out[1], err[1], st[1]};
+  ab_spawn_opts so = {argv, envp, cwd, (int64_t)(timeout * 1000.0 + 0.5), (int64_t)(grace * 1000.0 + 0.5),
+                      {rl[0], rl[1], rl[2], rl[3]}, nice_inc};
+  if (!fail && sup && ab_spawner_spawn(p->h.ctx, sup, &so, sfds, p, on_spawned, &p->spawn_id) == 0) {
+    p->via_server = 1;
+    pid = 0;
+  } else if (!fail && sup) {
     int e = 0;
-    pid = spawn_sup(L, sup, argv, envp, cwd, timeout, grace, rl, sfds, &e);
+    pid = spawn_sup(L, sup, argv, envp, cwd, timeout, grace, rl, nice_inc, sfds, &e);
     if (pid < 0) { fail = "posix_spawn of the supervisor"; errno = e; }
   } else if (!fail) {
     pid = fork();
   }
-  if (pid == 0) {
+  if (pid == 0 && !p->via_server) {
     int keepfds[4] = {inp[0], out[1], err[1], st[1]};
     close_all_but(keepfds, 4);
     ab_sup_args a;
@@ -333,6 +356,7 @@ static int l_spawn(lua_State *L) {
     a.grace_ms = (int64_t)(grace * 1000.0 + 0.5);
     memcpy(a.rlimit, rl, sizeof rl);
     a.host = host;
+    a.nice = nice_inc;
     ab_sup_report r;
     ab_supervise(&a, &r);
     if (r.spawn_errno) {
@@ -388,7 +412,7 @@ static int p_close(lua_State *L) {
   proc_ud *p = luaL_checkudata(L, 1, PROC_MT);
   if (p->h.closed) return 0;
   if (!p->done) {
-    kill(p->pid, SIGTERM);   /* the supervisor cancels: the tree dies */
+    cancel(p);
     finish(p);
   }
   ab_handle_forget(L, &p->h);
@@ -401,7 +425,7 @@ static int p_kill(lua_State *L) {
   proc_ud *p = check_proc(L);
   if (!p->done && !p->killed) {
     p->killed = 1;
-    kill(p->pid, SIGTERM);
+    cancel(p);
   }
   return 0;
 }
@@ -442,7 +466,7 @@ static int p_result(lua_State *L) {
   } else if (valid && r->exited && WIFSIGNALED(r->status)) {
     lua_pushinteger(L, WTERMSIG(r->status));
     lua_setfield(L, -2, "signal");
-  } else if (valid && r->spawn_errno) {
+  } else if ((valid && r->spawn_errno) || p->spawn_errno) {
     lua_pushinteger(L, 127);
     lua_setfield(L, -2, "exit_code");
   }

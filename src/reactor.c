@@ -159,6 +159,7 @@ int ab_reactor_init(ab_ctx *c) {
 
 void ab_reactor_free(ab_ctx *c) {
   if (c->http_free) c->http_free(c);
+  if (c->spawner_free) c->spawner_free(c);
   reap_zombies(c);
   if (c->epfd >= 0) close(c->epfd);
   c->epfd = -1;

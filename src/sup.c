@@ -183,6 +183,8 @@ static void exec_program(const ab_sup_args *a) {
   sigprocmask(SIG_SETMASK, &none, NULL);
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   setsid();   /* its own session: no controlling terminal, its own group */
+  /* model-written code must not starve the host (a game's frame loop) */
+  if (a->nice) (void)!nice(a->nice);
   int fds[3] = {a->fd_in, a->fd_out, a->fd_err};
   for (int i = 0; i < 3; i++) {
     if (fds[i] < 0) continue;

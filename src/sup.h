@@ -20,6 +20,7 @@ typedef struct {
   int64_t grace_ms;            /* between TERM and KILL */
   int64_t rlimit[AB_RL_N];     /* < 0: leave as is */
   pid_t host;                  /* the process whose death cancels, 0 none */
+  int nice;                    /* added to the program's niceness, 0 none */
 } ab_sup_args;
 
 #define AB_SUP_MAGIC 0x61627375

@@ -2,13 +2,13 @@
  * container (slim images have no procps and the Engine API cannot kill an
  * exec), and for LocalExecutor, which starts it with posix_spawn so that a
  * host with a large heap never pays for fork().
- * Usage: agentbox-sup [-t timeout_ms] [-g grace_ms] [-C dir] [-s fd] [-p pid]
+ * Usage: agentbox-sup [-t timeout_ms] [-g grace_ms] [-C dir] [-s fd] [-p pid] [-n nice]
  *                     [-r cpu:as:fsize:nofile] -- prog args...
  * The program gets this process's stdin/stdout/stderr and environment.
  * Exit status mirrors the program (128+signal when killed), 124 on timeout;
  * an out-of-memory kill is also said on stderr. With -s the binary report
  * (sup.h) is written to that descriptor; with -p the death of that process
- * cancels the run. */
+ * cancels the run. `agentbox-sup --server FD` is the spawn server (spawnsrv.c). */
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,8 +18,10 @@
 #include "sup.h"
 
 extern char **environ;
+int ab_spawn_server(int sock);
 
 int main(int argc, char **argv) {
+  if (argc == 3 && strcmp(argv[1], "--server") == 0) return ab_spawn_server(atoi(argv[2]));
   ab_sup_args a;
   int status_fd = -1;
   memset(&a, 0, sizeof a);
@@ -32,6 +34,7 @@ int main(int argc, char **argv) {
     if (strcmp(argv[i], "-t") == 0) a.timeout_ms = atoll(argv[++i]);
     else if (strcmp(argv[i], "-g") == 0) a.grace_ms = atoll(argv[++i]);
     else if (strcmp(argv[i], "-C") == 0) a.cwd = argv[++i];
+    else if (strcmp(argv[i], "-n") == 0) a.nice = atoi(argv[++i]);
     else if (strcmp(argv[i], "-s") == 0) status_fd = atoi(argv[++i]);
     else if (strcmp(argv[i], "-p") == 0) a.host = (pid_t)atoi(argv[++i]);
     else if (strcmp(argv[i], "-r") == 0) {

@@ -77,12 +77,21 @@ local function resume(t)
   end
 end
 
-local function run_queue()
-  -- tasks made runnable while draining wait for the next round, so one busy
-  -- task cannot starve the reactor
+-- Tasks made runnable while draining wait for the next round, so one busy
+-- task cannot starve the reactor. With a budget (seconds), resuming stops
+-- once it is spent (at least one task runs) and the rest wait for the next
+-- step: a host's frame pays for a few tasks, not for all of them at once.
+local function run_queue(budget)
   local q = runq
   runq = {}
-  for i = 1, #q do resume(q[i]) end
+  local deadline = budget and core.now() + budget
+  for i = 1, #q do
+    if deadline and i > 1 and core.now() >= deadline then
+      for j = #q, i, -1 do table.insert(runq, 1, q[j]) end
+      return
+    end
+    resume(q[i])
+  end
 end
 
 local function dispatch(ready)
@@ -100,14 +109,21 @@ local function dispatch(ready)
 end
 
 --- Advance everything that is ready; returns the number of live tasks.
-function M.step(timeout_ms)
+--- budget_ms (optional) bounds the time spent resuming tasks.
+function M.step(timeout_ms, budget_ms)
   timeout_ms = timeout_ms or 0
   if #runq > 0 then timeout_ms = 0 end
   local ready, err = core.step(timeout_ms)
   if not ready then error(err) end
   dispatch(ready)
-  run_queue()
+  run_queue(budget_ms and budget_ms / 1000)
   return nlive
+end
+
+-- What agentbox_step (agentbox.h) calls once per host frame.
+M.frame_budget_ms = 0.5
+local function host_step(timeout_ms)
+  return M.step(timeout_ms, M.frame_budget_ms)
 end
 
 function M.runnable()
@@ -208,6 +224,6 @@ end
 
 function M.live() return nlive end
 
-core.set_scheduler({ step = M.step, runnable = M.runnable })
+core.set_scheduler({ step = host_step, runnable = M.runnable })
 
 return M

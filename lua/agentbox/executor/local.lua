@@ -10,7 +10,8 @@ local LocalExecutor = {}
 LocalExecutor.__index = LocalExecutor
 
 local KNOWN = { work_dir = true, timeout = true, env = true, max_output = true, on_output = true,
-                execution_policies = true, python = true, grace = true, rlimits = true }
+                execution_policies = true, python = true, grace = true, rlimits = true,
+                nice = true }
 
 local function abspath(p)
   if p:sub(1, 1) == "/" then return p end
@@ -60,6 +61,11 @@ local function new(opts)
   self.on_output = opts.on_output
   self.grace = opts.grace or 0.5
   self.rlimits = opts.rlimits
+  -- below the host's priority by default, so code cannot starve its frame loop
+  self.nice = opts.nice or 10
+  if math.type(self.nice) ~= "integer" or self.nice < 0 or self.nice > 19 then
+    error("LocalExecutor: nice must be an integer from 0 to 19", 2)
+  end
   self.env = build_env(self.work_dir, opts.env)
   self.save_only = {}
   for k, v in pairs(code.SAVE_ONLY) do self.save_only[k] = v end
@@ -117,7 +123,8 @@ local function run_block(self, argv, budget, out)
   local p <close> = assert(core.spawn{ argv = argv, cwd = self.work_dir, env = self.env,
                                        timeout = self.timeout, grace = self.grace,
                                        max_output = budget, rlimits = self.rlimits,
-                                       stream = self.on_output ~= nil, sup = common.sup_path() })
+                                       stream = self.on_output ~= nil, sup = common.sup_path(),
+                                       nice = self.nice })
   local on_output = self.on_output
   repeat
     task.wait(p)

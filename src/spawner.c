@@ -1,0 +1,201 @@
+/* The host's side of the spawn server (spawnsrv.c): started once per
+ * lua_State with posix_spawn, then every supervisor is a message on a
+ * socket. The host never waits for a child to exec. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "spawner.h"
+#include "spawnproto.h"
+
+typedef struct { uint32_t id; void *owner; void (*cb)(void *owner, pid_t pid); } pending;
+
+struct ab_spawner {
+  ab_ctx *ctx;
+  int sock;
+  pid_t pid;
+  ab_watch w;
+  uint32_t next_id;
+  pending *pend;
+  size_t npend, cappend;
+};
+
+static void drop(ab_spawner *s) {
+  ab_watch_del(s->ctx, &s->w);
+  if (s->sock >= 0) close(s->sock);
+  s->sock = -1;
+  s->w.fd = -1;
+  if (s->pid > 0) ab_reap_later(s->ctx, s->pid);
+  s->pid = -1;
+}
+
+static void on_reply(ab_watch *w, uint32_t ev) {
+  ab_spawner *s = w->owner;
+  (void)ev;
+  for (;;) {
+    ab_spawn_rep rep;
+    ssize_t n = recv(s->sock, &rep, sizeof rep, MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    if (n <= 0) {
+      /* the server died: runs in flight end through their status pipes */
+      drop(s);
+      s->npend = 0;
+      return;
+    }
+    if (n != sizeof rep) continue;
+    for (size_t i = 0; i < s->npend; i++) {
+      if (s->pend[i].id != rep.id) continue;
+      pending p = s->pend[i];
+      s->pend[i] = s->pend[--s->npend];
+      p.cb(p.owner, rep.pid);
+      break;
+    }
+  }
+}
+
+static int start(ab_spawner *s, const char *sup) {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return -1;
+  posix_spawn_file_actions_t fa;
+  posix_spawnattr_t at;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawnattr_init(&at);
+  /* the server must not hold the host's stdout open (a parent waiting for
+   * its EOF would wait for the server) */
+  for (int i = 0; i < 3; i++) posix_spawn_file_actions_addopen(&fa, i, "/dev/null", i ? O_WRONLY : O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&fa, sv[1], 3);
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  posix_spawnattr_setsigmask(&at, &none);
+  posix_spawnattr_setsigdefault(&at, &all);
+  posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  char *argv[] = {(char *)sup, "--server", "3", NULL};
+  char *envp[] = {NULL};
+  pid_t pid;
+  int e = posix_spawn(&pid, sup, &fa, &at, argv, envp);
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&at);
+  close(sv[1]);
+  if (e) {
+    close(sv[0]);
+    errno = e;
+    return -1;
+  }
+  s->sock = sv[0];
+  s->pid = pid;
+  s->w.fd = sv[0];
+  s->w.cb = on_reply;
+  s->w.owner = s;
+  s->w.events = 0;
+  fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
+  ab_watch_set(s->ctx, &s->w, EPOLLIN);
+  return 0;
+}
+
+static void spawner_free(ab_ctx *c) {
+  ab_spawner *s = c->spawner;
+  if (!s) return;
+  drop(s);   /* the server sees EOF, cancels its runs and exits */
+  free(s->pend);
+  free(s);
+  c->spawner = NULL;
+}
+
+static ab_spawner *get(ab_ctx *c, const char *sup) {
+  ab_spawner *s = c->spawner;
+  if (!s) {
+    s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    s->ctx = c;
+    s->sock = -1;
+    s->pid = -1;
+    s->w.fd = -1;
+    c->spawner = s;
+    c->spawner_free = spawner_free;
+  }
+  if (s->sock < 0 && start(s, sup) != 0) return NULL;
+  return s;
+}
+
+static int add_str(char *buf, size_t *len, const char *str) {
+  size_t n = strlen(str) + 1;
+  if (*len + n > AB_SPAWN_MAX_MSG) return -1;
+  memcpy(buf + *len, str, n);
+  *len += n;
+  return 0;
+}
+
+int ab_spawner_spawn(ab_ctx *c, const char *sup, const ab_spawn_opts *o, const int fds[4],
+                     void *owner, void (*cb)(void *owner, pid_t pid), uint32_t *id_out) {
+  ab_spawner *s = get(c, sup);
+  if (!s) return -1;
+  char *buf = malloc(AB_SPAWN_MAX_MSG);
+  if (!buf) return -1;
+  ab_spawn_req rq;
+  memset(&rq, 0, sizeof rq);
+  rq.type = AB_SPAWN;
+  rq.id = ++s->next_id;
+  rq.timeout_ms = o->timeout_ms;
+  rq.grace_ms = o->grace_ms;
+  rq.nice = o->nice;
+  for (int i = 0; i < 4; i++) rq.rlimit[i] = o->rlimit[i];
+  size_t len = sizeof rq;
+  int bad = add_str(buf, &len, o->cwd ? o->cwd : "");
+  for (char **a = o->argv; *a && !bad; a++, rq.argc++) bad = add_str(buf, &len, *a);
+  for (char **e = o->envp; *e && !bad; e++, rq.envc++) bad = add_str(buf, &len, *e);
+  memcpy(buf, &rq, sizeof rq);
+  if (bad || (s->npend == s->cappend &&
+              !(s->pend = realloc(s->pend, (s->cappend = s->cappend ? 2 * s->cappend : 16) * sizeof *s->pend)))) {
+    free(buf);
+    if (!s->pend) s->cappend = s->npend = 0;
+    return -1;   /* too large for one message: the caller spawns directly */
+  }
+  union { struct cmsghdr h; char b[CMSG_SPACE(4 * sizeof(int))]; } cm;
+  memset(&cm, 0, sizeof cm);
+  struct iovec io = {buf, len};
+  struct msghdr m = {0};
+  m.msg_iov = &io;
+  m.msg_iovlen = 1;
+  m.msg_control = cm.b;
+  m.msg_controllen = sizeof cm.b;
+  struct cmsghdr *ch = CMSG_FIRSTHDR(&m);
+  ch->cmsg_level = SOL_SOCKET;
+  ch->cmsg_type = SCM_RIGHTS;
+  ch->cmsg_len = CMSG_LEN(4 * sizeof(int));
+  memcpy(CMSG_DATA(ch), fds, 4 * sizeof(int));
+  ssize_t n = sendmsg(s->sock, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+  free(buf);
+  if (n != (ssize_t)len) {
+    if (n < 0 && errno != EAGAIN) drop(s);   /* restarted on the next spawn */
+    return -1;
+  }
+  s->pend[s->npend++] = (pending){rq.id, owner, cb};
+  *id_out = rq.id;
+  return 0;
+}
+
+void ab_spawner_forget(ab_ctx *c, uint32_t id) {
+  ab_spawner *s = c->spawner;
+  if (!s) return;
+  for (size_t i = 0; i < s->npend; i++)
+    if (s->pend[i].id == id) { s->pend[i] = s->pend[--s->npend]; break; }
+}
+
+void ab_spawner_kill(ab_ctx *c, uint32_t id) {
+  ab_spawner *s = c->spawner;
+  if (!s || s->sock < 0) return;
+  ab_spawn_req rq;
+  memset(&rq, 0, sizeof rq);
+  rq.type = AB_KILL;
+  rq.id = id;
+  (void)!send(s->sock, &rq, sizeof rq, MSG_NOSIGNAL | MSG_DONTWAIT);
+}

@@ -1,0 +1,23 @@
+/* Host side of the spawn server: see spawner.c and spawnproto.h. */
+#ifndef AGENTBOX_SPAWNER_H
+#define AGENTBOX_SPAWNER_H
+
+#include "core.h"
+
+typedef struct {
+  char **argv, **envp;
+  const char *cwd;
+  int64_t timeout_ms, grace_ms, rlimit[4];
+  int nice;
+} ab_spawn_opts;
+
+/* Ask the server (started on first use from the agentbox-sup at `sup`) to
+ * run a supervisor with fds = {stdin, stdout, stderr, status}. cb(owner,
+ * pid) runs inside a later step with the pid (or -errno). Returns -1 when
+ * the server cannot take it: the caller then spawns directly. */
+int ab_spawner_spawn(ab_ctx *c, const char *sup, const ab_spawn_opts *o, const int fds[4],
+                     void *owner, void (*cb)(void *owner, pid_t pid), uint32_t *id_out);
+void ab_spawner_kill(ab_ctx *c, uint32_t id);     /* cancel: the tree dies */
+void ab_spawner_forget(ab_ctx *c, uint32_t id);   /* the owner is gone */
+
+#endif

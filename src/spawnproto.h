@@ -1,0 +1,26 @@
+/* The spawn server protocol between the host (spawner.c) and agentbox-sup
+ * --server (spawnsrv.c), over a SOCK_SEQPACKET socket pair.
+ * Request: ab_spawn_req, then (spawn only) NUL-terminated strings: cwd ("" =
+ * none), argv[0..argc), env[0..envc); the program's stdin, stdout, stderr
+ * and the status pipe travel as SCM_RIGHTS. Reply: ab_spawn_rep. */
+#ifndef AGENTBOX_SPAWNPROTO_H
+#define AGENTBOX_SPAWNPROTO_H
+
+#include <stdint.h>
+
+enum { AB_SPAWN = 1, AB_KILL = 2 };
+#define AB_SPAWN_MAX_MSG 65536
+
+typedef struct {
+  uint32_t type, id;
+  int64_t timeout_ms, grace_ms;
+  int64_t rlimit[4];
+  int32_t nice, argc, envc, pad;
+} ab_spawn_req;
+
+typedef struct {
+  uint32_t id;
+  int32_t pid;        /* > 0, or -errno */
+} ab_spawn_rep;
+
+#endif

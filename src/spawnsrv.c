@@ -1,0 +1,140 @@
+/* agentbox-sup --server FD: a small process that forks supervisors for its
+ * host. Forking here costs the host nothing: posix_spawn from a host waits
+ * (vfork) until the child has exec'd, which under load is milliseconds of a
+ * frame. The host's end of the socket closing (the host exited or closed its
+ * lua_State) cancels every run. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "spawnproto.h"
+#include "sup.h"
+
+typedef struct { uint32_t id; pid_t pid; } run;
+
+static void child(int sock, int sfd, const ab_spawn_req *rq, char *strs, size_t slen, const int fds[4]) {
+  close(sock);
+  close(sfd);
+  char **v = malloc(((size_t)rq->argc + (size_t)rq->envc + 2) * sizeof *v);
+  if (!v) _exit(127);
+  char *p = strs, *end = strs + slen;
+  const char *cwd = p;
+  p += strlen(p) + 1;
+  for (int i = 0; i < rq->argc + rq->envc && p < end; i++) {
+    v[i + (i >= rq->argc)] = p;
+    p += strlen(p) + 1;
+  }
+  v[rq->argc] = NULL;
+  v[rq->argc + rq->envc + 1] = NULL;
+  ab_sup_args a;
+  memset(&a, 0, sizeof a);
+  a.argv = v;
+  a.envp = v + rq->argc + 1;
+  a.cwd = *cwd ? cwd : NULL;
+  for (char **e = (char **)a.envp; *e; e++)
+    if (strncmp(*e, "PATH=", 5) == 0) a.path = *e + 5;
+  a.fd_in = fds[0];
+  a.fd_out = fds[1];
+  a.fd_err = fds[2];
+  a.timeout_ms = rq->timeout_ms;
+  a.grace_ms = rq->grace_ms;
+  a.nice = rq->nice;
+  for (int i = 0; i < AB_RL_N; i++) a.rlimit[i] = rq->rlimit[i];
+  a.host = getppid();
+  ab_sup_report r;
+  ab_supervise(&a, &r);
+  close(fds[0]);
+  close(fds[1]);
+  close(fds[2]);
+  (void)!write(fds[3], &r, sizeof r);
+  _exit(0);
+}
+
+int ab_spawn_server(int sock) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGCHLD);
+  sigaddset(&set, SIGTERM);
+  sigprocmask(SIG_BLOCK, &set, NULL);
+  int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+  pid_t host = getppid();
+  prctl(PR_SET_PDEATHSIG, SIGTERM);
+  if (getppid() != host) return 0;
+  size_t nruns = 0, cap = 64;
+  run *runs = malloc(cap * sizeof *runs);
+  char *buf = malloc(AB_SPAWN_MAX_MSG);
+  if (sfd < 0 || !runs || !buf) return 1;
+  int quit = 0;
+  while (!quit) {
+    struct pollfd pf[2] = {{sock, POLLIN, 0}, {sfd, POLLIN, 0}};
+    if (poll(pf, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    if (pf[1].revents) {
+      struct signalfd_siginfo si;
+      while (read(sfd, &si, sizeof si) == sizeof si)
+        if (si.ssi_signo == SIGTERM) quit = 1;
+      int st;
+      pid_t w;
+      while ((w = waitpid(-1, &st, WNOHANG)) > 0)
+        for (size_t i = 0; i < nruns; i++)
+          if (runs[i].pid == w) { runs[i] = runs[--nruns]; break; }
+    }
+    if (!pf[0].revents) continue;
+    union { struct cmsghdr h; char b[CMSG_SPACE(4 * sizeof(int))]; } cm;
+    struct iovec io = {buf, AB_SPAWN_MAX_MSG};
+    struct msghdr m = {0};
+    m.msg_iov = &io;
+    m.msg_iovlen = 1;
+    m.msg_control = cm.b;
+    m.msg_controllen = sizeof cm.b;
+    ssize_t n = recvmsg(sock, &m, MSG_CMSG_CLOEXEC);
+    if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) break;   /* the host is gone */
+    if (n < (ssize_t)sizeof(ab_spawn_req)) continue;
+    ab_spawn_req rq;
+    memcpy(&rq, buf, sizeof rq);
+    int fds[4] = {-1, -1, -1, -1}, nfds = 0;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+    if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+      nfds = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+      if (nfds > 4) nfds = 4;
+      memcpy(fds, CMSG_DATA(c), (size_t)nfds * sizeof(int));
+    }
+    if (rq.type == AB_KILL) {
+      for (size_t i = 0; i < nruns; i++)
+        if (runs[i].id == rq.id) kill(runs[i].pid, SIGTERM);
+      continue;
+    }
+    ab_spawn_rep rep = {rq.id, 0};
+    if (nfds != 4 || rq.argc < 1) {
+      rep.pid = -EINVAL;
+    } else {
+      if (nruns == cap) {
+        run *nr = realloc(runs, 2 * cap * sizeof *runs);
+        if (nr) { runs = nr; cap *= 2; }
+      }
+      pid_t pid = nruns < cap ? fork() : -1;
+      if (pid == 0) {
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        child(sock, sfd, &rq, buf + sizeof rq, (size_t)n - sizeof rq, fds);
+      }
+      rep.pid = pid > 0 ? pid : -(errno ? errno : EAGAIN);
+      if (pid > 0) runs[nruns++] = (run){rq.id, pid};
+    }
+    for (int i = 0; i < nfds; i++) close(fds[i]);
+    (void)!send(sock, &rep, sizeof rep, MSG_NOSIGNAL);
+  }
+  /* cancel what still runs; each supervisor kills its own tree */
+  for (size_t i = 0; i < nruns; i++) kill(runs[i].pid, SIGTERM);
+  return 0;
+}
