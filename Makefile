@@ -76,6 +76,7 @@ test-image: all
 	else echo "Docker is not reachable: not building $(IMAGE)"; fi
 
 test: all test-image
+	@$(MAKE) --no-print-directory $(HOST)
 	@bash scripts/run_specs.sh $(BUSTED)
 
 check: deps

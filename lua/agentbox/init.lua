@@ -10,6 +10,7 @@ local M = {
   step = task.step,
   run = task.run,
   sleep = task.sleep,
+  future = task.future,
 }
 
 function M.LocalExecutor(opts) return require("agentbox.executor.local").new(opts) end

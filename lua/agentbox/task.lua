@@ -162,6 +162,36 @@ function M.sleep(seconds)
   M.wait(tm)
 end
 
+-- A future: a value some other code provides later (a host's UI answering
+-- a human-input prompt, say). wait() yields inside a task.
+local Future = {}
+Future.__index = Future
+
+function M.future() return setmetatable({ is_set = false }, Future) end
+function Future:ready() return self.is_set end
+function Future:done() return self.is_set end
+function Future:close() end
+
+--- Provide the value; wakes whoever waits. Returns false if already set.
+function Future:set(value)
+  if self.is_set then return false end
+  self.is_set, self.value = true, value
+  local w = waiters[self]
+  if w == MAIN then
+    main_ready[self] = true
+  elseif w then
+    waiters[self] = nil
+    w.waiting = nil
+    schedule(w)
+  end
+  return true
+end
+
+function Future:wait()
+  M.wait(self)
+  return self.value
+end
+
 --- Run fn(...) as a task; returns the task handle.
 function M.spawn(fn, ...)
   assert(type(fn) == "function", "agentbox.spawn: expected a function")
