@@ -41,9 +41,15 @@ end
 
 -- The C core alone: core.spawn + the reactor until done, as run_block does
 -- it, without the executor's Lua (prepare, md5, file write, result builder).
+-- The executor hands core.spawn the agentbox-sup program it found (without
+-- one the core forks a supervisor in-process); do the same.
+local ok_common, common = pcall(require, "agentbox.executor.common")
+local SUP = ok_common and common.sup_path and common.sup_path() or nil
+
 local function core_run(argv, ex)
   local p <close> = assert(core.spawn{ argv = argv, cwd = ex.work_dir, env = ex.env, timeout = ex.timeout,
-                                       grace = ex.grace, max_output = ex.max_output })
+                                       grace = ex.grace, max_output = ex.max_output, stream = false,
+                                       sup = SUP, nice = ex.nice })
   repeat
     task.wait(p)
     p:read()
@@ -57,7 +63,7 @@ local ROWS = {
 }
 
 local function latency(n, warm, out)
-  local results = { n = n, warmup = warm, python = PY, sh = SH, rows = {},
+  local results = { n = n, warmup = warm, python = PY, sh = SH, rows = {}, sup = SUP or "(in-process fork)",
                     on_output_workaround = os.getenv("BENCH_ON_OUTPUT") == "noop" }
   for _, row in ipairs(ROWS) do
     local ex = executor("lat-" .. row.name)
@@ -89,11 +95,18 @@ local function latency(n, warm, out)
     }
     local samples = {}
     for _, s in ipairs(subjects) do samples[s[1]] = {} end
-    -- interleaved, rotating the order each iteration so no subject always
-    -- runs right after another one
+    -- interleaved, in a fresh random order each iteration (fixed seed) so
+    -- no subject always runs right after the same other one
+    math.randomseed(42)
+    local order = {}
+    for j = 1, #subjects do order[j] = j end
     for i = 1, warm + n do
-      for j = 0, #subjects - 1 do
-        local s = subjects[(i + j) % #subjects + 1]
+      for j = #order, 2, -1 do
+        local k = math.random(j)
+        order[j], order[k] = order[k], order[j]
+      end
+      for j = 1, #order do
+        local s = subjects[order[j]]
         local t0 = now()
         local o, code = s[2]()
         local dt = now() - t0

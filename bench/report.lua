@@ -24,7 +24,30 @@ local function stats(xs)
   return { n = n, median = med, p95 = p95, min = s[1], max = s[n], mean = sum / n }
 end
 
-local lat_lua, lat_ag = load("lat_lua.json"), load("lat_ag.json")
+-- the latency harnesses ran in alternating rounds: concatenate the samples
+local function merge(prefix)
+  local all
+  for r = 1, tonumber(os.getenv("BENCH_ROUNDS") or "1") do
+    local t = load(("%s_%d.json"):format(prefix, r))
+    if not all then
+      all = t
+    else
+      all.n = all.n + t.n
+      for name, row in pairs(t.rows) do
+        local dst = all.rows[name]
+        if row.samples_ms[1] ~= nil then           -- AutoGen: a plain array
+          for _, x in ipairs(row.samples_ms) do table.insert(dst.samples_ms, x) end
+        else                                      -- Lua: subject -> array
+          for subject, xs in pairs(row.samples_ms) do
+            for _, x in ipairs(xs) do table.insert(dst.samples_ms[subject], x) end
+          end
+        end
+      end
+    end
+  end
+  return all
+end
+local lat_lua, lat_ag = merge("lat_lua"), merge("lat_ag")
 local fl = { bare = load("flood_bare.json"), agentbox = load("flood_agentbox.json"), autogen = load("flood_autogen.json") }
 local env = os.getenv
 local cap = tonumber(env("BENCH_CAP"))
@@ -32,10 +55,10 @@ local maxrss = { bare = tonumber(env("BENCH_MAXRSS_BARE")), agentbox = tonumber(
                  autogen = tonumber(env("BENCH_MAXRSS_AUTOGEN")) }
 
 local results = {
-  command = env("BENCH_CMD"), machine = env("BENCH_MACHINE"), versions = env("BENCH_VERSIONS"),
+  command = env("BENCH_CMD"), machine = env("BENCH_MACHINE"), load = env("BENCH_LOAD"), versions = env("BENCH_VERSIONS"),
   ag2 = env("BENCH_AG2_VERSION"), date = os.date("!%Y-%m-%dT%H:%M:%SZ"),
-  n = lat_lua.n, warmup = lat_lua.warmup,
-  on_output_workaround = lat_lua.on_output_workaround,
+  n = lat_lua.n, warmup = lat_lua.warmup, rounds = tonumber(os.getenv("BENCH_ROUNDS") or "1"),
+  on_output_workaround = lat_lua.on_output_workaround, sup = lat_lua.sup,
   autogen_python = { on_path = lat_ag.python_on_path, realpath = lat_ag.python_realpath,
                      sys_executable = lat_ag.sys_executable },
   latency = {}, flood = {},
@@ -66,8 +89,9 @@ for _, name in ipairs({ "python", "sh" }) do
   rows[#rows + 1] = { label, pair(st.bare), pair(st.agentbox), ("%+.2f (p95 %+.2f)"):format(over_med, over_p95),
                       pair(st.autogen), ratio(st.autogen.median, st.agentbox.median) .. " / " ..
                       ratio(st.autogen.p95, st.agentbox.p95) }
-  notes[#notes + 1] = ("%s: core.spawn alone (C core + supervisor, no executor Lua) %s ms; posix_spawn baseline %s ms (median / p95)")
-    :format(name, pair(st.core), pair(st.bare_spawn))
+  notes[#notes + 1] = ("%s: core.spawn alone (C core + supervisor, no executor Lua) %s ms; posix_spawn baseline %s ms (median / p95); minimum over the run: bare %.2f, posix_spawn %.2f, core.spawn %.2f, agentbox %.2f, AutoGen %.2f ms")
+    :format(name, pair(st.core), pair(st.bare_spawn), st.bare.min, st.bare_spawn.min, st.core.min, st.agentbox.min,
+            st.autogen.min)
 end
 
 -- flood
@@ -110,8 +134,9 @@ P("## agentbox LocalExecutor vs bare fork/exec vs AutoGen LocalCommandLineCodeEx
 P("")
 P("Command: `" .. results.command .. "`")
 P("")
-P(("Machine: %s. %s. ag2 %s. %d timed iterations per row after %d warm-up, agentbox and bare interleaved in one process; AutoGen in its own process right after, same run. Flood: %d timed runs after 1 warm-up, each subject in its own process; RSS is that process's VmHWM.")
-  :format(results.machine, results.versions, results.ag2, results.n, results.warmup, #fl.bare.samples_ms))
+P(("Machine: %s (%s). %s. ag2 %s. %d timed iterations per row in %d rounds (each after %d warm-up): in each round agentbox and bare interleaved in random order in one Lua process, then AutoGen in a Python process. Flood: %d timed runs after 1 warm-up, each subject in its own process; RSS is that process's VmHWM.")
+  :format(results.machine, results.load, results.versions, results.ag2, results.n, results.rounds, results.warmup,
+          #fl.bare.samples_ms))
 P("")
 P("| block | bare fork/exec median / p95 (ms) | agentbox median / p95 (ms) | agentbox overhead over bare, median (ms) | AutoGen median / p95 (ms) | AutoGen / agentbox (median / p95) |")
 P("|---|---|---|---|---|---|")
@@ -122,6 +147,7 @@ P(("Goals: overhead over bare fork/exec < 1 ms per block: %s. Faster than AutoGe
 P("")
 P("Notes:")
 for _, n in ipairs(notes) do P("- " .. n) end
+P("- agentbox's supervisor: " .. tostring(lat_lua.sup))
 P(("- all three start the same binaries: %s for python (AutoGen runs `python` from PATH, here %s -> %s, not its venv's sys.executable), %s for sh; bare and agentbox run the same file with the same environment and cwd."):format(
   lat_lua.python, lat_ag.python_on_path, lat_ag.python_realpath, lat_lua.sh))
 P(("- flood peak RSS by /usr/bin/time -v (largest of the process and its reaped children): bare %.1f MB, agentbox %.1f MB, AutoGen %.1f MB; VmHWM before the flood: bare %.1f, agentbox %.1f, AutoGen %.1f MB.")

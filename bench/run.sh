@@ -4,7 +4,8 @@
 # a 1 GB output flood under a 1 MiB cap. Prints one Markdown table and writes
 # the raw numbers to bench/results/local.json.
 #
-# Knobs: BENCH_N (timed iterations per row, default 200), BENCH_WARMUP (10),
+# Knobs: BENCH_N (timed iterations per row, default 200), BENCH_WARMUP (10 per
+# round), BENCH_ROUNDS (5: Lua and AutoGen harnesses alternate),
 # BENCH_FLOOD_BYTES (1000000000), BENCH_FLOOD_RUNS (5), BENCH_AG2 (pip spec,
 # default ag2==0.14.0: the last ag2 that ships the `autogen` package; ag2 1.x
 # is a different framework without autogen.coding).
@@ -22,6 +23,7 @@ SYS_PY=/usr/bin/python3
 LUA=${LUA:-lua5.4}
 
 log() { echo "bench: $*" >&2; }
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # --- setup (idempotent) --------------------------------------------------------
 [ -x "$SYS_PY" ] || { log "installing python3"; apt-get install -y -qq python3 >/dev/null; }
@@ -57,7 +59,6 @@ SH_BIN=$(command -v sh)
 export BENCH_PYTHON=$SYS_PY BENCH_SH=$SH_BIN
 export LUA_PATH="$ROOT/lua/?.lua;$ROOT/lua/?/init.lua;;"
 export LUA_CPATH="$ROOT/build/?.so;$B/build/?.so;;"
-export AGENTBOX_SUP="$ROOT/build/agentbox-sup"
 TMP=$(mktemp -d /tmp/agentbox-bench.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
 export BENCH_TMP=$TMP
@@ -66,20 +67,31 @@ export BENCH_TMP=$TMP
 # exits (run_block waits on p:ready(), which stays true while output is
 # unread and nothing reads it). Detect that and, only then, pass a no-op
 # on_output so the blocks drain; the report says so.
-if timeout 30 "$LUA" "$B/local_bench.lua" probe >/dev/null 2>"$TMP/probe.err"; then
-  export BENCH_ON_OUTPUT=plain
-else
-  log "plain LocalExecutor did not finish the probe (rc $?); measuring with on_output = function() end"
+rc=0
+timeout 30 "$LUA" "$B/local_bench.lua" probe >/dev/null 2>"$TMP/probe.err" || rc=$?
+if [ "$rc" -eq 124 ]; then
+  log "plain LocalExecutor did not finish the probe in 30 s; measuring with on_output = function() end"
   export BENCH_ON_OUTPUT=noop
+elif [ "$rc" -ne 0 ]; then
+  cat "$TMP/probe.err" >&2
+  log "LocalExecutor fails in this tree (probe exit $rc): nothing to measure"
+  exit 1
+else
+  export BENCH_ON_OUTPUT=plain
 fi
 
 maxrss() { sed -n 's/^[[:space:]]*Maximum resident set size (kbytes): //p' "$1"; }
 
 # --- latency ----------------------------------------------------------------------
-log "latency: $N iterations (+$WARM warm-up) per row, agentbox and bare interleaved"
-"$LUA" "$B/local_bench.lua" latency "$N" "$WARM" "$TMP/lat_lua.json"
-log "latency: AutoGen (ag2 $AG2_VERSION)"
-PATH="$B/build/pybin:$PATH" "$B/venv/bin/python" "$B/autogen_bench.py" latency "$N" "$WARM" "$TMP/lat_ag.json"
+# Lua and Python harnesses alternate in BENCH_ROUNDS rounds, so a change in
+# the machine's load during the run hits both sides alike.
+ROUNDS=${BENCH_ROUNDS:-5}
+PER=$(( (N + ROUNDS - 1) / ROUNDS ))
+log "latency: $ROUNDS rounds of $PER iterations (+$WARM warm-up) per row; agentbox and bare interleaved, AutoGen (ag2 $AG2_VERSION) after each"
+for r in $(seq 1 "$ROUNDS"); do
+  "$LUA" "$B/local_bench.lua" latency "$PER" "$WARM" "$TMP/lat_lua_$r.json"
+  PATH="$B/build/pybin:$PATH" "$B/venv/bin/python" "$B/autogen_bench.py" latency "$PER" "$WARM" "$TMP/lat_ag_$r.json"
+done
 
 # --- flood ------------------------------------------------------------------------
 # each subject in its own process so its peak RSS (VmHWM) is its own
@@ -104,5 +116,6 @@ export BENCH_AG2_VERSION=$AG2_VERSION BENCH_CAP=$CAP
 export BENCH_MAXRSS_BARE=$(maxrss "$TMP/time_bare.txt") BENCH_MAXRSS_AGENTBOX=$(maxrss "$TMP/time_agentbox.txt") \
        BENCH_MAXRSS_AUTOGEN=$(maxrss "$TMP/time_autogen.txt")
 export BENCH_MACHINE="$(uname -srm), $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
+export BENCH_LOAD="load average $LOAD_START at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end"
 export BENCH_VERSIONS="$("$LUA" -v 2>&1 | cut -d' ' -f1-2), $("$SYS_PY" --version 2>&1) ($SYS_PY), sh = $SH_BIN -> $(readlink -f "$SH_BIN"), git $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet 2>/dev/null || echo '+dirty')"
-"$LUA" "$B/report.lua" "$TMP" "$B/results/local.json"
+BENCH_ROUNDS=$ROUNDS "$LUA" "$B/report.lua" "$TMP" "$B/results/local.json"
