@@ -3,6 +3,7 @@
 #ifndef AGENTBOX_CORE_H
 #define AGENTBOX_CORE_H
 
+#include <spawn.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -91,6 +92,10 @@ void ab_open_http(lua_State *L);
 void ab_open_util(lua_State *L);
 void ab_open_embed(lua_State *L);
 void ab_open_dockerio(lua_State *L);
+
+/* posix_spawn attributes for a clean child: default signal dispositions,
+ * empty mask (spawner.c, proc.c) */
+void ab_spawnattr_clean(posix_spawnattr_t *at);
 
 /* option helpers */
 double ab_opt_number(lua_State *L, int t, const char *k, double dflt);

@@ -236,14 +236,8 @@ static pid_t spawn_sup(lua_State *L, const char *sup, char **argv, char **envp, 
   posix_spawn_file_actions_t fa;
   posix_spawnattr_t at;
   posix_spawn_file_actions_init(&fa);
-  posix_spawnattr_init(&at);
+  ab_spawnattr_clean(&at);
   for (int i = 0; i < 4; i++) posix_spawn_file_actions_adddup2(&fa, fds[i], i);
-  sigset_t none, all;
-  sigemptyset(&none);
-  sigfillset(&all);
-  posix_spawnattr_setsigmask(&at, &none);
-  posix_spawnattr_setsigdefault(&at, &all);
-  posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
   pid_t pid = -1;
   *err = posix_spawn(&pid, sup, &fa, &at, v, envp);
   posix_spawn_file_actions_destroy(&fa);

@@ -67,17 +67,11 @@ static int start(ab_spawner *s, const char *sup) {
   posix_spawn_file_actions_t fa;
   posix_spawnattr_t at;
   posix_spawn_file_actions_init(&fa);
-  posix_spawnattr_init(&at);
+  ab_spawnattr_clean(&at);
   /* the server must not hold the host's stdout open (a parent waiting for
    * its EOF would wait for the server) */
   for (int i = 0; i < 3; i++) posix_spawn_file_actions_addopen(&fa, i, "/dev/null", i ? O_WRONLY : O_RDONLY, 0);
   posix_spawn_file_actions_adddup2(&fa, sv[1], 3);
-  sigset_t none, all;
-  sigemptyset(&none);
-  sigfillset(&all);
-  posix_spawnattr_setsigmask(&at, &none);
-  posix_spawnattr_setsigdefault(&at, &all);
-  posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
   char *argv[] = {(char *)sup, "--server", "3", NULL};
   char *envp[] = {NULL};
   pid_t pid;

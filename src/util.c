@@ -2,6 +2,7 @@
  * AutoGen-identical file names), UTF-8 repair, PATH lookup; and timers. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <signal.h>
 #include <limits.h>
 #include <openssl/evp.h>
 #include <stdlib.h>
@@ -151,6 +152,16 @@ static int l_realpath(lua_State *L) {
   lua_pushstring(L, r);
   free(r);
   return 1;
+}
+
+void ab_spawnattr_clean(posix_spawnattr_t *at) {
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  posix_spawnattr_init(at);
+  posix_spawnattr_setsigmask(at, &none);
+  posix_spawnattr_setsigdefault(at, &all);
+  posix_spawnattr_setflags(at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
 }
 
 /* core.isatty(fd): transcripts are coloured only on a terminal */

@@ -94,18 +94,20 @@ local function run_queue(budget)
   end
 end
 
-local function dispatch(ready)
-  for i = 1, #ready do
-    local h = ready[i]
-    local w = waiters[h]
-    if w == MAIN then
-      main_ready[h] = true
-    elseif w then
-      waiters[h] = nil
-      w.waiting = nil
-      schedule(w)
-    end
+-- h had activity: resume the task waiting on it, or tell the blocking loop
+local function wake(h)
+  local w = waiters[h]
+  if w == MAIN then
+    main_ready[h] = true
+  elseif w then
+    waiters[h] = nil
+    w.waiting = nil
+    schedule(w)
   end
+end
+
+local function dispatch(ready)
+  for i = 1, #ready do wake(ready[i]) end
 end
 
 --- Advance everything that is ready; returns the number of live tasks.
@@ -176,14 +178,7 @@ function Future:close() end
 function Future:set(value)
   if self.is_set then return false end
   self.is_set, self.value = true, value
-  local w = waiters[self]
-  if w == MAIN then
-    main_ready[self] = true
-  elseif w then
-    waiters[self] = nil
-    w.waiting = nil
-    schedule(w)
-  end
+  wake(self)
   return true
 end
 
