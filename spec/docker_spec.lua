@@ -1,0 +1,601 @@
+-- DockerExecutor and the Engine API client against the real daemon. Tagged
+-- #docker. Docker unreachable: pending with the reason, except under CI=true,
+-- where every case fails (CI must never pass without having run them).
+local agentbox = require("agentbox")
+local core = require("agentbox.core")
+local docker = require("agentbox.docker")
+local task = require("agentbox.task")
+local H = require("spec.support.helpers")
+
+local IMAGE = os.getenv("AGENTBOX_SPEC_IMAGE") or "agentbox/sandbox:latest"
+local reachable, why = docker.available()
+local client = docker.client()
+
+local function need_docker()
+  if reachable then return end
+  if os.getenv("CI") == "true" then
+    error("Docker is not reachable and CI=true, so the #docker specs fail instead of skipping: " .. tostring(why), 0)
+  end
+  pending("Docker is not reachable (" .. tostring(why) .. "); start dockerd or set DOCKER_HOST to run the #docker specs")
+end
+
+-- `it` that first requires a reachable daemon
+local function dit(name, fn)
+  it(name, function()
+    need_docker()
+    assert(client:negotiate())
+    return fn()
+  end)
+end
+
+local function exists(id)
+  local _, _, status = client:inspect(id)
+  return status ~= 404
+end
+
+local function lua_env(extra)
+  local env = { PATH = os.getenv("PATH"), HOME = os.getenv("HOME") or "/tmp", LUA_PATH = package.path,
+                LUA_CPATH = package.cpath, AGENTBOX_SUP = os.getenv("AGENTBOX_SUP") }
+  for k, v in pairs(extra or {}) do env[k] = v end
+  return env
+end
+
+-- Start a background process and return it with its first output line.
+local function spawn_line(argv, env)
+  local p = assert(core.spawn{ argv = argv, env = env or lua_env(), timeout = 300, stream = true })
+  local got = ""
+  while not got:find("\n") and not p:done() do
+    task.wait(p)
+    local chunks = p:read()
+    if chunks then for i = 1, #chunks, 2 do if chunks[i] == "stdout" then got = got .. chunks[i + 1] end end end
+  end
+  return p, got:match("^([^\n]*)"), got
+end
+
+describe("DockerExecutor #docker", function()
+  local dir, ex
+  setup(function()
+    dir = H.tmpdir("docker")
+    if reachable then ex = agentbox.DockerExecutor{ image = IMAGE, work_dir = dir, timeout = 10 } end
+  end)
+  teardown(function()
+    if ex then ex:close() end
+    H.rm_rf(dir)
+  end)
+
+  describe("LocalExecutor behaviour", function()
+    dit("runs python and sh blocks and formats AutoGen's result text", function()
+      local r = ex:execute{ { lang = "python", code = "print('hello')" }, { lang = "sh", code = "echo world" } }
+      assert.equal(0, r.exit_code)
+      assert.equal("hello\nworld\n", r.output)
+      assert.equal("exitcode: 0 (execution succeeded)\nCode output: hello\nworld\n", agentbox.code.format_result(r))
+    end)
+
+    dit("names files tmp_code_<md5>.<ext> and reuses the name for identical code", function()
+      local r1 = ex:execute{ { lang = "python", code = "print(1)" } }
+      local r2 = ex:execute{ { lang = "python", code = "print(1)" } }
+      assert.equal(core.realpath(dir) .. "/tmp_code_186bdbe41e79ea696410ba0a9e8d2762.py", r1.code_file)
+      assert.equal(r1.code_file, r2.code_file)
+      assert.equal("print(1)", H.read(r1.code_file))
+      assert.equal("1\n", r2.output)
+    end)
+
+    dit("stops at the first failing block and keeps earlier output", function()
+      local r = ex:execute{ { lang = "sh", code = "echo one" },
+                            { lang = "python", code = "import sys; print('two'); sys.exit(3)" },
+                            { lang = "sh", code = "echo never" } }
+      assert.equal(3, r.exit_code)
+      assert.equal("one\ntwo\n", r.output)
+    end)
+
+    dit("reports python errors with the traceback", function()
+      local r = ex:execute{ { lang = "python", code = "raise ValueError('boom')" } }
+      assert.equal(1, r.exit_code)
+      assert.matches("ValueError: boom", r.output)
+    end)
+
+    dit("says unknown language and does not run the rest", function()
+      local r = ex:execute{ { lang = "cobol", code = "DISPLAY 'x'" }, { lang = "sh", code = "echo no" } }
+      assert.equal(1, r.exit_code)
+      assert.equal("unknown language cobol", r.output)
+    end)
+
+    dit("runs an empty block list as success with empty output", function()
+      local r = ex:execute{}
+      assert.same({ exit_code = 0, output = "" }, { exit_code = r.exit_code, output = r.output })
+      assert.is_nil(r.code_file)
+    end)
+
+    dit("honours # filename: and creates sub-directories inside the workspace", function()
+      local r = ex:execute{ { lang = "python", code = "# filename: sub/dir/hello.py\nprint(__file__)" } }
+      assert.equal(0, r.exit_code)
+      assert.equal("/workspace/sub/dir/hello.py\n", r.output)
+      assert.equal(core.realpath(dir) .. "/sub/dir/hello.py", r.code_file)
+    end)
+
+    dit("does not take a comment sentence for a file name", function()
+      local r = ex:execute{ { lang = "python", code = "# This prints\nprint(2)" } }
+      assert.equal(0, r.exit_code)
+      assert.matches("/tmp_code_%x+%.py$", r.code_file)
+    end)
+
+    dit("refuses file names outside the workspace", function()
+      for _, name in ipairs({ "../x.py", "/tmp/x.py", "a/../../x.py" }) do
+        local r = ex:execute{ { lang = "python", code = "# filename: " .. name .. "\nprint(1)" } }
+        assert.equal(1, r.exit_code)
+        assert.equal("Filename is not in the workspace", r.output)
+      end
+      assert.is_false(H.exists(dir .. "/../x.py"))
+    end)
+
+    dit("refuses a file name that goes through a symlink out of the workspace", function()
+      local outside = H.tmpdir("outside")
+      os.execute(("ln -s '%s' '%s/link'"):format(outside, dir))
+      local r = ex:execute{ { lang = "python", code = "# filename: link/evil.py\nprint(1)" } }
+      assert.equal(1, r.exit_code)
+      assert.equal("Filename is not in the workspace", r.output)
+      assert.is_false(H.exists(outside .. "/evil.py"))
+      os.remove(dir .. "/link")
+      H.rm_rf(outside)
+    end)
+
+    dit("never follows links the sandbox plants for the next code file", function()
+      local outside = H.tmpdir("victim")
+      H.write(outside .. "/victim.py", "original")
+      local r = ex:execute{ { lang = "sh", code = ("ln -s %s/victim.py planted.py && ln -s %s planted_dir && echo ok")
+                                                  :format(outside, outside) } }
+      assert.equal("ok\n", r.output)
+      r = ex:execute{ { lang = "python", code = "# filename: planted.py\nprint('replaced')" } }
+      assert.equal("replaced\n", r.output)
+      r = ex:execute{ { lang = "python", code = "# filename: planted_dir/x.py\nprint('no')" } }
+      assert.equal("Filename is not in the workspace", r.output)
+      assert.equal("original", H.read(outside .. "/victim.py"))
+      assert.is_false(H.exists(outside .. "/x.py"))
+      os.remove(dir .. "/planted_dir")
+      H.rm_rf(outside)
+    end)
+
+    dit("saves html, css and javascript without running them", function()
+      local r = ex:execute{ { lang = "html", code = "<!-- filename: index.html -->\n<p>hi</p>" } }
+      assert.equal(0, r.exit_code)
+      assert.equal("Code saved to " .. core.realpath(dir) .. "/index.html\n", r.output)
+    end)
+
+    dit("times out with 124, keeps partial output and appends Timeout", function()
+      local e <close> = agentbox.DockerExecutor{ image = IMAGE, work_dir = dir, timeout = 1 }
+      local r = e:execute{ { lang = "python", code = "import time\nprint('partial', flush=True)\ntime.sleep(30)" },
+                           { lang = "sh", code = "echo never" } }
+      assert.equal(124, r.exit_code)
+      assert.equal("partial\n\nTimeout", r.output)
+      assert.equal("fine\n", e:execute{ { lang = "sh", code = "echo fine" } }.output)
+    end)
+
+    dit("kills descendants that setsid or ignore TERM at the deadline; late files never appear", function()
+      local e <close> = agentbox.DockerExecutor{ image = IMAGE, work_dir = dir, timeout = 1, grace = 0.2 }
+      local code = table.concat({
+        "import os, signal, subprocess, time",
+        "subprocess.Popen(['sh', '-c', 'sleep 2; echo x > late_setsid'], start_new_session=True)",
+        "subprocess.Popen(['python3', '-c', 'import signal,time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+          .. "time.sleep(2); open(\"late_ignore\",\"w\").write(\"x\")'])",
+        "print('spawned', flush=True)",
+        "time.sleep(30)",
+      }, "\n")
+      local r = e:execute{ { lang = "python", code = code } }
+      assert.equal(124, r.exit_code)
+      assert.equal("spawned\n\nTimeout", r.output)
+      agentbox.sleep(3)
+      assert.is_false(H.exists(dir .. "/late_setsid"))
+      assert.is_false(H.exists(dir .. "/late_ignore"))
+    end)
+
+    dit("replaces the container when code kills its own supervisor and leaves orphans", function()
+      local e <close> = agentbox.DockerExecutor{ image = IMAGE, work_dir = dir, timeout = 10 }
+      e:start()
+      local old = e.container_id
+      local r = e:execute{ { lang = "sh", code = "(sleep 2; echo x > late_orphan) >/dev/null 2>&1 </dev/null &\n"
+                                                 .. "kill -9 $PPID\nsleep 0.2" } }
+      assert.equal(137, r.exit_code)
+      assert.matches("outlived the block's supervisor", r.output)
+      assert.is_false(exists(old))
+      agentbox.sleep(2.5)
+      assert.is_false(H.exists(dir .. "/late_orphan"))
+      assert.equal("fresh\n", e:execute{ { lang = "sh", code = "echo fresh" } }.output)
+    end)
+
+    dit("ends a block whose supervisor was stopped by the code, keeping its output", function()
+      local e <close> = agentbox.DockerExecutor{ image = IMAGE, work_dir = dir, timeout = 1 }
+      e:start()
+      local old = e.container_id
+      local t0 = core.now()
+      local r = e:execute{ { lang = "sh", code = "echo before\nkill -STOP $PPID\nsleep 300" } }
+      assert.is_true(core.now() - t0 < 30)
+      assert.equal(124, r.exit_code)
+      assert.equal("before\n\nTimeout", r.output)
+      assert.is_false(exists(old))
+      assert.equal("fresh\n", e:execute{ { lang = "sh", code = "echo fresh" } }.output)
+    end)
+
+    dit("keeps stdout and stderr in arrival order", function()
+      local r = ex:execute{ { lang = "python", code = "import sys, time\nprint('a')\ntime.sleep(0.05)\n"
+        .. "print('b', file=sys.stderr)\ntime.sleep(0.05)\nprint('c')\ntime.sleep(0.05)\nraise SystemExit('d')" } }
+      assert.equal("a\nb\nc\nd\n", r.output)
+    end)
+
+    dit("replaces invalid UTF-8 instead of raising", function()
+      local r = ex:execute{ { lang = "python", code = "import sys\nsys.stdout.buffer.write(b'ok\\xff\\xfe\\x00end')" } }
+      assert.equal(0, r.exit_code)
+      assert.equal("ok\239\191\189\239\191\189\0end", r.output)
+    end)
+
+    dit("caps a 100 MB flood with a marker while memory stays bounded", function()
+      local src = ([[
+        local agentbox = require("agentbox")
+        local ex <close> = agentbox.DockerExecutor{ image = %q, work_dir = %q, timeout = 60, max_output = 1048576 }
+        local r = ex:execute{ { lang = "sh", code = "head -c 100000000 /dev/zero | tr '\\0' x" } }
+        local hwm = io.open("/proc/self/status"):read("a"):match("VmHWM:%%s*(%%d+)")
+        io.write(r.exit_code, " ", #r.output, " ", hwm, "\n", r.output:sub(-80))
+      ]]):format(IMAGE, dir)
+      local r = H.run({ "lua5.4", "-e", src }, { env = lua_env(), timeout = 120 })
+      assert.equal(0, r.exit_code, r.output)
+      local code, len, hwm = r.stdout:match("^(%d+) (%d+) (%d+)")
+      assert.equal("0", code)
+      assert.is_true(tonumber(len) < 1048576 + 200, len)
+      assert.is_true(tonumber(hwm) < 64 * 1024, "peak RSS " .. hwm .. " kB")
+      assert.matches("output truncated, 98951424 bytes dropped", r.stdout)
+    end)
+
+    dit("does not pass host secrets to the code", function()
+      local src = ([[
+        local agentbox = require("agentbox")
+        local ex <close> = agentbox.DockerExecutor{ image = %q, work_dir = %q, env = { MINE = "given" } }
+        local r = ex:execute{ { lang = "python", code = "import os\nprint(sorted(os.environ.items()))" } }
+        io.write(r.output)
+      ]]):format(IMAGE, dir)
+      local r = H.run({ "lua5.4", "-e", src }, { env = lua_env{ OPENAI_API_KEY = "sk-secret-123",
+                                                                  AGENTBOX_SPEC_SECRET = "hunter2" } })
+      assert.equal(0, r.exit_code, r.output)
+      assert.not_matches("sk%-secret", r.stdout)
+      assert.not_matches("hunter2", r.stdout)
+      assert.matches("'MINE', 'given'", r.stdout)
+      assert.matches("'HOME', '/workspace'", r.stdout, 1, true)
+    end)
+
+    dit("gives the code an empty stdin", function()
+      local r = ex:execute{ { lang = "python", code = "import sys\nprint(repr(sys.stdin.read()))" } }
+      assert.equal("''\n", r.output)
+    end)
+
+    dit("streams output through on_output before the block ends", function()
+      local seen = {}
+      local e <close> = agentbox.DockerExecutor{ image = IMAGE, work_dir = dir, on_output = function(chunk, stream)
+        seen[#seen + 1] = { chunk = chunk, stream = stream, t = core.now() }
+      end }
+      e:start()
+      local t0 = core.now()
+      local r = e:execute{ { lang = "python",
+                             code = "import time,sys\nprint('early')\ntime.sleep(0.6)\nprint('late', file=sys.stderr)" } }
+      local t1 = core.now()
+      assert.equal(0, r.exit_code, r.output)
+      local trace = {}
+      for i, c in ipairs(seen) do trace[i] = ("%s %q at +%.3f s"):format(c.stream, c.chunk, c.t - t0) end
+      trace = table.concat(trace, "; ") .. (" (ended at +%.3f s)"):format(t1 - t0)
+      assert.equal("early\n", seen[1].chunk, trace)
+      assert.equal("stdout", seen[1].stream, trace)
+      assert.is_true(seen[1].t - t0 < t1 - t0 - 0.4, trace)
+      assert.equal("stderr", seen[#seen].stream, trace)
+    end)
+
+    dit("infers the language of an untagged block", function()
+      local r = ex:execute(agentbox.code.extract("```\nprint('inferred')\n```"))
+      assert.equal("inferred\n", r.output)
+    end)
+
+    dit("rejects bad options and bad blocks clearly", function()
+      assert.has_error(function() agentbox.DockerExecutor{ timout = 3 } end)
+      assert.has_error(function() agentbox.DockerExecutor{ timeout = -1 } end,
+        "DockerExecutor: timeout must be a positive number of seconds")
+      assert.has_error(function() agentbox.DockerExecutor{ user = "0:0" } end,
+        "DockerExecutor: user must be a non-root \"uid:gid\" string")
+      assert.has_error(function() agentbox.DockerExecutor{ memory = "lots" } end)
+      assert.has_error(function() ex:execute("print(1)") end)
+      assert.has_error(function() ex:execute{ { lang = "python" } } end)
+    end)
+
+    dit("raises on use after close, and close is idempotent", function()
+      local e = agentbox.DockerExecutor{ image = IMAGE, work_dir = dir }
+      assert.is_true(e:close())
+      assert.is_true(e:close())
+      assert.has_error(function() e:execute{} end, "DockerExecutor: execute after close")
+    end)
+  end)
+
+  describe("sandbox", function()
+    dit("runs as a non-root user that owns the work_dir's files", function()
+      local r = ex:execute{ { lang = "sh", code = "id -u; id -g; touch made_here" } }
+      assert.equal(0, r.exit_code, r.output)
+      local uid = tonumber(r.output:match("^(%d+)"))
+      assert.is_true(uid ~= 0, r.output)
+      local st = H.run({ "stat", "-c", "%u", dir .. "/made_here" })
+      assert.equal(uid, tonumber(st.stdout))
+    end)
+
+    dit("cannot connect out: a public address and the docker bridge gateway", function()
+      local gw = "172.17.0.1"
+      local net = client:call("inspect network bridge", { path = "/networks/bridge" })
+      if net and net.IPAM and net.IPAM.Config ~= docker.null and net.IPAM.Config[1] then
+        gw = net.IPAM.Config[1].Gateway or gw
+      end
+      for _, target in ipairs({ "1.1.1.1", gw }) do
+        local r = ex:execute{ { lang = "python", code = ("import socket\nsocket.create_connection((%q, 80), timeout=3)\n"
+          .. "print('connected')"):format(target) } }
+        assert.is_true(r.exit_code ~= 0, target .. ": " .. r.output)
+        assert.not_matches("connected", r.output)
+        assert.matches("OSError", r.output)
+      end
+    end)
+
+    dit("cannot write outside /workspace and /tmp", function()
+      local r = ex:execute{ { lang = "sh", code = table.concat({
+        "for p in /x /etc/x /usr/x /home/agent/x /opt/agentbox/x /opt/agentbox/sup /var/tmp/x /root/x; do",
+        "  if (echo hi > $p) 2>/dev/null; then echo \"WROTE $p\"; fi",
+        "done",
+        "echo hi > /tmp/ok && echo hi > /workspace/ok && echo tmp-and-workspace-ok" }, "\n") } }
+      assert.equal("tmp-and-workspace-ok\n", r.output)
+    end)
+
+    dit("survives a fork bomb: non-zero exit, the next execution and the host are fine", function()
+      local e <close> = agentbox.DockerExecutor{ image = IMAGE, work_dir = dir, timeout = 4 }
+      local t0 = core.now()
+      local r = e:execute{ { lang = "python", code = "import os\nwhile True:\n    try:\n        os.fork()\n"
+                                                     .. "    except OSError:\n        pass" } }
+      assert.is_true(r.exit_code ~= 0, r.output)
+      assert.is_true(core.now() - t0 < 20)
+      assert.equal("1\n", e:execute{ { lang = "python", code = "print(1)" } }.output)
+      assert.equal("host ok\n", H.run({ "sh", "-c", "echo host ok" }).stdout)
+    end)
+
+    dit("reports a 2 GiB allocation under a 128 MiB limit as out of memory", function()
+      local e <close> = agentbox.DockerExecutor{ image = IMAGE, work_dir = dir, memory = "128m", timeout = 30 }
+      local r = e:execute{ { lang = "python", code = "print('allocating', flush=True)\nx = bytearray(2 * 1024 ** 3)\n"
+                                                     .. "print('survived')" } }
+      assert.equal(137, r.exit_code)
+      assert.matches("^allocating\n", r.output)
+      assert.not_matches("survived", r.output)
+      assert.matches("out of memory", r.output)
+      assert.equal("1\n", e:execute{ { lang = "python", code = "print(1)" } }.output)
+    end)
+
+    dit("reads back the HostConfig it asked for, limit by limit", function()
+      local data = H.tmpdir("data")
+      H.write(data .. "/in.txt", "data")
+      local e <close> = agentbox.DockerExecutor{ image = IMAGE, work_dir = dir, memory = "256m", cpus = 0.5,
+                                                 pids_limit = 100, tmpfs = "32m",
+                                                 mounts = { { source = data, target = "/data" } } }
+      e:start()
+      assert.is_nil(e.warnings)
+      local info = assert(client:inspect(e.container_id))
+      local hc = info.HostConfig
+      assert.equal("none", hc.NetworkMode)
+      assert.is_true(hc.ReadonlyRootfs)
+      assert.same({ "ALL" }, hc.CapDrop)
+      assert.same({ "no-new-privileges" }, hc.SecurityOpt)
+      assert.is_true(hc.Init)
+      assert.equal(100, hc.PidsLimit)
+      assert.equal(256 * 1024 * 1024, hc.Memory)
+      assert.equal(256 * 1024 * 1024, hc.MemorySwap)
+      assert.equal(500000000, hc.NanoCpus)
+      assert.same({ ["/tmp"] = "rw,size=33554432,mode=1777" }, hc.Tmpfs)
+      assert.equal(e.run_user, info.Config.User)
+      assert.not_matches("^0:", info.Config.User)
+      assert.equal("1", info.Config.Labels.agentbox)
+      assert.equal(docker.identity().pid, info.Config.Labels["agentbox.pid"])
+      local mounts = {}
+      for _, m in ipairs(info.Mounts) do mounts[m.Destination] = m end
+      assert.equal(core.realpath(dir), mounts["/workspace"].Source)
+      assert.is_true(mounts["/workspace"].RW)
+      assert.is_false(mounts["/opt/agentbox/sup"].RW)
+      assert.is_false(mounts["/data"].RW)
+      -- and the kernel enforces them (cgroup v1 or v2 files, whichever exist)
+      local r = e:execute{ { lang = "python", code = table.concat({
+        "import os",
+        "def rd(*ps):",
+        "    for p in ps:",
+        "        if os.path.exists(p): return open(p).read().split()",
+        "print(rd('/sys/fs/cgroup/memory.max', '/sys/fs/cgroup/memory/memory.limit_in_bytes')[0])",
+        "print(rd('/sys/fs/cgroup/pids.max', '/sys/fs/cgroup/pids/pids.max')[0])",
+        "q = rd('/sys/fs/cgroup/cpu.max', '/sys/fs/cgroup/cpu/cpu.cfs_quota_us')",
+        "p = rd('/sys/fs/cgroup/cpu.max', '/sys/fs/cgroup/cpu/cpu.cfs_period_us')",
+        "print(int(q[0]) / int(p[-1]))",
+        "print(open('/data/in.txt').read())",
+        "open('/data/w', 'w')" }, "\n") } }
+      assert.matches("^268435456\n100\n0%.5\ndata\n", r.output)
+      assert.matches("Read%-only file system", r.output)
+      assert.is_false(H.exists(data .. "/w"))
+      H.rm_rf(data)
+    end)
+
+    dit("leaves no container behind after close", function()
+      local e = agentbox.DockerExecutor{ image = IMAGE, work_dir = dir }
+      e:execute{ { lang = "python", code = "print(1)" } }
+      local id = e.container_id
+      assert.is_true(exists(id))
+      e:close()
+      assert.is_false(exists(id))
+      local mine = assert(client:list({ label = { "agentbox.pid=" .. docker.identity().pid } }))
+      for _, c in ipairs(mine) do assert.is_true(c.Id ~= id) end
+    end)
+
+    dit("runs several executors at once on one reactor", function()
+      local exs, tasks = {}, {}
+      for i = 1, 3 do exs[i] = agentbox.DockerExecutor{ image = IMAGE, work_dir = dir, timeout = 10 }:start() end
+      local t0 = core.now()
+      for i = 1, 3 do
+        tasks[i] = agentbox.spawn(function()
+          return exs[i]:execute{ { lang = "python", code = "import time\ntime.sleep(1.5)\nprint(" .. i .. ")" } }
+        end)
+      end
+      agentbox.run()
+      local elapsed = core.now() - t0
+      for i = 1, 3 do
+        assert.equal(i .. "\n", tasks[i]:result().output)
+        exs[i]:close()
+      end
+      assert.is_true(elapsed < 3.5, "three 1.5 s blocks took " .. elapsed .. " s")   -- one after another: 4.5 s
+    end)
+  end)
+
+  describe("lifecycle", function()
+    dit("removes the container of a kill -9'd owner at the next executor start", function()
+      local src = ([[
+        local agentbox = require("agentbox")
+        local ex = agentbox.DockerExecutor{ image = %q, work_dir = %q }
+        ex:start()
+        io.write(require("agentbox.docker").identity().pid, " ", ex.container_id, "\n")
+        io.stdout:flush()
+        agentbox.sleep(120)
+      ]]):format(IMAGE, dir)
+      local p, line = spawn_line({ "lua5.4", "-e", src })
+      local pid, id = (line or ""):match("^(%d+) (%x+)$")
+      assert.is_truthy(id, line)
+      assert.is_true(exists(id))
+      os.execute("kill -9 " .. pid)
+      while H.alive(pid) do agentbox.sleep(0.05) end
+      p:close()
+      assert.is_true(exists(id))          -- nobody cleaned up: the owner died hard
+      local e <close> = agentbox.DockerExecutor{ image = IMAGE, work_dir = dir }
+      e:start()
+      assert.is_false(exists(id))
+    end)
+
+    dit("removes the container of an executor collected inside a task", function()
+      local e = agentbox.DockerExecutor{ image = IMAGE, work_dir = dir }
+      e:start()
+      local id = e.container_id
+      e = nil -- luacheck: ignore
+      -- inside a task the finalizer cannot wait: the removal finishes later
+      agentbox.spawn(function() collectgarbage() collectgarbage() end)
+      agentbox.run()
+      local deadline = core.now() + 10
+      while exists(id) and core.now() < deadline do agentbox.sleep(0.05) end
+      assert.is_false(exists(id))
+    end)
+
+    dit("removes the container when a script ends without close()", function()
+      local src = ([[
+        local agentbox = require("agentbox")
+        local ex = agentbox.DockerExecutor{ image = %q, work_dir = %q }
+        ex:start()
+        io.write(ex.container_id, "\n")
+      ]]):format(IMAGE, dir)
+      local r = H.run({ "lua5.4", "-e", src }, { env = lua_env() })
+      local id = r.stdout:match("^(%x+)\n")
+      assert.is_truthy(id, r.output)
+      assert.is_false(exists(id))
+    end)
+
+    dit("starts a fresh container when its container vanished behind its back", function()
+      local e <close> = agentbox.DockerExecutor{ image = IMAGE, work_dir = dir }
+      e:start()
+      local old = e.container_id
+      assert(client:remove(old))
+      assert.equal("again\n", e:execute{ { lang = "sh", code = "echo again" } }.output)
+      assert.is_true(e.container_id ~= old)
+    end)
+
+    dit("with auto_remove = false, close stops the container and reap keeps it", function()
+      local e = agentbox.DockerExecutor{ image = IMAGE, work_dir = dir, auto_remove = false }
+      e:start()
+      local id = e.container_id
+      e:close()
+      local info = assert(client:inspect(id))
+      assert.is_false(info.State.Running)
+      agentbox.docker.reap()
+      assert.is_true(exists(id))
+      assert(client:remove(id))
+    end)
+
+    dit("reap() leaves containers of live owners alone", function()
+      local e <close> = agentbox.DockerExecutor{ image = IMAGE, work_dir = dir }
+      e:start()
+      assert.is_number(agentbox.docker.reap())
+      assert.is_true(exists(e.container_id))
+    end)
+
+    dit("says clearly when the image is missing", function()
+      local e <close> = agentbox.DockerExecutor{ image = "agentbox/no-such-image:nope", work_dir = dir }
+      local ok, err = pcall(e.execute, e, { { lang = "python", code = "print(1)" } })
+      assert.is_false(ok)
+      assert.matches("image agentbox/no%-such%-image:nope is not present", err)
+      assert.matches("make image", err, 1, true)
+    end)
+
+    dit("says clearly when the daemon is unreachable", function()
+      local t0 = core.now()
+      local ok, err = agentbox.docker.available("unix:///nonexistent")
+      assert.is_false(ok)
+      assert.matches("unix:///nonexistent", err, 1, true)
+      assert.is_true(core.now() - t0 < 1)
+      local e <close> = agentbox.DockerExecutor{ image = IMAGE, work_dir = dir, docker_host = "unix:///nonexistent" }
+      local ok2, err2 = pcall(e.execute, e, { { lang = "python", code = "print(1)" } })
+      assert.is_false(ok2)
+      assert.matches("cannot reach the Docker daemon at unix:///nonexistent", err2, 1, true)
+      local r = H.run({ "lua5.4", "-e", "print(require('agentbox.docker').available())" },
+                      { env = lua_env{ DOCKER_HOST = "unix:///nonexistent" } })
+      assert.matches("^false\tcannot reach the Docker daemon at unix:///nonexistent", r.stdout)
+    end)
+
+    dit("negotiates the API version instead of hard-coding it", function()
+      local c = docker.client()
+      assert(c:negotiate())
+      local ping = assert(core.http{ url = "http://localhost/_ping", unix_socket = c.ep.socket })
+      local server = docker.await(ping).headers["api-version"]
+      local function v(s) local a, b = s:match("(%d+)%.(%d+)") return a * 1000 + b end
+      assert.equal(math.min(v(server), v(docker.TESTED_MAX)), v(c.version))
+    end)
+  end)
+
+  describe("remote daemon (tcp)", function()
+    dit("works through a TCP relay, with files delivered by the archive API", function()
+      local log = dir .. "/relay.log"
+      local relay, port = spawn_line({ "python3", "spec/support/tcp_relay.py", client.ep.socket, log },
+                                     { PATH = os.getenv("PATH") })
+      assert.matches("^%d+$", port)
+      local host = "tcp://127.0.0.1:" .. port
+      local r0 = H.run({ "lua5.4", "-e", "print(require('agentbox.docker').available())" },
+                       { env = lua_env{ DOCKER_HOST = host } })
+      assert.equal("true\n", r0.stdout)
+      local wd = H.tmpdir("remote")
+      local e = agentbox.DockerExecutor{ image = IMAGE, work_dir = wd, docker_host = host, timeout = 5 }
+      assert.equal("archive", e.transfer)
+      local r = e:execute{ { lang = "python", code = "# filename: sub/dir/x.py\nimport os\nprint(__file__, os.getuid())\n"
+                             .. "open('made_in_container.txt', 'w').write('y')\nprint(open('made_in_container.txt').read())" },
+                           { lang = "sh", code = "cat made_in_container.txt; echo; ls -ld /workspace/sub" } }
+      assert.equal(0, r.exit_code, r.output)
+      assert.matches("^/workspace/sub/dir/x.py 1000\ny\ny\ndrwxr%-xr%-x %d+ agent agent", r.output)
+      assert.equal(core.realpath(wd) .. "/sub/dir/x.py", r.code_file)
+      assert.is_false(H.exists(wd .. "/made_in_container.txt"))   -- no bind mount: the code ran remotely
+      local t = e:execute{ { lang = "python", code = "import time\nprint('p', flush=True)\ntime.sleep(30)" } }
+      assert.equal(124, t.exit_code)
+      assert.equal("p\n\nTimeout", t.output)
+      local info = assert(client:inspect(e.container_id))
+      local volumes = {}
+      for _, m in ipairs(info.Mounts) do
+        assert.equal("volume", m.Type)
+        volumes[#volumes + 1] = m.Name
+      end
+      assert.equal(2, #volumes)
+      local id = e.container_id
+      e:close()
+      assert.is_false(exists(id))
+      for _, name in ipairs(volumes) do
+        local _, _, status = client:call("inspect volume", { path = "/volumes/" .. name })
+        assert.equal(404, status)
+      end
+      relay:close()
+      local seen = H.read(log)
+      assert.matches("PUT /v[%d.]+/containers/%x+/archive%?path=%%2Fworkspace", seen)
+      assert.matches("PUT /v[%d.]+/containers/%x+/archive%?path=%%2Fopt%%2Fagentbox", seen)
+      H.rm_rf(wd)
+    end)
+  end)
+end)
