@@ -388,7 +388,7 @@ local function post_mortem(self)
     "/sys/fs/cgroup/memory/memory.oom_control", "/sys/fs/cgroup/pids.current", "/sys/fs/cgroup/pids/pids.current" })
   if not r then return nil end
   local oom, pids
-  for line in (r.output or ""):gmatch("[^\n]+") do
+  for line in (r.stdout or ""):gmatch("[^\n]+") do   -- stdout only: cat's complaints interleave
     oom = oom or tonumber(line:match("^oom_kill (%d+)$"))
     pids = pids or tonumber(line:match("^(%d+)$"))
   end
@@ -431,12 +431,14 @@ function DockerExecutor:_run(argv, out, retried)
   local t0 = core.now()
   local req <close> = c:exec_start(exec_id, out.budget(), self.timeout + self.grace + BACKSTOP)
   local on_output = self.on_output
+  local seen = {}   -- what was read, for a stream that ends in a transport error
   local ok, werr = pcall(function()
     repeat
       task.wait(req)
       local chunks = req:read()   -- always taken: unread chunks keep ready() true
-      if chunks and on_output then
-        for i = 1, #chunks, 2 do on_output(chunks[i + 1], chunks[i] == "error" and "stderr" or chunks[i]) end
+      for i = 1, chunks and #chunks or 0, 2 do
+        seen[#seen + 1] = chunks[i + 1]
+        if on_output then on_output(chunks[i + 1], chunks[i] == "error" and "stderr" or chunks[i]) end
       end
     until req:done()
   end)
@@ -454,7 +456,10 @@ function DockerExecutor:_run(argv, out, retried)
     -- the stream broke or the backstop fired: this container is suspect
     c:remove(id)
     self.container_id = nil
-    if elapsed >= self.timeout then return { timed_out = true, exit_code = 124, output = "", dropped = 0 } end
+    if elapsed >= self.timeout then
+      out.add(table.concat(seen))
+      return { timed_out = true, exit_code = 124 }
+    end
     error("DockerExecutor: exec start: " .. (res and docker.daemon_message(res) or tostring(rerr)), 0)
   end
   out.add(res.output, res.dropped)
