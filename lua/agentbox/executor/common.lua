@@ -31,7 +31,7 @@ function M.prepare(block)
   if not name then name = code.default_filename(block.code, info.ext, core.md5) end
   local rel, err = code.resolve_in_workspace(".", name)
   if not rel then return nil, err end
-  return { lang = lang, info = info, rel = rel }
+  return { lang = lang, info = info, rel = rel, code = block.code }
 end
 
 function M.truncation_marker(dropped, max_output)
@@ -69,6 +69,45 @@ function M.sup_path()
     sup_cache = (env and env ~= "" and core.which(env)) or (near and core.which(near)) or false
   end
   return sup_cache or nil
+end
+
+--- The block loop both executors share (AutoGen's semantics): blocks run in
+--- order and stop at the first failure; outputs concatenate; code_file is
+--- the first file written. The executor supplies
+---   write(prep, code) -> path | nil, message      (puts the file in place)
+---   run(prep, path, out) -> { exit_code =, timed_out = } | nil, message
+function M.run_blocks(blocks, max_output, save_only, write, run)
+  local out = M.result_builder(max_output)
+  local exit_code, code_file = 0, nil
+  for _, block in ipairs(blocks) do
+    local prep, err = M.prepare(block)
+    local path
+    if prep then path, err = write(prep, block.code) end
+    if not path then
+      out.add(err)
+      exit_code = 1
+      break
+    end
+    code_file = code_file or path
+    if save_only[prep.info.name] then
+      out.add("Code saved to " .. path .. "\n")
+      exit_code = 0
+    else
+      local r, rerr = run(prep, path, out)
+      if not r then
+        out.add(rerr)
+        exit_code = 1
+        break
+      end
+      exit_code = r.exit_code
+      if r.timed_out then
+        out.add("\n" .. M.TIMEOUT_MSG)
+        break
+      end
+      if exit_code ~= 0 then break end
+    end
+  end
+  return { exit_code = exit_code, output = out.text(), code_file = code_file }
 end
 
 --- Map a core process result (or a supervisor exit status) to an exit code.

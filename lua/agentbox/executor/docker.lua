@@ -479,44 +479,15 @@ function DockerExecutor:_run(argv, out, retried)
 end
 
 function DockerExecutor:_execute(blocks)
-  local out = common.result_builder(self.max_output)
-  local exit_code, code_file = 0, nil
-  for _, block in ipairs(blocks) do
-    local prep, perr = common.prepare(block)
-    if not prep then
-      out.add(perr)
-      exit_code = 1
-      break
-    end
-    local path, werr = write_host(self.work_dir, prep.rel, block.code)
-    if not path then
-      out.add(werr)
-      exit_code = 1
-      break
-    end
-    code_file = code_file or path
-    if self.save_only[prep.info.name] then
-      out.add("Code saved to " .. path .. "\n")
-      exit_code = 0
-    else
-      local argv, cerr = container_argv(prep.info, WORKSPACE .. "/" .. prep.rel)
-      if not argv then
-        out.add(cerr)
-        exit_code = 1
-        break
-      end
+  return common.run_blocks(blocks, self.max_output, self.save_only,
+    function(prep, text) return write_host(self.work_dir, prep.rel, text) end,
+    function(prep, _, out)
+      local argv, err = container_argv(prep.info, WORKSPACE .. "/" .. prep.rel)
+      if not argv then return nil, err end
       self:_ensure()
-      if self.transfer == "archive" then upload_block(self, prep.rel, block.code) end
-      local r = self:_run(argv, out)
-      exit_code = r.exit_code
-      if r.timed_out then
-        out.add("\n" .. common.TIMEOUT_MSG)
-        break
-      end
-      if exit_code ~= 0 then break end
-    end
-  end
-  return { exit_code = exit_code, output = out.text(), code_file = code_file }
+      if self.transfer == "archive" then upload_block(self, prep.rel, prep.code) end
+      return self:_run(argv, out)
+    end)
 end
 
 --- Run the blocks in order, stopping at the first failure.

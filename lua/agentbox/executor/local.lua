@@ -150,42 +150,14 @@ local function run_block(self, argv, budget, out)
 end
 
 function LocalExecutor:_execute(blocks)
-  local out = common.result_builder(self.max_output)
-  local exit_code, code_file = 0, nil
-  for _, block in ipairs(blocks) do
-    local prep, perr = common.prepare(block)
-    if not prep then
-      out.add(perr)
-      exit_code = 1
-      break
-    end
-    local path, werr = write_file(self.work_dir, prep.rel, block.code)
-    if not path then
-      out.add(werr)
-      exit_code = 1
-      break
-    end
-    code_file = code_file or path
-    if self.save_only[prep.info.name] then
-      out.add("Code saved to " .. path .. "\n")
-      exit_code = 0
-    else
-      local argv, cerr = self:_command(prep.info, path)
-      if not argv then
-        out.add(cerr)
-        exit_code = 1
-        break
-      end
+  return common.run_blocks(blocks, self.max_output, self.save_only,
+    function(prep, text) return write_file(self.work_dir, prep.rel, text) end,
+    function(prep, path, out)
+      local argv, err = self:_command(prep.info, path)
+      if not argv then return nil, err end
       local r = run_block(self, argv, out.budget(), out)
-      exit_code = common.exit_code(r)
-      if r.timed_out then
-        out.add("\n" .. common.TIMEOUT_MSG)
-        break
-      end
-      if exit_code ~= 0 then break end
-    end
-  end
-  return { exit_code = exit_code, output = out.text(), code_file = code_file }
+      return { exit_code = common.exit_code(r), timed_out = r.timed_out }
+    end)
 end
 
 --- Run the blocks in order, stopping at the first failure.
