@@ -89,6 +89,19 @@ describe("LocalExecutor", function()
     H.rm_rf(outside)
   end)
 
+  it("never writes a code file through a planted link, nor blocks on a FIFO", function()
+    local outside = H.tmpdir("victim")
+    H.write(outside .. "/target", "precious")
+    os.execute(("ln -s '%s/target' '%s/evil.py'"):format(outside, dir))
+    os.execute(("mkfifo '%s/fifo.py'"):format(dir))
+    local r = ex:execute{ { lang = "python", code = "# filename: evil.py\nprint('replaced')" },
+                          { lang = "python", code = "# filename: fifo.py\nprint('no hang')" } }
+    assert.equal(0, r.exit_code, r.output)
+    assert.equal("replaced\nno hang\n", r.output)
+    assert.equal("precious", H.read(outside .. "/target"))
+    H.rm_rf(outside)
+  end)
+
   it("saves html, css and javascript without running them", function()
     local r = ex:execute{ { lang = "html", code = "<!-- filename: index.html -->\n<p>hi</p>" } }
     assert.equal(0, r.exit_code)

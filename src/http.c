@@ -38,7 +38,7 @@ typedef struct {
   struct curl_slist *hdrs;
   ab_buf resp_hdrs;
   ab_out out;
-  int done, demux, streaming, too_big;
+  int done, demux, plain, streaming, too_big;
   CURLcode code;
   long status;
   ab_demux dm;
@@ -178,7 +178,13 @@ static void check_done(http_state *hs) {
 static size_t write_cb(char *p, size_t size, size_t nmemb, void *ud) {
   http_ud *u = ud;
   size_t n = size * nmemb;
-  if (u->demux) {
+  if (u->demux && !u->plain) {
+    long code = 0;
+    curl_easy_getinfo(u->easy, CURLINFO_RESPONSE_CODE, &code);
+    /* an error answer (404 no such exec, 409 not running) is JSON, not frames */
+    if (code >= 300) u->plain = 1;
+  }
+  if (u->demux && !u->plain) {
     if (ab_demux_feed(&u->dm, &u->out, p, n)) ab_notify(&u->h);
     return u->dm.bad ? 0 : n;
   }
@@ -388,7 +394,7 @@ static int r_result(lua_State *L) {
   lua_setfield(L, -2, "status");
   push_headers(L, &u->resp_hdrs);
   lua_setfield(L, -2, "headers");
-  if (u->demux) {
+  if (u->demux && !u->plain) {
     ab_out_set_fields(L, &u->out);
   } else {
     lua_pushlstring(L, u->out.merged.p ? u->out.merged.p : "", u->out.merged.len);

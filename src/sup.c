@@ -57,19 +57,23 @@ static long parse_long(const char *s, const char **end) {
   return v;
 }
 
-/* oom_kill counter of our cgroup v2, -1 when unknown */
+/* The "oom_kill N" counter of our memory cgroup (v2 memory.events, or v1
+ * memory.oom_control), -1 when unknown. */
 static long oom_kills(void) {
-  int fd = open("/sys/fs/cgroup/memory.events", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
-  char buf[512];
-  ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  if (n <= 0) return -1;
-  buf[n] = 0;
-  for (char *p = buf; *p;) {
-    if (strncmp(p, "oom_kill ", 9) == 0) return parse_long(p + 9, NULL);
-    while (*p && *p != '\n') p++;
-    if (*p) p++;
+  static const char *const paths[] = {"/sys/fs/cgroup/memory.events", "/sys/fs/cgroup/memory/memory.oom_control"};
+  for (int i = 0; i < 2; i++) {
+    int fd = open(paths[i], O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    char buf[512];
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) continue;
+    buf[n] = 0;
+    for (char *p = buf; *p;) {
+      if (strncmp(p, "oom_kill ", 9) == 0) return parse_long(p + 9, NULL);
+      while (*p && *p != '\n') p++;
+      if (*p) p++;
+    }
   }
   return -1;
 }

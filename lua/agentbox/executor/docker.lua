@@ -109,26 +109,12 @@ local function write_host(dir, rel, text)
     end
   end
   local path = cur .. "/" .. parts[#parts]
-  os.remove(path)   -- a link (even a dangling one) or a hard link is never written through
-  local f, ferr = io.open(path, "wb")
-  if not f then return nil, "cannot write " .. path .. ": " .. tostring(ferr) end
-  f:write(text)
-  f:close()
+  -- a link (even a dangling one) is never written through, a FIFO never opened
+  local ok, err = core.write_file(path, text)
+  if not ok then return nil, err end
   return path
 end
 
--- Run a short helper program on the host through the core (no shell).
-local function host_run(argv)
-  local p <close> = core.spawn{ argv = argv, env = { PATH = "/usr/bin:/bin:/usr/sbin:/sbin" }, timeout = 10,
-                                stream = false }
-  while not p:done() do task.wait(p) end
-  return p:result()
-end
-
-local function euid()
-  local st = read_file("/proc/self/status") or ""
-  return tonumber(st:match("\nUid:%s+%d+%s+(%d+)"))
-end
 
 -- The sandbox user when none is given. Bind mount: the owner of work_dir,
 -- so files the code writes belong to the user who owns the directory. A
@@ -138,13 +124,12 @@ end
 -- world-writable, e.g. /tmp). Remote daemon: 1000:1000.
 local function default_user(self)
   if self.transfer ~= "bind" then return "1000:1000" end
-  local r = host_run({ "stat", "-c", "%u %g %a", "--", self.work_dir })
-  local uid, gid, mode = (r and r.stdout or ""):match("^(%d+) (%d+) (%x+)")
-  if not uid then return "1000:1000" end
-  if uid ~= "0" then return uid .. ":" .. gid end
-  local m = tonumber(mode, 8) or 0
-  if euid() == 0 and m & 0x202 == 0 then   -- not world-writable (0002), not sticky (01000 -> 0x200)
-    host_run({ "chown", "1000:1000", "--", self.work_dir })
+  local st = core.stat(self.work_dir)
+  if not st then return "1000:1000" end
+  if st.uid ~= 0 then return st.uid .. ":" .. st.gid end
+  -- not world-writable (0002), not sticky (01000)
+  if core.geteuid() == 0 and st.type == "dir" and st.mode & 0x202 == 0 then
+    core.chown(self.work_dir, 1000, 1000)
   end
   return "1000:1000"
 end

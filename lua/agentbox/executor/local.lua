@@ -112,18 +112,9 @@ local function write_file(dir, rel, text)
   if not real or (real ~= dir and real:sub(1, #dir + 1) ~= dir .. "/") then
     return nil, "Filename is not in the workspace"
   end
-  -- Same name, same code (tmp_code_<md5>): truncating and rewriting an
-  -- existing file costs a flush on ext4, reading it back costs microseconds.
-  local old = io.open(path, "rb")
-  if old then
-    local same = old:read(#text + 1) == text
-    old:close()
-    if same then return path end
-  end
-  local f, ferr = io.open(path, "wb")
-  if not f then return nil, "cannot write " .. path .. ": " .. tostring(ferr) end
-  f:write(text)
-  f:close()
+  -- never through a link, never onto a FIFO; an unchanged file stays
+  local ok, err = core.write_file(path, text)
+  if not ok then return nil, err end
   return path
 end
 
