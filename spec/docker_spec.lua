@@ -407,6 +407,8 @@ describe("DockerExecutor #docker", function()
         "p = rd('/sys/fs/cgroup/cpu.max', '/sys/fs/cgroup/cpu/cpu.cfs_period_us')",
         "print(int(q[0]) / int(p[-1]))",
         "print(open('/data/in.txt').read())",
+        "import sys; sys.stdout.flush(); sys.stderr.flush()",
+        "import time; time.sleep(0.05)",  -- stdout and stderr are two pipes: keep their order
         "open('/data/w', 'w')" }, "\n") } }
       assert.matches("^268435456\n100\n0%.5\ndata\n", r.output)
       assert.matches("Read%-only file system", r.output)
