@@ -427,6 +427,28 @@ describe("DockerExecutor #docker", function()
       for _, c in ipairs(mine) do assert.is_true(c.Id ~= id) end
     end)
 
+    dit("cancelling a task mid-block kills the code (its container goes) and the executor recovers", function()
+      local e = agentbox.DockerExecutor{ image = IMAGE, work_dir = dir, timeout = 30 }
+      e:start()
+      local id = e.container_id
+      local t = agentbox.spawn(function()
+        return e:execute{ { lang = "sh", code = "(sleep 2; echo x > late_cancel) & sleep 20" } }
+      end)
+      local t0 = core.now()
+      while core.now() - t0 < 1 do agentbox.step(10) end
+      assert.is_false(t:done())
+      assert.is_true(t:cancel())
+      agentbox.run()
+      assert.same({ nil, "cancelled" }, { t:result() })
+      local t1 = core.now()
+      while exists(id) and core.now() - t1 < 10 do agentbox.sleep(0.1) end
+      assert.is_false(exists(id))
+      agentbox.sleep(1.5)
+      assert.is_false(H.exists(dir .. "/late_cancel"))
+      assert.equal("ok\n", e:execute{ { lang = "sh", code = "echo ok" } }.output)
+      e:close()
+    end)
+
     dit("runs several executors at once on one reactor", function()
       local exs, tasks = {}, {}
       for i = 1, 3 do exs[i] = agentbox.DockerExecutor{ image = IMAGE, work_dir = dir, timeout = 10 }:start() end
