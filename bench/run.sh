@@ -2,7 +2,8 @@
 # `make bench`: per-block latency of LocalExecutor against the bare fork/exec
 # of the same interpreter and against ag2's LocalCommandLineCodeExecutor, plus
 # a 1 GB output flood under a 1 MiB cap. Prints one Markdown table and writes
-# the raw numbers to bench/results/local.json.
+# the raw numbers to bench/results/local.json. Then runs bench/docker.sh and
+# bench/concurrency.sh (one table each; see those files).
 #
 # Knobs: BENCH_N (timed iterations per row, default 200), BENCH_WARMUP (10 per
 # round), BENCH_ROUNDS (5: Lua and AutoGen harnesses alternate),
@@ -119,3 +120,12 @@ export BENCH_MACHINE="$(uname -srm), $(nproc) cores, $(sed -n 's/^model name[[:s
 export BENCH_LOAD="load average $LOAD_START at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end"
 export BENCH_VERSIONS="$("$LUA" -v 2>&1 | cut -d' ' -f1-2), $("$SYS_PY" --version 2>&1) ($SYS_PY), sh = $SH_BIN -> $(readlink -f "$SH_BIN"), git $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet 2>/dev/null || echo '+dirty')"
 BENCH_ROUNDS=$ROUNDS "$LUA" "$B/report.lua" "$TMP" "$B/results/local.json"
+
+# --- the Docker and concurrency benchmarks (issues 4 and 5) ---------------------------
+# Their own scripts, each printing its own table; BENCH_LOCAL_ONLY=1 skips them.
+if [ -z "${BENCH_LOCAL_ONLY:-}" ]; then
+  echo
+  bash "$B/docker.sh"
+  echo
+  bash "$B/concurrency.sh"
+fi

@@ -188,8 +188,19 @@ static void exec_program(const ab_sup_args *a) {
   sigprocmask(SIG_SETMASK, &none, NULL);
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   setsid();   /* its own session: no controlling terminal, its own group */
-  /* model-written code must not starve the host (a game's frame loop) */
-  if (a->nice) (void)!nice(a->nice);
+  /* model-written code must not starve the host (a game's frame loop). A
+   * new session is a new scheduler autogroup at nice 0 where autogroups are
+   * on, and the group's weight is what competes with the host: set both. */
+  if (a->nice) {
+    (void)!nice(a->nice);
+    int fd = open("/proc/self/autogroup", O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      char v[4] = {(char)('0' + a->nice / 10), (char)('0' + a->nice % 10), '\n', 0};
+      const char *p = a->nice >= 10 ? v : v + 1;
+      (void)!write(fd, p, slen(p));
+      close(fd);
+    }
+  }
   int fds[3] = {a->fd_in, a->fd_out, a->fd_err};
   for (int i = 0; i < 3; i++) {
     if (fds[i] < 0) continue;

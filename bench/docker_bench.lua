@@ -1,0 +1,399 @@
+-- bench/docker_bench.lua: the agentbox side of bench/docker.sh, and its report.
+--
+--   lua5.4 bench/docker_bench.lua cold N WARMUP OUT.json   executor create -> ready -> first block -> close
+--   lua5.4 bench/docker_bench.lua warm N WARMUP OUT.json   per-block latency on a started executor
+--   lua5.4 bench/docker_bench.lua conc K M WARMUP OUT.json K executors, K tasks, M timed blocks each
+--   lua5.4 bench/docker_bench.lua report DIR OUT.json       the Markdown table (BENCH_* variables)
+--
+-- Environment: BENCH_IMAGE, BENCH_TMP (scratch dir; work dirs go under it).
+--
+-- Where the time goes: core.http and core.spawn are wrapped (docker.lua and
+-- the executor look them up on the core table at call time), so every
+-- Engine API request and host helper process is timed from its start to the
+-- first done() that says true. The wrapper costs microseconds per request
+-- against blocks of tens of milliseconds.
+local B = require("benchlib")
+
+local mode = arg[1]
+
+local function check(r, want)
+  if r.exit_code ~= 0 or r.output ~= want then
+    error(("unexpected result: exit %s, output %q (want %q)"):format(tostring(r.exit_code), r.output, want), 2)
+  end
+end
+
+local PY = { { lang = "python", code = "print(1)" } }
+local SH = { { lang = "sh", code = "echo hi" } }
+
+---------------------------------------------------------------- measuring modes
+local function harness()
+  local agentbox = require("agentbox")
+  local core = require("agentbox.core")
+  local task = require("agentbox.task")
+  local docker = require("agentbox.docker")
+  local now = core.now
+  local IMAGE = os.getenv("BENCH_IMAGE") or "agentbox/sandbox:latest"
+  local TMP = os.getenv("BENCH_TMP") or "/tmp/agentbox-bench"
+  local tag = os.getenv("BENCH_ROUND") or "0"
+
+  -- Engine API path -> what the request is for
+  local function classify(o)
+    local path = (o.url or ""):match("^%a+://[^/]+(/[^?]*)") or "?"
+    path = path:gsub("^/v%d+%.%d+", "")
+    local m = o.method or "GET"
+    if path == "/_ping" or path == "/version" then return "negotiate " .. path end
+    if path == "/containers/create" then return "container create" end
+    if path == "/containers/json" then return "container list (reap)" end
+    if path:match("^/containers/[^/]+/start$") then return "container start" end
+    if path:match("^/containers/[^/]+/exec$") then return "exec create" end
+    if path:match("^/exec/[^/]+/start$") then return "exec start (runs the block)" end
+    if path:match("^/exec/[^/]+/json$") then return "exec inspect" end
+    if path:match("^/containers/[^/]+/json$") then return "container inspect" end
+    if m == "DELETE" and path:match("^/containers/") then return "container remove" end
+    if path:match("^/images/") then return "image inspect" end
+    return m .. " " .. path
+  end
+
+  local ops = {}          -- completed { op, ms } since the last take()
+  local started = setmetatable({}, { __mode = "k" })
+  local function instrument(fname, label)
+    local real = core[fname]
+    local patched = false
+    core[fname] = function(o)
+      local h, err = real(o)
+      if not h then return h, err end
+      started[h] = { now(), label(o) }
+      if not patched then   -- the handle type's method table is shared: wrap done() once
+        patched = true
+        local methods = getmetatable(h).__index
+        local done = methods.done
+        methods.done = function(self)
+          local d = done(self)
+          local s = d and started[self]
+          if s then
+            started[self] = nil
+            ops[#ops + 1] = { s[2], (now() - s[1]) * 1000 }
+          end
+          return d
+        end
+      end
+      return h
+    end
+  end
+  instrument("http", classify)
+  instrument("spawn", function(o) return "host process: " .. tostring(o.argv and o.argv[1]) end)
+  local function take()
+    local t = ops
+    ops = {}
+    return t
+  end
+
+  local function executor(name)
+    return agentbox.DockerExecutor{ image = IMAGE, work_dir = ("%s/ab-%s-%s"):format(TMP, tag, name), timeout = 60 }
+  end
+
+  local H = {}
+
+  function H.cold(n, warm, out)
+    local res = { ready_ms = {}, first_ms = {}, close_ms = {}, ops_ready = {}, ops_first = {}, ops_close = {} }
+    for i = 1, warm + n do
+      take()
+      local t0 = now()
+      local ex = executor("cold" .. i)
+      ex:start()
+      local t1 = now()
+      local o_ready = take()
+      local r = ex:execute(PY)
+      local t2 = now()
+      local o_first = take()
+      check(r, "1\n")
+      assert(ex:close())
+      local t3 = now()
+      if i > warm then   -- the first start in a process also negotiates the API version
+        table.insert(res.ready_ms, (t1 - t0) * 1000)
+        table.insert(res.first_ms, (t2 - t0) * 1000)
+        table.insert(res.close_ms, (t3 - t2) * 1000)
+        table.insert(res.ops_ready, o_ready)
+        table.insert(res.ops_first, o_first)
+        table.insert(res.ops_close, take())
+      end
+    end
+    B.write_json(out, res)
+  end
+
+  -- one exec straight through the client (no executor Lua, no file): the floor
+  local function raw_exec(ex, cmd)
+    return task.sync(function()
+      local c = ex.client
+      local eid = assert(c:exec_create(ex.container_id, { Cmd = cmd, AttachStdout = true, AttachStderr = true,
+                                                          Tty = false }))
+      local req <close> = c:exec_start(eid, 65536, 30)
+      local res = docker.await(req)
+      local info = c:exec_inspect(eid)
+      return res.output, info.ExitCode
+    end)
+  end
+
+  function H.warm(n, warm, out)
+    local ex = executor("warm")
+    ex:start()
+    local res = { rows = { python = { ms = {}, ops = {} }, sh = { ms = {}, ops = {} } }, floor = {} }
+    local rows = { { "python", PY, "1\n" }, { "sh", SH, "hi\n" } }
+    local files = {}
+    math.randomseed(7)
+    for i = 1, warm + n do
+      local a = math.random(2)
+      for _, j in ipairs({ a, 3 - a }) do   -- python and sh interleaved, random order
+        local name, block, want = rows[j][1], rows[j][2], rows[j][3]
+        take()
+        local t0 = now()
+        local r = ex:execute(block)
+        local dt = (now() - t0) * 1000
+        local o = take()
+        check(r, want)
+        files[name] = r.code_file:match("[^/]+$")
+        if i > warm then
+          table.insert(res.rows[name].ms, dt)
+          table.insert(res.rows[name].ops, o)
+        end
+      end
+    end
+    -- floors: the three API round trips with /bin/true, then with our supervisor in front
+    local sup = "/opt/agentbox/sup"
+    for _, f in ipairs({ { "true", { "/bin/true" } }, { "sup_true", { sup, "-t", "60000", "-g", "500", "--", "/bin/true" } } }) do
+      local xs = {}
+      for i = 1, warm + n // 2 do
+        local t0 = now()
+        local _, code = raw_exec(ex, f[2])
+        assert(code == 0, f[1] .. " failed")
+        if i > warm then xs[#xs + 1] = (now() - t0) * 1000 end
+      end
+      res.floor[f[1]] = xs
+    end
+    take()
+    -- the interpreters' own start, measured inside the container (posix_spawn + wait from Python)
+    local probe = ([[
+import os, time, statistics
+def run(argv, n=40):
+    ts = []
+    for _ in range(n):
+        t = time.perf_counter()
+        pid = os.posix_spawn(argv[0], argv, {"PATH": "/usr/bin:/bin", "PYTHONUNBUFFERED": "1"},
+                             file_actions=[(os.POSIX_SPAWN_OPEN, 1, "/dev/null", os.O_WRONLY, 0)])
+        os.waitpid(pid, 0)
+        ts.append((time.perf_counter() - t) * 1000)
+    return statistics.median(ts)
+print(run(["/usr/bin/python3", "/workspace/%s"]), run(["/bin/sh", "/workspace/%s"]), run(["/bin/true"]))
+]]):format(files.python, files.sh)
+    local r = ex:execute{ { lang = "python", code = probe } }
+    local p, s, t = r.output:match("^(%S+) (%S+) (%S+)")
+    res.inside = { python = tonumber(p), sh = tonumber(s), ["true"] = tonumber(t) }
+    local info = task.sync(ex.client.inspect, ex.client, ex.container_id)
+    local hc = info.HostConfig
+    res.hostconfig = { User = info.Config.User, NetworkMode = hc.NetworkMode, ReadonlyRootfs = hc.ReadonlyRootfs,
+                       CapDrop = hc.CapDrop, SecurityOpt = hc.SecurityOpt, Init = hc.Init, PidsLimit = hc.PidsLimit,
+                       Memory = hc.Memory, NanoCpus = hc.NanoCpus }
+    ex:close()
+    B.write_json(out, res)
+  end
+
+  -- run fn(i) in k tasks at once; returns the wall time in ms
+  local function all(k, fn)
+    local t0 = now()
+    local ts = {}
+    for i = 1, k do ts[i] = agentbox.spawn(fn, i) end
+    agentbox.run()
+    for i = 1, k do assert(ts[i]:result()) end
+    return (now() - t0) * 1000
+  end
+
+  function H.conc(k, m, warm, out)
+    local exs = {}
+    for i = 1, k do exs[i] = executor("conc" .. i) end
+    local res = { k = k, m = m, ms = {} }
+    res.start_wall_ms = all(k, function(i) exs[i]:start() return true end)
+    all(k, function(i)
+      for _ = 1, warm do check(exs[i]:execute(PY), "1\n") end
+      return true
+    end)
+    take()
+    res.wall_ms = all(k, function(i)
+      for _ = 1, m do
+        local t0 = now()
+        local r = exs[i]:execute(PY)
+        res.ms[#res.ms + 1] = (now() - t0) * 1000
+        check(r, "1\n")
+      end
+      return true
+    end)
+    res.ops = take()   -- every request of the timed blocks, all executors
+    res.close_wall_ms = all(k, function(i) return exs[i]:close() end)
+    B.write_json(out, res)
+  end
+
+  return H
+end
+
+---------------------------------------------------------------- report
+local function report(dir, out_path)
+  local env = os.getenv
+  local rounds = tonumber(env("BENCH_ROUNDS") or "1")
+  local function load(side, kind)
+    local t = {}
+    for r = 1, rounds do t[r] = B.read_json(("%s/%s_%s_%d.json"):format(dir, side, kind, r)) end
+    return t
+  end
+  local abc, agc = load("ab", "cold"), load("ag", "cold")
+  local abw, agw = load("ab", "warm"), load("ag", "warm")
+  local abk, agk = load("ab", "conc"), load("ag", "conc")
+  local function gather(runs, f)
+    local lists = {}
+    for _, r in ipairs(runs) do lists[#lists + 1] = f(r) end
+    return B.concat(lists)
+  end
+  local function walls(runs, field)
+    local xs = {}
+    for _, r in ipairs(runs) do xs[#xs + 1] = r[field] end
+    return xs
+  end
+  local k, m = abk[1].k, abk[1].m
+  local spec = {
+    { "cold start: create -> container running (agentbox `DockerExecutor{}` + `start()`; AutoGen constructor)",
+      gather(abc, function(r) return r.ready_ms end), gather(agc, function(r) return r.ready_ms end) },
+    { "cold start: create -> first `print(1)` result",
+      gather(abc, function(r) return r.first_ms end), gather(agc, function(r) return r.first_ms end) },
+    { "warm block: python `print(1)`",
+      gather(abw, function(r) return r.rows.python.ms end), gather(agw, function(r) return r.rows.python end) },
+    { "warm block: sh `echo hi`",
+      gather(abw, function(r) return r.rows.sh.ms end), gather(agw, function(r) return r.rows.sh end) },
+    { ("%d executors at once: cold start of all %d (wall)"):format(k, k),
+      walls(abk, "start_wall_ms"), walls(agk, "start_wall_ms") },
+    { ("%d executors at once: per-block latency, python `print(1)`"):format(k),
+      gather(abk, function(r) return r.ms end), gather(agk, function(r) return r.ms end) },
+    { ("%d executors at once: %d x %d blocks (wall)"):format(k, k, m),
+      walls(abk, "wall_ms"), walls(agk, "wall_ms") },
+    { "close / stop (agentbox `close()`; AutoGen `stop()`)",
+      gather(abc, function(r) return r.close_ms end), gather(agc, function(r) return r.stop_ms end) },
+  }
+  local results = { command = env("BENCH_CMD"), machine = env("BENCH_MACHINE"), rows = {} }
+  local P = print
+  P("## agentbox DockerExecutor vs AutoGen DockerCommandLineCodeExecutor (same image, same daemon)")
+  P("")
+  P("Command: `" .. tostring(env("BENCH_CMD")) .. "`")
+  P("")
+  P(("Machine: %s. %s. %s. Image %s. ag2 %s, docker-py %s. %d rounds; in each, agentbox (one Lua process per phase) then AutoGen (one Python process per phase); per round: cold %s (+%s warm-up), warm %s blocks per row (+%s warm-up), concurrency %d executors x %d blocks (+%s warm-up each). Times in ms, median / p95 (nearest rank) over all samples; wall-time rows have one sample per round.")
+    :format(env("BENCH_MACHINE"), env("BENCH_LOAD"), env("BENCH_VERSIONS"), env("BENCH_IMAGE"), env("BENCH_AG2_VERSION"),
+            env("BENCH_DOCKERPY_VERSION"), rounds, env("BENCH_COLD_N"), env("BENCH_COLD_WARM"), env("BENCH_WARM_N"),
+            env("BENCH_WARM_WARM"), k, m, env("BENCH_CONC_WARM")))
+  P("")
+  P(B.row({ "row", "agentbox median / p95 (ms)", "AutoGen median / p95 (ms)", "AutoGen / agentbox (median / p95)", "n (agentbox, AutoGen)" }))
+  P("|---|---|---|---|---|")
+  local faster = true
+  for _, s in ipairs(spec) do
+    local a, g = B.stats(s[2]), B.stats(s[3])
+    results.rows[#results.rows + 1] = { name = s[1], agentbox = a, autogen = g, agentbox_ms = s[2], autogen_ms = s[3] }
+    if g.n > 0 then
+      if not (g.median > a.median and g.p95 > a.p95) then faster = false end
+      P(B.row({ s[1], B.pair(a), B.pair(g), B.ratio(g.median, a.median) .. " / " .. B.ratio(g.p95, a.p95),
+                ("%d, %d"):format(a.n, g.n) }))
+    else
+      P(B.row({ s[1], B.pair(a), "(not measured)", "", ("%d, 0"):format(a.n) }))
+    end
+  end
+  P("")
+  P(("Goal (issue 4): faster than AutoGen on every row: %s."):format(faster and "MET" or "NOT MET"))
+  P("")
+
+  -- where agentbox's time goes: median per API request, per block
+  local function breakdown(op_lists, totals)
+    local per, count, rest = {}, {}, {}
+    for i, list in ipairs(op_lists) do
+      local sum = 0
+      local seen = {}
+      for _, o in ipairs(list) do
+        per[o[1]] = per[o[1]] or {}
+        table.insert(per[o[1]], o[2])
+        seen[o[1]] = (seen[o[1]] or 0) + 1
+        sum = sum + o[2]
+      end
+      for op, c in pairs(seen) do count[op] = (count[op] or 0) + c end
+      rest[#rest + 1] = totals[i] - sum
+    end
+    local names = {}
+    for op in pairs(per) do names[#names + 1] = op end
+    table.sort(names, function(x, y) return B.stats(per[x]).median > B.stats(per[y]).median end)
+    local parts = {}
+    for _, op in ipairs(names) do
+      parts[#parts + 1] = ("%s %.1f ms (x%.2g)"):format(op, B.stats(per[op]).median, count[op] / #op_lists)
+    end
+    return table.concat(parts, "; "), B.stats(rest).median
+  end
+  local function ops_of(runs, f)
+    local lists, totals = {}, {}
+    for _, r in ipairs(runs) do
+      local l, t = f(r)
+      for i = 1, #l do lists[#lists + 1] = l[i] totals[#totals + 1] = t[i] end
+    end
+    return lists, totals
+  end
+  P("Notes (where agentbox's time goes; medians of the requests timed by wrapping `agentbox.core.http`/`spawn`, xN = per operation):")
+  local ready_txt, ready_rest = breakdown(ops_of(abc, function(r) return r.ops_ready, r.ready_ms end))
+  P(("- cold start to running: %s; outside those (Lua, JSON, reactor): %.1f ms."):format(ready_txt, ready_rest))
+  local first_txt, first_rest = breakdown(ops_of(abc, function(r)
+    local d = {}
+    for i = 1, #r.first_ms do d[i] = r.first_ms[i] - r.ready_ms[i] end
+    return r.ops_first, d
+  end))
+  P(("- first block after start: %s; outside those: %.1f ms."):format(first_txt, first_rest))
+  for _, name in ipairs({ "python", "sh" }) do
+    local txt, rest = breakdown(ops_of(abw, function(r) return r.rows[name].ops, r.rows[name].ms end))
+    P(("- warm %s block: %s; outside those (executor Lua: file write, md5, JSON, scheduling): %.2f ms."):format(name, txt, rest))
+  end
+  local per = {}
+  for _, r in ipairs(abk) do
+    for _, o in ipairs(r.ops) do per[o[1]] = per[o[1]] or {} table.insert(per[o[1]], o[2]) end
+  end
+  local parts = {}
+  for _, op in ipairs({ "exec create", "exec start (runs the block)", "exec inspect" }) do
+    if per[op] then parts[#parts + 1] = ("%s %s ms"):format(op, B.pair(B.stats(per[op]))) end
+  end
+  P(("- %d executors at once, per request (median / p95): %s. The daemon serialises part of each exec (containerd + runc), so the exec start stretches with the concurrency on both sides alike."):format(k, table.concat(parts, "; ")))
+  local fl_true = B.stats(gather(abw, function(r) return r.floor["true"] end))
+  local fl_sup = B.stats(gather(abw, function(r) return r.floor.sup_true end))
+  local ag_true = B.stats(gather(agw, function(r) return r.floor_true_ms end))
+  local inside = abw[1].inside
+  P(("- the floor: one exec of `/bin/true` straight through the client (exec create + start + inspect, no executor Lua) %s ms; with our supervisor in front (`sup -- /bin/true`) %s ms; the same `/bin/true` through docker-py's `exec_run` %s ms. So a warm block is that floor (dockerd + containerd + runc setting up an exec process) plus the interpreter: measured inside the container (posix_spawn + wait, 40 runs) python3 `print(1)` %.1f ms, sh `echo hi` %.1f ms, `/bin/true` %.1f ms.")
+    :format(B.pair(fl_true), B.pair(fl_sup), B.pair(ag_true), inside.python, inside.sh, inside["true"]))
+  local hc, ahc = abw[1].hostconfig, agw[1].hostconfig
+  local function show(h)
+    local parts = {}
+    for _, key in ipairs({ "User", "NetworkMode", "ReadonlyRootfs", "CapDrop", "SecurityOpt", "Init", "PidsLimit",
+                           "Memory", "NanoCpus" }) do
+      local v = h[key]
+      if type(v) == "table" then v = "[" .. table.concat(v, ",") .. "]"
+      elseif type(v) == "userdata" or v == nil then v = "unset"   -- JSON null
+      elseif type(v) == "number" then v = ("%.0f"):format(v) end
+      parts[#parts + 1] = key .. "=" .. tostring(v)
+    end
+    return table.concat(parts, " ")
+  end
+  P("- the containers as the daemon reports them (HostConfig read back): agentbox " .. show(hc) .. "; AutoGen " .. show(ahc)
+    .. ". agentbox also runs each block under its supervisor (deadline kills the whole tree) and tini as PID 1; AutoGen runs `timeout 60 <interp> <file>` under `/bin/sh` with a TTY as PID 1.")
+  P("- AutoGen's user: it sets none, so the image's (1000:1000 here; root with its default python:3-slim). It runs python blocks as `python`, which this image lacks (Debian ships only python3): the harness maps AutoGen's command for python to `python3` (`code_utils._cmd`), nothing else is changed.")
+  P("- AutoGen's constructor ends in `_wait_for_ready`, which sleeps 0.1 s before its first status check (the container object still says \"created\"): part of its cold start. Its `stop()` is `docker stop` of a container whose PID 1 is `/bin/sh` (ignores SIGTERM), so it waits the 10 s grace; agentbox's `close()` is one `DELETE ?force=1`. AutoGen's stop is sampled " .. (#gather(agc, function(r) return r.stop_ms end)) .. " times; the other AutoGen containers were removed with docker-py's `remove(force=True)` (what agentbox's close does): " .. B.pair(B.stats(gather(agc, function(r) return r.remove_ms end))) .. " ms.")
+  P(("- agentbox's containers have `NanoCpus` = 1 CPU each; AutoGen's are unlimited (the machine has %s CPUs)."):format(env("BENCH_NPROC") or "?"))
+  P("- raw samples: bench/results/docker.json")
+  B.write_json(out_path, results)
+end
+
+---------------------------------------------------------------- main
+if mode == "report" then
+  report(arg[2], arg[3])
+else
+  local H = harness()
+  local f = H[mode] or error("usage: docker_bench.lua cold|warm|conc|report ...")
+  local nums = {}
+  for i = 2, #arg - 1 do nums[#nums + 1] = math.tointeger(tonumber(arg[i])) end
+  nums[#nums + 1] = arg[#arg]
+  f(table.unpack(nums))
+end
