@@ -12,7 +12,7 @@ M.CANCELLED = CANCELLED
 local by_co = setmetatable({}, { __mode = "k" }) -- coroutine -> task
 local live = {}                                   -- task -> true
 local nlive = 0
-local runq, runq_head = {}, 1                     -- tasks to resume, FIFO
+local runq = {}                                    -- tasks to resume, FIFO
 local waiters = setmetatable({}, { __mode = "k" })-- handle -> task | MAIN
 local MAIN = {}
 local main_ready = setmetatable({}, { __mode = "k" })
