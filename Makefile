@@ -103,9 +103,9 @@ $(HOST): examples/host/host.c $(CORE_SRC) $(HDR)
 	$(CC) $(CFLAGS_ALL) -o $@ examples/host/host.c $(CORE_SRC) -llua5.4 $(LIBS) -lm -ldl
 
 # A C host with a 60 Hz frame loop stepping 16 concurrent conversations
-host-demo: all
+host-demo: all test-image
 	@$(MAKE) --no-print-directory $(HOST)
-	@$(HOST) examples/host/chats.lua
+	@AGENTBOX_IMAGE=$${AGENTBOX_IMAGE:-$(IMAGE)} $(HOST) examples/host/chats.lua
 
 clean:
 	rm -rf build build-san
