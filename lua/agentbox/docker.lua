@@ -61,6 +61,7 @@ local function read_file(path)
 end
 
 M.urlencode = urlencode
+M.read_file = read_file
 
 ---------------------------------------------------------------- endpoints
 

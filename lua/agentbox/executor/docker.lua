@@ -76,13 +76,7 @@ end
 
 ---------------------------------------------------------------- host-side helpers
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read_file = docker.read_file
 
 local function inside(dir, real)
   return real == dir or real:sub(1, #dir + 1) == dir .. "/"
