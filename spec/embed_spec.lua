@@ -22,6 +22,18 @@ describe("embedding", function()
     assert.matches("time inside agentbox_step per frame: p50 [%d.]+ ms, p99 [%d.]+ ms, max [%d.]+ ms", r.stdout)
   end)
 
+  it("a host with its own poller waits on agentbox_fd and agentbox_timeout", function()
+    local env = { PATH = os.getenv("PATH"), HOME = os.getenv("HOME") or "/tmp",
+                  LUA_PATH = package.path, LUA_CPATH = package.cpath, AGENTBOX_SUP = os.getenv("AGENTBOX_SUP") }
+    local r = H.run({ HOST, "spec/support/embed_chats.lua", "--poll" }, { env = env, timeout = 120 })
+    assert.equal(0, r.exit_code, r.output)
+    local out = r.stdout:gsub("%s+", " ")
+    assert.is_truthy(out:find("state 0: chats finished: exitcode: 0 (execution succeeded) Code output: 1 | "
+      .. "exitcode: 0 (execution succeeded) Code output: 2", 1, true), out)
+    local wakeups = tonumber(r.stdout:match("poll: (%d+) wake%-ups by agentbox_fd"))
+    assert.is_true(wakeups and wakeups > 0, r.stdout)
+  end)
+
   it("get_human_input may yield: the host answers later and the chat resumes", function()
     local srv = fake.start{ models = { m = { { content = "first answer" },
                                              { content = "second answer", expect = { last_equals = "tell me more" } } } } }

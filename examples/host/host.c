@@ -2,13 +2,17 @@
  * frame loop that calls agentbox_step(L, 0) once per frame while many
  * conversations run. It measures the time spent inside agentbox_step.
  *
- * Usage: host [script.lua] [--states N]
+ * Usage: host [script.lua] [--states N] [--poll]
  * The script returns a table { start = fn(), report = fn() -> text, ok = fn() -> bool }.
- * With --states 2 the same script runs in two independent lua_States. */
+ * With --states 2 the same script runs in two independent lua_States. With
+ * --poll the host sleeps in poll() on agentbox_fd() (bounded by
+ * agentbox_timeout() and the next frame), as a host with its own poller
+ * does, and steps as soon as agentbox has I/O. */
 #define _POSIX_C_SOURCE 200809L
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,9 +71,10 @@ static lua_State *open_state(const char *script, int index) {
 
 int main(int argc, char **argv) {
   const char *script = "examples/host/chats.lua";
-  int nstates = 1;
+  int nstates = 1, use_poll = 0;
   for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--states") == 0 && i + 1 < argc) nstates = atoi(argv[++i]);
+    if (strcmp(argv[i], "--poll") == 0) use_poll = 1;
+    else if (strcmp(argv[i], "--states") == 0 && i + 1 < argc) nstates = atoi(argv[++i]);
     else script = argv[i];
   }
   if (nstates < 1 || nstates > MAX_STATES) nstates = 1;
@@ -85,7 +90,7 @@ int main(int argc, char **argv) {
   double t_start = now_s();
   struct timespec next;
   clock_gettime(CLOCK_MONOTONIC, &next);
-  long frames = 0;
+  long frames = 0, fd_wakeups = 0;
   for (;;) {
     int live_total = 0;
     for (int s = 0; s < nstates; s++) {
@@ -116,7 +121,20 @@ int main(int argc, char **argv) {
       next.tv_nsec -= 1000000000L;
       next.tv_sec++;
     }
-    clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
+    if (use_poll) {
+      struct pollfd pf[MAX_STATES];
+      int wait_ms = (int)((double)FRAME_NS / 1e6);
+      for (int s = 0; s < nstates; s++) {
+        pf[s].fd = agentbox_fd(Ls[s]);
+        pf[s].events = POLLIN;
+        int t = agentbox_timeout(Ls[s]);
+        if (t >= 0 && t < wait_ms) wait_ms = t;
+      }
+      if (poll(pf, (nfds_t)nstates, wait_ms) > 0) fd_wakeups++;
+      clock_gettime(CLOCK_MONOTONIC, &next);
+    } else {
+      clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
+    }
   }
   double total = now_s() - t_start;
   qsort(samples, n, sizeof *samples, cmp_double);
@@ -134,6 +152,7 @@ int main(int argc, char **argv) {
   }
   printf("frames: %ld in %.2f s; time inside agentbox_step per frame: p50 %.3f ms, p99 %.3f ms, max %.3f ms\n",
          frames, total, p50 * 1e3, p99 * 1e3, mx * 1e3);
+  if (use_poll) printf("poll: %ld wake-ups by agentbox_fd\n", fd_wakeups);
   /* wall time above CPU time is the host thread preempted by other processes */
   printf("of which the host thread's CPU time: p50 %.3f ms, p99 %.3f ms, max %.3f ms\n",
          cpu[n / 2] * 1e3, cpu[i99] * 1e3, cpu[n - 1] * 1e3);
