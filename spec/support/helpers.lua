@@ -59,7 +59,9 @@ function M.alive(pid)
   if not f then return false end
   local s = f:read("a")
   f:close()
-  return s:match("%) (%a)") ~= "Z"
+  -- the process may vanish between open and read
+  local state = s and s:match("%) (%a)")
+  return state ~= nil and state ~= "Z"
 end
 
 return M
