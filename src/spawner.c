@@ -98,7 +98,15 @@ static int start(ab_spawner *s, const char *sup) {
 static void spawner_free(ab_ctx *c) {
   ab_spawner *s = c->spawner;
   if (!s) return;
+  pid_t pid = s->pid;
+  s->pid = -1;
   drop(s);   /* the server sees EOF, cancels its runs and exits */
+  /* reap it now (it exits at once) so a host that opens and closes many
+   * lua_States does not collect zombies; bounded, in case it is stuck */
+  for (int i = 0; pid > 0 && i < 200; i++) {
+    if (waitpid(pid, NULL, WNOHANG) != 0) break;
+    usleep(1000);
+  }
   free(s->pend);
   free(s);
   c->spawner = NULL;
@@ -147,11 +155,19 @@ int ab_spawner_spawn(ab_ctx *c, const char *sup, const ab_spawn_opts *o, const i
   for (char **a = o->argv; *a && !bad; a++, rq.argc++) bad = add_str(buf, &len, *a);
   for (char **e = o->envp; *e && !bad; e++, rq.envc++) bad = add_str(buf, &len, *e);
   memcpy(buf, &rq, sizeof rq);
-  if (bad || (s->npend == s->cappend &&
-              !(s->pend = realloc(s->pend, (s->cappend = s->cappend ? 2 * s->cappend : 16) * sizeof *s->pend)))) {
+  if (!bad && s->npend == s->cappend) {
+    size_t cap = s->cappend ? 2 * s->cappend : 16;
+    pending *np = realloc(s->pend, cap * sizeof *np);
+    if (np) {
+      s->pend = np;
+      s->cappend = cap;
+    } else {
+      bad = 1;
+    }
+  }
+  if (bad) {
     free(buf);
-    if (!s->pend) s->cappend = s->npend = 0;
-    return -1;   /* too large for one message: the caller spawns directly */
+    return -1;   /* too large for one message (or no memory): the caller spawns directly */
   }
   union { struct cmsghdr h; char b[CMSG_SPACE(4 * sizeof(int))]; } cm;
   memset(&cm, 0, sizeof cm);
