@@ -8,6 +8,7 @@ local chat = require("agentbox.chat")
 local tools = require("agentbox.tools")
 local codeexec = require("agentbox.codeexec")
 local replies = require("agentbox.replies")
+local class = require("agentbox.class")
 
 local M = {}
 
@@ -39,71 +40,16 @@ M.DEFAULT_USER_PROXY_AGENT_DESCRIPTIONS = {
 
 M.MAX_CONSECUTIVE_AUTO_REPLY = 100
 
--- Classes ----------------------------------------------------------------------
--- A class is the metatable of its instances, marked __agentbox_class, with
--- __parent for is-a checks (register_reply class triggers).
+-- Classes: see class.lua ----------------------------------------------------------
+local is_class, is_agent, is_instance = class.is_class, class.is_agent, class.is_instance
+M.is_agent, M.is_instance = is_agent, is_instance
 
-local function is_class(t)
-  return type(t) == "table" and rawget(t, "__agentbox_class") == true
-end
-
-local function is_agent(t)
-  local mt = type(t) == "table" and getmetatable(t)
-  return type(mt) == "table" and rawget(mt, "__agentbox_class") == true
-end
-M.is_agent = is_agent
-
-local function is_instance(obj, cls)
-  local c = is_agent(obj) and getmetatable(obj)
-  while c do
-    if c == cls then return true end
-    c = rawget(c, "__parent")
-  end
-  return false
-end
-M.is_instance = is_instance
-
-local ConversableAgent = { __agentbox_class = true, __name = "ConversableAgent" }
-ConversableAgent.__index = ConversableAgent
-
-local KNOWN = { name = true, system_message = true, is_termination_msg = true, max_consecutive_auto_reply = true,
-                human_input_mode = true, function_map = true, code_execution_config = true, llm_config = true,
-                default_auto_reply = true, description = true, chat_messages = true, silent = true,
-                get_human_input = true }
-
-local function new_instance(cls, opts)
-  if type(opts) ~= "table" then
-    error(cls.__name .. ": expected an options table such as { name = \"assistant\", ... }", 3)
-  end
-  for k in pairs(opts) do
-    if not KNOWN[k] then
-      local names = {}
-      for n in pairs(KNOWN) do names[#names + 1] = n end
-      table.sort(names)
-      error(("%s: unknown option '%s' (known: %s)"):format(cls.__name, tostring(k), table.concat(names, ", ")), 3)
-    end
-  end
-  local o = {}
-  for k, v in pairs(opts) do o[k] = v end
-  cls.__defaults(o)
-  local self = setmetatable({}, cls)
-  self:_init(o)
-  return self
-end
-
--- subclass: local MyAgent = agentbox.ConversableAgent:extend("MyAgent", function(o) ... defaults ... end)
-local function extend(parent, name, defaults)
-  local cls = { __agentbox_class = true, __parent = parent, __name = name or "Agent" }
-  cls.__index = cls
-  -- the subclass fills its defaults first; the parent only fills what is left
-  cls.__defaults = function(o)
-    if defaults then defaults(o) end
-    parent.__defaults(o)
-  end
-  cls.__tostring = rawget(parent, "__tostring")   -- metamethods are not inherited through __index
-  cls.extend = extend
-  return setmetatable(cls, { __index = parent, __call = new_instance })
-end
+local ConversableAgent = class.base("ConversableAgent", {
+  name = true, system_message = true, is_termination_msg = true, max_consecutive_auto_reply = true,
+  human_input_mode = true, function_map = true, code_execution_config = true, llm_config = true,
+  default_auto_reply = true, description = true, chat_messages = true, silent = true,
+  get_human_input = true })
+local extend = class.extend
 
 ConversableAgent.__defaults = function(o)
   if o.system_message == nil then o.system_message = "You are a helpful AI Assistant." end
@@ -112,8 +58,6 @@ ConversableAgent.__defaults = function(o)
   if o.default_auto_reply == nil then o.default_auto_reply = "" end
   if o.description == nil then o.description = o.system_message end
 end
-ConversableAgent.extend = extend
-setmetatable(ConversableAgent, { __call = new_instance })
 
 local AssistantAgent = extend(ConversableAgent, "AssistantAgent")
 AssistantAgent.__defaults = function(o)

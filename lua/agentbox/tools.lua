@@ -7,10 +7,7 @@ local chat = require("agentbox.chat")
 
 local M = {}
 
-local function is_agent(t)
-  local mt = type(t) == "table" and getmetatable(t)
-  return type(mt) == "table" and rawget(mt, "__agentbox_class") == true
-end
+local is_agent = require("agentbox.class").is_agent
 
 function M.assert_valid_name(name, level)
   if type(name) ~= "string" or not name:find("^[A-Za-z0-9_%-]+$") then
