@@ -8,6 +8,9 @@ local code = require("agentbox.code")
 local task = require("agentbox.task")
 local docker = require("agentbox.docker")
 local common = require("agentbox.executor.common")
+local files = require("agentbox.executor.sandbox_files")
+local write_host, default_user = files.write_host, files.default_user
+local upload_sup, fix_workspace, upload_block = files.upload_sup, files.fix_workspace, files.upload_block
 
 local DockerExecutor = {}
 DockerExecutor.__index = DockerExecutor
@@ -17,8 +20,8 @@ local KNOWN = { image = true, work_dir = true, timeout = true, network = true, r
                 auto_remove = true, container_name = true, env = true, max_output = true, on_output = true,
                 execution_policies = true, grace = true, transfer = true, on_progress = true }
 
-local WORKSPACE = "/workspace"
-local SUP_DIR = "/opt/agentbox"
+local WORKSPACE = files.WORKSPACE
+local SUP_DIR = files.SUP_DIR
 local SUP = SUP_DIR .. "/sup"
 local OOM_MSG = "\nagentbox: the program was killed: out of memory (the container's memory limit)\n"
 -- the exec stream also ends this many seconds past the block's deadline
@@ -74,104 +77,13 @@ local function build_env(extra)
   return list
 end
 
----------------------------------------------------------------- host-side helpers
-
-local read_file = docker.read_file
-
-local function inside(dir, real)
-  return real == dir or real:sub(1, #dir + 1) == dir .. "/"
-end
-
--- Write a code file into the host work_dir. The sandbox can write there
--- too (bind mount), so every existing directory component is resolved
--- first (a planted link must not carry the file out) and the file itself
--- is unlinked and created anew, never written through a link (we may be
--- root on the host). No sandbox process runs meanwhile (the supervisor
--- ends each block's whole tree, and a block whose supervisor died gets its
--- container replaced), so the checks cannot race.
-local function write_host(dir, rel, text)
-  local cur = dir
-  local parts = {}
-  for seg in rel:gmatch("[^/]+") do parts[#parts + 1] = seg end
-  for i = 1, #parts - 1 do
-    cur = cur .. "/" .. parts[i]
-    local real = core.realpath(cur)
-    if real and not inside(dir, real) then return nil, "Filename is not in the workspace" end
-    if not real then
-      local ok, err = core.mkdir_p(cur)
-      if not ok then return nil, err end
-    end
-  end
-  local path = cur .. "/" .. parts[#parts]
-  -- a link (even a dangling one) is never written through, a FIFO never opened
-  local ok, err = core.write_file(path, text)
-  if not ok then return nil, err end
-  return path
-end
-
-
--- The sandbox user when none is given. Bind mount: the owner of work_dir,
--- so files the code writes belong to the user who owns the directory. A
--- root-owned work_dir (we run as root) would mean root in the container,
--- so the sandbox gets 1000:1000 and, as we are root, the directory itself
--- is handed to it (not recursively; not when it is shared, sticky or
--- world-writable, e.g. /tmp). Remote daemon: 1000:1000.
-local function default_user(self)
-  if self.transfer ~= "bind" then return "1000:1000" end
-  local st = core.stat(self.work_dir)
-  if not st then return "1000:1000" end
-  if st.uid ~= 0 then return st.uid .. ":" .. st.gid end
-  -- not world-writable (0002), not sticky (01000)
-  if core.geteuid() == 0 and st.type == "dir" and st.mode & 0x202 == 0 then
-    core.chown(self.work_dir, 1000, 1000)
-  end
-  return "1000:1000"
-end
+---------------------------------------------------------------- names
 
 local name_seq = 0
 local function container_name()
   name_seq = name_seq + 1
   local id = docker.identity()
   return "agentbox-" .. core.md5(table.concat({ id.host, id.pid, id.started, name_seq, core.now() }, " ")):sub(1, 12)
-end
-
-local function numeric_user(self)
-  local u, g = (self.run_user or ""):match("^(%d+):?(%d*)$")
-  u = tonumber(u) or 0
-  return u, tonumber(g) or u
-end
-
--- Remote daemon: the supervisor goes into its own volume, root-owned, so
--- the sandbox user cannot replace it.
-local function upload_sup(self, c, sup_path)
-  local bin = read_file(sup_path) or error("cannot read " .. sup_path, 0)
-  local ok, err = c:put_archive(self.container_id, SUP_DIR, core.tar{ { name = "sup", data = bin, mode = 493 } })
-  if not ok then error(err, 0) end
-end
-
--- A new volume copies owner and mode from the image's directory; an image
--- without /workspace gives a root 0755 one and archives cannot change the
--- root of the target. Root without capabilities may still give its own
--- directory to a group it is in, so the sandbox's group gets write access.
-local function fix_workspace(self)
-  local _, gid = numeric_user(self)
-  self.client:exec_run(self.container_id, { "sh", "-c", ("chgrp %d %s 2>/dev/null && chmod 0775 %s; true")
-    :format(gid, WORKSPACE, WORKSPACE) }, { user = "0:" .. gid })
-end
-
--- Remote daemon: each code file goes in through the archive API, with
--- explicit directory entries (implied ones would be root 0755).
-local function upload_block(self, rel, text)
-  local uid, gid = numeric_user(self)
-  local entries, prefix = {}, ""
-  for seg in rel:gmatch("([^/]+)/") do
-    prefix = prefix .. seg
-    entries[#entries + 1] = { name = prefix, type = "dir", mode = 493, uid = uid, gid = gid }
-    prefix = prefix .. "/"
-  end
-  entries[#entries + 1] = { name = rel, data = text, mode = 420, uid = uid, gid = gid }
-  local ok, err = self.client:put_archive(self.container_id, WORKSPACE, core.tar(entries))
-  if not ok then error("DockerExecutor: " .. err, 0) end
 end
 
 local function new(opts)
