@@ -5,6 +5,7 @@ local agentbox = require("agentbox")
 local codeexec = require("agentbox.codeexec")
 local core = require("agentbox.core")
 local H = require("spec.support.helpers")
+local CH = require("spec.support.chat_helpers")
 
 local ALWAYS_PROMPT = "Replying as %s. Provide feedback to %s. Press enter to skip and use auto-reply, "
   .. "or type 'exit' to end the conversation: "
@@ -23,17 +24,9 @@ local function scripted(answers)
   return s
 end
 
-local function contents(history)
-  local out = {}
-  for i, m in ipairs(history) do out[i] = m.content end
-  return out
-end
+local contents = CH.contents
 
-local function bot(name, reply, extra)
-  local o = { name = name, human_input_mode = "NEVER", default_auto_reply = reply }
-  for k, v in pairs(extra or {}) do o[k] = v end
-  return agentbox.ConversableAgent(o)
-end
+local bot = CH.bot
 
 describe("agents", function()
   local out, saved_in_container, saved_available

@@ -6,25 +6,15 @@ local chat = require("agentbox.chat")
 local core = require("agentbox.core")
 local fake = require("spec.support.fake_openai")
 local H = require("spec.support.helpers")
+local CH = require("spec.support.chat_helpers")
 
 local RULE = ("-"):rep(80)
 
-local function bot(name, reply, extra)
-  local o = { name = name, human_input_mode = "NEVER", default_auto_reply = reply }
-  for k, v in pairs(extra or {}) do o[k] = v end
-  return agentbox.ConversableAgent(o)
-end
+local bot = CH.bot
 
-local function contents(history)
-  local out = {}
-  for i, m in ipairs(history) do out[i] = m.content end
-  return out
-end
+local contents = CH.contents
 
-local function llm_config(srv, model)
-  return { config_list = { { model = model or "m", api_key = "sk-test", base_url = srv.base_url } },
-           max_retries = 0, timeout = 20 }
-end
+local llm_config = CH.llm_config
 
 local function ends_with_terminate(m)
   return type(m.content) == "string" and m.content:find("TERMINATE%s*$") ~= nil

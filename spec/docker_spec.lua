@@ -33,12 +33,7 @@ local function exists(id)
   return status ~= 404
 end
 
-local function lua_env(extra)
-  local env = { PATH = os.getenv("PATH"), HOME = os.getenv("HOME") or "/tmp", LUA_PATH = package.path,
-                LUA_CPATH = package.cpath, AGENTBOX_SUP = os.getenv("AGENTBOX_SUP") }
-  for k, v in pairs(extra or {}) do env[k] = v end
-  return env
-end
+local lua_env = H.lua_env
 
 -- Start a background process and return it with its first output line.
 local function spawn_line(argv, env)

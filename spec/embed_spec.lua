@@ -9,8 +9,7 @@ local HOST = "build/host"
 describe("embedding", function()
   it("a C host runs chats in two independent lua_States of one process", function()
     assert.is_true(H.exists(HOST), "build/host is missing: make test builds it")
-    local env = { PATH = os.getenv("PATH"), HOME = os.getenv("HOME") or "/tmp",
-                  LUA_PATH = package.path, LUA_CPATH = package.cpath, AGENTBOX_SUP = os.getenv("AGENTBOX_SUP") }
+    local env = H.lua_env()
     local r = H.run({ HOST, "spec/support/embed_chats.lua", "--states", "2" }, { env = env, timeout = 120 })
     assert.equal(0, r.exit_code, r.output)
     local out = r.stdout:gsub("%s+", " ")
@@ -23,8 +22,7 @@ describe("embedding", function()
   end)
 
   it("a host with its own poller waits on agentbox_fd and agentbox_timeout", function()
-    local env = { PATH = os.getenv("PATH"), HOME = os.getenv("HOME") or "/tmp",
-                  LUA_PATH = package.path, LUA_CPATH = package.cpath, AGENTBOX_SUP = os.getenv("AGENTBOX_SUP") }
+    local env = H.lua_env()
     local r = H.run({ HOST, "spec/support/embed_chats.lua", "--poll" }, { env = env, timeout = 120 })
     assert.equal(0, r.exit_code, r.output)
     local out = r.stdout:gsub("%s+", " ")

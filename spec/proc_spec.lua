@@ -10,15 +10,15 @@ local function wait(p)
 end
 
 -- Each case runs twice: the supervisor forked from this process, and the
--- agentbox-sup program started with posix_spawn (what the executors use).
+-- spawn server (agentbox-sup --server, what the executors use).
 local SUP = require("agentbox.executor.common").sup_path()
 assert(SUP, "build/agentbox/agentbox-sup is missing: run make")
 
-for _, mode in ipairs({ "fork", "posix_spawn" }) do
+for _, mode in ipairs({ "fork", "spawn server" }) do
 describe("core.spawn (" .. mode .. ")", function()
   local core = setmetatable({
     spawn = function(o)
-      if mode == "posix_spawn" and type(o) == "table" then o.sup = SUP end
+      if mode == "spawn server" and type(o) == "table" then o.sup = SUP end
       return core.spawn(o)
     end,
   }, { __index = core })

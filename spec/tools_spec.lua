@@ -5,10 +5,7 @@ local agentbox = require("agentbox")
 local cjson = require("cjson")
 local fake = require("spec.support.fake_openai")
 
-local function llm_config(srv)
-  return { config_list = { { model = "m", api_key = "sk-test", base_url = srv and srv.base_url or "http://127.0.0.1:9/v1" } },
-           max_retries = 0, timeout = 20 }
-end
+local llm_config = require("spec.support.chat_helpers").llm_config
 
 local function proxy(extra)
   local o = { name = "user_proxy", human_input_mode = "NEVER", code_execution_config = false,

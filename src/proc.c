@@ -5,8 +5,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
-#include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -208,44 +206,6 @@ static void cancel(proc_ud *p) {
   else if (p->pid > 0) kill(p->pid, SIGTERM);   /* the supervisor cancels: the tree dies */
 }
 
-/* Start the supervisor as a program (agentbox-sup) with posix_spawn, which
- * vforks: the cost does not grow with the host's heap as fork()'s does. */
-static pid_t spawn_sup(lua_State *L, const char *sup, char **argv, char **envp, const char *cwd,
-                       double timeout, double grace, const int64_t *rl, int nice_inc, int fds[4], int *err) {
-  char num[4][32], lim[128];
-  snprintf(num[3], sizeof num[3], "%d", nice_inc);
-  snprintf(num[0], sizeof num[0], "%d", (int)getpid());
-  snprintf(num[1], sizeof num[1], "%lld", (long long)(timeout * 1000.0 + 0.5));
-  snprintf(num[2], sizeof num[2], "%lld", (long long)(grace * 1000.0 + 0.5));
-  snprintf(lim, sizeof lim, "%lld:%lld:%lld:%lld", (long long)rl[0], (long long)rl[1], (long long)rl[2], (long long)rl[3]);
-  int argc = 0;
-  while (argv[argc]) argc++;
-  char **v = lua_newuserdatauv(L, (size_t)(argc + 16) * sizeof *v, 0);
-  int k = 0;
-  v[k++] = (char *)sup;
-  v[k++] = "-s"; v[k++] = "3";
-  v[k++] = "-p"; v[k++] = num[0];
-  v[k++] = "-t"; v[k++] = num[1];
-  v[k++] = "-g"; v[k++] = num[2];
-  v[k++] = "-r"; v[k++] = lim;
-  v[k++] = "-n"; v[k++] = num[3];
-  if (cwd) { v[k++] = "-C"; v[k++] = (char *)cwd; }
-  v[k++] = "--";
-  for (int i = 0; i < argc; i++) v[k++] = argv[i];
-  v[k] = NULL;
-  posix_spawn_file_actions_t fa;
-  posix_spawnattr_t at;
-  posix_spawn_file_actions_init(&fa);
-  ab_spawnattr_clean(&at);
-  for (int i = 0; i < 4; i++) posix_spawn_file_actions_adddup2(&fa, fds[i], i);
-  pid_t pid = -1;
-  *err = posix_spawn(&pid, sup, &fa, &at, v, envp);
-  posix_spawn_file_actions_destroy(&fa);
-  posix_spawnattr_destroy(&at);
-  lua_pop(L, 1);
-  return *err ? -1 : pid;
-}
-
 static int l_spawn(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
@@ -324,13 +284,11 @@ static int l_spawn(lua_State *L) {
   int sfds[4] = {inp[0], out[1], err[1], st[1]};
   ab_spawn_opts so = {argv, envp, cwd, (int64_t)(timeout * 1000.0 + 0.5), (int64_t)(grace * 1000.0 + 0.5),
                       {rl[0], rl[1], rl[2], rl[3]}, nice_inc};
+  /* the spawn server when there is one; if it cannot take the run (no
+   * agentbox-sup, or a message too large), the supervisor is forked here */
   if (!fail && sup && ab_spawner_spawn(p->h.ctx, sup, &so, sfds, p, on_spawned, &p->spawn_id) == 0) {
     p->via_server = 1;
     pid = 0;
-  } else if (!fail && sup) {
-    int e = 0;
-    pid = spawn_sup(L, sup, argv, envp, cwd, timeout, grace, rl, nice_inc, sfds, &e);
-    if (pid < 0) { fail = "posix_spawn of the supervisor"; errno = e; }
   } else if (!fail) {
     pid = fork();
   }
@@ -375,10 +333,7 @@ static int l_spawn(lua_State *L) {
     fd_close(&inp[1]);
     ab_buf_free(&p->in);
     luaL_pushfail(L);
-    if (sup && fail && strcmp(fail, "posix_spawn of the supervisor") == 0)
-      lua_pushfstring(L, "spawn: cannot start the supervisor %s: %s (rebuild with make, or set AGENTBOX_SUP)", sup, strerror(saved));
-    else
-      lua_pushfstring(L, "spawn: %s failed: %s", fail ? fail : "fork", strerror(saved));
+    lua_pushfstring(L, "spawn: %s failed: %s", fail ? fail : "fork", strerror(saved));
     return 2;
   }
   p->pid = pid;

@@ -1,14 +1,10 @@
 /* agentbox-sup: the supervisor as a static program, for the sandbox
  * container (slim images have no procps and the Engine API cannot kill an
- * exec), and for LocalExecutor, which starts it with posix_spawn so that a
- * host with a large heap never pays for fork().
- * Usage: agentbox-sup [-t timeout_ms] [-g grace_ms] [-C dir] [-s fd] [-p pid] [-n nice]
- *                     [-r cpu:as:fsize:nofile] -- prog args...
+ * exec). Usage: agentbox-sup [-t timeout_ms] [-g grace_ms] -- prog args...
  * The program gets this process's stdin/stdout/stderr and environment.
  * Exit status mirrors the program (128+signal when killed), 124 on timeout;
- * an out-of-memory kill is also said on stderr. With -s the binary report
- * (sup.h) is written to that descriptor; with -p the death of that process
- * cancels the run. `agentbox-sup --server FD` is the spawn server (spawnsrv.c). */
+ * an out-of-memory kill is also said on stderr.
+ * `agentbox-sup --server FD` is the host's spawn server (spawnsrv.c). */
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,7 +19,6 @@ int ab_spawn_server(int sock);
 int main(int argc, char **argv) {
   if (argc == 3 && strcmp(argv[1], "--server") == 0) return ab_spawn_server(atoi(argv[2]));
   ab_sup_args a;
-  int status_fd = -1;
   memset(&a, 0, sizeof a);
   a.grace_ms = 500;
   for (int i = 0; i < AB_RL_N; i++) a.rlimit[i] = -1;
@@ -33,17 +28,7 @@ int main(int argc, char **argv) {
     if (i + 1 >= argc) break;
     if (strcmp(argv[i], "-t") == 0) a.timeout_ms = atoll(argv[++i]);
     else if (strcmp(argv[i], "-g") == 0) a.grace_ms = atoll(argv[++i]);
-    else if (strcmp(argv[i], "-C") == 0) a.cwd = argv[++i];
-    else if (strcmp(argv[i], "-n") == 0) a.nice = atoi(argv[++i]);
-    else if (strcmp(argv[i], "-s") == 0) status_fd = atoi(argv[++i]);
-    else if (strcmp(argv[i], "-p") == 0) a.host = (pid_t)atoi(argv[++i]);
-    else if (strcmp(argv[i], "-r") == 0) {
-      char *p = argv[++i];
-      for (int k = 0; k < AB_RL_N && *p; k++) {
-        a.rlimit[k] = strtoll(p, &p, 10);   /* -1: leave as is */
-        if (*p == ':') p++;
-      }
-    } else break;
+    else break;
   }
   if (i >= argc) {
     fprintf(stderr, "usage: agentbox-sup [-t timeout_ms] [-g grace_ms] -- program [args...]\n");
@@ -55,19 +40,11 @@ int main(int argc, char **argv) {
   a.fd_in = 0;
   a.fd_out = 1;
   a.fd_err = 2;
-  /* descriptors a host forgot to mark close-on-exec must not reach the code */
-  int keep = status_fd > 2 ? status_fd : 2;
-  if (syscall(SYS_close_range, (unsigned)keep + 1, ~0u, 0u) != 0)
-    for (int fd = keep + 1; fd < 4096; fd++) close(fd);
-  for (int fd = 3; fd < keep; fd++) close(fd);
+  /* descriptors the caller left open must not reach the code */
+  if (syscall(SYS_close_range, 3u, ~0u, 0u) != 0)
+    for (int fd = 3; fd < 4096; fd++) close(fd);
   ab_sup_report r;
   ab_supervise(&a, &r);
-  if (status_fd >= 0) {
-    close(0);
-    close(1);
-    close(2);
-    (void)!write(status_fd, &r, sizeof r);
-  }
   int code = ab_sup_exit_code(&r);
   if (r.oom && !r.timed_out && code >= 128)
     fprintf(stderr, "\nagentbox: the program was killed: out of memory (the container's memory limit)\n");

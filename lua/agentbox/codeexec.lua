@@ -51,13 +51,7 @@ The options available are:
 local KNOWN = { work_dir = true, use_docker = true, timeout = true, last_n_messages = true, executor = true }
 
 local function docker_executor(image, cfg)
-  local agentbox = require("agentbox")
-  local make = agentbox.DockerExecutor
-  if type(make) ~= "function" and not (type(make) == "table" and (getmetatable(make) or {}).__call) then
-    error("code execution in Docker is not implemented yet in this build of agentbox; "
-      .. "set use_docker = false in code_execution_config or AGENTBOX_USE_DOCKER=0", 0)
-  end
-  return make{ image = image, work_dir = cfg.work_dir, timeout = cfg.timeout }
+  return require("agentbox").DockerExecutor{ image = image, work_dir = cfg.work_dir, timeout = cfg.timeout }
 end
 
 --- Validate code_execution_config and build its executor (at construction,

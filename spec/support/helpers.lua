@@ -45,12 +45,18 @@ function M.run(argv, opts)
   return r
 end
 
+-- The environment for a nested Lua process (or the C host) with the
+-- project's paths, plus extra.
+function M.lua_env(extra)
+  local env = { PATH = os.getenv("PATH"), HOME = os.getenv("HOME") or "/tmp",
+                LUA_PATH = package.path, LUA_CPATH = package.cpath, AGENTBOX_SUP = os.getenv("AGENTBOX_SUP") }
+  for k, v in pairs(extra or {}) do env[k] = v end
+  return env
+end
+
 -- Run a Lua 5.4 chunk in a fresh process with the project's paths.
 function M.lua(src, env_extra, timeout)
-  local env = { PATH = os.getenv("PATH"), HOME = os.getenv("HOME") or "/tmp",
-                LUA_PATH = package.path, LUA_CPATH = package.cpath }
-  for k, v in pairs(env_extra or {}) do env[k] = v end
-  return M.run({ "lua5.4", "-e", src }, { env = env, timeout = timeout })
+  return M.run({ "lua5.4", "-e", src }, { env = M.lua_env(env_extra), timeout = timeout })
 end
 
 -- Is process pid alive (and not a zombie)?

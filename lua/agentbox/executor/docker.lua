@@ -143,17 +143,11 @@ end
 
 ---------------------------------------------------------------- the container
 
--- Host path of the static supervisor: AGENTBOX_SUP, else next to core.so
--- (installed rock) or one level up (build tree: build/agentbox/core.so).
+-- Host path of the static supervisor (common.sup_path: AGENTBOX_SUP, else
+-- next to core.so), resolved because the daemon bind-mounts it
 local function find_sup()
-  local shared = common.sup_path and common.sup_path()
-  if shared then return core.realpath(shared) end
-  local env = os.getenv("AGENTBOX_SUP")
-  if env and env ~= "" then return core.realpath(env) end
-  local so = package.searchpath("agentbox.core", package.cpath)
-  local dir = so and so:match("^(.*)/[^/]*$")
-  if not dir then return nil end
-  return core.realpath(dir .. "/agentbox-sup") or core.realpath(dir .. "/../agentbox-sup")
+  local p = common.sup_path()
+  return p and core.realpath(p)
 end
 
 function DockerExecutor:_config(sup_path)
