@@ -76,7 +76,7 @@ test-image: all
 	else echo "Docker is not reachable: not building $(IMAGE)"; fi
 
 test: all test-image
-	@$(MAKE) --no-print-directory $(HOST)
+	@$(MAKE) --no-print-directory $(HOST) $(STATES_HOST)
 	@bash scripts/run_specs.sh $(BUSTED)
 
 check: deps
@@ -101,6 +101,11 @@ rock-check: deps
 HOST = $(BUILD)/host
 $(HOST): examples/host/host.c $(CORE_SRC) $(HDR)
 	$(CC) $(CFLAGS_ALL) -o $@ examples/host/host.c $(CORE_SRC) -llua5.4 $(LIBS) -lm -ldl
+
+# A C host that opens and closes many lua_States (spec/lifecycle_spec.lua)
+STATES_HOST = $(BUILD)/states_host
+$(STATES_HOST): spec/support/states_host.c $(CORE_SRC) $(HDR)
+	$(CC) $(CFLAGS_ALL) -o $@ spec/support/states_host.c $(CORE_SRC) -llua5.4 $(LIBS) -lm -ldl
 
 # A C host with a 60 Hz frame loop stepping 16 concurrent conversations
 host-demo: all test-image

@@ -6,11 +6,19 @@
 #include "core.h"
 #include "agentbox.h"
 
+/* The context's registry slot and its metatable's name must differ:
+ * luaL_newmetatable keeps the metatable in the registry under its name, so
+ * one name for both made the context its own "metatable" and ctx_gc's
+ * luaL_checkudata fail, and no state was ever finalized. */
 #define CTX_KEY "agentbox.ctx"
+#define CTX_MT "agentbox.ctx.meta"
 #define HANDLES_KEY "agentbox.handles"
 
+/* Runs at lua_close after every handle's __gc: each handle holds the context
+ * as its user value, and was marked for finalization after it (Lua
+ * finalizes in reverse order), so handles never see a freed reactor. */
 static int ctx_gc(lua_State *L) {
-  ab_ctx *c = luaL_checkudata(L, 1, CTX_KEY);
+  ab_ctx *c = luaL_checkudata(L, 1, CTX_MT);
   ab_reactor_free(c);
   return 0;
 }
@@ -19,12 +27,14 @@ ab_ctx *ab_ctx_get(lua_State *L) {
   if (lua_getfield(L, LUA_REGISTRYINDEX, CTX_KEY) == LUA_TUSERDATA) {
     ab_ctx *c = lua_touserdata(L, -1);
     lua_pop(L, 1);
+    /* only a finalizer that runs after the context's can get here */
+    if (c->closed) luaL_error(L, "agentbox: the lua_State is closing");
     return c;
   }
   lua_pop(L, 1);
   ab_ctx *c = lua_newuserdatauv(L, sizeof *c, 0);
   if (ab_reactor_init(c) != 0) luaL_error(L, "agentbox: epoll_create1 failed: %s", strerror(errno));
-  if (luaL_newmetatable(L, CTX_KEY)) {
+  if (luaL_newmetatable(L, CTX_MT)) {
     lua_pushcfunction(L, ctx_gc);
     lua_setfield(L, -2, "__gc");
   }

@@ -43,6 +43,7 @@ struct ab_handle {
 
 struct ab_ctx {
   int epfd;
+  int closed;                   /* finalized (lua_close): no more use */
   ab_timer **heap;              /* min-heap on when_ms */
   size_t nheap, capheap;
   ab_handle **ready;            /* handles with activity since the last step */
@@ -74,7 +75,13 @@ void ab_notify(ab_handle *h);           /* put h on the ready list */
 void ab_unnotify(ab_handle *h);         /* remove h (on close) */
 void ab_reap_later(ab_ctx *c, pid_t pid);
 int ab_reactor_init(ab_ctx *c);
+/* Finalizes a context: stops curl, ends the spawn server, closes the epoll
+ * set. Waits for its children at most AB_REAP_BUDGET_MS in all. */
 void ab_reactor_free(ab_ctx *c);
+#define AB_REAP_BUDGET_MS 250
+/* Wait (polling) until pid is reaped or deadline_ms (ab_now_ms) passes;
+ * 0 when reaped or not our child, -1 when still running. */
+int ab_reap_until(pid_t pid, int64_t deadline_ms);
 int ab_reactor_step(ab_ctx *c, int timeout_ms);  /* -1 on error (errno) */
 int ab_reactor_timeout(ab_ctx *c);
 

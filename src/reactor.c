@@ -157,10 +157,28 @@ int ab_reactor_init(ab_ctx *c) {
   return c->epfd < 0 ? -1 : 0;
 }
 
+int ab_reap_until(pid_t pid, int64_t deadline_ms) {
+  for (;;) {
+    pid_t r = waitpid(pid, NULL, WNOHANG);
+    if (r != 0 && !(r < 0 && errno == EINTR)) return 0;   /* reaped, or not ours */
+    if (ab_now_ms() >= deadline_ms) return -1;
+    struct timespec ts = {0, 1000000};
+    nanosleep(&ts, NULL);
+  }
+}
+
+/* A lua_State is closing: nothing will step it again, so its children are
+ * reaped now, within a bound (a frame loop must not stall on a stuck child).
+ * Supervisors forked without the spawn server were sent SIGTERM by their
+ * handle's __gc and end their tree within the grace period; one that
+ * outlives the budget stays a zombie until the host reaps it or exits. */
 void ab_reactor_free(ab_ctx *c) {
-  if (c->http_free) c->http_free(c);
+  if (c->closed) return;
+  c->closed = 1;
+  int64_t deadline = ab_now_ms() + AB_REAP_BUDGET_MS;
+  if (c->http_free) c->http_free(c);        /* before the epoll set: curl unregisters its sockets */
   if (c->spawner_free) c->spawner_free(c);
-  reap_zombies(c);
+  for (size_t i = 0; i < c->nzombies; i++) ab_reap_until(c->zombies[i], deadline);
   if (c->epfd >= 0) close(c->epfd);
   c->epfd = -1;
   free(c->heap);

@@ -102,10 +102,11 @@ static void spawner_free(ab_ctx *c) {
   s->pid = -1;
   drop(s);   /* the server sees EOF, cancels its runs and exits */
   /* reap it now (it exits at once) so a host that opens and closes many
-   * lua_States does not collect zombies; bounded, in case it is stuck */
-  for (int i = 0; pid > 0 && i < 200; i++) {
-    if (waitpid(pid, NULL, WNOHANG) != 0) break;
-    usleep(1000);
+   * lua_States collects no zombies. One stuck past the budget is killed:
+   * its supervisors still cancel their trees (their parent-death signal). */
+  if (pid > 0 && ab_reap_until(pid, ab_now_ms() + AB_REAP_BUDGET_MS) != 0) {
+    kill(pid, SIGKILL);
+    ab_reap_until(pid, ab_now_ms() + 1000);
   }
   free(s->pend);
   free(s);
