@@ -4,11 +4,13 @@ local agentbox = require("agentbox")
 local H = require("spec.support.helpers")
 local fake = require("spec.support.fake_openai")
 
-local HOST = "build/host"
+-- the build this suite runs (build/ or, under `make check`, build-san/)
+local HOST = assert(package.searchpath("agentbox.core", package.cpath), "agentbox.core not found")
+  :match("^(.*)/agentbox/core%.so$") .. "/host"
 
 describe("embedding", function()
   it("a C host runs chats in two independent lua_States of one process", function()
-    assert.is_true(H.exists(HOST), "build/host is missing: make test builds it")
+    assert.is_true(H.exists(HOST), HOST .. " is missing: make test builds it")
     local env = H.lua_env()
     local r = H.run({ HOST, "spec/support/embed_chats.lua", "--states", "2" }, { env = env, timeout = 120 })
     assert.equal(0, r.exit_code, r.output)

@@ -12,15 +12,6 @@ local BUILD = assert(package.searchpath("agentbox.core", package.cpath), "agentb
 local STATES_HOST = BUILD .. "/states_host"
 local NSTATES = 200
 
--- The environment for a host program: the project's paths and, under
--- `make check`, the sanitizers' options (the sanitized host then fails on a
--- leak or a bad access at close).
-local function host_env()
-  local extra = {}
-  for _, k in ipairs({ "ASAN_OPTIONS", "LSAN_OPTIONS", "UBSAN_OPTIONS" }) do extra[k] = os.getenv(k) end
-  return H.lua_env(extra)
-end
-
 -- pids of processes whose command line holds the argument `arg`
 local function processes_with(arg)
   local found = {}
@@ -50,7 +41,7 @@ describe("lua_State lifecycle", function()
     assert.is_true(H.exists(STATES_HOST), STATES_HOST .. " is missing: `make test` builds it")
     local srv = fake.start{ rules = { { when_last_contains = "slow", content = "late", delay = 60 } } }
     local r = H.run({ STATES_HOST, "spec/support/states_state.lua", tostring(NSTATES), srv.base_url },
-                    { env = host_env(), timeout = 600, max_output = 1 << 20 })
+                    { env = H.lua_env(), timeout = 600, max_output = 1 << 20 })
     srv:stop()
     local fds, fds0, kids, kids0 = r.stdout:match(
       "after " .. NSTATES .. " states: (%d+) fds %(baseline (%d+)%), (%d+) child processes %(baseline (%d+)%)")

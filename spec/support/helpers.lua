@@ -50,6 +50,9 @@ end
 function M.lua_env(extra)
   local env = { PATH = os.getenv("PATH"), HOME = os.getenv("HOME") or "/tmp",
                 LUA_PATH = package.path, LUA_CPATH = package.cpath, AGENTBOX_SUP = os.getenv("AGENTBOX_SUP") }
+  -- under `make check`, the sanitized core.so needs the sanitizers' runtime
+  -- preloaded, and reports go where the check target collects them
+  for _, k in ipairs({ "LD_PRELOAD", "ASAN_OPTIONS", "LSAN_OPTIONS", "UBSAN_OPTIONS" }) do env[k] = os.getenv(k) end
   for k, v in pairs(extra or {}) do env[k] = v end
   return env
 end
