@@ -37,6 +37,36 @@ describe("lua_State lifecycle", function()
     assert.equal("", r.stderr)
   end)
 
+  it("a finalizer that runs after agentbox's cannot start work on the closed context", function()
+    -- `late` is marked for finalization before agentbox's context, so Lua
+    -- finalizes it after the context: a process, timer or request started
+    -- then would leak (a spawn server nobody reaps, a heap nobody frees)
+    local src = [[
+      local core
+      local late = setmetatable({}, { __gc = function()
+        for _, f in ipairs({
+          function() return core.timer(1) end,
+          function() return core.spawn{ argv = { "/bin/true" }, sup = os.getenv("AGENTBOX_SUP") } end,
+          function() return core.http{ url = "http://127.0.0.1:9/" } end,
+        }) do
+          local ok, err = pcall(f)
+          io.write(tostring(ok), ": ", tostring(err), "\n")
+        end
+      end })
+      core = require("agentbox.core")
+      local keep = { core.timer(30) }
+    ]]
+    local r = H.run({ "lua5.4", "-W", "-e", src }, { env = H.lua_env() })
+    assert.equal(0, r.exit_code, r.output)
+    local n = 0
+    for line in r.stdout:gmatch("[^\n]+") do
+      assert.matches("^false: .*agentbox: the lua_State is closing$", line)
+      n = n + 1
+    end
+    assert.equal(3, n, r.stdout)
+    assert.equal("", r.stderr)
+  end)
+
   it("a host that opens and closes " .. NSTATES .. " states keeps no descriptor and no child process", function()
     assert.is_true(H.exists(STATES_HOST), STATES_HOST .. " is missing: `make test` builds it")
     local srv = fake.start{ rules = { { when_last_contains = "slow", content = "late", delay = 60 } } }

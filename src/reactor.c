@@ -188,6 +188,7 @@ void ab_reactor_free(ab_ctx *c) {
   c->ready = NULL;
   c->zombies = NULL;
   c->nheap = c->nready = c->nzombies = 0;
+  c->capheap = c->capready = c->capzombies = 0;
 }
 
 int ab_reactor_timeout(ab_ctx *c) {
