@@ -87,14 +87,18 @@ test: all test-image
 # LD_PRELOAD does not report its own leaks. scripts/lsan.supp lists what Lua
 # and libcurl keep on purpose. Every report (from any process) goes to a file
 # under build-san/sanitizer/; they are printed after the suite and fail it.
+# A report at exit ends the process before stdio is flushed, so busted's
+# output is line-buffered (LUA_INIT), and core.so is linked -z nodelete so
+# that a leak's stack still names its functions after Lua's dlclose.
 # Not a report: ASan's warning that a supervisor's exec trampoline (sup.c:
 # clone(CLONE_VM) on a stack of its own) calls _exit off the known stack.
 SAN_LOG = $(CURDIR)/build-san/sanitizer
 check: deps
 	$(MAKE) BUILD=build-san OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
-	  LIBS="-lcurl -lcrypto -fsanitize=address,undefined" all build-san/host build-san/states_host
+	  LIBS="-lcurl -lcrypto -fsanitize=address,undefined -Wl,-z,nodelete" all build-san/host build-san/states_host
 	@rm -rf $(SAN_LOG) && mkdir -p $(SAN_LOG)
 	@{ LUA_CPATH='$(CURDIR)/build-san/?.so;;' AGENTBOX_SUP='$(CURDIR)/build-san/agentbox/agentbox-sup' \
+	  LUA_INIT_5_4="io.stdout:setvbuf('line')" \
 	  BUSTED_ARGS="--cpath=$(CURDIR)/build-san/?.so $${BUSTED_ARGS:-}" \
 	  LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
 	  ASAN_OPTIONS=abort_on_error=1:detect_leaks=0:include_if_exists=$(CURDIR)/scripts/lsan/%b:log_path=$(SAN_LOG)/asan \
