@@ -76,7 +76,8 @@ void ab_unnotify(ab_handle *h);         /* remove h (on close) */
 void ab_reap_later(ab_ctx *c, pid_t pid);
 int ab_reactor_init(ab_ctx *c);
 /* Finalizes a context: stops curl, ends the spawn server, closes the epoll
- * set. Waits for its children at most AB_REAP_BUDGET_MS in all. */
+ * set. Waits about AB_REAP_BUDGET_MS for its children to exit; a spawn
+ * server still there then is killed and reaped. */
 void ab_reactor_free(ab_ctx *c);
 #define AB_REAP_BUDGET_MS 250
 /* Wait (polling) until pid is reaped or deadline_ms (ab_now_ms) passes;
