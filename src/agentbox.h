@@ -4,7 +4,10 @@
  * `require "agentbox"` and its own Lua that calls agentbox.spawn(...), then
  * calls agentbox_step(L, 0) once per frame. Nothing here blocks when
  * timeout_ms is 0. Each lua_State has its own reactor; two states in one
- * process are independent. Not thread-safe per state (like Lua itself). */
+ * process are independent. Not thread-safe per state (like Lua itself).
+ * lua_close(L) ends what agentbox started in L: processes are cancelled,
+ * requests aborted, descriptors closed, the spawn server reaped (lua_close
+ * waits for it about 250 ms at most, then kills it). */
 #ifndef AGENTBOX_H
 #define AGENTBOX_H
 
