@@ -78,11 +78,18 @@ C.each("workspace race: a directory swapped with a link to the host", function(E
     local ex = E.new{ execution_policies = { python = false } }   -- save only: the host's write path alone
     local stop = start_racer(E, ex, outside)
     wait_file(ex.work_dir .. "/racer.ready", 30)
-    local written, refused = 0, 0
+    local written, refused, why = 0, 0, {}
     for n = 1, N do
       local r = ex:execute{ { lang = "python", code = ("# filename: sub/%d.py\nprint(%d)\n"):format(n, n) } }
-      if r.exit_code == 0 then written = written + 1 else refused = refused + 1 end
+      if r.exit_code == 0 then
+        written = written + 1
+      else
+        refused = refused + 1
+        local k = r.output:gsub("%d+%.py", "<n>.py")
+        why[k] = (why[k] or 0) + 1
+      end
     end
+    for k, v in pairs(why) do print(("  refused %d times: %s"):format(v, k)) end
     H.write(ex.work_dir .. "/racer.stop", "")
     wait_file(ex.work_dir .. "/racer.count", 30)
     stop()
