@@ -109,10 +109,12 @@ static int openat2_beneath(int dirfd, const char *path, int flags, mode_t mode) 
 
 static int no_openat2(int err) { return err == ENOSYS || err == E2BIG || err == EPERM || err == EAGAIN; }
 
-/* Is name in dirfd a link? (error messages only) */
-static int is_link(int dirfd, const char *name) {
+/* Was name in dirfd a link when opening it failed with err? It is one now,
+ * or it was one a moment ago (refused as a link) and is a directory again. */
+static int is_link(int dirfd, const char *name, int err) {
   struct stat st;
-  return fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode);
+  if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) return 0;
+  return S_ISLNK(st.st_mode) || ((err == ELOOP || err == ENOTDIR) && S_ISDIR(st.st_mode));
 }
 
 /* The directory dir (a rel path, or NULL for work_dir itself) as an fd,
@@ -146,7 +148,7 @@ static int open_dir(const ws_ud *w, char *dir, int create, ws_err *e) {
       next = openat(cur, p, DIRFLAGS);
     }
     if (next < 0) {
-      int err = errno, link = is_link(cur, p);
+      int err = errno, link = is_link(cur, p, err);
       close(cur);
       if (link) return fail(e, 1, 0, "%s is a symbolic link: agentbox never follows a link in the workspace", dir);
       return fail(e, 0, err, "cannot open directory %s", dir);
@@ -301,7 +303,7 @@ static int ws_read(lua_State *L) {
   int dirfd = open_parent(w, buf, 0, &leaf, &e);
   if (dirfd < 0) return push_err(L, &e);
   int fd = openat(dirfd, leaf, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-  int err = errno, link = fd < 0 && is_link(dirfd, leaf);
+  int err = errno, link = fd < 0 && is_link(dirfd, leaf, err);
   close(dirfd);
   if (fd < 0) {
     if (link) fail(&e, 1, 0, "%s is a symbolic link: agentbox never follows a link in the workspace", rel);
@@ -617,7 +619,7 @@ static int l_workspace(lua_State *L) {
     }
     if (next < 0) {
       err = errno;
-      int link = is_link(cur, p);
+      int link = is_link(cur, p, err);
       close(cur);
       if (parent >= 0) close(parent);
       if (link)
