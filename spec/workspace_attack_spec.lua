@@ -31,6 +31,43 @@ while time.time() < deadline and not os.path.exists("racer.stop"):
 open("racer.count", "w").write(str(n))
 ]]
 
+-- The removal racer: keeps rebuilding sub/ (with files, and a nested
+-- directory swapped with a nested link) and swapping sub with lnk, while
+-- the host removes sub.
+local RACER_RM = [[
+import ctypes, os, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+ws, outside = sys.argv[1], sys.argv[2]
+os.chdir(ws)
+open("racer.ready", "w").close()
+deadline, n = time.time() + 300, 0
+NF = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+def attempt(f, *a, **k):
+    try: return f(*a, **k)
+    except OSError: return None
+# the racer itself never follows a link (on the host, LocalExecutor's code
+# could write outside on its own): everything goes through directory fds
+while time.time() < deadline and not os.path.exists("racer.stop"):
+    attempt(os.mkdir, "stage")
+    fd = attempt(os.open, "stage", NF)
+    if fd is None:
+        continue
+    attempt(os.mkdir, "in", dir_fd=fd)
+    infd = attempt(os.open, "in", NF, dir_fd=fd)
+    if infd is not None:
+        attempt(lambda: os.close(os.open("f", os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o644, dir_fd=infd)))
+        os.close(infd)
+    attempt(os.symlink, outside, "inl", dir_fd=fd)
+    attempt(os.symlink, outside, "lnk")
+    attempt(os.rename, "stage", "sub")
+    for _ in range(20):
+        libc.renameat2(fd, b"in", fd, b"inl", 2)
+        libc.renameat2(-100, b"sub", -100, b"lnk", 2)
+    n += 20
+    os.close(fd)
+open("racer.count", "w").write(str(n))
+]]
+
 local N = tonumber(os.getenv("AGENTBOX_RACE_N")) or 3000
 
 local function listing(dir)
@@ -53,11 +90,12 @@ end
 -- swapping inside the bind-mounted /workspace; the link's target is a host
 -- path, which only the host ever resolves. Local: a host process in
 -- work_dir (LocalExecutor's code is a host process).
-local function start_racer(E, ex, outside)
+local function start_racer(E, ex, outside, racer)
+  racer = racer or RACER
   if E.kind == "docker" then
     ex:start()
     local c = ex.client
-    local exec_id, err = c:exec_create(ex.container_id, { Cmd = { "python3", "-c", RACER, "/workspace", outside },
+    local exec_id, err = c:exec_create(ex.container_id, { Cmd = { "python3", "-c", racer, "/workspace", outside },
                                                           AttachStdout = false, AttachStderr = false })
     assert(exec_id, err)
     assert(task.sync(function()
@@ -66,7 +104,7 @@ local function start_racer(E, ex, outside)
     end))
     return function() end
   end
-  local p = assert(core.spawn{ argv = { "python3", "-c", RACER, ex.work_dir, outside },
+  local p = assert(core.spawn{ argv = { "python3", "-c", racer, ex.work_dir, outside },
                                env = { PATH = os.getenv("PATH") }, timeout = 600 })
   return function() p:close() end
 end
@@ -100,5 +138,31 @@ C.each("workspace race: a directory swapped with a link to the host", function(E
     assert.equal("original", H.read(outside .. "/victim.txt"))
     assert.is_true(swaps > 1000, "the racer did not run")
     assert.is_true(written > 0, "no write went through: the race proves nothing")
+  end)
+end)
+
+C.each("workspace race: removal while the code rebuilds and swaps", function(E)
+  E.it(("the host removes sub " .. N .. "+ times through the accessor and nothing outside goes"), function()
+    local outside = E.tmpdir("outside")
+    H.write(outside .. "/victim.txt", "original")
+    assert(os.execute(("mkdir '%s/in' && echo x > '%s/in/f'"):format(outside, outside)))
+    local ex = E.new()
+    local stop = start_racer(E, ex, outside, RACER_RM)
+    wait_file(ex.work_dir .. "/racer.ready", 30)
+    local ws, removed, failed = ex._ws, 0, 0   -- the accessor's remove, called directly
+    local until_t = core.now() + 3   -- and for 3 s at least: the rebuilds are slower than the removals
+    while removed + failed < N or core.now() < until_t do
+      if ws:remove("sub") then removed = removed + 1 else failed = failed + 1 end
+    end
+    H.write(ex.work_dir .. "/racer.stop", "")
+    wait_file(ex.work_dir .. "/racer.count", 30)
+    stop()
+    local swaps = tonumber(H.read(ex.work_dir .. "/racer.count"))
+    print(("\n[%s] %d removals: %d done, %d failed; the racer swapped %d times"):format(E.kind, removed + failed,
+      removed, failed, swaps))
+    assert.equal("in\nvictim.txt\n", listing(outside))
+    assert.equal("f\n", listing(outside .. "/in"))
+    assert.equal("original", H.read(outside .. "/victim.txt"))
+    assert.is_true(swaps > 1000, "the racer did not run")
   end)
 end)
