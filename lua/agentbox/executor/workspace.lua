@@ -34,12 +34,19 @@ function M.reap(base)
   return n
 end
 
+-- Reap the temp directory; a failure must not stop an executor that does
+-- not need it
+local function reap_tmp()
+  local base = core.workspace(tmp_base())
+  if base then
+    pcall(M.reap, base)
+    base:close()
+  end
+end
+
 local function fresh(what)
   local path = tmp_base()
-  local base, err = core.workspace(path)
-  if not base then error(what .. ": cannot use the temporary directory: " .. err, 0) end
-  M.reap(base)
-  base:close()
+  local err
   local id = docker.identity()
   for _ = 1, 8 do
     local name = ("agentbox-%s-%s-%08x%08x"):format(id.pid, id.started, math.random(0, 0x7fffffff),
@@ -48,12 +55,13 @@ local function fresh(what)
     ws, err = core.workspace(path .. "/" .. name, { create = true, exclusive = true, mode = 448 })  -- 0700
     if ws then return ws end
   end
-  error(what .. ": cannot create a private work_dir in " .. path .. ": " .. err, 0)
+  error(what .. ": cannot create a private work_dir in " .. path .. ": " .. tostring(err), 0)
 end
 
 --- The workspace of an executor: work_dir (created when missing) or, when
 --- nil, a fresh private directory. Returns ws, temporary.
 function M.open(work_dir, what)
+  reap_tmp()
   if work_dir == nil then return fresh(what), true end
   if type(work_dir) ~= "string" or work_dir == "" then
     error(what .. ": work_dir must be a non-empty string (or nil for a fresh private directory)", 0)
