@@ -298,6 +298,7 @@ static int ws_read(lua_State *L) {
   char buf[PATH_MAX];
   const char *rel = check_rel(L, 2, buf);
   lua_Integer max = luaL_optinteger(L, 3, 16 << 20);
+  luaL_argcheck(L, max >= 0, 3, "a byte count");
   ws_err e;
   const char *leaf;
   int dirfd = open_parent(w, buf, 0, &leaf, &e);
@@ -311,22 +312,26 @@ static int ws_read(lua_State *L) {
     return push_err(L, &e);
   }
   struct stat st;
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > max) {
-    int serr = errno;
+  int bad = 0;
+  if (fstat(fd, &st) != 0) bad = errno;
+  else if (!S_ISREG(st.st_mode)) bad = EINVAL;
+  else if (st.st_size > max) bad = EFBIG;
+  if (bad) {
     close(fd);
-    if (S_ISREG(st.st_mode)) fail(&e, 0, EFBIG, "cannot read %s", rel);
-    else fail(&e, 0, serr ? serr : EINVAL, "cannot read %s", rel);
+    fail(&e, 0, bad, "cannot read %s", rel);
     return push_err(L, &e);
   }
-  size_t cap = (size_t)max + 1, len = 0;   /* one more byte: a file that grew past max */
-  char *data = malloc(cap ? cap : 1);
+  /* one byte more than the size: a file that grows meanwhile is an error */
+  size_t cap = (size_t)st.st_size + 1, len = 0;
+  char *data = malloc(cap);
   ssize_t k = 0;
   while (data && len < cap && (k = read(fd, data + len, cap - len)) > 0) len += (size_t)k;
   err = errno;
   close(fd);
-  if (!data || k < 0 || len > (size_t)max) {
+  if (!data || k < 0 || len > (size_t)st.st_size) {
     free(data);
-    fail(&e, 0, !data ? ENOMEM : k < 0 ? err : EFBIG, "cannot read %s", rel);
+    if (data && k >= 0) fail(&e, 0, 0, "cannot read %s: it changed while being read", rel);
+    else fail(&e, 0, !data ? ENOMEM : err, "cannot read %s", rel);
     return push_err(L, &e);
   }
   lua_pushlstring(L, data, len);
@@ -516,6 +521,7 @@ static int ws_close(lua_State *L) {
 static int ws_destroy(lua_State *L) {
   ws_ud *w = check_ws(L);
   ws_err e;
+  if (w->parent < 0) return luaL_error(L, "workspace: refusing to destroy /");
   int r = empty_tree(w->fd);
   struct stat st;
   if (r == 0 && w->parent >= 0 && fstatat(w->parent, w->name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
