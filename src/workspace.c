@@ -329,9 +329,9 @@ static int ws_read(lua_State *L) {
   err = errno;
   close(fd);
   if (!data || k < 0 || len > (size_t)st.st_size) {
-    free(data);
     if (data && k >= 0) fail(&e, 0, 0, "cannot read %s: it changed while being read", rel);
     else fail(&e, 0, !data ? ENOMEM : err, "cannot read %s", rel);
+    free(data);
     return push_err(L, &e);
   }
   lua_pushlstring(L, data, len);
