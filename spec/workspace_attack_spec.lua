@@ -166,3 +166,28 @@ C.each("workspace race: removal while the code rebuilds and swaps", function(E)
     assert.is_true(swaps > 1000, "the racer did not run")
   end)
 end)
+
+C.each("workspace race: the openat2-less walk (kernels before 5.6)", function(E)
+  E.it(("ws:write of sub/<n>.py " .. N .. " times through the O_NOFOLLOW walk and nothing lands outside"), function()
+    local outside = E.tmpdir("outside")
+    H.write(outside .. "/victim.txt", "original")
+    local ex = E.new()
+    local ws <close> = assert(core.workspace(ex.work_dir, { resolve = "walk" }))
+    local stop = start_racer(E, ex, outside)
+    wait_file(ex.work_dir .. "/racer.ready", 30)
+    local written, refused = 0, 0   -- the accessor's write, called directly
+    for n = 1, N do
+      if ws:write(("sub/%d.py"):format(n), "print(1)\n") then written = written + 1 else refused = refused + 1 end
+    end
+    H.write(ex.work_dir .. "/racer.stop", "")
+    wait_file(ex.work_dir .. "/racer.count", 30)
+    stop()
+    local swaps = tonumber(H.read(ex.work_dir .. "/racer.count"))
+    print(("\n[%s] walk: %d writes: %d written, %d refused; the racer swapped %d times"):format(E.kind, N, written,
+      refused, swaps))
+    assert.equal("victim.txt\n", listing(outside))
+    assert.equal("original", H.read(outside .. "/victim.txt"))
+    assert.is_true(swaps > 1000, "the racer did not run")
+    assert.is_true(written > 0, "no write went through: the race proves nothing")
+  end)
+end)

@@ -9,7 +9,7 @@
  * by a full path string, so no check can be raced.
  *
  * Lua API (errors: nil, message[, "link" when a link was refused]):
- *   core.workspace(path[, { create =, exclusive =, mode = }]) -> ws
+ *   core.workspace(path[, { create =, exclusive =, mode =, resolve = "openat2"|"walk" }]) -> ws
  *   ws:path() ws:created() ws:write(rel, data) ws:mkdir(rel) ws:read(rel[, max])
  *   ws:stat([rel]) ws:list([rel]) ws:remove(rel) ws:chown(uid, gid)
  *   ws:destroy() ws:close()
@@ -38,6 +38,7 @@ typedef struct {
   int parent;                   /* its parent directory (for destroy) */
   int created;                  /* the last component was made by core.workspace */
   int owned;                    /* chown() was called: new entries get uid:gid */
+  int walk;                     /* never openat2 (kernels without it; specs of the walk) */
   uid_t uid;
   gid_t gid;
   dev_t dev;
@@ -126,9 +127,9 @@ static int open_dir(const ws_ud *w, char *dir, int create, ws_err *e) {
     if (fd < 0) return fail(e, 0, errno, "cannot use %s", "work_dir");
     return fd;
   }
-  int fd = openat2_beneath(w->fd, dir, O_RDONLY | O_DIRECTORY, 0);
+  int fd = w->walk ? -1 : openat2_beneath(w->fd, dir, O_RDONLY | O_DIRECTORY, 0);
   if (fd >= 0) return fd;
-  if (!no_openat2(errno) && errno != ENOENT && errno != ELOOP && errno != ENOTDIR && errno != EXDEV)
+  if (!w->walk && !no_openat2(errno) && errno != ENOENT && errno != ELOOP && errno != ENOTDIR && errno != EXDEV)
     return fail(e, 0, errno, "cannot open %s", dir);
   /* the walk: no openat2, a missing component to create, or an error to name */
   int cur = fcntl(w->fd, F_DUPFD_CLOEXEC, 0);
@@ -571,14 +572,15 @@ static int absolute(const char *path, char *out) {
   return 0;
 }
 
-/* core.workspace(path[, { create = false, exclusive = false, mode = 0755 }]) -> ws | nil, msg[, "link"]
+/* core.workspace(path[, { create = false, exclusive = false, mode = 0755, resolve = "openat2" }])
+ *   -> ws | nil, msg[, "link"]
  * Walks path from "/" one component at a time with O_NOFOLLOW|O_DIRECTORY:
  * a link anywhere in it is refused, naming the component. create: missing
  * directories are made (the last with mode); exclusive: the last must not
- * exist yet. */
+ * exist yet. resolve = "walk": never openat2 (what kernels before 5.6 get). */
 static int l_workspace(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
-  int create = 0, exclusive = 0;
+  int create = 0, exclusive = 0, walk = 0;
   mode_t mode = 0755;
   if (!lua_isnoneornil(L, 2)) {
     luaL_checktype(L, 2, LUA_TTABLE);
@@ -588,7 +590,11 @@ static int l_workspace(lua_State *L) {
     exclusive = lua_toboolean(L, -1);
     lua_getfield(L, 2, "mode");
     mode = (mode_t)luaL_optinteger(L, -1, 0755) & 07777;
-    lua_pop(L, 3);
+    lua_getfield(L, 2, "resolve");
+    const char *how = luaL_optstring(L, -1, "openat2");
+    if (strcmp(how, "walk") == 0) walk = 1;
+    else if (strcmp(how, "openat2") != 0) return luaL_error(L, "workspace: resolve must be \"openat2\" or \"walk\"");
+    lua_pop(L, 4);
   }
   char abs[PATH_MAX];
   ws_err e;
@@ -658,6 +664,7 @@ static int l_workspace(lua_State *L) {
   w->fd = cur;
   w->parent = parent;
   w->created = made;
+  w->walk = walk;
   w->dev = st.st_dev;
   w->ino = st.st_ino;
   return 1;
