@@ -9,10 +9,9 @@
 -- Run: make demo
 local agentbox = require("agentbox")
 
-local work_dir = "coding"
-assert(require("agentbox.core").mkdir_p(work_dir))
-local f = assert(io.open(work_dir .. "/sales.csv", "w"))
-f:write([[
+-- the data goes into the executor's work_dir once it exists (a fresh private
+-- directory agentbox creates for the sandbox and removes at close)
+local SALES = [[
 date,region,product,units,price
 2026-01-05,north,widget,12,9.5
 2026-01-05,south,widget,7,9.5
@@ -24,8 +23,7 @@ date,region,product,units,price
 2026-03-02,south,widget,11,9.0
 2026-03-09,east,widget,18,9.0
 2026-03-16,north,gadget,6,24.5
-]])
-f:close()
+]]
 
 local TASK = "sales.csv in the working directory holds our first-quarter sales. "
   .. "Which region earned the most revenue, and how did total revenue change month over month?"
@@ -76,8 +74,11 @@ local user_proxy = agentbox.UserProxyAgent{
   human_input_mode = "NEVER",
   max_consecutive_auto_reply = 6,
   is_termination_msg = function(msg) return (msg.content or ""):find("TERMINATE", 1, true) ~= nil end,
-  code_execution_config = { work_dir = work_dir, timeout = 60 },   -- Docker by default
+  code_execution_config = { timeout = 60 },   -- Docker by default; work_dir: a fresh private one
 }
+local f = assert(io.open(user_proxy:code_executor().work_dir .. "/sales.csv", "w"))
+f:write(SALES)
+f:close()
 
 print(("code runs in: %s"):format(user_proxy:use_docker() and "a hardened Docker container (" ..
   user_proxy:code_executor().image .. ")" or "local processes"))

@@ -2,7 +2,6 @@
  * AutoGen-identical file names), UTF-8 repair, PATH lookup; and timers. */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <limits.h>
 #include <openssl/evp.h>
@@ -155,92 +154,6 @@ static int l_realpath(lua_State *L) {
   return 1;
 }
 
-static int fail_errno(lua_State *L, const char *what, const char *path) {
-  luaL_pushfail(L);
-  lua_pushfstring(L, "%s %s: %s", what, path, strerror(errno));
-  return 2;
-}
-
-/* core.write_file(path, data) -> true[, "unchanged"] | nil, msg
- * Never writes through a link (code in a sandbox can plant one in a shared
- * work_dir while the host may be root) and never blocks on a FIFO: an
- * existing regular file with the same bytes is left alone, anything else
- * is unlinked and created anew. */
-static int l_write_file(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
-  size_t n;
-  const char *data = luaL_checklstring(L, 2, &n);
-  int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-  if (fd >= 0) {
-    struct stat st;
-    int same = 0;
-    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (size_t)st.st_size == n) {
-      char buf[8192];
-      size_t off = 0;
-      same = 1;
-      while (same && off < n) {
-        ssize_t k = read(fd, buf, sizeof buf);
-        if (k <= 0) { same = 0; break; }
-        if ((size_t)k > n - off || memcmp(buf, data + off, (size_t)k) != 0) same = 0;
-        off += (size_t)k;
-      }
-    }
-    close(fd);
-    if (same) {
-      lua_pushboolean(L, 1);
-      lua_pushliteral(L, "unchanged");
-      return 2;
-    }
-  }
-  if (unlink(path) != 0 && errno != ENOENT) return fail_errno(L, "cannot replace", path);
-  fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-  if (fd < 0) return fail_errno(L, "cannot write", path);
-  size_t off = 0;
-  while (off < n) {
-    ssize_t k = write(fd, data + off, n - off);
-    if (k < 0 && errno == EINTR) continue;
-    if (k <= 0) {
-      int e = errno;
-      close(fd);
-      errno = e;
-      return fail_errno(L, "cannot write", path);
-    }
-    off += (size_t)k;
-  }
-  if (close(fd) != 0) return fail_errno(L, "cannot write", path);
-  lua_pushboolean(L, 1);
-  return 1;
-}
-
-/* core.stat(path) -> { type =, uid =, gid =, mode =, size = } | nil, msg (links not followed) */
-static int l_stat(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
-  struct stat st;
-  if (lstat(path, &st) != 0) return fail_errno(L, "cannot stat", path);
-  lua_createtable(L, 0, 5);
-  lua_pushstring(L, S_ISREG(st.st_mode) ? "file" : S_ISDIR(st.st_mode) ? "dir" : S_ISLNK(st.st_mode) ? "link" : "other");
-  lua_setfield(L, -2, "type");
-  lua_pushinteger(L, (lua_Integer)st.st_uid);
-  lua_setfield(L, -2, "uid");
-  lua_pushinteger(L, (lua_Integer)st.st_gid);
-  lua_setfield(L, -2, "gid");
-  lua_pushinteger(L, (lua_Integer)(st.st_mode & 07777));
-  lua_setfield(L, -2, "mode");
-  lua_pushinteger(L, (lua_Integer)st.st_size);
-  lua_setfield(L, -2, "size");
-  return 1;
-}
-
-/* core.chown(path, uid, gid) -> true | nil, msg (a link itself is never followed) */
-static int l_chown(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
-  uid_t uid = (uid_t)luaL_checkinteger(L, 2);
-  gid_t gid = (gid_t)luaL_checkinteger(L, 3);
-  if (fchownat(AT_FDCWD, path, uid, gid, AT_SYMLINK_NOFOLLOW) != 0) return fail_errno(L, "cannot chown", path);
-  lua_pushboolean(L, 1);
-  return 1;
-}
-
 static int l_geteuid(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)geteuid());
   return 1;
@@ -332,6 +245,6 @@ void ab_open_util(lua_State *L) {
   static const luaL_Reg f[] = {
     {"md5", l_md5}, {"utf8_clean", l_utf8_clean}, {"which", l_which}, {"now", l_now},
     {"mkdir_p", l_mkdir_p}, {"realpath", l_realpath}, {"isatty", l_isatty},
-    {"write_file", l_write_file}, {"stat", l_stat}, {"chown", l_chown}, {"geteuid", l_geteuid}, {NULL, NULL}};
+    {"geteuid", l_geteuid}, {NULL, NULL}};
   luaL_setfuncs(L, f, 0);
 }

@@ -147,6 +147,11 @@ function M.reply(agent, messages, sender)
   for i = #messages, #messages - math.min(n, #messages) + 1, -1 do
     local blocks = blocks_of(messages[i].content)
     if blocks then
+      local ex = agent._code_executor
+      if ex.work_dir_temp and not ex.work_dir_shown then   -- say once where a temporary work_dir is
+        ex.work_dir_shown = true
+        chat.info(agent, "\n>>>>>>>> WORK_DIR " .. ex.work_dir .. (ex.keep_work_dir and "" or " (removed at close)"))
+      end
       for b, block in ipairs(blocks) do
         chat.info(agent, ("\n>>>>>>>> EXECUTING CODE BLOCK %d (inferred language is %s)..."):format(b - 1, block.lang))
       end

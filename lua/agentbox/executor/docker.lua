@@ -9,6 +9,7 @@ local task = require("agentbox.task")
 local docker = require("agentbox.docker")
 local common = require("agentbox.executor.common")
 local files = require("agentbox.executor.sandbox_files")
+local workspace = require("agentbox.executor.workspace")
 local write_host, default_user = files.write_host, files.default_user
 local upload_sup, fix_workspace, upload_block = files.upload_sup, files.fix_workspace, files.upload_block
 
@@ -19,6 +20,7 @@ local KNOWN = { image = true, work_dir = true, timeout = true, network = true, r
                 memory = true, cpus = true, pids_limit = true, tmpfs = true, mounts = true, docker_host = true,
                 auto_remove = true, container_name = true, env = true, max_output = true, on_output = true,
                 execution_policies = true, grace = true, transfer = true, on_progress = true }
+KNOWN.keep_work_dir = true   -- the workspace (sandbox_files.lua)
 
 local WORKSPACE = files.WORKSPACE
 local SUP_DIR = files.SUP_DIR
@@ -92,11 +94,6 @@ local function new(opts)
   self.image = opts.image or os.getenv("AGENTBOX_IMAGE")
   if self.image == nil or self.image == "" then self.image = "python:3-slim" end
   if type(self.image) ~= "string" then fail("image must be a string") end
-  local work_dir = opts.work_dir or "."
-  if type(work_dir) ~= "string" or work_dir == "" then fail("work_dir must be a non-empty string") end
-  local ok, err = core.mkdir_p(work_dir)
-  if not ok then fail(err) end
-  self.work_dir = assert(core.realpath(work_dir))
   self.timeout = opts.timeout or 60
   if type(self.timeout) ~= "number" or self.timeout <= 0 then fail("timeout must be a positive number of seconds") end
   self.grace = opts.grace or 0.5
@@ -138,6 +135,13 @@ local function new(opts)
   self.transfer = opts.transfer or (client.ep["local"] and "bind" or "archive")
   if self.transfer ~= "bind" and self.transfer ~= "archive" then fail("transfer must be \"bind\" or \"archive\"") end
   self.oom_kills = 0
+  -- last: nothing is created on the host before every option is checked
+  workspace.attach(self, opts, "DockerExecutor")
+  local ok, err = pcall(files.prepare_workspace, self)
+  if not ok then
+    workspace.detach(self)
+    error(err, 0)
+  end
   return self
 end
 
@@ -365,7 +369,7 @@ end
 
 function DockerExecutor:_execute(blocks)
   return common.run_blocks(blocks, self.max_output, self.save_only,
-    function(prep, text) return write_host(self.work_dir, prep.rel, text) end,
+    function(prep, text) return write_host(self, prep.rel, text) end,
     function(prep, _, out)
       local argv, err = container_argv(prep.info, WORKSPACE .. "/" .. prep.rel)
       if not argv then return nil, err end
@@ -411,12 +415,13 @@ function DockerExecutor:close()
   self.closed = true
   local id = self.container_id
   self.container_id = nil
-  if not id then return true end
+  if not id then return workspace.detach(self) end
   local c = self.client
   local ok, err = task.sync(function()
     if self.auto_remove then return c:remove(id) end
     return c:kill(id)
   end)
+  workspace.detach(self)   -- after the container: nothing writes there any more
   if not ok then return nil, err end
   return true
 end
@@ -438,6 +443,7 @@ end
 -- removal is sent and finishes on a later step. If the process dies
 -- first, the next executor start reaps the container.
 DockerExecutor.__gc = function(self)
+  pcall(workspace.detach, self)
   if self.closed or not self.container_id then return end
   self.closed = true
   local c, id = self.client, self.container_id

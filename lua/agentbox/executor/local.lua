@@ -5,20 +5,14 @@ local core = require("agentbox.core")
 local code = require("agentbox.code")
 local task = require("agentbox.task")
 local common = require("agentbox.executor.common")
+local workspace = require("agentbox.executor.workspace")
 
 local LocalExecutor = {}
 LocalExecutor.__index = LocalExecutor
 
 local KNOWN = { work_dir = true, timeout = true, env = true, max_output = true, on_output = true,
                 execution_policies = true, python = true, grace = true, rlimits = true,
-                nice = true }
-
-local function abspath(p)
-  if p:sub(1, 1) == "/" then return p end
-  local cwd = os.getenv("PWD")
-  local real = core.realpath(".")
-  return (real or cwd or ".") .. "/" .. p
-end
+                nice = true, keep_work_dir = true }
 
 local function build_env(work_dir, extra)
   local env = {
@@ -42,11 +36,7 @@ end
 local function new(opts)
   opts = common.check_options(opts, KNOWN, "LocalExecutor")
   local self = setmetatable({}, LocalExecutor)
-  local work_dir = opts.work_dir or "."
-  if type(work_dir) ~= "string" or work_dir == "" then error("LocalExecutor: work_dir must be a non-empty string", 2) end
-  local ok, err = core.mkdir_p(work_dir)
-  if not ok then error("LocalExecutor: " .. err, 2) end
-  self.work_dir = assert(core.realpath(abspath(work_dir)))
+  workspace.attach(self, opts, "LocalExecutor")
   self.timeout = opts.timeout or 60
   if type(self.timeout) ~= "number" or self.timeout <= 0 then
     error("LocalExecutor: timeout must be a positive number of seconds", 2)
@@ -102,22 +92,6 @@ function LocalExecutor:_command(info, file)
   return nil, "unknown language " .. info.name
 end
 
-local function write_file(dir, rel, text)
-  local path = dir .. "/" .. rel
-  local parent = path:match("^(.*)/[^/]*$")
-  local ok, err = core.mkdir_p(parent)
-  if not ok then return nil, err end
-  -- a link planted by earlier code must not carry the file out of the workspace
-  local real = core.realpath(parent)
-  if not real or (real ~= dir and real:sub(1, #dir + 1) ~= dir .. "/") then
-    return nil, "Filename is not in the workspace"
-  end
-  -- never through a link, never onto a FIFO; an unchanged file stays
-  local ok, err = core.write_file(path, text)
-  if not ok then return nil, err end
-  return path
-end
-
 local function run_block(self, argv, budget, out)
   local p <close> = assert(core.spawn{ argv = argv, cwd = self.work_dir, env = self.env,
                                        timeout = self.timeout, grace = self.grace,
@@ -142,7 +116,7 @@ end
 
 function LocalExecutor:_execute(blocks)
   return common.run_blocks(blocks, self.max_output, self.save_only,
-    function(prep, text) return write_file(self.work_dir, prep.rel, text) end,
+    function(prep, text) return workspace.write(self._ws, prep.rel, text) end,
     function(prep, path, out)
       local argv, err = self:_command(prep.info, path)
       if not argv then return nil, err end
@@ -160,9 +134,12 @@ end
 
 function LocalExecutor:restart() end
 
+--- Idempotent; a temporary work_dir is removed (unless keep_work_dir).
 function LocalExecutor:close()
   self.closed = true
+  return workspace.detach(self)
 end
 LocalExecutor.__close = LocalExecutor.close
+LocalExecutor.__gc = function(self) pcall(workspace.detach, self) end
 
 return { new = new, LocalExecutor = LocalExecutor }

@@ -1,9 +1,10 @@
 -- Files into and out of the sandbox: code files written into the host
--- work_dir (never through what the sandbox planted there), the sandbox
--- user, and, for a remote daemon, code and the supervisor delivered through
--- the archive API.
+-- work_dir (never through what the sandbox planted there), who owns
+-- work_dir and who the sandbox runs as, and, for a remote daemon, code and
+-- the supervisor delivered through the archive API.
 local core = require("agentbox.core")
 local docker = require("agentbox.docker")
+local workspace = require("agentbox.executor.workspace")
 
 local M = {}
 
@@ -12,53 +13,69 @@ M.SUP_DIR = "/opt/agentbox"
 local WORKSPACE, SUP_DIR = M.WORKSPACE, M.SUP_DIR
 local read_file = docker.read_file
 
-function M.inside(dir, real)
-  return real == dir or real:sub(1, #dir + 1) == dir .. "/"
+-- Write a code file into the host work_dir through the workspace accessor:
+-- the sandbox can write there too (bind mount) and may swap a directory for
+-- a link at any moment, so nothing is resolved by path (src/workspace.c).
+function M.write_host(self, rel, text)
+  return workspace.write(self._ws, rel, text)
 end
 
--- Write a code file into the host work_dir. The sandbox can write there
--- too (bind mount), so every existing directory component is resolved
--- first (a planted link must not carry the file out) and the file itself
--- is unlinked and created anew, never written through a link (we may be
--- root on the host). No sandbox process runs meanwhile (the supervisor
--- ends each block's whole tree, and a block whose supervisor died gets its
--- container replaced), so the checks cannot race.
-function M.write_host(dir, rel, text)
-  local cur = dir
-  local parts = {}
-  for seg in rel:gmatch("[^/]+") do parts[#parts + 1] = seg end
-  for i = 1, #parts - 1 do
-    cur = cur .. "/" .. parts[i]
-    local real = core.realpath(cur)
-    if real and not M.inside(dir, real) then return nil, "Filename is not in the workspace" end
-    if not real then
-      local ok, err = core.mkdir_p(cur)
-      if not ok then return nil, err end
+local function numeric(user)
+  local u, g = (user or ""):match("^(%d+):?(%d*)$")
+  if not u then return nil end
+  return tonumber(u), tonumber(g) or tonumber(u)
+end
+
+-- Can uid:gid write st's directory by its mode bits alone?
+local function writable_by(st, uid, gid)
+  if st.uid == uid then return st.mode & 0x80 ~= 0 end
+  if st.gid == gid then return st.mode & 0x10 ~= 0 end
+  return st.mode & 0x2 ~= 0
+end
+
+-- Decide, when the executor is made, who the sandbox runs as (bind mount;
+-- a remote daemon: 1000:1000 in its own volume). agentbox never chowns a
+-- directory it did not create:
+--   * a work_dir agentbox created (omitted, or a path that did not exist)
+--     is handed to the sandbox user: user = "uid:gid", else 1000:1000 when
+--     we are root (else our own uid owns it and the sandbox runs as us);
+--   * an existing work_dir owned by a non-root user: the sandbox runs as
+--     that owner (the code acts as the directory's owner);
+--   * an existing root-owned work_dir that 1000:1000 cannot write is
+--     refused, unless user = is given: handing it over would let the code
+--     replace the files root put there.
+function M.prepare_workspace(self)
+  if self.transfer ~= "bind" then
+    self._default_user = "1000:1000"
+    return
+  end
+  local ws = self._ws
+  local st = assert(ws:stat())
+  if ws:created() then
+    local uid, gid = numeric(self.user or "1000:1000")
+    if core.geteuid() == 0 and uid then
+      local ok, err = ws:chown(uid, gid)
+      if not ok then error("DockerExecutor: " .. err, 0) end
+      self._default_user = uid .. ":" .. gid
+    else
+      self._default_user = st.uid .. ":" .. st.gid
     end
+  elseif st.uid ~= 0 then
+    self._default_user = st.uid .. ":" .. st.gid
+  elseif self.user or writable_by(st, 1000, 1000) then
+    self._default_user = "1000:1000"
+  else
+    error(("DockerExecutor: work_dir %s belongs to root and agentbox did not create it, so it is not handed "
+      .. "to the sandbox user (1000:1000), which cannot write it. Omit work_dir (agentbox makes a private "
+      .. "temporary one), give a path that does not exist yet (agentbox creates it for the sandbox), chown "
+      .. "it to the sandbox user yourself (chown 1000:1000 %s), or pass user = \"uid:gid\" of a user that "
+      .. "can write it"):format(self.work_dir, self.work_dir), 0)
   end
-  local path = cur .. "/" .. parts[#parts]
-  -- a link (even a dangling one) is never written through, a FIFO never opened
-  local ok, err = core.write_file(path, text)
-  if not ok then return nil, err end
-  return path
 end
 
--- The sandbox user when none is given. Bind mount: the owner of work_dir,
--- so files the code writes belong to the user who owns the directory. A
--- root-owned work_dir (we run as root) would mean root in the container,
--- so the sandbox gets 1000:1000 and, as we are root, the directory itself
--- is handed to it (not recursively; not when it is shared, sticky or
--- world-writable, e.g. /tmp). Remote daemon: 1000:1000.
+-- The sandbox user when none is given (prepare_workspace decided it).
 function M.default_user(self)
-  if self.transfer ~= "bind" then return "1000:1000" end
-  local st = core.stat(self.work_dir)
-  if not st then return "1000:1000" end
-  if st.uid ~= 0 then return st.uid .. ":" .. st.gid end
-  -- not world-writable (0002), not sticky (01000)
-  if core.geteuid() == 0 and st.type == "dir" and st.mode & 0x202 == 0 then
-    core.chown(self.work_dir, 1000, 1000)
-  end
-  return "1000:1000"
+  return self._default_user
 end
 
 function M.numeric_user(self)
