@@ -255,6 +255,21 @@ C.each("executor contract: deadlines and the process tree", function(E)
     assert.is_false(H.exists(dir .. "/late_ignore"))
   end)
 
+  E.it("reports a program's own exit 124 as its exit code, not as a timeout", function()
+    local ex = mk(E)
+    local r = ex:execute{ { lang = "sh", code = "echo mine; exit 124" }, { lang = "sh", code = "echo never" } }
+    assert.equal(124, r.exit_code)
+    assert.equal("mine\n", r.output)
+  end)
+
+  E.it("reports a block killed by a signal as 128 + the signal's number", function()
+    local ex = mk(E)
+    local r = ex:execute{ { lang = "sh", code = "echo before; kill -TERM $$; echo after" } }
+    assert.equal(143, r.exit_code, r.output)
+    assert.matches("^before\n", r.output)
+    assert.not_matches("after", r.output)
+  end)
+
   E.it("kills what a block leaves running in the background when it exits", function()
     local ex, dir = mk(E)
     local code = table.concat({
@@ -364,6 +379,17 @@ C.each("executor contract: output and environment", function(E)
     assert.is_true(tonumber(hwm) < 64 * 1024, "peak RSS " .. hwm .. " kB")
     assert.matches(("output truncated, %d bytes dropped %%(max_output = 1048576%%)]$"):format(size - 1048576),
                    r.stdout)
+  end)
+
+  E.it("counts max_output across the blocks of one execute, and starts afresh on the next", function()
+    local ex = mk(E, { max_output = 1000 })
+    local blocks = { { lang = "sh", code = "head -c 600 /dev/zero | tr '\\0' a" },
+                     { lang = "sh", code = "head -c 600 /dev/zero | tr '\\0' b" } }
+    local r = ex:execute(blocks)
+    assert.equal(0, r.exit_code, r.output)
+    assert.equal(("a"):rep(600) .. ("b"):rep(400)
+                 .. "\n[agentbox: output truncated, 200 bytes dropped (max_output = 1000)]", r.output)
+    assert.equal(r.output, ex:execute(blocks).output)
   end)
 
   E.it("builds the code's environment: host secrets never reach it", function()
