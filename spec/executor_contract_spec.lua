@@ -363,7 +363,7 @@ C.each("executor contract: output and environment", function(E)
   E.it("caps a flood with a marker while the host's memory stays bounded", function()
     -- a container's stream is slower to drain: a smaller flood, the same cap
     local size = E.kind == "local" and 200000000 or 100000000
-    local dir = E.tmpdir("flood")
+    local dir = E.tmpdir("flood") .. "/work"   -- as E.new: agentbox creates it
     local src = ([[
       local agentbox = require("agentbox")
       local ex <close> = %s
@@ -393,7 +393,7 @@ C.each("executor contract: output and environment", function(E)
   end)
 
   E.it("builds the code's environment: host secrets never reach it", function()
-    local dir = E.tmpdir("env")
+    local dir = E.tmpdir("env") .. "/work"
     local src = ([[
       local ex <close> = %s
       local r = ex:execute{ { lang = "python", code = "import os\nprint(sorted(os.environ.items()))" } }
