@@ -1,28 +1,23 @@
--- DockerExecutor and the Engine API client against the real daemon. Tagged
--- #docker. Docker unreachable: pending with the reason, except under CI=true,
--- where every case fails (CI must never pass without having run them).
+-- DockerExecutor and the Engine API client against the real daemon: what
+-- only this executor does (what every executor does is the contract,
+-- spec/executor_contract_spec.lua). Tagged #docker. Docker unreachable:
+-- pending with the reason, except under CI=true, where every case fails (CI
+-- must never pass without having run them): spec/support/contract.lua's gate.
 local agentbox = require("agentbox")
 local core = require("agentbox.core")
 local docker = require("agentbox.docker")
 local task = require("agentbox.task")
 local H = require("spec.support.helpers")
+local C = require("spec.support.contract")
 
-local IMAGE = os.getenv("AGENTBOX_SPEC_IMAGE") or "agentbox/sandbox:latest"
-local reachable, why = docker.available()
+local IMAGE = C.IMAGE
+local reachable = docker.available()
 local client = docker.client()
-
-local function need_docker()
-  if reachable then return end
-  if os.getenv("CI") == "true" then
-    error("Docker is not reachable and CI=true, so the #docker specs fail instead of skipping: " .. tostring(why), 0)
-  end
-  pending("Docker is not reachable (" .. tostring(why) .. "); start dockerd or set DOCKER_HOST to run the #docker specs")
-end
 
 -- `it` that first requires a reachable daemon
 local function dit(name, fn)
   it(name, function()
-    need_docker()
+    C.need_docker(pending)
     assert(client:negotiate())
     return fn()
   end)
@@ -58,131 +53,7 @@ describe("DockerExecutor #docker", function()
     H.rm_rf(dir)
   end)
 
-  describe("LocalExecutor behaviour", function()
-    dit("runs python and sh blocks and formats AutoGen's result text", function()
-      local r = ex:execute{ { lang = "python", code = "print('hello')" }, { lang = "sh", code = "echo world" } }
-      assert.equal(0, r.exit_code)
-      assert.equal("hello\nworld\n", r.output)
-      assert.equal("exitcode: 0 (execution succeeded)\nCode output: hello\nworld\n", agentbox.code.format_result(r))
-    end)
-
-    dit("names files tmp_code_<md5>.<ext> and reuses the name for identical code", function()
-      local r1 = ex:execute{ { lang = "python", code = "print(1)" } }
-      local r2 = ex:execute{ { lang = "python", code = "print(1)" } }
-      assert.equal(core.realpath(dir) .. "/tmp_code_186bdbe41e79ea696410ba0a9e8d2762.py", r1.code_file)
-      assert.equal(r1.code_file, r2.code_file)
-      assert.equal("print(1)", H.read(r1.code_file))
-      assert.equal("1\n", r2.output)
-    end)
-
-    dit("stops at the first failing block and keeps earlier output", function()
-      local r = ex:execute{ { lang = "sh", code = "echo one" },
-                            { lang = "python", code = "import sys; print('two'); sys.exit(3)" },
-                            { lang = "sh", code = "echo never" } }
-      assert.equal(3, r.exit_code)
-      assert.equal("one\ntwo\n", r.output)
-    end)
-
-    dit("reports python errors with the traceback", function()
-      local r = ex:execute{ { lang = "python", code = "raise ValueError('boom')" } }
-      assert.equal(1, r.exit_code)
-      assert.matches("ValueError: boom", r.output)
-    end)
-
-    dit("says unknown language and does not run the rest", function()
-      local r = ex:execute{ { lang = "cobol", code = "DISPLAY 'x'" }, { lang = "sh", code = "echo no" } }
-      assert.equal(1, r.exit_code)
-      assert.equal("unknown language cobol", r.output)
-    end)
-
-    dit("runs an empty block list as success with empty output", function()
-      local r = ex:execute{}
-      assert.same({ exit_code = 0, output = "" }, { exit_code = r.exit_code, output = r.output })
-      assert.is_nil(r.code_file)
-    end)
-
-    dit("honours # filename: and creates sub-directories inside the workspace", function()
-      local r = ex:execute{ { lang = "python", code = "# filename: sub/dir/hello.py\nprint(__file__)" } }
-      assert.equal(0, r.exit_code)
-      assert.equal("/workspace/sub/dir/hello.py\n", r.output)
-      assert.equal(core.realpath(dir) .. "/sub/dir/hello.py", r.code_file)
-    end)
-
-    dit("does not take a comment sentence for a file name", function()
-      local r = ex:execute{ { lang = "python", code = "# This prints\nprint(2)" } }
-      assert.equal(0, r.exit_code)
-      assert.matches("/tmp_code_%x+%.py$", r.code_file)
-    end)
-
-    dit("refuses file names outside the workspace", function()
-      for _, name in ipairs({ "../x.py", "/tmp/x.py", "a/../../x.py" }) do
-        local r = ex:execute{ { lang = "python", code = "# filename: " .. name .. "\nprint(1)" } }
-        assert.equal(1, r.exit_code)
-        assert.equal("Filename is not in the workspace", r.output)
-      end
-      assert.is_false(H.exists(dir .. "/../x.py"))
-    end)
-
-    dit("refuses a file name that goes through a symlink out of the workspace", function()
-      local outside = H.tmpdir("outside")
-      os.execute(("ln -s '%s' '%s/link'"):format(outside, dir))
-      local r = ex:execute{ { lang = "python", code = "# filename: link/evil.py\nprint(1)" } }
-      assert.equal(1, r.exit_code)
-      assert.equal("Filename is not in the workspace", r.output)
-      assert.is_false(H.exists(outside .. "/evil.py"))
-      os.remove(dir .. "/link")
-      H.rm_rf(outside)
-    end)
-
-    dit("never follows links the sandbox plants for the next code file", function()
-      local outside = H.tmpdir("victim")
-      H.write(outside .. "/victim.py", "original")
-      local r = ex:execute{ { lang = "sh", code = ("ln -s %s/victim.py planted.py && ln -s %s planted_dir && echo ok")
-                                                  :format(outside, outside) } }
-      assert.equal("ok\n", r.output)
-      r = ex:execute{ { lang = "python", code = "# filename: planted.py\nprint('replaced')" } }
-      assert.equal("replaced\n", r.output)
-      r = ex:execute{ { lang = "python", code = "# filename: planted_dir/x.py\nprint('no')" } }
-      assert.equal("Filename is not in the workspace", r.output)
-      assert.equal("original", H.read(outside .. "/victim.py"))
-      assert.is_false(H.exists(outside .. "/x.py"))
-      os.remove(dir .. "/planted_dir")
-      H.rm_rf(outside)
-    end)
-
-    dit("saves html, css and javascript without running them", function()
-      local r = ex:execute{ { lang = "html", code = "<!-- filename: index.html -->\n<p>hi</p>" } }
-      assert.equal(0, r.exit_code)
-      assert.equal("Code saved to " .. core.realpath(dir) .. "/index.html\n", r.output)
-    end)
-
-    dit("times out with 124, keeps partial output and appends Timeout", function()
-      local e <close> = agentbox.DockerExecutor{ image = IMAGE, work_dir = dir, timeout = 1 }
-      local r = e:execute{ { lang = "python", code = "import time\nprint('partial', flush=True)\ntime.sleep(30)" },
-                           { lang = "sh", code = "echo never" } }
-      assert.equal(124, r.exit_code)
-      assert.equal("partial\n\nTimeout", r.output)
-      assert.equal("fine\n", e:execute{ { lang = "sh", code = "echo fine" } }.output)
-    end)
-
-    dit("kills descendants that setsid or ignore TERM at the deadline; late files never appear", function()
-      local e <close> = agentbox.DockerExecutor{ image = IMAGE, work_dir = dir, timeout = 1, grace = 0.2 }
-      local code = table.concat({
-        "import os, signal, subprocess, time",
-        "subprocess.Popen(['sh', '-c', 'sleep 2; echo x > late_setsid'], start_new_session=True)",
-        "subprocess.Popen(['python3', '-c', 'import signal,time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
-          .. "time.sleep(2); open(\"late_ignore\",\"w\").write(\"x\")'])",
-        "print('spawned', flush=True)",
-        "time.sleep(30)",
-      }, "\n")
-      local r = e:execute{ { lang = "python", code = code } }
-      assert.equal(124, r.exit_code)
-      assert.equal("spawned\n\nTimeout", r.output)
-      agentbox.sleep(3)
-      assert.is_false(H.exists(dir .. "/late_setsid"))
-      assert.is_false(H.exists(dir .. "/late_ignore"))
-    end)
-
+  describe("sandbox", function()
     dit("replaces the container when code kills its own supervisor and leaves orphans", function()
       local e <close> = agentbox.DockerExecutor{ image = IMAGE, work_dir = dir, timeout = 10 }
       e:start()
@@ -210,101 +81,14 @@ describe("DockerExecutor #docker", function()
       assert.equal("fresh\n", e:execute{ { lang = "sh", code = "echo fresh" } }.output)
     end)
 
-    dit("keeps stdout and stderr in arrival order", function()
-      local r = ex:execute{ { lang = "python", code = "import sys, time\nprint('a')\ntime.sleep(0.05)\n"
-        .. "print('b', file=sys.stderr)\ntime.sleep(0.05)\nprint('c')\ntime.sleep(0.05)\nraise SystemExit('d')" } }
-      assert.equal("a\nb\nc\nd\n", r.output)
-    end)
-
-    dit("replaces invalid UTF-8 instead of raising", function()
-      local r = ex:execute{ { lang = "python", code = "import sys\nsys.stdout.buffer.write(b'ok\\xff\\xfe\\x00end')" } }
-      assert.equal(0, r.exit_code)
-      assert.equal("ok\239\191\189\239\191\189\0end", r.output)
-    end)
-
-    dit("caps a 100 MB flood with a marker while memory stays bounded", function()
-      local src = ([[
-        local agentbox = require("agentbox")
-        local ex <close> = agentbox.DockerExecutor{ image = %q, work_dir = %q, timeout = 60, max_output = 1048576 }
-        local r = ex:execute{ { lang = "sh", code = "head -c 100000000 /dev/zero | tr '\\0' x" } }
-        local hwm = io.open("/proc/self/status"):read("a"):match("VmHWM:%%s*(%%d+)")
-        io.write(r.exit_code, " ", #r.output, " ", hwm, "\n", r.output:sub(-80))
-      ]]):format(IMAGE, dir)
-      local r = H.run({ "lua5.4", "-e", src }, { env = lua_env(), timeout = 120 })
-      assert.equal(0, r.exit_code, r.output)
-      local code, len, hwm = r.stdout:match("^(%d+) (%d+) (%d+)")
-      assert.equal("0", code)
-      assert.is_true(tonumber(len) < 1048576 + 200, len)
-      assert.is_true(tonumber(hwm) < 64 * 1024, "peak RSS " .. hwm .. " kB")
-      assert.matches("output truncated, 98951424 bytes dropped", r.stdout)
-    end)
-
-    dit("does not pass host secrets to the code", function()
-      local src = ([[
-        local agentbox = require("agentbox")
-        local ex <close> = agentbox.DockerExecutor{ image = %q, work_dir = %q, env = { MINE = "given" } }
-        local r = ex:execute{ { lang = "python", code = "import os\nprint(sorted(os.environ.items()))" } }
-        io.write(r.output)
-      ]]):format(IMAGE, dir)
-      local r = H.run({ "lua5.4", "-e", src }, { env = lua_env{ OPENAI_API_KEY = "sk-secret-123",
-                                                                  AGENTBOX_SPEC_SECRET = "hunter2" } })
-      assert.equal(0, r.exit_code, r.output)
-      assert.not_matches("sk%-secret", r.stdout)
-      assert.not_matches("hunter2", r.stdout)
-      assert.matches("'MINE', 'given'", r.stdout)
-      assert.matches("'HOME', '/workspace'", r.stdout, 1, true)
-    end)
-
-    dit("gives the code an empty stdin", function()
-      local r = ex:execute{ { lang = "python", code = "import sys\nprint(repr(sys.stdin.read()))" } }
-      assert.equal("''\n", r.output)
-    end)
-
-    dit("streams output through on_output before the block ends", function()
-      local seen = {}
-      local e <close> = agentbox.DockerExecutor{ image = IMAGE, work_dir = dir, on_output = function(chunk, stream)
-        seen[#seen + 1] = { chunk = chunk, stream = stream, t = core.now() }
-      end }
-      e:start()
-      local t0 = core.now()
-      local r = e:execute{ { lang = "python",
-                             code = "import time,sys\nprint('early')\ntime.sleep(0.6)\nprint('late', file=sys.stderr)" } }
-      local t1 = core.now()
-      assert.equal(0, r.exit_code, r.output)
-      local trace = {}
-      for i, c in ipairs(seen) do trace[i] = ("%s %q at +%.3f s"):format(c.stream, c.chunk, c.t - t0) end
-      trace = table.concat(trace, "; ") .. (" (ended at +%.3f s)"):format(t1 - t0)
-      assert.equal("early\n", seen[1].chunk, trace)
-      assert.equal("stdout", seen[1].stream, trace)
-      assert.is_true(seen[1].t - t0 < t1 - t0 - 0.4, trace)
-      assert.equal("stderr", seen[#seen].stream, trace)
-    end)
-
-    dit("infers the language of an untagged block", function()
-      local r = ex:execute(agentbox.code.extract("```\nprint('inferred')\n```"))
-      assert.equal("inferred\n", r.output)
-    end)
-
-    dit("rejects bad options and bad blocks clearly", function()
-      assert.has_error(function() agentbox.DockerExecutor{ timout = 3 } end)
-      assert.has_error(function() agentbox.DockerExecutor{ timeout = -1 } end,
-        "DockerExecutor: timeout must be a positive number of seconds")
+    dit("rejects its own bad options clearly", function()
       assert.has_error(function() agentbox.DockerExecutor{ user = "0:0" } end,
         "DockerExecutor: user must be a non-root \"uid:gid\" string")
       assert.has_error(function() agentbox.DockerExecutor{ memory = "lots" } end)
-      assert.has_error(function() ex:execute("print(1)") end)
-      assert.has_error(function() ex:execute{ { lang = "python" } } end)
+      assert.has_error(function() agentbox.DockerExecutor{ transfer = "ftp" } end,
+        "DockerExecutor: transfer must be \"bind\" or \"archive\"")
     end)
 
-    dit("raises on use after close, and close is idempotent", function()
-      local e = agentbox.DockerExecutor{ image = IMAGE, work_dir = dir }
-      assert.is_true(e:close())
-      assert.is_true(e:close())
-      assert.has_error(function() e:execute{} end, "DockerExecutor: execute after close")
-    end)
-  end)
-
-  describe("sandbox", function()
     dit("runs as a non-root user that owns the work_dir's files", function()
       local r = ex:execute{ { lang = "sh", code = "id -u; id -g; touch made_here" } }
       assert.equal(0, r.exit_code, r.output)

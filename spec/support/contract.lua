@@ -29,26 +29,47 @@ local function docker_reachable()
   return reachable, why
 end
 
-function M.need_docker()
+-- busted's describe/it/pending live in the spec file's environment, not in
+-- _G where this module runs: take them from the nearest caller that has them.
+local function busted_env(field)
+  for level = 3, 50 do
+    local info = debug.getinfo(level, "f")
+    if not info then break end
+    for i = 1, 255 do
+      local name, val = debug.getupvalue(info.func, i)
+      if not name then break end
+      if name == "_ENV" and type(val) == "table" and val[field] then return val end
+    end
+  end
+  if _G[field] then return _G end
+  error("spec.support.contract must be used from a busted spec file (no " .. field .. " found)", 3)
+end
+
+--- Gate of the Docker cases; pending: busted's (found on the stack if not given).
+function M.need_docker(pending)
   local ok, reason = docker_reachable()
   if ok then return end
   if os.getenv("CI") == "true" then
     error("Docker is not reachable and CI=true, so the #docker specs fail instead of skipping: " .. tostring(reason), 0)
   end
+  pending = pending or busted_env("pending").pending
   pending("Docker is not reachable (" .. tostring(reason) .. "); start dockerd or set DOCKER_HOST to run the #docker specs")
 end
 
 -- One row per executor kind: how to build one, and what the sandbox path
 -- of work_dir is for code running inside it.
+-- `name` is the constructor's name in agentbox (and the prefix of its
+-- errors); `extra` is the Lua source of options a nested process adds.
 M.KINDS = {
   {
-    kind = "local", tag = "",
+    kind = "local", tag = "", name = "LocalExecutor", extra = "",
     new = function(opts) return agentbox.LocalExecutor(opts) end,
     inside = function(ex) return ex.work_dir end,
     gate = function() end,
   },
   {
-    kind = "docker", tag = " #docker",
+    kind = "docker", tag = " #docker", name = "DockerExecutor",
+    extra = ("image = %q, "):format(M.IMAGE),
     new = function(opts)
       if opts.image == nil then opts.image = M.IMAGE end
       return agentbox.DockerExecutor(opts)
@@ -59,15 +80,24 @@ M.KINDS = {
 }
 
 --- Run body(E) once per executor kind, inside describe("<title> [<kind>]").
---- E.kind, E.it(name, fn), E.new(opts) (work_dir defaults to a path that
---- agentbox creates under a fresh temp directory removed after the case), E.inside(ex) (work_dir as
---- the code sees it), E.tmpdir(tag).
+--- E.kind, E.name ("LocalExecutor", ...), E.it(name, fn), E.new(opts)
+--- (work_dir defaults to a path that agentbox creates under a fresh temp
+--- directory removed after the case; opts is filled in, so opts.work_dir is
+--- the path given), E.inside(ex) (work_dir as the code sees it),
+--- E.tmpdir(tag), E.new_src(opts_src): Lua source of an expression that
+--- builds this kind of executor in a nested process (opts_src: the fields,
+--- e.g. 'work_dir = "/x", timeout = 5').
 function M.each(title, body, only)
+  local env = busted_env("describe")
+  local describe, it, after_each = env.describe, env.it, env.after_each
   for _, row in ipairs(M.KINDS) do
     if not only or only[row.kind] then
       describe(title .. " [" .. row.kind .. "]" .. row.tag, function()
         local dirs, exs = {}, {}
-        local E = { kind = row.kind, inside = row.inside }
+        local E = { kind = row.kind, name = row.name, inside = row.inside }
+        function E.new_src(opts_src)
+          return ("require(\"agentbox\").%s{ %s%s }"):format(row.name, row.extra, opts_src)
+        end
         function E.tmpdir(tag)
           local d = H.tmpdir(row.kind .. "-" .. (tag or "c"))
           dirs[#dirs + 1] = d
@@ -84,7 +114,7 @@ function M.each(title, body, only)
         end
         function E.it(name, fn)
           it(name, function()
-            row.gate()
+            row.gate(env.pending)
             return fn()
           end)
         end

@@ -71,15 +71,43 @@ function M.sup_path()
   return sup_cache or nil
 end
 
+--- total_timeout option: a positive number of seconds, false for none;
+--- nil gives the default, 4 x the per-block timeout (room for a few blocks
+--- near their own limit; a reply of many slow blocks is cut).
+function M.total_timeout(v, timeout, what)
+  if v == nil then return 4 * timeout end
+  if v == false then return false end
+  if type(v) ~= "number" or not (v > 0) then
+    error(what .. ": total_timeout must be a positive number of seconds, or false for none", 3)
+  end
+  return v
+end
+
+function M.total_timeout_line(total, left, of)
+  return ("\nagentbox: total_timeout of %g s for this execute ran out; %d of %d blocks not run"):format(total, left, of)
+end
+
 --- The block loop both executors share (AutoGen's semantics): blocks run in
 --- order and stop at the first failure; outputs concatenate; code_file is
 --- the first file written. The executor supplies
 ---   write(prep, code) -> path | nil, message      (puts the file in place)
----   run(prep, path, out) -> { exit_code =, timed_out = } | nil, message
-function M.run_blocks(blocks, max_output, save_only, write, run)
+---   run(prep, path, out, timeout) -> { exit_code =, timed_out = } | nil, message
+--- limits = { timeout = per block, total = seconds for the whole call or
+--- false }: each block runs for at most min(timeout, what is left of total);
+--- when the total runs out, the rest does not run, the output says so and
+--- the exit code is 124.
+function M.run_blocks(blocks, max_output, save_only, write, run, limits)
   local out = M.result_builder(max_output)
   local exit_code, code_file = 0, nil
-  for _, block in ipairs(blocks) do
+  local total = limits.total
+  local deadline = total and core.now() + total
+  for i, block in ipairs(blocks) do
+    local left = deadline and deadline - core.now()
+    if left and left <= 0 then
+      out.add(M.total_timeout_line(total, #blocks - i + 1, #blocks))
+      exit_code = 124
+      break
+    end
     local prep, err = M.prepare(block)
     local path
     if prep then path, err = write(prep, block.code) end
@@ -93,7 +121,8 @@ function M.run_blocks(blocks, max_output, save_only, write, run)
       out.add("Code saved to " .. path .. "\n")
       exit_code = 0
     else
-      local r, rerr = run(prep, path, out)
+      local cut = left and left < limits.timeout
+      local r, rerr = run(prep, path, out, cut and left or limits.timeout)
       if not r then
         out.add(rerr)
         exit_code = 1
@@ -102,6 +131,7 @@ function M.run_blocks(blocks, max_output, save_only, write, run)
       exit_code = r.exit_code
       if r.timed_out then
         out.add("\n" .. M.TIMEOUT_MSG)
+        if cut then out.add(M.total_timeout_line(total, #blocks - i, #blocks)) end
         break
       end
       if exit_code ~= 0 then break end

@@ -19,7 +19,8 @@ DockerExecutor.__index = DockerExecutor
 local KNOWN = { image = true, work_dir = true, timeout = true, network = true, read_only = true, user = true,
                 memory = true, cpus = true, pids_limit = true, tmpfs = true, mounts = true, docker_host = true,
                 auto_remove = true, container_name = true, env = true, max_output = true, on_output = true,
-                execution_policies = true, grace = true, transfer = true, on_progress = true }
+                execution_policies = true, grace = true, transfer = true, on_progress = true,
+                total_timeout = true }
 KNOWN.keep_work_dir = true   -- the workspace (sandbox_files.lua)
 
 local WORKSPACE = files.WORKSPACE
@@ -96,6 +97,7 @@ local function new(opts)
   if type(self.image) ~= "string" then fail("image must be a string") end
   self.timeout = opts.timeout or 60
   if type(self.timeout) ~= "number" or self.timeout <= 0 then fail("timeout must be a positive number of seconds") end
+  self.total_timeout = common.total_timeout(opts.total_timeout, self.timeout, "DockerExecutor")
   self.grace = opts.grace or 0.5
   self.max_output = opts.max_output or 1048576
   if math.type(self.max_output) ~= "integer" or self.max_output < 0 then
@@ -302,9 +304,10 @@ local function after_signal(self, res, out)
   end
 end
 
-function DockerExecutor:_run(argv, out, retried)
+-- timeout: this block's, min(the executor's, what is left of total_timeout)
+function DockerExecutor:_run(argv, out, timeout, retried)
   local c, id = self.client, self.container_id
-  local cmd = { SUP, "-t", tostring(math.ceil(self.timeout * 1000)), "-g", tostring(math.ceil(self.grace * 1000)), "--" }
+  local cmd = { SUP, "-t", tostring(math.ceil(timeout * 1000)), "-g", tostring(math.ceil(self.grace * 1000)), "--" }
   for _, a in ipairs(argv) do cmd[#cmd + 1] = a end
   local exec_id, err, status = c:exec_create(id, { Cmd = cmd, AttachStdout = true, AttachStderr = true, Tty = false })
   if not exec_id then
@@ -313,12 +316,12 @@ function DockerExecutor:_run(argv, out, retried)
       c:remove(id)
       self.container_id = nil
       self:_ensure()
-      return self:_run(argv, out, true)
+      return self:_run(argv, out, timeout, true)
     end
     error("DockerExecutor: " .. err, 0)
   end
   local t0 = core.now()
-  local req <close> = c:exec_start(exec_id, out.budget(), self.timeout + self.grace + BACKSTOP)
+  local req <close> = c:exec_start(exec_id, out.budget(), timeout + self.grace + BACKSTOP)
   local on_output = self.on_output
   local seen = {}   -- what was read, for a stream that ends in a transport error
   local ok, werr = pcall(function()
@@ -345,7 +348,7 @@ function DockerExecutor:_run(argv, out, retried)
     -- the stream broke or the backstop fired: this container is suspect
     c:remove(id)
     self.container_id = nil
-    if elapsed >= self.timeout then
+    if elapsed >= timeout then
       out.add(table.concat(seen))
       return { timed_out = true, exit_code = 124 }
     end
@@ -362,21 +365,23 @@ function DockerExecutor:_run(argv, out, retried)
   end
   local exit_code = math.tointeger(info.ExitCode) or 1
   -- 124 is also a program's own choice; only a full deadline is a timeout
-  local r = { exit_code = exit_code, timed_out = exit_code == 124 and elapsed >= self.timeout }
+  local r = { exit_code = exit_code, timed_out = exit_code == 124 and elapsed >= timeout }
   if exit_code > 128 and not r.timed_out then after_signal(self, res, out) end
   return r
 end
 
 function DockerExecutor:_execute(blocks)
+  -- starting the container (perhaps pulling its image) is not the code's time
+  if #blocks > 0 then self:_ensure() end
   return common.run_blocks(blocks, self.max_output, self.save_only,
     function(prep, text) return write_host(self, prep.rel, text) end,
-    function(prep, _, out)
+    function(prep, _, out, timeout)
       local argv, err = container_argv(prep.info, WORKSPACE .. "/" .. prep.rel)
       if not argv then return nil, err end
       self:_ensure()
       if self.transfer == "archive" then upload_block(self, prep.rel, prep.code) end
-      return self:_run(argv, out)
-    end)
+      return self:_run(argv, out, timeout)
+    end, { timeout = self.timeout, total = self.total_timeout })
 end
 
 --- Run the blocks in order, stopping at the first failure.

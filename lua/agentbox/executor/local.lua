@@ -12,7 +12,7 @@ LocalExecutor.__index = LocalExecutor
 
 local KNOWN = { work_dir = true, timeout = true, env = true, max_output = true, on_output = true,
                 execution_policies = true, python = true, grace = true, rlimits = true,
-                nice = true, keep_work_dir = true }
+                nice = true, keep_work_dir = true, total_timeout = true }
 
 local function build_env(work_dir, extra)
   local env = {
@@ -41,6 +41,7 @@ local function new(opts)
   if type(self.timeout) ~= "number" or self.timeout <= 0 then
     error("LocalExecutor: timeout must be a positive number of seconds", 2)
   end
+  self.total_timeout = common.total_timeout(opts.total_timeout, self.timeout, "LocalExecutor")
   self.max_output = opts.max_output or 1048576
   if math.type(self.max_output) ~= "integer" or self.max_output < 0 then
     error("LocalExecutor: max_output must be a non-negative integer (bytes)", 2)
@@ -92,9 +93,9 @@ function LocalExecutor:_command(info, file)
   return nil, "unknown language " .. info.name
 end
 
-local function run_block(self, argv, budget, out)
+local function run_block(self, argv, budget, out, timeout)
   local p <close> = assert(core.spawn{ argv = argv, cwd = self.work_dir, env = self.env,
-                                       timeout = self.timeout, grace = self.grace,
+                                       timeout = timeout, grace = self.grace,
                                        max_output = budget, rlimits = self.rlimits,
                                        stream = self.on_output ~= nil, sup = common.sup_path(),
                                        nice = self.nice })
@@ -117,12 +118,12 @@ end
 function LocalExecutor:_execute(blocks)
   return common.run_blocks(blocks, self.max_output, self.save_only,
     function(prep, text) return workspace.write(self._ws, prep.rel, text) end,
-    function(prep, path, out)
+    function(prep, path, out, timeout)
       local argv, err = self:_command(prep.info, path)
       if not argv then return nil, err end
-      local r = run_block(self, argv, out.budget(), out)
+      local r = run_block(self, argv, out.budget(), out, timeout)
       return { exit_code = common.exit_code(r), timed_out = r.timed_out }
-    end)
+    end, { timeout = self.timeout, total = self.total_timeout })
 end
 
 --- Run the blocks in order, stopping at the first failure.
