@@ -43,14 +43,16 @@ local function spawn_line(argv, env)
 end
 
 describe("DockerExecutor #docker", function()
-  local dir, ex
+  local base, dir, ex
   setup(function()
-    dir = H.tmpdir("docker")
+    -- a path agentbox creates: an existing root-owned work_dir is refused
+    base = H.tmpdir("docker")
+    dir = base .. "/w"
     if reachable then ex = agentbox.DockerExecutor{ image = IMAGE, work_dir = dir, timeout = 10 } end
   end)
   teardown(function()
     if ex then ex:close() end
-    H.rm_rf(dir)
+    H.rm_rf(base)
   end)
 
   describe("sandbox", function()
