@@ -41,6 +41,9 @@ end
 
 local function new(opts)
   opts = common.check_options(opts, KNOWN, "LocalExecutor")
+  -- code of the host's uid must not read its environ or heap, nor ptrace it
+  -- (one-way: secrets stay in freed memory); README "What LocalExecutor protects"
+  assert(core.protect_host())
   local self = setmetatable({}, LocalExecutor)
   local work_dir = opts.work_dir or "."
   if type(work_dir) ~= "string" or work_dir == "" then error("LocalExecutor: work_dir must be a non-empty string", 2) end
