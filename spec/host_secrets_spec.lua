@@ -4,7 +4,7 @@
 -- (llm_config.api_key, built at run time, never in any argv or file). A
 -- block then attacks it for real: reads /proc/<host>/environ, scans
 -- /proc/<host>/mem for the table's secret, and PTRACE_ATTACHes the host and
--- the spawn server. Run as a normal user (uid 65534 via setpriv when the
+-- the spawn server and the run's supervisor. Run as a normal user (uid 65534 via setpriv when the
 -- spec runs as root) and as root: root code has CAP_SYS_PTRACE, which
 -- overrides the non-dumpable flag, so as root every attack succeeds and the
 -- spec says so; LocalExecutor is no boundary for root code.
@@ -69,6 +69,7 @@ def ptrace(pid):
 attempt("environ", environ)
 attempt("mem", mem)
 attempt("ptrace host", ptrace(host))
+attempt("ptrace supervisor", ptrace(os.getppid()))
 if server:
     attempt("ptrace server", ptrace(server[0]))
 else:
@@ -96,6 +97,7 @@ print("environ=" .. (env_line:find(os.getenv("OPENAI_API_KEY"), 1, true) and "le
 print("mem=" .. (mem_line:find(llm_config.config_list[1].api_key, 1, true) and "leaked" or mem_line))
 print("ptrace_host=" .. verdict("ptrace host"))
 print("ptrace_server=" .. verdict("ptrace server"))
+print("ptrace_sup=" .. verdict("ptrace supervisor"))
 print("exit=" .. tostring(r.exit_code))
 io.stderr:write(out)
 ]]
@@ -173,6 +175,7 @@ describe("LocalExecutor code against the host's secrets", function()
     assert.matches("^blocked Permission denied", v.mem, 1, false, v.raw)
     assert.equal("blocked Operation not permitted", v.ptrace_host, v.raw)
     assert.equal("blocked Operation not permitted", v.ptrace_server, v.raw)
+    assert.equal("blocked Operation not permitted", v.ptrace_sup, v.raw)
   end)
 
   it("costs a normal-user host its own /proc/self/environ and gdb, not its HTTP, spawn server or /proc/self/fd", function()
@@ -212,5 +215,6 @@ describe("LocalExecutor code against the host's secrets", function()
     assert.equal("leaked", v.mem, v.raw)
     assert.equal("attached", v.ptrace_host, v.raw)
     assert.equal("attached", v.ptrace_server, v.raw)
+    assert.equal("attached", v.ptrace_sup, v.raw)
   end)
 end)
