@@ -3,8 +3,9 @@
  * itself and its autogroup (as root, to -20). A task in a non-root cpu
  * cgroup is outside autogroups, and the cgroup's weight is what competes
  * with the host, so the run's tree together weighs like one task at the
- * run's nice, whatever it does inside. cgroup files belong to root (mode
- * 0644), so code of another uid cannot move itself out; root code can.
+ * run's nice, whatever it does inside. The cgroups belong to the host's
+ * uid: code of that uid that writes its pid into another cgroup.procs
+ * leaves (root always can); code of another uid cannot.
  * Only async-signal-safe calls: this runs in a child forked from a
  * possibly multithreaded host. */
 #define _GNU_SOURCE
