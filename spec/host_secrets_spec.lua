@@ -129,7 +129,7 @@ local root = core.geteuid() == 0
 
 -- What protect_host costs an embedding host that is not root: a real chat
 -- (libcurl to a scripted server, the spawn server, code run) after it, then
--- the host's view of its own /proc and a gdb of its own uid.
+-- the host's view of its own /proc and a debugger of its own uid.
 local COST = [[
 local agentbox = require("agentbox")
 local core = require("agentbox.core")
@@ -160,10 +160,13 @@ say("getenv", os.getenv("SPEC_WORK") ~= nil)
 local f = io.open("/proc/self/stat")
 local me = f:read("a"):match("^(%d+)")
 f:close()
-local g = io.popen("gdb -batch -nx -p " .. me .. " 2>&1")
-local gdb = g:read("a")
+-- what gdb, strace or perf -p of the host's own user would do first
+local g = io.popen("python3 -c 'import ctypes, os, sys; c = ctypes.CDLL(None, use_errno=True); " ..
+  "r = c.ptrace(0x4206, int(sys.argv[1]), None, None); " ..  -- PTRACE_SEIZE: no stop
+  "print(\"attached\" if r == 0 else os.strerror(ctypes.get_errno()))' " .. me .. " 2>&1")
+local dbg = g:read("a"):gsub("%s+$", "")
 g:close()
-say("gdb", gdb:find("Operation not permitted", 1, true) and "denied" or gdb:gsub("\n", " | "))
+say("debugger", dbg == "Operation not permitted" and "denied" or dbg)
 print(table.concat(out, "\n"))
 ]]
 
@@ -178,7 +181,7 @@ describe("LocalExecutor code against the host's secrets", function()
     assert.equal("blocked Operation not permitted", v.ptrace_sup, v.raw)
   end)
 
-  it("costs a normal-user host its own /proc/self/environ and gdb, not its HTTP, spawn server or /proc/self/fd", function()
+  it("costs a normal-user host its own /proc/self/environ and debuggers, not its HTTP, spawn server or /proc/self/fd", function()
     local fake = require("spec.support.fake_openai")
     local srv = fake.start{ rules = {
       { when_last_contains = "exitcode: 0", content = "TERMINATE" },
@@ -204,7 +207,7 @@ describe("LocalExecutor code against the host's secrets", function()
     assert.equal("ok", v.self_fd, raw)
     assert.equal("denied", v.self_environ, raw)   -- the cost: root-owned, mode 0400
     assert.equal("true", v.getenv, raw)           -- libc's copy is untouched
-    assert.equal("denied", v.gdb, raw)            -- the cost: no debugger of the host's uid
+    assert.equal("denied", v.debugger, raw)       -- the cost: no debugger of the host's uid
   end)
 
   it("as root: CAP_SYS_PTRACE overrides the non-dumpable flag, so root code takes everything", function()
