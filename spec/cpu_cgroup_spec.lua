@@ -87,7 +87,7 @@ describe("CPU cgroup per run where cgroups are not writable", function()
     local src = [[
 local agentbox = require("agentbox")
 local ex = agentbox.LocalExecutor{ work_dir = os.getenv("SPEC_WORK"), timeout = 20 }
-local r = ex:execute{ { lang = "sh", code = "sleep 0.2; cat /proc/self/cgroup /proc/self/autogroup" } }
+local r = ex:execute{ { lang = "sh", code = "sleep 0.5; cat /proc/self/cgroup /proc/self/autogroup" } }
 io.write("exit=", r.exit_code, "\n", r.output)
 ]]
     local argv = { "lua5.4", "-e", src }

@@ -251,9 +251,10 @@ void ab_autogroup_nice(pid_t pid, int nice) {
   put(path, at, sizeof path, "/autogroup");
   put(v, put_num(v, 0, sizeof v, (unsigned long)nice), sizeof v, "\n");
   /* a program that has just exec'd keeps the non-dumpable flag (so a
-   * root-owned /proc entry) until the kernel finishes the exec: retry */
+   * root-owned /proc entry) until the kernel finishes the exec, which a
+   * loaded machine may delay: retry for up to ~200 ms */
   int fd = -1;
-  for (int i = 0; i < 20 && fd < 0; i++) {
+  for (int i = 0; i < 200 && fd < 0; i++) {
     fd = open(path, O_WRONLY | O_CLOEXEC);
     if (fd < 0 && errno != EACCES) return;
     if (fd < 0) pause_ms(1);
