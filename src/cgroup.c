@@ -260,6 +260,11 @@ void ab_autogroup_nice(pid_t pid, int nice) {
     if (fd < 0) pause_ms(1);
   }
   if (fd < 0) return;
-  (void)!write(fd, v, strlen(v));
+  /* without CAP_SYS_ADMIN the kernel takes one autogroup nice change per
+   * 100 ms system-wide and says EAGAIN to the others: wait our turn */
+  for (int i = 0; i < 30; i++) {
+    if (write(fd, v, strlen(v)) >= 0 || errno != EAGAIN) break;
+    pause_ms(10);
+  }
   close(fd);
 }
