@@ -163,6 +163,7 @@ int luaopen_agentbox_core(lua_State *L) {
   ab_open_embed(L);
   ab_open_dockerio(L);
   ab_open_workspace(L);
+  ab_open_protect(L);
   lua_pushliteral(L, AGENTBOX_VERSION);
   lua_setfield(L, -2, "version");
   return 1;

@@ -101,6 +101,7 @@ void ab_open_util(lua_State *L);
 void ab_open_embed(lua_State *L);
 void ab_open_dockerio(lua_State *L);
 void ab_open_workspace(lua_State *L);   /* workspace.c: core.workspace */
+void ab_open_protect(lua_State *L);   /* protect.c */
 
 /* posix_spawn attributes for a clean child: default signal dispositions,
  * empty mask (spawner.c, proc.c) */

@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include "spawnproto.h"
 #include "sup.h"
+#include "cgroup.h"
 
 typedef struct { uint32_t id; pid_t pid; } run;
 
@@ -65,6 +66,9 @@ int ab_spawn_server(int sock) {
   sigprocmask(SIG_BLOCK, &set, NULL);
   int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
   pid_t host = getppid();
+  /* it holds other runs' requests and its supervisors inherit the flag:
+   * code of the same uid must not ptrace or read them (core.protect_host) */
+  prctl(PR_SET_DUMPABLE, 0);
   prctl(PR_SET_PDEATHSIG, SIGTERM);
   if (getppid() != host) return 0;
   size_t nruns = 0, cap = 64;
@@ -136,5 +140,6 @@ int ab_spawn_server(int sock) {
   }
   /* cancel what still runs; each supervisor kills its own tree */
   for (size_t i = 0; i < nruns; i++) kill(runs[i].pid, SIGTERM);
+  ab_cgroup_cleanup(getpid());   /* after supervisors that were SIGKILLed */
   return 0;
 }

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "sup.h"
+#include "cgroup.h"
 
 static int64_t mono_ms(void) {
   struct timespec ts;
@@ -274,6 +275,9 @@ static pid_t start_program(const ab_sup_args *a) {
   }
   pid_t pid = clone(exec_trampoline, stk + sz, CLONE_VM | CLONE_VFORK | SIGCHLD, (void *)a);
   munmap(stk, sz);
+  /* again from here: a non-dumpable child (core.protect_host) may not
+   * write its own /proc/self/autogroup as a normal user */
+  if (pid > 0 && a->nice) ab_autogroup_nice(pid, a->nice);
   return pid;
 }
 
@@ -320,9 +324,13 @@ void ab_supervise(const ab_sup_args *a, ab_sup_report *r) {
   long oom0 = oom_kills();
   ptable t;
   int have_pt = pt_init(&t) == 0;
+  /* the run's tree weighs like one task at a->nice (cgroup.c) */
+  ab_cgroup cg;
+  ab_cgroup_enter(&cg, a->host ? a->host : getppid(), a->nice);
   pid_t child = r->cancelled ? -1 : start_program(a);
   if (child < 0) {
     r->spawn_errno = r->cancelled ? ECANCELED : errno;
+    ab_cgroup_leave(&cg);
     return;
   }
   int64_t deadline = a->timeout_ms > 0 ? mono_ms() + a->timeout_ms : 0;
@@ -360,6 +368,7 @@ void ab_supervise(const ab_sup_args *a, ab_sup_report *r) {
   }
   long oom1 = oom_kills();
   r->oom = oom0 >= 0 && oom1 > oom0;
+  ab_cgroup_leave(&cg);
   if (have_pt) munmap(t.pid, PT_CAP * (2 * sizeof(pid_t) + 1));
 }
 

@@ -35,6 +35,9 @@ end
 
 local function new(opts)
   opts = common.check_options(opts, KNOWN, "LocalExecutor")
+  -- code of the host's uid must not read its environ or heap, nor ptrace it
+  -- (one-way: secrets stay in freed memory); README "What LocalExecutor protects"
+  assert(core.protect_host())
   local self = setmetatable({}, LocalExecutor)
   workspace.attach(self, opts, "LocalExecutor")
   self.timeout = opts.timeout or 60

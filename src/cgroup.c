@@ -1,0 +1,270 @@
+/* Per-run CPU cgroups (see cgroup.h). nice alone does not hold: a new
+ * session is a new scheduler autogroup at nice 0, and code may renice
+ * itself and its autogroup (as root, to -20). A task in a non-root cpu
+ * cgroup is outside autogroups, and the cgroup's weight is what competes
+ * with the host, so the run's tree together weighs like one task at the
+ * run's nice, whatever it does inside. The cgroups belong to the host's
+ * uid: code of that uid that writes its pid into another cgroup.procs
+ * leaves (root always can); code of another uid cannot.
+ * Only async-signal-safe calls: this runs in a child forked from a
+ * possibly multithreaded host. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+#include "cgroup.h"
+
+/* The kernel's sched_prio_to_weight for nice 0..19 (cpu.shares units; a
+ * nice-0 task weighs 1024). */
+static const int NICE_WEIGHT[20] = {1024, 820, 655, 526, 423, 335, 272, 215, 172, 137,
+                                    110, 87, 70, 56, 45, 36, 29, 23, 18, 15};
+
+static size_t put(char *d, size_t at, size_t cap, const char *s) {
+  while (*s && at + 1 < cap) d[at++] = *s++;
+  d[at] = 0;
+  return at;
+}
+
+static size_t put_num(char *d, size_t at, size_t cap, unsigned long v) {
+  char num[24];
+  int k = 0;
+  do { num[k++] = (char)('0' + v % 10); v /= 10; } while (v);
+  while (k && at + 1 < cap) d[at++] = num[--k];
+  d[at] = 0;
+  return at;
+}
+
+static int write_at(int dir, const char *file, const char *val) {
+  int fd = openat(dir, file, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  size_t n = strlen(val);
+  int ok = write(fd, val, n) == (ssize_t)n;
+  close(fd);
+  return ok ? 0 : -1;
+}
+
+/* Does the whitespace-separated list in dir/file contain word? */
+static int has_word(int dir, const char *file, const char *word) {
+  int fd = openat(dir, file, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char buf[512];
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  buf[n] = 0;
+  size_t wl = strlen(word);
+  for (char *p = buf; *p;) {
+    while (*p == ' ' || *p == '\n') p++;
+    char *e = p;
+    while (*e && *e != ' ' && *e != '\n') e++;
+    if ((size_t)(e - p) == wl && strncmp(p, word, wl) == 0) return 1;
+    p = e;
+  }
+  return 0;
+}
+
+/* Is "cpu" one of the comma-separated controllers in [s, e)? */
+static int lists_cpu(const char *s, const char *e) {
+  while (s < e) {
+    const char *c = s;
+    while (c < e && *c != ',') c++;
+    if (c - s == 3 && strncmp(s, "cpu", 3) == 0) return 1;
+    s = c + 1;
+  }
+  return 0;
+}
+
+static int open_dir(const char *mount, const char *path, size_t plen) {
+  char full[4352];
+  size_t at = put(full, 0, sizeof full, mount);
+  if (at + plen + 1 >= sizeof full) return -1;
+  memcpy(full + at, path, plen);
+  full[at + plen] = 0;
+  return open(full, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
+/* The directory of this process's cpu cgroup: the v1 hierarchy that has
+ * the cpu controller, else the v2 one. -1 when there is none. */
+static int find_origin(int *v2) {
+  static const char *const v1_mounts[] = {"/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpu,cpuacct", "/sys/fs/cgroup/cpuacct,cpu"};
+  static const char *const v2_mounts[] = {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"};
+  char buf[4096];
+  int fd = open("/proc/self/cgroup", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return -1;
+  buf[n] = 0;
+  const char *v2path = NULL;
+  size_t v2len = 0;
+  for (char *line = buf; *line;) {
+    char *end = line;
+    while (*end && *end != '\n') end++;
+    char *c1 = memchr(line, ':', (size_t)(end - line));
+    char *c2 = c1 ? memchr(c1 + 1, ':', (size_t)(end - c1 - 1)) : NULL;
+    if (c2 && c2 == c1 + 1 && c1 - line == 1 && line[0] == '0') {
+      v2path = c2 + 1;
+      v2len = (size_t)(end - c2 - 1);
+    } else if (c2 && lists_cpu(c1 + 1, c2)) {
+      for (int i = 0; i < 3; i++) {
+        int d = open_dir(v1_mounts[i], c2 + 1, (size_t)(end - c2 - 1));
+        if (d < 0) continue;
+        if (faccessat(d, "cpu.shares", F_OK, 0) == 0) { *v2 = 0; return d; }
+        close(d);
+      }
+    }
+    line = *end ? end + 1 : end;
+  }
+  if (!v2path) return -1;
+  for (int i = 0; i < 2; i++) {
+    int d = open_dir(v2_mounts[i], v2path, v2len);
+    if (d < 0) continue;
+    if (faccessat(d, "cgroup.controllers", F_OK, 0) == 0) { *v2 = 1; return d; }
+    close(d);
+  }
+  return -1;
+}
+
+static void pause_ms(long ms) {
+  struct timespec ts = {0, ms * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+/* rmdir; a cgroup whose last task was just reaped can be busy briefly */
+static void remove_dir(int dir, const char *name) {
+  for (int i = 0; i < 20; i++) {
+    if (unlinkat(dir, name, AT_REMOVEDIR) == 0 || errno != EBUSY) return;
+    pause_ms(1);
+  }
+}
+
+int ab_cgroup_enter(ab_cgroup *cg, pid_t owner, int nice) {
+  cg->origin = -1;
+  if (nice <= 0) return 0;
+  if (nice > 19) nice = 19;
+  int origin = find_origin(&cg->v2);
+  if (origin < 0) return 0;
+  put_num(cg->parent, put(cg->parent, 0, sizeof cg->parent, "agentbox-"), sizeof cg->parent, (unsigned long)owner);
+  put_num(cg->run, put(cg->run, 0, sizeof cg->run, "run-"), sizeof cg->run, (unsigned long)getpid());
+  char w[24];
+  int weight = NICE_WEIGHT[nice];
+  /* v2 cpu.weight is 1..10000 with 100 for nice 0 */
+  put_num(w, 0, sizeof w, (unsigned long)(cg->v2 ? (weight * 100 / 1024 > 0 ? weight * 100 / 1024 : 1) : weight));
+  const char *wfile = cg->v2 ? "cpu.weight" : "cpu.shares";
+  int pfd = -1;
+  /* another supervisor of this owner may remove the parent between our
+   * mkdir and our run's mkdir: then make it again */
+  for (int tries = 0; tries < 5 && pfd < 0; tries++) {
+    if (mkdirat(origin, cg->parent, 0755) != 0 && errno != EEXIST) break;
+    pfd = openat(origin, cg->parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (pfd < 0) continue;
+    if (mkdirat(pfd, cg->run, 0755) == 0) break;
+    int e = errno;
+    close(pfd);
+    pfd = -1;
+    if (e != ENOENT) break;
+  }
+  if (pfd < 0) {
+    close(origin);
+    return 0;
+  }
+  /* the parent's weight is what competes with the host: all of one
+   * owner's runs at once weigh like one task at this nice */
+  int ok = (!cg->v2 || has_word(pfd, "cgroup.controllers", "cpu")) && write_at(pfd, wfile, w) == 0;
+  if (ok && cg->v2) (void)write_at(pfd, "cgroup.subtree_control", "+cpu");
+  int rfd = ok ? openat(pfd, cg->run, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+  if (rfd >= 0) {
+    (void)write_at(rfd, wfile, w);   /* between runs of one owner */
+    ok = write_at(rfd, "cgroup.procs", "0") == 0;
+    close(rfd);
+  } else {
+    ok = 0;
+  }
+  if (!ok) {
+    remove_dir(pfd, cg->run);
+    close(pfd);
+    remove_dir(origin, cg->parent);
+    close(origin);
+    return 0;
+  }
+  close(pfd);
+  cg->origin = origin;
+  return 1;
+}
+
+void ab_cgroup_leave(ab_cgroup *cg) {
+  if (cg->origin < 0) return;
+  (void)write_at(cg->origin, "cgroup.procs", "0");
+  int pfd = openat(cg->origin, cg->parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (pfd >= 0) {
+    remove_dir(pfd, cg->run);
+    close(pfd);
+  }
+  if (unlinkat(cg->origin, cg->parent, AT_REMOVEDIR) != 0) { /* other runs still in it */ }
+  close(cg->origin);
+  cg->origin = -1;
+}
+
+struct cg_dirent64 {
+  uint64_t d_ino;
+  int64_t d_off;
+  unsigned short d_reclen;
+  unsigned char d_type;
+  char d_name[];
+};
+
+void ab_cgroup_cleanup(pid_t owner) {
+  int v2;
+  int origin = find_origin(&v2);
+  if (origin < 0) return;
+  char parent[32];
+  put_num(parent, put(parent, 0, sizeof parent, "agentbox-"), sizeof parent, (unsigned long)owner);
+  int pfd = openat(origin, parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (pfd >= 0) {
+    char buf[4096];
+    for (;;) {
+      long n = syscall(SYS_getdents64, pfd, buf, sizeof buf);
+      if (n <= 0) break;
+      for (long off = 0; off < n;) {
+        struct cg_dirent64 *d = (struct cg_dirent64 *)(buf + off);
+        off += d->d_reclen;
+        if (d->d_type == DT_DIR && strncmp(d->d_name, "run-", 4) == 0) remove_dir(pfd, d->d_name);
+      }
+    }
+    close(pfd);
+    remove_dir(origin, parent);
+  }
+  close(origin);
+}
+
+void ab_autogroup_nice(pid_t pid, int nice) {
+  char path[48], v[8];
+  size_t at = put(path, 0, sizeof path, "/proc/");
+  if (pid > 0) at = put_num(path, at, sizeof path, (unsigned long)pid);
+  else at = put(path, at, sizeof path, "self");
+  put(path, at, sizeof path, "/autogroup");
+  put(v, put_num(v, 0, sizeof v, (unsigned long)nice), sizeof v, "\n");
+  /* a program that has just exec'd keeps the non-dumpable flag (so a
+   * root-owned /proc entry) until the kernel finishes the exec, which a
+   * loaded machine may delay: retry for up to ~200 ms */
+  int fd = -1;
+  for (int i = 0; i < 200 && fd < 0; i++) {
+    fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0 && errno != EACCES) return;
+    if (fd < 0) pause_ms(1);
+  }
+  if (fd < 0) return;
+  /* without CAP_SYS_ADMIN the kernel takes one autogroup nice change per
+   * 100 ms system-wide and says EAGAIN to the others: wait our turn */
+  for (int i = 0; i < 30; i++) {
+    if (write(fd, v, strlen(v)) >= 0 || errno != EAGAIN) break;
+    pause_ms(10);
+  }
+  close(fd);
+}
