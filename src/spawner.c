@@ -149,6 +149,7 @@ int ab_spawner_spawn(ab_ctx *c, const char *sup, const ab_spawn_opts *o, const i
   rq.timeout_ms = o->timeout_ms;
   rq.grace_ms = o->grace_ms;
   rq.nice = o->nice;
+  rq.flags = o->flags;
   for (int i = 0; i < 4; i++) rq.rlimit[i] = o->rlimit[i];
   size_t len = sizeof rq;
   int bad = add_str(buf, &len, o->cwd ? o->cwd : "");
@@ -200,12 +201,13 @@ void ab_spawner_forget(ab_ctx *c, uint32_t id) {
     if (s->pend[i].id == id) { s->pend[i] = s->pend[--s->npend]; break; }
 }
 
-void ab_spawner_kill(ab_ctx *c, uint32_t id) {
+void ab_spawner_kill(ab_ctx *c, uint32_t id, int hard) {
   ab_spawner *s = c->spawner;
   if (!s || s->sock < 0) return;
+  if (hard && s->pid > 0) kill(s->pid, SIGCONT);   /* our child: its pid is ours until reaped */
   ab_spawn_req rq;
   memset(&rq, 0, sizeof rq);
-  rq.type = AB_KILL;
+  rq.type = hard ? AB_KILL_HARD : AB_KILL;
   rq.id = id;
   (void)!send(s->sock, &rq, sizeof rq, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
