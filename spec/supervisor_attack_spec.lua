@@ -161,3 +161,70 @@ C.each("a block that attacks its supervisor", function(E)
     cleanup_local({ ex.work_dir .. "/hb_next" })
   end)
 end)
+
+-- LocalExecutor only: the code runs as the host's uid and can reach the
+-- spawn server (in Docker it is on the other side of the boundary)
+local ON_SERVER = [=[
+import os, signal, time
+HB, SIG = %q, %d
+r, w = os.pipe()
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        fd = os.open('/dev/null', os.O_RDWR)
+        for i in (0, 1, 2): os.dup2(fd, i)
+        n = 0
+        while True:
+            n += 1
+            with open(HB + '.tmp', 'w') as f: f.write('%%d %%d' %% (os.getpid(), n))
+            os.rename(HB + '.tmp', HB)
+            if n == 1: os.write(w, b'x')
+            time.sleep(0.05)
+    os._exit(0)
+os.wait()
+os.read(r, 1)
+server = int(open('/proc/%%d/stat' %% os.getppid()).read().rsplit(')', 1)[1].split()[1])
+print('heartbeat running', flush=True)
+os.kill(server, SIG)
+time.sleep(1)
+print('still here', flush=True)
+]=]
+
+C.each("a block that attacks the spawn server", function(E)
+  local deadline = TIMEOUT + GRACE + (core.deadline_margin or 3) + 2
+  E.it("kill -9: the block ends with a clear line, its tree dies, the next block gets a new server", function()
+    local ex = E.new{ timeout = TIMEOUT, grace = GRACE, python = PYTHON }
+    local hb = ex.work_dir .. "/hb_server"
+    local ok, err = pcall(function()
+      local res, secs = timed_execute(ex, { { lang = "python", code = ON_SERVER:format("hb_server", 9) } }, deadline + 5)
+      assert(res, "execute hung")
+      assert(secs < deadline, ("execute took %.1f s"):format(secs))
+      assert.matches("heartbeat running", res.output)
+      assert.matches("agentbox: the run was cancelled from outside", res.output)
+      assert.not_equal(0, res.exit_code)
+      local live = live_heartbeats({ hb })
+      assert(#live == 0, "the block's tree still runs: " .. table.concat(live, ", "))
+      local r2 = assert(timed_execute(ex, { { lang = "python", code = "print('fine')" } }, 20))
+      assert.equal("fine\n", r2.output)
+    end)
+    cleanup_local({ hb })
+    assert(ok, err)
+  end)
+
+  E.it("SIGSTOP: later blocks are not held up by a stopped server", function()
+    local ex = E.new{ timeout = TIMEOUT, grace = GRACE, python = PYTHON }
+    local hb = ex.work_dir .. "/hb_server_stop"
+    local ok, err = pcall(function()
+      local res = timed_execute(ex, { { lang = "python", code = ON_SERVER:format("hb_server_stop", 19) } }, deadline + 5)
+      assert(res, "execute hung")
+      assert.matches("still here", res.output)
+      local r2, secs = timed_execute(ex, { { lang = "python", code = "print('fine')" } }, deadline + 5)
+      assert(r2, "the next execute hung")
+      assert.equal("fine\n", r2.output)
+      assert(secs < TIMEOUT, ("the next block took %.1f s"):format(secs))
+      assert(#live_heartbeats({ hb }) == 0, "the first block's tree still runs")
+    end)
+    cleanup_local({ hb })
+    assert(ok, err)
+  end)
+end, { ["local"] = true })

@@ -468,6 +468,10 @@ static int p_result(lua_State *L) {
                     "stopped or killed; the host killed it and every process of the run",
                     AB_DEADLINE_MARGIN_MS / 1000);
     lua_setfield(L, -2, "error");
+  } else if (valid && r->cancelled && !p->killed) {
+    lua_pushstring(L, "the run was cancelled from outside: its supervisor got a signal (the code killed the spawn "
+                   "server or signalled the supervisor?)");
+    lua_setfield(L, -2, "error");
   } else if (!valid) {
     lua_pushstring(L, p->via_server ? "the supervisor process died without a report (killed?); the spawn "
                    "server killed every process it left" : "the supervisor process died without a report");

@@ -189,6 +189,9 @@ int ab_spawner_spawn(ab_ctx *c, const char *sup, const ab_spawn_opts *o, const i
     if (n < 0 && errno != EAGAIN) drop(s);   /* restarted on the next spawn */
     return -1;
   }
+  /* code of the same uid may have stopped the server: a run must not wait
+   * for its deadline to find that out (the server is our child, unreaped) */
+  if (s->pid > 0) kill(s->pid, SIGCONT);
   s->pend[s->npend++] = (pending){rq.id, owner, cb};
   *id_out = rq.id;
   return 0;
