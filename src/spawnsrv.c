@@ -92,15 +92,19 @@ int ab_spawn_server(int sock) {
       struct signalfd_siginfo si;
       while (read(sfd, &si, sizeof si) == sizeof si)
         if (si.ssi_signo == SIGTERM) quit = 1;
-      int st, reaped = 0;
+      int st, suspect = 0;
       pid_t w;
       while ((w = waitpid(-1, &st, WNOHANG)) > 0) {
-        reaped = 1;
+        int was_run = 0;
         for (size_t i = 0; i < nruns; i++)
-          if (runs[i].pid == w) { runs[i] = runs[--nruns]; break; }
+          if (runs[i].pid == w) { runs[i] = runs[--nruns]; was_run = 1; break; }
+        /* a supervisor that finished its work exits 0 with its tree dead
+         * (the code cannot forge that: it cannot ptrace a non-dumpable
+         * process, and LocalExecutor's seccomp filter refuses ptrace to
+         * root too); anything else may have left its tree to us */
+        if (!was_run || !WIFEXITED(st) || WEXITSTATUS(st) != 0) suspect = 1;
       }
-      /* a child died: if it was a supervisor killed mid-run, its tree is ours now */
-      if (reaped || strays) {
+      if (suspect || strays) {
         for (size_t i = 0; i < nruns; i++) keep[i] = runs[i].pid;
         strays = ab_kill_strays(keep, nruns) > 0;
       }
