@@ -17,7 +17,7 @@ local TIMEOUT, GRACE = 8, 0.5   -- room for a loaded machine (the code runs at n
 -- the python attack; HB is the heartbeat file, ATTACK one of kill9, stop, ptrace
 local ATTACK = [=[
 import ctypes, os, signal, sys, time
-HB, ATTACK = %q, %q
+HB, ATTACK, RELAY = %q, %q, %s
 ppid = os.getppid()
 r, w = os.pipe()
 if os.fork() == 0:
@@ -32,6 +32,9 @@ if os.fork() == 0:
             os.rename(HB + '.tmp', HB)
             if n == 1: os.write(w, b'x')
             time.sleep(0.05)
+            # relay: a new process every beat, so a snapshot of the process
+            # table is always one generation behind
+            if RELAY and os.fork() != 0: os._exit(0)
     os._exit(0)
 os.wait()
 os.read(r, 1)
@@ -102,15 +105,20 @@ local function live_heartbeats(list)
   return live
 end
 
--- what a failed run left behind must not keep running past the spec (only
--- a process that still runs a file of this work_dir: pids are reused)
+-- what a failed run left behind must not keep running past the spec: every
+-- process that runs a file of this work_dir (a relay changes pid each beat)
 local function cleanup_local(list)
-  for _, p in ipairs(list) do
-    local pid = (read_hb(p) or ""):match("^(%d+) ")
-    local f = pid and io.open("/proc/" .. pid .. "/cmdline", "rb")
-    local cmd = f and f:read("a") or ""
-    if f then f:close() end
-    if cmd:find(p:match("^(.*)/"), 1, true) then os.execute("kill -9 " .. pid .. " 2>/dev/null") end
+  local dir = list[1] and list[1]:match("^(.*)/")
+  if not dir then return end
+  for _ = 1, 5 do
+    local p = io.popen("ls /proc")
+    for pid in p:read("a"):gmatch("%d+") do
+      local f = io.open("/proc/" .. pid .. "/cmdline", "rb")
+      local cmd = f and f:read("a") or ""
+      if f then f:close() end
+      if cmd:find(dir, 1, true) then os.execute("kill -9 " .. pid .. " 2>/dev/null") end
+    end
+    p:close()
   end
 end
 
@@ -133,7 +141,7 @@ C.each("a block that attacks its supervisor", function(E)
         for round = 1, 3 do
           local name = ("hb_%s_%d"):format(attack, round)
           hbs[#hbs + 1] = ex.work_dir .. "/" .. name
-          local res, secs = timed_execute(ex, { { lang = "python", code = ATTACK:format(name, attack) } }, deadline + 5)
+          local res, secs = timed_execute(ex, { { lang = "python", code = ATTACK:format(name, attack, "False") } }, deadline + 5)
           assert(res, ("round %d: execute hung for %.1f s (deadline %.1f s)"):format(round, secs, deadline))
           if os.getenv("D_DEBUG") and not res.output:find("heartbeat running", 1, true) then
             os.execute("ps -eo pid,ppid,stat,wchan:20,cmd | grep -E 'sup|tmp_code' | grep -v grep; ls -la " .. ex.work_dir)
@@ -151,9 +159,29 @@ C.each("a block that attacks its supervisor", function(E)
     end)
   end
 
+  E.it("kill9 with a relaying leftover (a new pid every beat), ten blocks in a row", function()
+    local ex = new()
+    local hbs = {}
+    local ok, err = pcall(function()
+      for round = 1, 10 do
+        local name = ("hb_relay_%d"):format(round)
+        hbs[#hbs + 1] = ex.work_dir .. "/" .. name
+        local res, secs = timed_execute(ex, { { lang = "python", code = ATTACK:format(name, "kill9", "True") } },
+                                        deadline + 5)
+        assert(res, ("round %d: execute hung"):format(round))
+        assert(res.output:find("heartbeat running", 1, true), ("round %d: no heartbeat: %s"):format(round, res.output))
+        assert(secs < deadline, ("round %d: execute took %.1f s"):format(round, secs))
+      end
+      local live = live_heartbeats(hbs)
+      assert(#live == 0, "relays still run: " .. table.concat(live, ", "))
+    end)
+    if E.kind == "local" then cleanup_local(hbs) end
+    assert(ok, err)
+  end)
+
   E.it("the next block runs normally after an attack", function()
     local ex = new()
-    local res = timed_execute(ex, { { lang = "python", code = ATTACK:format("hb_next", "kill9") } }, deadline + 5)
+    local res = timed_execute(ex, { { lang = "python", code = ATTACK:format("hb_next", "kill9", "False") } }, deadline + 5)
     assert(res, "execute hung")
     local r2 = assert(timed_execute(ex, { { lang = "python", code = "print('fine')" } }, 20))
     assert.equal(0, r2.exit_code)
