@@ -282,19 +282,26 @@ static int count_uid(ptable *t, uid_t uid) {
  * sends kill(-1, SIGKILL), which reaches exactly the processes uid may
  * signal and, being one walk of the task list, none can fork its way past.
  * Children of ours that die are reaped here (they would hold their pids);
- * repeated until /proc shows none of uid alive. Returns how many are left. */
+ * repeated until /proc shows none of uid alive. Returns how many are left.
+ * (fork here is safe: only agentbox-sup's single-threaded main sets sweep.) */
 static int sweep_uid(ptable *t, uid_t uid, gid_t gid, pid_t child, ab_sup_report *r) {
-  int left = 0;
   for (int round = 0; round < 50; round++) {
-    left = count_uid(t, uid);
-    if (left == 0) break;
+    if (count_uid(t, uid) == 0) return 0;
     pid_t k = fork();
     if (k == 0) {
       if (become(uid, gid) != 0) _exit(1);
       kill(-1, SIGKILL);
       _exit(0);
     }
-    if (k > 0) while (waitpid(k, NULL, 0) < 0 && errno == EINTR) {}
+    /* the killer is the sandbox user for a moment: code could stop or
+     * kill it, so it gets 100 ms, then SIGKILL (we hold CAP_KILL) */
+    struct timespec ms = {0, 1000000};
+    for (int i = 0; k > 0; i++) {
+      pid_t got = waitpid(k, NULL, WNOHANG);
+      if (got == k || (got < 0 && errno != EINTR)) break;
+      if (i == 100) kill(k, SIGKILL);
+      nanosleep(&ms, NULL);
+    }
     int st;
     pid_t w;
     struct timespec ts = {0, 10 * 1000000};
@@ -305,7 +312,7 @@ static int sweep_uid(ptable *t, uid_t uid, gid_t gid, pid_t child, ab_sup_report
         r->exited = 1;
       }
   }
-  return left;
+  return count_uid(t, uid);
 }
 
 typedef struct {
