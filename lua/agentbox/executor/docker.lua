@@ -247,10 +247,11 @@ function DockerExecutor:_start()
   if not sup_path then
     error("DockerExecutor: the static supervisor agentbox-sup was not found (set AGENTBOX_SUP or run `make`)", 0)
   end
-  local run_user, uerr = parse_user(self.user or default_user(self))
+  local wanted = self.user or default_user(self)
+  local run_user, uerr = parse_user(wanted)
   if not run_user then
-    error("DockerExecutor: the sandbox user (the owner of work_dir, " .. tostring(default_user(self))
-      .. ") cannot be used: " .. uerr .. "; pass user = \"uid:gid\"", 0)
+    error("DockerExecutor: the sandbox user " .. tostring(wanted) .. " (the owner of work_dir) cannot be used: "
+      .. uerr .. "; pass user = \"uid:gid\"", 0)
   end
   self.run_user = run_user
   local config = self:_config(sup_path)
