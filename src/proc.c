@@ -15,6 +15,7 @@
 #include "core.h"
 #include "output.h"
 #include "spawner.h"
+#include "spawnproto.h"
 #include "sup.h"
 
 #define PROC_MT "agentbox.proc"
@@ -37,8 +38,9 @@ typedef struct {
   size_t rep_got;
   int eof[2], got_status, done, killed, via_server, spawn_errno;
   uint32_t spawn_id;
+  int overdue;                 /* the host's deadline ended the run */
   struct timespec t0, t1;
-  ab_timer backstop;
+  ab_timer backstop, deadline;
 } proc_ud;
 
 static void fd_close(int *fd) {
@@ -60,6 +62,7 @@ static void finish(proc_ud *p) {
   unwatch(p, &p->wstatus);
   unwatch(p, &p->win);
   ab_timer_stop(p->h.ctx, &p->backstop);
+  ab_timer_stop(p->h.ctx, &p->deadline);
   clock_gettime(CLOCK_MONOTONIC, &p->t1);
   p->done = 1;
   if (p->via_server) ab_spawner_forget(p->h.ctx, p->spawn_id);   /* the server reaps it */
@@ -75,6 +78,21 @@ static void maybe_finish(proc_ud *p) {
  * open; the result must not wait for it forever. */
 static void backstop_cb(ab_timer *t) {
   finish(t->owner);
+}
+
+static void cancel(proc_ud *p, int hard);
+
+/* timeout + grace + AB_DEADLINE_MARGIN_MS and no report: the supervisor
+ * was stopped or killed by the code. It is killed with everything of the
+ * run (the spawn server adopts and kills what it leaves; without the
+ * server, the program dies with its supervisor), and the run ends now:
+ * nothing the code does can make the host wait longer. */
+static void deadline_cb(ab_timer *t) {
+  proc_ud *p = t->owner;
+  if (p->done) return;
+  p->overdue = 1;
+  cancel(p, 1);
+  finish(p);
 }
 
 static void keep(proc_ud *p, int s, const char *data, size_t n) {
@@ -201,9 +219,15 @@ static void on_spawned(void *owner, pid_t pid) {
   else p->spawn_errno = -pid;
 }
 
-static void cancel(proc_ud *p) {
-  if (p->via_server) ab_spawner_kill(p->h.ctx, p->spawn_id);
-  else if (p->pid > 0) kill(p->pid, SIGTERM);   /* the supervisor cancels: the tree dies */
+/* hard: SIGKILL the supervisor (the host's deadline), else SIGTERM (it
+ * cancels: the tree dies). Without the server the supervisor is our child,
+ * unreaped until finish, so its pid cannot have been reused. */
+static void cancel(proc_ud *p, int hard) {
+  if (p->via_server) ab_spawner_kill(p->h.ctx, p->spawn_id, hard);
+  else if (p->pid > 0) {
+    kill(p->pid, hard ? SIGKILL : SIGTERM);
+    kill(p->pid, SIGCONT);
+  }
 }
 
 static int l_spawn(lua_State *L) {
@@ -240,6 +264,9 @@ static int l_spawn(lua_State *L) {
   double max_output = ab_opt_number(L, 1, "max_output", 1048576);
   int nice_inc = (int)ab_opt_number(L, 1, "nice", 0);
   if (nice_inc < 0 || nice_inc > 19) return luaL_error(L, "spawn: 'nice' must be between 0 and 19");
+  lua_getfield(L, 1, "seccomp");
+  int seccomp = lua_toboolean(L, -1);
+  lua_pop(L, 1);
   if (timeout < 0 || grace < 0 || max_output < 0) return luaL_error(L, "spawn: timeout, grace and max_output must be >= 0");
   size_t inlen = 0;
   const char *in = NULL;
@@ -264,6 +291,9 @@ static int l_spawn(lua_State *L) {
   p->backstop.heap_idx = -1;
   p->backstop.cb = backstop_cb;
   p->backstop.owner = p;
+  p->deadline.heap_idx = -1;
+  p->deadline.cb = deadline_cb;
+  p->deadline.owner = p;
   lua_getfield(L, 1, "stream");
   ab_out_init(&p->out, (size_t)max_output, lua_isnil(L, -1) || lua_toboolean(L, -1), STREAM_NAMES);
   lua_pop(L, 1);
@@ -283,7 +313,7 @@ static int l_spawn(lua_State *L) {
   pid_t pid = -1;
   int sfds[4] = {inp[0], out[1], err[1], st[1]};
   ab_spawn_opts so = {argv, envp, cwd, (int64_t)(timeout * 1000.0 + 0.5), (int64_t)(grace * 1000.0 + 0.5),
-                      {rl[0], rl[1], rl[2], rl[3]}, nice_inc};
+                      {rl[0], rl[1], rl[2], rl[3]}, nice_inc, seccomp ? AB_SPAWN_SECCOMP : 0};
   /* the spawn server when there is one; if it cannot take the run (no
    * agentbox-sup, or a message too large), the supervisor is forked here */
   if (!fail && sup && ab_spawner_spawn(p->h.ctx, sup, &so, sfds, p, on_spawned, &p->spawn_id) == 0) {
@@ -309,6 +339,7 @@ static int l_spawn(lua_State *L) {
     memcpy(a.rlimit, rl, sizeof rl);
     a.host = host;
     a.nice = nice_inc;
+    a.seccomp = seccomp;
     ab_sup_report r;
     ab_supervise(&a, &r);
     if (r.spawn_errno) {
@@ -339,6 +370,9 @@ static int l_spawn(lua_State *L) {
   p->pid = pid;
   p->h.closed = 0;
   ab_ctx *c = p->h.ctx;
+  if (timeout > 0)
+    ab_timer_start(c, &p->deadline, ab_now_ms() + (int64_t)(timeout * 1000.0 + 0.5) +
+                   (int64_t)(grace * 1000.0 + 0.5) + AB_DEADLINE_MARGIN_MS);
   ab_watch *ws[4] = {&p->w[0], &p->w[1], &p->wstatus, &p->win};
   int fds[4] = {out[0], err[0], st[0], inp[1]};
   void (*cbs[4])(ab_watch *, uint32_t) = {out_cb, out_cb, status_cb, in_cb};
@@ -361,7 +395,7 @@ static int p_close(lua_State *L) {
   proc_ud *p = luaL_checkudata(L, 1, PROC_MT);
   if (p->h.closed) return 0;
   if (!p->done) {
-    cancel(p);
+    cancel(p, 0);
     finish(p);
   }
   ab_handle_forget(L, &p->h);
@@ -374,7 +408,7 @@ static int p_kill(lua_State *L) {
   proc_ud *p = check_proc(L);
   if (!p->done && !p->killed) {
     p->killed = 1;
-    cancel(p);
+    cancel(p, 0);
   }
   return 0;
 }
@@ -419,7 +453,7 @@ static int p_result(lua_State *L) {
     lua_pushinteger(L, 127);
     lua_setfield(L, -2, "exit_code");
   }
-  lua_pushboolean(L, valid && r->timed_out);
+  lua_pushboolean(L, (valid && r->timed_out) || p->overdue);
   lua_setfield(L, -2, "timed_out");
   lua_pushboolean(L, p->killed || (valid && r->cancelled));
   lua_setfield(L, -2, "cancelled");
@@ -429,8 +463,18 @@ static int p_result(lua_State *L) {
   double wall = (double)(p->t1.tv_sec - p->t0.tv_sec) + (double)(p->t1.tv_nsec - p->t0.tv_nsec) / 1e9;
   lua_pushnumber(L, wall);
   lua_setfield(L, -2, "wall");
-  if (!valid) {
-    lua_pushliteral(L, "the supervisor process died without a report");
+  if (p->overdue) {
+    lua_pushfstring(L, "the supervisor did not end the run by its deadline (timeout + grace + %d s): it was "
+                    "stopped or killed; the host killed it and every process of the run",
+                    AB_DEADLINE_MARGIN_MS / 1000);
+    lua_setfield(L, -2, "error");
+  } else if (valid && r->cancelled && !p->killed) {
+    lua_pushstring(L, "the run was cancelled from outside: its supervisor got a signal (the code killed the spawn "
+                   "server or signalled the supervisor?)");
+    lua_setfield(L, -2, "error");
+  } else if (!valid) {
+    lua_pushstring(L, p->via_server ? "the supervisor process died without a report (killed?); the spawn "
+                   "server killed every process it left" : "the supervisor process died without a report");
     lua_setfield(L, -2, "error");
   }
   return 1;
@@ -453,4 +497,6 @@ void ab_open_proc(lua_State *L) {
   lua_pop(L, 1);
   lua_pushcfunction(L, l_spawn);
   lua_setfield(L, -2, "spawn");
+  lua_pushinteger(L, AB_DEADLINE_MARGIN_MS / 1000);
+  lua_setfield(L, -2, "deadline_margin");
 }

@@ -150,6 +150,7 @@ int ab_spawner_spawn(ab_ctx *c, const char *sup, const ab_spawn_opts *o, const i
   rq.timeout_ms = o->timeout_ms;
   rq.grace_ms = o->grace_ms;
   rq.nice = o->nice;
+  rq.flags = o->flags;
   for (int i = 0; i < 4; i++) rq.rlimit[i] = o->rlimit[i];
   size_t len = sizeof rq;
   int bad = add_str(buf, &len, o->cwd ? o->cwd : "");
@@ -189,6 +190,9 @@ int ab_spawner_spawn(ab_ctx *c, const char *sup, const ab_spawn_opts *o, const i
     if (n < 0 && errno != EAGAIN) drop(s);   /* restarted on the next spawn */
     return -1;
   }
+  /* code of the same uid may have stopped the server: a run must not wait
+   * for its deadline to find that out (the server is our child, unreaped) */
+  if (s->pid > 0) kill(s->pid, SIGCONT);
   s->pend[s->npend++] = (pending){rq.id, owner, cb};
   *id_out = rq.id;
   return 0;
@@ -201,12 +205,13 @@ void ab_spawner_forget(ab_ctx *c, uint32_t id) {
     if (s->pend[i].id == id) { s->pend[i] = s->pend[--s->npend]; break; }
 }
 
-void ab_spawner_kill(ab_ctx *c, uint32_t id) {
+void ab_spawner_kill(ab_ctx *c, uint32_t id, int hard) {
   ab_spawner *s = c->spawner;
   if (!s || s->sock < 0) return;
+  if (hard && s->pid > 0) kill(s->pid, SIGCONT);   /* our child: its pid is ours until reaped */
   ab_spawn_req rq;
   memset(&rq, 0, sizeof rq);
-  rq.type = AB_KILL;
+  rq.type = hard ? AB_KILL_HARD : AB_KILL;
   rq.id = id;
   (void)!send(s->sock, &rq, sizeof rq, MSG_NOSIGNAL | MSG_DONTWAIT);
 }

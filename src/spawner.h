@@ -9,6 +9,7 @@ typedef struct {
   const char *cwd;
   int64_t timeout_ms, grace_ms, rlimit[4];
   int nice;
+  int flags;               /* AB_SPAWN_SECCOMP */
 } ab_spawn_opts;
 
 /* Ask the server (started on first use from the agentbox-sup at `sup`) to
@@ -17,7 +18,10 @@ typedef struct {
  * the server cannot take it: the caller then spawns directly. */
 int ab_spawner_spawn(ab_ctx *c, const char *sup, const ab_spawn_opts *o, const int fds[4],
                      void *owner, void (*cb)(void *owner, pid_t pid), uint32_t *id_out);
-void ab_spawner_kill(ab_ctx *c, uint32_t id);     /* cancel: the tree dies */
+/* cancel: the tree dies. hard: the host's deadline passed; the server
+ * SIGKILLs the supervisor and kills what it leaves (and is itself sent
+ * SIGCONT first, in case code stopped it). */
+void ab_spawner_kill(ab_ctx *c, uint32_t id, int hard);
 void ab_spawner_forget(ab_ctx *c, uint32_t id);   /* the owner is gone */
 
 #endif

@@ -8,14 +8,19 @@
 
 #include <stdint.h>
 
-enum { AB_SPAWN = 1, AB_KILL = 2 };
+/* AB_KILL cancels a run (its supervisor kills the tree and reports);
+ * AB_KILL_HARD is the host's deadline for a supervisor that did not report
+ * in time (stopped, say): SIGKILL to the supervisor, and the server, a
+ * subreaper, kills everything of the run that it then adopts. */
+enum { AB_SPAWN = 1, AB_KILL = 2, AB_KILL_HARD = 3 };
+enum { AB_SPAWN_SECCOMP = 1 };   /* flags: install seccomp.c's filter */
 #define AB_SPAWN_MAX_MSG 65536
 
 typedef struct {
   uint32_t type, id;
   int64_t timeout_ms, grace_ms;
   int64_t rlimit[4];
-  int32_t nice, argc, envc, pad;
+  int32_t nice, argc, envc, flags;
 } ab_spawn_req;
 
 typedef struct {

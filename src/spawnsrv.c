@@ -2,7 +2,11 @@
  * host. Forking here costs the host nothing: posix_spawn from a host waits
  * (vfork) until the child has exec'd, which under load is milliseconds of a
  * frame. The host's end of the socket closing (the host exited or closed its
- * lua_State) cancels every run. */
+ * lua_State) cancels every run.
+ * It is a child subreaper: whatever a supervisor leaves when it dies without
+ * finishing its work (code of the same uid killed it) is adopted here and
+ * killed at once. It is not dumpable, so code of the same uid cannot ptrace
+ * it; code can still kill it (see README, LocalExecutor). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
@@ -49,6 +53,7 @@ static void child(int sock, int sfd, const ab_spawn_req *rq, char *strs, size_t 
   a.nice = rq->nice;
   for (int i = 0; i < AB_RL_N; i++) a.rlimit[i] = rq->rlimit[i];
   a.host = getppid();
+  a.seccomp = (rq->flags & AB_SPAWN_SECCOMP) != 0;
   ab_sup_report r;
   ab_supervise(&a, &r);
   close(fds[0]);
@@ -71,26 +76,42 @@ int ab_spawn_server(int sock) {
   prctl(PR_SET_DUMPABLE, 0);
   prctl(PR_SET_PDEATHSIG, SIGTERM);
   if (getppid() != host) return 0;
+  prctl(PR_SET_DUMPABLE, 0);
+  prctl(PR_SET_CHILD_SUBREAPER, 1);
   size_t nruns = 0, cap = 64;
   run *runs = malloc(cap * sizeof *runs);
+  pid_t *keep = malloc(cap * sizeof *keep);
   char *buf = malloc(AB_SPAWN_MAX_MSG);
-  if (sfd < 0 || !runs || !buf) return 1;
-  int quit = 0;
+  if (sfd < 0 || !runs || !keep || !buf) return 1;
+  int quit = 0, strays = 0;
   while (!quit) {
     struct pollfd pf[2] = {{sock, POLLIN, 0}, {sfd, POLLIN, 0}};
-    if (poll(pf, 2, -1) < 0) {
+    /* while strays were just killed, look again soon: they may have forked */
+    int pr = poll(pf, 2, strays ? 10 : -1);
+    if (pr < 0) {
       if (errno == EINTR) continue;
       break;
     }
-    if (pf[1].revents) {
+    if (pf[1].revents || strays) {
       struct signalfd_siginfo si;
       while (read(sfd, &si, sizeof si) == sizeof si)
         if (si.ssi_signo == SIGTERM) quit = 1;
-      int st;
+      int st, suspect = 0;
       pid_t w;
-      while ((w = waitpid(-1, &st, WNOHANG)) > 0)
+      while ((w = waitpid(-1, &st, WNOHANG)) > 0) {
+        int was_run = 0;
         for (size_t i = 0; i < nruns; i++)
-          if (runs[i].pid == w) { runs[i] = runs[--nruns]; break; }
+          if (runs[i].pid == w) { runs[i] = runs[--nruns]; was_run = 1; break; }
+        /* a supervisor that finished its work exits 0 with its tree dead
+         * (the code cannot forge that: it cannot ptrace a non-dumpable
+         * process, and LocalExecutor's seccomp filter refuses ptrace to
+         * root too); anything else may have left its tree to us */
+        if (!was_run || !WIFEXITED(st) || WEXITSTATUS(st) != 0) suspect = 1;
+      }
+      if (suspect || strays) {
+        for (size_t i = 0; i < nruns; i++) keep[i] = runs[i].pid;
+        strays = ab_kill_strays(keep, nruns) > 0;
+      }
     }
     if (!pf[0].revents) continue;
     union { struct cmsghdr h; char b[CMSG_SPACE(4 * sizeof(int))]; } cm;
@@ -112,9 +133,12 @@ int ab_spawn_server(int sock) {
       if (nfds > 4) nfds = 4;
       memcpy(fds, CMSG_DATA(c), (size_t)nfds * sizeof(int));
     }
-    if (rq.type == AB_KILL) {
-      for (size_t i = 0; i < nruns; i++)
-        if (runs[i].id == rq.id) kill(runs[i].pid, SIGTERM);
+    if (rq.type == AB_KILL || rq.type == AB_KILL_HARD) {
+      for (size_t i = 0; i < nruns; i++) {
+        if (runs[i].id != rq.id) continue;
+        kill(runs[i].pid, rq.type == AB_KILL ? SIGTERM : SIGKILL);
+        kill(runs[i].pid, SIGCONT);   /* a stopped supervisor must see TERM */
+      }
       continue;
     }
     ab_spawn_rep rep = {rq.id, 0};
@@ -123,7 +147,9 @@ int ab_spawn_server(int sock) {
     } else {
       if (nruns == cap) {
         run *nr = realloc(runs, 2 * cap * sizeof *runs);
-        if (nr) { runs = nr; cap *= 2; }
+        if (nr) runs = nr;
+        pid_t *nk = nr ? realloc(keep, 2 * cap * sizeof *keep) : NULL;
+        if (nk) { keep = nk; cap *= 2; }
       }
       pid_t pid = nruns < cap ? fork() : -1;
       if (pid == 0) {

@@ -16,7 +16,9 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <linux/capability.h>
 #include <unistd.h>
+#include "seccomp.h"
 #include "sup.h"
 #include "cgroup.h"
 
@@ -47,6 +49,8 @@ static const char *errname(int e) {
   case ENOMEM: return "Out of memory";
   case E2BIG: return "Argument list too long";
   case ELOOP: return "Too many levels of symbolic links";
+  case EPERM: return "Operation not permitted";
+  case EINVAL: return "Invalid argument";
   default: return "exec failed";
   }
 }
@@ -88,9 +92,10 @@ typedef struct {
 
 #define PT_CAP 65536
 
+#define PT_BYTES (PT_CAP * (2 * sizeof(pid_t) + 1))
+
 static int pt_init(ptable *t) {
-  size_t bytes = PT_CAP * (2 * sizeof(pid_t) + 1);
-  void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  void *m = mmap(NULL, PT_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (m == MAP_FAILED) return -1;
   t->pid = m;
   t->ppid = t->pid + PT_CAP;
@@ -154,25 +159,31 @@ static void pt_scan(ptable *t) {
   close(fd);
 }
 
-/* Send sig to every descendant of self; returns how many were signalled. */
-static int signal_tree(ptable *t, int sig) {
-  pid_t self = getpid();
-  pt_scan(t);
-  memset(t->mark, 0, t->n);
-  int changed = 1, count = 0;
+/* Mark the descendants of the processes already marked (by ppid chains). */
+static void pt_mark_below(ptable *t) {
+  int changed = 1;
   while (changed) {
     changed = 0;
     for (size_t i = 0; i < t->n; i++) {
       if (t->mark[i]) continue;
-      int up = t->ppid[i] == self;
-      for (size_t j = 0; !up && j < t->n; j++)
-        up = t->mark[j] && t->pid[j] == t->ppid[i];
-      if (up) {
-        t->mark[i] = 1;
-        changed = 1;
+      for (size_t j = 0; j < t->n; j++) {
+        if (t->mark[j] == 1 && t->pid[j] == t->ppid[i]) {
+          t->mark[i] = 1;
+          changed = 1;
+          break;
+        }
       }
     }
   }
+}
+
+/* Send sig to every descendant of self; returns how many were signalled. */
+static int signal_tree(ptable *t, int sig) {
+  pid_t self = getpid();
+  pt_scan(t);
+  for (size_t i = 0; i < t->n; i++) t->mark[i] = t->ppid[i] == self;
+  pt_mark_below(t);
+  int count = 0;
   for (size_t i = 0; i < t->n; i++) {
     if (!t->mark[i]) continue;
     if (kill(t->pid[i], sig) == 0) count++;
@@ -181,13 +192,142 @@ static int signal_tree(ptable *t, int sig) {
   return count;
 }
 
-static void exec_program(const ab_sup_args *a) {
+int ab_kill_strays(const pid_t *keep, size_t n) {
+  ptable t;
+  if (pt_init(&t) != 0) return -1;
+  pid_t self = getpid();
+  pt_scan(&t);
+  /* 2 = kept: a run's supervisor, whose tree is its own business */
+  for (size_t i = 0; i < t.n; i++) {
+    t.mark[i] = 0;
+    if (t.ppid[i] != self) continue;
+    t.mark[i] = 1;
+    for (size_t k = 0; k < n; k++)
+      if (keep[k] == t.pid[i]) t.mark[i] = 2;
+  }
+  pt_mark_below(&t);
+  int count = 0;
+  for (size_t i = 0; i < t.n; i++)
+    if (t.mark[i] == 1 && kill(t.pid[i], SIGKILL) == 0) count++;
+  munmap(t.pid, PT_BYTES);
+  return count;
+}
+
+/* Become uid:gid with no supplementary group. Raw system calls: libc's
+ * setuid signals every thread of the process, and this child shares the
+ * supervisor's memory (CLONE_VM), so libc's idea of "the process" is not
+ * this one. */
+static int become(uid_t uid, gid_t gid) {
+  if (syscall(SYS_setgroups, 0, NULL) != 0) return -1;
+  if (syscall(SYS_setresgid, gid, gid, gid) != 0) return -1;
+  if (syscall(SYS_setresuid, uid, uid, uid) != 0) return -1;
+  return 0;
+}
+
+/* Fail closed: the program must not keep uid 0, gid 0 or any capability. */
+static int dropped(uid_t uid, gid_t gid) {
+  uid_t r, e, sv;
+  gid_t gr, ge, gs;
+  if (uid == 0 || gid == 0) return 0;
+  if (syscall(SYS_getresuid, &r, &e, &sv) != 0 || r != uid || e != uid || sv != uid) return 0;
+  if (syscall(SYS_getresgid, &gr, &ge, &gs) != 0 || gr != gid || ge != gid || gs != gid) return 0;
+  struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct d[2];
+  if (syscall(SYS_capget, &h, d) != 0) return 0;
+  for (int i = 0; i < 2; i++)
+    if (d[i].effective || d[i].permitted || d[i].inheritable) return 0;
+  return 1;
+}
+
+/* Is pid alive (not a zombie) with uid as its real, effective or saved uid? */
+static int of_uid(pid_t pid, uid_t uid) {
+  char path[48] = "/proc/";
+  char num[16];
+  int k = 0;
+  do { num[k++] = (char)('0' + pid % 10); pid /= 10; } while (pid);
+  size_t p = 6;
+  while (k) path[p++] = num[--k];
+  memcpy(path + p, "/status", 8);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char buf[4096];
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  buf[n] = 0;
+  int live = 1, match = 0;
+  for (char *q = buf; *q;) {
+    if (strncmp(q, "State:\t", 7) == 0) live = q[7] != 'Z' && q[7] != 'X';
+    if (strncmp(q, "Uid:\t", 5) == 0) {
+      const char *e = q + 5;
+      for (int i = 0; i < 3; i++) {
+        while (*e == '\t' || *e == ' ') e++;
+        if ((uid_t)parse_long(e, &e) == uid) match = 1;
+      }
+      break;
+    }
+    while (*q && *q != '\n') q++;
+    if (*q) q++;
+  }
+  return live && match;
+}
+
+static int count_uid(ptable *t, uid_t uid) {
+  pt_scan(t);
+  int n = 0;
+  for (size_t i = 0; i < t->n; i++) n += of_uid(t->pid[i], uid);
+  return n;
+}
+
+/* Kill every process of uid in this PID namespace: a child that becomes uid
+ * sends kill(-1, SIGKILL), which reaches exactly the processes uid may
+ * signal and, being one walk of the task list, none can fork its way past.
+ * Children of ours that die are reaped here (they would hold their pids);
+ * repeated until /proc shows none of uid alive. Returns how many are left.
+ * (fork here is safe: only agentbox-sup's single-threaded main sets sweep.) */
+static int sweep_uid(ptable *t, uid_t uid, gid_t gid, pid_t child, ab_sup_report *r) {
+  for (int round = 0; round < 50; round++) {
+    if (count_uid(t, uid) == 0) return 0;
+    pid_t k = fork();
+    if (k == 0) {
+      if (become(uid, gid) != 0) _exit(1);
+      kill(-1, SIGKILL);
+      _exit(0);
+    }
+    /* the killer is the sandbox user for a moment: code could stop or
+     * kill it, so it gets 100 ms, then SIGKILL (we hold CAP_KILL) */
+    struct timespec ms = {0, 1000000};
+    for (int i = 0; k > 0; i++) {
+      pid_t got = waitpid(k, NULL, WNOHANG);
+      if (got == k || (got < 0 && errno != EINTR)) break;
+      if (i == 100) kill(k, SIGKILL);
+      nanosleep(&ms, NULL);
+    }
+    int st;
+    pid_t w;
+    struct timespec ts = {0, 10 * 1000000};
+    nanosleep(&ts, NULL);   /* SIGKILL is delivered asynchronously */
+    while ((w = waitpid(-1, &st, WNOHANG)) > 0)
+      if (w == child && r && !r->exited) {
+        r->status = st;
+        r->exited = 1;
+      }
+  }
+  return count_uid(t, uid);
+}
+
+typedef struct {
+  const ab_sup_args *a;
+  pid_t sup;                   /* the supervisor: the program dies with it */
+} start_ctx;
+
+static void exec_program(const start_ctx *sc) {
+  const ab_sup_args *a = sc->a;
   static const int rl[AB_RL_N] = {RLIMIT_CPU, RLIMIT_AS, RLIMIT_FSIZE, RLIMIT_NOFILE};
   sigset_t none;
   sigemptyset(&none);
   for (int s = 1; s < NSIG; s++) signal(s, SIG_DFL);
   sigprocmask(SIG_SETMASK, &none, NULL);
-  prctl(PR_SET_PDEATHSIG, SIGKILL);
   setsid();   /* its own session: no controlling terminal, its own group */
   /* model-written code must not starve the host (a game's frame loop). A
    * new session is a new scheduler autogroup at nice 0 where autogroups are
@@ -220,9 +360,25 @@ static void exec_program(const ab_sup_args *a) {
   if (syscall(SYS_close_range, 3u, ~0u, 0u) != 0)
 #endif
     for (int fd = 3; fd < 4096; fd++) close(fd);
+  if (a->drop && (become(a->uid, a->gid) != 0 || !dropped(a->uid, a->gid))) {
+    say(2, "agentbox: refusing to run the program: cannot drop privileges to the sandbox user (",
+        errname(errno), ")\n");
+    _exit(125);
+  }
+  /* after the credentials change, which clears it */
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != sc->sup) _exit(127);
   if (a->cwd && chdir(a->cwd) != 0) {
     say(2, "agentbox: cannot enter working directory ", a->cwd, "\n");
     _exit(127);
+  }
+  if (a->seccomp) {
+    int e = ab_seccomp_install();
+    if (e != 0) {
+      say(2, "agentbox: refusing to run the program: cannot install the seccomp filter (",
+          e == -ENOSYS ? "no filter for this architecture" : errname(-e), ")\n");
+      _exit(125);
+    }
   }
   const char *prog = a->argv[0];
   int err = ENOENT, denied = 0;
@@ -266,14 +422,15 @@ static int exec_trampoline(void *arg) {
  * waits only until the program has exec'd. The child only makes system
  * calls before execve. */
 static pid_t start_program(const ab_sup_args *a) {
+  start_ctx sc = {a, getpid()};
   size_t sz = 256 * 1024;
   char *stk = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
   if (stk == MAP_FAILED) {
     pid_t pid = fork();
-    if (pid == 0) exec_program(a);
+    if (pid == 0) exec_program(&sc);
     return pid;
   }
-  pid_t pid = clone(exec_trampoline, stk + sz, CLONE_VM | CLONE_VFORK | SIGCHLD, (void *)a);
+  pid_t pid = clone(exec_trampoline, stk + sz, CLONE_VM | CLONE_VFORK | SIGCHLD, &sc);
   munmap(stk, sz);
   /* again from here: a non-dumpable child (core.protect_host) may not
    * write its own /proc/self/autogroup as a normal user */
@@ -302,6 +459,32 @@ static int reap(const sigset_t *set, pid_t child, int64_t ms, ab_sup_report *r) 
   }
 }
 
+/* Wait for the program until it exits, the deadline passes or we are
+ * cancelled. One wake-up per signal or deadline: a periodic check (a quota,
+ * say) fits here as a second deadline. */
+static void wait_program(const ab_sup_args *a, const sigset_t *set, pid_t child, ab_sup_report *r) {
+  int64_t deadline = a->timeout_ms > 0 ? mono_ms() + a->timeout_ms : 0;
+  while (!r->exited) {
+    struct timespec ts, *tp = NULL;
+    if (deadline) {
+      int64_t left = deadline - mono_ms();
+      if (left <= 0) {
+        r->timed_out = 1;
+        return;
+      }
+      ts.tv_sec = left / 1000;
+      ts.tv_nsec = (left % 1000) * 1000000;
+      tp = &ts;
+    }
+    int sig = sigtimedwait(set, NULL, tp);
+    if (sig == SIGCHLD) reap(set, child, 0, r);
+    else if (sig == SIGTERM || sig == SIGHUP || sig == SIGINT) {
+      r->cancelled = 1;
+      return;
+    }
+  }
+}
+
 void ab_supervise(const ab_sup_args *a, ab_sup_report *r) {
   memset(r, 0, sizeof *r);
   r->magic = AB_SUP_MAGIC;
@@ -317,6 +500,9 @@ void ab_supervise(const ab_sup_args *a, ab_sup_report *r) {
   signal(SIGINT, SIG_DFL);
   sigprocmask(SIG_BLOCK, &set, NULL);
   prctl(PR_SET_CHILD_SUBREAPER, 1);
+  /* code of the same uid (LocalExecutor) cannot ptrace a non-dumpable
+   * process, nor read its memory through /proc */
+  prctl(PR_SET_DUMPABLE, 0);
   if (a->host) {
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() != a->host) r->cancelled = 1;
@@ -324,52 +510,43 @@ void ab_supervise(const ab_sup_args *a, ab_sup_report *r) {
   long oom0 = oom_kills();
   ptable t;
   int have_pt = pt_init(&t) == 0;
+  if (a->sweep && (!have_pt || (a->drop && sweep_uid(&t, a->uid, a->gid, -1, NULL) > 0))) {
+    /* what an earlier run left cannot be killed: do not run beside it */
+    r->spawn_errno = EBUSY;
+    r->strays = 1;
+  }
   /* the run's tree weighs like one task at a->nice (cgroup.c) */
   ab_cgroup cg;
   ab_cgroup_enter(&cg, a->host ? a->host : getppid(), a->nice);
-  pid_t child = r->cancelled ? -1 : start_program(a);
+  pid_t child = r->cancelled || r->spawn_errno ? -1 : start_program(a);
   if (child < 0) {
-    r->spawn_errno = r->cancelled ? ECANCELED : errno;
+    if (!r->spawn_errno) r->spawn_errno = r->cancelled ? ECANCELED : errno;
     ab_cgroup_leave(&cg);
+    if (have_pt) munmap(t.pid, PT_BYTES);
     return;
   }
-  int64_t deadline = a->timeout_ms > 0 ? mono_ms() + a->timeout_ms : 0;
-  while (!r->exited) {
-    struct timespec ts, *tp = NULL;
-    if (deadline) {
-      int64_t left = deadline - mono_ms();
-      if (left <= 0) {
-        r->timed_out = 1;
-        break;
-      }
-      ts.tv_sec = left / 1000;
-      ts.tv_nsec = (left % 1000) * 1000000;
-      tp = &ts;
-    }
-    int sig = sigtimedwait(&set, NULL, tp);
-    if (sig == SIGCHLD) reap(&set, child, 0, r);
-    else if (sig == SIGTERM || sig == SIGHUP || sig == SIGINT) {
-      r->cancelled = 1;
-      break;
-    }
-  }
+  wait_program(a, &set, child, r);
   if (r->timed_out && have_pt) {
     signal_tree(&t, SIGTERM);
     reap(&set, child, a->grace_ms, r);
   }
   /* Whatever is left (background children after a normal exit, TERM-ignoring
    * ones after the grace) is killed until no child remains. A process that
-   * cannot be killed (another uid) is given up on after a bounded wait. */
-  int64_t give_up = mono_ms() + 5000;
+   * cannot be killed (another uid) is given up on after a bounded wait, well
+   * before the host's own deadline. */
+  int64_t give_up = mono_ms() + AB_DEADLINE_MARGIN_MS / 2;
   while (!reap(&set, child, 0, r) && mono_ms() < give_up) {
     if (have_pt) signal_tree(&t, SIGKILL);
     else kill(-child, SIGKILL);
     reap(&set, child, 20, r);
   }
+  /* and in a container, every process of the sandbox user, wherever it
+   * went (nothing of this block may meet the next one) */
+  if (a->sweep && a->drop && have_pt) r->strays = sweep_uid(&t, a->uid, a->gid, child, r);
   long oom1 = oom_kills();
   r->oom = oom0 >= 0 && oom1 > oom0;
   ab_cgroup_leave(&cg);
-  if (have_pt) munmap(t.pid, PT_CAP * (2 * sizeof(pid_t) + 1));
+  if (have_pt) munmap(t.pid, PT_BYTES);
 }
 
 int ab_sup_exit_code(const ab_sup_report *r) {

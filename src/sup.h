@@ -8,6 +8,12 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+/* How long past timeout + grace the host waits before it kills the
+ * supervisor itself (a stopped or killed supervisor must not hang a run).
+ * The supervisor gives up on unkillable processes after half of it, so a
+ * working supervisor always reports first. */
+#define AB_DEADLINE_MARGIN_MS 3000
+
 enum { AB_RL_CPU, AB_RL_AS, AB_RL_FSIZE, AB_RL_NOFILE, AB_RL_N };
 
 typedef struct {
@@ -21,6 +27,16 @@ typedef struct {
   int64_t rlimit[AB_RL_N];     /* < 0: leave as is */
   pid_t host;                  /* the process whose death cancels, 0 none */
   int nice;                    /* added to the program's niceness, 0 none */
+  /* The in-container supervisor runs as root with only CAP_KILL, SETUID and
+   * SETGID: the program runs as uid:gid (never 0), without supplementary
+   * groups and without any capability, so it can neither signal nor ptrace
+   * its supervisor. */
+  int drop;                    /* 1: become uid:gid before execve */
+  uid_t uid;
+  gid_t gid;
+  int sweep;                   /* kill every process of uid before and after the run: only
+                                  where uid belongs to the sandbox alone (a container) */
+  int seccomp;                 /* install seccomp.c's filter right before execve */
 } ab_sup_args;
 
 #define AB_SUP_MAGIC 0x61627375
@@ -32,10 +48,17 @@ typedef struct {
   int32_t cancelled;
   int32_t oom;                 /* the cgroup OOM killer ran meanwhile */
   int32_t spawn_errno;         /* fork failed */
+  int32_t strays;              /* sweep: processes of uid still alive at the end */
 } ab_sup_report;
 
 /* Returns when the program and every descendant are gone. */
 void ab_supervise(const ab_sup_args *a, ab_sup_report *r);
+
+/* SIGKILL every descendant of the calling process that is neither one of
+ * keep[0..n) nor below one; returns how many were signalled (-1: no memory).
+ * For a subreaper (the spawn server) that adopts what a killed supervisor
+ * left. Async-signal-safe. */
+int ab_kill_strays(const pid_t *keep, size_t n);
 
 /* Exit code that mirrors a report: the program's code, 128+signal, 124 on
  * timeout. */

@@ -1,6 +1,10 @@
 /* agentbox-sup: the supervisor as a static program, for the sandbox
  * container (slim images have no procps and the Engine API cannot kill an
- * exec). Usage: agentbox-sup [-t timeout_ms] [-g grace_ms] -- prog args...
+ * exec). Usage: agentbox-sup -u uid:gid [-t timeout_ms] [-g grace_ms] -- prog args...
+ * It runs as root with only CAP_KILL, CAP_SETUID and CAP_SETGID; the
+ * program runs as uid:gid (numeric, neither 0) under our seccomp filter,
+ * and every process of uid is killed before and after it. Without -u the
+ * program keeps this process's uid, which must not be 0.
  * The program gets this process's stdin/stdout/stderr and environment.
  * Exit status mirrors the program (128+signal when killed), 124 on timeout;
  * an out-of-memory kill is also said on stderr.
@@ -14,6 +18,24 @@
 #include "sup.h"
 
 extern char **environ;
+
+/* "uid:gid", decimal, both in 1..2^32-2: no names (there is no NSS in
+ * here), no signs, no spelling of 0. */
+static int parse_ids(const char *s, ab_sup_args *a) {
+  unsigned long long v[2] = {0, 0};
+  for (int i = 0; i < 2; i++) {
+    const char *d = s;
+    while (*s >= '0' && *s <= '9' && v[i] < 0xffffffffull) v[i] = v[i] * 10 + (unsigned)(*s++ - '0');
+    if (s == d || v[i] == 0 || v[i] >= 0xffffffffull) return -1;
+    if (*s != (i == 0 ? ':' : 0)) return -1;
+    s++;
+  }
+  a->uid = (uid_t)v[0];
+  a->gid = (gid_t)v[1];
+  a->drop = 1;
+  a->sweep = 1;
+  return 0;
+}
 int ab_spawn_server(int sock);
 
 int main(int argc, char **argv) {
@@ -26,14 +48,24 @@ int main(int argc, char **argv) {
   for (; i < argc; i++) {
     if (strcmp(argv[i], "--") == 0) { i++; break; }
     if (i + 1 >= argc) break;
-    if (strcmp(argv[i], "-t") == 0) a.timeout_ms = atoll(argv[++i]);
+    if (strcmp(argv[i], "-u") == 0) {
+      if (parse_ids(argv[++i], &a) != 0) {
+        fprintf(stderr, "agentbox-sup: -u wants a numeric uid:gid, neither of them 0 (got '%s')\n", argv[i]);
+        return 125;
+      }
+    } else if (strcmp(argv[i], "-t") == 0) a.timeout_ms = atoll(argv[++i]);
     else if (strcmp(argv[i], "-g") == 0) a.grace_ms = atoll(argv[++i]);
     else break;
   }
   if (i >= argc) {
-    fprintf(stderr, "usage: agentbox-sup [-t timeout_ms] [-g grace_ms] -- program [args...]\n");
+    fprintf(stderr, "usage: agentbox-sup [-u uid:gid] [-t timeout_ms] [-g grace_ms] -- program [args...]\n");
     return 125;
   }
+  if (!a.drop && (geteuid() == 0 || getuid() == 0)) {
+    fprintf(stderr, "agentbox-sup: refusing to run a program as root: pass -u uid:gid\n");
+    return 125;
+  }
+  a.seccomp = 1;
   a.argv = argv + i;
   a.envp = environ;
   a.path = getenv("PATH");
@@ -46,6 +78,8 @@ int main(int argc, char **argv) {
   ab_sup_report r;
   ab_supervise(&a, &r);
   int code = ab_sup_exit_code(&r);
+  if (r.strays)
+    fprintf(stderr, "\nagentbox: processes of the sandbox user outlived the block and could not be killed\n");
   if (r.oom && !r.timed_out && code >= 128)
     fprintf(stderr, "\nagentbox: the program was killed: out of memory (the container's memory limit)\n");
   return code;

@@ -2,7 +2,10 @@
 -- through the Engine API (lua/agentbox/docker.lua). Same contract as
 -- LocalExecutor; each block runs under our static supervisor inside the
 -- container, which enforces the deadline and kills the whole tree (slim
--- images have no procps and the Engine API cannot kill an exec).
+-- images have no procps and the Engine API cannot kill an exec). The
+-- supervisor, tini and the keep-alive run as root with only CAP_KILL,
+-- CAP_SETUID and CAP_SETGID; the code runs as the sandbox user with no
+-- capability, so it can neither signal nor ptrace any of them.
 local core = require("agentbox.core")
 local code = require("agentbox.code")
 local task = require("agentbox.task")
@@ -27,13 +30,34 @@ local WORKSPACE = files.WORKSPACE
 local SUP_DIR = files.SUP_DIR
 local SUP = SUP_DIR .. "/sup"
 local OOM_MSG = "\nagentbox: the program was killed: out of memory (the container's memory limit)\n"
--- the exec stream also ends this many seconds past the block's deadline
--- (beyond the supervisor's grace and its 5 s kill loop): a backstop for a
--- stopped or killed supervisor whose orphans hold the stream; the
--- container then goes
-local BACKSTOP = 10
+-- the exec stream also ends this many seconds past timeout + grace (the
+-- supervisor gives up on unkillable processes after half of it): the
+-- host-side deadline, whatever happens in the container; the container
+-- then goes
+local BACKSTOP = core.deadline_margin
+-- what the supervisor says when processes of the sandbox user survived its
+-- kill: the container is replaced
+local STRAYS_MSG = "processes of the sandbox user outlived the block"
+-- only what the supervisor needs: signal the sandbox user's processes and
+-- become that user (which drops every capability)
+local CAPS = { "KILL", "SETUID", "SETGID" }
 
 local function fail(msg) error("DockerExecutor: " .. msg, 3) end
+
+-- The sandbox user as "uid:gid", decimal, both from 1 to 2^32-2: the
+-- supervisor drops to it by number (it cannot resolve names inside an
+-- arbitrary image, and a name could mean root there), so every spelling of
+-- 0 ("0", "00", "+0", "root") is refused, and gid 0 too (group root owns
+-- much of an image). Returns the canonical form, or nil, message.
+local function parse_user(u)
+  local a, b = tostring(u):match("^(%d+):(%d+)$")
+  local uid, gid = math.tointeger(tonumber(a or "")), math.tointeger(tonumber(b or ""))
+  if type(u) ~= "string" or not uid or not gid or uid < 1 or gid < 1 or uid > 4294967294 or gid > 4294967294 then
+    return nil, ("user must be a numeric \"uid:gid\" with neither of them 0, e.g. \"1000:1000\" (names are not "
+      .. "resolved: the code never runs as root or group root), got %s"):format(type(u) == "string" and ("%q"):format(u) or tostring(u))
+  end
+  return ("%d:%d"):format(uid, gid)
+end
 
 -- "512m" -> bytes (Docker's units are powers of 1024); false -> nil
 local function bytes(v, what)
@@ -110,10 +134,10 @@ local function new(opts)
   self.on_progress = opts.on_progress
   self.network = opts.network or "none"
   self.read_only = opts.read_only ~= false
-  self.user = opts.user
-  if self.user ~= nil and (type(self.user) ~= "string" or self.user == "" or self.user:match("^0*:") or self.user == "0"
-                           or self.user == "root" or self.user:match("^root:")) then
-    fail("user must be a non-root \"uid:gid\" string")
+  if opts.user ~= nil then
+    local u, uerr = parse_user(opts.user)
+    if not u then fail(uerr) end
+    self.user = u
   end
   self.memory = bytes(opts.memory == nil and "512m" or opts.memory, "memory")
   self.cpus = opts.cpus == nil and 1 or opts.cpus
@@ -161,6 +185,7 @@ function DockerExecutor:_config(sup_path)
     NetworkMode = self.network,
     ReadonlyRootfs = self.read_only,
     CapDrop = { "ALL" },
+    CapAdd = CAPS,
     SecurityOpt = { "no-new-privileges" },
     Init = true,              -- tini as PID 1 reaps zombies and forwards signals
     IpcMode = "private",
@@ -190,7 +215,9 @@ function DockerExecutor:_config(sup_path)
     Image = self.image,
     -- both set: an image ENTRYPOINT or CMD must not change what keeps it alive
     Entrypoint = { "sleep" }, Cmd = { "infinity" },
-    User = self.run_user, WorkingDir = WORKSPACE, Env = self.env, Labels = labels,
+    -- root for tini, the keep-alive and the supervisor (each exec says so
+    -- too); the code runs as self.run_user, set by the supervisor
+    User = "0:0", WorkingDir = WORKSPACE, Env = self.env, Labels = labels,
     Tty = false, AttachStdout = false, AttachStderr = false, OpenStdin = false,
     HostConfig = hc,
   }
@@ -226,7 +253,13 @@ function DockerExecutor:_start()
   if not sup_path then
     error("DockerExecutor: the static supervisor agentbox-sup was not found (set AGENTBOX_SUP or run `make`)", 0)
   end
-  self.run_user = self.user or default_user(self)
+  local wanted = self.user or default_user(self)
+  local run_user, uerr = parse_user(wanted)
+  if not run_user then
+    error("DockerExecutor: the sandbox user " .. tostring(wanted) .. " (the owner of work_dir) cannot be used: "
+      .. uerr .. "; pass user = \"uid:gid\"", 0)
+  end
+  self.run_user = run_user
   local config = self:_config(sup_path)
   local name = self.container_name or container_name()
   local id, warnings, status = c:create(config, name)
@@ -270,9 +303,10 @@ end
 
 -- After a death by signal, one look at the container's cgroup (only then,
 -- so the warm path pays nothing): cgroup v1 daemons give the supervisor no
--- memory.events, so an OOM kill is counted here; and a supervisor killed by
--- the code itself (same uid) would leave orphans under tini, so the process
--- count must be back to tini + sleep + this cat. Returns oom_kill, pids.
+-- memory.events, so an OOM kill is counted here; and, belt and braces (the
+-- code cannot signal its root supervisor, which kills every process of the
+-- sandbox user after each block), the process count must be back to tini +
+-- sleep + this cat. Returns oom_kill, pids.
 local BASE_PIDS = 3
 local function post_mortem(self)
   local r = self.client:exec_run(self.container_id, { "cat", "/sys/fs/cgroup/memory.events",
@@ -307,9 +341,11 @@ end
 -- timeout: this block's, min(the executor's, what is left of total_timeout)
 function DockerExecutor:_run(argv, out, timeout, retried)
   local c, id = self.client, self.container_id
-  local cmd = { SUP, "-t", tostring(math.ceil(timeout * 1000)), "-g", tostring(math.ceil(self.grace * 1000)), "--" }
+  local cmd = { SUP, "-u", self.run_user, "-t", tostring(math.ceil(timeout * 1000)),
+                "-g", tostring(math.ceil(self.grace * 1000)), "--" }
   for _, a in ipairs(argv) do cmd[#cmd + 1] = a end
-  local exec_id, err, status = c:exec_create(id, { Cmd = cmd, AttachStdout = true, AttachStderr = true, Tty = false })
+  local exec_id, err, status = c:exec_create(id, { Cmd = cmd, User = "0:0", AttachStdout = true, AttachStderr = true,
+                                                   Tty = false })
   if not exec_id then
     if (status == 409 or status == 404) and not retried then
       -- the container died under us (killed, removed): start a fresh one
@@ -366,7 +402,13 @@ function DockerExecutor:_run(argv, out, timeout, retried)
   local exit_code = math.tointeger(info.ExitCode) or 1
   -- 124 is also a program's own choice; only a full deadline is a timeout
   local r = { exit_code = exit_code, timed_out = exit_code == 124 and elapsed >= timeout }
-  if exit_code > 128 and not r.timed_out then after_signal(self, res, out) end
+  if (res.stderr or res.output or ""):find(STRAYS_MSG, 1, true) then
+    c:remove(id)
+    self.container_id = nil
+    out.add("\nagentbox: the sandbox container was replaced\n")
+  elseif exit_code > 128 and not r.timed_out then
+    after_signal(self, res, out)
+  end
   return r
 end
 

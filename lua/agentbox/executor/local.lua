@@ -101,7 +101,7 @@ local function run_block(self, argv, budget, out, timeout)
                                        timeout = timeout, grace = self.grace,
                                        max_output = budget, rlimits = self.rlimits,
                                        stream = self.on_output ~= nil, sup = common.sup_path(),
-                                       nice = self.nice })
+                                       nice = self.nice, seccomp = true })
   local on_output = self.on_output
   repeat
     task.wait(p)
