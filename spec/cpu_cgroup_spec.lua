@@ -56,8 +56,11 @@ local function sysfs_dir(kind, path)
   return (kind == "v1" and "/sys/fs/cgroup/cpu" or "/sys/fs/cgroup") .. path
 end
 
+-- every cgroup directory has a cgroup.procs file
 local function dir_exists(p)
-  return core.stat(p) ~= nil
+  local f = io.open(p .. "/cgroup.procs", "r")
+  if f then f:close() end
+  return f ~= nil
 end
 
 -- Can this process make cgroups where it is (the v1 cpu hierarchy here)?

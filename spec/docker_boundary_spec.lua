@@ -108,7 +108,8 @@ describe("DockerExecutor: what keeps the container alive is out of the code's re
   it("tini, the keep-alive and the supervisor cannot be signalled or traced", function()
     C.need_docker()
     local dir = H.tmpdir("keep")
-    local ex <close> = agentbox.DockerExecutor{ image = C.IMAGE, work_dir = dir, timeout = 20 }
+    -- a path agentbox creates: a root-owned existing one is refused
+    local ex <close> = agentbox.DockerExecutor{ image = C.IMAGE, work_dir = dir .. "/w", timeout = 20 }
     ex:start()
     local id = ex.container_id
     local r = ex:execute{ { lang = "python", code = table.concat({
