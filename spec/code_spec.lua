@@ -212,9 +212,21 @@ describe("code.extract", function()
     assert.are.same({ { lang = "python", code = "x = 1\n```bash\necho hi" } }, code.extract(text))
   end)
 
-  it("fix: a closing fence may only be followed by whitespace", function()
-    assert.are.same({ { lang = "python", code = "x = 1\n``` not a close" } },
-      code.extract("```python\nx = 1\n``` not a close\n```  \t\n"))
+  it("text after a closing fence on the same line is fine, after a space or tab (AUTOGEN-PARITY)", function()
+    assert.are.same({ { lang = "python", code = "print(1)" } }, code.extract("```python\nprint(1)\n``` and more"))
+    assert.are.same({ { lang = "python", code = "print(1)" }, { lang = "sh", code = "ls" } },
+      code.extract("```python\nprint(1)\n```\tthen:\n~~~sh\nls\n~~~~ done\n"))
+    -- the text does not open another block: the next fence line does
+    assert.are.same({ { lang = "python", code = "x = 1" } },
+      code.extract("```python\nx = 1\n``` see ```sh below\n```sh\nunclosed\n"))
+  end)
+
+  it("a fence run followed directly by a word is an opening fence, not a close (CommonMark)", function()
+    assert.are.same({ { lang = "python", code = "x = 1\n```and more" } },
+      code.extract("```python\nx = 1\n```and more\n```  \t\n"))
+    -- a shorter run with text after it does not close a longer fence
+    assert.are.same({ { lang = "markdown", code = "```python\nprint(1)\n``` and more" } },
+      code.extract("````markdown\n```python\nprint(1)\n``` and more\n````"))
   end)
 
   it("an unclosed fence is not a block (never run half a program)", function()

@@ -205,9 +205,13 @@ local function opening_fence(line)
            lang = info:match("^%s*(%S*)"):lower(), body = {} }
 end
 
+-- A closing fence is a run at least as long as the opening one, then the end
+-- of the line or a space/tab and any text ("``` and more" closes, as in
+-- AutoGen's CODE_BLOCK_PATTERN). A word straight after the run ("```bash") is
+-- an info string, i.e. an opening fence, which never closes a block.
 local function closes(line, open)
-  local run = line:match("^[ \t]*(" .. open.char:rep(3) .. "+)[ \t]*$")
-  return run ~= nil and #run >= open.len
+  local run, rest = line:match("^[ \t]*(" .. open.char:rep(3) .. "+)(.*)$")
+  return run ~= nil and #run >= open.len and (rest == "" or rest:find("^[ \t]") ~= nil)
 end
 
 -- CommonMark: a fence indented by N removes up to N of the same indentation
