@@ -2,7 +2,6 @@
 -- triggers, termination, per-sender counters, the three human input modes
 -- with AutoGen's exact prompts, and the use_docker decision.
 local agentbox = require("agentbox")
-local codeexec = require("agentbox.codeexec")
 local core = require("agentbox.core")
 local H = require("spec.support.helpers")
 local CH = require("spec.support.chat_helpers")
@@ -29,24 +28,15 @@ local contents = CH.contents
 local bot = CH.bot
 
 describe("agents", function()
-  local out, saved_in_container, saved_available
-  -- inside a container with no daemon in reach, Docker requests run locally
-  local function no_daemon_in_container()
-    codeexec.in_container = function() return true end
-    codeexec.docker_available = function() return false, "no daemon (spec)" end
-  end
+  local out
   before_each(function()
     out = {}
     agentbox.print = function(s) out[#out + 1] = s end
     agentbox.color = false
-    saved_in_container = codeexec.in_container
-    saved_available = codeexec.docker_available
   end)
   after_each(function()
     agentbox.print = nil
     agentbox.color = nil
-    codeexec.in_container = saved_in_container
-    codeexec.docker_available = saved_available
   end)
 
   describe("defaults", function()
@@ -77,9 +67,8 @@ describe("agents", function()
     end)
 
     it("UserProxyAgent: ALWAYS, code execution on, no model, description by mode", function()
-      no_daemon_in_container()
       local dir = H.tmpdir("agent")
-      local u = agentbox.UserProxyAgent{ name = "user_proxy", code_execution_config = { work_dir = dir } }
+      local u = agentbox.UserProxyAgent{ name = "user_proxy", code_execution_config = { work_dir = dir, use_docker = false } }
       assert.equal("ALWAYS", u.human_input_mode)
       assert.is_nil(u.client)
       assert.equal("", u.system_message)
@@ -206,11 +195,10 @@ describe("agents", function()
     end)
 
     it("built-in order: termination before tool calls before code execution before the model", function()
-      no_daemon_in_container()
       local dir = H.tmpdir("chain")
       local ran = {}
       local u = agentbox.UserProxyAgent{ name = "u", human_input_mode = "NEVER",
-        code_execution_config = { work_dir = dir }, function_map = { t = function() ran[#ran + 1] = "tool"; return "ok" end } }
+        code_execution_config = { work_dir = dir, use_docker = false }, function_map = { t = function() ran[#ran + 1] = "tool"; return "ok" end } }
       local a = bot("a", "")
       local code = "```sh\necho ran-code\n```"
       -- termination wins over everything: nothing runs
@@ -414,54 +402,101 @@ describe("agents", function()
   end)
 
   describe("use_docker", function()
-    local dead = "unix:///tmp/agentbox-spec-no-such-docker.sock"
-    local prelude = "local ce = require('agentbox.codeexec'); ce.in_container = function() return false end; local ab = require('agentbox'); "
-
-    it("unreachable Docker is AutoGen's error at construction, naming both ways out", function()
-      local r = H.lua(prelude .. [[
-        local ok, err = pcall(ab.UserProxyAgent, { name = "u", human_input_mode = "NEVER" })
-        io.write(tostring(ok), "\n", tostring(err))]], { DOCKER_HOST = dead })
+    -- Unreachable daemons for real: a path where nothing exists, and a unix
+    -- socket that is bound but where nothing listens (a stopped daemon).
+    local missing = "unix:///tmp/agentbox-spec-no-such-docker.sock"
+    local refused_path = "/tmp/agentbox-spec-refused-" .. math.random(1e9) .. ".sock"
+    local refused = "unix://" .. refused_path
+    local marker = os.tmpname()                 -- stands in for /.dockerenv
+    setup(function()
+      local r = H.run({ "python3", "-c", "import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])",
+                        refused_path })
       assert.equal(0, r.exit_code, r.output)
-      local ok, msg = r.output:match("^(%a+)\n(.*)$")
-      assert.equal("false", ok)
-      assert.equal(1, msg:find("Code execution is set to be run in docker (default behaviour) but docker is not running.\n",
-        1, true))
-      assert.matches("use_docker = false in code_execution_config", msg, 1, true)
-      assert.matches("AGENTBOX_USE_DOCKER", msg, 1, true)
+    end)
+    teardown(function() os.remove(refused_path); os.remove(marker) end)
+
+    -- A nested process: DOCKER_HOST and AGENTBOX_USE_DOCKER are its own, and
+    -- "inside a container" is the marker file existing.
+    local function construct(cfg, env, inside)
+      local src = ([[
+        local ce = require('agentbox.codeexec')
+        ce._dockerenv = %q
+        local ab = require('agentbox')
+        local printed = {}
+        ab.print = function(s) printed[#printed + 1] = s end
+        local ok, u = pcall(ab.UserProxyAgent, { name = "u", human_input_mode = "NEVER", code_execution_config = %s })
+        if ok then
+          local local_ex = getmetatable(u:code_executor()) == require('agentbox.executor.local').LocalExecutor
+          io.write("OK ", tostring(u:use_docker()), " ", local_ex and "local" or "other", "\n", table.concat(printed))
+        else
+          io.write("ERR\n", tostring(u))
+        end]]):format(inside and marker or "/nonexistent/agentbox-spec-dockerenv", cfg)
+      local r = H.lua(src, env)
+      assert.equal(0, r.exit_code, r.output)
+      return r.output
+    end
+
+    local dir
+    before_each(function() dir = H.tmpdir("docker") end)
+    after_each(function() H.rm_rf(dir) end)
+
+    local function errors_with_ways_out(out)
+      assert.equal(1, out:find("ERR\nCode execution is set to be run in docker (default behaviour) but docker is not running.\n",
+        1, true), out)
+      assert.matches("use_docker = false in code_execution_config", out, 1, true)
+      assert.matches("AGENTBOX_USE_DOCKER", out, 1, true)
+    end
+
+    it("an explicit request for Docker with no daemon is an error, inside a container or not", function()
+      for _, inside in ipairs({ true, false }) do
+        for _, host in ipairs({ missing, refused }) do
+          errors_with_ways_out(construct(("{ work_dir = %q, use_docker = true }"):format(dir), { DOCKER_HOST = host }, inside))
+          errors_with_ways_out(construct(("{ work_dir = %q, use_docker = 'python:3-slim' }"):format(dir),
+            { DOCKER_HOST = host }, inside))
+          for _, v in ipairs({ "1", "true", "yes", "t" }) do
+            errors_with_ways_out(construct(("{ work_dir = %q }"):format(dir),
+              { DOCKER_HOST = host, AGENTBOX_USE_DOCKER = v }, inside))
+          end
+        end
+      end
     end)
 
-    it("AGENTBOX_USE_DOCKER=0 and use_docker = false opt out; the argument beats the variable", function()
-      local src = prelude .. [[
-        local u = ab.UserProxyAgent{ name = "u", human_input_mode = "NEVER", code_execution_config = %s }
-        io.write(tostring(u:use_docker()), " ", getmetatable(u:code_executor()) == require('agentbox.executor.local').LocalExecutor and "local" or "other")]]
-      local dir = H.tmpdir("docker")
-      local cfg = "{ work_dir = '" .. dir .. "' }"
-      local r = H.lua(src:format(cfg), { DOCKER_HOST = dead, AGENTBOX_USE_DOCKER = "0" })
-      assert.equal("false local", r.output)
-      r = H.lua(src:format(cfg), { DOCKER_HOST = dead, AGENTBOX_USE_DOCKER = "No" })
-      assert.equal("false local", r.output)
-      r = H.lua(src:format("{ work_dir = '" .. dir .. "', use_docker = false }"), { DOCKER_HOST = dead, AGENTBOX_USE_DOCKER = "yes" })
-      assert.equal("false local", r.output)
-      r = H.lua(src:format(cfg), { DOCKER_HOST = dead, AGENTBOX_USE_DOCKER = "true" })
-      assert.matches("but docker is not running", r.output, 1, true)
-      -- "none": Docker when reachable, else local, without an error
-      r = H.lua(src:format(cfg), { DOCKER_HOST = dead, AGENTBOX_USE_DOCKER = "none" })
-      assert.equal("false local", r.output)
-      H.rm_rf(dir)
+    it("the unset default outside a container with no daemon is AutoGen's error", function()
+      errors_with_ways_out(construct(("{ work_dir = %q }"):format(dir), { DOCKER_HOST = refused }, false))
+    end)
+
+    it("only the unset default (or 'none') may choose local execution, and then one line says so", function()
+      for _, case in ipairs({ { env = {}, inside = true }, { env = { AGENTBOX_USE_DOCKER = "none" }, inside = false },
+                              { env = { AGENTBOX_USE_DOCKER = "none" }, inside = true } }) do
+        case.env.DOCKER_HOST = refused
+        local out = construct(("{ work_dir = %q }"):format(dir), case.env, case.inside)
+        local head, printed = out:match("^(.-)\n(.*)$")
+        assert.equal("OK false local", head)
+        assert.matches("^agentbox: no Docker daemon in reach .- code runs on this host, without a sandbox .-\n$", printed)
+        assert.equal(1, select(2, printed:gsub("\n", "")), printed)
+      end
+    end)
+
+    it("an explicit opt-out runs locally without a notice", function()
+      assert.equal("OK false local\n", construct(("{ work_dir = %q, use_docker = false }"):format(dir),
+        { DOCKER_HOST = refused, AGENTBOX_USE_DOCKER = "1" }, true))
+      for _, v in ipairs({ "0", "No", "false", "f" }) do
+        assert.equal("OK false local\n", construct(("{ work_dir = %q }"):format(dir),
+          { DOCKER_HOST = refused, AGENTBOX_USE_DOCKER = v }, false))
+      end
     end)
 
     it("any other AGENTBOX_USE_DOCKER value is an error naming the accepted values", function()
-      local r = H.lua(prelude .. [[
-        local ok, err = pcall(ab.UserProxyAgent, { name = "u", human_input_mode = "NEVER" })
-        io.write(tostring(err))]], { AGENTBOX_USE_DOCKER = "maybe" })
-      assert.matches('Invalid value for AGENTBOX_USE_DOCKER: "maybe"', r.output, 1, true)
-      assert.matches("1/true/yes/t", r.output, 1, true)
-      assert.matches("0/false/no/f", r.output, 1, true)
-      assert.matches("none", r.output, 1, true)
+      local out = construct("{}", { AGENTBOX_USE_DOCKER = "maybe" }, false)
+      assert.matches('Invalid value for AGENTBOX_USE_DOCKER: "maybe"', out, 1, true)
+      assert.matches("1/true/yes/t", out, 1, true)
+      assert.matches("0/false/no/f", out, 1, true)
+      assert.matches("none", out, 1, true)
     end)
 
     it("reachable Docker builds a DockerExecutor with the image, work_dir and timeout", function()
-      local r = H.lua(prelude .. [[
+      local r = H.lua([[
+        local ab = require('agentbox')
         package.loaded['agentbox.docker'] = { available = function() return true end }
         local got
         ab.DockerExecutor = function(o) got = o; return { execute = function() end } end
@@ -469,15 +504,6 @@ describe("agents", function()
           code_execution_config = { use_docker = "python:3-slim", work_dir = "wd", timeout = 9 } }
         io.write(got.image, " ", got.work_dir, " ", got.timeout, " ", u:use_docker())]])
       assert.equal("python:3-slim wd 9 python:3-slim", r.output)
-    end)
-
-    it("inside a container with no daemon in reach a Docker request runs locally, without an error", function()
-      no_daemon_in_container()
-      local dir = H.tmpdir("docker")
-      local u = agentbox.UserProxyAgent{ name = "u", code_execution_config = { use_docker = true, work_dir = dir } }
-      assert.is_false(u:use_docker())
-      assert.equal(core.realpath(dir), u:code_executor().work_dir)
-      H.rm_rf(dir)
     end)
 
     it("an explicit executor is used as is", function()

@@ -6,9 +6,13 @@ local chat = require("agentbox.chat")
 
 local M = {}
 
--- AutoGen's in_docker_container(); a field so specs can stand outside one.
+-- AutoGen's in_docker_container(). The marker's path is a private field
+-- only so that specs can stand inside or outside a container in a nested
+-- process without touching the real /.dockerenv (doc/internals.md); it is
+-- not re-exported and no option or variable reaches it.
+M._dockerenv = "/.dockerenv"
 function M.in_container()
-  local f = io.open("/.dockerenv", "r")
+  local f = io.open(M._dockerenv, "r")
   if f then f:close() return true end
   return false
 end
@@ -29,15 +33,17 @@ local TRUE = { ["1"] = true, ["true"] = true, yes = true, t = true }
 local FALSE = { ["0"] = true, ["false"] = true, no = true, f = true }
 
 --- The argument wins; then AGENTBOX_USE_DOCKER; then on. Returns true,
---- false, an image name, or nil for "none" (Docker when reachable).
+--- false, an image name, or nil for "none" (Docker when reachable), and
+--- whether the choice was explicit (an argument or the variable) rather than
+--- the unset default.
 function M.decide_use_docker(arg)
-  if arg ~= nil then return arg end
+  if arg ~= nil then return arg, true end
   local env = os.getenv("AGENTBOX_USE_DOCKER")
-  if env == nil then return true end
+  if env == nil then return true, false end
   local v = env:lower()
-  if TRUE[v] then return true end
-  if FALSE[v] then return false end
-  if v == "none" then return nil end
+  if TRUE[v] then return true, true end
+  if FALSE[v] then return false, true end
+  if v == "none" then return nil, true end
   error(("Invalid value for AGENTBOX_USE_DOCKER: %q. Accepted values: 1/true/yes/t (run code in Docker), "
     .. "0/false/no/f (run code locally), none (Docker when reachable, else locally)."):format(env), 0)
 end
@@ -47,6 +53,10 @@ The options available are:
 - Make sure docker is running (advised approach for code execution)
 - Set use_docker = false in code_execution_config
 - Set AGENTBOX_USE_DOCKER to "0/False/no" in your environment variables]]
+
+M.LOCAL_NOTICE = "agentbox: no Docker daemon in reach and Docker was not requested: model-written code runs on "
+  .. "this host, without a sandbox (LocalExecutor). Set use_docker = true to require Docker, or use_docker = false "
+  .. "to run locally without this notice.\n"
 
 local KNOWN = { work_dir = true, use_docker = true, timeout = true, last_n_messages = true, executor = true }
 
@@ -92,23 +102,23 @@ function M.configure(who, cfg)
     return c, c.executor
   end
 
-  local use = M.decide_use_docker(c.use_docker)
+  local use, explicit = M.decide_use_docker(c.use_docker)
   if use ~= nil and type(use) ~= "boolean" and type(use) ~= "string" then
     error(who .. ": code_execution_config.use_docker must be true, false or an image name, got " .. tostring(use), 0)
   end
-  if use == nil then
-    use = M.docker_available() or false
-  elseif use ~= false then
+  if use ~= false then
     local ok, err = M.docker_available()
-    if not ok then
-      -- Already inside a container with no daemon in reach: run locally, as
-      -- AutoGen does. With a daemon in reach (a mounted socket, or a VM that
-      -- carries /.dockerenv) the hardened sandbox is still the safer place.
-      if M.in_container() then
-        use = false
-      else
-        error(M.DOCKER_NOT_RUNNING .. (err and ("\n(" .. tostring(err) .. ")") or ""), 0)
-      end
+    -- Fail closed: an explicit request for Docker (true, an image, or
+    -- AGENTBOX_USE_DOCKER=1) never becomes host execution. Only "none" and the
+    -- unset default inside a container (AutoGen's rule) may fall back, and
+    -- they say so, once, where the transcript goes.
+    if ok then
+      use = use == nil and true or use
+    elseif use == nil or (not explicit and M.in_container()) then
+      use = false
+      chat.print(M.LOCAL_NOTICE)
+    else
+      error(M.DOCKER_NOT_RUNNING .. (err and ("\n(" .. tostring(err) .. ")") or ""), 0)
     end
   end
   c.use_docker = use
