@@ -326,18 +326,51 @@ describe("agents", function()
                     tool_responses = { { role = "tool", tool_call_id = "call_9", content = "USER INTERRUPTED" } } }, r)
     end)
 
-    it("the default input function prints the prompt and reads stdin; end of input is exit", function()
+    -- stdin is a pipe here, never a terminal: each prompt ends with a newline
+    local function run_stdin(body, stdin)
       local src = [[
         local ab = require("agentbox")
         local u = ab.ConversableAgent{ name = "user", human_input_mode = "ALWAYS" }
         local h = ab.ConversableAgent{ name = "helper", human_input_mode = "NEVER", default_auto_reply = "h" }
-        local r = u:initiate_chat(h, { message = "task", silent = true })
-        io.write("\n#", #r.chat_history, " ", table.concat(r.human_input, "|"))]]
-      local env = { PATH = os.getenv("PATH"), HOME = os.getenv("HOME") or "/tmp",
-                    LUA_PATH = package.path, LUA_CPATH = package.cpath }
-      local r = H.run({ "lua5.4", "-e", src }, { env = env, stdin = "more detail\n" })
+        ab.color = false
+        ]] .. body .. [[
+        io.write("\n#", #r.chat_history, " ", table.concat(r.human_input, "|"), " ", tostring(r.human_input_ended))
+        for _, m in ipairs(r.chat_history) do io.write("\n", m.content) end]]
+      local r = H.run({ "lua5.4", "-e", src }, { env = H.lua_env(), stdin = stdin })
       assert.equal(0, r.exit_code, r.output)
-      assert.equal(ALWAYS_PROMPT:format("user", "helper"):rep(2) .. "\n#4 more detail|exit", r.output)
+      return r.output
+    end
+
+    it("the default input function prints the prompt (and a newline when stdin is not a terminal) and reads stdin", function()
+      local out = run_stdin('local r = u:initiate_chat(h, { message = "task", silent = true })', "more detail\n")
+      assert.equal((ALWAYS_PROMPT:format("user", "helper") .. "\n"):rep(2) .. "(human input ended: end of input)\n"
+        .. "\n#4 more detail end of input\ntask\nh\nmore detail\nh", out)
+    end)
+
+    it("end of input before the first message ends the chat: the literal 'exit' is never sent", function()
+      for _, stdin in ipairs({ "", false }) do    -- an empty pipe, and stdin closed
+        local out = run_stdin("local r = u:initiate_chat(h, {})", stdin or nil)
+        assert.equal(">\n(human input ended: end of input)\n\n#0  end of input", out)
+      end
+      local out = run_stdin("local r = u:initiate_chat(h, { max_turns = 3 })", "")
+      assert.equal(">\n(human input ended: end of input)\n\n#0  end of input", out)
+    end)
+
+    it("an input function may end the chat itself: nil and a reason", function()
+      local u = agentbox.ConversableAgent{ name = "user", human_input_mode = "ALWAYS",
+        get_human_input = function() return nil, "the window was closed" end }
+      local r = u:initiate_chat(bot("helper", "h"), { message = "task" })
+      assert.same({ "task", "h" }, contents(r.chat_history))
+      assert.equal("the window was closed", r.human_input_ended)
+      assert.same({}, r.human_input)
+      assert.matches("(human input ended: the window was closed)\n", table.concat(out), 1, true)
+      -- a plain nil is still "no input" (auto-reply), as before
+      local n = 0
+      local u2 = agentbox.ConversableAgent{ name = "user2", human_input_mode = "ALWAYS", max_consecutive_auto_reply = 1,
+        default_auto_reply = "auto", get_human_input = function() n = n + 1; if n < 3 then return nil end return "exit" end }
+      r = u2:initiate_chat(bot("helper", "h"), { message = "task" })
+      assert.is_nil(r.human_input_ended)
+      assert.same({ "task", "h", "auto", "h", "auto", "h" }, contents(r.chat_history))
     end)
 
     it("the input function may yield inside a task while other tasks run", function()

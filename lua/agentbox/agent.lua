@@ -105,12 +105,13 @@ local function default_is_termination_msg(msg)
   return chat.content_str(msg.content) == "TERMINATE"
 end
 
--- Python's input(): the prompt is written, a line read; end of input ends
--- the conversation instead of raising EOFError.
+-- Python's input(): the prompt is written, a line read. When stdin is not
+-- a terminal nothing echoes the answer, so the prompt gets its own line. End
+-- of input ends the conversation (nil and the reason) instead of raising.
 local function stdin_input(prompt)
-  chat.print(prompt)
+  chat.print(prompt .. (require("agentbox.core").isatty(0) and "" or "\n"))
   local line = io.read("l")
-  if line == nil then return "exit" end
+  if line == nil then return nil, "end of input" end
   return line
 end
 
@@ -291,7 +292,14 @@ ConversableAgent.generate_code_execution_reply = codeexec.reply
 --- stdin) is called as fn(prompt, agent); it may yield inside a task.
 function ConversableAgent:get_human_input(prompt)
   local fn = self._input_fn or stdin_input
-  local reply = fn(prompt, self)
+  local reply, ended = fn(prompt, self)
+  if reply == nil and type(ended) == "string" then
+    -- the human is gone: end the chat as "exit" does, without pretending
+    -- they typed it (nothing is recorded, nothing is sent)
+    self._input_ended = ended
+    chat.print("(human input ended: " .. chat.escape(ended) .. ")\n")
+    return "exit"
+  end
   if reply == nil then reply = "" elseif type(reply) ~= "string" then reply = tostring(reply) end
   self._human_input[#self._human_input + 1] = reply
   return reply
@@ -429,6 +437,7 @@ end
 function ConversableAgent:_prepare_chat(recipient, clear, prepare_recipient, reply_at_receive)
   self:reset_consecutive_auto_reply_counter(recipient)
   self.reply_at_receive[recipient] = reply_at_receive
+  self._input_ended = nil
   if clear then
     self:clear_history(recipient)
     self._human_input = {}

@@ -41,6 +41,8 @@ end
 
 local function out(s) M.print(s) end
 
+function M.escape(s) return s end
+
 --- A status line from an agent (">>>>>>>> USING AUTO REPLY..." and friends);
 --- suppressed while the agent is inside a silent chat.
 function M.info(agent, text, color)
@@ -272,7 +274,10 @@ end
 local function first_message(sender, recipient, opts)
   local m = opts.message
   if type(m) == "function" then return m(sender, recipient, opts) end
-  if m == nil then m = sender:get_human_input(">") end
+  if m == nil then
+    m = sender:get_human_input(">")
+    if sender._input_ended then return nil end     -- never send the "exit" it stands for
+  end
   if type(m) ~= "string" and type(m) ~= "table" then
     error("initiate_chat: message must be a string, a message table or a function(sender, recipient, context)", 0)
   end
@@ -302,7 +307,8 @@ function M.initiate_chat(sender, recipient, opts)
     end
   else
     sender:_prepare_chat(recipient, clear, true, true)
-    M.converse(sender, recipient, first_message(sender, recipient, opts), nil, silent)
+    local msg = first_message(sender, recipient, opts)
+    if msg ~= nil then M.converse(sender, recipient, msg, nil, silent) end
   end
   local summary, summary_error = summarize(sender, recipient, opts.summary_method, opts.summary_args or {})
   return {
@@ -311,6 +317,8 @@ function M.initiate_chat(sender, recipient, opts)
     summary_error = summary_error,
     cost = gather_usage(sender, recipient),
     human_input = sender._human_input,
+    -- why a human's input ended the chat ("end of input"), nil otherwise
+    human_input_ended = sender._input_ended or recipient._input_ended,
   }
 end
 
