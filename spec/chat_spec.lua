@@ -167,6 +167,56 @@ describe("initiate_chat", function()
     end)
   end)
 
+  describe("terminal control sequences", function()
+    -- what real attacks send: an OSC title, an OSC 52 clipboard write, clear
+    -- screen + home, a carriage return that hides the start of a line, the
+    -- one-byte C1 CSI (U+009B), a BEL and a DEL
+    local NASTY = "\27]0;owned\7\27]52;c;cm0gLXJmIH4=\7\27[2J\27[Hsafe\rrm -rf ~ \194\155" .. "31mC1\8\127"
+    local CODE = "```sh\nprintf '\\033]0;from-code\\007\\033]52;c;cHduZWQ=\\007\\033[2J\\033[3J'\nprintf 'out\\r\\n'\n```"
+
+    local function raw_controls(text)
+      local ours = text:gsub("\27%[%d+m", "")          -- our own colour codes
+      return ours:find("[%z\1-\8\11-\31\127]") or ours:find("\194[\128-\159]")
+    end
+
+    it("never reach the terminal raw, from the model or from code output; the history keeps them", function()
+      srv = fake.start{ models = { m = {
+        { content = NASTY .. "\n" .. CODE,
+          tool_calls = { { name = "t", id = "call_\27[2J", arguments = "{\"x\": \"\27]0;args\7\"}" } } },
+        { content = "TERMINATE" },
+      } } }
+      agentbox.color = true
+      local user = proxy{ function_map = { t = function() return "tool \27]0;result\7" end } }
+      local assistant = agentbox.AssistantAgent{ name = "assistant", llm_config = llm_config(srv) }
+      local r = user:initiate_chat(assistant, { message = "go \27[31mred" })
+      local text = table.concat(out)
+      assert.is_nil(raw_controls(text), text)
+      assert.matches("\27[33muser_proxy\27[0m (to assistant):", text, 1, true)    -- colour still works
+      for _, shown in ipairs({ "go \\x1b[31mred", "\\x1b]0;owned\\x07\\x1b]52;c;cm0gLXJmIH4=\\x07\\x1b[2J\\x1b[Hsafe\\x0drm -rf ~ ",
+                               "\\u009b31mC1\\x08\\x7f", "call_\\x1b[2J", "\\x1b]0;args\\x07", "tool \\x1b]0;result\\x07" }) do
+        assert.matches(shown, text, 1, true)
+      end
+      -- code output travels the same way (CRLF is shown as a plain newline)
+      srv:stop(); srv = nil
+      out = {}
+      local u2 = proxy()
+      local r2 = bot("coder", "", { max_consecutive_auto_reply = 0 }):initiate_chat(u2, { message = CODE, max_turns = 1 })
+      text = table.concat(out)
+      assert.is_nil(raw_controls(text), text)
+      assert.matches("\\x1b]0;from-code\\x07\\x1b]52;c;cHduZWQ=\\x07\\x1b[2J\\x1b[3Jout\n", text, 1, true)
+      -- the history is untouched: the model and the code see what was sent
+      assert.equal(NASTY .. "\n" .. CODE, r.chat_history[2].content)
+      assert.equal("{\"x\": \"\27]0;args\7\"}", r.chat_history[2].tool_calls[1]["function"].arguments)
+      assert.equal("exitcode: 0 (execution succeeded)\nCode output: \27]0;from-code\7\27]52;c;cHduZWQ=\7\27[2J\27[3Jout\r\n",
+        r2.chat_history[2].content)
+    end)
+
+    it("chat.escape: a readable, documented form", function()
+      assert.equal("a\tb\nc\\x1b[0m\\x00\\x7f\\u0085\nd\\x0d", chat.escape("a\tb\r\nc\27[0m\0\127\194\133\r\nd\r"))
+      assert.equal("ünïcödé ✓", chat.escape("ünïcödé ✓"))
+    end)
+  end)
+
   describe("the loop", function()
     local function depth()
       local d = 1

@@ -109,7 +109,7 @@ end
 -- a terminal nothing echoes the answer, so the prompt gets its own line. End
 -- of input ends the conversation (nil and the reason) instead of raising.
 local function stdin_input(prompt)
-  chat.print(prompt .. (require("agentbox.core").isatty(0) and "" or "\n"))
+  chat.print(chat.escape(prompt) .. (require("agentbox.core").isatty(0) and "" or "\n"))
   local line = io.read("l")
   if line == nil then return nil, "end of input" end
   return line

@@ -34,14 +34,35 @@ function M.use_color()
   return nc == nil or nc == ""
 end
 
+--- text escaped for the terminal (M.escape), in colour when colour is on
 function M.colored(text, color)
+  text = M.escape(text)
   if not M.use_color() then return text end
   return "\27[" .. CODES[color] .. "m" .. text .. "\27[0m"
 end
 
 local function out(s) M.print(s) end
 
-function M.escape(s) return s end
+-- Terminal safety. Text from the model, from code output and from the model
+-- server must never drive the user's terminal (an OSC 52 clipboard write, a
+-- title, a clear screen, a carriage return that hides the start of a line),
+-- so every piece of it is shown with its control characters escaped: C0
+-- bytes other than newline and tab and DEL as \xHH, the C1 controls
+-- U+0080-U+009F as \uHHHH, CRLF as a plain newline; invalid UTF-8 becomes
+-- U+FFFD. Only our own colour codes are written raw. The history is never
+-- touched: this is what the transcript shows, not what the model sees.
+local C0 = {}
+for b = 0, 31 do C0[string.char(b)] = ("\\x%02x"):format(b) end
+C0["\127"] = "\\x7f"
+local C1 = {}
+for b = 0x80, 0x9f do C1["\194" .. string.char(b)] = ("\\u%04x"):format(b) end
+
+function M.escape(s)
+  s = tostring(s)
+  if not s:find("[\0-\8\11-\31\127-\255]") then return s end     -- plain ASCII: as is
+  s = require("agentbox.core").utf8_clean(s):gsub("\r\n", "\n")
+  return (s:gsub("[\0-\8\11-\31\127]", C0):gsub("\194[\128-\159]", C1))
+end
 
 --- A status line from an agent (">>>>>>>> USING AUTO REPLY..." and friends);
 --- suppressed while the agent is inside a silent chat.
@@ -68,9 +89,11 @@ end
 
 local RULE = ("-"):rep(80)
 
+local esc = M.escape
+
 local function print_received(self, message, sender)
   if type(message) == "string" then message = { content = message } end
-  out(M.colored(sender.name, "yellow") .. " (to " .. self.name .. "):\n\n")
+  out(M.colored(sender.name, "yellow") .. " (to " .. esc(self.name) .. "):\n\n")
   if type(message.tool_responses) == "table" then
     for _, r in ipairs(message.tool_responses) do print_received(self, r, sender) end
     -- a role "tool" wrapper only repeats its responses
@@ -79,14 +102,14 @@ local function print_received(self, message, sender)
   if message.role == "function" or message.role == "tool" then
     local id = message.role == "function" and message.name or message.tool_call_id
     local head = ("***** Response from calling %s (%s) *****"):format(message.role, tostring(id or "No id found"))
-    out(M.colored(head, "green") .. "\n" .. M.content_str(message.content) .. "\n"
+    out(M.colored(head, "green") .. "\n" .. esc(M.content_str(message.content)) .. "\n"
         .. M.colored(("*"):rep(#head), "green") .. "\n")
   else
-    if message.content ~= nil then out(M.content_str(message.content) .. "\n") end
+    if message.content ~= nil then out(esc(M.content_str(message.content)) .. "\n") end
     local fc = message.function_call
     if type(fc) == "table" then
       local head = ("***** Suggested function call: %s *****"):format(tostring(fc.name or "(No function name found)"))
-      out(M.colored(head, "green") .. "\nArguments: \n" .. tostring(fc.arguments or "(No arguments found)") .. "\n"
+      out(M.colored(head, "green") .. "\nArguments: \n" .. esc(tostring(fc.arguments or "(No arguments found)")) .. "\n"
           .. M.colored(("*"):rep(#head), "green") .. "\n")
     end
     if type(message.tool_calls) == "table" then
@@ -94,7 +117,7 @@ local function print_received(self, message, sender)
         local f = type(call["function"]) == "table" and call["function"] or {}
         local head = ("***** Suggested tool call (%s): %s *****"):format(tostring(call.id or "No tool call id found"),
           tostring(f.name or "(No function name found)"))
-        out(M.colored(head, "green") .. "\nArguments: \n" .. tostring(f.arguments or "(No arguments found)") .. "\n"
+        out(M.colored(head, "green") .. "\nArguments: \n" .. esc(tostring(f.arguments or "(No arguments found)")) .. "\n"
             .. M.colored(("*"):rep(#head), "green") .. "\n")
       end
     end
