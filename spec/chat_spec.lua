@@ -217,6 +217,65 @@ describe("initiate_chat", function()
     end)
   end)
 
+  describe("a hostile model", function()
+    it("10,000 blocks in one reply: the first max_blocks run, the rest are reported to the model", function()
+      srv = fake.start{ models = { m = {
+        { content_gen = { unit = "```sh\necho {i} > f{i}.txt\n```\n", count = 10000 } },
+        { content = "TERMINATE", expect = { last_contains = "9968 more code block(s) in this message were not run" } },
+      } } }
+      local assistant = agentbox.AssistantAgent{ name = "assistant", llm_config = llm_config(srv) }
+      local r = proxy():initiate_chat(assistant, { message = "go" })
+      assert.equal("TERMINATE", r.chat_history[4].content)
+      local reply = r.chat_history[3].content
+      assert.equal(1, reply:find("exitcode: 0 (execution succeeded)\nCode output: ", 1, true))
+      assert.matches("at most 32 run per message (code_execution_config.max_blocks)", reply, 1, true)
+      local text = table.concat(out)
+      assert.equal(32, select(2, text:gsub("EXECUTING CODE BLOCK", "")))
+      assert.matches("NOT RUNNING 9968 MORE CODE BLOCK(S) (max_blocks = 32)", text, 1, true)
+      local p = io.popen("ls '" .. dir .. "'")
+      local files = 0
+      for name in p:lines() do if name:find("^f%d+%.txt$") then files = files + 1 end end
+      p:close()
+      assert.equal(32, files)
+      -- configurable; a bad value is an error naming the option
+      local u = proxy{ code_execution_config = { work_dir = dir, use_docker = false, max_blocks = 2 } }
+      local two = u:generate_reply{ sender = bot("a", ""), messages = { { role = "user",
+        content = "```sh\necho a\n```\n```sh\necho b\n```\n```sh\necho c\n```" } } }
+      assert.equal("exitcode: 0 (execution succeeded)\nCode output: a\nb\n\nagentbox: 1 more code block(s) in this "
+        .. "message were not run: at most 2 run per message (code_execution_config.max_blocks). Send fewer, larger blocks.", two)
+      local ok, err = pcall(proxy, { code_execution_config = { work_dir = dir, use_docker = false, max_blocks = 0 } })
+      assert.is_false(ok)
+      assert.matches("code_execution_config.max_blocks must be a positive integer", err, 1, true)
+    end)
+
+    it("inside a task, a 5 MB reply is extracted over several steps, not in one", function()
+      srv = fake.start{ models = { m = {
+        { content_gen = { head = "```\n", unit = "x = 1\n", count = 5 * 1024 * 1024 // 6, tail = "```\n" } },
+        { content = "TERMINATE" },
+      } } }
+      local cfg = llm_config(srv)
+      cfg.max_reply_bytes = 8 * 1024 * 1024
+      local assistant = agentbox.AssistantAgent{ name = "assistant", llm_config = cfg }
+      local ticks, stop, at_chain, at_execute = 0, false, nil, nil
+      local ex = { execute = function(_, blocks)
+        at_execute = ticks
+        return { exit_code = 0, output = #blocks .. " " .. blocks[1].lang .. " " .. #blocks[1].code }
+      end }
+      local u = proxy{ code_execution_config = { executor = ex } }
+      u:register_reply(assistant, function() at_chain = at_chain or ticks; return false end)
+      local ticker = agentbox.spawn(function() while not stop do ticks = ticks + 1; coroutine.yield() end end)
+      local t = agentbox.spawn(function() return u:initiate_chat(assistant, { message = "go" }) end)
+      while not t:done() do agentbox.step(0) end
+      stop = true
+      agentbox.run()
+      local r = assert(t:result())
+      assert.equal("exitcode: 0 (execution succeeded)\nCode output: 1 python " .. 5 * 1024 * 1024 // 6 * 6 - 1,
+        r.chat_history[3].content)
+      -- the ticker ran while the message was extracted: it took more than one step
+      assert.is_true(at_execute - at_chain >= 2, ("%s %s"):format(at_chain, at_execute))
+    end)
+  end)
+
   describe("the loop", function()
     local function depth()
       local d = 1

@@ -105,16 +105,6 @@ local function default_is_termination_msg(msg)
   return chat.content_str(msg.content) == "TERMINATE"
 end
 
--- Python's input(): the prompt is written, a line read. When stdin is not
--- a terminal nothing echoes the answer, so the prompt gets its own line. End
--- of input ends the conversation (nil and the reason) instead of raising.
-local function stdin_input(prompt)
-  chat.print(chat.escape(prompt) .. (require("agentbox.core").isatty(0) and "" or "\n"))
-  local line = io.read("l")
-  if line == nil then return nil, "end of input" end
-  return line
-end
-
 -- The built-in trigger: every sender, including none (AutoGen's [Agent, None]).
 local ANY = setmetatable({}, { __tostring = function() return "any sender" end })
 
@@ -286,24 +276,8 @@ ConversableAgent.generate_tool_calls_reply = tools.tool_calls_reply
 ConversableAgent.generate_function_call_reply = tools.function_call_reply
 ConversableAgent.generate_code_execution_reply = codeexec.reply
 
--- Human input --------------------------------------------------------------------
-
---- The agent's input function (the get_human_input option, else a line from
---- stdin) is called as fn(prompt, agent); it may yield inside a task.
-function ConversableAgent:get_human_input(prompt)
-  local fn = self._input_fn or stdin_input
-  local reply, ended = fn(prompt, self)
-  if reply == nil and type(ended) == "string" then
-    -- the human is gone: end the chat as "exit" does, without pretending
-    -- they typed it (nothing is recorded, nothing is sent)
-    self._input_ended = ended
-    chat.print("(human input ended: " .. chat.escape(ended) .. ")\n")
-    return "exit"
-  end
-  if reply == nil then reply = "" elseif type(reply) ~= "string" then reply = tostring(reply) end
-  self._human_input[#self._human_input + 1] = reply
-  return reply
-end
+-- Human input: replies.lua (the input function, stdin, end of input)
+ConversableAgent.get_human_input = replies.get_human_input
 
 -- History and counters -----------------------------------------------------------
 

@@ -8,6 +8,7 @@
 -- functions that block yields, so get_human_input, tools and the model client
 -- may yield when the chat runs inside an agentbox task.
 local llm = require("agentbox.llm")
+local task = require("agentbox.task")
 
 local M = {}
 
@@ -91,6 +92,27 @@ local RULE = ("-"):rep(80)
 
 local esc = M.escape
 
+-- Long text (a 5 MB reply) is escaped and printed in chunks, with a task
+-- checkpoint between them; a chunk never ends inside a UTF-8 sequence or
+-- between CR and LF, so the escaping sees what a single call would.
+local CHUNK = 16 * 1024
+local function out_text(s)
+  local n = #s
+  if n <= CHUNK then return out(esc(s)) end
+  local pos = 1
+  while pos <= n do
+    local e = math.min(n, pos + CHUNK - 1)
+    while e < n do
+      local b = s:byte(e + 1)
+      if not (b >= 0x80 and b < 0xC0) and not (b == 10 and s:byte(e) == 13) then break end
+      e = e + 1
+    end
+    out(esc(s:sub(pos, e)))
+    pos = e + 1
+    task.checkpoint()
+  end
+end
+
 local function print_received(self, message, sender)
   if type(message) == "string" then message = { content = message } end
   out(M.colored(sender.name, "yellow") .. " (to " .. esc(self.name) .. "):\n\n")
@@ -102,23 +124,29 @@ local function print_received(self, message, sender)
   if message.role == "function" or message.role == "tool" then
     local id = message.role == "function" and message.name or message.tool_call_id
     local head = ("***** Response from calling %s (%s) *****"):format(message.role, tostring(id or "No id found"))
-    out(M.colored(head, "green") .. "\n" .. esc(M.content_str(message.content)) .. "\n"
-        .. M.colored(("*"):rep(#head), "green") .. "\n")
+    out(M.colored(head, "green") .. "\n")
+    out_text(M.content_str(message.content))
+    out("\n" .. M.colored(("*"):rep(#head), "green") .. "\n")
   else
-    if message.content ~= nil then out(esc(M.content_str(message.content)) .. "\n") end
+    if message.content ~= nil then
+      out_text(M.content_str(message.content))
+      out("\n")
+    end
     local fc = message.function_call
     if type(fc) == "table" then
       local head = ("***** Suggested function call: %s *****"):format(tostring(fc.name or "(No function name found)"))
-      out(M.colored(head, "green") .. "\nArguments: \n" .. esc(tostring(fc.arguments or "(No arguments found)")) .. "\n"
-          .. M.colored(("*"):rep(#head), "green") .. "\n")
+      out(M.colored(head, "green") .. "\nArguments: \n")
+      out_text(tostring(fc.arguments or "(No arguments found)"))
+      out("\n" .. M.colored(("*"):rep(#head), "green") .. "\n")
     end
     if type(message.tool_calls) == "table" then
       for _, call in ipairs(message.tool_calls) do
         local f = type(call["function"]) == "table" and call["function"] or {}
         local head = ("***** Suggested tool call (%s): %s *****"):format(tostring(call.id or "No tool call id found"),
           tostring(f.name or "(No function name found)"))
-        out(M.colored(head, "green") .. "\nArguments: \n" .. esc(tostring(f.arguments or "(No arguments found)")) .. "\n"
-            .. M.colored(("*"):rep(#head), "green") .. "\n")
+        out(M.colored(head, "green") .. "\nArguments: \n")
+        out_text(tostring(f.arguments or "(No arguments found)"))
+        out("\n" .. M.colored(("*"):rep(#head), "green") .. "\n")
       end
     end
   end

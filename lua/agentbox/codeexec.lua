@@ -3,6 +3,7 @@
 -- message's code blocks.
 local code = require("agentbox.code")
 local chat = require("agentbox.chat")
+local task = require("agentbox.task")
 
 local M = {}
 
@@ -58,7 +59,12 @@ M.LOCAL_NOTICE = "agentbox: no Docker daemon in reach and Docker was not request
   .. "this host, without a sandbox (LocalExecutor). Set use_docker = true to require Docker, or use_docker = false "
   .. "to run locally without this notice.\n"
 
-local KNOWN = { work_dir = true, use_docker = true, timeout = true, last_n_messages = true, executor = true }
+local KNOWN = { work_dir = true, use_docker = true, timeout = true, last_n_messages = true, executor = true,
+                max_blocks = true }
+
+-- Blocks run per message; a model that sends 10,000 gets the first ones run
+-- and the rest reported back to it.
+M.MAX_BLOCKS = 32
 
 local function docker_executor(image, cfg)
   return require("agentbox").DockerExecutor{ image = image, work_dir = cfg.work_dir, timeout = cfg.timeout }
@@ -76,7 +82,7 @@ function M.configure(who, cfg)
   for k, v in pairs(cfg) do
     if not KNOWN[k] then
       error(who .. ": unknown code_execution_config key '" .. tostring(k)
-        .. "' (known: executor, last_n_messages, timeout, use_docker, work_dir)", 0)
+        .. "' (known: executor, last_n_messages, max_blocks, timeout, use_docker, work_dir)", 0)
     end
     c[k] = v
   end
@@ -87,6 +93,13 @@ function M.configure(who, cfg)
       .. tostring(n), 0)
   end
   c.last_n_messages = n
+  local mb = c.max_blocks
+  if mb == nil then mb = M.MAX_BLOCKS end
+  if math.type(mb) ~= "integer" or mb < 1 then
+    error(who .. ": code_execution_config.max_blocks must be a positive integer (code blocks run per message, "
+      .. "default " .. M.MAX_BLOCKS .. "), got " .. tostring(c.max_blocks), 0)
+  end
+  c.max_blocks = mb
 
   if c.executor ~= nil then
     for _, k in ipairs({ "use_docker", "work_dir", "timeout" }) do
@@ -131,12 +144,13 @@ function M.configure(who, cfg)
   return c, executor
 end
 
-local function blocks_of(content)
+local function blocks_of(content, max)
   if content == nil or content == "" then return nil end
-  local blocks = code.extract(content)
+  -- task.checkpoint: a 5 MB message is extracted over several steps
+  local blocks, skipped = code.extract(content, { max_blocks = max, pause = task.checkpoint })
   -- AutoGen: one block of unknown language is prose in a fence, not code
-  if #blocks == 0 or (#blocks == 1 and blocks[1].lang == "unknown") then return nil end
-  return blocks
+  if #blocks == 0 or (#blocks == 1 and skipped == 0 and blocks[1].lang == "unknown") then return nil end
+  return blocks, skipped
 end
 
 --- The reply function: scan the last n messages newest first ("auto": the
@@ -155,13 +169,19 @@ function M.reply(agent, messages, sender)
     end
   end
   for i = #messages, #messages - math.min(n, #messages) + 1, -1 do
-    local blocks = blocks_of(messages[i].content)
+    local blocks, skipped = blocks_of(messages[i].content, cfg.max_blocks)
     if blocks then
       for b, block in ipairs(blocks) do
         chat.info(agent, ("\n>>>>>>>> EXECUTING CODE BLOCK %d (inferred language is %s)..."):format(b - 1, block.lang))
       end
+      local note = ""
+      if skipped > 0 then
+        note = ("\nagentbox: %d more code block(s) in this message were not run: at most %d run per message "
+          .. "(code_execution_config.max_blocks). Send fewer, larger blocks."):format(skipped, cfg.max_blocks)
+        chat.info(agent, ("\n>>>>>>>> NOT RUNNING %d MORE CODE BLOCK(S) (max_blocks = %d)"):format(skipped, cfg.max_blocks))
+      end
       local result = agent._code_executor:execute(blocks)
-      return true, code.format_result(result)
+      return true, code.format_result(result) .. note
     end
   end
   return false, nil
