@@ -168,4 +168,14 @@ describe("llm client", function()
     assert.is_false(ok)
     assert.matches("llm_config.max_reply_bytes must be a positive integer (bytes; default 2097152)", err, 1, true)
   end)
+  it("a long message goes out exactly, although it is encoded in chunks", function()
+    srv = fake.start{ models = { m = { { content = "ok" } } } }
+    local unit = 'a "quoted" \\ back\\slash\n\ttab \1 ctl é ✓ /slash '
+    local long = unit:rep(200 * 1024 // #unit + 7)
+    client():create{ messages = { { role = "system", content = "sys" }, { role = "user", content = long, name = "u" } } }
+    local body = srv:last_request().body
+    assert.equal(long, body.messages[2].content)
+    assert.equal("u", body.messages[2].name)
+    assert.equal("sys", body.messages[1].content)
+  end)
 end)

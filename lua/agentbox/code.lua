@@ -245,27 +245,42 @@ local function dedent(line, indent)
 end
 
 -- Lines between pause() calls, when extraction may yield (see extract).
-local LINES_PER_PAUSE = 2048
+local LINES_PER_PAUSE = 256
 
+-- A fence without indentation in a text without CR keeps its body as a
+-- byte range of the text (one sub() at the close, no table of lines);
+-- otherwise lines are collected, dedented and CR-stripped one by one.
 local function fenced_blocks(text, max, pause)
   local blocks, open, skipped, nlines = {}, nil, 0, 0
-  for line in (text .. "\n"):gmatch("([^\n]*)\n") do
+  local ranged = not text:find("\r", 1, true)
+  for pos, line in (text .. "\n"):gmatch("()([^\n]*)\n") do
     nlines = nlines + 1
     if pause and nlines % LINES_PER_PAUSE == 0 then pause() end
     line = line:gsub("\r$", "")
     if not open then
       open = opening_fence(line)
-      -- past the cap a block is only counted: no body kept, nothing inferred
-      if open and #blocks >= max then open.counted_only = true end
+      if open then
+        open.ranged = ranged and open.indent == ""
+        -- past the cap a block is only counted: no body kept, nothing inferred
+        open.counted_only = #blocks >= max
+      end
     elseif closes(line, open) then
       if open.counted_only then
         skipped = skipped + 1
       else
-        local code = table.concat(open.body, "\n")
+        local code
+        if open.ranged then
+          code = open.from and text:sub(open.from, open.to) or ""
+        else
+          code = table.concat(open.body, "\n")
+        end
         local lang = open.lang ~= "" and open.lang or M.infer_lang(code, pause)
         blocks[#blocks + 1] = { lang = lang, code = code }
       end
       open = nil
+    elseif open.ranged then
+      open.from = open.from or pos
+      open.to = pos + #line - 1
     elseif not open.counted_only then
       open.body[#open.body + 1] = dedent(line, open.indent)
     end

@@ -85,6 +85,8 @@ local function wire_message(m)
   return out
 end
 
+local ENCODE_CHUNK = 64 * 1024
+
 local function build_body(self, entry, req)
   local body = {}
   for k, v in pairs(self.config) do
@@ -101,12 +103,25 @@ local function build_body(self, entry, req)
   body.messages = nil
   local ok, s = pcall(json.encode, body)
   if not ok then error("cannot encode the chat request as JSON: " .. tostring(s), 0) end
-  -- Messages are encoded one by one with a task checkpoint between them, so
-  -- a history holding a few large replies is not one long C call.
+  -- Messages are encoded one by one, and a long content string in chunks,
+  -- with a task checkpoint between them, so a history holding a 5 MB reply
+  -- is not one long C call. JSON escapes byte by byte (cjson copies bytes
+  -- >= 0x80 as they are), so the encoded chunks joined are the string encoded.
   local msgs = {}
   for i, m in ipairs(req.messages) do
-    local mok, ms = pcall(json.encode, wire_message(m))
+    local w = wire_message(m)
+    local long = type(w.content) == "string" and #w.content > ENCODE_CHUNK and w.content
+    if long then w.content = nil end
+    local mok, ms = pcall(json.encode, w)
     if not mok then error("cannot encode the chat request as JSON: " .. tostring(ms), 0) end
+    if long then
+      local parts = {}
+      for pos = 1, #long, ENCODE_CHUNK do
+        parts[#parts + 1] = json.encode(long:sub(pos, pos + ENCODE_CHUNK - 1)):sub(2, -2)
+        task.checkpoint()
+      end
+      ms = ms:sub(1, -2) .. ',"content":"' .. table.concat(parts) .. '"}'
+    end
     msgs[i] = ms
     task.checkpoint()
   end
