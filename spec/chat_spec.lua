@@ -211,6 +211,17 @@ describe("initiate_chat", function()
         r2.chat_history[2].content)
     end)
 
+    it("status lines are escaped too: a language name from the model's fence, a tool name", function()
+      agentbox.color = true
+      local u = proxy{ function_map = { t = function() return "ok" end } }
+      u:generate_reply{ sender = bot("a", ""), messages = { { role = "user",
+        content = "```sh\27]0;lang\7\necho hi\n```\n```python\27[2J\nprint(1)\n```" } } }
+      local text = table.concat(out)
+      assert.is_nil(raw_controls(text), text)
+      assert.matches("EXECUTING CODE BLOCK 0 (inferred language is sh\\x1b]0;lang\\x07)", text, 1, true)
+      assert.matches("EXECUTING CODE BLOCK 1 (inferred language is python\\x1b[2j)", text, 1, true)
+    end)
+
     it("chat.escape: a readable, documented form", function()
       assert.equal("a\tb\nc\\x1b[0m\\x00\\x7f\\u0085\nd\\x0d", chat.escape("a\tb\r\nc\27[0m\0\127\194\133\r\nd\r"))
       assert.equal("ünïcödé ✓", chat.escape("ünïcödé ✓"))
