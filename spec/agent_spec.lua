@@ -1,8 +1,7 @@
 -- Agents: AutoGen 0.2 defaults, construction errors, the reply chain and its
 -- triggers, termination, per-sender counters, the three human input modes
--- with AutoGen's exact prompts, and the use_docker decision.
+-- with AutoGen's exact prompts (the use_docker decision: use_docker_spec.lua).
 local agentbox = require("agentbox")
-local codeexec = require("agentbox.codeexec")
 local core = require("agentbox.core")
 local H = require("spec.support.helpers")
 local CH = require("spec.support.chat_helpers")
@@ -29,24 +28,15 @@ local contents = CH.contents
 local bot = CH.bot
 
 describe("agents", function()
-  local out, saved_in_container, saved_available
-  -- inside a container with no daemon in reach, Docker requests run locally
-  local function no_daemon_in_container()
-    codeexec.in_container = function() return true end
-    codeexec.docker_available = function() return false, "no daemon (spec)" end
-  end
+  local out
   before_each(function()
     out = {}
     agentbox.print = function(s) out[#out + 1] = s end
     agentbox.color = false
-    saved_in_container = codeexec.in_container
-    saved_available = codeexec.docker_available
   end)
   after_each(function()
     agentbox.print = nil
     agentbox.color = nil
-    codeexec.in_container = saved_in_container
-    codeexec.docker_available = saved_available
   end)
 
   describe("defaults", function()
@@ -77,9 +67,8 @@ describe("agents", function()
     end)
 
     it("UserProxyAgent: ALWAYS, code execution on, no model, description by mode", function()
-      no_daemon_in_container()
       local dir = H.tmpdir("agent")
-      local u = agentbox.UserProxyAgent{ name = "user_proxy", code_execution_config = { work_dir = dir } }
+      local u = agentbox.UserProxyAgent{ name = "user_proxy", code_execution_config = { work_dir = dir, use_docker = false } }
       assert.equal("ALWAYS", u.human_input_mode)
       assert.is_nil(u.client)
       assert.equal("", u.system_message)
@@ -206,11 +195,10 @@ describe("agents", function()
     end)
 
     it("built-in order: termination before tool calls before code execution before the model", function()
-      no_daemon_in_container()
       local dir = H.tmpdir("chain")
       local ran = {}
       local u = agentbox.UserProxyAgent{ name = "u", human_input_mode = "NEVER",
-        code_execution_config = { work_dir = dir }, function_map = { t = function() ran[#ran + 1] = "tool"; return "ok" end } }
+        code_execution_config = { work_dir = dir, use_docker = false }, function_map = { t = function() ran[#ran + 1] = "tool"; return "ok" end } }
       local a = bot("a", "")
       local code = "```sh\necho ran-code\n```"
       -- termination wins over everything: nothing runs
@@ -338,18 +326,51 @@ describe("agents", function()
                     tool_responses = { { role = "tool", tool_call_id = "call_9", content = "USER INTERRUPTED" } } }, r)
     end)
 
-    it("the default input function prints the prompt and reads stdin; end of input is exit", function()
+    -- stdin is a pipe here, never a terminal: each prompt ends with a newline
+    local function run_stdin(body, stdin)
       local src = [[
         local ab = require("agentbox")
         local u = ab.ConversableAgent{ name = "user", human_input_mode = "ALWAYS" }
         local h = ab.ConversableAgent{ name = "helper", human_input_mode = "NEVER", default_auto_reply = "h" }
-        local r = u:initiate_chat(h, { message = "task", silent = true })
-        io.write("\n#", #r.chat_history, " ", table.concat(r.human_input, "|"))]]
-      local env = { PATH = os.getenv("PATH"), HOME = os.getenv("HOME") or "/tmp",
-                    LUA_PATH = package.path, LUA_CPATH = package.cpath }
-      local r = H.run({ "lua5.4", "-e", src }, { env = env, stdin = "more detail\n" })
+        ab.color = false
+        ]] .. body .. [[
+        io.write("\n#", #r.chat_history, " ", table.concat(r.human_input, "|"), " ", tostring(r.human_input_ended))
+        for _, m in ipairs(r.chat_history) do io.write("\n", m.content) end]]
+      local r = H.run({ "lua5.4", "-e", src }, { env = H.lua_env(), stdin = stdin })
       assert.equal(0, r.exit_code, r.output)
-      assert.equal(ALWAYS_PROMPT:format("user", "helper"):rep(2) .. "\n#4 more detail|exit", r.output)
+      return r.output
+    end
+
+    it("the default input function prints the prompt (and a newline when stdin is not a terminal) and reads stdin", function()
+      local out = run_stdin('local r = u:initiate_chat(h, { message = "task", silent = true })', "more detail\n")
+      assert.equal((ALWAYS_PROMPT:format("user", "helper") .. "\n"):rep(2) .. "(human input ended: end of input)\n"
+        .. "\n#4 more detail end of input\ntask\nh\nmore detail\nh", out)
+    end)
+
+    it("end of input before the first message ends the chat: the literal 'exit' is never sent", function()
+      for _, stdin in ipairs({ "", false }) do    -- an empty pipe, and stdin closed
+        local out = run_stdin("local r = u:initiate_chat(h, {})", stdin or nil)
+        assert.equal(">\n(human input ended: end of input)\n\n#0  end of input", out)
+      end
+      local out = run_stdin("local r = u:initiate_chat(h, { max_turns = 3 })", "")
+      assert.equal(">\n(human input ended: end of input)\n\n#0  end of input", out)
+    end)
+
+    it("an input function may end the chat itself: nil and a reason", function()
+      local u = agentbox.ConversableAgent{ name = "user", human_input_mode = "ALWAYS",
+        get_human_input = function() return nil, "the window was closed" end }
+      local r = u:initiate_chat(bot("helper", "h"), { message = "task" })
+      assert.same({ "task", "h" }, contents(r.chat_history))
+      assert.equal("the window was closed", r.human_input_ended)
+      assert.same({}, r.human_input)
+      assert.matches("(human input ended: the window was closed)\n", table.concat(out), 1, true)
+      -- a plain nil is still "no input" (auto-reply), as before
+      local n = 0
+      local u2 = agentbox.ConversableAgent{ name = "user2", human_input_mode = "ALWAYS", max_consecutive_auto_reply = 1,
+        default_auto_reply = "auto", get_human_input = function() n = n + 1; if n < 3 then return nil end return "exit" end }
+      r = u2:initiate_chat(bot("helper", "h"), { message = "task" })
+      assert.is_nil(r.human_input_ended)
+      assert.same({ "task", "h", "auto", "h", "auto", "h" }, contents(r.chat_history))
     end)
 
     it("the input function may yield inside a task while other tasks run", function()
@@ -413,73 +434,7 @@ describe("agents", function()
     end)
   end)
 
-  describe("use_docker", function()
-    local dead = "unix:///tmp/agentbox-spec-no-such-docker.sock"
-    local prelude = "local ce = require('agentbox.codeexec'); ce.in_container = function() return false end; local ab = require('agentbox'); "
-
-    it("unreachable Docker is AutoGen's error at construction, naming both ways out", function()
-      local r = H.lua(prelude .. [[
-        local ok, err = pcall(ab.UserProxyAgent, { name = "u", human_input_mode = "NEVER" })
-        io.write(tostring(ok), "\n", tostring(err))]], { DOCKER_HOST = dead })
-      assert.equal(0, r.exit_code, r.output)
-      local ok, msg = r.output:match("^(%a+)\n(.*)$")
-      assert.equal("false", ok)
-      assert.equal(1, msg:find("Code execution is set to be run in docker (default behaviour) but docker is not running.\n",
-        1, true))
-      assert.matches("use_docker = false in code_execution_config", msg, 1, true)
-      assert.matches("AGENTBOX_USE_DOCKER", msg, 1, true)
-    end)
-
-    it("AGENTBOX_USE_DOCKER=0 and use_docker = false opt out; the argument beats the variable", function()
-      local src = prelude .. [[
-        local u = ab.UserProxyAgent{ name = "u", human_input_mode = "NEVER", code_execution_config = %s }
-        io.write(tostring(u:use_docker()), " ", getmetatable(u:code_executor()) == require('agentbox.executor.local').LocalExecutor and "local" or "other")]]
-      local dir = H.tmpdir("docker")
-      local cfg = "{ work_dir = '" .. dir .. "' }"
-      local r = H.lua(src:format(cfg), { DOCKER_HOST = dead, AGENTBOX_USE_DOCKER = "0" })
-      assert.equal("false local", r.output)
-      r = H.lua(src:format(cfg), { DOCKER_HOST = dead, AGENTBOX_USE_DOCKER = "No" })
-      assert.equal("false local", r.output)
-      r = H.lua(src:format("{ work_dir = '" .. dir .. "', use_docker = false }"), { DOCKER_HOST = dead, AGENTBOX_USE_DOCKER = "yes" })
-      assert.equal("false local", r.output)
-      r = H.lua(src:format(cfg), { DOCKER_HOST = dead, AGENTBOX_USE_DOCKER = "true" })
-      assert.matches("but docker is not running", r.output, 1, true)
-      -- "none": Docker when reachable, else local, without an error
-      r = H.lua(src:format(cfg), { DOCKER_HOST = dead, AGENTBOX_USE_DOCKER = "none" })
-      assert.equal("false local", r.output)
-      H.rm_rf(dir)
-    end)
-
-    it("any other AGENTBOX_USE_DOCKER value is an error naming the accepted values", function()
-      local r = H.lua(prelude .. [[
-        local ok, err = pcall(ab.UserProxyAgent, { name = "u", human_input_mode = "NEVER" })
-        io.write(tostring(err))]], { AGENTBOX_USE_DOCKER = "maybe" })
-      assert.matches('Invalid value for AGENTBOX_USE_DOCKER: "maybe"', r.output, 1, true)
-      assert.matches("1/true/yes/t", r.output, 1, true)
-      assert.matches("0/false/no/f", r.output, 1, true)
-      assert.matches("none", r.output, 1, true)
-    end)
-
-    it("reachable Docker builds a DockerExecutor with the image, work_dir and timeout", function()
-      local r = H.lua(prelude .. [[
-        package.loaded['agentbox.docker'] = { available = function() return true end }
-        local got
-        ab.DockerExecutor = function(o) got = o; return { execute = function() end } end
-        local u = ab.UserProxyAgent{ name = "u", human_input_mode = "NEVER",
-          code_execution_config = { use_docker = "python:3-slim", work_dir = "wd", timeout = 9 } }
-        io.write(got.image, " ", got.work_dir, " ", got.timeout, " ", u:use_docker())]])
-      assert.equal("python:3-slim wd 9 python:3-slim", r.output)
-    end)
-
-    it("inside a container with no daemon in reach a Docker request runs locally, without an error", function()
-      no_daemon_in_container()
-      local dir = H.tmpdir("docker")
-      local u = agentbox.UserProxyAgent{ name = "u", code_execution_config = { use_docker = true, work_dir = dir } }
-      assert.is_false(u:use_docker())
-      assert.equal(core.realpath(dir), u:code_executor().work_dir)
-      H.rm_rf(dir)
-    end)
-
+  describe("code execution", function()
     it("an explicit executor is used as is", function()
       local ex = { execute = function() return { exit_code = 0, output = "fake\n" } end }
       local u = agentbox.UserProxyAgent{ name = "u", human_input_mode = "NEVER", code_execution_config = { executor = ex } }

@@ -167,6 +167,126 @@ describe("initiate_chat", function()
     end)
   end)
 
+  describe("terminal control sequences", function()
+    -- what real attacks send: an OSC title, an OSC 52 clipboard write, clear
+    -- screen + home, a carriage return that hides the start of a line, the
+    -- one-byte C1 CSI (U+009B), a BEL and a DEL
+    local NASTY = "\27]0;owned\7\27]52;c;cm0gLXJmIH4=\7\27[2J\27[Hsafe\rrm -rf ~ \194\155" .. "31mC1\8\127"
+    local CODE = "```sh\nprintf '\\033]0;from-code\\007\\033]52;c;cHduZWQ=\\007\\033[2J\\033[3J'\nprintf 'out\\r\\n'\n```"
+
+    local function raw_controls(text)
+      local ours = text:gsub("\27%[%d+m", "")          -- our own colour codes
+      return ours:find("[%z\1-\8\11-\31\127]") or ours:find("\194[\128-\159]")
+    end
+
+    it("never reach the terminal raw, from the model or from code output; the history keeps them", function()
+      srv = fake.start{ models = { m = {
+        { content = NASTY .. "\n" .. CODE,
+          tool_calls = { { name = "t", id = "call_\27[2J", arguments = "{\"x\": \"\27]0;args\7\"}" } } },
+        { content = "TERMINATE" },
+      } } }
+      agentbox.color = true
+      local user = proxy{ function_map = { t = function() return "tool \27]0;result\7" end } }
+      local assistant = agentbox.AssistantAgent{ name = "assistant", llm_config = llm_config(srv) }
+      local r = user:initiate_chat(assistant, { message = "go \27[31mred" })
+      local text = table.concat(out)
+      assert.is_nil(raw_controls(text), text)
+      assert.matches("\27[33muser_proxy\27[0m (to assistant):", text, 1, true)    -- colour still works
+      for _, shown in ipairs({ "go \\x1b[31mred", "\\x1b]0;owned\\x07\\x1b]52;c;cm0gLXJmIH4=\\x07\\x1b[2J\\x1b[Hsafe\\x0drm -rf ~ ",
+                               "\\u009b31mC1\\x08\\x7f", "call_\\x1b[2J", "\\x1b]0;args\\x07", "tool \\x1b]0;result\\x07" }) do
+        assert.matches(shown, text, 1, true)
+      end
+      -- code output travels the same way (CRLF is shown as a plain newline)
+      srv:stop(); srv = nil
+      out = {}
+      local u2 = proxy()
+      local r2 = bot("coder", "", { max_consecutive_auto_reply = 0 }):initiate_chat(u2, { message = CODE, max_turns = 1 })
+      text = table.concat(out)
+      assert.is_nil(raw_controls(text), text)
+      assert.matches("\\x1b]0;from-code\\x07\\x1b]52;c;cHduZWQ=\\x07\\x1b[2J\\x1b[3Jout\n", text, 1, true)
+      -- the history is untouched: the model and the code see what was sent
+      assert.equal(NASTY .. "\n" .. CODE, r.chat_history[2].content)
+      assert.equal("{\"x\": \"\27]0;args\7\"}", r.chat_history[2].tool_calls[1]["function"].arguments)
+      assert.equal("exitcode: 0 (execution succeeded)\nCode output: \27]0;from-code\7\27]52;c;cHduZWQ=\7\27[2J\27[3Jout\r\n",
+        r2.chat_history[2].content)
+    end)
+
+    it("status lines are escaped too: a language name from the model's fence, a tool name", function()
+      agentbox.color = true
+      local u = proxy{ function_map = { t = function() return "ok" end } }
+      u:generate_reply{ sender = bot("a", ""), messages = { { role = "user",
+        content = "```sh\27]0;lang\7\necho hi\n```\n```python\27[2J\nprint(1)\n```" } } }
+      local text = table.concat(out)
+      assert.is_nil(raw_controls(text), text)
+      assert.matches("EXECUTING CODE BLOCK 0 (inferred language is sh\\x1b]0;lang\\x07)", text, 1, true)
+      assert.matches("EXECUTING CODE BLOCK 1 (inferred language is python\\x1b[2j)", text, 1, true)
+    end)
+
+    it("chat.escape: a readable, documented form", function()
+      assert.equal("a\tb\nc\\x1b[0m\\x00\\x7f\\u0085\nd\\x0d", chat.escape("a\tb\r\nc\27[0m\0\127\194\133\r\nd\r"))
+      assert.equal("ünïcödé ✓", chat.escape("ünïcödé ✓"))
+    end)
+  end)
+
+  describe("a hostile model", function()
+    it("10,000 blocks in one reply: the first max_blocks run, the rest are reported to the model", function()
+      srv = fake.start{ models = { m = {
+        { content_gen = { unit = "```sh\necho {i} > f{i}.txt\n```\n", count = 10000 } },
+        { content = "TERMINATE", expect = { last_contains = "9968 more code block(s) in this message were not run" } },
+      } } }
+      local assistant = agentbox.AssistantAgent{ name = "assistant", llm_config = llm_config(srv) }
+      local r = proxy():initiate_chat(assistant, { message = "go" })
+      assert.equal("TERMINATE", r.chat_history[4].content)
+      local reply = r.chat_history[3].content
+      assert.equal(1, reply:find("exitcode: 0 (execution succeeded)\nCode output: ", 1, true))
+      assert.matches("at most 32 run per message (code_execution_config.max_blocks)", reply, 1, true)
+      local text = table.concat(out)
+      assert.equal(32, select(2, text:gsub("EXECUTING CODE BLOCK", "")))
+      assert.matches("NOT RUNNING 9968 MORE CODE BLOCK(S) (max_blocks = 32)", text, 1, true)
+      local p = io.popen("ls '" .. dir .. "'")
+      local files = 0
+      for name in p:lines() do if name:find("^f%d+%.txt$") then files = files + 1 end end
+      p:close()
+      assert.equal(32, files)
+      -- configurable; a bad value is an error naming the option
+      local u = proxy{ code_execution_config = { work_dir = dir, use_docker = false, max_blocks = 2 } }
+      local two = u:generate_reply{ sender = bot("a", ""), messages = { { role = "user",
+        content = "```sh\necho a\n```\n```sh\necho b\n```\n```sh\necho c\n```" } } }
+      assert.equal("exitcode: 0 (execution succeeded)\nCode output: a\nb\n\nagentbox: 1 more code block(s) in this "
+        .. "message were not run: at most 2 run per message (code_execution_config.max_blocks). Send fewer, larger blocks.", two)
+      local ok, err = pcall(proxy, { code_execution_config = { work_dir = dir, use_docker = false, max_blocks = 0 } })
+      assert.is_false(ok)
+      assert.matches("code_execution_config.max_blocks must be a positive integer", err, 1, true)
+    end)
+
+    it("inside a task, a 5 MB reply is extracted over several steps, not in one", function()
+      srv = fake.start{ models = { m = {
+        { content_gen = { head = "```\n", unit = "x = 1\n", count = 5 * 1024 * 1024 // 6, tail = "```\n" } },
+        { content = "TERMINATE" },
+      } } }
+      local cfg = llm_config(srv)
+      cfg.max_reply_bytes = 8 * 1024 * 1024
+      local assistant = agentbox.AssistantAgent{ name = "assistant", llm_config = cfg }
+      local ticks, stop, at_chain, at_execute = 0, false, nil, nil
+      local ex = { execute = function(_, blocks)
+        at_execute = ticks
+        return { exit_code = 0, output = #blocks .. " " .. blocks[1].lang .. " " .. #blocks[1].code }
+      end }
+      local u = proxy{ code_execution_config = { executor = ex } }
+      u:register_reply(assistant, function() at_chain = at_chain or ticks; return false end)
+      local ticker = agentbox.spawn(function() while not stop do ticks = ticks + 1; coroutine.yield() end end)
+      local t = agentbox.spawn(function() return u:initiate_chat(assistant, { message = "go" }) end)
+      while not t:done() do agentbox.step(0) end
+      stop = true
+      agentbox.run()
+      local r = assert(t:result())
+      assert.equal("exitcode: 0 (execution succeeded)\nCode output: 1 python " .. 5 * 1024 * 1024 // 6 * 6 - 1,
+        r.chat_history[3].content)
+      -- the ticker ran while the message was extracted: it took more than one step
+      assert.is_true(at_execute - at_chain >= 2, ("%s %s"):format(at_chain, at_execute))
+    end)
+  end)
+
   describe("the loop", function()
     local function depth()
       local d = 1

@@ -212,9 +212,21 @@ describe("code.extract", function()
     assert.are.same({ { lang = "python", code = "x = 1\n```bash\necho hi" } }, code.extract(text))
   end)
 
-  it("fix: a closing fence may only be followed by whitespace", function()
-    assert.are.same({ { lang = "python", code = "x = 1\n``` not a close" } },
-      code.extract("```python\nx = 1\n``` not a close\n```  \t\n"))
+  it("text after a closing fence on the same line is fine, after a space or tab (AUTOGEN-PARITY)", function()
+    assert.are.same({ { lang = "python", code = "print(1)" } }, code.extract("```python\nprint(1)\n``` and more"))
+    assert.are.same({ { lang = "python", code = "print(1)" }, { lang = "sh", code = "ls" } },
+      code.extract("```python\nprint(1)\n```\tthen:\n~~~sh\nls\n~~~~ done\n"))
+    -- the text does not open another block: the next fence line does
+    assert.are.same({ { lang = "python", code = "x = 1" } },
+      code.extract("```python\nx = 1\n``` see ```sh below\n```sh\nunclosed\n"))
+  end)
+
+  it("a fence run followed directly by a word is an opening fence, not a close (CommonMark)", function()
+    assert.are.same({ { lang = "python", code = "x = 1\n```and more" } },
+      code.extract("```python\nx = 1\n```and more\n```  \t\n"))
+    -- a shorter run with text after it does not close a longer fence
+    assert.are.same({ { lang = "markdown", code = "```python\nprint(1)\n``` and more" } },
+      code.extract("````markdown\n```python\nprint(1)\n``` and more\n````"))
   end)
 
   it("an unclosed fence is not a block (never run half a program)", function()
@@ -278,6 +290,40 @@ describe("code.extract", function()
     end)
     assert.has_error(function() code.extract({ "string", { type = "text", text = "text" } }) end)
     assert.has_error(function() code.extract(42) end)
+  end)
+end)
+
+describe("code: hostile sizes (issue 8 item 9)", function()
+  it("language inference reads a bounded prefix: what follows it is never inspected", function()
+    local py = ("x = 1\n"):rep(code.INFER_LIMIT // 6 + 10)
+    assert.equal("python", code.infer_lang(py .. ("$$$ not python at all ???\n"):rep(100000)))
+    assert.equal("unknown", code.infer_lang("$$$\n" .. py))
+    -- a prefix may end inside brackets or a docstring that close later
+    assert.equal("python", code.infer_lang("print(1)\nx = [\n" .. ("  1,\n"):rep(code.INFER_LIMIT // 4) .. "]\n"))
+    assert.equal("python", code.infer_lang('print(1)\n"""\n' .. ("doc $ ? !\n"):rep(code.INFER_LIMIT // 8) .. '"""\n'))
+  end)
+
+  it("max_blocks keeps the first n blocks and counts the rest without keeping them", function()
+    local parts = {}
+    for i = 1, 10000 do parts[i] = ("```sh\necho %d\n```\n"):format(i) end
+    local blocks, skipped = code.extract(table.concat(parts), { max_blocks = 32 })
+    assert.equal(32, #blocks)
+    assert.equal(9968, skipped)
+    assert.same({ lang = "sh", code = "echo 32" }, blocks[32])
+    local all, none = code.extract(table.concat(parts, "", 1, 40))
+    assert.equal(40, #all)
+    assert.equal(0, none)
+  end)
+
+  it("calls pause between chunks of a long message and inside a long inference", function()
+    local calls = 0
+    local text = "```\n" .. ("x = 1\n"):rep(100000) .. "```\n"
+    local blocks = code.extract(text, { pause = function() calls = calls + 1 end })
+    assert.equal("python", blocks[1].lang)
+    assert.is_true(calls >= 100000 // 256, tostring(calls))
+    calls = 0
+    code.infer_lang(("x = 1\n"):rep(3000), function() calls = calls + 1 end)
+    assert.is_true(calls >= 3, tostring(calls))
   end)
 end)
 

@@ -231,6 +231,24 @@ describe("fake_openai fixture", function()
     assert.is_true(#choice.message.tool_calls[1].id > 0)
   end)
 
+  it("generates huge or numbered content and tool arguments (content_gen, arguments_gen)", function()
+    start({ models = { m = {
+      { content_gen = { head = "<", unit = "ab", count = 3 * 1024 * 1024, tail = ">" } },
+      { content_gen = { unit = "[{i}]", count = 3 },
+        tool_calls = { { name = "t", arguments_gen = { head = '{"a": "', unit = "x", count = 5, tail = '"}' } } } },
+    } } })
+    local msg = chat(srv, "m", user("hi")).json.choices[1].message
+    assert.are.equal(6 * 1024 * 1024 + 2, #msg.content)
+    assert.are.equal("<abab", msg.content:sub(1, 5))
+    assert.are.equal("ab>", msg.content:sub(-3))
+    msg = chat(srv, "m", user("hi")).json.choices[1].message
+    assert.are.equal("[0][1][2]", msg.content)
+    assert.are.equal('{"a": "xxxxx"}', msg.tool_calls[1]["function"].arguments)
+    local ok, err = pcall(fake.start, { models = { m = { { content_gen = { unit = "x", times = 3 } } } } })
+    assert.is_false(ok)
+    assert.matches("content_gen must be an object with keys head, unit, count, tail", err, 1, true)
+  end)
+
   it("reports deterministic usage numbers", function()
     start({ models = { m = { { content = string.rep("x", 10) }, { tool_calls = { { name = "f" } } } } } })
     -- 17 + 9 = 26 chars of message content -> 26 // 4 + 1 = 7; 10 // 4 + 1 = 3.

@@ -145,4 +145,37 @@ describe("llm client", function()
     assert.is_true(core.now() - t0 < 1.5)
     for i = 1, 8 do assert.equal("echo q" .. i, tasks[i]:result()) end
   end)
+  it("refuses a reply larger than llm_config.max_reply_bytes, naming the option, without retrying", function()
+    srv = fake.start{ models = { m = {
+      { content_gen = { unit = "x", count = 4096 } },
+      { content_gen = { unit = "y", count = 4096 } },
+      { content_gen = { unit = "z", count = 1000 } },
+    } } }
+    local c = client({ max_reply_bytes = 3000, max_retries = 2 })
+    local ok, err = pcall(c.create, c, { messages = MSGS })
+    assert.is_false(ok)
+    assert.matches("the reply is larger than llm_config.max_reply_bytes (3000 bytes)", err, 1, true)
+    assert.equal(1, #srv:requests())
+    -- the default is 2 MiB: a 3 MiB reply is refused, the next one is fine
+    srv:stop()
+    srv = fake.start{ models = { m = { { content_gen = { unit = "x", count = 3 * 1024 * 1024 } }, { content = "ok" } } } }
+    c = client({ max_retries = 0 })
+    ok, err = pcall(c.create, c, { messages = MSGS })
+    assert.is_false(ok)
+    assert.matches("llm_config.max_reply_bytes (2097152 bytes)", err, 1, true)
+    assert.same({ role = "assistant", content = "ok" }, c:create{ messages = MSGS })
+    ok, err = pcall(llm.new, { config_list = { { model = "m" } }, max_reply_bytes = 0 })
+    assert.is_false(ok)
+    assert.matches("llm_config.max_reply_bytes must be a positive integer (bytes; default 2097152)", err, 1, true)
+  end)
+  it("a long message goes out exactly, although it is encoded in chunks", function()
+    srv = fake.start{ models = { m = { { content = "ok" } } } }
+    local unit = 'a "quoted" \\ back\\slash\n\ttab \1 ctl é ✓ /slash '
+    local long = unit:rep(200 * 1024 // #unit + 7)
+    client():create{ messages = { { role = "system", content = "sys" }, { role = "user", content = long, name = "u" } } }
+    local body = srv:last_request().body
+    assert.equal(long, body.messages[2].content)
+    assert.equal("u", body.messages[2].name)
+    assert.equal("sys", body.messages[1].content)
+  end)
 end)

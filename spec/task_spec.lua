@@ -131,4 +131,25 @@ describe("tasks", function()
   it("a blocking call outside a task rethrows the task's error", function()
     assert.has_error(function() task.sync(function() error("inner failure", 0) end) end, "inner failure")
   end)
+  it("checkpoint yields once the resume has run for task.slice, and only inside a task", function()
+    task.checkpoint()                        -- outside a task: nothing happens
+    local steps_seen, ticks, stop = {}, 0, false
+    local ticker = agentbox.spawn(function()
+      while not stop do ticks = ticks + 1; coroutine.yield() end
+    end)
+    local busy = agentbox.spawn(function()
+      for _ = 1, 5 do
+        local t0 = core.now()
+        while core.now() - t0 < task.slice * 1.5 do end   -- a long piece of work
+        steps_seen[#steps_seen + 1] = ticks
+        task.checkpoint()
+      end
+    end)
+    while not busy:done() do agentbox.step(0) end
+    stop = true
+    agentbox.run()
+    assert.is_true(busy:result() == nil and busy:done())
+    -- the ticker ran between every two pieces of work
+    for i = 2, #steps_seen do assert.is_true(steps_seen[i] > steps_seen[i - 1], table.concat(steps_seen, " ")) end
+  end)
 end)

@@ -105,15 +105,6 @@ local function default_is_termination_msg(msg)
   return chat.content_str(msg.content) == "TERMINATE"
 end
 
--- Python's input(): the prompt is written, a line read; end of input ends
--- the conversation instead of raising EOFError.
-local function stdin_input(prompt)
-  chat.print(prompt)
-  local line = io.read("l")
-  if line == nil then return "exit" end
-  return line
-end
-
 -- The built-in trigger: every sender, including none (AutoGen's [Agent, None]).
 local ANY = setmetatable({}, { __tostring = function() return "any sender" end })
 
@@ -285,17 +276,8 @@ ConversableAgent.generate_tool_calls_reply = tools.tool_calls_reply
 ConversableAgent.generate_function_call_reply = tools.function_call_reply
 ConversableAgent.generate_code_execution_reply = codeexec.reply
 
--- Human input --------------------------------------------------------------------
-
---- The agent's input function (the get_human_input option, else a line from
---- stdin) is called as fn(prompt, agent); it may yield inside a task.
-function ConversableAgent:get_human_input(prompt)
-  local fn = self._input_fn or stdin_input
-  local reply = fn(prompt, self)
-  if reply == nil then reply = "" elseif type(reply) ~= "string" then reply = tostring(reply) end
-  self._human_input[#self._human_input + 1] = reply
-  return reply
-end
+-- Human input: replies.lua (the input function, stdin, end of input)
+ConversableAgent.get_human_input = replies.get_human_input
 
 -- History and counters -----------------------------------------------------------
 
@@ -429,6 +411,7 @@ end
 function ConversableAgent:_prepare_chat(recipient, clear, prepare_recipient, reply_at_receive)
   self:reset_consecutive_auto_reply_counter(recipient)
   self.reply_at_receive[recipient] = reply_at_receive
+  self._input_ended = nil
   if clear then
     self:clear_history(recipient)
     self._human_input = {}

@@ -8,6 +8,7 @@
 -- functions that block yields, so get_human_input, tools and the model client
 -- may yield when the chat runs inside an agentbox task.
 local llm = require("agentbox.llm")
+local task = require("agentbox.task")
 
 local M = {}
 
@@ -34,12 +35,35 @@ function M.use_color()
   return nc == nil or nc == ""
 end
 
+--- text escaped for the terminal (M.escape), in colour when colour is on
 function M.colored(text, color)
+  text = M.escape(text)
   if not M.use_color() then return text end
   return "\27[" .. CODES[color] .. "m" .. text .. "\27[0m"
 end
 
 local function out(s) M.print(s) end
+
+-- Terminal safety. Text from the model, from code output and from the model
+-- server must never drive the user's terminal (an OSC 52 clipboard write, a
+-- title, a clear screen, a carriage return that hides the start of a line),
+-- so every piece of it is shown with its control characters escaped: C0
+-- bytes other than newline and tab and DEL as \xHH, the C1 controls
+-- U+0080-U+009F as \uHHHH, CRLF as a plain newline; invalid UTF-8 becomes
+-- U+FFFD. Only our own colour codes are written raw. The history is never
+-- touched: this is what the transcript shows, not what the model sees.
+local C0 = {}
+for b = 0, 31 do C0[string.char(b)] = ("\\x%02x"):format(b) end
+C0["\127"] = "\\x7f"
+local C1 = {}
+for b = 0x80, 0x9f do C1["\194" .. string.char(b)] = ("\\u%04x"):format(b) end
+
+function M.escape(s)
+  s = tostring(s)
+  if not s:find("[\0-\8\11-\31\127-\255]") then return s end     -- plain ASCII: as is
+  s = require("agentbox.core").utf8_clean(s):gsub("\r\n", "\n")
+  return (s:gsub("[\0-\8\11-\31\127]", C0):gsub("\194[\128-\159]", C1))
+end
 
 --- A status line from an agent (">>>>>>>> USING AUTO REPLY..." and friends);
 --- suppressed while the agent is inside a silent chat.
@@ -66,9 +90,32 @@ end
 
 local RULE = ("-"):rep(80)
 
+local esc = M.escape
+
+-- Long text (a 5 MB reply) is escaped and printed in chunks, with a task
+-- checkpoint between them; a chunk never ends inside a UTF-8 sequence or
+-- between CR and LF, so the escaping sees what a single call would.
+local CHUNK = 16 * 1024
+local function out_text(s)
+  local n = #s
+  if n <= CHUNK then return out(esc(s)) end
+  local pos = 1
+  while pos <= n do
+    local e = math.min(n, pos + CHUNK - 1)
+    while e < n do
+      local b = s:byte(e + 1)
+      if not (b >= 0x80 and b < 0xC0) and not (b == 10 and s:byte(e) == 13) then break end
+      e = e + 1
+    end
+    out(esc(s:sub(pos, e)))
+    pos = e + 1
+    task.checkpoint()
+  end
+end
+
 local function print_received(self, message, sender)
   if type(message) == "string" then message = { content = message } end
-  out(M.colored(sender.name, "yellow") .. " (to " .. self.name .. "):\n\n")
+  out(M.colored(sender.name, "yellow") .. " (to " .. esc(self.name) .. "):\n\n")
   if type(message.tool_responses) == "table" then
     for _, r in ipairs(message.tool_responses) do print_received(self, r, sender) end
     -- a role "tool" wrapper only repeats its responses
@@ -77,23 +124,29 @@ local function print_received(self, message, sender)
   if message.role == "function" or message.role == "tool" then
     local id = message.role == "function" and message.name or message.tool_call_id
     local head = ("***** Response from calling %s (%s) *****"):format(message.role, tostring(id or "No id found"))
-    out(M.colored(head, "green") .. "\n" .. M.content_str(message.content) .. "\n"
-        .. M.colored(("*"):rep(#head), "green") .. "\n")
+    out(M.colored(head, "green") .. "\n")
+    out_text(M.content_str(message.content))
+    out("\n" .. M.colored(("*"):rep(#head), "green") .. "\n")
   else
-    if message.content ~= nil then out(M.content_str(message.content) .. "\n") end
+    if message.content ~= nil then
+      out_text(M.content_str(message.content))
+      out("\n")
+    end
     local fc = message.function_call
     if type(fc) == "table" then
       local head = ("***** Suggested function call: %s *****"):format(tostring(fc.name or "(No function name found)"))
-      out(M.colored(head, "green") .. "\nArguments: \n" .. tostring(fc.arguments or "(No arguments found)") .. "\n"
-          .. M.colored(("*"):rep(#head), "green") .. "\n")
+      out(M.colored(head, "green") .. "\nArguments: \n")
+      out_text(tostring(fc.arguments or "(No arguments found)"))
+      out("\n" .. M.colored(("*"):rep(#head), "green") .. "\n")
     end
     if type(message.tool_calls) == "table" then
       for _, call in ipairs(message.tool_calls) do
         local f = type(call["function"]) == "table" and call["function"] or {}
         local head = ("***** Suggested tool call (%s): %s *****"):format(tostring(call.id or "No tool call id found"),
           tostring(f.name or "(No function name found)"))
-        out(M.colored(head, "green") .. "\nArguments: \n" .. tostring(f.arguments or "(No arguments found)") .. "\n"
-            .. M.colored(("*"):rep(#head), "green") .. "\n")
+        out(M.colored(head, "green") .. "\nArguments: \n")
+        out_text(tostring(f.arguments or "(No arguments found)"))
+        out("\n" .. M.colored(("*"):rep(#head), "green") .. "\n")
       end
     end
   end
@@ -272,7 +325,10 @@ end
 local function first_message(sender, recipient, opts)
   local m = opts.message
   if type(m) == "function" then return m(sender, recipient, opts) end
-  if m == nil then m = sender:get_human_input(">") end
+  if m == nil then
+    m = sender:get_human_input(">")
+    if sender._input_ended then return nil end     -- never send the "exit" it stands for
+  end
   if type(m) ~= "string" and type(m) ~= "table" then
     error("initiate_chat: message must be a string, a message table or a function(sender, recipient, context)", 0)
   end
@@ -302,7 +358,8 @@ function M.initiate_chat(sender, recipient, opts)
     end
   else
     sender:_prepare_chat(recipient, clear, true, true)
-    M.converse(sender, recipient, first_message(sender, recipient, opts), nil, silent)
+    local msg = first_message(sender, recipient, opts)
+    if msg ~= nil then M.converse(sender, recipient, msg, nil, silent) end
   end
   local summary, summary_error = summarize(sender, recipient, opts.summary_method, opts.summary_args or {})
   return {
@@ -311,6 +368,8 @@ function M.initiate_chat(sender, recipient, opts)
     summary_error = summary_error,
     cost = gather_usage(sender, recipient),
     human_input = sender._human_input,
+    -- why a human's input ended the chat ("end of input"), nil otherwise
+    human_input_ended = sender._input_ended or recipient._input_ended,
   }
 end
 

@@ -73,8 +73,13 @@ local function scan_string(src, i)
   return nil
 end
 
-local function looks_like_python(src)
+-- partial: src is a prefix of a longer block (cut at a line end), so what is
+-- still open at its end (brackets, a block after ":", a triple-quoted
+-- string) is not held against it. pause (optional) is called every few
+-- hundred tokens so a long scan can yield to the reactor.
+local function looks_like_python(src, partial, pause)
   local i, n = 1, #src
+  local tokens = 0
   local stack, levels = {}, { 0 }
   local at_bol, colon_end, signal = true, false, false
   local prev, last     -- class and text of the previous token on this logical line
@@ -92,6 +97,8 @@ local function looks_like_python(src)
   end
 
   while i <= n do
+    tokens = tokens + 1
+    if pause and tokens % 512 == 0 then pause() end
     if at_bol and #stack == 0 then
       local ws = src:match("^[ \t\f]*", i)
       local nxt = src:sub(i + #ws, i + #ws)
@@ -125,7 +132,11 @@ local function looks_like_python(src)
       local word = src:match("^[%w_\128-\255]*", i)
       local q = src:sub(i + #word, i + #word)
       if (q == "'" or q == '"') and (word == "" or STRING_PREFIXES[word:lower()]) then
-        i = scan_string(src, i + #word)
+        local j = scan_string(src, i + #word)
+        if not j and partial and src:sub(i + #word, i + #word + 2) == src:sub(i + #word, i + #word):rep(3) then
+          return signal                  -- a docstring that goes on past the prefix
+        end
+        i = j
         if not i or not push("string") then return false end
       else
         if KEYWORDS[word] and (prev ~= "dot" or from_line) then
@@ -166,11 +177,22 @@ local function looks_like_python(src)
     end
   end
   if prev then colon_end = last == ":" end
+  if partial then return signal end
   return #stack == 0 and not colon_end and signal
 end
 
-function M.infer_lang(code)
+-- Inference reads at most this many bytes (cut at a line end), so a hostile
+-- 5 MB untagged block costs what a 16 KiB one does.
+M.INFER_LIMIT = 16 * 1024
+
+--- infer_lang(code[, pause]): "python", "sh" or "unknown".
+function M.infer_lang(code, pause)
   code = tostring(code or "")
+  local partial = false
+  if #code > M.INFER_LIMIT then
+    local cut = code:sub(1, M.INFER_LIMIT)
+    code, partial = cut:match("^(.*)\n") or cut, true
+  end
   local s = code:match("^%s*(.*)$")
   local interp = s:match("^#!%s*(%S+)")
   if interp then
@@ -188,7 +210,7 @@ function M.infer_lang(code)
   -- "python x.py", "python3 -m pip ..."; "python = 3" stays Python.
   local arg = s:match("^python[%d%.]*[ \t]+(%S+)")
   if arg and (arg:find("%.py$") or arg:find("^%-%-?%a")) then return "sh" end
-  return looks_like_python(code) and "python" or UNKNOWN
+  return looks_like_python(code, partial, pause) and "python" or UNKNOWN
 end
 
 -- Extraction: CommonMark-style fenced blocks, line by line.
@@ -205,9 +227,13 @@ local function opening_fence(line)
            lang = info:match("^%s*(%S*)"):lower(), body = {} }
 end
 
+-- A closing fence is a run at least as long as the opening one, then the end
+-- of the line or a space/tab and any text ("``` and more" closes, as in
+-- AutoGen's CODE_BLOCK_PATTERN). A word straight after the run ("```bash") is
+-- an info string, i.e. an opening fence, which never closes a block.
 local function closes(line, open)
-  local run = line:match("^[ \t]*(" .. open.char:rep(3) .. "+)[ \t]*$")
-  return run ~= nil and #run >= open.len
+  local run, rest = line:match("^[ \t]*(" .. open.char:rep(3) .. "+)(.*)$")
+  return run ~= nil and #run >= open.len and (rest == "" or rest:find("^[ \t]") ~= nil)
 end
 
 -- CommonMark: a fence indented by N removes up to N of the same indentation
@@ -218,22 +244,48 @@ local function dedent(line, indent)
   return line:sub(k + 1)
 end
 
-local function fenced_blocks(text)
-  local blocks, open = {}, nil
-  for line in (text .. "\n"):gmatch("([^\n]*)\n") do
+-- Lines between pause() calls, when extraction may yield (see extract).
+local LINES_PER_PAUSE = 256
+
+-- A fence without indentation in a text without CR keeps its body as a
+-- byte range of the text (one sub() at the close, no table of lines);
+-- otherwise lines are collected, dedented and CR-stripped one by one.
+local function fenced_blocks(text, max, pause)
+  local blocks, open, skipped, nlines = {}, nil, 0, 0
+  local ranged = not text:find("\r", 1, true)
+  for pos, line in (text .. "\n"):gmatch("()([^\n]*)\n") do
+    nlines = nlines + 1
+    if pause and nlines % LINES_PER_PAUSE == 0 then pause() end
     line = line:gsub("\r$", "")
     if not open then
       open = opening_fence(line)
+      if open then
+        open.ranged = ranged and open.indent == ""
+        -- past the cap a block is only counted: no body kept, nothing inferred
+        open.counted_only = #blocks >= max
+      end
     elseif closes(line, open) then
-      local code = table.concat(open.body, "\n")
-      local lang = open.lang ~= "" and open.lang or M.infer_lang(code)
-      blocks[#blocks + 1] = { lang = lang, code = code }
+      if open.counted_only then
+        skipped = skipped + 1
+      else
+        local code
+        if open.ranged then
+          code = open.from and text:sub(open.from, open.to) or ""
+        else
+          code = table.concat(open.body, "\n")
+        end
+        local lang = open.lang ~= "" and open.lang or M.infer_lang(code, pause)
+        blocks[#blocks + 1] = { lang = lang, code = code }
+      end
       open = nil
-    else
+    elseif open.ranged then
+      open.from = open.from or pos
+      open.to = pos + #line - 1
+    elseif not open.counted_only then
       open.body[#open.body + 1] = dedent(line, open.indent)
     end
   end
-  return blocks                           -- a still-open fence is dropped on purpose
+  return blocks, skipped                  -- a still-open fence is dropped on purpose
 end
 
 -- Inline spans: a run of N backticks up to the next run of exactly N.
@@ -252,13 +304,19 @@ local function inline_blocks(text)
   return blocks
 end
 
+--- extract(text[, { inline =, max_blocks =, pause = }]) -> blocks, skipped
+--- max_blocks keeps the first n fenced blocks; skipped counts the rest.
+--- pause (optional) is called between chunks of a long message; the agents
+--- pass task.checkpoint so extraction yields to the reactor inside a task.
 function M.extract(text, opts)
+  opts = opts or {}
   text = content_str(text)
-  local blocks = fenced_blocks(text)
-  if #blocks == 0 and opts and opts.inline then
+  local max = opts.max_blocks or math.huge
+  local blocks, skipped = fenced_blocks(text, max, opts.pause)
+  if #blocks == 0 and skipped == 0 and opts.inline then
     blocks = inline_blocks(text)
   end
-  return blocks
+  return blocks, skipped
 end
 
 function M.format_result(result)

@@ -3,12 +3,17 @@
 -- message's code blocks.
 local code = require("agentbox.code")
 local chat = require("agentbox.chat")
+local task = require("agentbox.task")
 
 local M = {}
 
--- AutoGen's in_docker_container(); a field so specs can stand outside one.
+-- AutoGen's in_docker_container(). The marker's path is a private field
+-- only so that specs can stand inside or outside a container in a nested
+-- process without touching the real /.dockerenv (doc/internals.md); it is
+-- not re-exported and no option or variable reaches it.
+M._dockerenv = "/.dockerenv"
 function M.in_container()
-  local f = io.open("/.dockerenv", "r")
+  local f = io.open(M._dockerenv, "r")
   if f then f:close() return true end
   return false
 end
@@ -29,15 +34,17 @@ local TRUE = { ["1"] = true, ["true"] = true, yes = true, t = true }
 local FALSE = { ["0"] = true, ["false"] = true, no = true, f = true }
 
 --- The argument wins; then AGENTBOX_USE_DOCKER; then on. Returns true,
---- false, an image name, or nil for "none" (Docker when reachable).
+--- false, an image name, or nil for "none" (Docker when reachable), and
+--- whether the choice was explicit (an argument or the variable) rather than
+--- the unset default.
 function M.decide_use_docker(arg)
-  if arg ~= nil then return arg end
+  if arg ~= nil then return arg, true end
   local env = os.getenv("AGENTBOX_USE_DOCKER")
-  if env == nil then return true end
+  if env == nil then return true, false end
   local v = env:lower()
-  if TRUE[v] then return true end
-  if FALSE[v] then return false end
-  if v == "none" then return nil end
+  if TRUE[v] then return true, true end
+  if FALSE[v] then return false, true end
+  if v == "none" then return nil, true end
   error(("Invalid value for AGENTBOX_USE_DOCKER: %q. Accepted values: 1/true/yes/t (run code in Docker), "
     .. "0/false/no/f (run code locally), none (Docker when reachable, else locally)."):format(env), 0)
 end
@@ -48,7 +55,16 @@ The options available are:
 - Set use_docker = false in code_execution_config
 - Set AGENTBOX_USE_DOCKER to "0/False/no" in your environment variables]]
 
-local KNOWN = { work_dir = true, use_docker = true, timeout = true, last_n_messages = true, executor = true }
+M.LOCAL_NOTICE = "agentbox: no Docker daemon in reach and Docker was not requested: model-written code runs on "
+  .. "this host, without a sandbox (LocalExecutor). Set use_docker = true to require Docker, or use_docker = false "
+  .. "to run locally without this notice.\n"
+
+local KNOWN = { work_dir = true, use_docker = true, timeout = true, last_n_messages = true, executor = true,
+                max_blocks = true }
+
+-- Blocks run per message; a model that sends 10,000 gets the first ones run
+-- and the rest reported back to it.
+M.MAX_BLOCKS = 32
 
 local function docker_executor(image, cfg)
   return require("agentbox").DockerExecutor{ image = image, work_dir = cfg.work_dir, timeout = cfg.timeout }
@@ -66,7 +82,7 @@ function M.configure(who, cfg)
   for k, v in pairs(cfg) do
     if not KNOWN[k] then
       error(who .. ": unknown code_execution_config key '" .. tostring(k)
-        .. "' (known: executor, last_n_messages, timeout, use_docker, work_dir)", 0)
+        .. "' (known: executor, last_n_messages, max_blocks, timeout, use_docker, work_dir)", 0)
     end
     c[k] = v
   end
@@ -77,6 +93,13 @@ function M.configure(who, cfg)
       .. tostring(n), 0)
   end
   c.last_n_messages = n
+  local mb = c.max_blocks
+  if mb == nil then mb = M.MAX_BLOCKS end
+  if math.type(mb) ~= "integer" or mb < 1 then
+    error(who .. ": code_execution_config.max_blocks must be a positive integer (code blocks run per message, "
+      .. "default " .. M.MAX_BLOCKS .. "), got " .. tostring(c.max_blocks), 0)
+  end
+  c.max_blocks = mb
 
   if c.executor ~= nil then
     for _, k in ipairs({ "use_docker", "work_dir", "timeout" }) do
@@ -92,23 +115,23 @@ function M.configure(who, cfg)
     return c, c.executor
   end
 
-  local use = M.decide_use_docker(c.use_docker)
+  local use, explicit = M.decide_use_docker(c.use_docker)
   if use ~= nil and type(use) ~= "boolean" and type(use) ~= "string" then
     error(who .. ": code_execution_config.use_docker must be true, false or an image name, got " .. tostring(use), 0)
   end
-  if use == nil then
-    use = M.docker_available() or false
-  elseif use ~= false then
+  if use ~= false then
     local ok, err = M.docker_available()
-    if not ok then
-      -- Already inside a container with no daemon in reach: run locally, as
-      -- AutoGen does. With a daemon in reach (a mounted socket, or a VM that
-      -- carries /.dockerenv) the hardened sandbox is still the safer place.
-      if M.in_container() then
-        use = false
-      else
-        error(M.DOCKER_NOT_RUNNING .. (err and ("\n(" .. tostring(err) .. ")") or ""), 0)
-      end
+    -- Fail closed: an explicit request for Docker (true, an image, or
+    -- AGENTBOX_USE_DOCKER=1) never becomes host execution. Only "none" and the
+    -- unset default inside a container (AutoGen's rule) may fall back, and
+    -- they say so, once, where the transcript goes.
+    if ok then
+      use = use == nil and true or use
+    elseif use == nil or (not explicit and M.in_container()) then
+      use = false
+      chat.print(M.LOCAL_NOTICE)
+    else
+      error(M.DOCKER_NOT_RUNNING .. (err and ("\n(" .. tostring(err) .. ")") or ""), 0)
     end
   end
   c.use_docker = use
@@ -121,12 +144,13 @@ function M.configure(who, cfg)
   return c, executor
 end
 
-local function blocks_of(content)
+local function blocks_of(content, max)
   if content == nil or content == "" then return nil end
-  local blocks = code.extract(content)
+  -- task.checkpoint: a 5 MB message is extracted over several steps
+  local blocks, skipped = code.extract(content, { max_blocks = max, pause = task.checkpoint })
   -- AutoGen: one block of unknown language is prose in a fence, not code
-  if #blocks == 0 or (#blocks == 1 and blocks[1].lang == "unknown") then return nil end
-  return blocks
+  if #blocks == 0 or (#blocks == 1 and skipped == 0 and blocks[1].lang == "unknown") then return nil end
+  return blocks, skipped
 end
 
 --- The reply function: scan the last n messages newest first ("auto": the
@@ -145,7 +169,7 @@ function M.reply(agent, messages, sender)
     end
   end
   for i = #messages, #messages - math.min(n, #messages) + 1, -1 do
-    local blocks = blocks_of(messages[i].content)
+    local blocks, skipped = blocks_of(messages[i].content, cfg.max_blocks)
     if blocks then
       local ex = agent._code_executor
       if ex.work_dir_temp and not ex.work_dir_shown then   -- say once where a temporary work_dir is
@@ -155,8 +179,14 @@ function M.reply(agent, messages, sender)
       for b, block in ipairs(blocks) do
         chat.info(agent, ("\n>>>>>>>> EXECUTING CODE BLOCK %d (inferred language is %s)..."):format(b - 1, block.lang))
       end
+      local note = ""
+      if skipped > 0 then
+        note = ("\nagentbox: %d more code block(s) in this message were not run: at most %d run per message "
+          .. "(code_execution_config.max_blocks). Send fewer, larger blocks."):format(skipped, cfg.max_blocks)
+        chat.info(agent, ("\n>>>>>>>> NOT RUNNING %d MORE CODE BLOCK(S) (max_blocks = %d)"):format(skipped, cfg.max_blocks))
+      end
       local result = agent._code_executor:execute(blocks)
-      return true, code.format_result(result)
+      return true, code.format_result(result) .. note
     end
   end
   return false, nil

@@ -17,7 +17,14 @@ M.empty_array = cjson_lib.empty_array
 
 -- llm_config keys that are ours, not request fields
 local CONFIG_KEYS = { config_list = true, timeout = true, max_retries = true, cache_seed = true,
-                      retry_base = true, retry_max = true, tools = true, functions = true }
+                      retry_base = true, retry_max = true, tools = true, functions = true,
+                      max_reply_bytes = true }
+
+-- The largest reply body accepted from a model server. A reply of the
+-- longest outputs models give today (about 128K tokens, some 600 KB of
+-- JSON) fits; a hostile server's 50 MB reply is refused while it streams,
+-- before it costs memory, and decoding what is accepted stays a few ms.
+M.MAX_REPLY_BYTES = 2 * 1024 * 1024
 local ENTRY_KEYS = { model = true, api_key = true, base_url = true, api_type = true, tags = true,
                      api_version = true, price = true }
 local RETRY_CURL = { [5] = true, [6] = true, [7] = true, [28] = true, [35] = true, [52] = true,
@@ -49,6 +56,9 @@ local function check_config(cfg)
   if cfg.max_retries ~= nil and (math.type(cfg.max_retries) ~= "integer" or cfg.max_retries < 0) then
     error("llm_config.max_retries must be a non-negative integer", 3)
   end
+  if cfg.max_reply_bytes ~= nil and (math.type(cfg.max_reply_bytes) ~= "integer" or cfg.max_reply_bytes < 1) then
+    error("llm_config.max_reply_bytes must be a positive integer (bytes; default " .. M.MAX_REPLY_BYTES .. ")", 3)
+  end
   return list
 end
 
@@ -60,6 +70,7 @@ function M.new(cfg)
   self.max_retries = cfg.max_retries or 3
   self.retry_base = cfg.retry_base or 0.5
   self.retry_max = cfg.retry_max or 30
+  self.max_reply_bytes = cfg.max_reply_bytes or M.MAX_REPLY_BYTES
   return self
 end
 
@@ -74,6 +85,8 @@ local function wire_message(m)
   return out
 end
 
+local ENCODE_CHUNK = 64 * 1024
+
 local function build_body(self, entry, req)
   local body = {}
   for k, v in pairs(self.config) do
@@ -83,16 +96,36 @@ local function build_body(self, entry, req)
     if not ENTRY_KEYS[k] then body[k] = v end
   end
   body.model = entry.model
-  local msgs = {}
-  for i, m in ipairs(req.messages) do msgs[i] = wire_message(m) end
-  body.messages = msgs
   local tools = req.tools
   if tools == nil then tools = self.config.tools end
   if tools and #tools > 0 then body.tools = tools end
   for k, v in pairs(req.extra or {}) do body[k] = v end
+  body.messages = nil
   local ok, s = pcall(json.encode, body)
   if not ok then error("cannot encode the chat request as JSON: " .. tostring(s), 0) end
-  return s
+  -- Messages are encoded one by one, and a long content string in chunks,
+  -- with a task checkpoint between them, so a history holding a 5 MB reply
+  -- is not one long C call. JSON escapes byte by byte (cjson copies bytes
+  -- >= 0x80 as they are), so the encoded chunks joined are the string encoded.
+  local msgs = {}
+  for i, m in ipairs(req.messages) do
+    local w = wire_message(m)
+    local long = type(w.content) == "string" and #w.content > ENCODE_CHUNK and w.content
+    if long then w.content = nil end
+    local mok, ms = pcall(json.encode, w)
+    if not mok then error("cannot encode the chat request as JSON: " .. tostring(ms), 0) end
+    if long then
+      local parts = {}
+      for pos = 1, #long, ENCODE_CHUNK do
+        parts[#parts + 1] = json.encode(long:sub(pos, pos + ENCODE_CHUNK - 1)):sub(2, -2)
+        task.checkpoint()
+      end
+      ms = ms:sub(1, -2) .. ',"content":"' .. table.concat(parts) .. '"}'
+    end
+    msgs[i] = ms
+    task.checkpoint()
+  end
+  return s:sub(1, -2) .. (s == "{}" and "" or ",") .. '"messages":[' .. table.concat(msgs, ",") .. "]}"
 end
 
 local function url_of(entry)
@@ -150,12 +183,17 @@ local function try_entry(self, entry, req)
   local last
   for attempt = 0, self.max_retries do
     local h <close> = core.http{ method = "POST", url = url, headers = headers, body = body,
-                                 timeout = self.timeout, connect_timeout = math.min(self.timeout, 10) }
+                                 timeout = self.timeout, connect_timeout = math.min(self.timeout, 10),
+                                 max_body = self.max_reply_bytes }
     task.wait(h)
     self.requests = self.requests + 1
     local res, err, curl_code = h:result()
     local retry, rheaders = false, nil
-    if not res then
+    if not res and tostring(err):find("larger than max_body", 1, true) then
+      -- a server that sent this much once will again: not retried
+      return nil, ("POST %s: the reply is larger than llm_config.max_reply_bytes (%d bytes); raise it if your "
+        .. "model legitimately sends longer replies"):format(url, self.max_reply_bytes)
+    elseif not res then
       if curl_code == 28 then
         last = ("POST %s timed out after %gs (%s; raise llm_config.timeout if the model is slow)"):format(url, self.timeout, err)
       else
@@ -163,6 +201,7 @@ local function try_entry(self, entry, req)
       end
       retry = RETRY_CURL[curl_code] or false
     elseif res.status == 200 then
+      task.checkpoint()                 -- the decode below is one C call: start it on a fresh slice
       local doc, derr = decode_reply(res.body)
       if doc then return strip_nulls(doc) end
       return nil, ("POST %s: %s"):format(url, derr)

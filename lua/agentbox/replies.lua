@@ -1,7 +1,8 @@
 -- The built-in reply functions of every agent that are not about tools or
 -- code: AutoGen's check_termination_and_human_reply (termination, the
 -- consecutive auto-reply limit, the three human input modes with AutoGen's
--- prompts) and generate_oai_reply (one model call).
+-- prompts), the human input function (stdin by default) and
+-- generate_oai_reply (one model call).
 local chat = require("agentbox.chat")
 local tools = require("agentbox.tools")
 
@@ -11,6 +12,33 @@ local M = {}
 local NO_SENDER = setmetatable({}, { __tostring = function() return "no sender" end })
 local function key(sender) return sender == nil and NO_SENDER or sender end
 M.key = key
+
+-- Python's input(): the prompt is written, a line read. When stdin is not
+-- a terminal nothing echoes the answer, so the prompt gets its own line. End
+-- of input ends the conversation (nil and the reason) instead of raising.
+local function stdin_input(prompt)
+  chat.print(chat.escape(prompt) .. (require("agentbox.core").isatty(0) and "" or "\n"))
+  local line = io.read("l")
+  if line == nil then return nil, "end of input" end
+  return line
+end
+
+--- The agent's input function (the get_human_input option, else a line from
+--- stdin) is called as fn(prompt, agent); it may yield inside a task.
+function M.get_human_input(self, prompt)
+  local fn = self._input_fn or stdin_input
+  local reply, ended = fn(prompt, self)
+  if reply == nil and type(ended) == "string" then
+    -- the human is gone: end the chat as "exit" does, without pretending
+    -- they typed it (nothing is recorded, nothing is sent)
+    self._input_ended = ended
+    chat.print("(human input ended: " .. chat.escape(ended) .. ")\n")
+    return "exit"
+  end
+  if reply == nil then reply = "" elseif type(reply) ~= "string" then reply = tostring(reply) end
+  self._human_input[#self._human_input + 1] = reply
+  return reply
+end
 
 function M.check_termination_and_human_reply(self, messages, sender)
   if messages == nil then messages = sender and self:chat_messages(sender) or {} end

@@ -65,6 +65,7 @@ local function resume(t)
   if t.status ~= "running" then return end
   if t.cancelled and not t.started then return finish(t, false, CANCELLED) end
   t.started = true
+  M.resumed_at = core.now()
   local co = t.co
   local res = table.pack(coroutine.resume(co, table.unpack(t.args or {}, 1, t.args and t.args.n or 0)))
   t.args = nil
@@ -157,6 +158,20 @@ function M.wait(h)
   while not main_ready[h] and not h:ready() do M.step(-1) end
   waiters[h] = nil
   main_ready[h] = nil
+end
+
+-- Long Lua work (extracting a 5 MB message, formatting 50 MB of tool
+-- arguments) calls checkpoint() between chunks: inside a task, once the
+-- current resume has run for M.slice seconds, it yields and carries on at the
+-- next step, so no single resume holds the host's frame for long. Outside a
+-- task (or inside a coroutine of the caller's own) it does nothing.
+M.slice = 0.002
+M.resumed_at = 0
+function M.checkpoint()
+  local t = M.current()
+  if not t or core.now() - M.resumed_at < M.slice then return end
+  coroutine.yield()                 -- a bare yield: rescheduled for the next step
+  if t.cancelled then error(CANCELLED, 0) end
 end
 
 function M.sleep(seconds)

@@ -4,6 +4,7 @@
 local cjson = require("cjson")
 local cjson_safe = require("cjson.safe")
 local chat = require("agentbox.chat")
+local task = require("agentbox.task")
 
 local M = {}
 
@@ -155,17 +156,31 @@ end
 -- Execution ---------------------------------------------------------------------
 
 -- AutoGen's _format_json_str: models put raw newlines in JSON; drop them
--- outside strings, escape newlines and tabs inside.
+-- outside strings, escape newlines and tabs inside. A quote toggles "inside"
+-- unless the character before it is a backslash (AutoGen's rule, quirks
+-- included). Without a newline or a tab it changes nothing. Otherwise it
+-- works in chunks through gsub (memory about twice the input, not a table
+-- entry per character) and calls checkpoint between chunks, so 50 MB of
+-- arguments never hold one task resume for long.
+local CHUNK = 16 * 1024
+
 local function format_json_str(s)
-  local out, inside, last = {}, false, " "
-  for i = 1, #s do
-    local c = s:sub(i, i)
-    if last ~= "\\" and c == '"' then inside = not inside end
-    last = c
-    if not (not inside and c == "\n") then
-      if inside and c == "\n" then c = "\\n" elseif inside and c == "\t" then c = "\\t" end
-      out[#out + 1] = c
+  if not s:find("\n", 1, true) and not s:find("\t", 1, true) then return s end
+  local out, inside, base = {}, false, 0
+  local function one(i, c)
+    if c == '"' then
+      local at = base + i
+      if at == 1 or s:byte(at - 1) ~= 92 then inside = not inside end
+      return nil
+    elseif c == "\n" then
+      return inside and "\\n" or ""
     end
+    return inside and "\\t" or nil
+  end
+  for pos = 1, #s, CHUNK do
+    base = pos - 1
+    out[#out + 1] = (s:sub(pos, pos + CHUNK - 1):gsub('()(["\n\t])', one))
+    task.checkpoint()
   end
   return table.concat(out)
 end

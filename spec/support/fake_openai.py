@@ -65,10 +65,36 @@ def check_answer(answer, what):
     for j, call in enumerate(calls):
         if not isinstance(call, dict) or not isinstance(call.get("name"), str):
             raise ScriptError("%s.tool_calls[%d] needs a string name" % (what, j))
+        check_gen(call.get("arguments_gen"), "%s.tool_calls[%d].arguments_gen" % (what, j))
+    check_gen(answer.get("content_gen"), what + ".content_gen")
     # A typo in an expectation would otherwise silently check nothing.
     unknown = set(answer.get("expect") or {}) - set(EXPECT_KEYS)
     if unknown:
         raise ScriptError("%s.expect: unknown key(s) %s" % (what, ", ".join(sorted(unknown))))
+
+
+GEN_KEYS = ("head", "unit", "count", "tail")
+
+
+def check_gen(gen, what):
+    """content_gen / arguments_gen: {"head", "unit", "count", "tail"} makes
+    head + unit * count + tail ("{i}" in unit is replaced by 0, 1, ...), so a
+    script can serve a hostile 50 MB reply without being 50 MB itself."""
+    if gen is None:
+        return
+    if not isinstance(gen, dict) or set(gen) - set(GEN_KEYS):
+        raise ScriptError("%s must be an object with keys %s" % (what, ", ".join(GEN_KEYS)))
+    if not isinstance(gen.get("count", 1), int) or gen.get("count", 1) < 0:
+        raise ScriptError("%s.count must be a non-negative integer" % what)
+
+
+def generate(gen):
+    unit, count = str(gen.get("unit", "")), gen.get("count", 1)
+    if "{i}" in unit:  # numbered units: 10,000 distinct code blocks
+        body = "".join(unit.replace("{i}", str(i)) for i in range(count))
+    else:
+        body = unit * count
+    return str(gen.get("head", "")) + body + str(gen.get("tail", ""))
 
 
 def text_of(content):
@@ -149,6 +175,8 @@ def rule_matches(rule, last):
 
 def completion(answer, request, messages, seq, template):
     content = answer.get("content")
+    if "content_gen" in answer:
+        content = generate(answer["content_gen"])
     if template and isinstance(content, str):
         last = messages[-1] if messages else {}
         content = content.replace("{{last}}", text_of(last.get("content")))
@@ -156,6 +184,8 @@ def completion(answer, request, messages, seq, template):
     calls = []
     for i, call in enumerate(as_list(answer.get("tool_calls"), "tool_calls")):
         args = call.get("arguments", "{}")
+        if "arguments_gen" in call:
+            args = generate(call["arguments_gen"])
         if not isinstance(args, str):  # allow scripts to give arguments as an object
             args = json.dumps(args)
         calls.append({"id": call.get("id") or "call_%d_%d" % (seq, i + 1), "type": "function",
