@@ -9,6 +9,8 @@ typedef struct {
   const char *cwd;
   int64_t timeout_ms, grace_ms, rlimit[4];
   int nice;
+  const char *quota_dir;               /* NULL: no workspace quota */
+  int64_t quota_bytes, quota_files;
 } ab_spawn_opts;
 
 /* Ask the server (started on first use from the agentbox-sup at `sup`) to

@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include "quota.h"
 #include "sup.h"
 
 static int64_t mono_ms(void) {
@@ -318,22 +319,47 @@ void ab_supervise(const ab_sup_args *a, ab_sup_report *r) {
     if (getppid() != a->host) r->cancelled = 1;
   }
   long oom0 = oom_kills();
+  /* the workspace quota (quota.c): measured before, polled during, measured
+   * after; over it, the block does not start or its tree is killed */
+  ab_quota *q = NULL;
+  int qfd = a->fd_err >= 0 ? a->fd_err : 2;
+  ab_sup_args run = *a;
+  if (a->quota_dir && !r->cancelled) {
+    if (ab_quota_begin(&q, a->quota_dir, a->quota_bytes, a->quota_files) != 0) {
+      r->quota = 1;
+      ab_quota_say(q, qfd, AB_QUOTA_BEFORE);
+      ab_quota_free(q);
+      return;
+    }
+    int64_t fs = ab_quota_fsize(q), *rl = &run.rlimit[AB_RL_FSIZE];
+    if (fs >= 0 && (*rl < 0 || fs < *rl)) *rl = fs;
+  }
   ptable t;
   int have_pt = pt_init(&t) == 0;
-  pid_t child = r->cancelled ? -1 : start_program(a);
+  pid_t child = r->cancelled ? -1 : start_program(&run);
   if (child < 0) {
     r->spawn_errno = r->cancelled ? ECANCELED : errno;
+    ab_quota_free(q);
     return;
   }
   int64_t deadline = a->timeout_ms > 0 ? mono_ms() + a->timeout_ms : 0;
   while (!r->exited) {
     struct timespec ts, *tp = NULL;
-    if (deadline) {
-      int64_t left = deadline - mono_ms();
-      if (left <= 0) {
-        r->timed_out = 1;
+    int64_t now = mono_ms(), wake = deadline;
+    if (deadline && deadline <= now) {
+      r->timed_out = 1;
+      break;
+    }
+    if (q && ab_quota_due(q) <= now) {
+      if (ab_quota_poll(q, deadline) != 0) {
+        r->quota = 1;
         break;
       }
+      continue;
+    }
+    if (q && (!wake || ab_quota_due(q) < wake)) wake = ab_quota_due(q);
+    if (wake) {
+      int64_t left = wake - now;
       ts.tv_sec = left / 1000;
       ts.tv_nsec = (left % 1000) * 1000000;
       tp = &ts;
@@ -358,6 +384,14 @@ void ab_supervise(const ab_sup_args *a, ab_sup_report *r) {
     else kill(-child, SIGKILL);
     reap(&set, child, 20, r);
   }
+  /* over the quota: killed at once above (no grace, which would only let
+   * it write more); the line comes after the tree is dead, last */
+  if (r->quota) ab_quota_say(q, qfd, AB_QUOTA_DURING);
+  else if (q && !r->cancelled && ab_quota_end(q) != 0) {
+    r->quota = 1;
+    ab_quota_say(q, qfd, AB_QUOTA_AFTER);
+  }
+  ab_quota_free(q);
   long oom1 = oom_kills();
   r->oom = oom0 >= 0 && oom1 > oom0;
   if (have_pt) munmap(t.pid, PT_CAP * (2 * sizeof(pid_t) + 1));
@@ -365,6 +399,7 @@ void ab_supervise(const ab_sup_args *a, ab_sup_report *r) {
 
 int ab_sup_exit_code(const ab_sup_report *r) {
   if (r->timed_out) return 124;
+  if (r->quota) return AB_QUOTA_EXIT;
   if (r->spawn_errno) return 127;
   if (!r->exited) return 137;
   if (WIFEXITED(r->status)) return WEXITSTATUS(r->status);

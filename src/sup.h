@@ -21,6 +21,9 @@ typedef struct {
   int64_t rlimit[AB_RL_N];     /* < 0: leave as is */
   pid_t host;                  /* the process whose death cancels, 0 none */
   int nice;                    /* added to the program's niceness, 0 none */
+  /* workspace quota (quota.c): NULL dir = none; a limit <= 0 is off */
+  const char *quota_dir;
+  int64_t quota_bytes, quota_files;
 } ab_sup_args;
 
 #define AB_SUP_MAGIC 0x61627375
@@ -32,13 +35,14 @@ typedef struct {
   int32_t cancelled;
   int32_t oom;                 /* the cgroup OOM killer ran meanwhile */
   int32_t spawn_errno;         /* fork failed */
+  int32_t quota;               /* the workspace quota stopped the block */
 } ab_sup_report;
 
 /* Returns when the program and every descendant are gone. */
 void ab_supervise(const ab_sup_args *a, ab_sup_report *r);
 
 /* Exit code that mirrors a report: the program's code, 128+signal, 124 on
- * timeout. */
+ * timeout, 122 (AB_QUOTA_EXIT) when the workspace quota stopped it. */
 int ab_sup_exit_code(const ab_sup_report *r);
 
 #endif

@@ -1,8 +1,10 @@
 /* agentbox-sup: the supervisor as a static program, for the sandbox
  * container (slim images have no procps and the Engine API cannot kill an
- * exec). Usage: agentbox-sup [-t timeout_ms] [-g grace_ms] -- prog args...
+ * exec). Usage: agentbox-sup [-t timeout_ms] [-g grace_ms]
+ *   [--quota-dir DIR [--quota-bytes N] [--quota-files N]] -- prog args...
  * The program gets this process's stdin/stdout/stderr and environment.
- * Exit status mirrors the program (128+signal when killed), 124 on timeout;
+ * Exit status mirrors the program (128+signal when killed), 124 on timeout,
+ * 122 when DIR went over its quota (quota.c; a line on stderr says so);
  * an out-of-memory kill is also said on stderr.
  * `agentbox-sup --server FD` is the host's spawn server (spawnsrv.c). */
 #define _GNU_SOURCE
@@ -28,10 +30,14 @@ int main(int argc, char **argv) {
     if (i + 1 >= argc) break;
     if (strcmp(argv[i], "-t") == 0) a.timeout_ms = atoll(argv[++i]);
     else if (strcmp(argv[i], "-g") == 0) a.grace_ms = atoll(argv[++i]);
+    else if (strcmp(argv[i], "--quota-dir") == 0) a.quota_dir = argv[++i];
+    else if (strcmp(argv[i], "--quota-bytes") == 0) a.quota_bytes = atoll(argv[++i]);
+    else if (strcmp(argv[i], "--quota-files") == 0) a.quota_files = atoll(argv[++i]);
     else break;
   }
   if (i >= argc) {
-    fprintf(stderr, "usage: agentbox-sup [-t timeout_ms] [-g grace_ms] -- program [args...]\n");
+    fprintf(stderr, "usage: agentbox-sup [-t timeout_ms] [-g grace_ms] [--quota-dir DIR [--quota-bytes N]"
+                    " [--quota-files N]] -- program [args...]\n");
     return 125;
   }
   a.argv = argv + i;

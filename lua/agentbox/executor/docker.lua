@@ -18,7 +18,7 @@ DockerExecutor.__index = DockerExecutor
 local KNOWN = { image = true, work_dir = true, timeout = true, network = true, read_only = true, user = true,
                 memory = true, cpus = true, pids_limit = true, tmpfs = true, mounts = true, docker_host = true,
                 auto_remove = true, container_name = true, env = true, max_output = true, on_output = true,
-                execution_policies = true, grace = true, transfer = true, on_progress = true }
+                execution_policies = true, grace = true, transfer = true, on_progress = true, quota = true }
 
 local WORKSPACE = files.WORKSPACE
 local SUP_DIR = files.SUP_DIR
@@ -126,6 +126,7 @@ local function new(opts)
   self.tmpfs = opts.tmpfs == nil and "64m" or opts.tmpfs
   if type(self.tmpfs) ~= "table" and self.tmpfs ~= false then bytes(self.tmpfs, "tmpfs") end
   self.mounts = check_mounts(opts.mounts)
+  self.quota = common.quota(opts.quota, "DockerExecutor")
   self.env = build_env(opts.env)
   self.auto_remove = opts.auto_remove ~= false
   self.container_name = opts.container_name
@@ -300,7 +301,14 @@ end
 
 function DockerExecutor:_run(argv, out, retried)
   local c, id = self.client, self.container_id
-  local cmd = { SUP, "-t", tostring(math.ceil(self.timeout * 1000)), "-g", tostring(math.ceil(self.grace * 1000)), "--" }
+  local cmd = { SUP, "-t", tostring(math.ceil(self.timeout * 1000)), "-g", tostring(math.ceil(self.grace * 1000)) }
+  local q = self.quota
+  if q then
+    for _, a in ipairs({ "--quota-dir", WORKSPACE, "--quota-bytes", tostring(q.bytes), "--quota-files", tostring(q.files) }) do
+      cmd[#cmd + 1] = a
+    end
+  end
+  cmd[#cmd + 1] = "--"
   for _, a in ipairs(argv) do cmd[#cmd + 1] = a end
   local exec_id, err, status = c:exec_create(id, { Cmd = cmd, AttachStdout = true, AttachStderr = true, Tty = false })
   if not exec_id then

@@ -1,0 +1,467 @@
+/* The workspace quota (see quota.h). What is counted: every inode under the
+ * quota directory and the directory itself, on the same mount (a mount
+ * inside it is another filesystem's business, as `du -x`), each once: a
+ * file with several hard links counts once. Bytes are allocated blocks
+ * (st_blocks * 512), not apparent sizes, so a sparse file costs what it
+ * takes on disk and fallocate'd space costs what it reserves; files are
+ * inodes (regular files, directories, links, anything). The walk never
+ * follows a link: every step is statx/openat relative to the parent's fd
+ * with AT_SYMLINK_NOFOLLOW / O_NOFOLLOW.
+ *
+ * What cannot be measured counts as over the quota (fail closed): a
+ * directory the supervisor cannot enter or list, an entry it cannot stat,
+ * a tree deeper than WALK_DEPTH. A supervisor running as root without
+ * CAP_DAC_READ_SEARCH (the in-container one) retries a refused directory
+ * with its filesystem uid set to the directory's owner (setfsuid, which
+ * needs only CAP_SETUID): the owner's bits decide, so the sandbox user's
+ * 0700 directories are measured and its chmod 000 ones are a violation.
+ *
+ * Runs in the supervisor, possibly forked from a multithreaded host: only
+ * system calls, no malloc or stdio; memory is one mapping per run,
+ * bounded whatever the tree (WALK_DEPTH levels, a fixed hard-link table). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+#include "quota.h"
+
+#define WALK_DEPTH 256        /* open directory fds at most, one per level */
+#define DIRBUF 8192           /* getdents buffer per level */
+#define LINKS 65536           /* hard-link table slots (a power of two) */
+#define PATHMAX 1024          /* the path shown in a message */
+#define POLL_MIN_MS 20        /* polls: every max(POLL_MIN_MS, */
+#define POLL_FACTOR 10        /*   POLL_FACTOR x the last walk's time), */
+#define POLL_MAX_MS 2000      /*   at most POLL_MAX_MS apart */
+
+enum { WALK_OK, WALK_OVER, WALK_BAD, WALK_CUT };
+
+typedef struct { uint64_t ino, dev; uint32_t gen, pad; } link_slot;
+
+typedef struct {
+  int fd;
+  uint32_t fsuid;             /* the filesystem uid this level is read with */
+  uint32_t owner;             /* the directory's owner */
+  unsigned pathlen;
+  long pos, len;              /* in buf */
+} level;
+
+struct ab_quota {
+  int root;                   /* the quota directory, O_RDONLY */
+  int euid0;                  /* may switch fsuid (root with CAP_SETUID) */
+  uint32_t fsuid, euid;
+  int64_t max_bytes, max_files;
+  int64_t bytes, files;       /* counted by the last walk (it stops once over) */
+  int64_t start_bytes;
+  int64_t due, interval;
+  int status;                 /* of the last walk */
+  int err;                    /* errno when WALK_BAD */
+  int open_err;               /* why the quota directory did not open */
+  const char *why;            /* what failed when WALK_BAD */
+  int by_mnt;                 /* same mount by mount id (else by st_dev) */
+  uint64_t mnt, dev;
+  uint32_t gen;
+  uint32_t nlinks;
+  char dir[PATHMAX];          /* the quota directory as given */
+  char path[PATHMAX];         /* where the walk is (or failed), relative */
+  unsigned pathlen;
+  level lv[WALK_DEPTH];
+  char buf[WALK_DEPTH][DIRBUF];
+  link_slot links[LINKS];
+};
+
+struct dent64 {
+  uint64_t d_ino;
+  int64_t d_off;
+  unsigned short d_reclen;
+  unsigned char d_type;
+  char d_name[];
+};
+
+static int64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static size_t slen(const char *s) {
+  size_t n = 0;
+  while (s[n]) n++;
+  return n;
+}
+
+static void set_fsuid(ab_quota *q, uint32_t uid) {
+  if (q->fsuid == uid) return;
+  syscall(SYS_setfsuid, uid);   /* per thread, as a raw call must be */
+  q->fsuid = uid;
+}
+
+/* What we need of an inode; statx where the kernel has it (mount id), else
+ * fstatat. */
+typedef struct { uint32_t mode, uid, nlink, has_mnt; uint64_t ino, dev, blocks, mnt; } info;
+
+static int get_info(int dirfd, const char *name, int flags, info *o) {
+  struct statx sx;
+  if (syscall(SYS_statx, dirfd, name, flags | AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT,
+              STATX_TYPE | STATX_MODE | STATX_UID | STATX_NLINK | STATX_INO | STATX_BLOCKS | STATX_MNT_ID, &sx) == 0) {
+    o->mode = sx.stx_mode;
+    o->uid = sx.stx_uid;
+    o->nlink = sx.stx_nlink;
+    o->ino = sx.stx_ino;
+    o->dev = ((uint64_t)sx.stx_dev_major << 32) | sx.stx_dev_minor;
+    o->blocks = sx.stx_blocks;
+    o->has_mnt = (sx.stx_mask & STATX_MNT_ID) != 0;
+    o->mnt = sx.stx_mnt_id;
+    return 0;
+  }
+  if (errno != ENOSYS) return -1;
+  struct stat st;
+  if (fstatat(dirfd, name, &st, flags | AT_SYMLINK_NOFOLLOW) != 0) return -1;
+  o->mode = st.st_mode;
+  o->uid = st.st_uid;
+  o->nlink = (uint32_t)st.st_nlink;
+  o->ino = st.st_ino;
+  o->dev = st.st_dev;
+  o->blocks = (uint64_t)st.st_blocks;
+  o->has_mnt = 0;
+  o->mnt = 0;
+  return 0;
+}
+
+static int same_mount(const ab_quota *q, const info *i) {
+  return q->by_mnt && i->has_mnt ? i->mnt == q->mnt : i->dev == q->dev;
+}
+
+/* 1 when (dev, ino) was already counted by this walk. A full table counts
+ * again: over-counting can only stop a block, never let one through. */
+static int seen_link(ab_quota *q, uint64_t dev, uint64_t ino) {
+  uint64_t h = (ino * 0x9E3779B97F4A7C15ull) ^ (dev * 0xC2B2AE3D27D4EB4Full);
+  for (uint32_t k = 0; k < LINKS; k++) {
+    link_slot *s = &q->links[(h + k) & (LINKS - 1)];
+    if (s->gen != q->gen) {
+      if (q->nlinks >= LINKS / 4 * 3) return 0;
+      s->gen = q->gen;
+      s->ino = ino;
+      s->dev = dev;
+      q->nlinks++;
+      return 0;
+    }
+    if (s->ino == ino && s->dev == dev) return 1;
+  }
+  return 0;
+}
+
+static void path_push(ab_quota *q, const char *name) {
+  size_t n = slen(name);
+  if (q->pathlen + n + 2 >= PATHMAX) {      /* keep what fits, marked */
+    q->pathlen = PATHMAX - 4;
+    memcpy(q->path + q->pathlen, "...", 4);
+    q->pathlen = PATHMAX - 1;
+    return;
+  }
+  if (q->pathlen) q->path[q->pathlen++] = '/';
+  memcpy(q->path + q->pathlen, name, n + 1);
+  q->pathlen += (unsigned)n;
+}
+
+static int bad(ab_quota *q, const char *why, int err) {
+  q->why = why;
+  q->err = err;
+  return WALK_BAD;
+}
+
+/* Directories: open with the current fsuid, else (root only) as its owner. */
+static int open_dir(ab_quota *q, int parent, const char *name, uint32_t owner, uint32_t *fsuid) {
+  int fl = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+  int fd = openat(parent, name, fl);
+  if (fd < 0 && (errno == EACCES || errno == EPERM) && q->euid0 && q->fsuid != owner) {
+    uint32_t was = q->fsuid;
+    set_fsuid(q, owner);
+    fd = openat(parent, name, fl);
+    if (fd < 0) {
+      int e = errno;
+      set_fsuid(q, was);
+      errno = e;
+    }
+  }
+  *fsuid = q->fsuid;
+  return fd;
+}
+
+static int over(const ab_quota *q) {
+  return (q->max_bytes > 0 && q->bytes > q->max_bytes) || (q->max_files > 0 && q->files > q->max_files);
+}
+
+static int walk_levels(ab_quota *q, int64_t deadline) {
+  int depth = 0;
+  uint32_t steps = 0;
+  for (;;) {
+    level *L = &q->lv[depth];
+    set_fsuid(q, L->fsuid);
+    if (L->pos >= L->len) {
+      long n = syscall(SYS_getdents64, L->fd, q->buf[depth], DIRBUF);
+      if (n < 0) return bad(q, "cannot list", errno);
+      if (n == 0) {
+        if (depth == 0) return WALK_OK;
+        close(L->fd);
+        L->fd = -1;
+        depth--;
+        q->pathlen = q->lv[depth].pathlen;
+        q->path[q->pathlen] = 0;
+        continue;
+      }
+      L->len = n;
+      L->pos = 0;
+    }
+    struct dent64 *d = (struct dent64 *)(q->buf[depth] + L->pos);
+    L->pos += d->d_reclen;
+    const char *nm = d->d_name;
+    if (nm[0] == '.' && (nm[1] == 0 || (nm[1] == '.' && nm[2] == 0))) continue;
+    if (deadline && (++steps & 1023) == 0 && now_ms() >= deadline) return WALK_CUT;
+    info i;
+    if (get_info(L->fd, nm, 0, &i) != 0) {
+      if (errno == EACCES && q->euid0 && L->fsuid != L->owner) {
+        L->fsuid = L->owner;      /* searching needs x: read this level as its owner */
+        set_fsuid(q, L->fsuid);
+        if (get_info(L->fd, nm, 0, &i) == 0) goto got;
+      }
+      if (errno == ENOENT) continue;   /* removed since the listing */
+      path_push(q, nm);
+      return bad(q, "cannot look at", errno);
+    }
+  got:
+    if (!same_mount(q, &i)) continue;
+    if (!S_ISDIR(i.mode) && i.nlink > 1 && seen_link(q, i.dev, i.ino)) continue;
+    q->files++;
+    q->bytes += (int64_t)(i.blocks * 512);
+    if (over(q)) return WALK_OVER;
+    if (!S_ISDIR(i.mode)) continue;
+    unsigned pl = q->pathlen;
+    path_push(q, nm);
+    if (depth + 1 >= WALK_DEPTH) return bad(q, "deeper than 256 levels at", 0);
+    uint32_t fsuid;
+    int fd = open_dir(q, L->fd, nm, i.uid, &fsuid);
+    if (fd < 0) {
+      /* gone, or no longer a directory: changed since the stat (the code
+       * is running); the final measure is taken with the tree dead */
+      if (errno == ENOENT || errno == ENOTDIR || errno == ELOOP) {
+        q->pathlen = pl;
+        q->path[pl] = 0;
+        continue;
+      }
+      return bad(q, "cannot enter", errno);
+    }
+    depth++;
+    q->lv[depth] = (level){fd, fsuid, i.uid, q->pathlen, 0, 0};
+  }
+}
+
+/* One walk of the whole directory; leaves the counts and the status in q. */
+static int walk(ab_quota *q, int64_t deadline) {
+  int64_t t0 = now_ms();
+  if (++q->gen == 0) {
+    memset(q->links, 0, sizeof q->links);
+    q->gen = 1;
+  }
+  q->nlinks = 0;
+  q->bytes = q->files = 0;
+  q->why = NULL;
+  q->err = 0;
+  q->pathlen = 0;
+  q->path[0] = 0;
+  info i;
+  int st;
+  if (q->root < 0) {
+    st = bad(q, "cannot open", q->open_err);
+  } else if (get_info(q->root, "", AT_EMPTY_PATH, &i) != 0) {
+    st = bad(q, "cannot look at", errno);
+  } else if (lseek(q->root, 0, SEEK_SET) != 0) {
+    st = bad(q, "cannot list", errno);
+  } else {
+    q->by_mnt = i.has_mnt;
+    q->mnt = i.mnt;
+    q->dev = i.dev;
+    q->bytes = (int64_t)(i.blocks * 512);
+    q->lv[0] = (level){q->root, q->euid, i.uid, 0, 0, 0};
+    st = over(q) ? WALK_OVER : walk_levels(q, deadline);
+    for (int d = 1; d < WALK_DEPTH && q->lv[d].fd >= 0; d++) {
+      close(q->lv[d].fd);
+      q->lv[d].fd = -1;
+    }
+  }
+  set_fsuid(q, q->euid);
+  q->status = st;
+  int64_t t1 = now_ms();
+  int64_t iv = (t1 - t0) * POLL_FACTOR;
+  q->interval = iv < POLL_MIN_MS ? POLL_MIN_MS : iv > POLL_MAX_MS ? POLL_MAX_MS : iv;
+  q->due = t1 + q->interval;
+  return st;
+}
+
+int ab_quota_begin(ab_quota **qp, const char *dir, int64_t max_bytes, int64_t max_files) {
+  void *m = mmap(NULL, sizeof(ab_quota), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (m == MAP_FAILED) {
+    *qp = NULL;
+    return -1;
+  }
+  ab_quota *q = m;             /* zero-filled */
+  *qp = q;
+  for (int d = 0; d < WALK_DEPTH; d++) q->lv[d].fd = -1;
+  q->max_bytes = max_bytes;
+  q->max_files = max_files;
+  q->euid = (uint32_t)geteuid();
+  q->euid0 = q->euid == 0;
+  q->fsuid = q->euid;
+  size_t n = slen(dir);
+  if (n >= PATHMAX) n = PATHMAX - 1;
+  memcpy(q->dir, dir, n);
+  q->dir[n] = 0;
+  int fl = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+  q->root = open(dir, fl);
+  if (q->root < 0 && errno == EACCES && q->euid0) {
+    struct stat st;
+    if (lstat(dir, &st) == 0) {
+      set_fsuid(q, st.st_uid);
+      q->root = open(dir, fl);
+      set_fsuid(q, q->euid);
+    }
+  }
+  if (q->root < 0) q->open_err = errno;
+  int st = walk(q, 0);
+  q->start_bytes = q->bytes;
+  return st == WALK_OK ? 0 : -1;
+}
+
+int64_t ab_quota_fsize(const ab_quota *q) {
+  if (!q || q->max_bytes <= 0) return -1;
+  int64_t left = q->max_bytes - q->start_bytes;
+  return left >= 0 ? left + 1 : 0;
+}
+
+int64_t ab_quota_due(const ab_quota *q) {
+  return q ? q->due : 0;
+}
+
+int ab_quota_poll(ab_quota *q, int64_t deadline_ms) {
+  if (!q) return -1;
+  int st = walk(q, deadline_ms);
+  return st == WALK_OVER || st == WALK_BAD ? -1 : 0;
+}
+
+int ab_quota_end(ab_quota *q) {
+  if (!q) return -1;
+  return walk(q, 0) == WALK_OK ? 0 : -1;
+}
+
+void ab_quota_free(ab_quota *q) {
+  if (!q) return;
+  if (q->root >= 0) close(q->root);
+  munmap(q, sizeof *q);
+}
+
+/* ---- the message: built in a fixed buffer, written at once ---- */
+
+typedef struct { char b[2 * PATHMAX + 768]; size_t n; } line;
+
+static void put(line *l, const char *s) {
+  size_t k = slen(s);
+  if (l->n + k >= sizeof l->b) k = sizeof l->b - 1 - l->n;
+  memcpy(l->b + l->n, s, k);
+  l->n += k;
+}
+
+static void put_int(line *l, int64_t v) {
+  char t[24];
+  int k = 0;
+  uint64_t u = v < 0 ? 0 : (uint64_t)v;
+  do { t[k++] = (char)('0' + u % 10); u /= 10; } while (u);
+  char s[24];
+  for (int i = 0; i < k; i++) s[i] = t[k - 1 - i];
+  s[k] = 0;
+  put(l, s);
+}
+
+/* "20.0 MiB (20971520 bytes)" */
+static void put_bytes(line *l, int64_t v) {
+  int64_t unit = v < 1048576 ? 1024 : 1048576;
+  int64_t tenths = (v * 10 + unit / 2) / unit;
+  put_int(l, tenths / 10);
+  put(l, ".");
+  put_int(l, tenths % 10);
+  put(l, unit == 1024 ? " KiB (" : " MiB (");
+  put_int(l, v);
+  put(l, " bytes)");
+}
+
+static const char *errtext(int e) {
+  switch (e) {
+  case 0: return "no error";
+  case EACCES: return "Permission denied";
+  case EPERM: return "Operation not permitted";
+  case ENOENT: return "No such file or directory";
+  case ENOTDIR: return "Not a directory";
+  case ELOOP: return "a symbolic link";
+  case EMFILE: return "Too many open files";
+  case ENFILE: return "Too many open files in system";
+  case ENOMEM: return "Out of memory";
+  case EIO: return "Input/output error";
+  default: return "error";
+  }
+}
+
+void ab_quota_say(const ab_quota *q, int fd, int phase) {
+  line l;
+  l.n = 0;
+  static const char *const when[] = {" before the block started", " while the block ran", " when the block ended"};
+  static const char *const done[] = {"nothing was run", "the block was killed", "the block failed"};
+  if (phase != AB_QUOTA_BEFORE) put(&l, "\n");
+  if (!q) {
+    put(&l, "agentbox: workspace quota: no memory to measure the work dir; nothing was run\n");
+    (void)!write(fd, l.b, l.n);
+    return;
+  }
+  if (q->status == WALK_BAD) {
+    put(&l, "agentbox: workspace quota: cannot measure ");
+    put(&l, q->dir);
+    put(&l, when[phase]);
+    put(&l, ": ");
+    put(&l, q->why ? q->why : "error at");
+    if (q->pathlen) {
+      put(&l, " '");
+      put(&l, q->path);
+      put(&l, "'");
+    }
+    if (q->err) {
+      put(&l, " (");
+      put(&l, errtext(q->err));
+      put(&l, ")");
+    }
+    put(&l, "; what cannot be measured counts as over the quota, so ");
+    put(&l, done[phase]);
+    put(&l, ". Give the directory back its owner's read and search bits (chmod u+rx) or set the executor's"
+            " quota option to false\n");
+  } else {
+    put(&l, "agentbox: workspace quota exceeded");
+    put(&l, when[phase]);
+    put(&l, ": ");
+    put(&l, q->dir);
+    put(&l, " holds at least ");
+    put_bytes(&l, q->bytes);
+    put(&l, " and ");
+    put_int(&l, q->files);
+    put(&l, " files, over the quota of ");
+    if (q->max_bytes > 0) put_bytes(&l, q->max_bytes);
+    else put(&l, "unlimited bytes");
+    put(&l, " and ");
+    if (q->max_files > 0) put_int(&l, q->max_files);
+    else put(&l, "unlimited");
+    put(&l, " files; ");
+    put(&l, done[phase]);
+    put(&l, ". Remove files from the work dir, or raise or turn off the executor's quota option\n");
+  }
+  (void)!write(fd, l.b, l.n);
+}
