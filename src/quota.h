@@ -1,11 +1,11 @@
-/* The workspace quota (quota.c): what a block may keep in its work_dir,
- * in allocated bytes and in files, measured by the supervisor before the
- * block, while it runs and after its tree is dead. Async-signal-safe: it
- * runs in the supervisor (sup.c). */
+/* The workspace quota (quota.c): what a block may keep in its work_dir, in
+ * allocated bytes and in files, measured by the supervisor (sup.c) before
+ * the block, while it runs and after its tree is dead. Async-signal-safe. */
 #ifndef AGENTBOX_QUOTA_H
 #define AGENTBOX_QUOTA_H
 
 #include <stdint.h>
+#include "sup.h"
 
 /* The exit code of a block stopped (or not started) by the quota: EDQUOT,
  * "Disk quota exceeded", outside 124-127 and 128+signal. */
@@ -13,32 +13,28 @@
 
 typedef struct ab_quota ab_quota;
 
-enum { AB_QUOTA_BEFORE, AB_QUOTA_DURING, AB_QUOTA_AFTER };
+/* Measures run->quota_dir before the block and lowers run's RLIMIT_FSIZE
+ * to what is left (+1 byte, so the write that crosses the quota is seen).
+ * Returns 0, or -1 when over the quota or not measurable: the line is said
+ * on the program's stderr and nothing is to run (*qp is then NULL). */
+int ab_quota_before(ab_quota **qp, ab_sup_args *run);
 
-/* Measures dir before the block (max_bytes, max_files <= 0: that one is
- * unlimited). Returns 0 when within the quota, -1 when over it or when it
- * cannot be measured. *qp is NULL only when no memory could be mapped
- * (then -1). */
-int ab_quota_begin(ab_quota **qp, const char *dir, int64_t max_bytes, int64_t max_files);
-
-/* The RLIMIT_FSIZE that stops one file just past the byte quota, so a
- * single big write ends there and the next measure sees it; -1: none. */
-int64_t ab_quota_fsize(const ab_quota *q);
-
-/* Monotonic ms at which the next measure is due. */
+/* Monotonic ms at which the next poll is due. */
 int64_t ab_quota_due(const ab_quota *q);
 
-/* A measure while the block runs. 0: within the quota (or the walk was cut
- * at deadline_ms, 0 = none), -1: over it or not measurable. */
+/* A measure while the block runs: 0 within the quota (or the walk was cut
+ * at deadline_ms, 0 = none), -1 over it or not measurable: kill the tree. */
 int ab_quota_poll(ab_quota *q, int64_t deadline_ms);
 
-/* The last measure, once the tree is dead: 0 within, -1 over. */
-int ab_quota_end(ab_quota *q);
-
-/* Writes the one line saying why the last measure failed; phase is
- * AB_QUOTA_BEFORE (nothing ran), _DURING (the tree was killed) or _AFTER. */
-void ab_quota_say(const ab_quota *q, int fd, int phase);
+/* Once the tree is dead: says the line of a failed poll (r->quota set), or
+ * takes the last measure and sets r->quota when over. Frees q. */
+void ab_quota_after(ab_quota *q, const ab_sup_args *a, ab_sup_report *r);
 
 void ab_quota_free(ab_quota *q);
+
+/* In the program's process, before exec: a seccomp filter that refuses
+ * fallocate (but punching holes) and io_uring, which reserve space at once
+ * past RLIMIT_FSIZE and faster than any poll. 0, or -1 with errno. */
+int ab_quota_confine(void);
 
 #endif

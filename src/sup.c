@@ -216,6 +216,11 @@ static void exec_program(const ab_sup_args *a) {
       _exit(127);
     }
   }
+  if (a->quota_dir && ab_quota_confine() != 0) {
+    say(2, "agentbox: workspace quota: cannot install the seccomp filter that keeps fallocate from reserving"
+           " space past the quota: ", errname(errno), "; nothing was run\n");
+    _exit(AB_QUOTA_EXIT);
+  }
 #ifdef SYS_close_range
   if (syscall(SYS_close_range, 3u, ~0u, 0u) != 0)
 #endif
@@ -319,20 +324,13 @@ void ab_supervise(const ab_sup_args *a, ab_sup_report *r) {
     if (getppid() != a->host) r->cancelled = 1;
   }
   long oom0 = oom_kills();
-  /* the workspace quota (quota.c): measured before, polled during, measured
-   * after; over it, the block does not start or its tree is killed */
-  ab_quota *q = NULL;
-  int qfd = a->fd_err >= 0 ? a->fd_err : 2;
+  /* the workspace quota (quota.c): measured before (over it, nothing
+   * runs), polled during (over it, the tree is killed), measured after */
   ab_sup_args run = *a;
-  if (a->quota_dir && !r->cancelled) {
-    if (ab_quota_begin(&q, a->quota_dir, a->quota_bytes, a->quota_files) != 0) {
-      r->quota = 1;
-      ab_quota_say(q, qfd, AB_QUOTA_BEFORE);
-      ab_quota_free(q);
-      return;
-    }
-    int64_t fs = ab_quota_fsize(q), *rl = &run.rlimit[AB_RL_FSIZE];
-    if (fs >= 0 && (*rl < 0 || fs < *rl)) *rl = fs;
+  ab_quota *q = NULL;
+  if (a->quota_dir && !r->cancelled && ab_quota_before(&q, &run) != 0) {
+    r->quota = 1;
+    return;
   }
   ptable t;
   int have_pt = pt_init(&t) == 0;
@@ -384,14 +382,9 @@ void ab_supervise(const ab_sup_args *a, ab_sup_report *r) {
     else kill(-child, SIGKILL);
     reap(&set, child, 20, r);
   }
-  /* over the quota: killed at once above (no grace, which would only let
-   * it write more); the line comes after the tree is dead, last */
-  if (r->quota) ab_quota_say(q, qfd, AB_QUOTA_DURING);
-  else if (q && !r->cancelled && ab_quota_end(q) != 0) {
-    r->quota = 1;
-    ab_quota_say(q, qfd, AB_QUOTA_AFTER);
-  }
-  ab_quota_free(q);
+  /* over the quota, the tree was killed at once (a grace would only let it
+   * write more); the line comes now that it is dead */
+  if (q) ab_quota_after(q, a, r);
   long oom1 = oom_kills();
   r->oom = oom0 >= 0 && oom1 > oom0;
   if (have_pt) munmap(t.pid, PT_CAP * (2 * sizeof(pid_t) + 1));
