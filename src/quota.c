@@ -37,6 +37,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -47,9 +48,16 @@
 #define DIRBUF 8192           /* getdents buffer per level */
 #define LINKS 65536           /* hard-link table slots (a power of two) */
 #define PATHMAX 1024          /* the path shown in a message */
-#define POLL_MIN_MS 20        /* polls: every max(POLL_MIN_MS, */
+#define POLL_MIN_MS 20        /* walks: every max(POLL_MIN_MS, */
 #define POLL_FACTOR 10        /*   POLL_FACTOR x the last walk's time), */
-#define POLL_MAX_MS 2000      /*   at most POLL_MAX_MS apart */
+#define POLL_MAX_MS 2000      /*   at most POLL_MAX_MS apart; */
+#define FS_MS 10              /* and between them, fstatfs this often: a
+                               * filesystem grown by what the quota has
+                               * left starts a walk at once, unless the
+                               * last such walk found others had grown it:
+                               * then at most every FS_FACTOR x the last
+                               * walk's time */
+#define FS_FACTOR 4
 
 enum { WALK_OK, WALK_OVER, WALK_BAD, WALK_CUT, WALK_FSIZE };
 enum { BEFORE, DURING, AFTER };
@@ -73,6 +81,12 @@ struct ab_quota {
   int64_t start_bytes;
   int fsize_ours;             /* the program's RLIMIT_FSIZE is ours */
   int64_t due, interval;
+  int64_t walk_ms, walked;    /* the last walk's duration and end */
+  int64_t next_fs;            /* next fstatfs */
+  int fs_ok;                  /* the baseline below is valid */
+  int fs_others;              /* the last growth was mostly not ours */
+  uint64_t fs_bytes, fs_files;  /* the filesystem's use after the last walk */
+  int64_t grown_bytes, grown_files;  /* its growth that started this walk */
   int status;                 /* of the last walk */
   int err;                    /* errno when WALK_BAD */
   int open_err;               /* why the quota directory did not open */
@@ -275,6 +289,16 @@ static int walk_levels(ab_quota *q, int64_t deadline) {
   }
 }
 
+/* The filesystem's blocks and inodes in use (f_files is 0 where the
+ * filesystem does not count inodes: that trigger is then off). */
+static int fs_use(const ab_quota *q, uint64_t *bytes, uint64_t *files) {
+  struct statfs sf;
+  if (q->root < 0 || fstatfs(q->root, &sf) != 0) return -1;
+  *bytes = (uint64_t)(sf.f_blocks - sf.f_bfree) * (uint64_t)sf.f_bsize;
+  *files = sf.f_files ? (uint64_t)(sf.f_files - sf.f_ffree) : 0;
+  return 0;
+}
+
 /* One walk of the whole directory; leaves the counts and the status in q. */
 static int walk(ab_quota *q, int64_t deadline) {
   int64_t t0 = now_ms();
@@ -311,9 +335,14 @@ static int walk(ab_quota *q, int64_t deadline) {
   set_fsuid(q, q->euid);
   q->status = st;
   int64_t t1 = now_ms();
-  int64_t iv = (t1 - t0) * POLL_FACTOR;
+  q->walk_ms = t1 - t0;
+  q->walked = t1;
+  int64_t iv = q->walk_ms * POLL_FACTOR;
   q->interval = iv < POLL_MIN_MS ? POLL_MIN_MS : iv > POLL_MAX_MS ? POLL_MAX_MS : iv;
   q->due = t1 + q->interval;
+  q->next_fs = t1 + FS_MS;
+  /* a complete count is the baseline the filesystem's growth is read against */
+  if (st == WALK_OK) q->fs_ok = fs_use(q, &q->fs_bytes, &q->fs_files) == 0;
   return st;
 }
 
@@ -359,12 +388,34 @@ static int64_t fsize_left(const ab_quota *q) {
 }
 
 int64_t ab_quota_due(const ab_quota *q) {
-  return q ? q->due : 0;
+  if (!q) return 0;
+  return q->fs_ok && q->next_fs < q->due ? q->next_fs : q->due;
+}
+
+/* Has the filesystem grown by what the quota had left at the last walk?
+ * Others writing there only cost an early walk. */
+static int fs_grown(ab_quota *q, int64_t now) {
+  q->next_fs = now + FS_MS;
+  uint64_t b, f;
+  if (!q->fs_ok || (q->fs_others && now < q->walked + q->walk_ms * FS_FACTOR) || fs_use(q, &b, &f) != 0) return 0;
+  int64_t db = b > q->fs_bytes ? (int64_t)(b - q->fs_bytes) : 0, df = f > q->fs_files ? (int64_t)(f - q->fs_files) : 0;
+  if ((q->max_bytes > 0 && db >= q->max_bytes - q->bytes) || (q->max_files > 0 && df >= q->max_files - q->files)) {
+    q->grown_bytes = db;
+    q->grown_files = df;
+    return 1;
+  }
+  return 0;
 }
 
 int ab_quota_poll(ab_quota *q, int64_t deadline_ms) {
   if (!q) return -1;
+  int64_t now = now_ms();
+  int64_t b0 = q->bytes, f0 = q->files;
+  int grown = 0;
+  if (now < q->due && !(grown = fs_grown(q, now))) return 0;
   int st = walk(q, deadline_ms);
+  /* the directory grew by less than half of what the filesystem did */
+  if (grown) q->fs_others = 2 * (q->bytes - b0) < q->grown_bytes && 2 * (q->files - f0) < q->grown_files;
   return st == WALK_OVER || st == WALK_BAD ? -1 : 0;
 }
 
