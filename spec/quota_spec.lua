@@ -394,4 +394,54 @@ describe("workspace quota: the supervisor's walk", function()
     assert.equal(122, r.exit_code, r.output)
     assert.truthy(r.output:find("cannot", 1, true), r.output)
   end)
+
+  -- core.spawn's quota field, on both ways a supervisor starts: the spawn
+  -- server (sup) and a fork of this process (no sup)
+  for _, via in ipairs({ "the spawn server", "a forked supervisor" }) do
+    it("core.spawn{ quota = ... } through " .. via, function()
+      local d = H.tmpdir("spawn")
+      dirs[#dirs + 1] = d
+      local function spawn(opts)
+        opts.env = { PATH = os.getenv("PATH") }
+        opts.cwd = d
+        opts.sup = via == "the spawn server" and sup or nil
+        local p <close> = assert(core.spawn(opts))
+        while not p:done() do core.step(-1) end
+        return p:result()
+      end
+      local r = spawn{ argv = { "sh", "-c", "i=0; while [ $i -lt 50 ]; do : > f$i; i=$((i+1)); done" },
+                       quota = { files = 20 } }
+      assert.is_true(r.quota_exceeded, r.output)
+      assert.truthy(r.stderr:find("over the quota of unlimited bytes and 20 files", 1, true), r.output)
+      r = spawn{ argv = { "true" }, quota = { files = 20 } }      -- over before it starts
+      assert.is_true(r.quota_exceeded)
+      assert.is_nil(r.exit_code)
+      assert.truthy(r.stderr:find("before the block started", 1, true), r.output)
+      r = spawn{ argv = { "true" }, quota = { files = 100 } }
+      assert.is_false(r.quota_exceeded)
+      assert.equal(0, r.exit_code)
+      -- a poll kills the tree long before its deadline (the shell goes on
+      -- to sleep after head hits RLIMIT_FSIZE)
+      r = spawn{ argv = { "sh", "-c", "head -c 3000000 /dev/zero > big; sleep 30" }, timeout = 20,
+                 quota = { bytes = 2 * MiB, dir = d } }
+      assert.is_false(r.timed_out)
+      assert.is_true(r.quota_exceeded, r.output)
+      assert.truthy(r.stderr:find("while the block ran", 1, true), r.output)
+      assert.is_true(r.wall < 10, "took " .. r.wall)
+      r = spawn{ argv = { "true" }, quota = false }
+      assert.is_false(r.quota_exceeded)
+      for _, bad in ipairs({ { quota = 3, msg = "'quota' must be a table" },
+                             { quota = { bytes = -1 }, msg = "quota.bytes must be a non-negative integer" },
+                             { quota = { files = "x" }, msg = "quota.files must be a non-negative integer" },
+                             { quota = { dir = 1, files = 1 }, msg = "quota.dir must be a string" } }) do
+        local ok, err = pcall(core.spawn, { argv = { "true" }, cwd = d, quota = bad.quota })
+        assert.is_false(ok)
+        assert.truthy(tostring(err):find(bad.msg, 1, true), tostring(err))
+      end
+      local ok, err = pcall(core.spawn, { argv = { "true" }, quota = { files = 1 } })
+      assert.is_false(ok)
+      assert.truthy(tostring(err):find("quota needs quota.dir or cwd", 1, true), tostring(err))
+    end)
+  end
 end)
+
