@@ -49,7 +49,7 @@
 #define LINKS 65536           /* hard-link table slots (a power of two) */
 #define PATHMAX 1024          /* the path shown in a message */
 #define POLL_MIN_MS 20        /* walks: every max(POLL_MIN_MS, */
-#define POLL_FACTOR 10        /*   POLL_FACTOR x the last walk's time), */
+#define POLL_FACTOR 20        /*   POLL_FACTOR x the last walk's time), */
 #define POLL_MAX_MS 2000      /*   at most POLL_MAX_MS apart; */
 #define FS_MS 10              /* and between them, fstatfs this often: a
                                * filesystem grown by what the quota has
