@@ -38,6 +38,7 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -87,9 +88,15 @@ struct ab_quota {
   int fs_others;              /* the last growth was mostly not ours */
   uint64_t fs_bytes, fs_files;  /* the filesystem's use after the last walk */
   int64_t grown_bytes, grown_files;  /* its growth that started this walk */
+  int64_t held, held_files;   /* in deleted files the tree holds */
+  /* growth the walks cannot see: the filesystem's since the block started,
+   * less the directory's, less what a look at the tree put down to others */
+  uint64_t fs0_bytes, fs0_files;
+  int64_t dir0_bytes, dir0_files, excused_bytes, excused_files;
   int status;                 /* of the last walk */
   int err;                    /* errno when WALK_BAD */
   int open_err;               /* why the quota directory did not open */
+  int proc_err;               /* WALK_BAD came from looking at the tree */
   const char *why;            /* what failed when WALK_BAD */
   int by_mnt;                 /* same mount by mount id (else by st_dev) */
   uint64_t mnt, dev;
@@ -130,12 +137,12 @@ static void set_fsuid(ab_quota *q, uint32_t uid) {
 }
 
 /* What we need of an inode; statx where the kernel has it (mount id), else
- * fstatat. */
+ * fstatat. Walk callers pass AT_SYMLINK_NOFOLLOW. */
 typedef struct { uint32_t mode, uid, nlink, has_mnt; uint64_t ino, dev, blocks, mnt; } info;
 
 static int get_info(int dirfd, const char *name, int flags, info *o) {
   struct statx sx;
-  if (syscall(SYS_statx, dirfd, name, flags | AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT,
+  if (syscall(SYS_statx, dirfd, name, flags | AT_NO_AUTOMOUNT,
               STATX_TYPE | STATX_MODE | STATX_UID | STATX_NLINK | STATX_INO | STATX_BLOCKS | STATX_MNT_ID, &sx) == 0) {
     o->mode = sx.stx_mode;
     o->uid = sx.stx_uid;
@@ -149,12 +156,12 @@ static int get_info(int dirfd, const char *name, int flags, info *o) {
   }
   if (errno != ENOSYS) return -1;
   struct stat st;
-  if (fstatat(dirfd, name, &st, flags | AT_SYMLINK_NOFOLLOW) != 0) return -1;
+  if (fstatat(dirfd, name, &st, flags) != 0) return -1;
   o->mode = st.st_mode;
   o->uid = st.st_uid;
   o->nlink = (uint32_t)st.st_nlink;
   o->ino = st.st_ino;
-  o->dev = st.st_dev;
+  o->dev = ((uint64_t)major(st.st_dev) << 32) | minor(st.st_dev);
   o->blocks = (uint64_t)st.st_blocks;
   o->has_mnt = 0;
   o->mnt = 0;
@@ -252,11 +259,11 @@ static int walk_levels(ab_quota *q, int64_t deadline) {
     if (nm[0] == '.' && (nm[1] == 0 || (nm[1] == '.' && nm[2] == 0))) continue;
     if (deadline && (++steps & 1023) == 0 && now_ms() >= deadline) return WALK_CUT;
     info i;
-    if (get_info(L->fd, nm, 0, &i) != 0) {
+    if (get_info(L->fd, nm, AT_SYMLINK_NOFOLLOW, &i) != 0) {
       if (errno == EACCES && q->euid0 && L->fsuid != L->owner) {
         L->fsuid = L->owner;      /* searching needs x: read this level as its owner */
         set_fsuid(q, L->fsuid);
-        if (get_info(L->fd, nm, 0, &i) == 0) goto got;
+        if (get_info(L->fd, nm, AT_SYMLINK_NOFOLLOW, &i) == 0) goto got;
       }
       if (errno == ENOENT) continue;   /* removed since the listing */
       path_push(q, nm);
@@ -307,7 +314,7 @@ static int walk(ab_quota *q, int64_t deadline) {
     q->gen = 1;
   }
   q->nlinks = 0;
-  q->bytes = q->files = 0;
+  q->bytes = q->files = q->held = q->held_files = 0;
   q->why = NULL;
   q->err = 0;
   q->pathlen = 0;
@@ -376,7 +383,10 @@ static int begin(ab_quota **qp, const char *dir, int64_t max_bytes, int64_t max_
   }
   if (q->root < 0) q->open_err = errno;
   int st = walk(q, 0);
-  q->start_bytes = q->bytes;
+  q->start_bytes = q->dir0_bytes = q->bytes;
+  q->dir0_files = q->files;
+  q->fs0_bytes = q->fs_bytes;
+  q->fs0_files = q->fs_files;
   return st == WALK_OK ? 0 : -1;
 }
 
@@ -407,6 +417,24 @@ static int fs_grown(ab_quota *q, int64_t now) {
   return 0;
 }
 
+/* Growth of the filesystem since the block started that the directory's
+ * walks do not explain (and no earlier look excused), as of the last walk. */
+static int64_t unseen_bytes(const ab_quota *q) {
+  return (int64_t)(q->fs_bytes - q->fs0_bytes) - (q->bytes - q->held - q->dir0_bytes) - q->excused_bytes;
+}
+
+static int64_t unseen_files(const ab_quota *q) {
+  return (int64_t)(q->fs_files - q->fs0_files) - (q->files - q->held_files - q->dir0_files) - q->excused_files;
+}
+
+/* Could what the walks do not see put the directory over? Then the tree's
+ * deleted files must be looked at (ab_quota_held). */
+static int unseen(const ab_quota *q) {
+  if (!q->fs_ok) return 0;
+  if (q->max_bytes > 0 && unseen_bytes(q) >= q->max_bytes - q->bytes) return 1;
+  return q->max_files > 0 && q->fs_files && unseen_files(q) >= q->max_files - q->files;
+}
+
 int ab_quota_poll(ab_quota *q, int64_t deadline_ms) {
   if (!q) return -1;
   int64_t now = now_ms();
@@ -416,6 +444,7 @@ int ab_quota_poll(ab_quota *q, int64_t deadline_ms) {
   int st = walk(q, deadline_ms);
   /* the directory grew by less than half of what the filesystem did */
   if (grown) q->fs_others = 2 * (q->bytes - b0) < q->grown_bytes && 2 * (q->files - f0) < q->grown_files;
+  if (st == WALK_OK && unseen(q)) return 1;
   return st == WALK_OVER || st == WALK_BAD ? -1 : 0;
 }
 
@@ -465,6 +494,147 @@ void ab_quota_after(ab_quota *q, const ab_sup_args *a, ab_sup_report *r) {
     }
   }
   ab_quota_free(q);
+}
+
+/* ---- deleted files the tree holds ---- */
+
+static int64_t hexnum(const char **p, int base) {
+  int64_t v = 0;
+  for (;; (*p)++) {
+    int c = **p, d = c >= '0' && c <= '9' ? c - '0' : base == 16 && c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    if (d < 0) return v;
+    v = v * base + d;
+  }
+}
+
+/* Count one deleted file (dirfd/name resolves to it through /proc); 0, or
+ * -1 with errno. */
+static int held_file(ab_quota *q, int dirfd, const char *name, int only_deleted) {
+  info i;
+  if (get_info(dirfd, name, 0, &i) != 0) return -1;   /* follows the /proc link */
+  if (!S_ISREG(i.mode) || (only_deleted && i.nlink != 0) || !same_mount(q, &i)) return 0;
+  if (seen_link(q, i.dev, i.ino)) return 0;
+  q->held += (int64_t)(i.blocks * 512);
+  q->held_files++;
+  q->bytes += (int64_t)(i.blocks * 512);
+  q->files++;
+  return 0;
+}
+
+static int held_proc(ab_quota *q, pid_t pid) {
+  char path[64] = "/proc/";
+  char num[16];
+  int k = 0;
+  do { num[k++] = (char)('0' + pid % 10); pid /= 10; } while (pid);
+  size_t p = 6;
+  while (k) path[p++] = num[--k];
+  path[p] = 0;
+  int pd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (pd < 0) return errno == ENOENT ? 0 : -1;   /* gone meanwhile */
+  struct stat st;
+  /* /proc/PID belongs to the process's uid and gid: a root without
+   * CAP_SYS_PTRACE looks as them (the access check compares the
+   * filesystem uid and gid with all of the process's ids) */
+  uint32_t gid = 0;
+  if (q->euid0 && fstat(pd, &st) == 0) {
+    set_fsuid(q, st.st_uid);
+    gid = st.st_gid;
+    syscall(SYS_setfsgid, gid);
+  }
+  int rc = 0;
+  int fdd = openat(pd, "fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fdd < 0) rc = errno == ENOENT ? 0 : -1;
+  while (fdd >= 0 && rc == 0) {
+    long n = syscall(SYS_getdents64, fdd, q->buf[0], DIRBUF);
+    if (n <= 0) {
+      if (n < 0) rc = -1;
+      break;
+    }
+    for (long off = 0; off < n && rc == 0;) {
+      struct dent64 *d = (struct dent64 *)(q->buf[0] + off);
+      off += d->d_reclen;
+      if (d->d_name[0] == '.') continue;
+      if (held_file(q, fdd, d->d_name, 1) != 0 && errno != ENOENT) rc = -1;
+    }
+  }
+  if (fdd >= 0) close(fdd);
+  /* shared mappings of deleted files outlive their fds: map_files gives
+   * the inode (CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE: without, such a
+   * mapping on this filesystem cannot be sized, which fails closed) */
+  int md = rc == 0 ? openat(pd, "maps", O_RDONLY | O_CLOEXEC) : -1;
+  if (rc == 0 && md < 0 && errno != ENOENT) rc = -1;
+  int mf = md >= 0 ? openat(pd, "map_files", O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+  /* a line's head (range, perms, offset, dev: well under 128 bytes) and
+   * its last 10 bytes, whatever the path's length */
+  char *b = q->buf[1], line[128], tail[10];
+  size_t ll = 0, tl = 0;
+  for (long n; md >= 0 && rc == 0 && (n = read(md, b, DIRBUF)) > 0;) {
+    for (long j = 0; j < n && rc == 0; j++) {
+      if (b[j] != '\n') {
+        if (ll < sizeof line - 1) line[ll++] = b[j];
+        tail[tl++ % 10] = b[j];
+        continue;
+      }
+      line[ll] = 0;
+      const char *s = line;
+      int deleted = tl >= 10;
+      for (size_t t = 0; t < 10 && deleted; t++) deleted = tail[(tl + t) % 10] == " (deleted)"[t];
+      ll = tl = 0;
+      if (!deleted) continue;
+      const char *range = s;
+      hexnum(&s, 16);
+      size_t rlen = (size_t)(s - range);
+      if (*s++ != '-') continue;
+      hexnum(&s, 16);
+      rlen = (size_t)(s - range);
+      while (*s == ' ') s++;
+      while (*s && *s != ' ') s++;                /* perms */
+      while (*s == ' ') s++;
+      while (*s && *s != ' ') s++;                /* offset */
+      while (*s == ' ') s++;
+      uint64_t maj = (uint64_t)hexnum(&s, 16);
+      if (*s++ != ':') continue;
+      uint64_t min = (uint64_t)hexnum(&s, 16);
+      if (((maj << 32) | min) != q->dev) continue;
+      char r[64];
+      if (rlen >= sizeof r) continue;
+      memcpy(r, range, rlen);
+      r[rlen] = 0;
+      if (mf < 0 || held_file(q, mf, r, 0) != 0) {
+        if (mf >= 0 && errno == ENOENT) continue;   /* unmapped meanwhile */
+        rc = -1;
+      }
+    }
+  }
+  if (mf >= 0) close(mf);
+  if (md >= 0) close(md);
+  close(pd);
+  set_fsuid(q, q->euid);
+  if (gid) syscall(SYS_setfsgid, (uint32_t)getegid());
+  return rc;
+}
+
+int ab_quota_held(ab_quota *q, const pid_t *pid, const unsigned char *mark, size_t n) {
+  if (!q) return -1;
+  q->held = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (!mark[i]) continue;
+    if (held_proc(q, pid[i]) != 0) {
+      q->status = bad(q, "cannot size the deleted files a process of the block holds open or mapped", errno);
+      q->proc_err = 1;
+      q->pathlen = 0;
+      q->path[0] = 0;
+      return -1;
+    }
+    if (over(q)) {
+      q->status = WALK_OVER;
+      return -1;
+    }
+  }
+  /* the rest of the unseen growth was others' */
+  q->excused_bytes = unseen_bytes(q) - q->held;
+  q->excused_files = unseen_files(q) - q->held_files;
+  return 0;
 }
 
 /* ---- the message: built in a fixed buffer, written at once ---- */
@@ -553,8 +723,11 @@ static void say(const ab_quota *q, int fd, int phase) {
     }
     put(&l, "; what cannot be measured counts as over the quota, so ");
     put(&l, done[phase]);
-    put(&l, ". Give the directory back its owner's read and search bits (chmod u+rx) or set the executor's"
-            " quota option to false\n");
+    put(&l, !q->proc_err
+              ? ". Give the directory back its owner's read and search bits (chmod u+rx) or set the executor's"
+                " quota option to false\n"
+              : ". Close or unmap deleted files on the work dir's filesystem, or set the executor's quota option"
+                " to false\n");
   } else {
     put(&l, "agentbox: workspace quota exceeded");
     put(&l, when[phase]);
@@ -562,6 +735,11 @@ static void say(const ab_quota *q, int fd, int phase) {
     put(&l, q->dir);
     put(&l, " holds at least ");
     put_bytes(&l, q->bytes);
+    if (q->held > 0) {
+      put(&l, " (");
+      put_bytes(&l, q->held);
+      put(&l, " of it in deleted files the block held open)");
+    }
     put(&l, " and ");
     put_int(&l, q->files);
     put(&l, " files, over the quota of ");

@@ -23,8 +23,16 @@ int ab_quota_before(ab_quota **qp, ab_sup_args *run);
 int64_t ab_quota_due(const ab_quota *q);
 
 /* A measure while the block runs: 0 within the quota (or the walk was cut
- * at deadline_ms, 0 = none), -1 over it or not measurable: kill the tree. */
+ * at deadline_ms, 0 = none), -1 over it or not measurable: kill the tree;
+ * 1: the filesystem grew by what the quota had left but the directory did
+ * not: call ab_quota_held with the tree (others' writes, or deleted files
+ * the tree holds, which no walk sees). */
 int ab_quota_poll(ab_quota *q, int64_t deadline_ms);
+
+/* Adds what the marked processes hold in deleted files on the quota's
+ * filesystem (open fds, mappings) to the last walk: 0 within, -1 over or
+ * not inspectable (fail closed). */
+int ab_quota_held(ab_quota *q, const pid_t *pid, const unsigned char *mark, size_t n);
 
 /* Once the tree is dead: says the line of a failed poll (r->quota set), or
  * takes the last measure and sets r->quota when over. Frees q. */

@@ -154,12 +154,12 @@ static void pt_scan(ptable *t) {
   close(fd);
 }
 
-/* Send sig to every descendant of self; returns how many were signalled. */
-static int signal_tree(ptable *t, int sig) {
+/* Marks every descendant of self in t. */
+static void mark_tree(ptable *t) {
   pid_t self = getpid();
   pt_scan(t);
   memset(t->mark, 0, t->n);
-  int changed = 1, count = 0;
+  int changed = 1;
   while (changed) {
     changed = 0;
     for (size_t i = 0; i < t->n; i++) {
@@ -173,6 +173,12 @@ static int signal_tree(ptable *t, int sig) {
       }
     }
   }
+}
+
+/* Send sig to every descendant of self; returns how many were signalled. */
+static int signal_tree(ptable *t, int sig) {
+  int count = 0;
+  mark_tree(t);
   for (size_t i = 0; i < t->n; i++) {
     if (!t->mark[i]) continue;
     if (kill(t->pid[i], sig) == 0) count++;
@@ -349,7 +355,12 @@ void ab_supervise(const ab_sup_args *a, ab_sup_report *r) {
       break;
     }
     if (q && ab_quota_due(q) <= now) {
-      if (ab_quota_poll(q, deadline) != 0) {
+      int v = ab_quota_poll(q, deadline);
+      if (v > 0 && have_pt) {   /* grown unseen: files the tree holds deleted? */
+        mark_tree(&t);
+        v = ab_quota_held(q, t.pid, t.mark, t.n);
+      }
+      if (v != 0) {
         r->quota = 1;
         break;
       }
