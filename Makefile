@@ -57,9 +57,9 @@ $(SO): $(CORE_SRC) $(HDR)
 	$(CC) $(CFLAGS_ALL) -shared -o $@ $(CORE_SRC) $(LIBS)
 
 # The in-container supervisor: static, so it runs in any image.
-$(SUP): src/sup_main.c src/sup.c src/sup.h src/spawnsrv.c src/spawnproto.h src/cgroup.c src/cgroup.h src/seccomp.c src/seccomp.h
+$(SUP): src/sup_main.c src/sup.c src/sup.h src/quota.c src/quota.h src/spawnsrv.c src/spawnproto.h src/cgroup.c src/cgroup.h src/seccomp.c src/seccomp.h
 	@mkdir -p $(dir $@)
-	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -static -o $@ src/sup_main.c src/sup.c src/spawnsrv.c src/cgroup.c src/seccomp.c
+	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -static -o $@ src/sup_main.c src/sup.c src/quota.c src/spawnsrv.c src/cgroup.c src/seccomp.c
 
 paths:
 	@echo "export LUA_PATH='$(LUA_PATH)' LUA_CPATH='$(LUA_CPATH)'"

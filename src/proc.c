@@ -213,6 +213,34 @@ static int64_t opt_limit(lua_State *L, int t, const char *k) {
   return v;
 }
 
+/* quota = { dir = path (default cwd), bytes = n, files = n }: the
+ * workspace quota (quota.c); a limit nil or 0 is off. */
+static const char *opt_quota(lua_State *L, const char *cwd, int64_t *bytes, int64_t *files) {
+  *bytes = *files = 0;
+  int ty = lua_getfield(L, 1, "quota");
+  if (ty == LUA_TNIL || (ty == LUA_TBOOLEAN && !lua_toboolean(L, -1))) { lua_pop(L, 1); return NULL; }
+  if (ty != LUA_TTABLE) luaL_error(L, "spawn: 'quota' must be a table { dir =, bytes =, files = } or false");
+  int t = lua_gettop(L);
+  const char *k[2] = {"bytes", "files"};
+  int64_t *v[2] = {bytes, files};
+  for (int i = 0; i < 2; i++) {
+    if (lua_getfield(L, t, k[i]) != LUA_TNIL) {
+      if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 0)
+        luaL_error(L, "spawn: quota.%s must be a non-negative integer (0: no limit)", k[i]);
+      *v[i] = (int64_t)lua_tointeger(L, -1);
+    }
+    lua_pop(L, 1);
+  }
+  const char *dir = cwd;
+  if (lua_getfield(L, t, "dir") != LUA_TNIL) {
+    if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "spawn: quota.dir must be a string");
+    dir = lua_tostring(L, -1);
+  }
+  lua_pop(L, 2);   /* the option table still anchors the string */
+  if (!dir) luaL_error(L, "spawn: quota needs quota.dir or cwd (the directory it watches)");
+  return *bytes > 0 || *files > 0 ? dir : NULL;
+}
+
 static void on_spawned(void *owner, pid_t pid) {
   proc_ud *p = owner;
   if (pid > 0) p->pid = pid;
@@ -283,6 +311,8 @@ static int l_spawn(lua_State *L) {
     rl[AB_RL_NOFILE] = opt_limit(L, t, "nofile");
   } else if (!lua_isnil(L, -1)) return luaL_error(L, "spawn: 'rlimits' must be a table");
   lua_pop(L, 1);
+  int64_t qbytes, qfiles;
+  const char *qdir = opt_quota(L, cwd, &qbytes, &qfiles);
 
   proc_ud *p = lua_newuserdatauv(L, sizeof *p, 1);
   memset(p, 0, sizeof *p);
@@ -313,7 +343,7 @@ static int l_spawn(lua_State *L) {
   pid_t pid = -1;
   int sfds[4] = {inp[0], out[1], err[1], st[1]};
   ab_spawn_opts so = {argv, envp, cwd, (int64_t)(timeout * 1000.0 + 0.5), (int64_t)(grace * 1000.0 + 0.5),
-                      {rl[0], rl[1], rl[2], rl[3]}, nice_inc, seccomp ? AB_SPAWN_SECCOMP : 0};
+                      {rl[0], rl[1], rl[2], rl[3]}, nice_inc, seccomp ? AB_SPAWN_SECCOMP : 0, qdir, qbytes, qfiles};
   /* the spawn server when there is one; if it cannot take the run (no
    * agentbox-sup, or a message too large), the supervisor is forked here */
   if (!fail && sup && ab_spawner_spawn(p->h.ctx, sup, &so, sfds, p, on_spawned, &p->spawn_id) == 0) {
@@ -340,6 +370,9 @@ static int l_spawn(lua_State *L) {
     a.host = host;
     a.nice = nice_inc;
     a.seccomp = seccomp;
+    a.quota_dir = qdir;
+    a.quota_bytes = qbytes;
+    a.quota_files = qfiles;
     ab_sup_report r;
     ab_supervise(&a, &r);
     if (r.spawn_errno) {
@@ -459,6 +492,8 @@ static int p_result(lua_State *L) {
   lua_setfield(L, -2, "cancelled");
   lua_pushboolean(L, valid && r->oom);
   lua_setfield(L, -2, "oom");
+  lua_pushboolean(L, valid && r->quota);
+  lua_setfield(L, -2, "quota_exceeded");
   ab_out_set_fields(L, &p->out);
   double wall = (double)(p->t1.tv_sec - p->t0.tv_sec) + (double)(p->t1.tv_nsec - p->t0.tv_nsec) / 1e9;
   lua_pushnumber(L, wall);

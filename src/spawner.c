@@ -152,8 +152,11 @@ int ab_spawner_spawn(ab_ctx *c, const char *sup, const ab_spawn_opts *o, const i
   rq.nice = o->nice;
   rq.flags = o->flags;
   for (int i = 0; i < 4; i++) rq.rlimit[i] = o->rlimit[i];
+  rq.quota_bytes = o->quota_bytes;
+  rq.quota_files = o->quota_files;
   size_t len = sizeof rq;
   int bad = add_str(buf, &len, o->cwd ? o->cwd : "");
+  if (!bad) bad = add_str(buf, &len, o->quota_dir ? o->quota_dir : "");
   for (char **a = o->argv; *a && !bad; a++, rq.argc++) bad = add_str(buf, &len, *a);
   for (char **e = o->envp; *e && !bad; e++, rq.envc++) bad = add_str(buf, &len, *e);
   memcpy(buf, &rq, sizeof rq);

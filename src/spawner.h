@@ -10,6 +10,8 @@ typedef struct {
   int64_t timeout_ms, grace_ms, rlimit[4];
   int nice;
   int flags;               /* AB_SPAWN_SECCOMP */
+  const char *quota_dir;               /* NULL: no workspace quota */
+  int64_t quota_bytes, quota_files;
 } ab_spawn_opts;
 
 /* Ask the server (started on first use from the agentbox-sup at `sup`) to

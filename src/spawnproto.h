@@ -1,7 +1,8 @@
 /* The spawn server protocol between the host (spawner.c) and agentbox-sup
  * --server (spawnsrv.c), over a SOCK_SEQPACKET socket pair.
  * Request: ab_spawn_req, then (spawn only) NUL-terminated strings: cwd ("" =
- * none), argv[0..argc), env[0..envc); the program's stdin, stdout, stderr
+ * none), quota_dir ("" = no quota), argv[0..argc), env[0..envc); the
+ * program's stdin, stdout, stderr
  * and the status pipe travel as SCM_RIGHTS. Reply: ab_spawn_rep. */
 #ifndef AGENTBOX_SPAWNPROTO_H
 #define AGENTBOX_SPAWNPROTO_H
@@ -21,6 +22,7 @@ typedef struct {
   int64_t timeout_ms, grace_ms;
   int64_t rlimit[4];
   int32_t nice, argc, envc, flags;
+  int64_t quota_bytes, quota_files;   /* with quota_dir; <= 0: off */
 } ab_spawn_req;
 
 typedef struct {

@@ -32,6 +32,8 @@ static void child(int sock, int sfd, const ab_spawn_req *rq, char *strs, size_t 
   char *p = strs, *end = strs + slen;
   const char *cwd = p;
   p += strlen(p) + 1;
+  const char *qdir = p < end ? p : "";
+  p += strlen(qdir) + 1;
   for (int i = 0; i < rq->argc + rq->envc && p < end; i++) {
     v[i + (i >= rq->argc)] = p;
     p += strlen(p) + 1;
@@ -52,6 +54,9 @@ static void child(int sock, int sfd, const ab_spawn_req *rq, char *strs, size_t 
   a.grace_ms = rq->grace_ms;
   a.nice = rq->nice;
   for (int i = 0; i < AB_RL_N; i++) a.rlimit[i] = rq->rlimit[i];
+  a.quota_dir = *qdir ? qdir : NULL;
+  a.quota_bytes = rq->quota_bytes;
+  a.quota_files = rq->quota_files;
   a.host = getppid();
   a.seccomp = (rq->flags & AB_SPAWN_SECCOMP) != 0;
   ab_sup_report r;

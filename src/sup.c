@@ -19,6 +19,7 @@
 #include <linux/capability.h>
 #include <unistd.h>
 #include "seccomp.h"
+#include "quota.h"
 #include "sup.h"
 #include "cgroup.h"
 
@@ -177,13 +178,18 @@ static void pt_mark_below(ptable *t) {
   }
 }
 
-/* Send sig to every descendant of self; returns how many were signalled. */
-static int signal_tree(ptable *t, int sig) {
+/* Marks every descendant of self in t (a fresh scan). */
+static void mark_tree(ptable *t) {
   pid_t self = getpid();
   pt_scan(t);
   for (size_t i = 0; i < t->n; i++) t->mark[i] = t->ppid[i] == self;
   pt_mark_below(t);
+}
+
+/* Send sig to every descendant of self; returns how many were signalled. */
+static int signal_tree(ptable *t, int sig) {
   int count = 0;
+  mark_tree(t);
   for (size_t i = 0; i < t->n; i++) {
     if (!t->mark[i]) continue;
     if (kill(t->pid[i], sig) == 0) count++;
@@ -356,6 +362,11 @@ static void exec_program(const start_ctx *sc) {
       _exit(127);
     }
   }
+  if (a->quota_dir && ab_quota_confine() != 0) {
+    say(2, "agentbox: workspace quota: cannot install the seccomp filter that keeps fallocate from reserving"
+           " space past the quota: ", errname(errno), "; nothing was run\n");
+    _exit(AB_QUOTA_EXIT);
+  }
 #ifdef SYS_close_range
   if (syscall(SYS_close_range, 3u, ~0u, 0u) != 0)
 #endif
@@ -459,19 +470,34 @@ static int reap(const sigset_t *set, pid_t child, int64_t ms, ab_sup_report *r) 
   }
 }
 
-/* Wait for the program until it exits, the deadline passes or we are
- * cancelled. One wake-up per signal or deadline: a periodic check (a quota,
- * say) fits here as a second deadline. */
-static void wait_program(const ab_sup_args *a, const sigset_t *set, pid_t child, ab_sup_report *r) {
+/* Wait for the program until it exits, the deadline passes, the workspace
+ * quota is exceeded (polled at ab_quota_due: a second deadline) or we are
+ * cancelled. */
+static void wait_program(const ab_sup_args *a, const sigset_t *set, pid_t child, ab_quota *q, ptable *t,
+                         int have_pt, ab_sup_report *r) {
   int64_t deadline = a->timeout_ms > 0 ? mono_ms() + a->timeout_ms : 0;
   while (!r->exited) {
     struct timespec ts, *tp = NULL;
-    if (deadline) {
-      int64_t left = deadline - mono_ms();
-      if (left <= 0) {
-        r->timed_out = 1;
+    int64_t now = mono_ms(), wake = deadline;
+    if (deadline && deadline <= now) {
+      r->timed_out = 1;
+      return;
+    }
+    if (q && ab_quota_due(q) <= now) {
+      int v = ab_quota_poll(q, deadline);
+      if (v > 0 && have_pt) {   /* grown unseen: files the tree holds deleted? */
+        mark_tree(t);
+        v = ab_quota_held(q, t->pid, t->mark, t->n);
+      }
+      if (v != 0) {
+        r->quota = 1;
         return;
       }
+      continue;
+    }
+    if (q && (!wake || ab_quota_due(q) < wake)) wake = ab_quota_due(q);
+    if (wake) {
+      int64_t left = wake - now;
       ts.tv_sec = left / 1000;
       ts.tv_nsec = (left % 1000) * 1000000;
       tp = &ts;
@@ -508,6 +534,14 @@ void ab_supervise(const ab_sup_args *a, ab_sup_report *r) {
     if (getppid() != a->host) r->cancelled = 1;
   }
   long oom0 = oom_kills();
+  /* the workspace quota (quota.c): measured before (over it, nothing
+   * runs), polled during (over it, the tree is killed), measured after */
+  ab_sup_args run = *a;
+  ab_quota *q = NULL;
+  if (a->quota_dir && !r->cancelled && ab_quota_before(&q, &run) != 0) {
+    r->quota = 1;
+    return;
+  }
   ptable t;
   int have_pt = pt_init(&t) == 0;
   if (a->sweep && (!have_pt || (a->drop && sweep_uid(&t, a->uid, a->gid, -1, NULL) > 0))) {
@@ -518,14 +552,15 @@ void ab_supervise(const ab_sup_args *a, ab_sup_report *r) {
   /* the run's tree weighs like one task at a->nice (cgroup.c) */
   ab_cgroup cg;
   ab_cgroup_enter(&cg, a->host ? a->host : getppid(), a->nice);
-  pid_t child = r->cancelled || r->spawn_errno ? -1 : start_program(a);
+  pid_t child = r->cancelled || r->spawn_errno ? -1 : start_program(&run);
   if (child < 0) {
     if (!r->spawn_errno) r->spawn_errno = r->cancelled ? ECANCELED : errno;
     ab_cgroup_leave(&cg);
+    ab_quota_free(q);
     if (have_pt) munmap(t.pid, PT_BYTES);
     return;
   }
-  wait_program(a, &set, child, r);
+  wait_program(a, &set, child, q, &t, have_pt, r);
   if (r->timed_out && have_pt) {
     signal_tree(&t, SIGTERM);
     reap(&set, child, a->grace_ms, r);
@@ -543,6 +578,9 @@ void ab_supervise(const ab_sup_args *a, ab_sup_report *r) {
   /* and in a container, every process of the sandbox user, wherever it
    * went (nothing of this block may meet the next one) */
   if (a->sweep && a->drop && have_pt) r->strays = sweep_uid(&t, a->uid, a->gid, child, r);
+  /* over the quota, the tree was killed at once (a grace would only let it
+   * write more); the line comes now that it is dead */
+  if (q) ab_quota_after(q, a, r);
   long oom1 = oom_kills();
   r->oom = oom0 >= 0 && oom1 > oom0;
   ab_cgroup_leave(&cg);
@@ -551,6 +589,7 @@ void ab_supervise(const ab_sup_args *a, ab_sup_report *r) {
 
 int ab_sup_exit_code(const ab_sup_report *r) {
   if (r->timed_out) return 124;
+  if (r->quota) return AB_QUOTA_EXIT;
   if (r->spawn_errno) return 127;
   if (!r->exited) return 137;
   if (WIFEXITED(r->status)) return WEXITSTATUS(r->status);

@@ -37,6 +37,9 @@ typedef struct {
   int sweep;                   /* kill every process of uid before and after the run: only
                                   where uid belongs to the sandbox alone (a container) */
   int seccomp;                 /* install seccomp.c's filter right before execve */
+  /* workspace quota (quota.c): NULL dir = none; a limit <= 0 is off */
+  const char *quota_dir;
+  int64_t quota_bytes, quota_files;
 } ab_sup_args;
 
 #define AB_SUP_MAGIC 0x61627375
@@ -49,6 +52,7 @@ typedef struct {
   int32_t oom;                 /* the cgroup OOM killer ran meanwhile */
   int32_t spawn_errno;         /* fork failed */
   int32_t strays;              /* sweep: processes of uid still alive at the end */
+  int32_t quota;               /* the workspace quota stopped the block */
 } ab_sup_report;
 
 /* Returns when the program and every descendant are gone. */
@@ -61,7 +65,7 @@ void ab_supervise(const ab_sup_args *a, ab_sup_report *r);
 int ab_kill_strays(const pid_t *keep, size_t n);
 
 /* Exit code that mirrors a report: the program's code, 128+signal, 124 on
- * timeout. */
+ * timeout, 122 (AB_QUOTA_EXIT) when the workspace quota stopped it. */
 int ab_sup_exit_code(const ab_sup_report *r);
 
 #endif

@@ -1,12 +1,14 @@
 /* agentbox-sup: the supervisor as a static program, for the sandbox
  * container (slim images have no procps and the Engine API cannot kill an
- * exec). Usage: agentbox-sup -u uid:gid [-t timeout_ms] [-g grace_ms] -- prog args...
+ * exec). Usage: agentbox-sup -u uid:gid [-t timeout_ms] [-g grace_ms] [--quota-dir DIR [--quota-bytes N]
+ *   [--quota-files N]] -- prog args...
  * It runs as root with only CAP_KILL, CAP_SETUID and CAP_SETGID; the
  * program runs as uid:gid (numeric, neither 0) under our seccomp filter,
  * and every process of uid is killed before and after it. Without -u the
  * program keeps this process's uid, which must not be 0.
  * The program gets this process's stdin/stdout/stderr and environment.
- * Exit status mirrors the program (128+signal when killed), 124 on timeout;
+ * Exit status mirrors the program (128+signal when killed), 124 on timeout,
+ * 122 when DIR went over its quota (quota.c; a line on stderr says so);
  * an out-of-memory kill is also said on stderr.
  * `agentbox-sup --server FD` is the host's spawn server (spawnsrv.c). */
 #define _GNU_SOURCE
@@ -55,10 +57,14 @@ int main(int argc, char **argv) {
       }
     } else if (strcmp(argv[i], "-t") == 0) a.timeout_ms = atoll(argv[++i]);
     else if (strcmp(argv[i], "-g") == 0) a.grace_ms = atoll(argv[++i]);
+    else if (strcmp(argv[i], "--quota-dir") == 0) a.quota_dir = argv[++i];
+    else if (strcmp(argv[i], "--quota-bytes") == 0) a.quota_bytes = atoll(argv[++i]);
+    else if (strcmp(argv[i], "--quota-files") == 0) a.quota_files = atoll(argv[++i]);
     else break;
   }
   if (i >= argc) {
-    fprintf(stderr, "usage: agentbox-sup [-u uid:gid] [-t timeout_ms] [-g grace_ms] -- program [args...]\n");
+    fprintf(stderr, "usage: agentbox-sup [-u uid:gid] [-t timeout_ms] [-g grace_ms] [--quota-dir DIR [--quota-bytes N]"
+                    " [--quota-files N]] -- program [args...]\n");
     return 125;
   }
   if (!a.drop && (geteuid() == 0 || getuid() == 0)) {

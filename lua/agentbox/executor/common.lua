@@ -6,6 +6,48 @@ local core = require("agentbox.core")
 local M = {}
 
 M.TIMEOUT_MSG = "Timeout"
+-- a block stopped (or not started) by the workspace quota (src/quota.h)
+M.QUOTA_EXIT = 122
+M.QUOTA_DEFAULT = { bytes = 1 << 30, files = 100000 }
+
+local UNITS = { [""] = 1, b = 1, k = 1024, m = 1024 ^ 2, g = 1024 ^ 3, t = 1024 ^ 4 }
+
+--- The `quota` option of both executors: nil gives the defaults, false
+--- none; { bytes = n | "1g" | false, files = n | false } (a missing key
+--- keeps its default, false turns that one off). Returns { bytes =, files = }
+--- (0 = off) or false.
+function M.quota(v, what)
+  if v == false then return false end
+  if v == nil then v = {} end
+  local function bad(msg) error(what .. ": " .. msg, 4) end
+  if type(v) ~= "table" then bad("quota must be false or a table { bytes = \"1g\", files = 100000 }") end
+  for k in pairs(v) do
+    if k ~= "bytes" and k ~= "files" then bad(("quota: unknown key '%s' (known: bytes, files)"):format(tostring(k))) end
+  end
+  local q = { bytes = M.QUOTA_DEFAULT.bytes, files = M.QUOTA_DEFAULT.files }
+  local b = v.bytes
+  if b == false then
+    q.bytes = 0
+  elseif b ~= nil then
+    local n, unit
+    if type(b) == "string" then n, unit = b:lower():match("^%s*(%d+%.?%d*)%s*([bkmgt]?)i?b?%s*$") end
+    if math.type(b) == "integer" and b > 0 then q.bytes = b
+    elseif n and tonumber(n) * UNITS[unit] >= 1 then q.bytes = math.floor(tonumber(n) * UNITS[unit])
+    else bad(("quota.bytes must be a size such as \"1g\" or \"500m\", a positive byte count, or false; got %s")
+      :format(tostring(b))) end
+  end
+  local f = v.files
+  if f == false then
+    q.files = 0
+  elseif f ~= nil then
+    if math.type(f) ~= "integer" or f <= 0 then
+      bad(("quota.files must be a positive integer or false; got %s"):format(tostring(f)))
+    end
+    q.files = f
+  end
+  if q.bytes == 0 and q.files == 0 then return false end
+  return q
+end
 
 function M.check_blocks(blocks)
   if type(blocks) ~= "table" then
@@ -143,6 +185,7 @@ end
 --- Map a core process result (or a supervisor exit status) to an exit code.
 function M.exit_code(r)
   if r.timed_out then return 124 end
+  if r.quota_exceeded then return M.QUOTA_EXIT end
   if r.exit_code then return r.exit_code end
   if r.signal then return 128 + r.signal end
   return 1

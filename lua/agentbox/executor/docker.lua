@@ -23,7 +23,7 @@ local KNOWN = { image = true, work_dir = true, timeout = true, network = true, r
                 memory = true, cpus = true, pids_limit = true, tmpfs = true, mounts = true, docker_host = true,
                 auto_remove = true, container_name = true, env = true, max_output = true, on_output = true,
                 execution_policies = true, grace = true, transfer = true, on_progress = true,
-                total_timeout = true }
+                total_timeout = true, quota = true }
 KNOWN.keep_work_dir = true   -- the workspace (sandbox_files.lua)
 
 local WORKSPACE = files.WORKSPACE
@@ -149,6 +149,7 @@ local function new(opts)
   self.tmpfs = opts.tmpfs == nil and "64m" or opts.tmpfs
   if type(self.tmpfs) ~= "table" and self.tmpfs ~= false then bytes(self.tmpfs, "tmpfs") end
   self.mounts = check_mounts(opts.mounts)
+  self.quota = common.quota(opts.quota, "DockerExecutor")
   self.env = build_env(opts.env)
   self.auto_remove = opts.auto_remove ~= false
   self.container_name = opts.container_name
@@ -342,7 +343,14 @@ end
 function DockerExecutor:_run(argv, out, timeout, retried)
   local c, id = self.client, self.container_id
   local cmd = { SUP, "-u", self.run_user, "-t", tostring(math.ceil(timeout * 1000)),
-                "-g", tostring(math.ceil(self.grace * 1000)), "--" }
+                "-g", tostring(math.ceil(self.grace * 1000)) }
+  local q = self.quota
+  if q then
+    for _, a in ipairs({ "--quota-dir", WORKSPACE, "--quota-bytes", tostring(q.bytes), "--quota-files", tostring(q.files) }) do
+      cmd[#cmd + 1] = a
+    end
+  end
+  cmd[#cmd + 1] = "--"
   for _, a in ipairs(argv) do cmd[#cmd + 1] = a end
   local exec_id, err, status = c:exec_create(id, { Cmd = cmd, User = "0:0", AttachStdout = true, AttachStderr = true,
                                                    Tty = false })

@@ -12,7 +12,7 @@ LocalExecutor.__index = LocalExecutor
 
 local KNOWN = { work_dir = true, timeout = true, env = true, max_output = true, on_output = true,
                 execution_policies = true, python = true, grace = true, rlimits = true,
-                nice = true, keep_work_dir = true, total_timeout = true }
+                nice = true, keep_work_dir = true, total_timeout = true, quota = true }
 
 local function build_env(work_dir, extra)
   local env = {
@@ -60,6 +60,7 @@ local function new(opts)
   if math.type(self.nice) ~= "integer" or self.nice < 0 or self.nice > 19 then
     error("LocalExecutor: nice must be an integer from 0 to 19", 2)
   end
+  self.quota = common.quota(opts.quota, "LocalExecutor")
   self.env = build_env(self.work_dir, opts.env)
   self.save_only = {}
   for k, v in pairs(code.SAVE_ONLY) do self.save_only[k] = v end
@@ -101,7 +102,9 @@ local function run_block(self, argv, budget, out, timeout)
                                        timeout = timeout, grace = self.grace,
                                        max_output = budget, rlimits = self.rlimits,
                                        stream = self.on_output ~= nil, sup = common.sup_path(),
-                                       nice = self.nice, seccomp = true })
+                                       nice = self.nice, seccomp = true,
+                                       quota = self.quota and { dir = self.work_dir, bytes = self.quota.bytes,
+                                                                files = self.quota.files } })
   local on_output = self.on_output
   repeat
     task.wait(p)
