@@ -96,6 +96,7 @@ local function start_racer(E, ex, outside, racer)
     ex:start()
     local c = ex.client
     local exec_id, err = c:exec_create(ex.container_id, { Cmd = { "python3", "-c", racer, "/workspace", outside },
+                                                          User = ex.run_user,   -- the container's own user is root
                                                           AttachStdout = false, AttachStderr = false })
     assert(exec_id, err)
     assert(task.sync(function()

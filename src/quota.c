@@ -18,9 +18,10 @@
  *
  * Space can also be reserved without writing: fallocate (30 GB in 35 ms on
  * ext4, and with FALLOC_FL_KEEP_SIZE past RLIMIT_FSIZE) and io_uring's
- * fallocate. The program therefore runs under a seccomp filter that fails
- * both (EOPNOTSUPP, ENOSYS: callers such as glibc's posix_fallocate fall
- * back to writing), so space grows only as fast as it is written.
+ * fallocate. The program therefore runs under our seccomp filter with its
+ * fallocate rule (seccomp.c: EOPNOTSUPP, and ENOSYS for io_uring; callers
+ * such as glibc's posix_fallocate fall back to writing), so space grows
+ * only as fast as it is written.
  *
  * Runs in the supervisor, possibly forked from a multithreaded host: only
  * system calls, no malloc or stdio; memory is one mapping per run,
@@ -30,12 +31,8 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
-#include <linux/audit.h>
-#include <linux/filter.h>
-#include <linux/seccomp.h>
 #include <stddef.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/sysmacros.h>
@@ -753,60 +750,4 @@ static void say(const ab_quota *q, int fd, int phase) {
     put(&l, ". Remove files from the work dir, or raise or turn off the executor's quota option\n");
   }
   (void)!write(fd, l.b, l.n);
-}
-
-/* ---- the filter ---- */
-
-#if defined(__x86_64__)
-#define NATIVE_ARCH AUDIT_ARCH_X86_64
-#define NATIVE_FALLOCATE 285
-#define COMPAT_ARCH AUDIT_ARCH_I386
-#define COMPAT_FALLOCATE 324
-#define NR_MASK 0xBFFFFFFFu      /* x32 calls carry bit 30 */
-#elif defined(__aarch64__)
-#define NATIVE_ARCH AUDIT_ARCH_AARCH64
-#define NATIVE_FALLOCATE 47
-#define COMPAT_ARCH AUDIT_ARCH_ARM
-#define COMPAT_FALLOCATE 352
-#define NR_MASK 0xFFFFFFFFu
-#endif
-#define IO_URING_FIRST 425       /* io_uring_setup, _enter, _register: */
-#define IO_URING_LAST 427        /*   the same numbers on every arch */
-#define PUNCH_HOLE 3             /* FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE frees space */
-
-int ab_quota_confine(void) {
-#ifdef NATIVE_ARCH
-  struct sock_filter f[] = {
-    /* 0 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
-    /* 1 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, NATIVE_ARCH, 1, 0),
-    /* 2 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, COMPAT_ARCH, 5, 13),
-    /* 3: native */
-    /* 3 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-    /* 4 */ BPF_STMT(BPF_ALU | BPF_AND | BPF_K, NR_MASK),
-    /* 5 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, NATIVE_FALLOCATE, 6, 0),
-    /* 6 */ BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, IO_URING_FIRST, 0, 9),
-    /* 7 */ BPF_JUMP(BPF_JMP | BPF_JGT | BPF_K, IO_URING_LAST, 8, 7),
-    /* 8: compat */
-    /* 8 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-    /* 9 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, COMPAT_FALLOCATE, 2, 0),
-    /* 10 */ BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, IO_URING_FIRST, 0, 5),
-    /* 11 */ BPF_JUMP(BPF_JMP | BPF_JGT | BPF_K, IO_URING_LAST, 4, 3),
-    /* 12: fallocate: only punching holes (mode is args[1]; its low word) */
-    /* 12 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1])),
-    /* 13 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, PUNCH_HOLE, 2, 0),
-    /* 14 */ BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EOPNOTSUPP),
-    /* 15 */ BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
-    /* 16 */ BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-  };
-  struct sock_fprog prog = {(unsigned short)(sizeof f / sizeof f[0]), f};
-  if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) == 0) return 0;
-  if (errno != EACCES) return -1;
-  /* without CAP_SYS_ADMIN a filter needs no_new_privs (the program then
-   * cannot gain privileges through set-user-ID programs such as sudo) */
-  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return -1;
-  return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog);
-#else
-  errno = ENOSYS;
-  return -1;
-#endif
 }

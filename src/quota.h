@@ -40,9 +40,4 @@ void ab_quota_after(ab_quota *q, const ab_sup_args *a, ab_sup_report *r);
 
 void ab_quota_free(ab_quota *q);
 
-/* In the program's process, before exec: a seccomp filter that refuses
- * fallocate (but punching holes) and io_uring, which reserve space at once
- * past RLIMIT_FSIZE and faster than any poll. 0, or -1 with errno. */
-int ab_quota_confine(void);
-
 #endif

@@ -57,10 +57,16 @@
 #define NS_FLAGS (CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | \
                   CLONE_NEWPID | CLONE_NEWNET)
 
-int ab_seccomp_install(void) {
+/* FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE: frees space, never reserves it */
+#define PUNCH_HOLE 3
+
+int ab_seccomp_install(int no_fallocate) {
 #ifndef AB_ARCH
+  (void)no_fallocate;
   return -ENOSYS;   /* no filter for this architecture: the caller refuses to run */
 #else
+  /* a number no system call has, when fallocate stays allowed */
+  const unsigned falloc_nr = no_fallocate ? (unsigned)__NR_fallocate : 0xFFFFFFFFu;
   struct sock_filter f[] = {
     /* another architecture's system call table (i386 through int 0x80) would
      * get around every number below */
@@ -119,7 +125,17 @@ int ab_seccomp_install(void) {
     DENY(__NR_init_module, EPERM),
     DENY(__NR_finit_module, EPERM),
     DENY(__NR_delete_module, EPERM),
-    /* clone with a namespace flag */
+    /* with a workspace quota: fallocate reserves space faster than any
+     * poll (and past RLIMIT_FSIZE with KEEP_SIZE), so only punching holes
+     * is allowed; EOPNOTSUPP makes glibc's posix_fallocate write instead */
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, falloc_nr, 0, 4),
+    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1])),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, PUNCH_HOLE, 1, 0),
+    BPF_STMT(BPF_RET | BPF_K, RET_ERRNO(EOPNOTSUPP)),
+    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    /* clone with a namespace flag (nr reloaded: the fallocate check may
+     * have loaded an argument) */
+    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
     BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_clone, 0, 3),
     BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])),
     BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, NS_FLAGS, 0, 1),

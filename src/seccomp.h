@@ -3,11 +3,13 @@
  * other cross-process calls, bpf, perf_event_open, keyrings, userfaultfd,
  * new namespaces and mounts, and module/kexec loading; any other
  * architecture's system calls get ENOSYS. Inherited by every descendant and
- * across execve; cannot be removed. Async-signal-safe. Returns 0 or -errno
- * (-ENOSYS: no filter for this architecture). */
+ * across execve; cannot be removed. With no_fallocate (a workspace quota),
+ * fallocate other than punching a hole fails with EOPNOTSUPP.
+ * Async-signal-safe. Returns 0 or -errno (-ENOSYS: no filter for this
+ * architecture). */
 #ifndef AGENTBOX_SECCOMP_H
 #define AGENTBOX_SECCOMP_H
 
-int ab_seccomp_install(void);
+int ab_seccomp_install(int no_fallocate);
 
 #endif

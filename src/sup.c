@@ -362,11 +362,6 @@ static void exec_program(const start_ctx *sc) {
       _exit(127);
     }
   }
-  if (a->quota_dir && ab_quota_confine() != 0) {
-    say(2, "agentbox: workspace quota: cannot install the seccomp filter that keeps fallocate from reserving"
-           " space past the quota: ", errname(errno), "; nothing was run\n");
-    _exit(AB_QUOTA_EXIT);
-  }
 #ifdef SYS_close_range
   if (syscall(SYS_close_range, 3u, ~0u, 0u) != 0)
 #endif
@@ -383,8 +378,9 @@ static void exec_program(const start_ctx *sc) {
     say(2, "agentbox: cannot enter working directory ", a->cwd, "\n");
     _exit(127);
   }
-  if (a->seccomp) {
-    int e = ab_seccomp_install();
+  /* a quota needs the filter too: fallocate must not reserve past it */
+  if (a->seccomp || a->quota_dir) {
+    int e = ab_seccomp_install(a->quota_dir != NULL);
     if (e != 0) {
       say(2, "agentbox: refusing to run the program: cannot install the seccomp filter (",
           e == -ENOSYS ? "no filter for this architecture" : errname(-e), ")\n");
