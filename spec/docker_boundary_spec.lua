@@ -5,7 +5,6 @@
 local agentbox = require("agentbox")
 local C = require("spec.support.contract")
 local H = require("spec.support.helpers")
-for _, k in ipairs({ "describe", "it", "pending", "after_each" }) do _G[k] = _G[k] or _ENV[k] end
 
 local SUP = os.getenv("AGENTBOX_SUP")
 

@@ -9,9 +9,6 @@
 -- would have and its assertions show what landed in work_dir.
 local core = require("agentbox.core")
 local C = require("spec.support.contract")
--- contract.lua (before helper H's fix) calls busted's describe/it/pending/
--- after_each as globals, which busted only gives the spec file's environment
-for _, k in ipairs({ "describe", "it", "pending", "after_each" }) do _G[k] = _G[k] or _ENV[k] end
 local H = require("spec.support.helpers")
 
 local MiB = 1024 * 1024

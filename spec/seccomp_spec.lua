@@ -3,7 +3,6 @@
 -- calls a code sandbox never needs fail where the kernel (and Docker's
 -- default profile) would allow them: io_uring_setup gave an fd before.
 local C = require("spec.support.contract")
-for _, k in ipairs({ "describe", "it", "pending", "after_each" }) do _G[k] = _G[k] or _ENV[k] end
 
 local PROBE = [=[
 import ctypes, errno, os

@@ -5,9 +5,6 @@
 -- and every earlier block must have stopped, and execute must have returned
 -- within the host-side deadline (timeout + grace + core.deadline_margin).
 local C = require("spec.support.contract")
--- contract.lua calls busted's describe/it/pending/after_each as globals,
--- which busted only gives the spec file's own environment
-for _, k in ipairs({ "describe", "it", "pending", "after_each" }) do _G[k] = _G[k] or _ENV[k] end
 local H = require("spec.support.helpers")
 local task = require("agentbox.task")
 local core = require("agentbox.core")

@@ -7,10 +7,6 @@ local H = require("spec.support.helpers")
 local core = require("agentbox.core")
 local task = require("agentbox.task")
 
--- contract.lua calls describe/it/pending/after_each as globals, which busted
--- gives to spec files only
-local busted = require("busted")
-for _, k in ipairs({ "describe", "it", "pending", "after_each" }) do rawset(_G, k, rawget(_G, k) or busted[k]) end
 
 -- The racer: makes `sub` a directory and `lnk` a link to the outside
 -- directory, then swaps the two names atomically (renameat2

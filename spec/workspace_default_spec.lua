@@ -8,10 +8,6 @@ local agentbox = require("agentbox")
 local core = require("agentbox.core")
 local docker = require("agentbox.docker")
 
--- contract.lua calls describe/it/pending/after_each as globals, which busted
--- gives to spec files only
-local busted = require("busted")
-for _, k in ipairs({ "describe", "it", "pending", "after_each" }) do rawset(_G, k, rawget(_G, k) or busted[k]) end
 
 local TMP = core.realpath(os.getenv("TMPDIR") or "/tmp")
 
