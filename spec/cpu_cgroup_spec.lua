@@ -176,6 +176,33 @@ print("root_escape=" + procs())
     check(fields(r.output), r.output)
   end)
 
+  it("a new spawn server removes what a SIGKILLed host's runs left, and only dead owners'", function()
+    local f = io.open("/proc/self/cgroup")
+    local cg = f:read("a")
+    f:close()
+    local path = cg:match("%d+:cpu[^:]*:([^\n]*)") or cg:match("%d+:[^:]*,cpu[,:][^:]*:?([^\n]*)")
+    local base = path and "/sys/fs/cgroup/cpu" .. path or "/sys/fs/cgroup" .. (cg:match("0::([^\n]*)") or "")
+    -- a pid no process has (above pid_max), and pid 1, which always lives
+    local dead, live = base .. "/agentbox-2147483000", base .. "/agentbox-1"
+    if not core.mkdir_p(dead .. "/run-7") then pending("cgroups are not writable here") return end
+    assert(core.mkdir_p(live .. "/run-8"))
+    local ok, err = pcall(function()
+      -- a fresh process, so a fresh spawn server (this one's is running)
+      local r = H.lua(([[
+local ex <close> = require("agentbox").LocalExecutor{ work_dir = %q, timeout = 20 }
+io.write(ex:execute{ { lang = "sh", code = "echo ok" } }.output)]]):format(dir))
+      assert.equal("ok\n", r.stdout, r.output)
+      assert.is_false(dir_exists(dead .. "/run-7"))
+      assert.is_false(dir_exists(dead))
+      assert.is_true(dir_exists(live .. "/run-8"))
+    end)
+    os.remove(live .. "/run-8")
+    os.remove(live)
+    os.remove(dead .. "/run-7")
+    os.remove(dead)
+    assert(ok, err)
+  end)
+
   it("core.spawn without the spawn server: the parent is agentbox-<host pid>", function()
     local f = io.open(dir .. "/probe.py", "w")
     f:write(PROBE)

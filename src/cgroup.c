@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -219,26 +220,59 @@ struct cg_dirent64 {
   char d_name[];
 };
 
+/* Remove the run-* cgroups under origin/parent (empty ones: a run whose
+ * processes still live keeps its own), then parent once empty. */
+static void cleanup_in(int origin, const char *parent) {
+  int pfd = openat(origin, parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (pfd < 0) return;
+  char buf[4096];
+  for (;;) {
+    long n = syscall(SYS_getdents64, pfd, buf, sizeof buf);
+    if (n <= 0) break;
+    for (long off = 0; off < n;) {
+      struct cg_dirent64 *d = (struct cg_dirent64 *)(buf + off);
+      off += d->d_reclen;
+      if (d->d_type == DT_DIR && strncmp(d->d_name, "run-", 4) == 0) remove_dir(pfd, d->d_name);
+    }
+  }
+  close(pfd);
+  remove_dir(origin, parent);
+}
+
 void ab_cgroup_cleanup(pid_t owner) {
   int v2;
   int origin = find_origin(&v2);
   if (origin < 0) return;
   char parent[32];
   put_num(parent, put(parent, 0, sizeof parent, "agentbox-"), sizeof parent, (unsigned long)owner);
-  int pfd = openat(origin, parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (pfd >= 0) {
+  cleanup_in(origin, parent);
+  close(origin);
+}
+
+void ab_cgroup_reap(void) {
+  int v2;
+  int origin = find_origin(&v2);
+  if (origin < 0) return;
+  int dfd = dup(origin);
+  if (dfd >= 0) {
     char buf[4096];
     for (;;) {
-      long n = syscall(SYS_getdents64, pfd, buf, sizeof buf);
+      long n = syscall(SYS_getdents64, dfd, buf, sizeof buf);
       if (n <= 0) break;
       for (long off = 0; off < n;) {
         struct cg_dirent64 *d = (struct cg_dirent64 *)(buf + off);
         off += d->d_reclen;
-        if (d->d_type == DT_DIR && strncmp(d->d_name, "run-", 4) == 0) remove_dir(pfd, d->d_name);
+        if (d->d_type != DT_DIR || strncmp(d->d_name, "agentbox-", 9) != 0) continue;
+        long pid = 0;
+        const char *c = d->d_name + 9;
+        while (*c >= '0' && *c <= '9' && pid < 0x7fffffffL / 10) pid = pid * 10 + (*c++ - '0');
+        /* only an owner that is gone: a live one's empty parent may be about
+         * to get its next run */
+        if (*c || pid <= 0 || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+        cleanup_in(origin, d->d_name);
       }
     }
-    close(pfd);
-    remove_dir(origin, parent);
+    close(dfd);
   }
   close(origin);
 }

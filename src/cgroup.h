@@ -26,6 +26,12 @@ void ab_cgroup_leave(ab_cgroup *cg);
  * before they could leave); the spawn server calls it when it exits. */
 void ab_cgroup_cleanup(pid_t owner);
 
+/* Remove the agentbox-<owner> cgroups of owners that are gone (a host
+ * killed with SIGKILL: its supervisors were still killing their trees when
+ * the spawn server's own cleanup ran); the spawn server calls it when it
+ * starts. */
+void ab_cgroup_reap(void);
+
 /* Set the autogroup nice of process pid (0: self); errors are ignored. */
 void ab_autogroup_nice(pid_t pid, int nice);
 

@@ -81,8 +81,9 @@ int ab_spawn_server(int sock) {
   prctl(PR_SET_DUMPABLE, 0);
   prctl(PR_SET_PDEATHSIG, SIGTERM);
   if (getppid() != host) return 0;
-  prctl(PR_SET_DUMPABLE, 0);
   prctl(PR_SET_CHILD_SUBREAPER, 1);
+  /* cpu cgroups that a SIGKILLed host's runs left behind */
+  ab_cgroup_reap();
   size_t nruns = 0, cap = 64;
   run *runs = malloc(cap * sizeof *runs);
   pid_t *keep = malloc(cap * sizeof *keep);
