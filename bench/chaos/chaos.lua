@@ -32,6 +32,9 @@ local DEFAULT_WORKDIR = knob("CHAOS_DEFAULT_WORKDIR", "0") == "1"
 local TRANSFER = knob("CHAOS_TRANSFER", "mix")            -- bind | archive | mix (DockerExecutor only)
 local KINDS = knob("CHAOS_KINDS", "local,docker")
 local RESULTS = getenv("CHAOS_RESULTS")
+-- CHAOS_SELFTEST=1: plant one leftover of each kind (a marked process, an
+-- owned container, a volume, a temporary entry) to show they are counted
+local SELFTEST = knob("CHAOS_SELFTEST", "0") == "1"
 local BEAT = 0.010                                        -- heartbeat period of the tree, seconds
 local RUN = ("chaos%d%04x"):format(SEED % 100000, math.random(0, 0xffff))  -- marks this run's processes
 local TMP = DIR .. "/tmp"                                 -- TMPDIR of every host process
@@ -89,26 +92,33 @@ echo "left a background process behind"
 -- count) to its own file in CHAOS_HB every 10 ms, slowing to 1 s from about
 -- five seconds past the deadline (a leaked tree must not load the machine).
 -- Bash without forks (a read with a timeout on a FIFO nobody writes is the
--- sleep): at nice 10 on a busy machine a Python tree may not even be up by
--- the deadline.
+-- sleep; the tree re-runs this file, as functions exported to a child bash
+-- lose the `1` of `1<>`): at nice 10 on a busy machine a Python tree may not even be up by
+-- the deadline. `1<>` rewrites in place: a kill between a truncation and
+-- the write would leave an empty file (each line is at least as long as the
+-- one before, so nothing stale remains).
 local BLOCK3 = [[
 # chaos block 3: a setsid'd, TERM-ignoring tree that outlives its deadline
-echo "$EPOCHREALTIME" > "$CHAOS_HB/start"
-mkfifo "$CHAOS_HB/idle" 2>/dev/null
 beat() {
   exec 3<> "$CHAOS_HB/idle"
   local first=$EPOCHREALTIME n=0 pause=0.01
   local slow=$(( ${first%.*} + ${CHAOS_TIMEOUT%.*} + 6 ))
   while :; do
     n=$((n + 1))
-    echo "$first $EPOCHREALTIME $n" > "$CHAOS_HB/hb.$1.$BASHPID"
+    echo "$first $EPOCHREALTIME $n" 1<> "$CHAOS_HB/hb.$1.$BASHPID"
     [ "${EPOCHREALTIME%.*}" -lt "$slow" ] || pause=1
     read -t "$pause" -u 3
   done
 }
-export -f beat
-setsid bash -c 'trap "" TERM; setsid bash -c "beat c1" & beat c2 & beat detached' &
-beat main
+case "$1" in
+  detached) trap '' TERM; setsid bash "$0" c1 & beat c2 & beat detached ;;
+  c1) beat c1 ;;
+  *)
+    echo "$EPOCHREALTIME" > "$CHAOS_HB/start"
+    mkfifo "$CHAOS_HB/idle"
+    setsid bash "$0" detached &
+    beat main ;;
+esac
 ]]
 
 local function fence(lang, body) return "```" .. lang .. "\n" .. body .. "```\n" end
@@ -131,8 +141,12 @@ local function parse_log(path)
   for _, l in ipairs(lines(read_file(path))) do
     local pid, st = l:match("^#CHAOS pid (%d+) (%d+)$")
     if pid then r.pid, r.started = pid, st end
-    local ph = l:match("^#CHAOS phase (.+)$")
-    if ph then r.phase = ph end
+    local at, ph = l:match("^#CHAOS phase (%S+) (.+)$")
+    if ph then
+      r.phase = ph
+      r.at = r.at or {}
+      r.at[ph] = tonumber(at)
+    end
     local wd = l:match("^#CHAOS work_dir (.+)$")
     if wd then r.work_dir = wd end
   end
@@ -163,6 +177,8 @@ local function run_host(dir, role, kind, mark, kill_after)
     q(dir .. "/cwd"), table.concat(vars, " "), killer, LUA, q(HOST), q(logf)))
   local r = parse_log(logf)
   r.wall = uptime() - t0
+  -- when the timeout block began, from the host's start
+  r.to_block3 = r.at and r.at.execute2 and r.at.execute2 - t0
   r.status = ok and 0 or (how == "exit" and code or 128 + (code or 0))
   -- timeout exits 128 + 9 after a SIGKILL (the host never leaves that way
   -- itself, and reaches its last phase when it finishes)
@@ -271,6 +287,38 @@ local function leftover_temp()
   return out
 end
 
+-- What one dead (or finished) host left after the fresh start that
+-- followed it: processes carrying its exact mark (grep -x: "-1" must not
+-- match "-12"), containers labelled with its pid and start time, and
+-- temporary entries named after its pid. Anything found is polled for up to
+-- LINGER seconds (kills in flight), then counted.
+local LINGER = tonumber(knob("CHAOS_LINGER", "2"))
+local function left_by(mark, pid, started, docker)
+  local function look()
+    local procs = {}
+    for p in sh("grep -lzsxF " .. q("CHAOS_MARK=" .. mark) .. " /proc/[0-9]*/environ"):gmatch("/proc/(%d+)/") do
+      local info = proc_info(p)
+      if info and info.state ~= "Z" then procs[#procs + 1] = info end
+    end
+    local containers = (docker and pid) and docker_lines(("ps -aq --filter label=agentbox.pid=%s --filter label=agentbox.started=%s")
+      :format(pid, started)) or {}
+    local temp = {}
+    if pid then
+      for _, l in ipairs(lines(sh("ls -1 " .. q(TMP) .. " 2>/dev/null"))) do
+        if l:find("^agentbox%-" .. pid .. "%-") then temp[#temp + 1] = l end
+      end
+    end
+    return procs, containers, temp
+  end
+  local t0 = uptime()
+  local procs, containers, temp = look()
+  while (#procs > 0 or #containers > 0) and uptime() - t0 < LINGER do
+    os.execute("sleep 0.1")
+    procs, containers, temp = look()
+  end
+  return procs, containers, temp
+end
+
 ---------------------------------------------------------------- stats
 
 local function pct(sorted, p) return sorted[math.max(1, math.ceil(p * #sorted))] end
@@ -336,7 +384,7 @@ local function main()
     local rr = run_host(dir .. "/restart", "restart", v, ("%s-%dr"):format(RUN, i), nil)
     local it = { i = i, variant = v.name, kill_after = kill_after, killed = r.killed, status = r.status,
                  phase = r.phase, wall = r.wall, dir = dir, calibration = calibration, restart_status = rr.status,
-                 work_dir = r.work_dir }
+                 work_dir = r.work_dir, restart_wall = rr.wall }
     v.chats = v.chats + 1
     if r.killed then
       v.killed = v.killed + 1
@@ -351,26 +399,58 @@ local function main()
       v.restart_errors = v.restart_errors + 1
       log("iteration %d (%s): the fresh start exited %d:\n%s", i, v.name, rr.status, tail(rr.log, 8))
     end
+    if SELFTEST and calibration then
+      -- a planted leftover of this iteration, as if its fresh start had missed it
+      if v.executor == "local" then
+        os.execute(("setsid env CHAOS_MARK=%s-%d sleep 600 </dev/null >/dev/null 2>&1 &"):format(RUN, i))
+        os.execute("touch " .. q(("%s/agentbox-%s-selftest"):format(TMP, r.pid)))
+      elseif v.transfer == "bind" then
+        -- agentbox.keep: other executors' reapers leave it alone
+        os.execute(("docker run -d --network none --label agentbox=1 --label agentbox.keep=1 --label agentbox.pid=%s "
+          .. "--label agentbox.started=%s --entrypoint sleep %s 600 >/dev/null"):format(r.pid, r.started, q(IMAGE)))
+        os.execute("docker volume create " .. RUN .. "-selftest >/dev/null")
+      end
+    end
+    local procs, containers, temp = left_by(("%s-%d"):format(RUN, i), r.pid, r.started, v.executor == "docker")
+    it.left = { processes = #procs, containers = #containers, temp = #temp }
+    if #procs + #containers + #temp > 0 then
+      local what = {}
+      for _, pr in ipairs(procs) do what[#what + 1] = pr.pid .. ":" .. pr.comm .. "(" .. pr.state .. ")" end
+      for _, c in ipairs(containers) do what[#what + 1] = "container " .. c end
+      for _, t in ipairs(temp) do what[#what + 1] = t end
+      it.left_detail = table.concat(what, " ")
+      log("iteration %d (%s, %s): left after the fresh start + %g s: %s", i, v.name,
+        r.killed and ("killed at %.2f s in %s"):format(kill_after, r.phase) or "not killed", LINGER, it.left_detail)
+    end
     iterations[#iterations + 1] = it
     return it, r
   end
 
-  -- calibration: one unkilled chat per variant gives the span the kill
-  -- moment is drawn from; it must reach the timeout block's end
-  local span = {}
+  -- calibration: unkilled chats give the span the kill moment is drawn
+  -- from (the median of a variant's last five); one per variant first (it
+  -- must reach the end of the timeout block), then one every RECAL chats of
+  -- that variant, since the load of a shared machine drifts
+  local RECAL = math.tointeger(tonumber(knob("CHAOS_RECAL", "50"))) or 50
   local i = 0
-  for _, v in ipairs(order) do
+  local function calibrate(v, first)
     i = i + 1
     local it, r = iteration(i, v, nil, true)
     local text = read_file(r.log) or ""
     if r.status ~= 0 or not text:find("executed2 exit 124", 1, true) then
-      error(("calibration chat (%s) did not run both turns (exit %d); its log %s ends:\n%s"):format(
-        v.name, r.status, r.log, tail(r.log, 15)), 0)
+      local msg = ("calibration chat %d (%s) did not run both turns (exit %d); its log %s ends:\n%s"):format(
+        i, v.name, r.status, r.log, tail(r.log, 15))
+      if first then error(msg, 0) end
+      log("%s", msg)
+      return
     end
-    span[v.name] = it.wall
-    log("calibration %s: an unkilled chat takes %.2f s; kill moments drawn from [0, %.2f s]", v.name, it.wall,
-      SPREAD * it.wall)
+    v.walls, v.pres = v.walls or {}, v.pres or {}
+    table.insert(v.walls, it.wall)
+    table.insert(v.pres, r.to_block3)
+    if #v.walls > 5 then table.remove(v.walls, 1) table.remove(v.pres, 1) end
+    v.span, v.pre = summary(v.walls).median, summary(v.pres).median
+    log("calibration %s: an unkilled chat took %.2f s, %.2f s of it before the timeout block", v.name, it.wall, r.to_block3)
   end
+  for _, v in ipairs(order) do calibrate(v, true) end
 
   local per_kind = {}
   local step = math.max(1, N // 20)
@@ -383,8 +463,14 @@ local function main()
     else
       v = variants[k.name]
     end
+    v.drawn = (v.drawn or 0) + 1
+    if v.drawn % RECAL == 0 then calibrate(v, false) end
     i = i + 1
-    iteration(i, v, math.random() * SPREAD * span[v.name], false)
+    -- the timeout block is most of a chat: half of the kills are drawn from
+    -- what comes before it (start-up, reaping, container creation, the
+    -- model's reply, blocks 1 and 2), where they would otherwise be rare
+    local upto = math.random() < 0.5 and SPREAD * v.span or v.pre
+    iteration(i, v, math.random() * upto, false)
     if n % step == 0 then log("%d/%d iterations, %.0f s", n, N, uptime() - t_start) end
   end
 
@@ -445,7 +531,7 @@ local function main()
   local cmd = getenv("CHAOS_CMD") or "bash bench/chaos/run.sh"
   p("## Chaos: %d chats SIGKILLed at random moments, each followed by a fresh start", N)
   p("")
-  p("- command: `%s` (seed %d, timeout %g s, kill moment uniform in [0, %g x an unkilled chat], work_dir %s)",
+  p("- command: `%s` (seed %d, timeout %g s, kill moment uniform in [0, %g x an unkilled chat] or, for half of the chats, in [0, the start of its timeout block], work_dir %s)",
     cmd, SEED, TIMEOUT, SPREAD, DEFAULT_WORKDIR and "omitted (the executor's default)" or "a fresh directory per host")
   p("- load (uptime): %s at the start, %s at the end; %.0f s wall; %s", load_start, load_end, elapsed,
     getenv("CHAOS_MACHINE") or "")
@@ -462,7 +548,7 @@ local function main()
       table.concat(ph, ", "))
   end
   p("")
-  p("(chats include one unkilled calibration chat per row)")
+  p("(chats include the unkilled calibration chats: one per row first, then one every %d chats of the row)", RECAL)
   p("")
   local by_kind = {}
   for _, pr in ipairs(procs) do
@@ -474,15 +560,26 @@ local function main()
   local bk = {}
   for k, c in pairs(by_kind) do bk[#bk + 1] = k .. " " .. c end
   table.sort(bk)
-  p("| leftovers (goal 0) | count | |")
-  p("|---|---|---|")
-  p("| processes | %d | %s |", #procs, #procs > 0 and ("by iteration kind: " .. table.concat(bk, ", ")) or
+  -- per iteration: what its fresh start (+ LINGER) had not cleaned up
+  local after = { processes = 0, containers = 0, temp = 0 }
+  local hit = { processes = 0, containers = 0, temp = 0 }
+  for _, it in ipairs(iterations) do
+    for k, c in pairs(it.left or {}) do
+      after[k] = after[k] + c
+      if c > 0 then hit[k] = hit[k] + 1 end
+    end
+  end
+  local function a(k) return ("%d (%d iterations)"):format(after[k], hit[k]) end
+  p("| leftovers (goal 0) | after each fresh start + %g s, summed | at the end | |", LINGER)
+  p("|---|---|---|---|")
+  p("| processes | %s | %d | %s |", a("processes"), #procs, #procs > 0 and ("by iteration kind: " .. table.concat(bk, ", ")) or
     "marked by CHAOS_MARK in their environment, or with a cwd under the bench dir")
-  p("| containers (label agentbox=1, owned by a bench host) | %d | |", #containers)
-  p("| volumes | %d | %d of leftover containers, %d new and unused (created during the run; another user of this daemon could have made them) |",
+  p("| containers | %s | %d | label agentbox=1 and owned by a bench host, or mounting the bench dir |", a("containers"), #containers)
+  p("| volumes | - | %d | %d of leftover containers, %d new and unused (another user of this daemon could have made them) |",
     n_our_vols + #new_unused, n_our_vols, #new_unused)
-  p("| temporary files and directories | %d | in the hosts' TMPDIR, and agentbox-<host pid>-* in /tmp, /var/tmp |", #temp)
-  if DEFAULT_WORKDIR then p("| files in a host's cwd (default work_dir) | %d | |", #cwd_files) end
+  p("| temporary files and directories | %s | %d | in the hosts' TMPDIR; agentbox-<host pid>-* also in /tmp, /var/tmp |",
+    a("temp"), #temp)
+  if DEFAULT_WORKDIR then p("| files in a host's cwd (work_dir omitted) | - | %d | |", #cwd_files) end
   p("")
   local s = summary(lat)
   local function ms(x) return x and ("%.0f ms"):format(x * 1000) or "-" end
@@ -545,7 +642,9 @@ local function main()
       for _, it in ipairs(iterations) do
         its[#its + 1] = { i = it.i, variant = it.variant, kill_after = it.kill_after, killed = it.killed,
                           status = it.status, phase = it.phase, wall = it.wall, restart_status = it.restart_status,
-                          dead_after = it.tree and it.tree.dead_after, tree_procs = it.tree and it.tree.procs }
+                          restart_wall = it.restart_wall,
+                          dead_after = it.tree and it.tree.dead_after, tree_procs = it.tree and it.tree.procs,
+                          left = it.left }
       end
       f:write(cjson.encode{ command = cmd, seed = SEED, n = N, timeout = TIMEOUT, load_start = load_start,
         load_end = load_end, latency = s, leftovers = { processes = #procs, containers = #containers,
@@ -561,7 +660,11 @@ local function main()
     if again and again.mark == pr.mark and pr.mark then os.execute("kill -KILL " .. pr.pid .. " 2>/dev/null") end
   end
   for _, c in ipairs(containers) do os.execute("docker rm -fv " .. c.id .. " >/dev/null 2>&1") end
+  for _, vname in ipairs(new_unused) do
+    if vname:sub(1, #RUN) == RUN then os.execute("docker volume rm " .. vname .. " >/dev/null 2>&1") end
+  end
   local total = #procs + #containers + n_our_vols + #new_unused + #temp + #cwd_files
+    + after.processes + after.containers + after.temp
   return total
 end
 

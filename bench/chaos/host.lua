@@ -26,7 +26,14 @@ local function env(name, default)
   return v
 end
 
-local function phase(name) io.stdout:write("#CHAOS phase ", name, "\n") end
+-- seconds since boot, the runner's clock too (10 ms resolution)
+local function uptime()
+  local f = io.open("/proc/uptime")
+  local t = f:read("n")
+  f:close()
+  return t
+end
+local function phase(name) io.stdout:write(("#CHAOS phase %.2f %s\n"):format(uptime(), name)) end
 
 -- pid and start time (field 22 of /proc/self/stat): the runner matches them
 -- against the agentbox.pid/agentbox.started labels of leftover containers

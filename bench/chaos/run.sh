@@ -12,13 +12,18 @@
 # Knobs: CHAOS_N (1000), CHAOS_KINDS (local,docker), CHAOS_TRANSFER (mix: the
 # Docker chats alternate bind and archive transfer; bind; archive),
 # CHAOS_TIMEOUT (block timeout, 2 s), CHAOS_SEED, CHAOS_SPREAD (1.1: the kill
-# moment is uniform in [0, 1.1 x an unkilled chat]), CHAOS_DEFAULT_WORKDIR=1
+# moment is uniform in [0, 1.1 x an unkilled chat], or for half of the chats
+# in [0, the start of its timeout block]), CHAOS_RECAL (50: an
+# unkilled calibration chat every 50 chats of a kind), CHAOS_DEFAULT_WORKDIR=1
 # (omit work_dir: the executor's default temporary one), CHAOS_IMAGE,
-# CHAOS_SETTLE (3 s before the count), CHAOS_KEEP=1 (keep the bench directory),
+# CHAOS_LINGER (2 s: how long a fresh start's leftovers may take to go),
+# CHAOS_SETTLE (3 s before the final count), CHAOS_KEEP=1 (keep the bench
+# directory), CHAOS_SELFTEST=1 (plant one leftover of each kind: they must
+# be counted),
 # BENCH_LOAD_MAX / BENCH_LOAD_WAIT (as bench/common.sh: wait up to 900 s for
 # the 1-minute load average to drop under 1.5).
 set -euo pipefail
-KNOBS=$(env | grep -E '^(CHAOS_(N|KINDS|TRANSFER|TIMEOUT|SEED|SPREAD|DEFAULT_WORKDIR|IMAGE|SETTLE|KEEP)|BENCH_LOAD_(MAX|WAIT))=' \
+KNOBS=$(env | grep -E '^(CHAOS_(N|KINDS|TRANSFER|TIMEOUT|SEED|SPREAD|RECAL|DEFAULT_WORKDIR|IMAGE|SETTLE|LINGER|KEEP|SELFTEST)|BENCH_LOAD_(MAX|WAIT))=' \
         | sed "s/=\(.*\)/='\1'/" | sort | tr '\n' ' ' || true)
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 ROOT=$PWD
