@@ -293,7 +293,7 @@ end
 -- temporary entries named after its pid. Anything found is polled for up to
 -- LINGER seconds (kills in flight), then counted.
 local LINGER = tonumber(knob("CHAOS_LINGER", "2"))
-local function left_by(mark, pid, started, docker)
+local function left_by(mark, pid, started, docker, vols)
   local function look()
     local procs = {}
     for p in sh("grep -lzsxF " .. q("CHAOS_MARK=" .. mark) .. " /proc/[0-9]*/environ"):gmatch("/proc/(%d+)/") do
@@ -308,15 +308,30 @@ local function left_by(mark, pid, started, docker)
         if l:find("^agentbox%-" .. pid .. "%-") then temp[#temp + 1] = l end
       end
     end
-    return procs, containers, temp
+    local volumes = #vols > 0 and docker_lines("volume inspect --format '{{.Name}}' " .. table.concat(vols, " ")) or {}
+    return procs, containers, temp, volumes
   end
   local t0 = uptime()
-  local procs, containers, temp = look()
-  while (#procs > 0 or #containers > 0) and uptime() - t0 < LINGER do
+  local procs, containers, temp, volumes = look()
+  while (#procs > 0 or #containers > 0 or #volumes > 0) and uptime() - t0 < LINGER do
     os.execute("sleep 0.1")
-    procs, containers, temp = look()
+    procs, containers, temp, volumes = look()
   end
-  return procs, containers, temp
+  return procs, containers, temp, volumes
+end
+
+-- The volumes of the containers a dead host left (looked up before its
+-- fresh start): they must go with them.
+local function volumes_of(pid, started)
+  if not pid then return {} end
+  local ids = docker_lines(("ps -aq --filter label=agentbox.pid=%s --filter label=agentbox.started=%s"):format(pid, started))
+  if #ids == 0 then return {} end
+  local vols = {}
+  local fmt = '{{range .Mounts}}{{if eq .Type "volume"}}{{.Name}} {{end}}{{end}}'
+  for v in sh("docker inspect --format " .. q(fmt) .. " " .. table.concat(ids, " ") .. " 2>/dev/null"):gmatch("%S+") do
+    vols[#vols + 1] = v
+  end
+  return vols
 end
 
 ---------------------------------------------------------------- stats
@@ -381,6 +396,7 @@ local function main()
   local function iteration(i, v, kill_after, calibration)
     local dir = ("%s/it/%04d"):format(DIR, i)
     local r = run_host(dir, "chat", v, ("%s-%d"):format(RUN, i), kill_after)
+    local vols = v.executor == "docker" and volumes_of(r.pid, r.started) or {}
     local rr = run_host(dir .. "/restart", "restart", v, ("%s-%dr"):format(RUN, i), nil)
     local it = { i = i, variant = v.name, kill_after = kill_after, killed = r.killed, status = r.status,
                  phase = r.phase, wall = r.wall, dir = dir, calibration = calibration, restart_status = rr.status,
@@ -407,16 +423,20 @@ local function main()
       elseif v.transfer == "bind" then
         -- agentbox.keep: other executors' reapers leave it alone
         os.execute(("docker run -d --network none --label agentbox=1 --label agentbox.keep=1 --label agentbox.pid=%s "
-          .. "--label agentbox.started=%s --entrypoint sleep %s 600 >/dev/null"):format(r.pid, r.started, q(IMAGE)))
-        os.execute("docker volume create " .. RUN .. "-selftest >/dev/null")
+          .. "--label agentbox.started=%s -v %s-selftest:/x --entrypoint sleep %s 600 >/dev/null"):format(
+          r.pid, r.started, RUN, q(IMAGE)))
+        vols[#vols + 1] = RUN .. "-selftest"
       end
     end
-    local procs, containers, temp = left_by(("%s-%d"):format(RUN, i), r.pid, r.started, v.executor == "docker")
-    it.left = { processes = #procs, containers = #containers, temp = #temp }
-    if #procs + #containers + #temp > 0 then
+    local procs, containers, temp, volumes = left_by(("%s-%d"):format(RUN, i), r.pid, r.started,
+      v.executor == "docker", vols)
+    it.left = { processes = #procs, containers = #containers, temp = #temp, volumes = #volumes }
+    it.volumes_seen = #vols
+    if #procs + #containers + #temp + #volumes > 0 then
       local what = {}
       for _, pr in ipairs(procs) do what[#what + 1] = pr.pid .. ":" .. pr.comm .. "(" .. pr.state .. ")" end
       for _, c in ipairs(containers) do what[#what + 1] = "container " .. c end
+      for _, vname in ipairs(volumes) do what[#what + 1] = "volume " .. vname end
       for _, t in ipairs(temp) do what[#what + 1] = t end
       it.left_detail = table.concat(what, " ")
       log("iteration %d (%s, %s): left after the fresh start + %g s: %s", i, v.name,
@@ -561,8 +581,10 @@ local function main()
   for k, c in pairs(by_kind) do bk[#bk + 1] = k .. " " .. c end
   table.sort(bk)
   -- per iteration: what its fresh start (+ LINGER) had not cleaned up
-  local after = { processes = 0, containers = 0, temp = 0 }
-  local hit = { processes = 0, containers = 0, temp = 0 }
+  local after = { processes = 0, containers = 0, temp = 0, volumes = 0 }
+  local hit = { processes = 0, containers = 0, temp = 0, volumes = 0 }
+  local vols_seen = 0
+  for _, it in ipairs(iterations) do vols_seen = vols_seen + (it.volumes_seen or 0) end
   for _, it in ipairs(iterations) do
     for k, c in pairs(it.left or {}) do
       after[k] = after[k] + c
@@ -575,8 +597,8 @@ local function main()
   p("| processes | %s | %d | %s |", a("processes"), #procs, #procs > 0 and ("by iteration kind: " .. table.concat(bk, ", ")) or
     "marked by CHAOS_MARK in their environment, or with a cwd under the bench dir")
   p("| containers | %s | %d | label agentbox=1 and owned by a bench host, or mounting the bench dir |", a("containers"), #containers)
-  p("| volumes | - | %d | %d of leftover containers, %d new and unused (another user of this daemon could have made them) |",
-    n_our_vols + #new_unused, n_our_vols, #new_unused)
+  p("| volumes | %s | %d | after a fresh start: of the %d volumes a killed host's containers had; at the end: %d of leftover containers, %d new and unused (another user of this daemon could have made them) |",
+    a("volumes"), n_our_vols + #new_unused, vols_seen, n_our_vols, #new_unused)
   p("| temporary files and directories | %s | %d | in the hosts' TMPDIR; agentbox-<host pid>-* also in /tmp, /var/tmp |",
     a("temp"), #temp)
   if DEFAULT_WORKDIR then p("| files in a host's cwd (work_dir omitted) | - | %d | |", #cwd_files) end
@@ -632,7 +654,7 @@ local function main()
       p("- %s", t)
     end
   end
-  if #cwd_files > 0 then p("") p("Files in hosts' cwd: %s", table.concat(cwd_files, " ", 1, math.min(10, #cwd_files))) end
+  if #cwd_files > 0 then p("") p("Files in hosts' cwd, e.g.: %s", table.concat(cwd_files, " ", 1, math.min(4, #cwd_files))) end
   io.stdout:write(table.concat(out, "\n"), "\n")
 
   if RESULTS then
@@ -660,11 +682,12 @@ local function main()
     if again and again.mark == pr.mark and pr.mark then os.execute("kill -KILL " .. pr.pid .. " 2>/dev/null") end
   end
   for _, c in ipairs(containers) do os.execute("docker rm -fv " .. c.id .. " >/dev/null 2>&1") end
-  for _, vname in ipairs(new_unused) do
+  for _, vname in ipairs(new_unused) do our_vols[vname] = true end
+  for vname in pairs(our_vols) do   -- named ones only the self-test makes
     if vname:sub(1, #RUN) == RUN then os.execute("docker volume rm " .. vname .. " >/dev/null 2>&1") end
   end
   local total = #procs + #containers + n_our_vols + #new_unused + #temp + #cwd_files
-    + after.processes + after.containers + after.temp
+    + after.processes + after.containers + after.temp + after.volumes
   return total
 end
 
