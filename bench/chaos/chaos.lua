@@ -35,6 +35,10 @@ local RESULTS = getenv("CHAOS_RESULTS")
 -- CHAOS_SELFTEST=1: plant one leftover of each kind (a marked process, an
 -- owned container, a volume, a temporary entry) to show they are counted
 local SELFTEST = knob("CHAOS_SELFTEST", "0") == "1"
+-- CHAOS_FRESH_START=0: no fresh start after a chat (a control run: what the
+-- dead hosts leave when nothing cleans up)
+local FRESH = knob("CHAOS_FRESH_START", "1") ~= "0"
+local SELFTEST_CHILD, SELFTEST_PID
 local BEAT = 0.010                                        -- heartbeat period of the tree, seconds
 local RUN = ("chaos%d%04x"):format(SEED % 100000, math.random(0, 0xffff))  -- marks this run's processes
 local TMP = DIR .. "/tmp"                                 -- TMPDIR of every host process
@@ -166,7 +170,9 @@ local function run_host(dir, role, kind, mark, kill_after)
   local vars = {
     "CHAOS_ROLE=" .. role, "CHAOS_KIND=" .. kind.executor, "CHAOS_TRANSFER=" .. (kind.transfer or ""),
     "CHAOS_IMAGE=" .. IMAGE, "CHAOS_TIMEOUT=" .. TIMEOUT, "CHAOS_BASE_URL=" .. SERVER.base_url,
-    "CHAOS_WORK_DIR=" .. (DEFAULT_WORKDIR and "" or dir .. "/cwd"), "CHAOS_HB=" .. dir .. "/hb",
+    -- a path that does not exist yet: the executor creates it, so it may hand
+    -- it to the sandbox user (an existing root-owned one may be refused)
+    "CHAOS_WORK_DIR=" .. (DEFAULT_WORKDIR and "" or dir .. "/cwd/work"), "CHAOS_HB=" .. dir .. "/hb",
     "CHAOS_MARK=" .. mark, "TMPDIR=" .. TMP,
   }
   for i, v in ipairs(vars) do vars[i] = q(v) end
@@ -239,6 +245,25 @@ local function leftover_processes()
   for pid in sh("find /proc/[0-9]*/cwd -maxdepth 0 -lname " .. q(DIR .. "/*") .. " 2>/dev/null"):gmatch("/proc/(%d+)/") do
     pids[pid] = true
   end
+  -- and this runner's descendants (a host or server that never went), but
+  -- not the shell and cat of this very scan
+  local me = read_file("/proc/self/stat"):match("^(%d+)")
+  local scan = sh("echo $$; cat /proc/[0-9]*/stat 2>/dev/null")
+  local shell = scan:match("^(%d+)")
+  local children = {}
+  for pid, ppid in scan:gmatch("\n(%d+) %(.-%) %S+ (%d+)") do
+    children[ppid] = children[ppid] or {}
+    table.insert(children[ppid], pid)
+  end
+  local function walk(pid)
+    for _, c in ipairs(children[pid] or {}) do
+      if c ~= shell then
+        pids[c] = true
+        walk(c)
+      end
+    end
+  end
+  walk(me)
   local out = {}
   for pid in pairs(pids) do
     local p = proc_info(pid)
@@ -397,7 +422,8 @@ local function main()
     local dir = ("%s/it/%04d"):format(DIR, i)
     local r = run_host(dir, "chat", v, ("%s-%d"):format(RUN, i), kill_after)
     local vols = v.executor == "docker" and volumes_of(r.pid, r.started) or {}
-    local rr = run_host(dir .. "/restart", "restart", v, ("%s-%dr"):format(RUN, i), nil)
+    local rr = FRESH and run_host(dir .. "/restart", "restart", v, ("%s-%dr"):format(RUN, i), nil)
+      or { status = 0, wall = 0 }
     local it = { i = i, variant = v.name, kill_after = kill_after, killed = r.killed, status = r.status,
                  phase = r.phase, wall = r.wall, dir = dir, calibration = calibration, restart_status = rr.status,
                  work_dir = r.work_dir, restart_wall = rr.wall }
@@ -419,6 +445,9 @@ local function main()
       -- a planted leftover of this iteration, as if its fresh start had missed it
       if v.executor == "local" then
         os.execute(("setsid env CHAOS_MARK=%s-%d sleep 600 </dev/null >/dev/null 2>&1 &"):format(RUN, i))
+        -- and an unmarked child of this runner
+        SELFTEST_CHILD = io.popen("echo $$; exec sleep 600")
+        SELFTEST_PID = SELFTEST_CHILD:read("l")
         os.execute("touch " .. q(("%s/agentbox-%s-selftest"):format(TMP, r.pid)))
       elseif v.transfer == "bind" then
         -- agentbox.keep: other executors' reapers leave it alone
@@ -473,8 +502,15 @@ local function main()
   for _, v in ipairs(order) do calibrate(v, true) end
 
   local per_kind = {}
+  local done = 0
   local step = math.max(1, N // 20)
+  local MAX_SECONDS = tonumber(knob("CHAOS_MAX_SECONDS", "0"))
   for n = 1, N do
+    if MAX_SECONDS > 0 and uptime() - t_start > MAX_SECONDS then
+      log("CHAOS_MAX_SECONDS=%g reached after %d of %d chats", MAX_SECONDS, n - 1, N)
+      break
+    end
+    done = n
     local k = KS[(n - 1) % #KS + 1]
     per_kind[k.name] = (per_kind[k.name] or 0) + 1
     local v
@@ -549,10 +585,12 @@ local function main()
   local out = {}
   local function p(...) out[#out + 1] = string.format(...) end
   local cmd = getenv("CHAOS_CMD") or "bash bench/chaos/run.sh"
-  p("## Chaos: %d chats SIGKILLed at random moments, each followed by a fresh start", N)
+  p("## Chaos: %s chats SIGKILLed at random moments, each followed by %s",
+    done == N and tostring(N) or ("%d (of %d asked: CHAOS_MAX_SECONDS)"):format(done, N),
+    FRESH and "a fresh start" or "NO fresh start (CHAOS_FRESH_START=0: a control run)")
   p("")
   p("- command: `%s` (seed %d, timeout %g s, kill moment uniform in [0, %g x an unkilled chat] or, for half of the chats, in [0, the start of its timeout block], work_dir %s)",
-    cmd, SEED, TIMEOUT, SPREAD, DEFAULT_WORKDIR and "omitted (the executor's default)" or "a fresh directory per host")
+    cmd, SEED, TIMEOUT, SPREAD, DEFAULT_WORKDIR and "omitted (the executor's default)" or "a new path per host, created by the executor")
   p("- load (uptime): %s at the start, %s at the end; %.0f s wall; %s", load_start, load_end, elapsed,
     getenv("CHAOS_MACHINE") or "")
   p("- %s", getenv("CHAOS_VERSIONS") or "")
@@ -595,7 +633,7 @@ local function main()
   p("| leftovers (goal 0) | after each fresh start + %g s, summed | at the end | |", LINGER)
   p("|---|---|---|---|")
   p("| processes | %s | %d | %s |", a("processes"), #procs, #procs > 0 and ("by iteration kind: " .. table.concat(bk, ", ")) or
-    "marked by CHAOS_MARK in their environment, or with a cwd under the bench dir")
+    "marked by CHAOS_MARK in their environment, with a cwd under the bench dir, or descended from the runner")
   p("| containers | %s | %d | label agentbox=1 and owned by a bench host, or mounting the bench dir |", a("containers"), #containers)
   p("| volumes | %s | %d | after a fresh start: of the %d volumes a killed host's containers had; at the end: %d of leftover containers, %d new and unused (another user of this daemon could have made them) |",
     a("volumes"), n_our_vols + #new_unused, vols_seen, n_our_vols, #new_unused)
@@ -668,7 +706,7 @@ local function main()
                           dead_after = it.tree and it.tree.dead_after, tree_procs = it.tree and it.tree.procs,
                           left = it.left }
       end
-      f:write(cjson.encode{ command = cmd, seed = SEED, n = N, timeout = TIMEOUT, load_start = load_start,
+      f:write(cjson.encode{ command = cmd, seed = SEED, n = done, asked = N, timeout = TIMEOUT, load_start = load_start,
         load_end = load_end, latency = s, leftovers = { processes = #procs, containers = #containers,
         volumes = n_our_vols + #new_unused, temp = #temp, cwd_files = #cwd_files }, iterations = its })
       f:close()
@@ -680,6 +718,10 @@ local function main()
   for _, pr in ipairs(procs) do
     local again = proc_info(pr.pid)
     if again and again.mark == pr.mark and pr.mark then os.execute("kill -KILL " .. pr.pid .. " 2>/dev/null") end
+  end
+  if SELFTEST_CHILD then
+    os.execute("kill -KILL " .. SELFTEST_PID)
+    SELFTEST_CHILD:close()
   end
   for _, c in ipairs(containers) do os.execute("docker rm -fv " .. c.id .. " >/dev/null 2>&1") end
   for _, vname in ipairs(new_unused) do our_vols[vname] = true end

@@ -19,11 +19,13 @@
 # CHAOS_LINGER (2 s: how long a fresh start's leftovers may take to go),
 # CHAOS_SETTLE (3 s before the final count), CHAOS_KEEP=1 (keep the bench
 # directory), CHAOS_SELFTEST=1 (plant one leftover of each kind: they must
-# be counted),
+# be counted), CHAOS_FRESH_START=0 (a control run without the fresh starts:
+# what dead hosts leave behind when nothing cleans up), CHAOS_MAX_SECONDS
+# (stop starting chats after that long, then count),
 # BENCH_LOAD_MAX / BENCH_LOAD_WAIT (as bench/common.sh: wait up to 900 s for
 # the 1-minute load average to drop under 1.5).
 set -euo pipefail
-KNOBS=$(env | grep -E '^(CHAOS_(N|KINDS|TRANSFER|TIMEOUT|SEED|SPREAD|RECAL|DEFAULT_WORKDIR|IMAGE|SETTLE|LINGER|KEEP|SELFTEST)|BENCH_LOAD_(MAX|WAIT))=' \
+KNOBS=$(env | grep -E '^(CHAOS_(N|KINDS|TRANSFER|TIMEOUT|SEED|SPREAD|RECAL|DEFAULT_WORKDIR|IMAGE|SETTLE|LINGER|KEEP|SELFTEST|FRESH_START|MAX_SECONDS)|BENCH_LOAD_(MAX|WAIT))=' \
         | sed "s/=\(.*\)/='\1'/" | sort | tr '\n' ' ' || true)
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 ROOT=$PWD
