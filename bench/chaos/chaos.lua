@@ -23,10 +23,15 @@ local DIR = assert(getenv("CHAOS_DIR"), "CHAOS_DIR: run bench/chaos/run.sh")
 local HOST = assert(getenv("CHAOS_HOST_SCRIPT"))
 local LUA = knob("LUA", "lua5.4")
 local N = math.tointeger(tonumber(knob("CHAOS_N", "1000"))) or error("CHAOS_N must be an integer")
-local TIMEOUT = tonumber(knob("CHAOS_TIMEOUT", "2"))
+local function number(name, default)
+  local v = tonumber(knob(name, default))
+  if not v or v < 0 then error(("%s must be a non-negative number, got %q"):format(name, knob(name, default)), 0) end
+  return v
+end
+local TIMEOUT = number("CHAOS_TIMEOUT", "2")
 local SEED = math.tointeger(tonumber(knob("CHAOS_SEED", tostring(os.time())))) or error("CHAOS_SEED must be an integer")
-local SPREAD = tonumber(knob("CHAOS_SPREAD", "1.1"))      -- kill moment: uniform in [0, SPREAD * unkilled duration]
-local SETTLE = tonumber(knob("CHAOS_SETTLE", "3"))        -- seconds before the final count
+local SPREAD = number("CHAOS_SPREAD", "1.1")      -- kill moment: uniform in [0, SPREAD * unkilled duration]
+local SETTLE = number("CHAOS_SETTLE", "3")        -- seconds before the final count
 local IMAGE = knob("CHAOS_IMAGE", "agentbox/sandbox:latest")
 local DEFAULT_WORKDIR = knob("CHAOS_DEFAULT_WORKDIR", "0") == "1"
 local TRANSFER = knob("CHAOS_TRANSFER", "mix")            -- bind | archive | mix (DockerExecutor only)
@@ -38,7 +43,7 @@ local SELFTEST = knob("CHAOS_SELFTEST", "0") == "1"
 -- CHAOS_FRESH_START=0: no fresh start after a chat (a control run: what the
 -- dead hosts leave when nothing cleans up)
 local FRESH = knob("CHAOS_FRESH_START", "1") ~= "0"
-local SELFTEST_CHILD, SELFTEST_PID
+local SELFTEST_CHILD, SELFTEST_PID, SELFTEST_CGROUP
 local BEAT = 0.010                                        -- heartbeat period of the tree, seconds
 local RUN = ("chaos%d%04x"):format(SEED % 100000, math.random(0, 0xffff))  -- marks this run's processes
 local TMP = DIR .. "/tmp"                                 -- TMPDIR of every host process
@@ -317,7 +322,7 @@ end
 -- match "-12"), containers labelled with its pid and start time, and
 -- temporary entries named after its pid. Anything found is polled for up to
 -- LINGER seconds (kills in flight), then counted.
-local LINGER = tonumber(knob("CHAOS_LINGER", "2"))
+local LINGER = number("CHAOS_LINGER", "2")
 local function left_by(mark, pid, started, docker, vols)
   local function look()
     local procs = {}
@@ -357,6 +362,29 @@ local function volumes_of(pid, started)
     vols[#vols + 1] = v
   end
   return vols
+end
+
+-- CPU cgroups a LocalExecutor run may make (agentbox-<owner>/run-<pid>)
+-- under this process's own cpu cgroup, where the hosts' runs make theirs:
+-- the set of agentbox-* directories there now
+local function agentbox_cgroups()
+  local dirs = {}
+  for _, l in ipairs(lines(read_file("/proc/self/cgroup"))) do
+    local ctl, path = l:match("^%d+:([^:]*):(.*)$")
+    if ctl == "" or (ctl and (","  .. ctl .. ","):find(",cpu,", 1, true)) then
+      path = path == "/" and "" or path
+      local mounts = ctl == "" and { "/sys/fs/cgroup", "/sys/fs/cgroup/unified" }
+        or { "/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpu,cpuacct", "/sys/fs/cgroup/cpuacct,cpu" }
+      for _, m in ipairs(mounts) do dirs[#dirs + 1] = m .. path end
+    end
+  end
+  local found = {}
+  for _, d in ipairs(dirs) do
+    for _, l in ipairs(lines(sh("find " .. q(d) .. " -mindepth 1 -maxdepth 1 -type d -name 'agentbox-*' 2>/dev/null"))) do
+      found[l] = true
+    end
+  end
+  return found
 end
 
 ---------------------------------------------------------------- stats
@@ -402,6 +430,7 @@ local function main()
     error("the Docker daemon does not answer: start it, or run CHAOS_KINDS=local", 0)
   end
   local volumes_before = uses_docker and volume_set() or {}
+  local cgroups_before = agentbox_cgroups()
   SERVER = fake.start(SCRIPT)
   local load_start = read_file("/proc/loadavg"):match("^(%S+ %S+ %S+)")
   local t_start = uptime()
@@ -430,7 +459,8 @@ local function main()
     v.chats = v.chats + 1
     if r.killed then
       v.killed = v.killed + 1
-      v.phases[r.phase] = (v.phases[r.phase] or 0) + 1
+      local ph = r.phase:match("^(%S+)")   -- "executed1 exit 0" -> "executed1"
+      v.phases[ph] = (v.phases[ph] or 0) + 1
     elseif r.status == 0 then
       v.finished = v.finished + 1
     else
@@ -448,6 +478,12 @@ local function main()
         -- and an unmarked child of this runner
         SELFTEST_CHILD = io.popen("echo $$; exec sleep 600")
         SELFTEST_PID = SELFTEST_CHILD:read("l")
+        -- a cpu cgroup of a dead owner, where a run's would be
+        local cpu = read_file("/proc/self/cgroup"):match("%d+:[^:\n]*cpu[^:\n]*:([^\n]*)")
+        for _, m in ipairs({ "/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpu,cpuacct" }) do
+          local d = m .. (cpu == "/" and "" or cpu) .. "/agentbox-" .. r.pid
+          if not SELFTEST_CGROUP and os.execute("mkdir " .. q(d) .. " 2>/dev/null") then SELFTEST_CGROUP = d end
+        end
         os.execute("touch " .. q(("%s/agentbox-%s-selftest"):format(TMP, r.pid)))
       elseif v.transfer == "bind" then
         -- agentbox.keep: other executors' reapers leave it alone
@@ -504,7 +540,7 @@ local function main()
   local per_kind = {}
   local done = 0
   local step = math.max(1, N // 20)
-  local MAX_SECONDS = tonumber(knob("CHAOS_MAX_SECONDS", "0"))
+  local MAX_SECONDS = number("CHAOS_MAX_SECONDS", "0")
   for n = 1, N do
     if MAX_SECONDS > 0 and uptime() - t_start > MAX_SECONDS then
       log("CHAOS_MAX_SECONDS=%g reached after %d of %d chats", MAX_SECONDS, n - 1, N)
@@ -538,6 +574,13 @@ local function main()
   local containers = uses_docker and leftover_containers() or {}
   local volumes_after = uses_docker and volume_set() or {}
   local temp = leftover_temp()
+  -- new agentbox cgroups whose owner (a spawn server or host pid) is gone
+  local cgroups = {}
+  for d in pairs(agentbox_cgroups()) do
+    local owner = d:match("agentbox%-(%d+)$")
+    if not cgroups_before[d] and not (owner and read_file("/proc/" .. owner .. "/stat")) then cgroups[#cgroups + 1] = d end
+  end
+  table.sort(cgroups)
   local load_end = read_file("/proc/loadavg"):match("^(%S+ %S+ %S+)")
   local elapsed = uptime() - t_start
 
@@ -606,7 +649,10 @@ local function main()
       table.concat(ph, ", "))
   end
   p("")
-  p("(chats include the unkilled calibration chats: one per row first, then one every %d chats of the row)", RECAL)
+  p("(chats include the unkilled calibration chats: one per row first, then one every %d chats of the row;"
+    .. " phases: start = before the host's first line, executor = building it, chat = the model's first reply,"
+    .. " execute1 = blocks 1-2, executed1 = the second reply, execute2 = the timeout block, executed2 = the last"
+    .. " reply, close = closing the executor)", RECAL)
   p("")
   local by_kind = {}
   for _, pr in ipairs(procs) do
@@ -639,6 +685,8 @@ local function main()
     a("volumes"), n_our_vols + #new_unused, vols_seen, n_our_vols, #new_unused)
   p("| temporary files and directories | %s | %d | in the hosts' TMPDIR; agentbox-<host pid>-* also in /tmp, /var/tmp |",
     a("temp"), #temp)
+  p("| cpu cgroups | - | %d | agentbox-<owner> under this process's cpu cgroup, new since the start, owner gone (anyone's) |",
+    #cgroups)
   if DEFAULT_WORKDIR then p("| files in a host's cwd (work_dir omitted) | - | %d | |", #cwd_files) end
   p("")
   local s = summary(lat)
@@ -692,6 +740,7 @@ local function main()
       p("- %s", t)
     end
   end
+  if #cgroups > 0 then p("") p("Leftover cgroups: %s", table.concat(cgroups, " ", 1, math.min(10, #cgroups))) end
   if #cwd_files > 0 then p("") p("Files in hosts' cwd, e.g.: %s", table.concat(cwd_files, " ", 1, math.min(4, #cwd_files))) end
   io.stdout:write(table.concat(out, "\n"), "\n")
 
@@ -708,7 +757,7 @@ local function main()
       end
       f:write(cjson.encode{ command = cmd, seed = SEED, n = done, asked = N, timeout = TIMEOUT, load_start = load_start,
         load_end = load_end, latency = s, leftovers = { processes = #procs, containers = #containers,
-        volumes = n_our_vols + #new_unused, temp = #temp, cwd_files = #cwd_files }, iterations = its })
+        volumes = n_our_vols + #new_unused, temp = #temp, cwd_files = #cwd_files, cgroups = #cgroups }, iterations = its })
       f:close()
     end
   end
@@ -723,12 +772,13 @@ local function main()
     os.execute("kill -KILL " .. SELFTEST_PID)
     SELFTEST_CHILD:close()
   end
+  if SELFTEST_CGROUP then os.execute("rmdir " .. q(SELFTEST_CGROUP)) end
   for _, c in ipairs(containers) do os.execute("docker rm -fv " .. c.id .. " >/dev/null 2>&1") end
   for _, vname in ipairs(new_unused) do our_vols[vname] = true end
   for vname in pairs(our_vols) do   -- named ones only the self-test makes
     if vname:sub(1, #RUN) == RUN then os.execute("docker volume rm " .. vname .. " >/dev/null 2>&1") end
   end
-  local total = #procs + #containers + n_our_vols + #new_unused + #temp + #cwd_files
+  local total = #procs + #containers + n_our_vols + #new_unused + #temp + #cwd_files + #cgroups
     + after.processes + after.containers + after.temp + after.volumes
   return total
 end
