@@ -317,25 +317,32 @@ local function leftover_temp()
   return out
 end
 
--- What one dead (or finished) host left after the fresh start that
--- followed it: processes carrying its exact mark (grep -x: "-1" must not
--- match "-12"), containers labelled with its pid and start time, and
--- temporary entries named after its pid. Anything found is polled for up to
--- LINGER seconds (kills in flight), then counted.
+-- What the hosts of one iteration (the chat and its fresh start) left once
+-- the fresh start is done: processes carrying their exact marks (grep -x:
+-- "-1" must not match "-12"), containers labelled with their pid and start
+-- time, temporary entries named after their pid, and the volumes the dead
+-- host's containers had. Anything found is polled for up to LINGER seconds
+-- (kills in flight), then counted.
 local LINGER = number("CHAOS_LINGER", "2")
-local function left_by(mark, pid, started, docker, vols)
+local function left_by(hosts_of_it, docker, vols)
   local function look()
-    local procs = {}
-    for p in sh("grep -lzsxF " .. q("CHAOS_MARK=" .. mark) .. " /proc/[0-9]*/environ"):gmatch("/proc/(%d+)/") do
+    local procs, containers, temp = {}, {}, {}
+    local pats = {}
+    for _, h in ipairs(hosts_of_it) do pats[#pats + 1] = "-e " .. q("CHAOS_MARK=" .. h.mark) end
+    for p in sh("grep -lzsxF " .. table.concat(pats, " ") .. " /proc/[0-9]*/environ"):gmatch("/proc/(%d+)/") do
       local info = proc_info(p)
       if info and info.state ~= "Z" then procs[#procs + 1] = info end
     end
-    local containers = (docker and pid) and docker_lines(("ps -aq --filter label=agentbox.pid=%s --filter label=agentbox.started=%s")
-      :format(pid, started)) or {}
-    local temp = {}
-    if pid then
-      for _, l in ipairs(lines(sh("ls -1 " .. q(TMP) .. " 2>/dev/null"))) do
-        if l:find("^agentbox%-" .. pid .. "%-") then temp[#temp + 1] = l end
+    local names = lines(sh("ls -1 " .. q(TMP) .. " 2>/dev/null"))
+    for _, h in ipairs(hosts_of_it) do
+      if h.pid and docker then
+        for _, c in ipairs(docker_lines(("ps -aq --filter label=agentbox.pid=%s --filter label=agentbox.started=%s")
+                                        :format(h.pid, h.started))) do
+          containers[#containers + 1] = c
+        end
+      end
+      for _, l in ipairs(h.pid and names or {}) do
+        if l:find("^agentbox%-" .. h.pid .. "%-") then temp[#temp + 1] = l end
       end
     end
     local volumes = #vols > 0 and docker_lines("volume inspect --format '{{.Name}}' " .. table.concat(vols, " ")) or {}
@@ -493,8 +500,10 @@ local function main()
         vols[#vols + 1] = RUN .. "-selftest"
       end
     end
-    local procs, containers, temp, volumes = left_by(("%s-%d"):format(RUN, i), r.pid, r.started,
-      v.executor == "docker", vols)
+    local procs, containers, temp, volumes = left_by({
+      { mark = ("%s-%d"):format(RUN, i), pid = r.pid, started = r.started },
+      { mark = ("%s-%dr"):format(RUN, i), pid = rr.pid, started = rr.started },
+    }, v.executor == "docker", vols)
     it.left = { processes = #procs, containers = #containers, temp = #temp, volumes = #volumes }
     it.volumes_seen = #vols
     if #procs + #containers + #temp + #volumes > 0 then
