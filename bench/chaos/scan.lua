@@ -1,0 +1,195 @@
+-- bench/chaos/scan.lua: what the chaos benchmark finds left over (processes,
+-- containers, volumes, temporary entries, cpu cgroups) and how long after
+-- its deadline block 3's tree was dead (its heartbeats).
+--
+--   local scan = require("bench.chaos.scan").new(ctx)
+--
+-- ctx: dir (the bench directory), tmp (the hosts' TMPDIR), run (the mark
+-- prefix of this run), timeout, beat, linger, hosts ("pid start" -> true for
+-- every host process started) and host_pids (pid -> true).
+local U = require("bench.chaos.util")
+local q, sh, lines, read_file, docker_lines = U.q, U.sh, U.lines, U.read_file, U.docker_lines
+
+local function new(ctx)
+  local S = {}
+
+  -- The tree of block 3: dead at (last heartbeat of its last process) +
+  -- one period. nil when block 3 never started.
+  function S.tree_of(dir)
+    local start = tonumber(read_file(dir .. "/hb/start") or "")
+    if not start then return nil end
+    local t = { deadline = start + ctx.timeout, last = start, procs = 0, gaps = {} }
+    for name in sh("ls " .. q(dir .. "/hb")):gmatch("hb%.[^\n]+") do
+      local first, last, n = (read_file(dir .. "/hb/" .. name) or ""):match("^(%S+) (%S+) (%d+)")
+      first, last, n = tonumber(first), tonumber(last), tonumber(n)
+      if last then
+        t.procs = t.procs + 1
+        if last > t.last then t.last = last end
+        -- the period achieved while beating fast (up to the deadline)
+        if n > 1 and last < t.deadline + 5 then t.gaps[#t.gaps + 1] = (last - first) / (n - 1) end
+      end
+    end
+    t.dead_after = t.last + ctx.beat - t.deadline       -- <= 0: dead before its deadline
+    return t
+  end
+
+  -- Every process that carries this run's mark in its environment (code
+  -- gets it through the executor's env; hosts, spawn servers and
+  -- supervisors through the host's), whose working directory is under the
+  -- bench dir, or that descends from this runner.
+  function S.processes()
+    local pids = {}
+    for pid in sh("grep -lzsF " .. q("CHAOS_MARK=" .. ctx.run .. "-") .. " /proc/[0-9]*/environ"):gmatch("/proc/(%d+)/") do
+      pids[pid] = true
+    end
+    for pid in sh("find /proc/[0-9]*/cwd -maxdepth 0 -lname " .. q(ctx.dir .. "/*") .. " 2>/dev/null"):gmatch("/proc/(%d+)/") do
+      pids[pid] = true
+    end
+    -- descendants, but not the shell and cat of this very scan
+    local me = read_file("/proc/self/stat"):match("^(%d+)")
+    local stats = sh("echo $$; cat /proc/[0-9]*/stat 2>/dev/null")
+    local shell = stats:match("^(%d+)")
+    local children = {}
+    for pid, ppid in stats:gmatch("\n(%d+) %(.-%) %S+ (%d+)") do
+      children[ppid] = children[ppid] or {}
+      table.insert(children[ppid], pid)
+    end
+    local function walk(pid)
+      for _, c in ipairs(children[pid] or {}) do
+        if c ~= shell then
+          pids[c] = true
+          walk(c)
+        end
+      end
+    end
+    walk(me)
+    local out = {}
+    for pid in pairs(pids) do
+      local p = U.proc_info(pid)
+      if p then out[#out + 1] = p end
+    end
+    table.sort(out, function(a, b) return tonumber(a.pid) < tonumber(b.pid) end)
+    return out
+  end
+
+  -- agentbox containers owned by one of this run's host processes (labels
+  -- agentbox.pid + agentbox.started), or mounting something under the bench dir
+  function S.containers()
+    local out = {}
+    local fmt = '{{.Id}}\t{{index .Config.Labels "agentbox.pid"}}\t{{index .Config.Labels "agentbox.started"}}\t'
+      .. '{{.Name}}\t{{.State.Status}}\t{{range .Mounts}}{{.Type}}:{{.Name}}:{{.Source}} {{end}}'
+    for _, l in ipairs(docker_lines("ps -aq --filter label=agentbox=1")) do
+      local info = sh("docker inspect --format " .. q(fmt) .. " " .. l .. " 2>/dev/null"):gsub("\n$", "")
+      local id, pid, started, name, status, mounts = info:match("^(%S+)\t(%S*)\t(%S*)\t(%S+)\t(%S+)\t(.*)$")
+      if id and (ctx.hosts[pid .. " " .. started] or mounts:find(ctx.dir, 1, true)) then
+        local vols = {}
+        for v in mounts:gmatch("volume:([^:]+):") do vols[#vols + 1] = v end
+        out[#out + 1] = { id = id:sub(1, 12), name = name, status = status, owner = pid, volumes = vols }
+      end
+    end
+    return out
+  end
+
+  function S.volume_set()
+    local s = {}
+    for _, v in ipairs(docker_lines("volume ls -q")) do s[v] = true end
+    return s
+  end
+
+  -- Everything in the hosts' TMPDIR, and a default work_dir made outside it
+  -- (it still names its owner's pid).
+  function S.temp()
+    local out = lines(sh("find " .. q(ctx.tmp) .. " -mindepth 1 -maxdepth 1 2>/dev/null"))
+    for _, d in ipairs({ "/tmp", "/var/tmp" }) do
+      for _, l in ipairs(lines(sh("ls -1 " .. d .. " 2>/dev/null"))) do
+        local pid = l:match("^agentbox%-(%d+)%-")
+        if pid and ctx.host_pids[pid] then out[#out + 1] = d .. "/" .. l end
+      end
+    end
+    return out
+  end
+
+  -- What the hosts of one iteration (the chat and its fresh start) left once
+  -- the fresh start is done: processes carrying their exact marks (grep -x:
+  -- "-1" must not match "-12"), containers labelled with their pid and start
+  -- time, temporary entries named after their pid, and the volumes the dead
+  -- host's containers had. Anything found is polled for up to ctx.linger
+  -- seconds (kills in flight), then counted.
+  function S.left_by(hosts_of_it, docker, vols)
+    local function look()
+      local procs, containers, temp = {}, {}, {}
+      local pats = {}
+      for _, h in ipairs(hosts_of_it) do pats[#pats + 1] = "-e " .. q("CHAOS_MARK=" .. h.mark) end
+      for p in sh("grep -lzsxF " .. table.concat(pats, " ") .. " /proc/[0-9]*/environ"):gmatch("/proc/(%d+)/") do
+        local info = U.proc_info(p)
+        if info and info.state ~= "Z" then procs[#procs + 1] = info end
+      end
+      local names = lines(sh("ls -1 " .. q(ctx.tmp) .. " 2>/dev/null"))
+      for _, h in ipairs(hosts_of_it) do
+        if h.pid and docker then
+          for _, c in ipairs(docker_lines(("ps -aq --filter label=agentbox.pid=%s --filter label=agentbox.started=%s")
+                                          :format(h.pid, h.started))) do
+            containers[#containers + 1] = c
+          end
+        end
+        for _, l in ipairs(h.pid and names or {}) do
+          if l:find("^agentbox%-" .. h.pid .. "%-") then temp[#temp + 1] = l end
+        end
+      end
+      local volumes = #vols > 0 and docker_lines("volume inspect --format '{{.Name}}' " .. table.concat(vols, " ")) or {}
+      return procs, containers, temp, volumes
+    end
+    local t0 = U.uptime()
+    local procs, containers, temp, volumes = look()
+    while (#procs > 0 or #containers > 0 or #volumes > 0) and U.uptime() - t0 < ctx.linger do
+      os.execute("sleep 0.1")
+      procs, containers, temp, volumes = look()
+    end
+    return procs, containers, temp, volumes
+  end
+
+  -- The volumes of the containers a dead host left (looked up before its
+  -- fresh start): they must go with them.
+  function S.volumes_of(pid, started)
+    if not pid then return {} end
+    local ids = docker_lines(("ps -aq --filter label=agentbox.pid=%s --filter label=agentbox.started=%s"):format(pid, started))
+    if #ids == 0 then return {} end
+    local vols = {}
+    local fmt = '{{range .Mounts}}{{if eq .Type "volume"}}{{.Name}} {{end}}{{end}}'
+    for v in sh("docker inspect --format " .. q(fmt) .. " " .. table.concat(ids, " ") .. " 2>/dev/null"):gmatch("%S+") do
+      vols[#vols + 1] = v
+    end
+    return vols
+  end
+
+  -- The directories of this process's cpu cgroup, where a LocalExecutor
+  -- run started by one of the hosts makes its agentbox-<owner>/run-<pid>.
+  function S.cpu_cgroup_dirs()
+    local dirs = {}
+    for _, l in ipairs(lines(read_file("/proc/self/cgroup"))) do
+      local ctl, path = l:match("^%d+:([^:]*):(.*)$")
+      if ctl == "" or (ctl and ("," .. ctl .. ","):find(",cpu,", 1, true)) then
+        path = path == "/" and "" or path
+        local mounts = ctl == "" and { "/sys/fs/cgroup", "/sys/fs/cgroup/unified" }
+          or { "/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpu,cpuacct", "/sys/fs/cgroup/cpuacct,cpu" }
+        for _, m in ipairs(mounts) do dirs[#dirs + 1] = m .. path end
+      end
+    end
+    return dirs
+  end
+
+  -- the set of agentbox-* cgroup directories there now
+  function S.cgroups()
+    local found = {}
+    for _, d in ipairs(S.cpu_cgroup_dirs()) do
+      for _, l in ipairs(lines(sh("find " .. q(d) .. " -mindepth 1 -maxdepth 1 -type d -name 'agentbox-*' 2>/dev/null"))) do
+        found[l] = true
+      end
+    end
+    return found
+  end
+
+  return S
+end
+
+return { new = new }
