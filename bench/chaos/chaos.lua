@@ -290,9 +290,12 @@ local function main()
       R.new_unused[#R.new_unused + 1] = vname
     end
   end
-  -- with the default work_dir, nothing may land in a host's cwd
+  -- with the default work_dir, nothing may land in a host's cwd, and the
+  -- cwd stays the bench's (today it is the work_dir, chowned for Docker)
+  R.cwd_chowned = {}
   if DEFAULT_WORKDIR then
     R.cwd_files = U.lines(U.sh("find " .. q(DIR .. "/it") .. " -path '*/cwd/*' -prune -print 2>/dev/null"))
+    R.cwd_chowned = U.lines(U.sh("find " .. q(DIR .. "/it") .. " -type d -name cwd ! -uid \"$(id -u)\" 2>/dev/null"))
   end
   for _, it in ipairs(iterations) do it.tree = scan.tree_of(it.dir) end
   R.load_start, R.load_end, R.elapsed = load_start, U.loadavg(), uptime() - t_start

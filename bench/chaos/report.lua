@@ -104,7 +104,10 @@ return function(R)
     a("temp"), #R.temp)
   p("| cpu cgroups | - | %d | agentbox-<owner> under this process's cpu cgroup, new since the start, owner gone (anyone's) |",
     #R.cgroups)
-  if R.default_workdir then p("| files in a host's cwd (work_dir omitted) | - | %d | |", #R.cwd_files) end
+  if R.default_workdir then
+    p("| files in a host's cwd (work_dir omitted) | - | %d | |", #R.cwd_files)
+    p("| hosts' cwd given to another owner (work_dir omitted) | - | %d | |", #R.cwd_chowned)
+  end
   p("")
 
   local t = trees(R)
@@ -166,7 +169,7 @@ return function(R)
   end
   io.stdout:write(table.concat(out, "\n"), "\n")
 
-  local total = #R.procs + #R.containers + n_vols + #R.temp + #R.cwd_files + #R.cgroups
+  local total = #R.procs + #R.containers + n_vols + #R.temp + #R.cwd_files + #R.cwd_chowned + #R.cgroups
     + after.processes + after.containers + after.temp + after.volumes
   if R.results then
     local f = io.open(R.results, "w")
@@ -182,7 +185,8 @@ return function(R)
         load_start = R.load_start, load_end = R.load_end, latency = s, total_leftovers = total,
         leftovers_after_fresh_start = after,
         leftovers = { processes = #R.procs, containers = #R.containers, volumes = n_vols, temp = #R.temp,
-                      cwd_files = #R.cwd_files, cgroups = #R.cgroups }, iterations = its })
+                      cwd_files = #R.cwd_files, cwd_chowned = #R.cwd_chowned, cgroups = #R.cgroups },
+        iterations = its })
       f:close()
     end
   end
