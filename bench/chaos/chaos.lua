@@ -36,6 +36,11 @@ local SELFTEST = knob("CHAOS_SELFTEST", "0") == "1"
 -- CHAOS_FRESH_START=0: no fresh start after a chat (a control run: what the
 -- dead hosts leave when nothing cleans up)
 local FRESH = knob("CHAOS_FRESH_START", "1") ~= "0"
+-- CHAOS_LATE (0.5): the share of Docker chats killed during the timeout
+-- block whose fresh start waits until the block's deadline and grace are
+-- past: the container's supervisor must kill the tree with its host dead
+-- (an immediate fresh start removes the container first)
+local LATE = number("CHAOS_LATE", "0.5")
 -- marks this run's processes (CHAOS_MARK=<RUN>-<iteration>[r])
 local RUN = ("chaos%d%04x"):format(SEED % 100000, math.random(0, 0xffff))
 local TMP = DIR .. "/tmp"                         -- TMPDIR of every host process
@@ -132,11 +137,20 @@ local function iteration(i, v, kill_after, calibration)
   local dir = ("%s/it/%04d"):format(DIR, i)
   local r = run_host(dir, "chat", v, ("%s-%d"):format(RUN, i), kill_after)
   local vols = v.executor == "docker" and scan.volumes_of(r.pid, r.started) or {}
+  local late
+  if v.executor == "docker" and r.killed and FRESH and math.random() < LATE then
+    local start = tonumber(read_file(dir .. "/hb/start") or "")
+    local left = start and start + TIMEOUT + 1 - tonumber(U.sh("date +%s.%N"))   -- grace 0.5 s, and as much again
+    if left and left > 0 then
+      late = true
+      os.execute(("sleep %.3f"):format(left))
+    end
+  end
   local rr = FRESH and run_host(dir .. "/restart", "restart", v, ("%s-%dr"):format(RUN, i), nil)
     or { status = 0, wall = 0 }
   local it = { i = i, variant = v.name, kill_after = kill_after, killed = r.killed, status = r.status,
                phase = r.phase, wall = r.wall, dir = dir, calibration = calibration, restart_status = rr.status,
-               work_dir = r.work_dir, restart_wall = rr.wall }
+               work_dir = r.work_dir, restart_wall = rr.wall, late = late }
   v.chats = v.chats + 1
   if r.killed then
     v.killed = v.killed + 1
@@ -268,7 +282,7 @@ local function main()
   local R = {
     cmd = os.getenv("CHAOS_CMD") or "bash bench/chaos/run.sh", seed = SEED, timeout = TIMEOUT, spread = SPREAD,
     default_workdir = DEFAULT_WORKDIR, fresh = FRESH, done = done, n = N, recal = RECAL, linger = LINGER,
-    beat = model.BEAT, run = RUN, variants = all, iterations = iterations, results = os.getenv("CHAOS_RESULTS"),
+    beat = model.BEAT, run = RUN, late = LATE, variants = all, iterations = iterations, results = os.getenv("CHAOS_RESULTS"),
     procs = scan.processes(), containers = uses_docker and scan.containers() or {}, temp = scan.temp(),
     cgroups = {}, cwd_files = {}, new_unused = {}, n_our_vols = 0,
   }

@@ -52,21 +52,25 @@ return function(R)
   p("- %s", os.getenv("CHAOS_VERSIONS") or "")
   p("")
 
-  p("| iterations | chats | SIGKILLed | finished first | host errors | fresh-start errors | killed during |")
-  p("|---|---|---|---|---|---|---|")
+  local late = {}
+  for _, it in ipairs(R.iterations) do if it.late then late[it.variant] = (late[it.variant] or 0) + 1 end end
+  p("| iterations | chats | SIGKILLed | finished first | host errors | fresh-start errors | fresh start after the deadline | killed during |")
+  p("|---|---|---|---|---|---|---|---|")
   for _, v in ipairs(R.variants) do
     local ph = {}
     for name, c in pairs(v.phases) do ph[#ph + 1] = { name, c } end
     table.sort(ph, function(a, b) return a[2] > b[2] end)
     for j, x in ipairs(ph) do ph[j] = x[1] .. " " .. x[2] end
-    p("| %s | %d | %d | %d | %d | %d | %s |", v.name, v.chats, v.killed, v.finished, v.errors, v.restart_errors,
-      table.concat(ph, ", "))
+    p("| %s | %d | %d | %d | %d | %d | %d | %s |", v.name, v.chats, v.killed, v.finished, v.errors, v.restart_errors,
+      late[v.name] or 0, table.concat(ph, ", "))
   end
   p("")
   p("(chats include the unkilled calibration chats: one per row first, then one every %d chats of the row;"
     .. " phases: start = before the host's first line, executor = building it, chat = the model's first reply,"
     .. " execute1 = blocks 1-2, executed1 = the second reply, execute2 = the timeout block, executed2 = the last"
-    .. " reply, close = closing the executor)", R.recal)
+    .. " reply, close = closing the executor; with CHAOS_LATE=%g, that share of the Docker chats killed in the"
+    .. " timeout block get their fresh start only after its deadline and grace, so that the container's supervisor"
+    .. " kills the tree of a dead host)", R.recal, R.late)
   p("")
 
   -- per iteration: what its fresh start (+ linger) had not cleaned up
@@ -179,7 +183,7 @@ return function(R)
         its[#its + 1] = { i = it.i, variant = it.variant, kill_after = it.kill_after, killed = it.killed,
                           status = it.status, phase = it.phase, wall = it.wall, restart_status = it.restart_status,
                           restart_wall = it.restart_wall, dead_after = it.tree and it.tree.dead_after,
-                          tree_procs = it.tree and it.tree.procs, left = it.left }
+                          tree_procs = it.tree and it.tree.procs, left = it.left, late = it.late }
       end
       f:write(cjson.encode{ command = R.cmd, seed = R.seed, n = R.done, asked = R.n, timeout = R.timeout,
         load_start = R.load_start, load_end = R.load_end, latency = s, total_leftovers = total,

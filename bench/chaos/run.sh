@@ -9,23 +9,27 @@
 # left over. Not part of `make test`: it takes about 1.5 s per iteration and
 # loads the machine.
 #
-# Knobs: CHAOS_N (1000), CHAOS_KINDS (local,docker), CHAOS_TRANSFER (mix: the
-# Docker chats alternate bind and archive transfer; bind; archive),
-# CHAOS_TIMEOUT (block timeout, 2 s), CHAOS_SEED, CHAOS_SPREAD (1.1: the kill
-# moment is uniform in [0, 1.1 x an unkilled chat], or for half of the chats
-# in [0, the start of its timeout block]), CHAOS_RECAL (50: an
-# unkilled calibration chat every 50 chats of a kind), CHAOS_DEFAULT_WORKDIR=1
-# (omit work_dir: the executor's default temporary one), CHAOS_IMAGE,
-# CHAOS_LINGER (2 s: how long a fresh start's leftovers may take to go),
-# CHAOS_SETTLE (3 s before the final count), CHAOS_KEEP=1 (keep the bench
-# directory), CHAOS_SELFTEST=1 (plant one leftover of each kind: they must
-# be counted), CHAOS_FRESH_START=0 (a control run without the fresh starts:
-# what dead hosts leave behind when nothing cleans up), CHAOS_MAX_SECONDS
-# (stop starting chats after that long, then count),
-# BENCH_LOAD_MAX / BENCH_LOAD_WAIT (as bench/common.sh: wait up to 900 s for
-# the 1-minute load average to drop under 1.5).
+# Knobs:
+#   CHAOS_N (1000) chats; CHAOS_MAX_SECONDS: stop starting chats after that
+#     long, then count
+#   CHAOS_KINDS (local,docker); CHAOS_TRANSFER (mix: the Docker chats
+#     alternate bind and archive transfer; or bind, archive); CHAOS_IMAGE
+#   CHAOS_TIMEOUT (2 s, the block timeout); CHAOS_SEED
+#   CHAOS_SPREAD (1.1): the kill moment is uniform in [0, 1.1 x an unkilled
+#     chat], or for half of the chats in [0, the start of its timeout block];
+#     CHAOS_RECAL (50): an unkilled calibration chat every 50 chats of a kind
+#   CHAOS_LATE (0.5): the share of Docker chats killed in the timeout block
+#     whose fresh start waits until its deadline and grace are past
+#   CHAOS_DEFAULT_WORKDIR=1: omit work_dir (the executor's default)
+#   CHAOS_LINGER (2 s): how long a fresh start's leftovers may take to go;
+#     CHAOS_SETTLE (3 s) before the final count
+#   CHAOS_SELFTEST=1: plant one leftover of each kind (they must be counted);
+#     CHAOS_FRESH_START=0: a control run without the fresh starts (what dead
+#     hosts leave when nothing cleans up); CHAOS_KEEP=1: keep the bench dir
+#   BENCH_LOAD_MAX / BENCH_LOAD_WAIT (as bench/common.sh: wait up to 900 s
+#     for the 1-minute load average to drop under 1.5)
 set -euo pipefail
-KNOBS=$(env | grep -E '^(CHAOS_(N|KINDS|TRANSFER|TIMEOUT|SEED|SPREAD|RECAL|DEFAULT_WORKDIR|IMAGE|SETTLE|LINGER|KEEP|SELFTEST|FRESH_START|MAX_SECONDS)|BENCH_LOAD_(MAX|WAIT))=' \
+KNOBS=$(env | grep -E '^(CHAOS_(N|KINDS|TRANSFER|TIMEOUT|SEED|SPREAD|RECAL|LATE|DEFAULT_WORKDIR|IMAGE|SETTLE|LINGER|KEEP|SELFTEST|FRESH_START|MAX_SECONDS)|BENCH_LOAD_(MAX|WAIT))=' \
         | sed "s/=\(.*\)/='\1'/" | sort | tr '\n' ' ' || true)
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 ROOT=$PWD
