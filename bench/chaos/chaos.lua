@@ -49,6 +49,7 @@ local LINGER = number("CHAOS_LINGER", "2")        -- how long a fresh start's le
 local hosts, host_pids = {}, {}   -- "pid start" -> true, pid -> true: every host process started
 local scan = require("bench.chaos.scan").new{
   dir = DIR, tmp = TMP, run = RUN, timeout = TIMEOUT, beat = model.BEAT, linger = LINGER,
+  sup = os.getenv("AGENTBOX_SUP") and U.sh("realpath -e " .. q(os.getenv("AGENTBOX_SUP")) .. " 2>/dev/null"):match("[^\n]+"),
   hosts = hosts, host_pids = host_pids,
 }
 local server                      -- the scripted model server
@@ -100,7 +101,7 @@ local function run_host(dir, role, variant, mark, kill_after)
   -- timeout exits 128 + 9 after a SIGKILL (the host never leaves that way
   -- itself, and reaches its last phase when it finishes)
   r.killed = kill_after ~= nil and r.status == 137 and r.phase ~= "exit"
-  r.log = logf
+  r.log, r.cwd = logf, dir .. "/cwd"
   return r
 end
 
@@ -110,6 +111,8 @@ local function plant(i, v, r, vols)
   if v.executor == "local" then
     os.execute(("setsid env CHAOS_MARK=%s-%d sleep 600 </dev/null >/dev/null 2>&1 &"):format(RUN, i))
     os.execute("touch " .. q(("%s/agentbox-%s-selftest"):format(TMP, r.pid)))
+    -- an unmarked one in the host's cwd, as a spawn server would be
+    os.execute(("cd %s && setsid sleep 600 </dev/null >/dev/null 2>&1 &"):format(q(r.cwd)))
     -- an unmarked child of this runner
     planted.child = io.popen("echo $$; exec sleep 600")
     planted.child_pid = planted.child:read("l")
@@ -167,7 +170,7 @@ local function iteration(i, v, kill_after, calibration)
     log("iteration %d (%s): the fresh start exited %d:\n%s", i, v.name, rr.status, U.tail(rr.log, 8))
   end
   if SELFTEST and calibration and v.chats == 1 then plant(i, v, r, vols) end
-  local procs, containers, temp, volumes = scan.left_by({
+  local procs, containers, temp, volumes = scan.left_by(dir, {
     { mark = ("%s-%d"):format(RUN, i), pid = r.pid, started = r.started },
     { mark = ("%s-%dr"):format(RUN, i), pid = rr.pid, started = rr.started },
   }, v.executor == "docker", vols)
@@ -315,12 +318,14 @@ local function main()
   R.load_start, R.load_end, R.elapsed = load_start, U.loadavg(), uptime() - t_start
   local total = report(R)
 
-  -- Clean up what this run made and left: its marked processes (by pid,
-  -- after checking the mark again), its containers with their volumes, and
-  -- what the self-test planted.
+  -- Clean up what this run made and left: its processes (by pid, marked or
+  -- in the bench dir, checked again), its containers with their volumes,
+  -- and what the self-test planted.
   for _, pr in ipairs(R.procs) do
     local again = U.proc_info(pr.pid)
-    if pr.mark and again and again.mark == pr.mark then os.execute("kill -KILL " .. pr.pid .. " 2>/dev/null") end
+    if again and again.cmd == pr.cmd and ((pr.mark and again.mark == pr.mark) or again.cwd:sub(1, #DIR + 1) == DIR .. "/") then
+      os.execute("kill -KILL " .. pr.pid .. " 2>/dev/null")
+    end
   end
   if planted.child then
     os.execute("kill -KILL " .. planted.child_pid)

@@ -6,8 +6,10 @@ local U = require("bench.chaos.util")
 
 local function ms(x) return x and ("%.0f ms"):format(x * 1000) or "-" end
 
-local function iteration_of(R, mark)
-  local n = mark and tonumber(mark:match("%-(%d+)r?$"))
+-- the iteration a leftover process belongs to: by its mark, else by its
+-- working directory (a host's spawn server or supervisor)
+local function iteration_of(R, pr)
+  local n = pr.mark and tonumber(pr.mark:match("%-(%d+)r?$")) or tonumber((pr.cwd or ""):match("/it/(%d+)/"))
   return n and R.iterations[n]
 end
 
@@ -87,7 +89,7 @@ return function(R)
   local function a(k) return ("%d (%d iterations)"):format(after[k], hit[k]) end
   local by_kind = {}
   for _, pr in ipairs(R.procs) do
-    local it = iteration_of(R, pr.mark)
+    local it = iteration_of(R, pr)
     local kname = it and it.variant or "?"
     by_kind[kname] = (by_kind[kname] or 0) + 1
   end
@@ -98,7 +100,7 @@ return function(R)
   p("| leftovers (goal 0) | after each fresh start + %g s, summed | at the end | |", R.linger)
   p("|---|---|---|---|")
   p("| processes | %s | %d | %s |", a("processes"), #R.procs, #R.procs > 0 and ("by iteration kind: " .. table.concat(bk, ", "))
-    or "marked by CHAOS_MARK in their environment, with a cwd under the bench dir, or descended from the runner")
+    or "marked by CHAOS_MARK in their environment, running this build's agentbox-sup, with a cwd under the bench dir, or descended from the runner")
   p("| containers | %s | %d | label agentbox=1 and owned by a bench host, or mounting the bench dir |",
     a("containers"), #R.containers)
   p("| volumes | %s | %d | after a fresh start: of the %d volumes a killed host's containers had; at the end: %d of"
@@ -142,7 +144,7 @@ return function(R)
     p("")
     for j, pr in ipairs(R.procs) do
       if j > 40 then p("- ... %d more", #R.procs - 40) break end
-      local it = iteration_of(R, pr.mark)
+      local it = iteration_of(R, pr)
       p("- %s `%s` %s %s %s %s `%s`", pr.pid, tostring(pr.mark), it and it.variant or "?",
         it and (it.killed and ("killed at %.2f s in %s"):format(it.kill_after, it.phase) or "not killed") or "?",
         pr.state, pr.cwd, pr.cmd:sub(1, 100))

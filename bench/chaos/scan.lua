@@ -5,13 +5,32 @@
 --   local scan = require("bench.chaos.scan").new(ctx)
 --
 -- ctx: dir (the bench directory), tmp (the hosts' TMPDIR), run (the mark
--- prefix of this run), timeout, beat, linger, hosts ("pid start" -> true for
--- every host process started) and host_pids (pid -> true).
+-- prefix of this run), sup (the agentbox-sup the hosts use), timeout, beat,
+-- linger, hosts ("pid start" -> true for every host process started) and
+-- host_pids (pid -> true).
 local U = require("bench.chaos.util")
 local q, sh, lines, read_file, docker_lines = U.q, U.sh, U.lines, U.read_file, U.docker_lines
 
 local function new(ctx)
   local S = {}
+
+  -- Host-side processes: the spawn servers and supervisors of the hosts
+  -- build the code's environment but keep none of the mark themselves, so
+  -- they are found by their program (this build's agentbox-sup; inside a
+  -- container the supervisor's path is the container's, so only the host's
+  -- match) and by their working directory (the host's, under `under`).
+  local function host_side(under)
+    local pids = {}
+    for pid in sh("find /proc/[0-9]*/cwd -maxdepth 0 -lname " .. q(under .. "/*") .. " 2>/dev/null"):gmatch("/proc/(%d+)/") do
+      pids[#pids + 1] = pid
+    end
+    if ctx.sup then
+      for pid in sh("find /proc/[0-9]*/exe -maxdepth 0 -lname " .. q(ctx.sup .. "*") .. " 2>/dev/null"):gmatch("/proc/(%d+)/") do
+        pids[#pids + 1] = pid
+      end
+    end
+    return pids
+  end
 
   -- The tree of block 3: dead at (last heartbeat of its last process) +
   -- one period. nil when block 3 never started.
@@ -33,18 +52,15 @@ local function new(ctx)
     return t
   end
 
-  -- Every process that carries this run's mark in its environment (code
-  -- gets it through the executor's env; hosts, spawn servers and
-  -- supervisors through the host's), whose working directory is under the
-  -- bench dir, or that descends from this runner.
+  -- Every process that carries this run's mark in its environment (the
+  -- code gets it through the executor's env, the hosts their own), a
+  -- host-side one (above), or one that descends from this runner.
   function S.processes()
     local pids = {}
     for pid in sh("grep -lzsF " .. q("CHAOS_MARK=" .. ctx.run .. "-") .. " /proc/[0-9]*/environ"):gmatch("/proc/(%d+)/") do
       pids[pid] = true
     end
-    for pid in sh("find /proc/[0-9]*/cwd -maxdepth 0 -lname " .. q(ctx.dir .. "/*") .. " 2>/dev/null"):gmatch("/proc/(%d+)/") do
-      pids[pid] = true
-    end
+    for _, pid in ipairs(host_side(ctx.dir)) do pids[pid] = true end
     -- descendants, but not the shell and cat of this very scan
     local me = read_file("/proc/self/stat"):match("^(%d+)")
     local stats = sh("echo $$; cat /proc/[0-9]*/stat 2>/dev/null")
@@ -115,12 +131,20 @@ local function new(ctx)
   -- time, temporary entries named after their pid, and the volumes the dead
   -- host's containers had. Anything found is polled for up to ctx.linger
   -- seconds (kills in flight), then counted.
-  function S.left_by(hosts_of_it, docker, vols)
+  local reported = {}   -- host-side leftovers already counted for an earlier iteration
+  function S.left_by(dir, hosts_of_it, docker, vols)
     local function look()
       local procs, containers, temp = {}, {}, {}
-      local pats = {}
+      local pats, pids = {}, {}
       for _, h in ipairs(hosts_of_it) do pats[#pats + 1] = "-e " .. q("CHAOS_MARK=" .. h.mark) end
       for p in sh("grep -lzsxF " .. table.concat(pats, " ") .. " /proc/[0-9]*/environ"):gmatch("/proc/(%d+)/") do
+        pids[p] = true
+      end
+      -- no host runs now: any host-side process is left over
+      for _, p in ipairs(host_side(dir)) do
+        if not reported[p] then pids[p] = true end
+      end
+      for p in pairs(pids) do
         local info = U.proc_info(p)
         if info and info.state ~= "Z" then procs[#procs + 1] = info end
       end
@@ -145,6 +169,7 @@ local function new(ctx)
       os.execute("sleep 0.1")
       procs, containers, temp, volumes = look()
     end
+    for _, p in ipairs(procs) do reported[p.pid] = true end
     return procs, containers, temp, volumes
   end
 
