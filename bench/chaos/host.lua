@@ -15,7 +15,6 @@
 -- the executor picks its default), CHAOS_HB (the heartbeat directory) and
 -- CHAOS_MARK (copied into the code's environment: every process of the
 -- iteration carries it, which is how the runner finds leftovers).
-local agentbox = require("agentbox")
 
 -- Line buffered: a SIGKILL must not eat the phase lines the runner reads.
 io.stdout:setvbuf("line")
@@ -42,6 +41,8 @@ local pid = stat:match("^(%d+)")
 local fields = {}
 for f in stat:match("^.*%) (.*)$"):gmatch("%S+") do fields[#fields + 1] = f end
 io.stdout:write("#CHAOS pid ", pid, " ", fields[20], "\n")
+
+local agentbox = require("agentbox")
 
 local kind = env("CHAOS_KIND", "local")
 local role = env("CHAOS_ROLE", "chat")
