@@ -46,7 +46,7 @@ local agentbox = require("agentbox")
 
 local kind = env("CHAOS_KIND", "local")
 local role = env("CHAOS_ROLE", "chat")
-local timeout = tonumber(env("CHAOS_TIMEOUT", "2"))
+local timeout = tonumber(env("CHAOS_TIMEOUT", "1"))
 local hb = env("CHAOS_HB")
 local opts = {
   timeout = timeout,

@@ -6,7 +6,7 @@
 # and temporary files are counted (goal: 0 of each) and the tree-kill latency
 # after a block's deadline is reported. One Markdown table on stdout, the raw
 # numbers in bench/results/chaos.json; the exit status is 1 when anything was
-# left over. Not part of `make test`: it takes about 1.5 s per iteration and
+# left over. Not part of `make test`: it takes about 1.3 s per iteration and
 # loads the machine.
 #
 # Knobs:
@@ -14,7 +14,7 @@
 #     long, then count
 #   CHAOS_KINDS (local,docker); CHAOS_TRANSFER (mix: the Docker chats
 #     alternate bind and archive transfer; or bind, archive); CHAOS_IMAGE
-#   CHAOS_TIMEOUT (2 s, the block timeout); CHAOS_SEED
+#   CHAOS_TIMEOUT (1 s, the block timeout; 2 on a busy machine); CHAOS_SEED
 #   CHAOS_SPREAD (1.1): the kill moment is uniform in [0, 1.1 x an unkilled
 #     chat], or for half of the chats in [0, the start of its timeout block];
 #     CHAOS_RECAL (50): an unkilled calibration chat every 50 chats of a kind
