@@ -53,6 +53,7 @@ local scan = require("bench.chaos.scan").new{
   hosts = hosts, host_pids = host_pids,
 }
 local server                      -- the scripted model server
+local CG                          -- this run's cpu cgroup (scan.setup_cgroup)
 local planted = {}                -- what the self-test planted outside the marks
 
 ---------------------------------------------------------------- one host process
@@ -92,8 +93,10 @@ local function run_host(dir, role, variant, mark, kill_after)
   local killer = kill_after and ("timeout --foreground -s KILL %.3f "):format(kill_after) or ""
   local logf = dir .. "/" .. role .. ".log"
   local t0 = uptime()
-  local ok, how, code = os.execute(("cd %s && exec env %s %s%s %s > %s 2>&1"):format(
-    q(dir .. "/cwd"), table.concat(vars, " "), killer, LUA, q(HOST), q(logf)))
+  -- the host runs in this run's cpu cgroup when there is one
+  local enter = CG and ("echo $$ > %s && "):format(q(CG .. "/cgroup.procs")) or ""
+  local ok, how, code = os.execute(("cd %s && %sexec env %s %s%s %s > %s 2>&1"):format(
+    q(dir .. "/cwd"), enter, table.concat(vars, " "), killer, LUA, q(HOST), q(logf)))
   local r = parse_log(logf)
   r.wall = uptime() - t0
   r.to_block3 = r.at.execute2 and r.at.execute2 - t0   -- when the timeout block began
@@ -117,7 +120,7 @@ local function plant(i, v, r, vols)
     planted.child = io.popen("echo $$; exec sleep 600")
     planted.child_pid = planted.child:read("l")
     -- a cpu cgroup of a dead owner, where a run's would be
-    for _, d in ipairs(scan.cpu_cgroup_dirs()) do
+    for _, d in ipairs(CG and { CG } or scan.cpu_cgroup_dirs()) do
       local cg = d .. "/agentbox-" .. r.pid
       if not planted.cgroup and os.execute("mkdir " .. q(cg) .. " 2>/dev/null") then planted.cgroup = cg end
     end
@@ -170,18 +173,23 @@ local function iteration(i, v, kill_after, calibration)
     log("iteration %d (%s): the fresh start exited %d:\n%s", i, v.name, rr.status, U.tail(rr.log, 8))
   end
   if SELFTEST and calibration and v.chats == 1 then plant(i, v, r, vols) end
-  local procs, containers, temp, volumes = scan.left_by(dir, {
+  local left = scan.left_by(dir, {
     { mark = ("%s-%d"):format(RUN, i), pid = r.pid, started = r.started },
     { mark = ("%s-%dr"):format(RUN, i), pid = rr.pid, started = rr.started },
   }, v.executor == "docker", vols)
-  it.left = { processes = #procs, containers = #containers, temp = #temp, volumes = #volumes }
-  it.volumes_seen = #vols
-  if #procs + #containers + #temp + #volumes > 0 then
+  it.left, it.volumes_seen = {}, #vols
+  local n = 0
+  for k, list in pairs(left) do
+    it.left[k] = #list
+    n = n + #list
+  end
+  if n > 0 then
     local what = {}
-    for _, pr in ipairs(procs) do what[#what + 1] = pr.pid .. ":" .. pr.comm .. "(" .. pr.state .. ")" end
-    for _, c in ipairs(containers) do what[#what + 1] = "container " .. c end
-    for _, vname in ipairs(volumes) do what[#what + 1] = "volume " .. vname end
-    for _, e in ipairs(temp) do what[#what + 1] = e end
+    for _, pr in ipairs(left.processes) do what[#what + 1] = pr.pid .. ":" .. pr.comm .. "(" .. pr.state .. ")" end
+    for _, c in ipairs(left.containers) do what[#what + 1] = "container " .. c end
+    for _, vname in ipairs(left.volumes) do what[#what + 1] = "volume " .. vname end
+    for _, e in ipairs(left.temp) do what[#what + 1] = e end
+    for _, d in ipairs(left.cgroups) do what[#what + 1] = "cgroup " .. d end
     log("iteration %d (%s, %s): left after the fresh start: %s", i, v.name,
       r.killed and ("killed at %.2f s in %s"):format(kill_after, r.phase) or "not killed", table.concat(what, " "))
   end
@@ -238,6 +246,8 @@ end
 local function main()
   math.randomseed(SEED)
   os.execute("mkdir -p " .. q(TMP) .. " " .. q(DIR .. "/it"))
+  CG = scan.setup_cgroup()
+  log("the hosts run in the cpu cgroup %s", CG or "of this process (a cgroup of the bench's own cannot be made)")
   local kinds, all = variants()
   local uses_docker = false
   for _, v in ipairs(all) do uses_docker = uses_docker or v.executor == "docker" end
@@ -289,13 +299,15 @@ local function main()
     procs = scan.processes(), containers = uses_docker and scan.containers() or {}, temp = scan.temp(),
     cgroups = {}, cwd_files = {}, new_unused = {}, n_our_vols = 0,
   }
-  -- new agentbox cgroups whose owner (a spawn server or host pid) is gone
+  -- agentbox cgroups: all of those in this run's cgroup, else new ones
+  -- beside this process whose owner (a spawn server or host pid) is gone
   for d in pairs(scan.cgroups()) do
     local owner = d:match("agentbox%-(%d+)$")
-    if not cgroups_before[d] and not (owner and read_file("/proc/" .. owner .. "/stat")) then
+    if CG or not cgroups_before[d] and not (owner and read_file("/proc/" .. owner .. "/stat")) then
       R.cgroups[#R.cgroups + 1] = d
     end
   end
+  R.cg = CG
   table.sort(R.cgroups)
   -- volumes: those of our leftover containers, and new ones no container uses
   local our_vols = {}
@@ -332,6 +344,10 @@ local function main()
     planted.child:close()
   end
   if planted.cgroup then os.execute("rmdir " .. q(planted.cgroup)) end
+  if CG then
+    for _, d in ipairs(R.cgroups) do scan.remove_cgroup(d) end
+    scan.remove_cgroup(CG)
+  end
   for _, c in ipairs(R.containers) do os.execute("docker rm -fv " .. c.id .. " >/dev/null 2>&1") end
   for _, vname in ipairs(R.new_unused) do our_vols[vname] = true end
   for vname in pairs(our_vols) do   -- named ones only the self-test makes

@@ -76,8 +76,8 @@ return function(R)
   p("")
 
   -- per iteration: what its fresh start (+ linger) had not cleaned up
-  local after = { processes = 0, containers = 0, temp = 0, volumes = 0 }
-  local hit = { processes = 0, containers = 0, temp = 0, volumes = 0 }
+  local after = { processes = 0, containers = 0, temp = 0, volumes = 0, cgroups = 0 }
+  local hit = { processes = 0, containers = 0, temp = 0, volumes = 0, cgroups = 0 }
   local vols_seen = 0
   for _, it in ipairs(R.iterations) do
     vols_seen = vols_seen + (it.volumes_seen or 0)
@@ -108,8 +108,12 @@ return function(R)
     a("volumes"), n_vols, vols_seen, R.n_our_vols, #R.new_unused)
   p("| temporary files and directories | %s | %d | in the hosts' TMPDIR; agentbox-<host pid>-* also in /tmp, /var/tmp |",
     a("temp"), #R.temp)
-  p("| cpu cgroups | - | %d | agentbox-<owner> under this process's cpu cgroup, new since the start, owner gone (anyone's) |",
-    #R.cgroups)
+  if R.cg then
+    p("| cpu cgroups | %s | %d | agentbox-<owner> in %s, the bench's own, where the hosts run |", a("cgroups"), #R.cgroups, R.cg)
+  else
+    p("| cpu cgroups | - | %d | agentbox-<owner> beside this process, new since the start, owner gone (anyone's) |",
+      #R.cgroups)
+  end
   if R.default_workdir then
     p("| files in a host's cwd (work_dir omitted) | - | %d | |", #R.cwd_files)
     p("| hosts' cwd given to another owner (work_dir omitted) | - | %d | |", #R.cwd_chowned)
@@ -176,7 +180,7 @@ return function(R)
   io.stdout:write(table.concat(out, "\n"), "\n")
 
   local total = #R.procs + #R.containers + n_vols + #R.temp + #R.cwd_files + #R.cwd_chowned + #R.cgroups
-    + after.processes + after.containers + after.temp + after.volumes
+    + after.processes + after.containers + after.temp + after.volumes + after.cgroups
   if R.results then
     local f = io.open(R.results, "w")
     if f then

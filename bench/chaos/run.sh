@@ -24,6 +24,8 @@
 #   CHAOS_LINGER (2 s): how long a fresh start's leftovers may take to go;
 #     CHAOS_SETTLE (3 s) before the final count
 #   CHAOS_SELFTEST=1: plant one leftover of each kind (they must be counted);
+#     the hosts run in a cpu cgroup of the run's own where one can be made,
+#     so the cgroups LocalExecutor runs make are counted exactly;
 #     CHAOS_FRESH_START=0: a control run without the fresh starts (what dead
 #     hosts leave when nothing cleans up); CHAOS_KEEP=1: keep the bench dir
 #   BENCH_LOAD_MAX / BENCH_LOAD_WAIT (as bench/common.sh: wait up to 900 s

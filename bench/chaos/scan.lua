@@ -127,14 +127,21 @@ local function new(ctx)
 
   -- What the hosts of one iteration (the chat and its fresh start) left once
   -- the fresh start is done: processes carrying their exact marks (grep -x:
-  -- "-1" must not match "-12"), containers labelled with their pid and start
-  -- time, temporary entries named after their pid, and the volumes the dead
-  -- host's containers had. Anything found is polled for up to ctx.linger
-  -- seconds (kills in flight), then counted.
-  local reported = {}   -- host-side leftovers already counted for an earlier iteration
+  -- "-1" must not match "-12") or host-side ones, containers labelled with
+  -- their pid and start time, temporary entries named after their pid, the
+  -- volumes the dead host's containers had, and cgroups in this run's.
+  -- Anything found is polled for up to ctx.linger seconds (kills in flight),
+  -- then counted; a table of lists by category.
+  local reported = {}   -- host-side leftovers (pids, cgroups) already counted for an earlier iteration
   function S.left_by(dir, hosts_of_it, docker, vols)
     local function look()
-      local procs, containers, temp = {}, {}, {}
+      local procs, containers, temp, cgroups = {}, {}, {}, {}
+      -- no host runs now: every agentbox cgroup in ours is left over
+      if ctx.cg then
+        for d in pairs(S.cgroups()) do
+          if not reported[d] then cgroups[#cgroups + 1] = d end
+        end
+      end
       local pats, pids = {}, {}
       for _, h in ipairs(hosts_of_it) do pats[#pats + 1] = "-e " .. q("CHAOS_MARK=" .. h.mark) end
       for p in sh("grep -lzsxF " .. table.concat(pats, " ") .. " /proc/[0-9]*/environ"):gmatch("/proc/(%d+)/") do
@@ -161,16 +168,18 @@ local function new(ctx)
         end
       end
       local volumes = #vols > 0 and docker_lines("volume inspect --format '{{.Name}}' " .. table.concat(vols, " ")) or {}
-      return procs, containers, temp, volumes
+      return { processes = procs, containers = containers, temp = temp, volumes = volumes, cgroups = cgroups }
     end
     local t0 = U.uptime()
-    local procs, containers, temp, volumes = look()
-    while (#procs > 0 or #containers > 0 or #volumes > 0) and U.uptime() - t0 < ctx.linger do
+    local left = look()
+    while (#left.processes > 0 or #left.containers > 0 or #left.volumes > 0 or #left.cgroups > 0)
+          and U.uptime() - t0 < ctx.linger do
       os.execute("sleep 0.1")
-      procs, containers, temp, volumes = look()
+      left = look()
     end
-    for _, p in ipairs(procs) do reported[p.pid] = true end
-    return procs, containers, temp, volumes
+    for _, p in ipairs(left.processes) do reported[p.pid] = true end
+    for _, d in ipairs(left.cgroups) do reported[d] = true end
+    return left
   end
 
   -- The volumes of the containers a dead host left (looked up before its
@@ -203,15 +212,40 @@ local function new(ctx)
     return dirs
   end
 
+  -- A cpu cgroup of this run's own, named <run>, under this process's, for
+  -- the hosts to run in: a LocalExecutor run makes its cgroup under its
+  -- host's, so every agentbox-* found there is this run's. nil where none
+  -- can be made (then the agentbox-* of anyone, beside this process, count).
+  function S.setup_cgroup()
+    for _, d in ipairs(S.cpu_cgroup_dirs()) do
+      local cg = d .. "/" .. ctx.run
+      if read_file(d .. "/cgroup.procs") and os.execute("mkdir " .. q(cg) .. " 2>/dev/null") then
+        ctx.cg = cg
+        return cg
+      end
+    end
+  end
+
   -- the set of agentbox-* cgroup directories there now
   function S.cgroups()
     local found = {}
-    for _, d in ipairs(S.cpu_cgroup_dirs()) do
+    for _, d in ipairs(ctx.cg and { ctx.cg } or S.cpu_cgroup_dirs()) do
       for _, l in ipairs(lines(sh("find " .. q(d) .. " -mindepth 1 -maxdepth 1 -type d -name 'agentbox-*' 2>/dev/null"))) do
         found[l] = true
       end
     end
     return found
+  end
+
+  -- rmdir a cgroup and its children once their tasks are gone (processes
+  -- just killed may take a moment)
+  function S.remove_cgroup(path)
+    for _ = 1, 20 do
+      os.execute("find " .. q(path) .. " -depth -type d -exec rmdir {} + 2>/dev/null")
+      if not read_file(path .. "/cgroup.procs") then return true end
+      os.execute("sleep 0.1")
+    end
+    U.log("could not remove the cgroup %s", path)
   end
 
   return S
