@@ -6,7 +6,9 @@
 # and temporary files are counted (goal: 0 of each) and the tree-kill latency
 # after a block's deadline is reported. One Markdown table on stdout, the raw
 # numbers in bench/results/chaos.json; the exit status is 1 when anything was
-# left over. Not part of `make test`: it takes about 1.3 s per iteration and
+# left over. The hosts run in a cpu cgroup of the run's own where one can be
+# made, so the cgroups of LocalExecutor runs are counted exactly. Not part
+# of `make test`: it takes about 1.3 s per iteration and
 # loads the machine.
 #
 # Knobs:
@@ -24,8 +26,6 @@
 #   CHAOS_LINGER (2 s): how long a fresh start's leftovers may take to go;
 #     CHAOS_SETTLE (3 s) before the final count
 #   CHAOS_SELFTEST=1: plant one leftover of each kind (they must be counted);
-#     the hosts run in a cpu cgroup of the run's own where one can be made,
-#     so the cgroups LocalExecutor runs make are counted exactly;
 #     CHAOS_FRESH_START=0: a control run without the fresh starts (what dead
 #     hosts leave when nothing cleans up); CHAOS_KEEP=1: keep the bench dir
 #   BENCH_LOAD_MAX / BENCH_LOAD_WAIT (as bench/common.sh: wait up to 900 s
