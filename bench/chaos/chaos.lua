@@ -41,6 +41,11 @@ local FRESH = knob("CHAOS_FRESH_START", "1") ~= "0"
 -- past: the container's supervisor must kill the tree with its host dead
 -- (an immediate fresh start removes the container first)
 local LATE = number("CHAOS_LATE", "0.5")
+-- CHAOS_KILL=group: SIGKILL the host's whole process group (as a shell's job
+-- control, or coreutils timeout without --foreground, would) instead of the
+-- host alone: the spawn server and the supervisors die with it
+local KILL = knob("CHAOS_KILL", "host")
+if KILL ~= "host" and KILL ~= "group" then error("CHAOS_KILL must be host or group", 0) end
 -- marks this run's processes (CHAOS_MARK=<RUN>-<iteration>[r])
 local RUN = ("chaos%d%04x"):format(SEED % 100000, math.random(0, 0xffff))
 local TMP = DIR .. "/tmp"                         -- TMPDIR of every host process
@@ -78,7 +83,7 @@ end
 -- Runs one host process to completion or to its SIGKILL after kill_after
 -- seconds (nil: never). coreutils timeout is its parent, so the pid cannot be
 -- reused under the kill; --foreground: only the host itself is killed, not
--- its process group.
+-- its process group (CHAOS_KILL=group: the group, timeout included).
 local function run_host(dir, role, variant, mark, kill_after)
   os.execute("mkdir -p " .. q(dir .. "/cwd") .. " " .. q(dir .. "/hb") .. " && chmod 0777 " .. q(dir .. "/hb"))
   local vars = {
@@ -90,7 +95,8 @@ local function run_host(dir, role, variant, mark, kill_after)
     "CHAOS_MARK=" .. mark, "TMPDIR=" .. TMP,
   }
   for i, v in ipairs(vars) do vars[i] = q(v) end
-  local killer = kill_after and ("timeout --foreground -s KILL %.3f "):format(kill_after) or ""
+  local killer = kill_after and ("timeout %s-s KILL %.3f "):format(KILL == "host" and "--foreground " or "", kill_after)
+    or ""
   local logf = dir .. "/" .. role .. ".log"
   local t0 = uptime()
   -- the host runs in this run's cpu cgroup when there is one
@@ -293,7 +299,7 @@ local function main()
   -- done; the settle time covers kills still in flight
   os.execute("sleep " .. SETTLE)
   local R = {
-    cmd = os.getenv("CHAOS_CMD") or "bash bench/chaos/run.sh", seed = SEED, timeout = TIMEOUT, spread = SPREAD,
+    cmd = os.getenv("CHAOS_CMD") or "bash bench/chaos/run.sh", seed = SEED, kill = KILL, timeout = TIMEOUT, spread = SPREAD,
     default_workdir = DEFAULT_WORKDIR, fresh = FRESH, done = done, n = N, recal = RECAL, linger = LINGER,
     beat = model.BEAT, run = RUN, late = LATE, variants = all, iterations = iterations, results = os.getenv("CHAOS_RESULTS"),
     procs = scan.processes(), containers = uses_docker and scan.containers() or {}, temp = scan.temp(),

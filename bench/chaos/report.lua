@@ -42,8 +42,9 @@ end
 return function(R)
   local out = {}
   local function p(...) out[#out + 1] = string.format(...) end
-  p("## Chaos: %s chats SIGKILLed at random moments, each followed by %s",
+  p("## Chaos: %s chats %sSIGKILLed at random moments, each followed by %s",
     R.done == R.n and tostring(R.n) or ("%d (of %d asked: CHAOS_MAX_SECONDS)"):format(R.done, R.n),
+    R.kill == "group" and "(the host's whole process group) " or "",
     R.fresh and "a fresh start" or "NO fresh start (CHAOS_FRESH_START=0: a control run)")
   p("")
   p("- command: `%s` (seed %d, timeout %g s, kill moment uniform in [0, %g x an unkilled chat] or, for half"

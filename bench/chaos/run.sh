@@ -22,6 +22,9 @@
 #     CHAOS_RECAL (50): an unkilled calibration chat every 50 chats of a kind
 #   CHAOS_LATE (0.5): the share of Docker chats killed in the timeout block
 #     whose fresh start waits until its deadline and grace are past
+#   CHAOS_KILL (host): SIGKILL the host alone; group: its whole process
+#     group (the spawn server and supervisors die with it), as a shell's job
+#     control or coreutils timeout without --foreground does
 #   CHAOS_DEFAULT_WORKDIR=1: omit work_dir (the executor's default)
 #   CHAOS_LINGER (2 s): how long a fresh start's leftovers may take to go;
 #     CHAOS_SETTLE (3 s) before the final count
@@ -31,7 +34,7 @@
 #   BENCH_LOAD_MAX / BENCH_LOAD_WAIT (as bench/common.sh: wait up to 900 s
 #     for the 1-minute load average to drop under 1.5)
 set -euo pipefail
-KNOBS=$(env | grep -E '^(CHAOS_(N|KINDS|TRANSFER|TIMEOUT|SEED|SPREAD|RECAL|LATE|DEFAULT_WORKDIR|IMAGE|SETTLE|LINGER|KEEP|SELFTEST|FRESH_START|MAX_SECONDS)|BENCH_LOAD_(MAX|WAIT))=' \
+KNOBS=$(env | grep -E '^(CHAOS_(N|KINDS|TRANSFER|TIMEOUT|SEED|SPREAD|RECAL|LATE|KILL|DEFAULT_WORKDIR|IMAGE|SETTLE|LINGER|KEEP|SELFTEST|FRESH_START|MAX_SECONDS)|BENCH_LOAD_(MAX|WAIT))=' \
         | sed "s/=\(.*\)/='\1'/" | sort | tr '\n' ' ' || true)
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 ROOT=$PWD
