@@ -195,7 +195,11 @@ local function iteration(i, v, kill_after, calibration)
     for _, c in ipairs(left.containers) do what[#what + 1] = "container " .. c end
     for _, vname in ipairs(left.volumes) do what[#what + 1] = "volume " .. vname end
     for _, e in ipairs(left.temp) do what[#what + 1] = e end
-    for _, d in ipairs(left.cgroups) do what[#what + 1] = "cgroup " .. d end
+    for _, d in ipairs(left.cgroups) do
+      -- its run-<supervisor pid> children and the tasks still in them
+      local runs = U.lines(U.sh("cd " .. q(d) .. " 2>/dev/null && for r in run-*; do [ -d \"$r\" ] && echo \"$r:$(wc -l < $r/tasks)\"; done"))
+      what[#what + 1] = ("cgroup %s (%s)"):format(d, #runs > 0 and table.concat(runs, " ") or "no runs")
+    end
     log("iteration %d (%s, %s): left after the fresh start: %s", i, v.name,
       r.killed and ("killed at %.2f s in %s"):format(kill_after, r.phase) or "not killed", table.concat(what, " "))
   end
