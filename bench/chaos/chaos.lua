@@ -162,7 +162,7 @@ local function iteration(i, v, kill_after, calibration)
     or { status = 0, wall = 0 }
   local it = { i = i, variant = v.name, kill_after = kill_after, killed = r.killed, status = r.status,
                phase = r.phase, wall = r.wall, dir = dir, calibration = calibration, restart_status = rr.status,
-               work_dir = r.work_dir, restart_wall = rr.wall, late = late }
+               work_dir = r.work_dir, restart_wall = rr.wall, late = late, to_block3 = r.to_block3 }
   v.chats = v.chats + 1
   if r.killed then
     v.killed = v.killed + 1

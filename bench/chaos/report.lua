@@ -190,7 +190,8 @@ return function(R)
         its[#its + 1] = { i = it.i, variant = it.variant, kill_after = it.kill_after, killed = it.killed,
                           status = it.status, phase = it.phase, wall = it.wall, restart_status = it.restart_status,
                           restart_wall = it.restart_wall, dead_after = it.tree and it.tree.dead_after,
-                          tree_procs = it.tree and it.tree.procs, left = it.left, late = it.late }
+                          tree_procs = it.tree and it.tree.procs, left = it.left, late = it.late,
+                          to_block3 = it.to_block3 }
       end
       f:write(cjson.encode{ command = R.cmd, seed = R.seed, n = R.done, asked = R.n, timeout = R.timeout,
         load_start = R.load_start, load_end = R.load_end, latency = s, total_leftovers = total,
