@@ -98,7 +98,7 @@ local function run_host(dir, role, variant, mark, kill_after)
   local killer = kill_after and ("timeout %s-s KILL %.3f "):format(KILL == "host" and "--foreground " or "", kill_after)
     or ""
   local logf = dir .. "/" .. role .. ".log"
-  local t0 = uptime()
+  local t0, t0_real = uptime(), tonumber(U.sh("date +%s.%N"))
   -- the host runs in this run's cpu cgroup when there is one
   local enter = CG and ("echo $$ > %s && "):format(q(CG .. "/cgroup.procs")) or ""
   local ok, how, code = os.execute(("cd %s && %sexec env %s %s%s %s > %s 2>&1"):format(
@@ -111,6 +111,9 @@ local function run_host(dir, role, variant, mark, kill_after)
   -- itself, and reaches its last phase when it finishes)
   r.killed = kill_after ~= nil and r.status == 137 and r.phase ~= "exit"
   r.log, r.cwd = logf, dir .. "/cwd"
+  -- the kill on the heartbeats' clock (a few ms early: the shell and timeout
+  -- start after the stamp)
+  r.kill_real = r.killed and t0_real + kill_after or nil
   return r
 end
 
@@ -162,7 +165,8 @@ local function iteration(i, v, kill_after, calibration)
     or { status = 0, wall = 0 }
   local it = { i = i, variant = v.name, kill_after = kill_after, killed = r.killed, status = r.status,
                phase = r.phase, wall = r.wall, dir = dir, calibration = calibration, restart_status = rr.status,
-               work_dir = r.work_dir, restart_wall = rr.wall, late = late, to_block3 = r.to_block3 }
+               work_dir = r.work_dir, restart_wall = rr.wall, late = late, to_block3 = r.to_block3,
+               kill_real = r.kill_real }
   v.chats = v.chats + 1
   if r.killed then
     v.killed = v.killed + 1

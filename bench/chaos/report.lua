@@ -16,7 +16,8 @@ end
 -- Block 3's trees, classified: alive at their deadline (the latency
 -- samples), dead before it, never started, never beat, still alive.
 local function trees(R)
-  local t = { lat = {}, by = {}, before = 0, not_started = 0, no_beat = 0, outlived = 0, gaps = {} }
+  local t = { lat = {}, by = {}, before = 0, not_started = 0, no_beat = 0, outlived = 0, gaps = {},
+              orphan = {}, orphan_by = {} }
   local live = {}
   for _, p in ipairs(R.procs) do if p.mark then live[p.mark] = true end end
   for _, it in ipairs(R.iterations) do
@@ -35,6 +36,14 @@ local function trees(R)
       table.insert(t.by[it.variant], tr.dead_after)
     end
     for _, g in ipairs(tr and tr.gaps or {}) do t.gaps[#t.gaps + 1] = g end
+    -- a tree alive when its host was killed before the deadline: how long it outlived the host
+    if tr and tr.procs > 0 and it.kill_real and it.kill_real < tr.deadline and tr.last >= it.kill_real
+       and not live[("%s-%d"):format(R.run, it.i)] then
+      local d = tr.last + R.beat - it.kill_real
+      t.orphan[#t.orphan + 1] = d
+      t.orphan_by[it.variant] = t.orphan_by[it.variant] or {}
+      table.insert(t.orphan_by[it.variant], d)
+    end
   end
   return t
 end
@@ -130,6 +139,20 @@ return function(R)
     local sv = U.summary(t.by[v.name] or {})
     if sv then p("| %s | %d | %s | %s | %s | %s |", v.name, sv.n, ms(sv.median), ms(sv.p95), ms(sv.p99), ms(sv.max)) end
   end
+  local o = U.summary(t.orphan)
+  if o then
+    p("")
+    p("| tree dead after its host's SIGKILL (host killed during the timeout block, before the deadline) | n | median | p95 | p99 | max |")
+    p("|---|---|---|---|---|---|")
+    p("| all | %d | %s | %s | %s | %s |", o.n, ms(o.median), ms(o.p95), ms(o.p99), ms(o.max))
+    for _, v in ipairs(R.variants) do
+      local sv = U.summary(t.orphan_by[v.name] or {})
+      if sv then p("| %s | %d | %s | %s | %s | %s |", v.name, sv.n, ms(sv.median), ms(sv.p95), ms(sv.p99), ms(sv.max)) end
+    end
+    p("")
+    p("(Docker: until the fresh start removes the container, or, for a fresh start held past the deadline, until"
+      .. " the container's supervisor kills the tree at it; the kill time is taken a few ms early)")
+  end
   local g = U.summary(t.gaps)
   p("")
   p("Method: block 3 stamps its start (bash $EPOCHREALTIME) and every process of its tree (the main one, a"
@@ -191,10 +214,10 @@ return function(R)
                           status = it.status, phase = it.phase, wall = it.wall, restart_status = it.restart_status,
                           restart_wall = it.restart_wall, dead_after = it.tree and it.tree.dead_after,
                           tree_procs = it.tree and it.tree.procs, left = it.left, late = it.late,
-                          to_block3 = it.to_block3 }
+                          to_block3 = it.to_block3, kill_real = it.kill_real }
       end
       f:write(cjson.encode{ command = R.cmd, seed = R.seed, n = R.done, asked = R.n, timeout = R.timeout,
-        load_start = R.load_start, load_end = R.load_end, latency = s, total_leftovers = total,
+        load_start = R.load_start, load_end = R.load_end, latency = s, after_host_kill = o, total_leftovers = total,
         leftovers_after_fresh_start = after,
         leftovers = { processes = #R.procs, containers = #R.containers, volumes = n_vols, temp = #R.temp,
                       cwd_files = #R.cwd_files, cwd_chowned = #R.cwd_chowned, cgroups = #R.cgroups },
