@@ -51,11 +51,11 @@ local RUN = ("chaos%d%04x"):format(SEED % 100000, math.random(0, 0xffff))
 local TMP = DIR .. "/tmp"                         -- TMPDIR of every host process
 local LINGER = number("CHAOS_LINGER", "2")        -- how long a fresh start's leftovers may take to go
 
-local hosts, host_pids = {}, {}   -- "pid start" -> true, pid -> true: every host process started
+local hosts = {}                  -- "pid start" -> true: every host process started
 local scan = require("bench.chaos.scan").new{
   dir = DIR, tmp = TMP, run = RUN, timeout = TIMEOUT, beat = model.BEAT, linger = LINGER,
   sup = os.getenv("AGENTBOX_SUP") and U.sh("realpath -e " .. q(os.getenv("AGENTBOX_SUP")) .. " 2>/dev/null"):match("[^\n]+"),
-  hosts = hosts, host_pids = host_pids,
+  hosts = hosts,
 }
 local server                      -- the scripted model server
 local CG                          -- this run's cpu cgroup (scan.setup_cgroup)
@@ -75,7 +75,6 @@ local function parse_log(path)
   end
   if r.pid then
     hosts[r.pid .. " " .. r.started] = true
-    host_pids[r.pid] = true
   end
   return r
 end
@@ -122,7 +121,7 @@ end
 local function plant(i, v, r, vols)
   if v.executor == "local" then
     os.execute(("setsid env CHAOS_MARK=%s-%d sleep 600 </dev/null >/dev/null 2>&1 &"):format(RUN, i))
-    os.execute("touch " .. q(("%s/agentbox-%s-selftest"):format(TMP, r.pid)))
+    os.execute("touch " .. q(("%s/agentbox-%s-%s-selftest"):format(TMP, r.pid, r.started)))
     -- an unmarked one in the host's cwd, as a spawn server would be
     os.execute(("cd %s && setsid sleep 600 </dev/null >/dev/null 2>&1 &"):format(q(r.cwd)))
     -- an unmarked child of this runner

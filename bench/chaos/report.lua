@@ -116,7 +116,7 @@ return function(R)
   p("| volumes | %s | %d | after a fresh start: of the %d volumes a killed host's containers had; at the end: %d of"
     .. " leftover containers, %d new and unused (another user of this daemon could have made them) |",
     a("volumes"), n_vols, vols_seen, R.n_our_vols, #R.new_unused)
-  p("| temporary files and directories | %s | %d | in the hosts' TMPDIR; agentbox-<host pid>-* also in /tmp, /var/tmp |",
+  p("| temporary files and directories | %s | %d | in the hosts' TMPDIR; agentbox-<host pid>-<its start>-* also in /tmp, /var/tmp |",
     a("temp"), #R.temp)
   if R.cg then
     p("| cpu cgroups | %s | %d | agentbox-<owner> in %s, the bench's own, where the hosts run |", a("cgroups"), #R.cgroups, R.cg)

@@ -6,8 +6,7 @@
 --
 -- ctx: dir (the bench directory), tmp (the hosts' TMPDIR), run (the mark
 -- prefix of this run), sup (the agentbox-sup the hosts use), timeout, beat,
--- linger, hosts ("pid start" -> true for every host process started) and
--- host_pids (pid -> true).
+-- linger and hosts ("pid start" -> true for every host process started).
 local U = require("bench.chaos.util")
 local q, sh, lines, read_file, docker_lines = U.q, U.sh, U.lines, U.read_file, U.docker_lines
 
@@ -113,13 +112,14 @@ local function new(ctx)
   end
 
   -- Everything in the hosts' TMPDIR, and a default work_dir made outside it
-  -- (it still names its owner's pid).
+  -- (it names its owner: pid and start time, so a reused pid is not taken
+  -- for one of the hosts).
   function S.temp()
     local out = lines(sh("find " .. q(ctx.tmp) .. " -mindepth 1 -maxdepth 1 2>/dev/null"))
     for _, d in ipairs({ "/tmp", "/var/tmp" }) do
       for _, l in ipairs(lines(sh("ls -1 " .. d .. " 2>/dev/null"))) do
-        local pid = l:match("^agentbox%-(%d+)%-")
-        if pid and ctx.host_pids[pid] then out[#out + 1] = d .. "/" .. l end
+        local pid, started = l:match("^agentbox%-(%d+)%-(%d+)%-")
+        if pid and ctx.hosts[pid .. " " .. started] then out[#out + 1] = d .. "/" .. l end
       end
     end
     return out
@@ -164,7 +164,7 @@ local function new(ctx)
           end
         end
         for _, l in ipairs(h.pid and names or {}) do
-          if l:find("^agentbox%-" .. h.pid .. "%-") then temp[#temp + 1] = l end
+          if l:find("^agentbox%-" .. h.pid .. "%-" .. h.started .. "%-") then temp[#temp + 1] = l end
         end
       end
       local volumes = #vols > 0 and docker_lines("volume inspect --format '{{.Name}}' " .. table.concat(vols, " ")) or {}
