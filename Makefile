@@ -21,7 +21,7 @@ export AGENTBOX_SUP := $(CURDIR)/$(SUP)
 DEB_PKGS = lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev lua-cjson lua-busted \
            python3 gcc make libc6-dev curl debootstrap luarocks
 
-.PHONY: all deps test test-image check demo bench image install clean paths rock-check host-demo rock
+.PHONY: all deps test test-image check demo bench chaos image install clean paths rock-check host-demo rock
 
 # What `luarocks make` builds and installs (no apt-get: users may not be root)
 INST_PREFIX ?= /usr/local
@@ -126,6 +126,10 @@ demo: all test-image
 
 bench: all
 	@bash bench/run.sh
+
+# SIGKILLed chats with code, then leftovers counted (bench/chaos/run.sh; not in `make test`)
+chaos: all test-image
+	@bash bench/chaos/run.sh
 
 rock-check: deps
 	@bash scripts/rock_check.sh
