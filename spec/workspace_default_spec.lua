@@ -7,6 +7,7 @@ local H = require("spec.support.helpers")
 local agentbox = require("agentbox")
 local core = require("agentbox.core")
 local docker = require("agentbox.docker")
+local task = require("agentbox.task")
 
 
 local TMP = core.realpath(os.getenv("TMPDIR") or "/tmp")
@@ -77,6 +78,39 @@ C.each("workspace by default", function(E)
     assert.equal("mine", H.read(outside .. "/keep.txt"))
     ex:close()
     os.execute("rm -rf '" .. live .. "'")
+  end)
+
+  E.it("takes a zombie owner for a dead one (its start time stays until it is reaped)", function()
+    -- a process whose child has exited and is not reaped: the child is a zombie
+    local p = assert(core.spawn{ argv = { "python3", "-c",
+      "import os, sys, time\npid = os.fork()\nif pid == 0: os._exit(0)\nprint(pid, flush=True)\ntime.sleep(30)" },
+      env = { PATH = os.getenv("PATH") }, timeout = 60, stream = true })
+    local got = ""
+    while not got:find("\n") and not p:done() do
+      task.wait(p)
+      local chunks = p:read()
+      for i = 1, chunks and #chunks or 0, 2 do got = got .. chunks[i + 1] end
+    end
+    local zpid = assert(got:match("^(%d+)"), got)
+    local state
+    for _ = 1, 100 do   -- until the child has exited
+      local f = io.open("/proc/" .. zpid .. "/stat")
+      state = f and f:read("a"):match("%) (%a)")
+      if f then f:close() end
+      if state == "Z" then break end
+      agentbox.sleep(0.01)
+    end
+    assert.equal("Z", state)
+    assert.is_nil(docker.process_start(zpid))
+    local f = io.open("/proc/" .. zpid .. "/stat")
+    local started = f:read("a"):match("^.*%) (.*)$"):match(("%S+%s+"):rep(19) .. "(%S+)")
+    f:close()
+    local left = ("%s/agentbox-%s-%s-%08x"):format(TMP, zpid, started, math.random(0, 0x7fffffff))
+    assert(os.execute(("mkdir -p '%s/x'"):format(left)))
+    local ex = bare(E)
+    p:close()
+    assert.is_nil(stat(left))
+    ex:close()
   end)
 
   E.it("refuses a link anywhere in the work_dir path, and touches nothing behind it", function()

@@ -406,6 +406,10 @@ function M.process_start(pid)
   if not s then return nil end
   local rest = s:match("^.*%) (.*)$")   -- after the last ')': comm may hold anything
   if not rest then return nil end
+  -- a zombie (or a dying process) has ended: its start time stays until its
+  -- parent reaps it, which for an orphan may take init a while
+  local state = rest:match("^(%S+)")
+  if state == "Z" or state == "X" then return nil end
   local i = 3
   for field in rest:gmatch("%S+") do
     if i == 22 then return field end
