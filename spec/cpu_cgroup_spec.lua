@@ -203,6 +203,47 @@ io.write(ex:execute{ { lang = "sh", code = "echo ok" } }.output)]]):format(dir))
     assert(ok, err)
   end)
 
+  it("a host killed with its whole process group: the next spawn server kills what its runs left", function()
+    if not cgroups_writable() then pending("cgroups are not writable here") return end
+    local base = H.tmpdir("group")
+    local work, beat, out = base .. "/w", base .. "/beat", base .. "/host.out"
+    -- the block leaves a setsid'd, TERM-ignoring heartbeat, then waits; the
+    -- host is started by a shell in a session of its own, so that nothing of
+    -- ours (a supervisor is a subreaper) adopts what outlives it
+    local host = ([[
+io.write((io.open("/proc/self/stat"):read("a"):match("^(%%d+)")), "\n") io.stdout:flush()
+local ex = require("agentbox").LocalExecutor{ work_dir = %q, timeout = 60 }
+ex:execute{ { lang = "sh", code = "setsid sh -c 'trap \"\" TERM; while :; do date +%%s%%N > %s; sleep 0.05; done' " ..
+  ">/dev/null 2>&1 </dev/null &\nsleep 60" } }]]):format(work, beat)
+    H.write(base .. "/host.lua", host)
+    local env = H.lua_env()
+    local assigns = {}
+    for k, v in pairs(env) do assigns[#assigns + 1] = ("%s='%s'"):format(k, v) end
+    assert(os.execute(("env %s setsid lua5.4 %s/host.lua > %s 2>&1 &"):format(table.concat(assigns, " "), base, out)))
+    local pid
+    for _ = 1, 500 do
+      pid = H.exists(beat) and H.read(out):match("^(%d+)\n")
+      if pid then break end
+      agentbox.sleep(0.02)
+    end
+    assert(pid, "the host did not start its block: " .. (H.exists(out) and H.read(out) or ""))
+    -- host, spawn server and supervisor at once
+    assert(os.execute("python3 -c 'import os; os.killpg(" .. pid .. ", 9)'"))
+    agentbox.sleep(0.3)
+    local b1 = H.read(beat)
+    agentbox.sleep(0.3)
+    assert.are_not.equal(b1, H.read(beat), "the heartbeat should still run before the fresh start")
+    local r = H.lua(("local ex <close> = require('agentbox').LocalExecutor{ work_dir = %q, timeout = 20 }\n"
+      .. "io.write(ex:execute{ { lang = 'sh', code = 'echo ok' } }.output)"):format(base .. "/fresh"))
+    assert.equal("ok\n", r.stdout, r.output)
+    agentbox.sleep(0.3)
+    local b2 = H.read(beat)
+    agentbox.sleep(0.5)
+    local b3 = H.read(beat)
+    H.rm_rf(base)
+    assert.equal(b2, b3, "the heartbeat outlived the fresh start")
+  end)
+
   it("core.spawn without the spawn server: the parent is agentbox-<host pid>", function()
     local f = io.open(dir .. "/probe.py", "w")
     f:write(PROBE)

@@ -220,9 +220,34 @@ struct cg_dirent64 {
   char d_name[];
 };
 
+/* SIGKILL every process in the cgroup dir/name, until it is empty (a
+ * process may fork while we read), for at most a bounded number of rounds. */
+static void kill_members(int dir, const char *name) {
+  char path[64];
+  size_t at = put(path, 0, sizeof path, name);
+  put(path, at, sizeof path, "/cgroup.procs");
+  for (int round = 0; round < 50; round++) {
+    int fd = openat(dir, path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    char buf[4096];
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return;
+    buf[n] = 0;
+    for (char *p = buf; *p;) {
+      long pid = 0;
+      while (*p >= '0' && *p <= '9') pid = pid * 10 + (*p++ - '0');
+      if (pid > 0) kill((pid_t)pid, SIGKILL);
+      while (*p && (*p < '0' || *p > '9')) p++;
+    }
+    pause_ms(2);
+  }
+}
+
 /* Remove the run-* cgroups under origin/parent (empty ones: a run whose
- * processes still live keeps its own), then parent once empty. */
-static void cleanup_in(int origin, const char *parent) {
+ * processes still live keeps its own, unless kill is set: then they are
+ * killed first), then parent once empty. */
+static void cleanup_in(int origin, const char *parent, int kill_runs) {
   int pfd = openat(origin, parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (pfd < 0) return;
   char buf[4096];
@@ -232,7 +257,9 @@ static void cleanup_in(int origin, const char *parent) {
     for (long off = 0; off < n;) {
       struct cg_dirent64 *d = (struct cg_dirent64 *)(buf + off);
       off += d->d_reclen;
-      if (d->d_type == DT_DIR && strncmp(d->d_name, "run-", 4) == 0) remove_dir(pfd, d->d_name);
+      if (d->d_type != DT_DIR || strncmp(d->d_name, "run-", 4) != 0) continue;
+      if (kill_runs) kill_members(pfd, d->d_name);
+      remove_dir(pfd, d->d_name);
     }
   }
   close(pfd);
@@ -245,8 +272,27 @@ void ab_cgroup_cleanup(pid_t owner) {
   if (origin < 0) return;
   char parent[32];
   put_num(parent, put(parent, 0, sizeof parent, "agentbox-"), sizeof parent, (unsigned long)owner);
-  cleanup_in(origin, parent);
+  cleanup_in(origin, parent, 0);
   close(origin);
+}
+
+/* Is process pid gone: no such process, or a zombie (a SIGKILLed owner
+ * whose parent died too stays one until init reaps it, which takes init a
+ * while)? */
+static int owner_gone(pid_t pid) {
+  if (kill(pid, 0) != 0) return errno == ESRCH;
+  char path[48];
+  put(path, put_num(path, put(path, 0, sizeof path, "/proc/"), sizeof path, (unsigned long)pid), sizeof path, "/stat");
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 1;
+  char buf[512];
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return 1;
+  buf[n] = 0;
+  char *rp = NULL;   /* comm may hold ')': the state follows the last one */
+  for (char *q = buf; *q; q++) if (*q == ')') rp = q;
+  return rp && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X');
 }
 
 void ab_cgroup_reap(void) {
@@ -268,8 +314,11 @@ void ab_cgroup_reap(void) {
         while (*c >= '0' && *c <= '9' && pid < 0x7fffffffL / 10) pid = pid * 10 + (*c++ - '0');
         /* only an owner that is gone: a live one's empty parent may be about
          * to get its next run */
-        if (*c || pid <= 0 || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
-        cleanup_in(origin, d->d_name);
+        if (*c || pid <= 0 || !owner_gone((pid_t)pid)) continue;
+        /* what is still in a dead owner's runs outlived its host, its
+         * spawn server and its supervisors (a whole process group killed
+         * at once): nothing is left to end it but us */
+        cleanup_in(origin, d->d_name, 1);
       }
     }
     close(dfd);

@@ -28,8 +28,10 @@ void ab_cgroup_cleanup(pid_t owner);
 
 /* Remove the agentbox-<owner> cgroups of owners that are gone (a host
  * killed with SIGKILL: its supervisors were still killing their trees when
- * the spawn server's own cleanup ran); the spawn server calls it when it
- * starts. */
+ * the spawn server's own cleanup ran), killing the processes still in them
+ * first (a host killed with its whole process group takes its spawn server
+ * and supervisors along, and the code's setsid'd tree would run on). The
+ * spawn server calls it when it starts. */
 void ab_cgroup_reap(void);
 
 /* Set the autogroup nice of process pid (0: self); errors are ignored. */
