@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include "cgroup.h"
 #include "core.h"
 #include "output.h"
 #include "spawner.h"
@@ -515,6 +516,16 @@ static int p_result(lua_State *L) {
   return 1;
 }
 
+/* core.reap_runs(): what SIGKILLed owners left in their cpu cgroups (their
+ * runs' processes, killed; the empty cgroups, removed). A spawn server does
+ * it when it starts; LocalExecutor does it when it is made, so a host that
+ * builds an executor without running a block cleans up too. */
+static int l_reap_runs(lua_State *L) {
+  ab_cgroup_reap();
+  (void)L;
+  return 0;
+}
+
 void ab_open_proc(lua_State *L) {
   static const luaL_Reg m[] = {
     {"close", p_close}, {"kill", p_kill}, {"done", p_done}, {"ready", p_ready},
@@ -532,6 +543,8 @@ void ab_open_proc(lua_State *L) {
   lua_pop(L, 1);
   lua_pushcfunction(L, l_spawn);
   lua_setfield(L, -2, "spawn");
+  lua_pushcfunction(L, l_reap_runs);
+  lua_setfield(L, -2, "reap_runs");
   lua_pushinteger(L, AB_DEADLINE_MARGIN_MS / 1000);
   lua_setfield(L, -2, "deadline_margin");
 }

@@ -38,6 +38,8 @@ local function new(opts)
   -- code of the host's uid must not read its environ or heap, nor ptrace it
   -- (one-way: secrets stay in freed memory); README "What LocalExecutor protects"
   assert(core.protect_host())
+  -- what hosts killed with their spawn servers left running (cgroup.c)
+  core.reap_runs()
   local self = setmetatable({}, LocalExecutor)
   workspace.attach(self, opts, "LocalExecutor")
   self.timeout = opts.timeout or 60
