@@ -24,7 +24,8 @@ while time.time() < deadline and not os.path.exists("racer.stop"):
     for _ in range(500):
         libc.renameat2(-100, b"sub", -100, b"lnk", 2)
     n += 500
-open("racer.count", "w").write(str(n))
+open("racer.count.tmp", "w").write(str(n))
+os.rename("racer.count.tmp", "racer.count")   # whole, or not there yet
 ]]
 
 -- The removal racer: keeps rebuilding sub/ (with files, and a nested
@@ -61,7 +62,8 @@ while time.time() < deadline and not os.path.exists("racer.stop"):
         libc.renameat2(-100, b"sub", -100, b"lnk", 2)
     n += 20
     os.close(fd)
-open("racer.count", "w").write(str(n))
+open("racer.count.tmp", "w").write(str(n))
+os.rename("racer.count.tmp", "racer.count")   # whole, or not there yet
 ]]
 
 local N = tonumber(os.getenv("AGENTBOX_RACE_N")) or 3000
