@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "cgroup.h"
+#include "sup.h"
 
 /* The kernel's sched_prio_to_weight for nice 0..19 (cpu.shares units; a
  * nice-0 task weighs 1024). */
@@ -281,47 +282,36 @@ void ab_cgroup_cleanup(pid_t owner) {
  * while)? */
 static int owner_gone(pid_t pid) {
   if (kill(pid, 0) != 0) return errno == ESRCH;
-  char path[48];
-  put(path, put_num(path, put(path, 0, sizeof path, "/proc/"), sizeof path, (unsigned long)pid), sizeof path, "/stat");
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 1;
   char buf[512];
-  ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  if (n <= 0) return 1;
-  buf[n] = 0;
-  char *rp = NULL;   /* comm may hold ')': the state follows the last one */
-  for (char *q = buf; *q; q++) if (*q == ')') rp = q;
-  return rp && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X');
+  if (ab_proc_read(pid, "stat", buf, sizeof buf) < 0) return 1;
+  const char *st = ab_proc_stat_state(buf);
+  return st && (*st == 'Z' || *st == 'X');
 }
 
 void ab_cgroup_reap(void) {
   int v2;
   int origin = find_origin(&v2);
   if (origin < 0) return;
-  int dfd = dup(origin);
-  if (dfd >= 0) {
-    char buf[4096];
-    for (;;) {
-      long n = syscall(SYS_getdents64, dfd, buf, sizeof buf);
-      if (n <= 0) break;
-      for (long off = 0; off < n;) {
-        struct cg_dirent64 *d = (struct cg_dirent64 *)(buf + off);
-        off += d->d_reclen;
-        if (d->d_type != DT_DIR || strncmp(d->d_name, "agentbox-", 9) != 0) continue;
-        long pid = 0;
-        const char *c = d->d_name + 9;
-        while (*c >= '0' && *c <= '9' && pid < 0x7fffffffL / 10) pid = pid * 10 + (*c++ - '0');
-        /* only an owner that is gone: a live one's empty parent may be about
-         * to get its next run */
-        if (*c || pid <= 0 || !owner_gone((pid_t)pid)) continue;
-        /* what is still in a dead owner's runs outlived its host, its
-         * spawn server and its supervisors (a whole process group killed
-         * at once): nothing is left to end it but us */
-        cleanup_in(origin, d->d_name, 1);
-      }
+  /* reading origin moves only its offset: openat from it is unaffected */
+  char buf[4096];
+  for (;;) {
+    long n = syscall(SYS_getdents64, origin, buf, sizeof buf);
+    if (n <= 0) break;
+    for (long off = 0; off < n;) {
+      struct cg_dirent64 *d = (struct cg_dirent64 *)(buf + off);
+      off += d->d_reclen;
+      if (d->d_type != DT_DIR || strncmp(d->d_name, "agentbox-", 9) != 0) continue;
+      long pid = 0;
+      const char *c = d->d_name + 9;
+      while (*c >= '0' && *c <= '9' && pid < 0x7fffffffL / 10) pid = pid * 10 + (*c++ - '0');
+      /* only an owner that is gone: a live one's empty parent may be about
+       * to get its next run */
+      if (*c || pid <= 0 || !owner_gone((pid_t)pid)) continue;
+      /* what is still in a dead owner's runs outlived its host, its
+       * spawn server and its supervisors (a whole process group killed
+       * at once): nothing is left to end it but us */
+      cleanup_in(origin, d->d_name, 1);
     }
-    close(dfd);
   }
   close(origin);
 }

@@ -114,25 +114,37 @@ struct linux_dirent64 {
   char d_name[];
 };
 
-static pid_t read_ppid(pid_t pid) {
+ssize_t ab_proc_read(pid_t pid, const char *file, char *buf, size_t size) {
   char path[48] = "/proc/";
   char num[16];
   int k = 0;
   do { num[k++] = (char)('0' + pid % 10); pid /= 10; } while (pid);
   size_t p = 6;
   while (k) path[p++] = num[--k];
-  memcpy(path + p, "/stat", 6);
+  path[p++] = '/';
+  for (size_t i = 0; file[i] && p + 1 < sizeof path; i++) path[p++] = file[i];
+  path[p] = 0;
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return -1;
-  char buf[512];
-  ssize_t n = read(fd, buf, sizeof buf - 1);
+  ssize_t n = read(fd, buf, size - 1);
   close(fd);
   if (n <= 0) return -1;
   buf[n] = 0;
-  char *rp = NULL;            /* comm may hold ')': use the last one */
-  for (char *q = buf; *q; q++) if (*q == ')') rp = q;
-  if (!rp || rp[1] != ' ' || !rp[2] || rp[3] != ' ') return -1;
-  return (pid_t)parse_long(rp + 4, NULL);
+  return n;
+}
+
+const char *ab_proc_stat_state(const char *stat) {
+  const char *rp = NULL;      /* comm may hold ')': use the last one */
+  for (const char *q = stat; *q; q++) if (*q == ')') rp = q;
+  return rp && rp[1] == ' ' && rp[2] ? rp + 2 : NULL;
+}
+
+static pid_t read_ppid(pid_t pid) {
+  char buf[512];
+  if (ab_proc_read(pid, "stat", buf, sizeof buf) < 0) return -1;
+  const char *st = ab_proc_stat_state(buf);
+  if (!st || st[1] != ' ') return -1;
+  return (pid_t)parse_long(st + 2, NULL);
 }
 
 static void pt_scan(ptable *t) {
@@ -247,20 +259,8 @@ static int dropped(uid_t uid, gid_t gid) {
 
 /* Is pid alive (not a zombie) with uid as its real, effective or saved uid? */
 static int of_uid(pid_t pid, uid_t uid) {
-  char path[48] = "/proc/";
-  char num[16];
-  int k = 0;
-  do { num[k++] = (char)('0' + pid % 10); pid /= 10; } while (pid);
-  size_t p = 6;
-  while (k) path[p++] = num[--k];
-  memcpy(path + p, "/status", 8);
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 0;
   char buf[4096];
-  ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  if (n <= 0) return 0;
-  buf[n] = 0;
+  if (ab_proc_read(pid, "status", buf, sizeof buf) < 0) return 0;
   int live = 1, match = 0;
   for (char *q = buf; *q;) {
     if (strncmp(q, "State:\t", 7) == 0) live = q[7] != 'Z' && q[7] != 'X';

@@ -64,6 +64,14 @@ void ab_supervise(const ab_sup_args *a, ab_sup_report *r);
  * left. Async-signal-safe. */
 int ab_kill_strays(const pid_t *keep, size_t n);
 
+/* Read /proc/<pid>/<file> (one read, NUL-terminated) into buf: its length,
+ * or -1. Async-signal-safe. */
+ssize_t ab_proc_read(pid_t pid, const char *file, char *buf, size_t size);
+
+/* The state field of a /proc/<pid>/stat text (after the last ')', since
+ * comm may hold one), or NULL. */
+const char *ab_proc_stat_state(const char *stat);
+
 /* Exit code that mirrors a report: the program's code, 128+signal, 124 on
  * timeout, 122 (AB_QUOTA_EXIT) when the workspace quota stopped it. */
 int ab_sup_exit_code(const ab_sup_report *r);
