@@ -1,0 +1,58 @@
+-- One error shape for the whole library (doc/errors.md):
+--   misuse (bad argument, unknown option, use after close) raises, blamed on
+--   the caller's line: the first stack frame outside lua/agentbox/;
+--   a runtime failure returns nil, message, code, with code from CODES.
+local M = {}
+
+--- The stable codes a runtime failure may carry (doc/errors.md explains each).
+M.CODES = {
+  timeout = true,      -- a deadline passed (HTTP request, Docker operation)
+  cancelled = true,    -- the task or operation was cancelled
+  running = true,      -- Task:result() on a task that has not finished
+  unreachable = true,  -- could not connect (Docker daemon, model server)
+  http = true,         -- the server answered with an error status
+  protocol = true,     -- the answer was malformed or over a size limit
+  transport = true,    -- any other transfer failure (TLS, reset connection)
+  not_found = true,    -- an image, container or file that is not there
+  docker = true,       -- the Docker daemon refused the operation
+  spawn = true,        -- a process could not be started (fork, pipe, exec setup)
+  io = true,           -- a workspace or file system operation failed
+  executor = true,     -- an executor failed or broke its contract
+  unsupported = true,  -- a requested guarantee cannot be given here (fail closed)
+  error = true,        -- a task's function raised; the message is the error
+}
+
+local here = debug.getinfo(1, "S").source
+local package_dir = here:match("^@(.*[/\\])") or ""
+
+local function ours(source)
+  return source:sub(1, 1) == "@" and package_dir ~= "" and source:sub(2, #package_dir + 1) == package_dir
+end
+
+--- The level (for error()) of the first caller outside agentbox's Lua
+--- package, seen from the function that calls caller_level.
+function M.caller_level()
+  local level = 2
+  while true do
+    local info = debug.getinfo(level + 1, "S")
+    if not info then return 1 end
+    if info.what ~= "C" and not ours(info.source) then return level end
+    level = level + 1
+  end
+end
+
+--- Raise misuse, blamed on the user's code whatever the call depth.
+--- Usage: errors.misuse("agentbox.LocalExecutor: timeout must be a positive number, got %s", v)
+function M.misuse(fmt, ...)
+  local msg = select("#", ...) > 0 and fmt:format(...) or fmt
+  error(msg, M.caller_level())
+end
+
+--- A runtime failure: return errors.fail("timeout", "the model server did not answer in %d s", n)
+function M.fail(code, fmt, ...)
+  assert(M.CODES[code], "agentbox.errors: unknown error code " .. tostring(code))
+  local msg = select("#", ...) > 0 and fmt:format(...) or fmt
+  return nil, msg, code
+end
+
+return M
