@@ -21,7 +21,7 @@ export AGENTBOX_SUP := $(CURDIR)/$(SUP)
 DEB_PKGS = lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev lua-cjson lua-busted \
            python3 gcc make libc6-dev curl debootstrap luarocks
 
-.PHONY: all deps test test-image check demo bench chaos image install clean paths rock-check host-demo rock
+.PHONY: all deps test specs test-image check demo bench chaos image install clean paths rock-check host-demo rock
 
 # What `luarocks make` builds and installs (no apt-get: users may not be root)
 INST_PREFIX ?= /usr/local
@@ -76,6 +76,11 @@ test-image: all
 	else echo "Docker is not reachable: not building $(IMAGE)"; fi
 
 test: all test-image
+	@$(MAKE) --no-print-directory $(HOST) $(STATES_HOST)
+	@bash scripts/run_specs.sh $(BUSTED)
+
+# `make specs SPECS=spec/x_spec.lua`: run specs without (re)building the image
+specs: all
 	@$(MAKE) --no-print-directory $(HOST) $(STATES_HOST)
 	@bash scripts/run_specs.sh $(BUSTED)
 
