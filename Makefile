@@ -71,7 +71,7 @@ image: deps
 # build it first (cached: under a second when up to date). Without a daemon
 # those specs are pending, or fail under CI=true.
 test-image: all
-	@if $(LUA) -e 'os.exit(require("agentbox.docker").available() and 0 or 1)' >/dev/null 2>&1; then \
+	@if $(LUA) -e 'os.exit(require("agentbox.engine").available() and 0 or 1)' >/dev/null 2>&1; then \
 	  $(MAKE) --no-print-directory image; \
 	else echo "Docker is not reachable: not building $(IMAGE)"; fi
 

@@ -18,7 +18,7 @@ export BENCH_CONC_WARM=${BENCH_CONC_WARM:-2}
 K=${BENCH_CONC_K:-8} M=${BENCH_CONC_M:-10} STOP_N=${BENCH_STOP_N:-2}
 PY=$B/venv/bin/python
 
-if ! "$LUA" -e 'os.exit(require("agentbox.docker").available() and 0 or 1)'; then
+if ! "$LUA" -e 'os.exit(require("agentbox.engine").available() and 0 or 1)'; then
   echo "## Docker benchmark skipped: no Docker daemon reachable"
   exit 0
 fi

@@ -7,7 +7,7 @@
 --
 -- Environment: BENCH_IMAGE, BENCH_TMP (scratch dir; work dirs go under it).
 --
--- Where the time goes: core.http and core.spawn are wrapped (docker.lua and
+-- Where the time goes: core.http and core.spawn are wrapped (engine.lua and
 -- the executor look them up on the core table at call time), so every
 -- Engine API request and host helper process is timed from its start to the
 -- first done() that says true. The wrapper costs microseconds per request
@@ -30,7 +30,7 @@ local function harness()
   local agentbox = require("agentbox")
   local core = require("agentbox.core")
   local task = require("agentbox.task")
-  local docker = require("agentbox.docker")
+  local docker = require("agentbox.engine")
   local now = core.now
   local IMAGE = os.getenv("BENCH_IMAGE") or "agentbox/sandbox:latest"
   local TMP = os.getenv("BENCH_TMP") or "/tmp/agentbox-bench"

@@ -5,7 +5,7 @@
 -- must never pass without having run them): spec/support/contract.lua's gate.
 local agentbox = require("agentbox")
 local core = require("agentbox.core")
-local docker = require("agentbox.docker")
+local docker = require("agentbox.engine")
 local task = require("agentbox.task")
 local H = require("spec.support.helpers")
 local C = require("spec.support.contract")
@@ -249,7 +249,7 @@ describe("DockerExecutor #docker", function()
         local agentbox = require("agentbox")
         local ex = agentbox.DockerExecutor{ image = %q, work_dir = %q }
         ex:start()
-        io.write(require("agentbox.docker").identity().pid, " ", ex.container_id, "\n")
+        io.write(require("agentbox.engine").identity().pid, " ", ex.container_id, "\n")
         io.stdout:flush()
         agentbox.sleep(120)
       ]]):format(IMAGE, dir)
@@ -338,7 +338,7 @@ describe("DockerExecutor #docker", function()
       local ok2, err2 = pcall(e.execute, e, { { lang = "python", code = "print(1)" } })
       assert.is_false(ok2)
       assert.matches("cannot reach the Docker daemon at unix:///nonexistent", err2, 1, true)
-      local r = H.run({ "lua5.4", "-e", "print(require('agentbox.docker').available())" },
+      local r = H.run({ "lua5.4", "-e", "print(require('agentbox.engine').available())" },
                       { env = lua_env{ DOCKER_HOST = "unix:///nonexistent" } })
       assert.matches("^false\tcannot reach the Docker daemon at unix:///nonexistent", r.stdout)
     end)
@@ -360,7 +360,7 @@ describe("DockerExecutor #docker", function()
                                      { PATH = os.getenv("PATH") })
       assert.matches("^%d+$", port)
       local host = "tcp://127.0.0.1:" .. port
-      local r0 = H.run({ "lua5.4", "-e", "print(require('agentbox.docker').available())" },
+      local r0 = H.run({ "lua5.4", "-e", "print(require('agentbox.engine').available())" },
                        { env = lua_env{ DOCKER_HOST = host } })
       assert.equal("true\n", r0.stdout)
       local wd = H.tmpdir("remote")

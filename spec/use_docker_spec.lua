@@ -101,7 +101,7 @@ describe("use_docker", function()
   it("reachable Docker builds a DockerExecutor with the image, work_dir and timeout", function()
     local r = H.lua([[
       local ab = require('agentbox')
-      package.loaded['agentbox.docker'] = { available = function() return true end }
+      package.loaded['agentbox.engine'] = { available = function() return true end }
       local got
       ab.DockerExecutor = function(o) got = o; return { execute = function() end } end
       local u = ab.UserProxyAgent{ name = "u", human_input_mode = "NEVER",

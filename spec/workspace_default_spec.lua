@@ -6,7 +6,7 @@ local C = require("spec.support.contract")
 local H = require("spec.support.helpers")
 local agentbox = require("agentbox")
 local core = require("agentbox.core")
-local docker = require("agentbox.docker")
+local docker = require("agentbox.engine")
 local task = require("agentbox.task")
 
 

@@ -21,7 +21,7 @@ end
 -- Whether a Docker daemon answers; a missing or broken client module counts
 -- as "not reachable".
 function M.docker_available()
-  local ok, mod = pcall(require, "agentbox.docker")
+  local ok, mod = pcall(require, "agentbox.engine")
   if not ok or type(mod) ~= "table" or type(mod.available) ~= "function" then
     return false, "the agentbox.docker module is not available"
   end

@@ -37,7 +37,7 @@ setmetatable(M, {
   __index = function(_, k)
     if k == "on_error" then return task.on_error end
     -- loaded on first use: LocalExecutor-only users never load the Docker client
-    if k == "docker" then return require("agentbox.docker") end
+    if k == "docker" then return require("agentbox.engine") end
     if k == "print" or k == "color" then return chat[k] end
   end,
 })

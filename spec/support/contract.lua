@@ -13,7 +13,7 @@
 -- here; it cannot ship without passing every contract case. Docker cases
 -- are pending when no daemon answers, and fail under CI=true.
 local agentbox = require("agentbox")
-local docker = require("agentbox.docker")
+local docker = require("agentbox.engine")
 local H = require("spec.support.helpers")
 
 local M = {}

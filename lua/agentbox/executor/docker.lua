@@ -1,5 +1,5 @@
 -- DockerExecutor: runs code blocks in one hardened container per executor,
--- through the Engine API (lua/agentbox/docker.lua). Same contract as
+-- through the Engine API (lua/agentbox/engine.lua). Same contract as
 -- LocalExecutor; each block runs under our static supervisor inside the
 -- container, which enforces the deadline and kills the whole tree (slim
 -- images have no procps and the Engine API cannot kill an exec). The
@@ -9,7 +9,7 @@
 local core = require("agentbox.core")
 local code = require("agentbox.code")
 local task = require("agentbox.task")
-local docker = require("agentbox.docker")
+local docker = require("agentbox.engine")
 local common = require("agentbox.executor.common")
 local files = require("agentbox.executor.sandbox_files")
 local workspace = require("agentbox.executor.workspace")

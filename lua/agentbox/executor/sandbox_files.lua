@@ -3,7 +3,7 @@
 -- work_dir and who the sandbox runs as, and, for a remote daemon, code and
 -- the supervisor delivered through the archive API.
 local core = require("agentbox.core")
-local docker = require("agentbox.docker")
+local docker = require("agentbox.engine")
 local workspace = require("agentbox.executor.workspace")
 
 local M = {}

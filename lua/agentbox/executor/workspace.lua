@@ -4,7 +4,7 @@
 -- agentbox creates, owns and removes at close. Directories of dead owners
 -- are reaped when an executor starts.
 local core = require("agentbox.core")
-local docker = require("agentbox.docker")
+local docker = require("agentbox.engine")
 
 local M = {}
 
