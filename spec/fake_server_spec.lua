@@ -144,6 +144,16 @@ describe("fake_openai fixture", function()
     assert.are.equal("upstream down", r.body)
   end)
 
+  it("hangs up without a status line on a hangup step, and serves the next connection", function()
+    start({ models = { m = { { hangup = true }, { content = "after" } } } })
+    local r = chat(srv, "m", user("hi"))
+    assert.are.equal(52, r.exit)      -- curl: "Empty reply from server"
+    assert.are.equal(0, r.status)
+    r = chat(srv, "m", user("hi"))
+    assert.are.equal("after", r.json.choices[1].message.content)
+    assert.are.same({ 0, 200 }, { srv:requests()[1].status, srv:requests()[2].status })
+  end)
+
   it("passes met expectations and answers 500 + logs unmet ones", function()
     start({ models = { m = {
       { expect = { last_role = "tool", last_contains = "exitcode: 0", messages_count = 3, has_tools = true },

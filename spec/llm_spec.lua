@@ -61,8 +61,9 @@ describe("llm client", function()
 
   it("does not retry 400/401/403/404 and says what to check, never the key", function()
     srv = fake.start{ models = { m = { { status = 401, body = "{\"error\":{\"message\":\"Incorrect API key provided\"}}" } } } }
-    local ok, err = pcall(function() client():create{ messages = MSGS } end)
-    assert.is_false(ok)
+    local msg, err, code, status = client():create{ messages = MSGS }
+    assert.is_nil(msg)
+    assert.same({ "http", 401 }, { code, status })
     assert.matches("HTTP 401: Incorrect API key provided %(check api_key%)", err)
     assert.matches(srv.base_url .. "/chat/completions", err, 1, true)
     assert.not_matches("SECRET", err)
@@ -71,32 +72,36 @@ describe("llm client", function()
 
   it("gives up after max_retries and names the status and message", function()
     srv = fake.start{ models = { m = { { status = 500 }, { status = 500 }, { status = 500 } } } }
-    local ok, err = pcall(function() client({ max_retries = 2 }):create{ messages = MSGS } end)
-    assert.is_false(ok)
+    local msg, err, code = client({ max_retries = 2 }):create{ messages = MSGS }
+    assert.is_nil(msg)
+    assert.equal("http", code)
     assert.matches("HTTP 500: fake_openai: scripted status 500", err)
     assert.equal(3, #srv:requests())
   end)
 
   it("reports a malformed JSON body clearly", function()
     srv = fake.start{ models = { m = { { raw = "not json{" } } } }
-    local ok, err = pcall(function() client():create{ messages = MSGS } end)
-    assert.is_false(ok)
+    local msg, err, code = client():create{ messages = MSGS }
+    assert.is_nil(msg)
+    assert.equal("protocol", code)
     assert.matches("not a chat completion.*not json{", err)
   end)
 
   it("reports connection refused with the URL after retrying", function()
     local c = llm.new{ config_list = { { model = "m", api_key = "k", base_url = "http://127.0.0.1:1/v1" } },
                        max_retries = 1, retry_base = 0.01 }
-    local ok, err = pcall(function() c:create{ messages = MSGS } end)
-    assert.is_false(ok)
+    local msg, err, code = c:create{ messages = MSGS }
+    assert.is_nil(msg)
+    assert.equal("unreachable", code)
     assert.matches("POST http://127.0.0.1:1/v1/chat/completions failed: .*connect", err)
   end)
 
   it("times out on a server slower than the timeout", function()
     srv = fake.start{ models = { m = { { delay = 3, content = "late" }, { delay = 3, content = "late" } } } }
     local t0 = core.now()
-    local ok, err = pcall(function() client({ timeout = 0.5, max_retries = 1 }):create{ messages = MSGS } end)
-    assert.is_false(ok)
+    local msg, err, code = client({ timeout = 0.5, max_retries = 1 }):create{ messages = MSGS }
+    assert.is_nil(msg)
+    assert.equal("timeout", code)
     assert.matches("timed out after 0.5s", err)
     assert.is_true(core.now() - t0 < 2.5)
   end)
@@ -152,18 +157,20 @@ describe("llm client", function()
       { content_gen = { unit = "z", count = 1000 } },
     } } }
     local c = client({ max_reply_bytes = 3000, max_retries = 2 })
-    local ok, err = pcall(c.create, c, { messages = MSGS })
-    assert.is_false(ok)
+    local msg, err, code = c:create{ messages = MSGS }
+    assert.is_nil(msg)
+    assert.equal("protocol", code)
     assert.matches("the reply is larger than llm_config.max_reply_bytes (3000 bytes)", err, 1, true)
     assert.equal(1, #srv:requests())
     -- the default is 2 MiB: a 3 MiB reply is refused, the next one is fine
     srv:stop()
     srv = fake.start{ models = { m = { { content_gen = { unit = "x", count = 3 * 1024 * 1024 } }, { content = "ok" } } } }
     c = client({ max_retries = 0 })
-    ok, err = pcall(c.create, c, { messages = MSGS })
-    assert.is_false(ok)
+    msg, err = c:create{ messages = MSGS }
+    assert.is_nil(msg)
     assert.matches("llm_config.max_reply_bytes (2097152 bytes)", err, 1, true)
     assert.same({ role = "assistant", content = "ok" }, c:create{ messages = MSGS })
+    local ok
     ok, err = pcall(llm.new, { config_list = { { model = "m" } }, max_reply_bytes = 0 })
     assert.is_false(ok)
     assert.matches("llm_config.max_reply_bytes must be a positive integer (bytes; default 2097152)", err, 1, true)

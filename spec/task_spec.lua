@@ -77,7 +77,7 @@ describe("tasks", function()
     while core.now() - t0 < 0.3 do agentbox.step(10) end
     assert.is_true(t:cancel())
     agentbox.run()
-    assert.same({ nil, "cancelled" }, { t:result() })
+    assert.same({ nil, "cancelled", "cancelled" }, { t:result() })
     agentbox.sleep(1.2)
     assert.is_false(H.exists(dir .. "/late"))
     -- the executor is still usable afterwards
@@ -94,7 +94,7 @@ describe("tasks", function()
     t:cancel()
     agentbox.run()
     assert.is_true(core.now() - t0 < 2)
-    assert.same({ nil, "cancelled" }, { t:result() })
+    assert.same({ nil, "cancelled", "cancelled" }, { t:result() })
     srv:stop()
   end)
 

@@ -370,13 +370,30 @@ static void push_headers(lua_State *L, const ab_buf *b) {
   }
 }
 
-/* result() -> { status, headers, body } | nil, message, curl_code */
+/* doc/errors.md's code for a failed transfer */
+static const char *error_code(const http_ud *u) {
+  if (u->too_big || u->dm.bad) return "protocol";
+  switch (u->code) {
+  case CURLE_COULDNT_RESOLVE_PROXY:
+  case CURLE_COULDNT_RESOLVE_HOST:
+  case CURLE_COULDNT_CONNECT:
+    return "unreachable";
+  case CURLE_OPERATION_TIMEDOUT:
+    return "timeout";
+  default:
+    return "transport";
+  }
+}
+
+/* result() -> { status, headers, body } | nil, message, code, curl_code
+ * (code from doc/errors.md; nil, "running", "running" until done) */
 static int r_result(lua_State *L) {
   http_ud *u = check_req(L);
   if (!u->done) {
     luaL_pushfail(L);
     lua_pushliteral(L, "running");
-    return 2;
+    lua_pushliteral(L, "running");
+    return 3;
   }
   if (u->code != CURLE_OK && !(u->demux && u->code == CURLE_PARTIAL_FILE)) {
     luaL_pushfail(L);
@@ -386,8 +403,9 @@ static int r_result(lua_State *L) {
       lua_pushliteral(L, "protocol error: unknown frame type in the multiplexed stream");
     else
       lua_pushstring(L, u->errbuf[0] ? u->errbuf : curl_easy_strerror(u->code));
+    lua_pushstring(L, error_code(u));
     lua_pushinteger(L, (lua_Integer)u->code);
-    return 3;
+    return 4;
   }
   lua_createtable(L, 0, 6);
   lua_pushinteger(L, u->status);

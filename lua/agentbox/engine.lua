@@ -3,8 +3,12 @@
 -- reaping of containers whose owner process is gone. JSON is built and read
 -- here (lua-cjson); the C core only moves bytes. Every wait is task.wait, so
 -- many executors and requests progress at once on the one reactor.
+-- Failures follow doc/errors.md: nil, message, code, plus the HTTP status as
+-- a 4th value when the daemon answered with an error status (code not_found
+-- for a 404, docker for any other refusal).
 local core = require("agentbox.core")
 local task = require("agentbox.task")
+local errors = require("agentbox.errors")
 -- a private cjson instance: settings here never leak into other modules
 local json = require("cjson").new()
 
@@ -78,14 +82,18 @@ end
 function M.endpoint(host)
   if host == nil or host == "" then host = os.getenv("DOCKER_HOST") end
   if host == nil or host == "" then host = "unix://" .. M.DEFAULT_SOCKET end
-  if type(host) ~= "string" then error("docker: docker_host must be a string", 2) end
+  if type(host) ~= "string" then
+    errors.misuse("agentbox.docker: docker_host must be a string such as \"unix:///var/run/docker.sock\", got %s",
+      type(host))
+  end
   local path = host:match("^unix://(.+)$")
   if path then
     return { name = host, kind = "unix", socket = path, base = "http://localhost", ["local"] = true }
   end
   local scheme, hostport = host:match("^(%a+)://([^/]+)/?$")
   if not scheme or not (scheme == "tcp" or scheme == "http" or scheme == "https") then
-    return nil, ("docker: unsupported DOCKER_HOST '%s' (use unix:///path/to/docker.sock or tcp://host:port)"):format(host)
+    return errors.fail("unsupported",
+      "docker: unsupported DOCKER_HOST '%s' (use unix:///path/to/docker.sock or tcp://host:port)", host)
   end
   local verify = (os.getenv("DOCKER_TLS_VERIFY") or "") ~= ""
   local cert_path = os.getenv("DOCKER_CERT_PATH")
@@ -101,7 +109,7 @@ function M.endpoint(host)
     local ca, cert, key = dir .. "/ca.pem", dir .. "/cert.pem", dir .. "/key.pem"
     if verify then
       if not file_exists(ca) then
-        return nil, ("docker: DOCKER_TLS_VERIFY is set but %s is missing (set DOCKER_CERT_PATH)"):format(ca)
+        return errors.fail("not_found", "docker: DOCKER_TLS_VERIFY is set but %s is missing (set DOCKER_CERT_PATH)", ca)
       end
       ep.cainfo = ca
     end
@@ -150,8 +158,22 @@ local function await(req)
 end
 M.await = await
 
+local function daemon_message(res)
+  local body = res.body or res.output or ""
+  local ok, doc = pcall(json.decode, body)
+  if ok and type(doc) == "table" and type(doc.message) == "string" then return doc.message end
+  body = body:gsub("%s+$", "")
+  return body ~= "" and body or "(no message)"
+end
+M.daemon_message = daemon_message
+
 -- curl's words for a missing unix socket ("localhost port 80") mislead
-local function transport_error(ep, err)
+local function transport_error(ep, err, code)
+  if code == "timeout" then
+    return ("the Docker daemon at %s did not answer in time: %s"):format(ep.name, err)
+  elseif code ~= "unreachable" then
+    return ("the transfer with the Docker daemon at %s failed: %s"):format(ep.name, err)
+  end
   if ep.kind == "unix" then
     if not core.realpath(ep.socket) then
       return ("cannot reach the Docker daemon at %s: no such socket (is dockerd running? is DOCKER_HOST right?)")
@@ -164,32 +186,33 @@ local function transport_error(ep, err)
   return ("cannot reach the Docker daemon at %s: %s"):format(ep.name, err)
 end
 
-local function daemon_message(res)
-  local body = res.body or res.output or ""
-  local ok, doc = pcall(json.decode, body)
-  if ok and type(doc) == "table" and type(doc.message) == "string" then return doc.message end
-  body = body:gsub("%s+$", "")
-  return body ~= "" and body or "(no message)"
+-- nil, message, code for a transfer that failed (code from core.http)
+local function transport_fail(ep, what, err, code)
+  return errors.fail(code, "docker: %s%s", what and (what .. ": ") or "", transport_error(ep, err, code))
 end
-M.daemon_message = daemon_message
+
+-- nil, message, code, status for an error status: a 404 is something not
+-- there (an image, a container, an exec), anything else the daemon refusing
+local function status_fail(op, res, msg)
+  local code = res.status == 404 and "not_found" or "docker"
+  local _, m = errors.fail(code, "docker: %s failed (HTTP %d): %s", op, res.status, msg or daemon_message(res))
+  return nil, m, code, res.status
+end
+M.status_fail = status_fail
 
 --- One API call: returns the decoded JSON (or the raw body for non-JSON,
---- true for empty), res; or nil, message, status. `ok` lists accepted
---- statuses (default any 2xx).
+--- true for empty), res; or nil, message, code[, status]. `ok` lists
+--- accepted statuses (default any 2xx).
 function Client:call(op, o)
   local req <close> = self:send(o)
-  local res, err = await(req)
-  if not res then
-    return nil, ("docker: %s: %s"):format(op, transport_error(self.ep, err)), nil
-  end
+  local res, err, code = await(req)
+  if not res then return transport_fail(self.ep, op, err, code) end
   local accepted = o.ok and o.ok[res.status] or (not o.ok and res.status >= 200 and res.status < 300)
-  if not accepted then
-    return nil, ("docker: %s failed (HTTP %d): %s"):format(op, res.status, daemon_message(res)), res.status
-  end
+  if not accepted then return status_fail(op, res) end
   local ctype = res.headers and res.headers["content-type"] or ""
   if res.body and res.body ~= "" and ctype:find("json", 1, true) then
     local ok, doc = pcall(json.decode, res.body)
-    if not ok then return nil, ("docker: %s: bad JSON from the daemon: %s"):format(op, doc), res.status end
+    if not ok then return errors.fail("protocol", "docker: %s: bad JSON from the daemon: %s", op, doc) end
     return doc, res
   end
   return (res.body ~= nil and res.body ~= "") and res.body or true, res
@@ -204,14 +227,10 @@ function Client:negotiate()
   if cached then self.version = cached return true end
   local ping <close> = self:send{ path = "/_ping", versioned = false, timeout = 10 }
   local ver <close> = self:send{ path = "/version", versioned = false, timeout = 10 }
-  local pres, perr = await(ping)
+  local pres, perr, pcode = await(ping)
   local vres = await(ver)
-  if not pres then
-    return nil, "docker: " .. transport_error(self.ep, perr)
-  end
-  if pres.status ~= 200 then
-    return nil, ("docker: ping failed (HTTP %d) at %s: %s"):format(pres.status, self.ep.name, daemon_message(pres))
-  end
+  if not pres then return transport_fail(self.ep, nil, perr, pcode) end
+  if pres.status ~= 200 then return status_fail("ping at " .. self.ep.name, pres) end
   local info = {}
   if vres and vres.status == 200 then
     local ok, doc = pcall(json.decode, vres.body)
@@ -219,16 +238,17 @@ function Client:negotiate()
   end
   local server = pres.headers["api-version"] or info.ApiVersion
   if not vparse(server) then
-    return nil, ("docker: the daemon at %s did not say its API version (no Api-Version header)"):format(self.ep.name)
+    return errors.fail("protocol", "docker: the daemon at %s did not say its API version (no Api-Version header)",
+      self.ep.name)
   end
   local use = vless(server, M.TESTED_MAX) and server or M.TESTED_MAX
   local min = info.MinAPIVersion
   if vparse(min) and vless(use, min) then
-    return nil, ("docker: the daemon at %s requires API version >= %s, agentbox speaks up to %s"):format(
+    return errors.fail("unsupported", "docker: the daemon at %s requires API version >= %s, agentbox speaks up to %s",
       self.ep.name, min, M.TESTED_MAX)
   end
   if vless(use, M.OLDEST) then
-    return nil, ("docker: the daemon at %s speaks API %s, agentbox needs >= %s (Docker 17.06 or newer)"):format(
+    return errors.fail("unsupported", "docker: the daemon at %s speaks API %s, agentbox needs >= %s (Docker 17.06 or newer)",
       self.ep.name, server, M.OLDEST)
   end
   self.version = use:match("^%d+%.%d+")
@@ -239,8 +259,8 @@ end
 
 --- A client for a DOCKER_HOST-style string (nil: the environment's).
 function M.client(host, opts)
-  local ep, err = M.endpoint(host)
-  if not ep then return nil, err end
+  local ep, err, code = M.endpoint(host)
+  if not ep then return nil, err, code end
   opts = opts or {}
   return setmetatable({ ep = ep, connect_timeout = opts.connect_timeout or 10 }, Client)
 end
@@ -290,19 +310,17 @@ function Client:image_pull(ref, on_progress)
   local chunks = req:read()
   if chunks then for i = 2, #chunks, 2 do lines(chunks[i]) end end
   lines("\n")
-  local res, err = req:result()
-  if not res then return nil, ("docker: %s: %s"):format(op, transport_error(self.ep, err)) end
-  if res.status ~= 200 then
-    return nil, ("docker: %s failed (HTTP %d): %s"):format(op, res.status, daemon_message(res)), res.status
-  end
-  if failure then return nil, ("docker: %s failed: %s"):format(op, failure) end
+  local res, err, code = req:result()
+  if not res then return transport_fail(self.ep, op, err, code) end
+  if res.status ~= 200 then return status_fail(op, res) end
+  if failure then return errors.fail("docker", "docker: %s failed: %s", op, failure) end
   return true
 end
 
 function Client:create(config, name)
-  local doc, err, status = self:call("create container" .. (name and (" " .. name) or ""),
+  local doc, err, code, status = self:call("create container" .. (name and (" " .. name) or ""),
     { method = "POST", path = "/containers/create", query = name and { name = name } or nil, json = config })
-  if not doc then return nil, err, status end
+  if not doc then return nil, err, code, status end
   return doc.Id, doc.Warnings ~= json.null and doc.Warnings or nil
 end
 
@@ -329,13 +347,13 @@ function Client:remove(id, timeout, kill_only)
   return self:finish_remove(id, await(req))
 end
 
-function Client:finish_remove(id, res, err)
+function Client:finish_remove(id, res, err, code)
   local op = "remove container " .. id:sub(1, 12)
-  if not res then return nil, ("docker: %s: %s"):format(op, transport_error(self.ep, err)) end
+  if not res then return transport_fail(self.ep, op, err, code) end
   if res.status == 204 or res.status == 200 or res.status == 404 then return true end
   local msg = daemon_message(res)
   if res.status == 409 and msg:find("already in progress", 1, true) then return true end
-  return nil, ("docker: %s failed (HTTP %d): %s"):format(op, res.status, msg), res.status
+  return status_fail(op, res, msg)
 end
 
 -- Requests sent from finalizers, kept alive until the reactor finishes them.
@@ -358,9 +376,9 @@ function Client:list(filters)
 end
 
 function Client:exec_create(id, spec)
-  local doc, err, status = self:call("create exec in " .. id:sub(1, 12),
+  local doc, err, code, status = self:call("create exec in " .. id:sub(1, 12),
     { method = "POST", path = "/containers/" .. id .. "/exec", json = spec })
-  if not doc then return nil, err, status end
+  if not doc then return nil, err, code, status end
   return doc.Id
 end
 
@@ -377,15 +395,18 @@ function Client:exec_inspect(exec_id)
 end
 
 --- A short helper command with captured output (not user code): returns
---- { output =, exit_code = } or nil. o: user, max (bytes kept, 64 KiB).
+--- { output =, exit_code = } or nil, message, code. o: user, max (bytes
+--- kept, 64 KiB).
 function Client:exec_run(id, argv, o)
   o = o or {}
-  local exec_id = self:exec_create(id, { Cmd = argv, AttachStdout = true, AttachStderr = true, Tty = false,
-                                         User = o.user })
-  if not exec_id then return nil end
+  local exec_id, err, code, status = self:exec_create(id, { Cmd = argv, AttachStdout = true, AttachStderr = true,
+                                                            Tty = false, User = o.user })
+  if not exec_id then return nil, err, code, status end
+  local op = "run " .. tostring(argv[1]) .. " in " .. id:sub(1, 12)
   local req <close> = self:exec_start(exec_id, o.max or 65536, 30)
-  local res = await(req)
-  if not res or res.status ~= 200 then return nil end
+  local res, rerr, rcode = await(req)
+  if not res then return transport_fail(self.ep, op, rerr, rcode) end
+  if res.status ~= 200 then return status_fail(op, res) end
   local info = self:exec_inspect(exec_id)
   res.exit_code = info and math.tointeger(info.ExitCode)
   return res
@@ -443,15 +464,15 @@ local function owner_alive(labels)
 end
 
 --- Remove agentbox containers on this host whose owner process is gone.
---- Returns the number removed, or nil, message. Containers of other hosts
+--- Returns the number removed, or nil, message, code. Containers of other hosts
 --- (their owner cannot be checked from here) and ones created with
 --- auto_remove = false are left alone.
 function M.reap(host)
   local function run()
-    local c, err = M.client(host)
-    if not c then return nil, err end
-    local ok, nerr = c:negotiate()
-    if not ok then return nil, nerr end
+    local c, err, code = M.client(host)
+    if not c then return nil, err, code end
+    local ok, nerr, ncode = c:negotiate()
+    if not ok then return nil, nerr, ncode end
     return c:reap()
   end
   return task.sync(run)
@@ -459,8 +480,8 @@ end
 
 function Client:reap()
   local me = M.identity()
-  local list, err = self:list({ label = { "agentbox=1", "agentbox.host=" .. me.host } })
-  if not list then return nil, err end
+  local list, err, code = self:list({ label = { "agentbox=1", "agentbox.host=" .. me.host } })
+  if not list then return nil, err, code end
   local reqs = {}
   for _, c in ipairs(list) do
     local labels = c.Labels ~= json.null and c.Labels or {}
@@ -470,30 +491,31 @@ function Client:reap()
                                                       query = { force = 1, v = 1 } } }
     end
   end
-  local removed, first_err = 0, nil
+  local removed, first_err, first_code = 0, nil, nil
   for _, r in ipairs(reqs) do
-    local ok, rerr = self:finish_remove(r.id, await(r.req))
+    local ok, rerr, rcode = self:finish_remove(r.id, await(r.req))
     r.req:close()
-    if ok then removed = removed + 1 else first_err = first_err or rerr end
+    if ok then removed = removed + 1 elseif not first_err then first_err, first_code = rerr, rcode end
   end
-  if first_err and removed == 0 then return nil, first_err end
+  if first_err and removed == 0 then return nil, first_err, first_code end
   return removed
 end
 
 ---------------------------------------------------------------- availability
 
---- Is a Docker daemon reachable? true | false, message. Fast: a short
+--- Is a Docker daemon reachable? true | nil, message, code. Fast: a short
 --- connect timeout and one /_ping, so deciding use_docker never hangs.
 function M.available(host)
   local function run()
-    local c, err = M.client(host, { connect_timeout = 2 })
-    if not c then return false, err end
+    local c, err, code = M.client(host, { connect_timeout = 2 })
+    if not c then return nil, err, code end
     local req <close> = c:send{ path = "/_ping", versioned = false, timeout = 5 }
-    local res, rerr = await(req)
-    if not res then return false, transport_error(c.ep, rerr) end
+    local res, rerr, rcode = await(req)
+    if not res then return errors.fail(rcode, "%s", transport_error(c.ep, rerr, rcode)) end
     if res.status ~= 200 then
-      return false, ("the Docker daemon at %s answered /_ping with HTTP %d: %s"):format(c.ep.name, res.status,
-        daemon_message(res))
+      local _, m = errors.fail("docker", "the Docker daemon at %s answered /_ping with HTTP %d: %s", c.ep.name,
+        res.status, daemon_message(res))
+      return nil, m, "docker", res.status
     end
     return true
   end

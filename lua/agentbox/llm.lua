@@ -4,6 +4,7 @@
 -- call inside a task never blocks other tasks or the host.
 local core = require("agentbox.core")
 local task = require("agentbox.task")
+local errors = require("agentbox.errors")
 local cjson_lib = require("cjson")
 local json = cjson_lib.new()
 if json.encode_escape_forward_slash then json.encode_escape_forward_slash(false) end
@@ -27,37 +28,52 @@ local CONFIG_KEYS = { config_list = true, timeout = true, max_retries = true, ca
 M.MAX_REPLY_BYTES = 2 * 1024 * 1024
 local ENTRY_KEYS = { model = true, api_key = true, base_url = true, api_type = true, tags = true,
                      api_version = true, price = true }
+-- curl failures worth another try: name resolution, connect, timeout, TLS
+-- handshake, an empty reply, send/receive errors (a body over max_body is not)
 local RETRY_CURL = { [5] = true, [6] = true, [7] = true, [28] = true, [35] = true, [52] = true,
                      [55] = true, [56] = true }
 
 local Client = {}
 Client.__index = Client
 
+-- a positive, finite number of seconds (NaN fails every comparison)
+local function seconds(v)
+  return type(v) == "number" and v > 0 and v < math.huge
+end
+
 local function check_config(cfg)
+  local misuse = errors.misuse
   if type(cfg) ~= "table" then
-    error("llm_config must be a table like { config_list = { { model = \"gpt-4o-mini\", api_key = ... } } } or false", 3)
+    misuse("llm_config must be a table like { config_list = { { model = \"gpt-4o-mini\", api_key = ... } } } or false, got %s",
+      tostring(cfg))
   end
   local list = cfg.config_list
   if list == nil and cfg.model then list = { cfg } end
   if type(list) ~= "table" or #list == 0 then
-    error("llm_config.config_list must be a non-empty array of { model = ..., api_key = ..., base_url = ... }", 3)
+    misuse("llm_config.config_list must be a non-empty array of { model = ..., api_key = ..., base_url = ... }")
   end
   for i, e in ipairs(list) do
     if type(e) ~= "table" or type(e.model) ~= "string" or e.model == "" then
-      error(("llm_config.config_list[%d] needs a 'model' string"):format(i), 3)
+      misuse("llm_config.config_list[%d] needs a 'model' string", i)
     end
     if e.base_url ~= nil and (type(e.base_url) ~= "string" or not e.base_url:match("^https?://")) then
-      error(("llm_config.config_list[%d].base_url must be an http:// or https:// URL, got %s"):format(i, tostring(e.base_url)), 3)
+      misuse("llm_config.config_list[%d].base_url must be an http:// or https:// URL, got %s", i, tostring(e.base_url))
     end
   end
-  if cfg.timeout ~= nil and (type(cfg.timeout) ~= "number" or cfg.timeout <= 0) then
-    error("llm_config.timeout must be a positive number of seconds", 3)
+  if cfg.timeout ~= nil and not seconds(cfg.timeout) then
+    misuse("llm_config.timeout must be a positive number of seconds, got %s", tostring(cfg.timeout))
   end
   if cfg.max_retries ~= nil and (math.type(cfg.max_retries) ~= "integer" or cfg.max_retries < 0) then
-    error("llm_config.max_retries must be a non-negative integer", 3)
+    misuse("llm_config.max_retries must be a non-negative integer, got %s", tostring(cfg.max_retries))
+  end
+  for _, k in ipairs({ "retry_base", "retry_max" }) do
+    local v = cfg[k]
+    if v ~= nil and not (type(v) == "number" and v >= 0 and v < math.huge) then
+      misuse("llm_config.%s must be a non-negative number of seconds, got %s", k, tostring(v))
+    end
   end
   if cfg.max_reply_bytes ~= nil and (math.type(cfg.max_reply_bytes) ~= "integer" or cfg.max_reply_bytes < 1) then
-    error("llm_config.max_reply_bytes must be a positive integer (bytes; default " .. M.MAX_REPLY_BYTES .. ")", 3)
+    misuse("llm_config.max_reply_bytes must be a positive integer (bytes; default %d)", M.MAX_REPLY_BYTES)
   end
   return list
 end
@@ -102,7 +118,7 @@ local function build_body(self, entry, req)
   for k, v in pairs(req.extra or {}) do body[k] = v end
   body.messages = nil
   local ok, s = pcall(json.encode, body)
-  if not ok then error("cannot encode the chat request as JSON: " .. tostring(s), 0) end
+  if not ok then errors.misuse("llm: cannot encode the chat request as JSON: %s", tostring(s)) end
   -- Messages are encoded one by one, and a long content string in chunks,
   -- with a task checkpoint between them, so a history holding a 5 MB reply
   -- is not one long C call. JSON escapes byte by byte (cjson copies bytes
@@ -113,7 +129,7 @@ local function build_body(self, entry, req)
     local long = type(w.content) == "string" and #w.content > ENCODE_CHUNK and w.content
     if long then w.content = nil end
     local mok, ms = pcall(json.encode, w)
-    if not mok then error("cannot encode the chat request as JSON: " .. tostring(ms), 0) end
+    if not mok then errors.misuse("llm: cannot encode message %d of the chat request as JSON: %s", i, tostring(ms)) end
     if long then
       local parts = {}
       for pos = 1, #long, ENCODE_CHUNK do
@@ -160,7 +176,7 @@ local function decode_reply(body)
   if type(doc) ~= "table" or type(doc.choices) ~= "table" or type(doc.choices[1]) ~= "table"
      or type(doc.choices[1].message) ~= "table" then
     local head = #body > 200 and body:sub(1, 200) .. "..." or body
-    return nil, "the server's reply is not a chat completion (malformed JSON or no choices): " .. head
+    return errors.fail("protocol", "the server's reply is not a chat completion (malformed JSON or no choices): %s", head)
   end
   return doc
 end
@@ -172,7 +188,8 @@ local function strip_nulls(t)
   return t
 end
 
--- One entry of the config list, with retries. Returns doc or nil, err.
+-- One entry of the config list, with retries. Returns doc or nil, message,
+-- code (and the HTTP status for code "http").
 local function try_entry(self, entry, req)
   local url = url_of(entry)
   local body = build_body(self, entry, req)
@@ -180,21 +197,23 @@ local function try_entry(self, entry, req)
   if key == nil then key = os.getenv("OPENAI_API_KEY") end
   local headers = { "Content-Type: application/json", "Accept: application/json" }
   if key and key ~= "" then headers[#headers + 1] = "Authorization: Bearer " .. key end
-  local last
+  local last, code, status
   for attempt = 0, self.max_retries do
     local h <close> = core.http{ method = "POST", url = url, headers = headers, body = body,
                                  timeout = self.timeout, connect_timeout = math.min(self.timeout, 10),
                                  max_body = self.max_reply_bytes }
     task.wait(h)
     self.requests = self.requests + 1
-    local res, err, curl_code = h:result()
+    local res, err, hcode, curl_code = h:result()
     local retry, rheaders = false, nil
-    if not res and tostring(err):find("larger than max_body", 1, true) then
+    status = nil
+    if not res and hcode == "protocol" then
       -- a server that sent this much once will again: not retried
-      return nil, ("POST %s: the reply is larger than llm_config.max_reply_bytes (%d bytes); raise it if your "
-        .. "model legitimately sends longer replies"):format(url, self.max_reply_bytes)
+      return errors.fail("protocol", "POST %s: the reply is larger than llm_config.max_reply_bytes (%d bytes); "
+        .. "raise it if your model legitimately sends longer replies", url, self.max_reply_bytes)
     elseif not res then
-      if curl_code == 28 then
+      code = hcode
+      if hcode == "timeout" then
         last = ("POST %s timed out after %gs (%s; raise llm_config.timeout if the model is slow)"):format(url, self.timeout, err)
       else
         last = ("POST %s failed: %s (check base_url and that the server is running)"):format(url, err)
@@ -202,21 +221,23 @@ local function try_entry(self, entry, req)
       retry = RETRY_CURL[curl_code] or false
     elseif res.status == 200 then
       task.checkpoint()                 -- the decode below is one C call: start it on a fresh slice
-      local doc, derr = decode_reply(res.body)
+      local doc, derr, dcode = decode_reply(res.body)
       if doc then return strip_nulls(doc) end
-      return nil, ("POST %s: %s"):format(url, derr)
+      return errors.fail(dcode, "POST %s: %s", url, derr)
     else
       local hint = ""
       if res.status == 401 or res.status == 403 then hint = " (check api_key)"
       elseif res.status == 404 then hint = " (check base_url and model)" end
       last = ("POST %s returned HTTP %d: %s%s"):format(url, res.status, server_message(res.body), hint)
+      code, status = "http", res.status
       retry = res.status == 429 or res.status == 408 or res.status == 409 or res.status >= 500
       rheaders = res.headers
     end
     if not retry or attempt == self.max_retries then break end
     task.sleep(backoff(self, attempt + 1, rheaders))
   end
-  return nil, last
+  local _, msg = errors.fail(code, last)
+  return nil, msg, code, status
 end
 
 local function add_usage(self, model, usage)
@@ -231,15 +252,18 @@ local function add_usage(self, model, usage)
   u.total_tokens = u.total_tokens + (tonumber(usage.total_tokens) or 0)
 end
 
---- client:create{ messages = {...}, tools = {...} } -> assistant message
---- (raises after retries and config_list fallback, naming every failure)
+--- client:create{ messages = {...}, tools = {...} } -> assistant message, or
+--- after retries and config_list fallback nil, message, code[, status]: the
+--- message names every entry's failure, the code (and HTTP status) are the
+--- last entry's (doc/errors.md).
 function Client:create(req)
   if type(req) ~= "table" or type(req.messages) ~= "table" then
-    error("create: expected { messages = { ... } }", 2)
+    errors.misuse("llm client:create: expected { messages = { ... } }, got %s", tostring(req))
   end
-  local errors = {}
+  local failures, code, status = {}, nil, nil
   for i, entry in ipairs(self.list) do
-    local doc, err = try_entry(self, entry, req)
+    local doc, err
+    doc, err, code, status = try_entry(self, entry, req)
     if doc then
       add_usage(self, doc.model or entry.model, doc.usage)
       self.last_response = doc
@@ -249,9 +273,10 @@ function Client:create(req)
       if type(m.function_call) == "table" then msg.function_call = m.function_call end
       return msg
     end
-    errors[#errors + 1] = ("config_list[%d] (model %s): %s"):format(i, entry.model, err)
+    failures[#failures + 1] = ("config_list[%d] (model %s): %s"):format(i, entry.model, err)
   end
-  error("model request failed: " .. table.concat(errors, "; "), 0)
+  local _, msg = errors.fail(code, "model request failed: %s", table.concat(failures, "; "))
+  return nil, msg, code, status
 end
 
 --- AutoGen's cost shape: { usage_including_cached_inference = { total_cost = 0, [model] = {...} }, ... }

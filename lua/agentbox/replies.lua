@@ -5,6 +5,7 @@
 -- generate_oai_reply (one model call).
 local chat = require("agentbox.chat")
 local tools = require("agentbox.tools")
+local errors = require("agentbox.errors")
 
 local M = {}
 
@@ -127,7 +128,8 @@ end
 function M.reply_from_client(self, client, messages)
   local tl = self.llm_config and self.llm_config.tools
   if type(tl) ~= "table" or #tl == 0 then tl = nil end
-  local msg = client:create{ messages = unroll(messages), tools = tl }
+  local msg, err, code = client:create{ messages = unroll(messages), tools = tl }
+  if msg == nil and err ~= nil then errors.raise(errors.CODES[code] and code or "error", tostring(err)) end
   if type(msg) ~= "table" then return nil end
   local calls = type(msg.tool_calls) == "table" and #msg.tool_calls > 0
   if calls or type(msg.function_call) == "table" then

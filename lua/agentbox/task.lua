@@ -3,6 +3,7 @@
 -- the reactor until h is ready, so blocking and non-blocking users share one
 -- code path.
 local core = require("agentbox.core")
+local errors = require("agentbox.errors")
 
 local M = {}
 
@@ -117,7 +118,7 @@ function M.step(timeout_ms, budget_ms)
   timeout_ms = timeout_ms or 0
   if #runq > 0 then timeout_ms = 0 end
   local ready, err = core.step(timeout_ms)
-  if not ready then error(err) end
+  if not ready then error("agentbox.step: " .. tostring(err), 0) end
   dispatch(ready)
   run_queue(budget_ms and budget_ms / 1000)
   return nlive
@@ -204,7 +205,7 @@ end
 
 --- Run fn(...) as a task; returns the task handle.
 function M.spawn(fn, ...)
-  assert(type(fn) == "function", "agentbox.spawn: expected a function")
+  if type(fn) ~= "function" then errors.misuse("agentbox.spawn: expected a function, got %s", type(fn)) end
   local t = setmetatable({ co = coroutine.create(fn), status = "running", args = table.pack(...),
                            callbacks = {} }, Task)
   by_co[t.co] = t
@@ -216,10 +217,14 @@ end
 
 function Task:done() return self.status ~= "running" end
 
+--- The task's values, or nil, message, code: "running" (not finished),
+--- "cancelled", or "error" (its function raised; the message is the error
+--- with its traceback, Task:error() the raw value).
 function Task:result()
   if self.status == "done" then return table.unpack(self.values, 1, self.values.n) end
-  if self.status == "running" then return nil, "running" end
-  return nil, self.err
+  if self.status == "running" then return errors.fail("running", "running") end
+  if self.status == "cancelled" then return errors.fail("cancelled", "cancelled") end
+  return errors.fail("error", self.err)
 end
 
 function Task:error() return self.raw_err end
@@ -238,6 +243,7 @@ function Task:cancel()
 end
 
 function Task:on_done(cb)
+  if type(cb) ~= "function" then errors.misuse("agentbox task:on_done: expected a function(task), got %s", type(cb)) end
   if self.status ~= "running" then cb(self) else self.callbacks[#self.callbacks + 1] = cb end
   return self
 end
@@ -251,14 +257,15 @@ function M.run(until_fn)
 end
 
 --- The blocking form of an operation: inside a task call directly, outside
---- run it as a task to completion and rethrow its error.
+--- run it as a task to completion and rethrow what it raised (a cancelled
+--- run returns nil, message, "cancelled").
 function M.sync(fn, ...)
   if M.current() then return fn(...) end
   local t = M.spawn(fn, ...)
   t.awaited = true
   while t.status == "running" do M.step(-1) end
   if t.status == "done" then return table.unpack(t.values, 1, t.values.n) end
-  if t.status == "cancelled" then error("agentbox: operation cancelled", 2) end
+  if t.status == "cancelled" then return errors.fail("cancelled", "agentbox: the operation was cancelled") end
   error(t.raw_err, 0)
 end
 

@@ -75,6 +75,9 @@ def check_answer(answer, what):
 
 GEN_KEYS = ("head", "unit", "count", "tail")
 
+# A step {"hangup": true} closes the connection without answering.
+HANGUP = object()
+
 
 def check_gen(gen, what):
     """content_gen / arguments_gen: {"head", "unit", "count", "tail"} makes
@@ -271,6 +274,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             time.sleep(float(delay))
         # Logged before answering so a client that has its answer always finds it in the log.
         state.write_log(record)
+        if payload is HANGUP:
+            self.close_connection = True  # no status line at all: the client sees an empty reply
+            return
         self.send(status, payload, headers)
 
     def answer(self, path, request, raw, record, seq):
@@ -312,6 +318,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if failed:
                 record["expect_failed"] = failed
                 return 500, error_body("fake_openai: expectation failed: " + failed, 500), headers, delay
+        if answer.get("hangup"):
+            return 0, HANGUP, headers, delay
         status = int(answer.get("status") or 200)
         if "raw" in answer:
             return status, str(answer["raw"]), headers, delay

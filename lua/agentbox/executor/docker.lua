@@ -225,8 +225,8 @@ function DockerExecutor:_config(sup_path)
 end
 
 local function ensure_image(self, c)
-  local _, err, status = c:image_inspect(self.image)
-  if status ~= 404 then return err == nil or error(err, 0) end
+  local _, err, code = c:image_inspect(self.image)
+  if code ~= "not_found" then return err == nil or error(err, 0) end
   local function progress(line)
     if self.on_progress then return self.on_progress(line) end
     if line.status and not line.progressDetail or (line.progressDetail and not line.progressDetail.current) then
@@ -263,10 +263,10 @@ function DockerExecutor:_start()
   self.run_user = run_user
   local config = self:_config(sup_path)
   local name = self.container_name or container_name()
-  local id, warnings, status = c:create(config, name)
-  if not id and status == 404 then
+  local id, warnings, code = c:create(config, name)
+  if not id and code == "not_found" then
     ensure_image(self, c)
-    id, warnings, status = c:create(config, name)
+    id, warnings = c:create(config, name)
   end
   if not id then error("DockerExecutor: " .. warnings, 0) end
   self.container_id, self.container_name_used = id, name
@@ -352,7 +352,7 @@ function DockerExecutor:_run(argv, out, timeout, retried)
   end
   cmd[#cmd + 1] = "--"
   for _, a in ipairs(argv) do cmd[#cmd + 1] = a end
-  local exec_id, err, status = c:exec_create(id, { Cmd = cmd, User = "0:0", AttachStdout = true, AttachStderr = true,
+  local exec_id, err, _, status = c:exec_create(id, { Cmd = cmd, User = "0:0", AttachStdout = true, AttachStderr = true,
                                                    Tty = false })
   if not exec_id then
     if (status == 409 or status == 404) and not retried then
@@ -458,8 +458,8 @@ function DockerExecutor:restart()
   local id = self.container_id
   self.container_id = nil
   if id then
-    local ok, err = task.sync(self.client.remove, self.client, id)
-    if not ok then return nil, err end
+    local ok, err, code = task.sync(self.client.remove, self.client, id)
+    if not ok then return nil, err, code end
   end
   return true
 end
@@ -472,12 +472,12 @@ function DockerExecutor:close()
   self.container_id = nil
   if not id then return workspace.detach(self) end
   local c = self.client
-  local ok, err = task.sync(function()
+  local ok, err, code = task.sync(function()
     if self.auto_remove then return c:remove(id) end
     return c:kill(id)
   end)
   workspace.detach(self)   -- after the container: nothing writes there any more
-  if not ok then return nil, err end
+  if not ok then return nil, err, code end
   return true
 end
 DockerExecutor.__close = DockerExecutor.close
