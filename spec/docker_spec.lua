@@ -24,8 +24,8 @@ local function dit(name, fn)
 end
 
 local function exists(id)
-  local _, _, status = client:inspect(id)
-  return status ~= 404
+  local _, _, code = client:inspect(id)
+  return code ~= "not_found"
 end
 
 local lua_env = H.lua_env
@@ -388,8 +388,8 @@ describe("DockerExecutor #docker", function()
       e:close()
       assert.is_false(exists(id))
       for _, name in ipairs(volumes) do
-        local _, _, status = client:call("inspect volume", { path = "/volumes/" .. name })
-        assert.equal(404, status)
+        local _, _, code, status = client:call("inspect volume", { path = "/volumes/" .. name })
+        assert.same({ "not_found", 404 }, { code, status })
       end
       relay:close()
       local seen = H.read(log)

@@ -207,6 +207,12 @@ describe("errors: one shape", function()
       assert.equal(line, at, err)
     end)
 
+    it("with no caller of its own on the stack (a task agentbox runs), no position rather than a wrong one", function()
+      local ok, err = pcall(require("agentbox.task").sync, errors.misuse, "agentbox.x: bad %s", "thing")
+      assert.is_false(ok)
+      assert.equal("agentbox.x: bad thing", err)
+    end)
+
     it("a bad request, a bad DOCKER_HOST type, a bad spawn", function()
       local c = client(CLOSED)
       local line = here() + 1
@@ -214,6 +220,9 @@ describe("errors: one shape", function()
       assert.equal(line, at, err)
       line = here() + 1
       err, at = blamed(function() engine.client(42) end)
+      assert.equal(line, at, err)
+      line = here() + 1
+      err, at = blamed(function() agentbox.docker.available(42) end)
       assert.equal(line, at, err)
       line = here() + 1
       err, at = blamed(function() agentbox.spawn(42) end)

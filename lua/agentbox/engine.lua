@@ -79,13 +79,19 @@ end
 --- socket) into an endpoint table. TLS follows docker-py: on when
 --- DOCKER_TLS_VERIFY is non-empty or DOCKER_CERT_PATH is set; peer
 --- verification only with DOCKER_TLS_VERIFY.
-function M.endpoint(host)
-  if host == nil or host == "" then host = os.getenv("DOCKER_HOST") end
-  if host == nil or host == "" then host = "unix://" .. M.DEFAULT_SOCKET end
-  if type(host) ~= "string" then
+-- misuse is checked before any task.sync: inside its task no frame of the
+-- caller is on the stack to blame
+local function check_host(host)
+  if host ~= nil and type(host) ~= "string" then
     errors.misuse("agentbox.docker: docker_host must be a string such as \"unix:///var/run/docker.sock\", got %s",
       type(host))
   end
+end
+
+function M.endpoint(host)
+  check_host(host)
+  if host == nil or host == "" then host = os.getenv("DOCKER_HOST") end
+  if host == nil or host == "" then host = "unix://" .. M.DEFAULT_SOCKET end
   local path = host:match("^unix://(.+)$")
   if path then
     return { name = host, kind = "unix", socket = path, base = "http://localhost", ["local"] = true }
@@ -468,6 +474,7 @@ end
 --- (their owner cannot be checked from here) and ones created with
 --- auto_remove = false are left alone.
 function M.reap(host)
+  check_host(host)
   local function run()
     local c, err, code = M.client(host)
     if not c then return nil, err, code end
@@ -506,6 +513,7 @@ end
 --- Is a Docker daemon reachable? true | nil, message, code. Fast: a short
 --- connect timeout and one /_ping, so deciding use_docker never hangs.
 function M.available(host)
+  check_host(host)
   local function run()
     local c, err, code = M.client(host, { connect_timeout = 2 })
     if not c then return nil, err, code end

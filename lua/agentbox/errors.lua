@@ -35,7 +35,9 @@ function M.caller_level()
   local level = 2
   while true do
     local info = debug.getinfo(level + 1, "S")
-    if not info then return 1 end
+    -- none (a task agentbox runs itself has only our frames): no position
+    -- rather than one inside this file
+    if not info then return 0 end
     if info.what ~= "C" and not ours(info.source) then return level end
     level = level + 1
   end

@@ -118,7 +118,7 @@ function M.step(timeout_ms, budget_ms)
   timeout_ms = timeout_ms or 0
   if #runq > 0 then timeout_ms = 0 end
   local ready, err = core.step(timeout_ms)
-  if not ready then error("agentbox.step: " .. tostring(err), 0) end
+  if not ready then error(err, 0) end
   dispatch(ready)
   run_queue(budget_ms and budget_ms / 1000)
   return nlive
