@@ -179,6 +179,8 @@ describe("errors: one shape", function()
       assert.equal("POST x returned HTTP 500", tostring(err))
       assert.same({ "POST x returned HTTP 500", "http" }, { errors.caught(err) })
       assert.same({ "plain", "error" }, { errors.caught("plain") })
+      assert.equal("HTTP 500", err:match("HTTP %d+"))      -- code written for string errors still works
+      assert.equal("got: POST x returned HTTP 500", "got: " .. err)
     end)
 
     it("a model failure inside generate_reply raises with its code", function()

@@ -205,7 +205,7 @@ local function try_entry(self, entry, req)
     task.wait(h)
     self.requests = self.requests + 1
     local res, err, hcode, curl_code = h:result()
-    local retry, rheaders = false, nil
+    local retry, rheaders
     status = nil
     if not res and hcode == "protocol" then
       -- a server that sent this much once will again: not retried
