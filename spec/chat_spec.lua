@@ -283,7 +283,7 @@ describe("initiate_chat", function()
       end }
       local u = proxy{ code_execution_config = { executor = ex } }
       u:register_reply(assistant, function() at_chain = at_chain or ticks; return false end)
-      local ticker = agentbox.spawn(function() while not stop do ticks = ticks + 1; coroutine.yield() end end)
+      agentbox.spawn(function() while not stop do ticks = ticks + 1; coroutine.yield() end end)
       local t = agentbox.spawn(function() return u:initiate_chat(assistant, { message = "go" }) end)
       while not t:done() do agentbox.step(0) end
       stop = true
@@ -457,8 +457,10 @@ describe("initiate_chat", function()
       assert.is_false(ok)
       assert.matches("max_turns must be a non%-negative integer", err)
       ok, err = pcall(a.initiate_chat, a, b, { message = "x", max_turns = 1, summary_method = "best" })
+      assert.is_false(ok)
       assert.matches("summary_method must be \"last_msg\", \"reflection_with_llm\"", err)
       ok, err = pcall(a.initiate_chat, a, "bob", { message = "x" })
+      assert.is_false(ok)
       assert.matches("the recipient must be an agent", err)
     end)
 

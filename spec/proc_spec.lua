@@ -1,11 +1,11 @@
 -- The C process supervisor through agentbox.core directly.
-local core = require("agentbox.core")
+local core_lib = require("agentbox.core")
 local H = require("spec.support.helpers")
 
 local ENV = { PATH = os.getenv("PATH") or "/usr/bin:/bin" }
 
 local function wait(p)
-  while not p:done() do core.step(-1) end
+  while not p:done() do core_lib.step(-1) end
   return p:result()
 end
 
@@ -19,9 +19,9 @@ describe("core.spawn (" .. mode .. ")", function()
   local core = setmetatable({
     spawn = function(o)
       if mode == "spawn server" and type(o) == "table" then o.sup = SUP end
-      return core.spawn(o)
+      return core_lib.spawn(o)
     end,
-  }, { __index = core })
+  }, { __index = core_lib })
   local dir
   before_each(function() dir = H.tmpdir("proc") end)
   after_each(function() H.rm_rf(dir) end)

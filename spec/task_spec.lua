@@ -140,7 +140,7 @@ describe("tasks", function()
   it("checkpoint yields once the resume has run for task.slice, and only inside a task", function()
     task.checkpoint()                        -- outside a task: nothing happens
     local steps_seen, ticks, stop = {}, 0, false
-    local ticker = agentbox.spawn(function()
+    agentbox.spawn(function()
       while not stop do ticks = ticks + 1; coroutine.yield() end
     end)
     local busy = agentbox.spawn(function()
