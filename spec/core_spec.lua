@@ -27,6 +27,32 @@ describe("agentbox.core", function()
     assert.same({ "agentbox_fd", "agentbox_step", "agentbox_timeout", "luaopen_agentbox_core" }, names)
   end)
 
+  it("an embedder links core.so with agentbox.h; fd and timeout say -1 before require", function()
+    local dir = H.tmpdir("embed")
+    H.write(dir .. "/e.c", [[
+      #include <stdio.h>
+      #include <lauxlib.h>
+      #include <lualib.h>
+      #include "agentbox.h"
+      int main(void) {
+        lua_State *L = luaL_newstate();
+        luaL_openlibs(L);
+        printf("before: %d %d %d\n", agentbox_fd(L), agentbox_timeout(L), agentbox_step(L, 0));
+        if (luaL_dostring(L, "require 'agentbox'") != LUA_OK) { printf("%s\n", lua_tostring(L, -1)); return 1; }
+        printf("after: %d %d %d\n", agentbox_fd(L) >= 0, agentbox_timeout(L), agentbox_step(L, 0));
+        lua_close(L);
+        return 0;
+      }
+    ]])
+    local cc = H.run({ "cc", "-std=c11", "-Wall", "-Werror", "-I/usr/include/lua5.4", "-Isrc", "-o", dir .. "/e", dir .. "/e.c",
+                       SO, "-llua5.4", "-Wl,--allow-shlib-undefined", "-Wl,-rpath," .. SO:match("^(.*)/") })
+    assert.equal(0, cc.exit_code, cc.output)
+    local r = H.run({ dir .. "/e" }, { env = H.lua_env() })
+    H.rm_rf(dir)
+    assert.equal(0, r.exit_code, r.output)
+    assert.equal("before: -1 -1 -1\nafter: 1 -1 0\n", r.stdout)
+  end)
+
   for kind, make in pairs(KINDS) do
     describe("agentbox." .. kind, function()
       it("has the handle base's metatable: close is also __gc and __close", function()

@@ -38,11 +38,13 @@ AGENTBOX_API int luaopen_agentbox_core(lua_State *L);
 AGENTBOX_API int agentbox_step(lua_State *L, int timeout_ms);
 
 /* Milliseconds until agentbox next needs a step without any fd becoming
- * readable: 0 when work is pending now, -1 when only I/O can wake it. */
+ * readable: 0 when work is pending now, -1 when only I/O can wake it (or
+ * agentbox is not loaded in L). */
 AGENTBOX_API int agentbox_timeout(lua_State *L);
 
 /* A single file descriptor (an epoll set) that becomes readable whenever
- * agentbox has I/O to process, for hosts with their own poller. */
+ * agentbox has I/O to process, for hosts with their own poller; -1 when
+ * agentbox is not loaded in L. */
 AGENTBOX_API int agentbox_fd(lua_State *L);
 
 #ifdef __cplusplus
