@@ -4,7 +4,8 @@ LUA      ?= lua5.4
 LUA_INC  ?= /usr/include/lua5.4
 CC       ?= cc
 OPT      ?= -O2 -g
-CFLAGS_ALL = -std=c11 -Wall -Wextra -Werror -fPIC $(OPT) -I$(LUA_INC) -Isrc $(CFLAGS)
+# -fvisibility=hidden: core.so exports only what agentbox.h marks AGENTBOX_API
+CFLAGS_ALL = -std=c11 -Wall -Wextra -Werror -fPIC -fvisibility=hidden $(OPT) -I$(LUA_INC) -Isrc $(CFLAGS)
 LIBS     = $(EXTRA_LIBDIRS) -lcurl -lcrypto
 SRC      = $(wildcard src/*.c)
 CORE_SRC = $(filter-out src/sup_main.c src/spawnsrv.c,$(SRC))
