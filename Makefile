@@ -4,7 +4,8 @@ LUA      ?= lua5.4
 LUA_INC  ?= /usr/include/lua5.4
 CC       ?= cc
 OPT      ?= -O2 -g
-CFLAGS_ALL = -std=c11 -Wall -Wextra -Werror -fPIC $(OPT) -I$(LUA_INC) -Isrc $(CFLAGS)
+# -fvisibility=hidden: core.so exports only what agentbox.h marks AGENTBOX_API
+CFLAGS_ALL = -std=c11 -Wall -Wextra -Werror -fPIC -fvisibility=hidden $(OPT) -I$(LUA_INC) -Isrc $(CFLAGS)
 LIBS     = $(EXTRA_LIBDIRS) -lcurl -lcrypto
 SRC      = $(wildcard src/*.c)
 CORE_SRC = $(filter-out src/sup_main.c src/spawnsrv.c,$(SRC))
@@ -19,9 +20,9 @@ export LUA_CPATH := $(CURDIR)/$(BUILD)/?.so;;
 export AGENTBOX_SUP := $(CURDIR)/$(SUP)
 
 DEB_PKGS = lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev lua-cjson lua-busted \
-           python3 gcc make libc6-dev curl debootstrap luarocks
+           python3 gcc make libc6-dev curl debootstrap luarocks lua-check
 
-.PHONY: all deps test specs test-image check demo bench chaos image install clean paths rock-check host-demo rock
+.PHONY: all deps lint test specs test-image check demo bench chaos image install clean paths rock-check host-demo rock
 
 # What `luarocks make` builds and installs (no apt-get: users may not be root)
 INST_PREFIX ?= /usr/local
@@ -75,7 +76,14 @@ test-image: all
 	  $(MAKE) --no-print-directory image; \
 	else echo "Docker is not reachable: not building $(IMAGE)"; fi
 
-test: all test-image
+# luacheck over every Lua file (lua/, spec/, bench/, examples/); .luacheckrc
+# says what the code may do. `make test` runs it before the specs.
+lint: deps
+	@luacheck --no-color --codes --formatter plain . || \
+	  { echo "lint failed: luacheck found the problems listed above (fix them; .luacheckrc says what is allowed)"; exit 1; }
+	@echo "lint: no luacheck warnings"
+
+test: all lint test-image
 	@$(MAKE) --no-print-directory $(HOST) $(STATES_HOST)
 	@bash scripts/run_specs.sh $(BUSTED)
 

@@ -30,7 +30,7 @@ local function harness()
   local R = math.tointeger(tonumber(os.getenv("BENCH_REPEAT") or "1"))
   local url = assert(os.getenv("BENCH_BASE_URL"), "BENCH_BASE_URL")
   local dir = ("%s/ab-%s-%d"):format(os.getenv("BENCH_TMP") or "/tmp", os.getenv("BENCH_ROUND") or "0", N)
-  local tasks, t_start = {}, nil
+  local t_start
   local res = { n = N, repeat_ = R, chats = 0, completed = 0, correct = 0, chat_ms = {}, errors = {} }
 
   -- chat i (a number that names its question), ready to run: returns its summary
@@ -62,7 +62,7 @@ local function harness()
     end
     t_start = now()
     for s = 1, N do   -- N conversations in flight; each slot runs its R chats back to back
-      tasks[s] = agentbox.spawn(function()
+      agentbox.spawn(function()
         for _, c in ipairs(slots[s]) do
           local t0 = now()
           local ok, summary = pcall(c[2])

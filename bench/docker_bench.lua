@@ -366,16 +366,16 @@ local function report(dir, out_path)
     :format(B.pair(fl_true), B.pair(fl_sup), B.pair(ag_true), inside.python, inside.sh, inside["true"]))
   local hc, ahc = abw[1].hostconfig, agw[1].hostconfig
   local function show(h)
-    local parts = {}
+    local kv = {}
     for _, key in ipairs({ "User", "NetworkMode", "ReadonlyRootfs", "CapDrop", "SecurityOpt", "Init", "PidsLimit",
                            "Memory", "NanoCpus" }) do
       local v = h[key]
       if type(v) == "table" then v = "[" .. table.concat(v, ",") .. "]"
       elseif type(v) == "userdata" or v == nil then v = "unset"   -- JSON null
       elseif type(v) == "number" then v = ("%.0f"):format(v) end
-      parts[#parts + 1] = key .. "=" .. tostring(v)
+      kv[#kv + 1] = key .. "=" .. tostring(v)
     end
-    return table.concat(parts, " ")
+    return table.concat(kv, " ")
   end
   P("- the containers as the daemon reports them (HostConfig read back): agentbox " .. show(hc) .. "; AutoGen " .. show(ahc)
     .. ". agentbox also runs each block under its supervisor (deadline kills the whole tree) and tini as PID 1; AutoGen runs `timeout 60 <interp> <file>` under `/bin/sh` with a TTY as PID 1.")

@@ -94,9 +94,8 @@ local function run_one(name)
   coroutine.resume = resume               -- luacheck: ignore
   core.step = core_step
   local _, err = t:result()
-  local files = 0
   local p = io.popen("find '" .. dir .. "' -type f | wc -l")
-  files = tonumber(p:read("a"))
+  local files = tonumber(p:read("a"))
   p:close()
   srv:stop()
   H.rm_rf(dir)

@@ -342,18 +342,18 @@ describe("agents", function()
     end
 
     it("the default input function prints the prompt (and a newline when stdin is not a terminal) and reads stdin", function()
-      local out = run_stdin('local r = u:initiate_chat(h, { message = "task", silent = true })', "more detail\n")
+      local printed = run_stdin('local r = u:initiate_chat(h, { message = "task", silent = true })', "more detail\n")
       assert.equal((ALWAYS_PROMPT:format("user", "helper") .. "\n"):rep(2) .. "(human input ended: end of input)\n"
-        .. "\n#4 more detail end of input\ntask\nh\nmore detail\nh", out)
+        .. "\n#4 more detail end of input\ntask\nh\nmore detail\nh", printed)
     end)
 
     it("end of input before the first message ends the chat: the literal 'exit' is never sent", function()
       for _, stdin in ipairs({ "", false }) do    -- an empty pipe, and stdin closed
-        local out = run_stdin("local r = u:initiate_chat(h, {})", stdin or nil)
-        assert.equal(">\n(human input ended: end of input)\n\n#0  end of input", out)
+        local printed = run_stdin("local r = u:initiate_chat(h, {})", stdin or nil)
+        assert.equal(">\n(human input ended: end of input)\n\n#0  end of input", printed)
       end
-      local out = run_stdin("local r = u:initiate_chat(h, { max_turns = 3 })", "")
-      assert.equal(">\n(human input ended: end of input)\n\n#0  end of input", out)
+      local printed = run_stdin("local r = u:initiate_chat(h, { max_turns = 3 })", "")
+      assert.equal(">\n(human input ended: end of input)\n\n#0  end of input", printed)
     end)
 
     it("an input function may end the chat itself: nil and a reason", function()

@@ -102,17 +102,26 @@ describe("initiate_chat", function()
       local a = ab.ConversableAgent{ name = "a", human_input_mode = "NEVER", default_auto_reply = "```python\nprint(1)\n```",
                                      max_consecutive_auto_reply = 1 }
       u:initiate_chat(a, { message = "go" })]]
-    local r = H.lua(src, { TERM = "xterm-256color", SET_COLOR_TRUE = "1" })
-    assert.equal(0, r.exit_code, r.output)
-    assert.matches("\27[33mu\27[0m (to a):\n\ngo\n", r.output, 1, true)
-    assert.matches("\27[31m\n>>>>>>>> EXECUTING CODE BLOCK 0 (inferred language is python)...\27[0m\n", r.output, 1, true)
-    -- stdout is a pipe here: no colour even with a colour TERM
-    for _, env in ipairs({ {}, { TERM = "xterm-256color" }, { TERM = "dumb" }, { TERM = "xterm", NO_COLOR = "1" },
-                           { TERM = "xterm", SET_COLOR_FALSE = "1" } }) do
-      r = H.lua(src, env)
+    local function coloured(r)
       assert.equal(0, r.exit_code, r.output)
+      assert.matches("\27[33mu\27[0m (to a):\n\ngo\n", r.output, 1, true)
+      assert.matches("\27[31m\n>>>>>>>> EXECUTING CODE BLOCK 0 (inferred language is python)...\27[0m\n", r.output, 1, true)
+    end
+    local function plain(r, case)
+      assert.equal(0, r.exit_code, r.output)
+      assert.is_nil(r.output:find("\27[", 1, true), "colour with " .. case .. ": " .. r.output)
       assert.matches("u (to a):", r.output, 1, true)
-      assert.is_nil(r.output:find("\27[", 1, true))
+    end
+    -- color = true: colour even on a pipe
+    coloured(H.lua(src, { TERM = "xterm-256color", SET_COLOR_TRUE = "1" }))
+    -- a pipe: no colour even with a colour TERM
+    plain(H.lua(src, { TERM = "xterm-256color" }), "a colour TERM on a pipe")
+    -- a terminal: colour unless TERM is unset or dumb, NO_COLOR is set, or color = false
+    coloured(H.lua_tty(src, { TERM = "xterm-256color" }))
+    for _, case in ipairs({ { "no TERM", {} }, { "TERM=dumb", { TERM = "dumb" } },
+                            { "NO_COLOR=1", { TERM = "xterm", NO_COLOR = "1" } },
+                            { "color = false", { TERM = "xterm", SET_COLOR_FALSE = "1" } } }) do
+      plain(H.lua_tty(src, case[2]), case[1] .. " on a terminal")
     end
   end)
 
@@ -274,7 +283,7 @@ describe("initiate_chat", function()
       end }
       local u = proxy{ code_execution_config = { executor = ex } }
       u:register_reply(assistant, function() at_chain = at_chain or ticks; return false end)
-      local ticker = agentbox.spawn(function() while not stop do ticks = ticks + 1; coroutine.yield() end end)
+      agentbox.spawn(function() while not stop do ticks = ticks + 1; coroutine.yield() end end)
       local t = agentbox.spawn(function() return u:initiate_chat(assistant, { message = "go" }) end)
       while not t:done() do agentbox.step(0) end
       stop = true
@@ -448,8 +457,10 @@ describe("initiate_chat", function()
       assert.is_false(ok)
       assert.matches("max_turns must be a non%-negative integer", err)
       ok, err = pcall(a.initiate_chat, a, b, { message = "x", max_turns = 1, summary_method = "best" })
+      assert.is_false(ok)
       assert.matches("summary_method must be \"last_msg\", \"reflection_with_llm\"", err)
       ok, err = pcall(a.initiate_chat, a, "bob", { message = "x" })
+      assert.is_false(ok)
       assert.matches("the recipient must be an agent", err)
     end)
 

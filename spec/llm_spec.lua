@@ -2,6 +2,7 @@
 local llm = require("agentbox.llm")
 local core = require("agentbox.core")
 local fake = require("spec.support.fake_openai")
+local H = require("spec.support.helpers")
 
 local MSGS = { { role = "system", content = "sys" }, { role = "user", content = "hi" } }
 
@@ -126,7 +127,31 @@ describe("llm client", function()
     assert.same(u.usage_including_cached_inference, u.usage_excluding_cached_inference)
   end)
 
-  it("uses OPENAI_BASE_URL-style defaults and rejects bad configs", function()
+  it("takes base_url and api_key from OPENAI_BASE_URL and OPENAI_API_KEY when the entry has none", function()
+    srv = fake.start{ models = { m = { { content = "from env" }, { content = "from entry" } } } }
+    -- the environment is read in the client's process: a nested Lua with its own
+    local src = [[
+      local llm = require("agentbox.llm")
+      local entry = { model = "m" }
+      if os.getenv("ENTRY_BASE_URL") then entry.base_url, entry.api_key = os.getenv("ENTRY_BASE_URL"), "sk-entry" end
+      local c = llm.new{ config_list = { entry }, timeout = 5, max_retries = 0 }
+      local msg, err = c:create{ messages = { { role = "user", content = "hi" } } }
+      io.write(msg and msg.content or ("error: " .. tostring(err)))]]
+    local r = H.lua(src, { OPENAI_BASE_URL = srv.base_url, OPENAI_API_KEY = "sk-env" })
+    assert.equal(0, r.exit_code, r.output)
+    assert.equal("from env", r.output)
+    assert.equal("Bearer sk-env", srv:last_request().headers.Authorization)
+    -- the entry's own values win over the environment's (which here points nowhere)
+    r = H.lua(src, { OPENAI_BASE_URL = "http://127.0.0.1:9/v1", OPENAI_API_KEY = "sk-env",
+                     ENTRY_BASE_URL = srv.base_url })
+    assert.equal(0, r.exit_code, r.output)
+    assert.equal("from entry", r.output)
+    assert.equal("Bearer sk-entry", srv:last_request().headers.Authorization)
+    assert.equal(2, #srv:requests())
+    assert.equal("https://api.openai.com/v1", llm.DEFAULT_BASE_URL)
+  end)
+
+  it("rejects bad configs", function()
     assert.is_nil(llm.new(false))
     assert.has_error(function() llm.new{ config_list = {} } end)
     assert.has_error(function() llm.new{ config_list = { { api_key = "x" } } } end,

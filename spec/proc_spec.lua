@@ -1,11 +1,11 @@
 -- The C process supervisor through agentbox.core directly.
-local core = require("agentbox.core")
+local core_lib = require("agentbox.core")
 local H = require("spec.support.helpers")
 
 local ENV = { PATH = os.getenv("PATH") or "/usr/bin:/bin" }
 
 local function wait(p)
-  while not p:done() do core.step(-1) end
+  while not p:done() do core_lib.step(-1) end
   return p:result()
 end
 
@@ -19,9 +19,9 @@ describe("core.spawn (" .. mode .. ")", function()
   local core = setmetatable({
     spawn = function(o)
       if mode == "spawn server" and type(o) == "table" then o.sup = SUP end
-      return core.spawn(o)
+      return core_lib.spawn(o)
     end,
-  }, { __index = core })
+  }, { __index = core_lib })
   local dir
   before_each(function() dir = H.tmpdir("proc") end)
   after_each(function() H.rm_rf(dir) end)
@@ -160,12 +160,26 @@ describe("core.spawn (" .. mode .. ")", function()
   end)
 
   it("close while running kills the process", function()
-    local p = core.spawn{ argv = { "sleep", "30" }, env = ENV }
-    local pid = p:pid()
+    -- the workload prints its own pid, then becomes `sleep`
+    local p = core.spawn{ argv = { "sh", "-c", "echo $$; exec sleep 30" }, env = ENV }
+    -- p:pid() is 0 until the spawn server has answered, and the workload's
+    -- pid arrives on stdout: step until both are known
+    local out, tm = "", core.timer(5)
+    while (p:pid() <= 0 or not out:find("\n")) and not tm:done() do
+      core.step(-1)
+      local chunks = p:read()
+      for i = 2, chunks and #chunks or 0, 2 do out = out .. chunks[i] end
+    end
+    local pid, child = p:pid(), tonumber(out:match("^(%d+)\n"))
+    assert.is_true(pid > 0, "no pid after 5 s")
+    assert.is_truthy(child, "no workload pid in " .. out)
+    assert.is_true(H.alive(pid))
+    assert.is_true(H.alive(child))
     p:close()
-    local tm = core.timer(0.3)
-    while not tm:done() do core.step(-1) end
+    local tm2 = core.timer(0.3)
+    while not tm2:done() do core.step(-1) end
     assert.is_false(H.alive(pid))
+    assert.is_false(H.alive(child))
   end)
 
   it("applies rlimits", function()

@@ -117,12 +117,18 @@ describe("tasks", function()
 
   it("blocking calls inside a task yield instead of blocking", function()
     local ex = agentbox.LocalExecutor{ work_dir = dir }
-    local ticks = 0
-    local a = agentbox.spawn(function() return ex:execute{ { lang = "sh", code = "sleep 0.3; echo a" } } end)
+    -- a starts first; had its call blocked, b could not tick before it returned
+    local ticks, ticks_when_a_returned = 0, nil
+    local a = agentbox.spawn(function()
+      local r = ex:execute{ { lang = "sh", code = "sleep 0.3; echo a" } }
+      ticks_when_a_returned = ticks
+      return r
+    end)
     local b = agentbox.spawn(function()
       for _ = 1, 5 do agentbox.sleep(0.02) ticks = ticks + 1 end
     end)
     agentbox.run()
+    assert.is_true(ticks_when_a_returned > 0, "b never ran while a's process was running")
     assert.equal(5, ticks)
     assert.equal("a\n", a:result().output)
     assert.is_true(b:done())
@@ -134,7 +140,7 @@ describe("tasks", function()
   it("checkpoint yields once the resume has run for task.slice, and only inside a task", function()
     task.checkpoint()                        -- outside a task: nothing happens
     local steps_seen, ticks, stop = {}, 0, false
-    local ticker = agentbox.spawn(function()
+    agentbox.spawn(function()
       while not stop do ticks = ticks + 1; coroutine.yield() end
     end)
     local busy = agentbox.spawn(function()

@@ -74,10 +74,12 @@ describe("tools", function()
       assert.is_false(ok)
       assert.matches("Invalid name: has space. Only letters, numbers, '_' and '-' are allowed.", err, 1, true)
       ok, err = pcall(caller:register_for_llm{ name = ("n"):rep(65), description = "d" }, function() end)
+      assert.is_false(ok)
       assert.matches("Name must be at most 64 characters", err, 1, true)
       assert.has_no_error(function() caller:register_for_llm{ name = ("n"):rep(64), description = "d" }(function() end) end)
       local nomodel = agentbox.ConversableAgent{ name = "plain" }
       ok, err = pcall(nomodel:register_for_llm{ name = "t", description = "d" }, function() end)
+      assert.is_false(ok)
       assert.matches("'plain' has no llm_config", err, 1, true)
       assert.has_error(function() caller:register_for_llm{ name = "t", description = "d", parameters = { type = "array" } }(print) end)
     end)
@@ -141,11 +143,18 @@ describe("tools", function()
 
     it("a tool may yield: it runs inside a task without blocking others", function()
       local user = proxy()
-      user:register_for_execution{ name = "slow" }(function() agentbox.sleep(0.05); return "late" end)
-      local ticks = 0
-      local ticker = agentbox.spawn(function() for _ = 1, 3 do agentbox.sleep(0.005); ticks = ticks + 1 end end)
+      -- the tool's task starts first; had the tool blocked, the ticker could
+      -- not tick before it returned
+      local ticks, ticks_when_tool_returned = 0, nil
+      user:register_for_execution{ name = "slow" }(function()
+        agentbox.sleep(0.1)
+        ticks_when_tool_returned = ticks
+        return "late"
+      end)
       local t = agentbox.spawn(function() return answer(user, { call("slow", "{}") }) end)
+      local ticker = agentbox.spawn(function() for _ = 1, 3 do agentbox.sleep(0.005); ticks = ticks + 1 end end)
       agentbox.run()
+      assert.is_true(ticks_when_tool_returned > 0, "the ticker never ran while the tool slept")
       assert.truthy(ticker:done())
       assert.equal(3, ticks)
       assert.equal("late", t:result().content)

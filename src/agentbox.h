@@ -15,28 +15,37 @@
 
 #define AGENTBOX_VERSION "0.1.0"
 
+/* core.so is built with -fvisibility=hidden: these are its only exports. */
+#if defined(__GNUC__)
+#define AGENTBOX_API __attribute__((visibility("default")))
+#else
+#define AGENTBOX_API
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 /* The Lua module's entry point, for hosts that link agentbox statically and
  * put it in package.preload["agentbox.core"]. */
-int luaopen_agentbox_core(lua_State *L);
+AGENTBOX_API int luaopen_agentbox_core(lua_State *L);
 
 /* Advance every agentbox task that is ready. timeout_ms 0 never blocks,
  * -1 waits for the next event. Returns the number of live tasks, or -1 when
  * agentbox is not loaded in L (an error message is then on no stack: call
  * require "agentbox" first). Errors inside tasks never propagate here: they
  * go to the task and to agentbox.on_error. */
-int agentbox_step(lua_State *L, int timeout_ms);
+AGENTBOX_API int agentbox_step(lua_State *L, int timeout_ms);
 
 /* Milliseconds until agentbox next needs a step without any fd becoming
- * readable: 0 when work is pending now, -1 when only I/O can wake it. */
-int agentbox_timeout(lua_State *L);
+ * readable: 0 when work is pending now, -1 when only I/O can wake it (or
+ * agentbox is not loaded in L). */
+AGENTBOX_API int agentbox_timeout(lua_State *L);
 
 /* A single file descriptor (an epoll set) that becomes readable whenever
- * agentbox has I/O to process, for hosts with their own poller. */
-int agentbox_fd(lua_State *L);
+ * agentbox has I/O to process, for hosts with their own poller; -1 when
+ * agentbox is not loaded in L. */
+AGENTBOX_API int agentbox_fd(lua_State *L);
 
 #ifdef __cplusplus
 }

@@ -26,14 +26,25 @@ int agentbox_step(lua_State *L, int timeout_ms) {
   return live;
 }
 
+/* The host calls these outside any protected call, so they must not raise
+ * (ab_ctx_get would, on a closing state): without a live context there is
+ * nothing to wait for. */
+static ab_ctx *live_ctx(lua_State *L) {
+  ab_ctx *c = ab_ctx_push(L);
+  lua_pop(L, 1);
+  return c && !c->closed ? c : NULL;
+}
+
 int agentbox_timeout(lua_State *L) {
   int runnable = 0;
   if (sched_call(L, "runnable", 0, &runnable) == 0 && runnable) return 0;
-  return ab_reactor_timeout(ab_ctx_get(L));
+  ab_ctx *c = live_ctx(L);
+  return c ? ab_reactor_timeout(c) : -1;
 }
 
 int agentbox_fd(lua_State *L) {
-  return ab_ctx_get(L)->epfd;
+  ab_ctx *c = live_ctx(L);
+  return c ? c->epfd : -1;
 }
 
 /* core.set_scheduler{ step = fn, runnable = fn }: how agentbox_step finds Lua */

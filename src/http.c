@@ -428,17 +428,7 @@ void ab_open_http(lua_State *L) {
     {"close", r_close}, {"done", r_done}, {"ready", r_ready},
     {"read", r_read}, {"result", r_result}, {NULL, NULL}};
   curl_global_init(CURL_GLOBAL_DEFAULT);
-  if (luaL_newmetatable(L, HTTP_MT)) {
-    luaL_newlib(L, m);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, r_close);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, r_close);
-    lua_setfield(L, -2, "__close");
-    lua_pushcfunction(L, ab_handle_tostring);
-    lua_setfield(L, -2, "__tostring");
-  }
-  lua_pop(L, 1);
+  ab_handle_register(L, HTTP_MT, m);
   lua_pushcfunction(L, l_http);
   lua_setfield(L, -2, "http");
 }

@@ -530,17 +530,7 @@ void ab_open_proc(lua_State *L) {
   static const luaL_Reg m[] = {
     {"close", p_close}, {"kill", p_kill}, {"done", p_done}, {"ready", p_ready},
     {"read", p_read}, {"result", p_result}, {"pid", p_pid}, {NULL, NULL}};
-  if (luaL_newmetatable(L, PROC_MT)) {
-    luaL_newlib(L, m);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, p_close);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, p_close);
-    lua_setfield(L, -2, "__close");
-    lua_pushcfunction(L, ab_handle_tostring);
-    lua_setfield(L, -2, "__tostring");
-  }
-  lua_pop(L, 1);
+  ab_handle_register(L, PROC_MT, m);
   lua_pushcfunction(L, l_spawn);
   lua_setfield(L, -2, "spawn");
   lua_pushcfunction(L, l_reap_runs);

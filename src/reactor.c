@@ -1,5 +1,7 @@
-/* The reactor: one epoll set, a timer heap and a ready list per lua_State.
- * Nothing here calls Lua; step() only records which handles had activity. */
+/* The reactor: the context's epoll set, its ready list and the supervisors
+ * left to reap; core.step, core.timeout, core.fd. Nothing but core.step
+ * touches Lua: a watch's or a timer's callback only records which handles
+ * had activity (the timer heap is timer.c's). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdlib.h>
@@ -9,44 +11,6 @@
 #include <time.h>
 #include <unistd.h>
 #include "core.h"
-
-int64_t ab_now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int ab_buf_add(ab_buf *b, const char *s, size_t n) {
-  if (n == 0) return 0;
-  if (b->len + n > b->cap) {
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->len + n) cap *= 2;
-    char *p = realloc(b->p, cap);
-    if (!p) return -1;
-    b->p = p;
-    b->cap = cap;
-  }
-  memcpy(b->p + b->len, s, n);
-  b->len += n;
-  return 0;
-}
-
-void ab_buf_free(ab_buf *b) {
-  free(b->p);
-  b->p = NULL;
-  b->len = b->cap = 0;
-}
-
-static int grow(void **arr, size_t *cap, size_t need, size_t elem) {
-  if (need <= *cap) return 0;
-  size_t n = *cap ? *cap * 2 : 16;
-  while (n < need) n *= 2;
-  void *p = realloc(*arr, n * elem);
-  if (!p) return -1;
-  *arr = p;
-  *cap = n;
-  return 0;
-}
 
 int ab_watch_set(ab_ctx *c, ab_watch *w, uint32_t events) {
   if (events == w->events) return 0;
@@ -66,60 +30,10 @@ void ab_watch_del(ab_ctx *c, ab_watch *w) {
   if (w->events) ab_watch_set(c, w, 0);
 }
 
-/* timer heap */
-static void heap_swap(ab_ctx *c, size_t a, size_t b) {
-  ab_timer *t = c->heap[a];
-  c->heap[a] = c->heap[b];
-  c->heap[b] = t;
-  c->heap[a]->heap_idx = (long)a;
-  c->heap[b]->heap_idx = (long)b;
-}
-
-static void heap_up(ab_ctx *c, size_t i) {
-  while (i > 0) {
-    size_t p = (i - 1) / 2;
-    if (c->heap[p]->when_ms <= c->heap[i]->when_ms) break;
-    heap_swap(c, p, i);
-    i = p;
-  }
-}
-
-static void heap_down(ab_ctx *c, size_t i) {
-  for (;;) {
-    size_t l = 2 * i + 1, r = l + 1, m = i;
-    if (l < c->nheap && c->heap[l]->when_ms < c->heap[m]->when_ms) m = l;
-    if (r < c->nheap && c->heap[r]->when_ms < c->heap[m]->when_ms) m = r;
-    if (m == i) break;
-    heap_swap(c, m, i);
-    i = m;
-  }
-}
-
-void ab_timer_stop(ab_ctx *c, ab_timer *t) {
-  if (t->heap_idx < 0) return;
-  size_t i = (size_t)t->heap_idx;
-  t->heap_idx = -1;
-  c->nheap--;
-  if (i == c->nheap) return;
-  c->heap[i] = c->heap[c->nheap];
-  c->heap[i]->heap_idx = (long)i;
-  heap_up(c, i);
-  heap_down(c, (size_t)c->heap[i]->heap_idx);
-}
-
-void ab_timer_start(ab_ctx *c, ab_timer *t, int64_t when_ms) {
-  ab_timer_stop(c, t);
-  if (grow((void **)&c->heap, &c->capheap, c->nheap + 1, sizeof *c->heap)) abort();
-  t->when_ms = when_ms;
-  t->heap_idx = (long)c->nheap;
-  c->heap[c->nheap++] = t;
-  heap_up(c, (size_t)t->heap_idx);
-}
-
 void ab_notify(ab_handle *h) {
   ab_ctx *c = h->ctx;
   if (h->queued || h->closed) return;
-  if (grow((void **)&c->ready, &c->capready, c->nready + 1, sizeof *c->ready)) abort();
+  if (ab_grow((void **)&c->ready, &c->capready, c->nready + 1, sizeof *c->ready)) abort();
   c->ready[c->nready++] = h;
   h->queued = 1;
 }
@@ -140,7 +54,7 @@ void ab_unnotify(ab_handle *h) {
 void ab_reap_later(ab_ctx *c, pid_t pid) {
   if (pid <= 0) return;
   if (waitpid(pid, NULL, WNOHANG) != 0) return;   /* reaped, or not ours */
-  if (grow((void **)&c->zombies, &c->capzombies, c->nzombies + 1, sizeof *c->zombies)) return;
+  if (ab_grow((void **)&c->zombies, &c->capzombies, c->nzombies + 1, sizeof *c->zombies)) return;
   c->zombies[c->nzombies++] = pid;
 }
 
@@ -192,20 +106,7 @@ void ab_reactor_free(ab_ctx *c) {
 }
 
 int ab_reactor_timeout(ab_ctx *c) {
-  if (c->nready) return 0;
-  if (c->nheap == 0) return -1;
-  int64_t d = c->heap[0]->when_ms - ab_now_ms();
-  if (d < 0) return 0;
-  return d > 0x7fffffff ? 0x7fffffff : (int)d;
-}
-
-static void fire_timers(ab_ctx *c) {
-  int64_t now = ab_now_ms();
-  while (c->nheap && c->heap[0]->when_ms <= now) {
-    ab_timer *t = c->heap[0];
-    ab_timer_stop(c, t);
-    t->cb(t);
-  }
+  return c->nready ? 0 : ab_timer_wait_ms(c);
 }
 
 int ab_reactor_step(ab_ctx *c, int timeout_ms) {
@@ -224,7 +125,37 @@ int ab_reactor_step(ab_ctx *c, int timeout_ms) {
     ab_watch *w = evs[i].data.ptr;
     w->cb(w, evs[i].events);
   }
-  fire_timers(c);
+  ab_timer_fire_due(c);
   if (c->http_after_step) c->http_after_step(c);
   return 0;
+}
+
+/* core.step(timeout_ms) -> array of handles that had activity */
+static int l_step(lua_State *L) {
+  ab_ctx *c = ab_ctx_get(L);
+  lua_Integer ms = luaL_optinteger(L, 1, 0);
+  if (ms < -1) ms = -1;
+  if (ms > 0x7fffffff) ms = 0x7fffffff;
+  if (ab_reactor_step(c, (int)ms) != 0) {
+    luaL_pushfail(L);
+    lua_pushfstring(L, "agentbox: epoll_wait failed: %s", strerror(errno));
+    return 2;
+  }
+  ab_handle_push_ready(L, c);
+  return 1;
+}
+
+static int l_timeout(lua_State *L) {
+  lua_pushinteger(L, ab_reactor_timeout(ab_ctx_get(L)));
+  return 1;
+}
+
+static int l_fd(lua_State *L) {
+  lua_pushinteger(L, ab_ctx_get(L)->epfd);
+  return 1;
+}
+
+void ab_open_reactor(lua_State *L) {
+  static const luaL_Reg f[] = {{"step", l_step}, {"timeout", l_timeout}, {"fd", l_fd}, {NULL, NULL}};
+  luaL_setfuncs(L, f, 0);
 }

@@ -2,7 +2,7 @@
 -- each lua_State runs two local chats against its own scripted server.
 local agentbox = require("agentbox")
 local fake = require("spec.support.fake_openai")
-local index = HOST_STATE_INDEX or 0   -- set by the host for each state (luacheck: ignore)
+local index = HOST_STATE_INDEX or 0   -- set by the host for each state (.luacheckrc)
 local srv, tasks, dir = nil, {}, nil
 
 local M = {}

@@ -62,6 +62,14 @@ function M.lua(src, env_extra, timeout)
   return M.run({ "lua5.4", "-e", src }, { env = M.lua_env(env_extra), timeout = timeout })
 end
 
+-- M.lua, with a pseudo-terminal as the chunk's stdin, stdout and stderr
+-- (spec/support/in_tty.py): for what only happens on a terminal.
+local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
+function M.lua_tty(src, env_extra, timeout)
+  return M.run({ "/usr/bin/python3", here .. "/in_tty.py", "lua5.4", "-e", src },
+               { env = M.lua_env(env_extra), timeout = timeout })
+end
+
 -- Is process pid alive (and not a zombie)?
 function M.alive(pid)
   local f = io.open("/proc/" .. pid .. "/stat")

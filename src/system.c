@@ -1,0 +1,113 @@
+/* What agentbox asks of the host system outside the reactor: PATH lookup,
+ * trusted host directories (mkdir_p, realpath: never for work_dir, see
+ * workspace.c), the terminal, the effective uid, and the posix_spawn
+ * attributes of a clean child. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "core.h"
+
+/* core.which(name, PATH) -> absolute path of an executable, or nil */
+static int l_which(lua_State *L) {
+  const char *name = luaL_checkstring(L, 1);
+  const char *path = luaL_optstring(L, 2, "/usr/local/bin:/usr/bin:/bin");
+  if (strchr(name, '/')) {
+    if (access(name, X_OK) == 0) lua_pushstring(L, name);
+    else luaL_pushfail(L);
+    return 1;
+  }
+  const char *p = path;
+  while (1) {
+    const char *e = strchr(p, ':');
+    size_t dl = e ? (size_t)(e - p) : strlen(p);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    if (dl == 0) luaL_addchar(&b, '.');
+    else luaL_addlstring(&b, p, dl);
+    luaL_addchar(&b, '/');
+    luaL_addstring(&b, name);
+    luaL_pushresult(&b);
+    if (access(lua_tostring(L, -1), X_OK) == 0) return 1;
+    lua_pop(L, 1);
+    if (!e) break;
+    p = e + 1;
+  }
+  luaL_pushfail(L);
+  return 1;
+}
+
+/* core.mkdir_p(path, mode) -> true | nil, msg */
+static int l_mkdir_p(lua_State *L) {
+  size_t n;
+  const char *path = luaL_checklstring(L, 1, &n);
+  mode_t mode = (mode_t)luaL_optinteger(L, 2, 0755);
+  if (n == 0 || n >= PATH_MAX) return luaL_error(L, "mkdir_p: bad path length");
+  char buf[PATH_MAX];
+  memcpy(buf, path, n + 1);
+  for (size_t i = 1; i <= n; i++) {
+    if (buf[i] != '/' && buf[i] != 0) continue;
+    char c = buf[i];
+    buf[i] = 0;
+    if (mkdir(buf, mode) != 0 && errno != EEXIST) {
+      luaL_pushfail(L);
+      lua_pushfstring(L, "cannot create directory %s: %s", buf, strerror(errno));
+      return 2;
+    }
+    buf[i] = c;
+  }
+  struct stat st;
+  if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
+    luaL_pushfail(L);
+    lua_pushfstring(L, "%s exists and is not a directory", path);
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* core.realpath(path) -> absolute path with links resolved | nil, msg */
+static int l_realpath(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  char *r = realpath(path, NULL);
+  if (!r) {
+    luaL_pushfail(L);
+    lua_pushfstring(L, "%s: %s", path, strerror(errno));
+    return 2;
+  }
+  lua_pushstring(L, r);
+  free(r);
+  return 1;
+}
+
+static int l_geteuid(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)geteuid());
+  return 1;
+}
+
+void ab_spawnattr_clean(posix_spawnattr_t *at) {
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  posix_spawnattr_init(at);
+  posix_spawnattr_setsigmask(at, &none);
+  posix_spawnattr_setsigdefault(at, &all);
+  posix_spawnattr_setflags(at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+}
+
+/* core.isatty(fd): transcripts are coloured only on a terminal */
+static int l_isatty(lua_State *L) {
+  lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
+  return 1;
+}
+
+void ab_open_system(lua_State *L) {
+  static const luaL_Reg f[] = {
+    {"which", l_which}, {"mkdir_p", l_mkdir_p}, {"realpath", l_realpath},
+    {"isatty", l_isatty}, {"geteuid", l_geteuid}, {NULL, NULL}};
+  luaL_setfuncs(L, f, 0);
+}
