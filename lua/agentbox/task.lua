@@ -11,7 +11,9 @@ local CANCELLED = setmetatable({}, { __tostring = function() return "cancelled" 
 M.CANCELLED = CANCELLED
 
 local by_co = setmetatable({}, { __mode = "k" }) -- coroutine -> task
-local live = {}                                   -- task -> true
+-- task -> true: only here to keep a running task reachable (by_co and
+-- waiters are weak, and the caller may drop the handle), never read
+local live = {} -- luacheck: ignore 241
 local nlive = 0
 local runq = {}                                    -- tasks to resume, FIFO
 local waiters = setmetatable({}, { __mode = "k" })-- handle -> task | MAIN

@@ -225,8 +225,8 @@ function DockerExecutor:_config(sup_path)
 end
 
 local function ensure_image(self, c)
-  local _, err, code = c:image_inspect(self.image)
-  if code ~= "not_found" then return err == nil or error(err, 0) end
+  local _, err, ecode = c:image_inspect(self.image)
+  if ecode ~= "not_found" then return err == nil or error(err, 0) end
   local function progress(line)
     if self.on_progress then return self.on_progress(line) end
     if line.status and not line.progressDetail or (line.progressDetail and not line.progressDetail.current) then
@@ -263,8 +263,8 @@ function DockerExecutor:_start()
   self.run_user = run_user
   local config = self:_config(sup_path)
   local name = self.container_name or container_name()
-  local id, warnings, code = c:create(config, name)
-  if not id and code == "not_found" then
+  local id, warnings, ecode = c:create(config, name)
+  if not id and ecode == "not_found" then
     ensure_image(self, c)
     id, warnings = c:create(config, name)
   end
@@ -458,8 +458,8 @@ function DockerExecutor:restart()
   local id = self.container_id
   self.container_id = nil
   if id then
-    local ok, err, code = task.sync(self.client.remove, self.client, id)
-    if not ok then return nil, err, code end
+    local ok, err, ecode = task.sync(self.client.remove, self.client, id)
+    if not ok then return nil, err, ecode end
   end
   return true
 end
@@ -472,12 +472,12 @@ function DockerExecutor:close()
   self.container_id = nil
   if not id then return workspace.detach(self) end
   local c = self.client
-  local ok, err, code = task.sync(function()
+  local ok, err, ecode = task.sync(function()
     if self.auto_remove then return c:remove(id) end
     return c:kill(id)
   end)
   workspace.detach(self)   -- after the container: nothing writes there any more
-  if not ok then return nil, err, code end
+  if not ok then return nil, err, ecode end
   return true
 end
 DockerExecutor.__close = DockerExecutor.close
