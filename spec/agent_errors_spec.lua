@@ -96,6 +96,17 @@ describe("agent errors", function()
       end
     end)
 
+    it("a real LocalExecutor that fails (closed under the chat) ends it the same way", function()
+      local ex = agentbox.LocalExecutor{ timeout = 10 }
+      ex:close()
+      local user = agentbox.UserProxyAgent{ name = "user", human_input_mode = "NEVER",
+                                            code_execution_config = { executor = ex } }
+      local r = user:initiate_chat(CH.bot("assistant", CODE), { message = "go" })
+      assert.same({ "go", CODE }, CH.contents(r.chat_history))
+      assert.matches("UserProxyAgent 'user': the code executor failed: .*close", r.error)
+      assert.equal("executor", r.error_code)
+    end)
+
     it("a model server that fails ends the chat the same way", function()
       local user = agentbox.UserProxyAgent{ name = "user", human_input_mode = "NEVER", code_execution_config = false }
       local assistant = agentbox.AssistantAgent{ name = "assistant", llm_config = CH.llm_config(nil) }   -- a dead port

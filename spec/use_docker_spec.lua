@@ -127,5 +127,11 @@ describe("use_docker", function()
     assert.matches("make image", r.output, 1, true)
     assert.matches("(command line):", r.output, 1, true)   -- blamed on the caller's chunk
     assert.is_nil(r.output:find("lua/agentbox/", 1, true), r.output)
+    -- the image AGENTBOX_IMAGE names for use_docker = true: the same
+    r = H.lua(([[
+      local ok, err = pcall(require('agentbox').UserProxyAgent, { name = "u", human_input_mode = "NEVER",
+        code_execution_config = { use_docker = true, work_dir = %q } })
+      io.write(ok and "OK" or "ERR\n" .. tostring(err))]]):format(dir .. "/wd"), { AGENTBOX_IMAGE = image })
+    assert.matches("^ERR\n.*names the image " .. image:gsub("%p", "%%%0"), r.output)
   end)
 end)

@@ -55,7 +55,7 @@ M.DEFAULT_USER_PROXY_AGENT_DESCRIPTIONS = {
 M.MAX_CONSECUTIVE_AUTO_REPLY = 100
 
 -- Classes: see class.lua ----------------------------------------------------------
-local is_class, is_agent, is_instance = class.is_class, class.is_agent, class.is_instance
+local is_agent, is_instance = class.is_agent, class.is_instance
 M.is_agent, M.is_instance = is_agent, is_instance
 
 local ConversableAgent = class.base("ConversableAgent", {

@@ -265,7 +265,7 @@ function M.execute_function(agent, call)
   call = type(call) == "table" and call or {}
   local name = call.name == nil and "" or tostring(call.name)
   local fn = maps[agent][name]
-  local ok, content = false, nil
+  local ok, content = false
   if fn then
     local args, err = decode_args(call.arguments)
     if args == nil then
