@@ -15,7 +15,6 @@ local states = setmetatable({}, { __mode = "k" })
 -- sender nil is a legal key in AutoGen's per-sender dicts
 local NO_SENDER = setmetatable({}, { __tostring = function() return "no sender" end })
 local function key(sender) return sender == nil and NO_SENDER or sender end
-M.key = key
 
 -- Python's input(): the prompt is written, a line read. When stdin is not
 -- a terminal nothing echoes the answer, so the prompt gets its own line. End

@@ -4,6 +4,7 @@
 -- said so far (a ChatFailure, agent/failure.lua), never a raw error.
 local tools = require("agentbox.agent.tools")
 local failure = require("agentbox.agent.failure")
+local errors = require("agentbox.errors")
 
 local M = {}
 
@@ -50,7 +51,9 @@ function M.reply_from_client(self, client, messages)
     failure.raise(failure_code(msg), "%s: %s", self.name, tostring(msg))
   end
   -- the convention's form (nil, message, code), should the client return it
-  if msg == nil and err ~= nil then failure.raise(code or "http", "%s: %s", self.name, tostring(err)) end
+  if msg == nil and err ~= nil then
+    failure.raise(errors.CODES[code] and code or failure_code(err), "%s: %s", self.name, tostring(err))
+  end
   if type(msg) ~= "table" then return nil end
   local calls = type(msg.tool_calls) == "table" and #msg.tool_calls > 0
   if calls or type(msg.function_call) == "table" then
