@@ -32,11 +32,12 @@ INST_BINDIR ?= $(INST_PREFIX)/bin
 rock: $(SO) $(SUP)
 
 install: $(SO) $(SUP)
-	install -d $(INST_LIBDIR)/agentbox $(INST_LUADIR)/agentbox/executor $(INST_PREFIX)/include
+	install -d $(INST_LIBDIR)/agentbox $(INST_LUADIR)/agentbox/executor $(INST_LUADIR)/agentbox/agent $(INST_PREFIX)/include
 	install -m 0755 $(SO) $(INST_LIBDIR)/agentbox/core.so
 	install -m 0755 $(SUP) $(INST_LIBDIR)/agentbox/agentbox-sup
 	install -m 0644 lua/agentbox/*.lua $(INST_LUADIR)/agentbox/
 	install -m 0644 lua/agentbox/executor/*.lua $(INST_LUADIR)/agentbox/executor/
+	install -m 0644 lua/agentbox/agent/*.lua $(INST_LUADIR)/agentbox/agent/
 	install -m 0644 src/agentbox.h $(INST_PREFIX)/include/agentbox.h
 
 

@@ -53,7 +53,7 @@ describe("agents", function()
     end)
 
     it("AssistantAgent: AutoGen's DEFAULT_SYSTEM_MESSAGE byte for byte, NEVER, its description", function()
-      local a = agentbox.AssistantAgent{ name = "assistant" }
+      local a = agentbox.AssistantAgent{ name = "assistant", llm_config = false }
       -- md5 and length of assistant_agent.py's DEFAULT_SYSTEM_MESSAGE (v0.2), computed with Python
       assert.equal("df85d44dea1bf5eb40cf28ddb7eb12cf", core.md5(a.system_message))
       assert.equal(2130, #a.system_message)
@@ -62,7 +62,7 @@ describe("agents", function()
         .. "and Linux command line skills.", a.description)
       assert.is_nil(a:code_executor())
       -- a custom system message becomes the description, as in AutoGen
-      local b = agentbox.AssistantAgent{ name = "b", system_message = "Only answer in French." }
+      local b = agentbox.AssistantAgent{ name = "b", system_message = "Only answer in French.", llm_config = false }
       assert.equal("Only answer in French.", b.description)
     end)
 
@@ -140,7 +140,7 @@ describe("agents", function()
 
     it("matches triggers: name, agent, class, function, list, nil", function()
       local a = bot("a", "default")
-      local alice, bob = bot("alice", ""), agentbox.AssistantAgent{ name = "bob" }
+      local alice, bob = bot("alice", ""), agentbox.AssistantAgent{ name = "bob", llm_config = false }
       local function reply_with(s) return function() return true, s end end
       local msgs = { { role = "user", content = "hi" } }
       a:register_reply("alice", reply_with("by name"))

@@ -2,7 +2,7 @@
 -- server and real LocalExecutor processes; transcript printing; summaries;
 -- last_n_messages; and the loop that replaced AutoGen's recursion.
 local agentbox = require("agentbox")
-local chat = require("agentbox.chat")
+local transcript = require("agentbox.transcript")
 local core = require("agentbox.core")
 local fake = require("spec.support.fake_openai")
 local H = require("spec.support.helpers")
@@ -63,7 +63,7 @@ describe("initiate_chat", function()
       assert.equal("Bearer sk-test", q.headers.Authorization)
     end
     local sent = reqs[2].body.messages
-    assert.same({ role = "system", content = agentbox.AssistantAgent{ name = "x" }.system_message }, sent[1])
+    assert.same({ role = "system", content = agentbox.AssistantAgent{ name = "x", llm_config = false }.system_message }, sent[1])
     assert.same({ role = "user", name = "user_proxy", content = "exitcode: 0 (execution succeeded)\nCode output: 42\n" },
                 sent[4])
     assert.same({ role = "assistant", name = "assistant", content = "I will compute it.\n```python\nprint(6 * 7)\n```" },
@@ -232,8 +232,8 @@ describe("initiate_chat", function()
     end)
 
     it("chat.escape: a readable, documented form", function()
-      assert.equal("a\tb\nc\\x1b[0m\\x00\\x7f\\u0085\nd\\x0d", chat.escape("a\tb\r\nc\27[0m\0\127\194\133\r\nd\r"))
-      assert.equal("ünïcödé ✓", chat.escape("ünïcödé ✓"))
+      assert.equal("a\tb\nc\\x1b[0m\\x00\\x7f\\u0085\nd\\x0d", transcript.escape("a\tb\r\nc\27[0m\0\127\194\133\r\nd\r"))
+      assert.equal("ünïcödé ✓", transcript.escape("ünïcödé ✓"))
     end)
   end)
 
@@ -378,7 +378,7 @@ describe("initiate_chat", function()
       srv = fake.start{ models = { m = {
         { content = "The capital is Paris." },
         { content = "France's capital: Paris.",
-          expect = { last_role = "system", messages_count = 3, last_equals = chat.DEFAULT_SUMMARY_PROMPT } },
+          expect = { last_role = "system", messages_count = 3, last_equals = require("agentbox.agent.conversation").DEFAULT_SUMMARY_PROMPT } },
         { content = "ok" },
         { content = "custom", expect = { last_role = "user", last_equals = "Sum up." } },
       } } }

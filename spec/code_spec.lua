@@ -284,12 +284,16 @@ describe("code.extract", function()
     assert.are.same({}, code.extract({}))
   end)
 
-  it("AutoGen content_str: unknown part types and non-table parts raise", function()
-    assert.has_error(function()
-      code.extract({ { type = "text", text = "hello" }, { type = "wrong_type", url = "x" } })
-    end)
-    assert.has_error(function() code.extract({ "string", { type = "text", text = "text" } }) end)
-    assert.has_error(function() code.extract(42) end)
+  it("content_str: unknown part types and non-table parts are skipped, never an error (one content_str)", function()
+    assert.are.same({ { lang = "python", code = "x = 1" } },
+      code.extract({ { type = "text", text = "```python\nx = 1\n```" }, { type = "wrong_type", url = "x" } }))
+    assert.are.same({ { lang = "python", code = "y = 2" } },
+      code.extract({ "string", { type = "text", text = "```python\ny = 2\n```" }, 7 }))
+    assert.are.same({}, code.extract(42))
+    -- the same text the transcript and the chat see
+    local content = require("agentbox.content")
+    assert.equal("a<image>b", content.str({ { type = "text", text = "a" }, { type = "audio" },
+                                             { type = "image_url", image_url = { url = "u" } }, "s", { type = "text", text = "b" } }))
   end)
 end)
 

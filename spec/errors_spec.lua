@@ -172,25 +172,16 @@ describe("errors: one shape", function()
     end)
   end)
 
-  describe("a failure raised through the reply chain", function()
-    it("keeps its code for the chat loop, and prints as its message", function()
-      local ok, err = pcall(errors.raise, "http", "POST %s returned HTTP %d", "x", 500)
-      assert.is_false(ok)
-      assert.equal("POST x returned HTTP 500", tostring(err))
-      assert.same({ "POST x returned HTTP 500", "http" }, { errors.caught(err) })
-      assert.same({ "plain", "error" }, { errors.caught("plain") })
-      assert.equal("HTTP 500", err:match("HTTP %d+"))      -- code written for string errors still works
-      assert.equal("got: POST x returned HTTP 500", "got: " .. err)
-    end)
-
-    it("a model failure inside generate_reply raises with its code", function()
+  describe("a model failure inside the reply chain", function()
+    it("raises a ChatFailure that keeps the client's code", function()
+      local failure = require("agentbox.agent.failure")
       local a = agentbox.AssistantAgent{ name = "a", llm_config = {
         config_list = { { model = "m", api_key = "k", base_url = CLOSED } }, max_retries = 0, timeout = 5 } }
       local ok, err = pcall(a.generate_reply, a, { messages = MSGS })
       assert.is_false(ok)
-      local msg, code = errors.caught(err)
-      assert.equal("unreachable", code)
-      assert.matches("POST " .. CLOSED, msg, 1, true)
+      assert.is_true(failure.is(err))
+      assert.equal("unreachable", err.code)
+      assert.matches("POST " .. CLOSED, tostring(err), 1, true)
     end)
   end)
 

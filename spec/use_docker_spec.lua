@@ -1,7 +1,7 @@
 -- The use_docker decision (issue 8 item 4): an explicit request for Docker
 -- never becomes host execution. The daemon is made unreachable for real
 -- (DOCKER_HOST at a missing path, and at a bound unix socket where nothing
--- listens) and "inside a container" is codeexec's private marker path
+-- listens) and "inside a container" is agent/use_docker.lua's private marker path
 -- pointed at a temporary file, in a nested Lua process.
 local H = require("spec.support.helpers")
 
@@ -23,7 +23,7 @@ describe("use_docker", function()
   -- "inside a container" is the marker file existing.
   local function construct(cfg, env, inside)
     local src = ([[
-      local ce = require('agentbox.codeexec')
+      local ce = require('agentbox.agent.use_docker')
       ce._dockerenv = %q
       local ab = require('agentbox')
       local printed = {}
@@ -98,15 +98,40 @@ describe("use_docker", function()
     assert.matches("none", out, 1, true)
   end)
 
-  it("reachable Docker builds a DockerExecutor with the image, work_dir and timeout", function()
-    local r = H.lua([[
+  -- with the real daemon (pending without one; CI fails instead)
+  local C = require("spec.support.contract")
+
+  it("reachable Docker builds a DockerExecutor with the image, work_dir and timeout, and starts nothing", function()
+    C.need_docker(pending)
+    local r = H.lua(([[
       local ab = require('agentbox')
-      package.loaded['agentbox.engine'] = { available = function() return true end }
-      local got
-      ab.DockerExecutor = function(o) got = o; return { execute = function() end } end
       local u = ab.UserProxyAgent{ name = "u", human_input_mode = "NEVER",
-        code_execution_config = { use_docker = "python:3-slim", work_dir = "wd", timeout = 9 } }
-      io.write(got.image, " ", got.work_dir, " ", got.timeout, " ", u:use_docker())]])
-    assert.equal("python:3-slim wd 9 python:3-slim", r.output)
+        code_execution_config = { use_docker = %q, work_dir = %q, timeout = 9 } }
+      local ex = u:code_executor()
+      io.write(ex.image, " ", ex.work_dir == require('agentbox.core').realpath(%q) and "wd" or ex.work_dir, " ",
+        ex.timeout, " ", u:use_docker(), " ", tostring(ex.container_id))]]):format(C.IMAGE, dir .. "/wd", dir .. "/wd"))
+    assert.equal(("%s wd 9 %s nil"):format(C.IMAGE, C.IMAGE), r.output)
+  end)
+
+  it("an image that does not exist (and cannot be pulled) is an error when the agent is built", function()
+    C.need_docker(pending)
+    local image = "agentbox/no-such-image-spec:none"
+    local r = H.lua(([[
+      local ab = require('agentbox')
+      local ok, err = pcall(ab.UserProxyAgent, { name = "u", human_input_mode = "NEVER",
+        code_execution_config = { use_docker = %q, work_dir = %q } })
+      io.write(ok and "OK" or "ERR\n" .. tostring(err))]]):format(image, dir .. "/wd"))
+    assert.equal(0, r.exit_code, r.output)
+    assert.matches("^ERR\n", r.output)
+    assert.matches("UserProxyAgent 'u': code_execution_config.use_docker names the image " .. image, r.output, 1, true)
+    assert.matches("make image", r.output, 1, true)
+    assert.matches("(command line):", r.output, 1, true)   -- blamed on the caller's chunk
+    assert.is_nil(r.output:find("lua/agentbox/", 1, true), r.output)
+    -- the image AGENTBOX_IMAGE names for use_docker = true: the same
+    r = H.lua(([[
+      local ok, err = pcall(require('agentbox').UserProxyAgent, { name = "u", human_input_mode = "NEVER",
+        code_execution_config = { use_docker = true, work_dir = %q } })
+      io.write(ok and "OK" or "ERR\n" .. tostring(err))]]):format(dir .. "/wd"), { AGENTBOX_IMAGE = image })
+    assert.matches("^ERR\n.*names the image " .. image:gsub("%p", "%%%0"), r.output)
   end)
 end)

@@ -1,5 +1,6 @@
 -- Code extraction, language inference and file naming (AutoGen 0.2 parity
 -- plus the fixes listed in AUTOGEN-PARITY.md). Pure Lua: no I/O, no C core.
+-- The agent's reply that runs the blocks is agent/code_execution.lua.
 local M = {}
 
 local UNKNOWN = "unknown"
@@ -10,21 +11,8 @@ local function set(list)
   return t
 end
 
--- Messages may carry OpenAI multimodal content (an array of parts), as in
--- AutoGen's content_str: text parts are joined, images become "<image>".
-local function content_str(content)
-  if content == nil or type(content) == "string" then return content or "" end
-  if type(content) ~= "table" then error("content must be a string or an array of parts", 3) end
-  local out = {}
-  for _, part in ipairs(content) do
-    local kind = type(part) == "table" and part.type
-    if kind ~= "text" and kind ~= "image_url" then
-      error("unknown content part type " .. tostring(kind), 3)
-    end
-    out[#out + 1] = kind == "text" and tostring(part.text or "") or "<image>"
-  end
-  return table.concat(out)
-end
+-- Messages may carry OpenAI multimodal content (a list of parts): see content.lua.
+local content_str = require("agentbox.content").str
 
 -- Language inference. AutoGen asks Python's compile() whether the text is
 -- Python. We cannot run Python here (and Lua's load() only knows Lua), so we

@@ -57,31 +57,4 @@ function M.fail(code, fmt, ...)
   return nil, msg, code
 end
 
--- A failure that must cross code which can only raise (a reply function in
--- the reply chain, called by the chat loop): raised as a table that prints
--- as its message and keeps its code, so whoever catches it can hand both on.
--- Code written for string errors keeps working: err:match(...) and
--- "x" .. err act on the message.
-local Raised = {
-  __tostring = function(e) return e.message end,
-  __concat = function(a, b) return tostring(a) .. tostring(b) end,
-  __index = function(_, k)
-    local f = string[k]
-    if f then return function(e, ...) return f(e.message, ...) end end
-  end,
-}
-
---- Raise a runtime failure keeping its code: errors.raise("http", "POST %s returned HTTP %d", url, 500)
-function M.raise(code, fmt, ...)
-  local _, msg = M.fail(code, fmt, ...)
-  error(setmetatable({ message = msg, code = code }, Raised), 0)
-end
-
---- message, code of a caught error: a raised failure's own, else
---- tostring(err) and "error".
-function M.caught(err)
-  if getmetatable(err) == Raised then return err.message, err.code end
-  return tostring(err), "error"
-end
-
 return M

@@ -16,9 +16,9 @@ local M = {
 function M.LocalExecutor(opts) return require("agentbox.executor.local").new(opts) end
 function M.DockerExecutor(opts) return require("agentbox.executor.docker").new(opts) end
 
--- agents and the chat loop (agent.lua, chat.lua, tools.lua)
+-- agents and the chat loop (agent/), the transcript (transcript.lua)
 local agent = require("agentbox.agent")
-local chat = require("agentbox.chat")
+local transcript = require("agentbox.transcript")
 M.ConversableAgent = agent.ConversableAgent
 M.AssistantAgent = agent.AssistantAgent
 M.UserProxyAgent = agent.UserProxyAgent
@@ -30,15 +30,15 @@ M.register_function = agent.register_function
 setmetatable(M, {
   __newindex = function(t, k, v)
     if k == "on_error" then task.on_error = v return end
-    if k == "print" then chat.print = v or chat.default_print return end
-    if k == "color" then chat.color = v return end
+    if k == "print" then transcript.print = v or transcript.default_print return end
+    if k == "color" then transcript.color = v return end
     rawset(t, k, v)
   end,
   __index = function(_, k)
     if k == "on_error" then return task.on_error end
     -- loaded on first use: LocalExecutor-only users never load the Docker client
     if k == "docker" then return require("agentbox.engine") end
-    if k == "print" or k == "color" then return chat[k] end
+    if k == "print" or k == "color" then return transcript[k] end
   end,
 })
 

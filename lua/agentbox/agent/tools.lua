@@ -3,19 +3,26 @@
 -- deprecated function_call) with AutoGen 0.2's error texts.
 local cjson = require("cjson")
 local cjson_safe = require("cjson.safe")
-local chat = require("agentbox.chat")
+local transcript = require("agentbox.transcript")
 local task = require("agentbox.task")
+local errors = require("agentbox.errors")
 
 local M = {}
 
-local is_agent = require("agentbox.class").is_agent
+local is_agent = require("agentbox.agent.class").is_agent
 
-function M.assert_valid_name(name, level)
+-- What each agent may execute: agent -> { [name] = fn } (AutoGen's
+-- function_map), reached through the functions below.
+local maps = setmetatable({}, { __mode = "k" })
+
+local function misuse(msg) errors.misuse("%s", msg) end
+
+function M.assert_valid_name(name)
   if type(name) ~= "string" or not name:find("^[A-Za-z0-9_%-]+$") then
-    error("Invalid name: " .. tostring(name) .. ". Only letters, numbers, '_' and '-' are allowed.", level or 3)
+    misuse("Invalid name: " .. tostring(name) .. ". Only letters, numbers, '_' and '-' are allowed.")
   end
   if #name > 64 then
-    error("Invalid name: " .. name .. ". Name must be at most 64 characters.", level or 3)
+    misuse("Invalid name: " .. name .. ". Name must be at most 64 characters.")
   end
   return name
 end
@@ -33,9 +40,9 @@ local learnt = setmetatable({}, { __mode = "k" })
 local function check_opts(what, opts, known)
   if opts == nil then return {} end
   if type(opts) == "string" then return { name = opts } end
-  if type(opts) ~= "table" then error(what .. ": expected an options table { name = ..., ... }", 3) end
+  if type(opts) ~= "table" then misuse(what .. ": expected an options table { name = ..., ... }") end
   for k in pairs(opts) do
-    if not known[k] then error(what .. ": unknown option '" .. tostring(k) .. "'", 3) end
+    if not known[k] then misuse(what .. ": unknown option '" .. tostring(k) .. "'") end
   end
   return opts
 end
@@ -43,13 +50,13 @@ end
 local function schema_of(p)
   if p == nil then return { type = "object", properties = {} } end
   if type(p) ~= "table" then
-    error("register_for_llm: parameters must be a JSON schema table { type = \"object\", properties = {...} }", 4)
+    misuse("register_for_llm: parameters must be a JSON schema table { type = \"object\", properties = {...} }")
   end
   local s = {}
   for k, v in pairs(p) do s[k] = v end
   if s.type == nil then s.type = "object" end
   if s.type ~= "object" then
-    error("register_for_llm: parameters.type must be \"object\" (the model passes arguments by name)", 4)
+    misuse("register_for_llm: parameters.type must be \"object\" (the model passes arguments by name)")
   end
   if s.properties == nil then s.properties = {} end
   -- an empty Lua table would go out as {} where the schema wants []
@@ -61,7 +68,7 @@ end
 --- in the agent's llm_config.tools.
 function M.update_tool_signature(agent, sig, is_remove)
   if not agent.llm_config then
-    error("To update a tool signature, agent must have an llm_config ('" .. agent.name .. "' has llm_config = false)", 3)
+    misuse("To update a tool signature, agent must have an llm_config ('" .. agent.name .. "' has llm_config = false)")
   end
   local old = agent.llm_config.tools or {}
   local tl = {}
@@ -71,9 +78,9 @@ function M.update_tool_signature(agent, sig, is_remove)
     end
   else
     if type(sig) ~= "table" or type(sig["function"]) ~= "table" then
-      error("update_tool_signature: expected { type = \"function\", [\"function\"] = { name =, description =, parameters = } }", 3)
+      misuse("update_tool_signature: expected { type = \"function\", [\"function\"] = { name =, description =, parameters = } }")
     end
-    M.assert_valid_name(sig["function"].name, 4)
+    M.assert_valid_name(sig["function"].name)
     for _, t in ipairs(old) do
       if t["function"].name ~= sig["function"].name then tl[#tl + 1] = t end
     end
@@ -88,22 +95,22 @@ local LLM_KEYS = { name = true, description = true, parameters = true }
 function M.register_for_llm(agent, opts)
   opts = check_opts("register_for_llm", opts, LLM_KEYS)
   return function(fn)
-    if type(fn) ~= "function" then error("register_for_llm{...}(fn): expected the tool function", 2) end
+    if type(fn) ~= "function" then misuse("register_for_llm{...}(fn): expected the tool function") end
     local known = learnt[fn] or {}
     local name = opts.name or known.name
     if name == nil then
-      error("register_for_llm: name is required (a Lua function has no name of its own)", 2)
+      misuse("register_for_llm: name is required (a Lua function has no name of its own)")
     end
     M.assert_valid_name(name)
     local desc = opts.description or known.description
     if type(desc) ~= "string" or desc == "" then
-      error("register_for_llm: description is required for '" .. name
-        .. "' (the model reads it to decide when to call the tool)", 2)
+      misuse("register_for_llm: description is required for '" .. name
+        .. "' (the model reads it to decide when to call the tool)")
     end
     local params = schema_of(opts.parameters or known.parameters)
     if not agent.llm_config then
-      error("register_for_llm: '" .. agent.name .. "' has no llm_config; register the tool on the agent "
-        .. "whose model should call it", 2)
+      misuse("register_for_llm: '" .. agent.name .. "' has no llm_config; register the tool on the agent "
+        .. "whose model should call it")
     end
     learnt[fn] = { name = name, description = desc, parameters = params }
     M.update_tool_signature(agent, { type = "function",
@@ -114,13 +121,13 @@ end
 
 --- agent:register_function{ name = fn, other = false (removes) }
 function M.register_functions(agent, map)
-  if type(map) ~= "table" then error("register_function: expected a table { name = function, ... }", 3) end
+  if type(map) ~= "table" then misuse("register_function: expected a table { name = function, ... }") end
   for name, fn in pairs(map) do
-    M.assert_valid_name(name, 4)
+    M.assert_valid_name(name)
     if fn ~= false and type(fn) ~= "function" then
-      error("register_function: '" .. name .. "' must map to a function (or false to remove it)", 3)
+      misuse("register_function: '" .. name .. "' must map to a function (or false to remove it)")
     end
-    agent._function_map[name] = fn or nil
+    maps[agent][name] = fn or nil
   end
 end
 
@@ -128,13 +135,13 @@ end
 function M.register_for_execution(agent, opts)
   opts = check_opts("register_for_execution", opts, { name = true })
   return function(fn)
-    if type(fn) ~= "function" then error("register_for_execution{...}(fn): expected the tool function", 2) end
+    if type(fn) ~= "function" then misuse("register_for_execution{...}(fn): expected the tool function") end
     local name = opts.name or (learnt[fn] and learnt[fn].name)
     if name == nil then
-      error("register_for_execution: name is required (a Lua function has no name of its own)", 2)
+      misuse("register_for_execution: name is required (a Lua function has no name of its own)")
     end
     M.assert_valid_name(name)
-    agent._function_map[name] = fn
+    maps[agent][name] = fn
     learnt[fn] = learnt[fn] or { name = name }
     return fn
   end
@@ -143,14 +150,37 @@ end
 --- agentbox.register_function(fn, { caller =, executor =, name =, description =, parameters = })
 function M.register_function(fn, opts)
   if type(opts) ~= "table" then
-    error("register_function(fn, { caller = assistant, executor = user_proxy, name = ..., description = ... })", 2)
+    misuse("register_function(fn, { caller = assistant, executor = user_proxy, name = ..., description = ... })")
   end
   for _, k in ipairs({ "caller", "executor" }) do
-    if not is_agent(opts[k]) then error("register_function: '" .. k .. "' must be an agent", 2) end
+    if not is_agent(opts[k]) then misuse("register_function: '" .. k .. "' must be an agent") end
   end
   opts.caller:register_for_llm{ name = opts.name, description = opts.description, parameters = opts.parameters }(fn)
   opts.executor:register_for_execution{ name = opts.name }(fn)
   return fn
+end
+
+--- The function_map option, checked; at construction.
+function M.init(agent, who, function_map)
+  local map = {}
+  maps[agent] = map
+  if function_map == nil then return end
+  if type(function_map) ~= "table" then errors.misuse("%s: function_map must map names to functions", who) end
+  for name, fn in pairs(function_map) do
+    M.assert_valid_name(name)
+    if type(fn) ~= "function" then errors.misuse("%s: function_map[%s] must be a function", who, tostring(name)) end
+    map[name] = fn
+  end
+end
+
+function M.function_map(agent) return maps[agent] end
+
+function M.can_execute_function(agent, name)
+  local names = type(name) == "table" and name or { name }
+  for _, n in ipairs(names) do
+    if not maps[agent][n] then return false end
+  end
+  return true
 end
 
 -- Execution ---------------------------------------------------------------------
@@ -234,14 +264,14 @@ end
 function M.execute_function(agent, call)
   call = type(call) == "table" and call or {}
   local name = call.name == nil and "" or tostring(call.name)
-  local fn = agent._function_map[name]
-  local ok, content = false, nil
+  local fn = maps[agent][name]
+  local ok, content = false
   if fn then
     local args, err = decode_args(call.arguments)
     if args == nil then
       content = "Error: " .. err .. "\n The argument must be in JSON format."
     else
-      chat.info(agent, "\n>>>>>>>> EXECUTING FUNCTION " .. name .. "...", "magenta")
+      transcript.info(agent, "\n>>>>>>>> EXECUTING FUNCTION " .. name .. "...", "magenta")
       -- pcall is yieldable in 5.4: a tool may wait on a process or a request
       local pok, res = pcall(fn, args)
       if pok then

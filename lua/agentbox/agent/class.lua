@@ -2,6 +2,8 @@
 -- instances, marked __agentbox_class, with __parent for is-a checks
 -- (register_reply class triggers), __defaults filling options, and
 -- __known naming the options a constructor accepts.
+local errors = require("agentbox.errors")
+
 local M = {}
 
 function M.is_class(t)
@@ -24,7 +26,7 @@ end
 
 local function new_instance(cls, opts)
   if type(opts) ~= "table" then
-    error(cls.__name .. ": expected an options table such as { name = \"assistant\", ... }", 3)
+    errors.misuse("%s: expected an options table such as { name = \"assistant\", ... }", cls.__name)
   end
   local known = cls.__known
   for k in pairs(opts) do
@@ -32,7 +34,7 @@ local function new_instance(cls, opts)
       local names = {}
       for n in pairs(known) do names[#names + 1] = n end
       table.sort(names)
-      error(("%s: unknown option '%s' (known: %s)"):format(cls.__name, tostring(k), table.concat(names, ", ")), 3)
+      errors.misuse("%s: unknown option '%s' (known: %s)", cls.__name, tostring(k), table.concat(names, ", "))
     end
   end
   local o = {}
