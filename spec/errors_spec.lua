@@ -183,6 +183,24 @@ describe("errors: one shape", function()
       assert.equal("unreachable", err.code)
       assert.matches("POST " .. CLOSED, tostring(err), 1, true)
     end)
+
+    it("ends initiate_chat with the history, the message and the client's code", function()
+      srv = fake.start{ models = { m = { { content = "first" }, { status = 500 } } } }
+      local llm_config = { config_list = { { model = "m", api_key = "k", base_url = srv.base_url } },
+                           max_retries = 0, timeout = 5 }
+      local user = agentbox.UserProxyAgent{ name = "user", human_input_mode = "NEVER", code_execution_config = false,
+                                            default_auto_reply = "more" }
+      local assistant = agentbox.AssistantAgent{ name = "assistant", llm_config = llm_config }
+      local old_print = agentbox.print
+      agentbox.print = function() end
+      local r = user:initiate_chat(assistant, { message = "hello", max_turns = 3 })
+      agentbox.print = old_print
+      local said = {}
+      for i, m in ipairs(r.chat_history) do said[i] = m.content end
+      assert.same({ "hello", "first", "more" }, said)
+      assert.matches("HTTP 500", r.error, 1, true)
+      assert.equal("http", r.error_code)
+    end)
   end)
 
   describe("misuse is blamed on the caller's line", function()
