@@ -23,7 +23,7 @@ export AGENTBOX_SUP := $(CURDIR)/$(SUP)
 DEB_PKGS = lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev lua-cjson lua-busted \
            python3 gcc make libc6-dev curl debootstrap luarocks lua-ldoc
 
-.PHONY: all deps test specs test-image check demo bench chaos image install clean paths rock-check host-demo rock doc
+.PHONY: all deps test specs test-image check demo bench chaos image install clean paths rock-check host-demo rock doc dist
 
 # What `luarocks make` builds and installs (no apt-get: users may not be root)
 INST_PREFIX ?= /usr/local
@@ -140,6 +140,12 @@ chaos: all test-image
 
 rock-check: deps
 	@bash scripts/rock_check.sh
+
+# The source tarball rockspec/agentbox-<version>-1.rockspec builds from (its source.url)
+VERSION = $(shell sed -n 's/^\#define AGENTBOX_VERSION "\(.*\)"/\1/p' src/agentbox.h)
+dist:
+	@mkdir -p $(BUILD) && git archive --prefix=agentbox-$(VERSION)/ -o $(BUILD)/agentbox-$(VERSION).tar.gz HEAD
+	@echo $(BUILD)/agentbox-$(VERSION).tar.gz
 
 # The API reference (LDoc) in build/doc/index.html, from types/agentbox.d.lua and lua/agentbox
 doc: deps
