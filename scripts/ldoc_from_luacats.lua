@@ -87,7 +87,10 @@ while i <= #lines do
           desc ~= "" and ": " .. desc or "")
       elseif tag == "return" then
         local ty, desc = split_type(rest)
-        block[#block + 1] = ("-- @return %s%s"):format(ty, desc ~= "" and ": " .. desc or "")
+        -- LuaCATS's optional return name: `---@return T name what it is`
+        local rname, rdesc = desc:match("^([%a_][%w_]*)%s+(.+)$")
+        if rname then desc = rname .. ": " .. rdesc end
+        block[#block + 1] = ("-- @return %s%s"):format(ty, desc ~= "" and " " .. desc or "")
       elseif tag == "type" then
         local name = code:match("^agentbox%.([%w_]+)")
         assert(name, src .. ":" .. k .. ": ---@type only before an agentbox.<field>")

@@ -371,6 +371,33 @@ function ConversableAgent:initiate_chat(recipient, opts) end
 ---@param silent boolean|nil print nothing
 function ConversableAgent:send(message, recipient, request_reply, silent) end
 
+--- Take a message from `sender` (and by default reply to it).
+---@param message string|agentbox.Message the message
+---@param sender agentbox.ConversableAgent the sending agent
+---@param request_reply boolean|nil reply to it
+---@param silent boolean|nil print nothing
+function ConversableAgent:receive(message, sender, request_reply, silent) end
+
+--- Ask the human (the get_human_input option, else a line from stdin); may yield in a task.
+---@param prompt string the prompt
+---@return string|nil text nil, reason ends the chat
+function ConversableAgent:get_human_input(prompt) end
+
+--- Replace the system message.
+---@param s string the new system message
+function ConversableAgent:update_system_message(s) end
+
+--- Change max_consecutive_auto_reply, for one sender or all.
+---@param n integer the new limit
+---@param sender agentbox.ConversableAgent|nil one sender (all when nil)
+function ConversableAgent:update_max_consecutive_auto_reply(n, sender) end
+
+--- A class of your own: `local Mine = agentbox.ConversableAgent:extend("Mine", function(opts) ... end)`.
+---@param name string the class name
+---@param defaults fun(opts: agentbox.AgentOptions)|nil fills in defaults before construction
+---@return table class callable like agentbox.ConversableAgent
+function ConversableAgent:extend(name, defaults) end
+
 --- The reply this agent would give.
 ---@param args { messages: agentbox.Message[]?, sender: agentbox.ConversableAgent?, exclude: function[]? } what to answer
 ---@return string|agentbox.Message|nil reply
