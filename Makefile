@@ -18,11 +18,13 @@ BUSTED   = $(LUA) /usr/bin/busted
 export LUA_PATH  := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/?.lua;;
 export LUA_CPATH := $(CURDIR)/$(BUILD)/?.so;;
 export AGENTBOX_SUP := $(CURDIR)/$(SUP)
+# Bare `make` builds and prints the paths (`rock`, defined first, is luarocks')
+.DEFAULT_GOAL := all
 
 DEB_PKGS = lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev lua-cjson lua-busted \
-           python3 gcc make libc6-dev curl debootstrap luarocks lua-check
+           python3 gcc make libc6-dev curl debootstrap luarocks lua-check lua-ldoc
 
-.PHONY: all deps lint test specs test-image check demo bench chaos image install clean paths rock-check host-demo rock
+.PHONY: all deps lint test specs test-image check demo bench chaos image install clean paths rock-check host-demo rock doc dist
 
 # What `luarocks make` builds and installs (no apt-get: users may not be root)
 INST_PREFIX ?= /usr/local
@@ -43,7 +45,7 @@ install: $(SO) $(SUP)
 
 all: deps
 	@$(MAKE) --no-print-directory $(SO) $(SUP)
-	@echo "LUA_PATH='$(LUA_PATH)' LUA_CPATH='$(LUA_CPATH)'"
+	@echo "export LUA_PATH='$(LUA_PATH)' LUA_CPATH='$(LUA_CPATH)'"
 
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
@@ -147,6 +149,16 @@ chaos: all test-image
 
 rock-check: deps
 	@bash scripts/rock_check.sh
+
+# The source tarball rockspec/agentbox-<version>-1.rockspec builds from (its source.url)
+VERSION = $(shell sed -n 's/^\#define AGENTBOX_VERSION "\(.*\)"/\1/p' src/agentbox.h)
+dist:
+	@mkdir -p $(BUILD) && git archive --prefix=agentbox-$(VERSION)/ -o $(BUILD)/agentbox-$(VERSION).tar.gz HEAD
+	@echo $(BUILD)/agentbox-$(VERSION).tar.gz
+
+# The API reference (LDoc) in build/doc/index.html, from types/agentbox.d.lua and lua/agentbox
+doc: deps
+	@bash scripts/build_doc.sh
 
 HOST = $(BUILD)/host
 $(HOST): examples/host/host.c $(CORE_SRC) $(HDR)

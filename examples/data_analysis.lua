@@ -57,7 +57,11 @@ python3 analysis.py > report.txt && echo "report.txt written: $(wc -l < report.t
 local srv, llm_config
 if os.getenv("AGENTBOX_DEMO_LIVE") == "1" and os.getenv("OPENAI_API_KEY") then
   llm_config = { config_list = { { model = os.getenv("AGENTBOX_DEMO_MODEL") or "gpt-4o-mini" } }, temperature = 0 }
+  print(("model: %s at %s (your model: AGENTBOX_DEMO_LIVE=1)"):format(llm_config.config_list[1].model,
+    os.getenv("OPENAI_BASE_URL") or "OpenAI"))
 else
+  print("model: a scripted OpenAI-compatible server on 127.0.0.1 (offline); for a real one: "
+    .. "OPENAI_API_KEY=sk-... AGENTBOX_DEMO_LIVE=1 make demo (OPENAI_BASE_URL, AGENTBOX_DEMO_MODEL to choose)")
   local fake = require("spec.support.fake_openai")
   srv = fake.start{ models = { ["scripted-analyst"] = {
     { content = ANALYSIS, expect = { last_contains = "sales.csv" } },

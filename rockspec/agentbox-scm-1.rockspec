@@ -1,6 +1,12 @@
 rockspec_format = "3.0"
 package = "agentbox"
 version = "scm-1"
+-- The development rockspec, for a checkout:
+--   luarocks --lua-version=5.4 make --deps-mode=none rockspec/agentbox-scm-1.rockspec
+-- `luarocks make` builds the files in place and never fetches source.url.
+-- agentbox is not published yet: the repository below is the name it is
+-- meant to have, not one you can clone today (a release builds from the
+-- tarball `make dist` writes: rockspec/agentbox-0.2.0-1.rockspec).
 source = {
   url = "git+https://github.com/agentbox/agentbox.git",
 }
@@ -13,8 +19,10 @@ process supervisor) and replies with AutoGen's result text. Every wait is a
 handle on a reactor that a C host can step without blocking its frame loop.
 ]],
   license = "MIT",
-  homepage = "https://github.com/agentbox/agentbox",
+  labels = { "ai", "agents", "sandbox", "docker" },
 }
+-- lua-cjson: Debian's package (apt-get install lua-cjson) serves when the
+-- rock is installed with --deps-mode=none; otherwise luarocks fetches it.
 dependencies = {
   "lua >= 5.4",
   "lua-cjson",
@@ -32,10 +40,18 @@ build = {
     EXTRA_LIBDIRS = "-L$(CURL_LIBDIR) -L$(CRYPTO_LIBDIR)",
   },
   install_target = "install",
+  -- the LuaCATS definitions for editors, in the rock's directory (README)
+  copy_directories = { "types" },
   install_variables = {
     INST_PREFIX = "$(PREFIX)",
     INST_LIBDIR = "$(LIBDIR)",
     INST_LUADIR = "$(LUADIR)",
     INST_BINDIR = "$(BINDIR)",
   },
+}
+-- `luarocks --lua-version=5.4 test rockspec/agentbox-scm-1.rockspec -- spec/code_spec.lua`
+-- after `make`: busted under Lua 5.4 (scripts/luarocks_test.lua says why not type "busted")
+test = {
+  type = "command",
+  script = "scripts/luarocks_test.lua",
 }

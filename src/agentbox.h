@@ -13,7 +13,9 @@
 
 #include <lua.h>
 
-#define AGENTBOX_VERSION "0.1.0"
+/* The release: the one place it is written. agentbox.version is this string;
+ * `make rock-check` fails unless the newest rockspec and CHANGELOG.md agree. */
+#define AGENTBOX_VERSION "0.2.0"
 
 /* core.so is built with -fvisibility=hidden: these are its only exports. */
 #if defined(__GNUC__)

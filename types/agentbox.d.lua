@@ -1,0 +1,444 @@
+---@meta agentbox
+-- luacheck: ignore (declarations for editors and LDoc: nothing here runs)
+
+--- agentbox: AutoGen's two-agent code loop for Lua 5.4.
+--
+-- `local agentbox = require("agentbox")`. This file describes the public API
+-- for editors (LuaLS reads the `---@` LuaCATS annotations: add this folder to
+-- `workspace.library`) and for `make doc` (LDoc, through
+-- scripts/ldoc_from_luacats.lua). It is never loaded at run time.
+--
+-- Errors (doc/errors.md): misuse (a bad argument, an unknown option) raises;
+-- a runtime failure returns `nil, message, code`.
+-- @module agentbox
+
+------------------------------------------------------------------ data shapes
+
+--- A code block: what `agentbox.code.extract` returns a list of, and what an
+--- executor's `execute` takes a list of.
+---@class agentbox.CodeBlock
+---@field lang string the language ("python", "sh", "bash", "javascript", "html", "css", "powershell", or "unknown")
+---@field code string the source; a first line `# filename: sub/x.py` names the file it is written to
+
+--- THE EXECUTOR CONTRACT: what `execute(blocks)` returns, for LocalExecutor,
+--- DockerExecutor and any executor of your own given as
+--- `code_execution_config = { executor = ex }`. Blocks run in order and stop
+--- at the first failure. A block that exits non-zero, times out (124) or
+--- overruns its quota (122) is a result, not an error: it goes to the model
+--- as `exitcode: <exit_code> (...)\nCode output: <output>`
+--- (`agentbox.code.format_result`).
+---@class agentbox.ExecResult
+---@field exit_code integer 0 when every block succeeded, else the failing block's exit code (124 timeout, 122 quota, 128 + signal)
+---@field output string what the blocks printed (stdout and stderr in arrival order), plus agentbox's own lines
+---@field code_file string|nil the path of the first code file written, nil when none was
+
+--- One entry of `llm_config.config_list`.
+---@class agentbox.LLMEntry
+---@field model string the model name sent to the server
+---@field api_key string|nil sent as `Authorization: Bearer`; never reaches model-written code
+---@field base_url string|nil an OpenAI-compatible endpoint (default `OPENAI_BASE_URL`, else OpenAI's)
+---@field api_type string|nil accepted for AutoGen compatibility
+---@field api_version string|nil accepted for AutoGen compatibility
+---@field tags string[]|nil accepted for AutoGen compatibility
+---@field price number[]|nil accepted for AutoGen compatibility
+
+--- An agent's model configuration. Other keys (temperature, ...) are sent
+--- with every request.
+---@class agentbox.LLMConfig
+---@field config_list agentbox.LLMEntry[] the models to try, in order
+---@field timeout number|nil seconds per request
+---@field max_retries integer|nil retries of a failed request
+---@field retry_base number|nil first backoff, seconds
+---@field retry_max number|nil longest backoff, seconds
+---@field max_reply_bytes integer|nil a larger reply body is refused while it streams (default 2 MiB)
+---@field cache_seed any accepted for AutoGen compatibility
+---@field tools table[]|nil OpenAI tool schemas (register_for_llm fills this)
+---@field functions table[]|nil legacy OpenAI function schemas
+
+--- `code_execution_config` of an agent: a table, or `false` for none.
+---@class agentbox.CodeExecutionConfig
+---@field work_dir string|nil executor's work_dir (default: a fresh private temporary directory)
+---@field use_docker boolean|string|nil true, false or an image name (default: `AGENTBOX_USE_DOCKER`, else on)
+---@field timeout number|nil seconds per block (default 60)
+---@field last_n_messages integer|"auto"|nil messages scanned for code, newest first (default "auto")
+---@field max_blocks integer|nil blocks run per message (default 32)
+---@field executor agentbox.Executor|nil an executor of your own (then work_dir, use_docker and timeout are errors)
+
+--- A message of the chat history.
+---@class agentbox.Message
+---@field role string "user", "assistant", "tool" or "system"
+---@field content string|table|nil text, or a list of multimodal parts
+---@field name string|nil the sending agent's name
+---@field tool_calls table[]|nil OpenAI tool calls
+---@field tool_responses table[]|nil the results of tool calls
+
+--- The options of every agent constructor (AutoGen's arguments as one table).
+--- An unknown or badly typed option is an error that names it.
+---@class agentbox.AgentOptions
+---@field name string the agent's name
+---@field system_message string|nil defaults differ per class (README "Agents")
+---@field human_input_mode "ALWAYS"|"TERMINATE"|"NEVER"|nil when to ask a human
+---@field llm_config agentbox.LLMConfig|false|nil the model (false: no model replies)
+---@field code_execution_config agentbox.CodeExecutionConfig|false|nil run code found in messages
+---@field max_consecutive_auto_reply integer|nil per sender (default 100)
+---@field is_termination_msg (fun(msg: agentbox.Message): boolean)|nil default: content equal to "TERMINATE"
+---@field default_auto_reply string|table|nil the reply when nothing else answers (default "")
+---@field function_map table<string, function>|nil tools this agent executes, by name
+---@field description string|nil how other agents see it
+---@field silent boolean|nil print nothing
+---@field chat_messages table|nil an initial history, `{ [agent] = messages }`
+---@field get_human_input (fun(prompt: string, agent: agentbox.ConversableAgent): string|nil)|nil ask a human; may yield (a future)
+
+--- The options of `initiate_chat`.
+---@class agentbox.ChatOptions
+---@field message string|agentbox.Message|(fun(sender, recipient, context): string|agentbox.Message)|nil the first message (nil: ask the human)
+---@field max_turns integer|nil at most this many exchanges (nil: until termination)
+---@field clear_history boolean|nil start from an empty history (default true)
+---@field summary_method "last_msg"|"reflection_with_llm"|function|false|nil how `summary` is made (default "last_msg")
+---@field summary_args table|nil e.g. `{ summary_prompt = "..." }`
+---@field silent boolean|nil print nothing
+---@field carryover string|string[]|nil context appended to the first message
+
+--- What `initiate_chat` returns (AutoGen's ChatResult).
+---@class agentbox.ChatResult
+---@field chat_history agentbox.Message[] the initiator's messages with the recipient
+---@field summary string the last message without "TERMINATE", or the summary_method's result
+---@field summary_error string|nil why reflection_with_llm gave no summary
+---@field cost table both agents' token usage per model: usage_including_cached_inference, usage_excluding_cached_inference
+---@field human_input string[] what the initiator's human typed
+---@field human_input_ended string|nil why a human's input ended the chat ("end of input")
+---@field error string|nil a failure that ended the chat (doc/errors.md)
+---@field error_code string|nil its code (doc/errors.md)
+
+--- The options LocalExecutor and DockerExecutor share (README "A minimal example").
+---@class agentbox.ExecutorOptions
+---@field work_dir string|nil created when missing; default a fresh private directory removed at close
+---@field keep_work_dir boolean|nil keep the temporary work_dir at close
+---@field timeout number|nil seconds per block (default 60); then exit 124 and "\nTimeout"
+---@field total_timeout number|false|nil seconds for one execute call (default 4 x timeout)
+---@field env table<string, string>|nil added to the built environment
+---@field max_output integer|nil bytes per execute (default 1 MiB)
+---@field on_output (fun(chunk: string, stream: "stdout"|"stderr"))|nil output as it arrives
+---@field quota table|false|nil `{ bytes = "1g", files = 100000 }`; exit 122 when passed
+---@field execution_policies table<string, boolean>|nil per language: false saves without running
+---@field grace number|nil seconds between TERM and KILL at the deadline
+
+--- LocalExecutor's own options (not an isolation boundary: README "Security model").
+---@class agentbox.LocalExecutorOptions: agentbox.ExecutorOptions
+---@field nice integer|nil CPU weight of the run (default 10)
+---@field rlimits table|nil resource limits for the code
+---@field python string|nil the python interpreter (default python3, then python)
+
+--- DockerExecutor's own options (README "Docker sandbox").
+---@class agentbox.DockerExecutorOptions: agentbox.ExecutorOptions
+---@field image string|nil default `AGENTBOX_IMAGE`, else "python:3-slim"
+---@field network string|nil NetworkMode (default "none")
+---@field read_only boolean|nil read-only root (default true)
+---@field user string|nil numeric "uid:gid", never 0
+---@field memory string|false|nil default "512m"
+---@field cpus number|nil default 1
+---@field pids_limit integer|nil default 256
+---@field tmpfs string|table|nil size of /tmp (default "64m")
+---@field mounts table[]|nil `{ source =, target =, read_only = true }`
+---@field docker_host string|nil `unix:///path` or `tcp://host:port` (default DOCKER_HOST, else the local socket)
+---@field auto_remove boolean|nil default true
+---@field container_name string|nil default "agentbox-<12 hex>"
+---@field transfer "bind"|"archive"|nil how code files reach the container
+---@field on_progress (fun(line: string))|nil image pull progress
+
+--- Options of `register_function`, `register_for_llm` and `register_for_execution`.
+---@class agentbox.ToolOptions
+---@field name string|nil letters, digits, `_` and `-`, at most 64
+---@field description string|nil required for the model
+---@field parameters table|nil a JSON schema of the arguments
+---@field caller agentbox.ConversableAgent|nil the agent whose model may call it (register_function)
+---@field executor agentbox.ConversableAgent|nil the agent that runs it (register_function)
+
+------------------------------------------------------------------ the module
+
+--- The functions of `require("agentbox")`.
+---@class agentboxlib
+local agentbox = {}
+
+--- The release, e.g. "0.2.0" (CHANGELOG.md, the rockspec and src/agentbox.h agree).
+---@type string
+agentbox.version = ""
+
+--- Called with every task error nobody waits for (default: printed on stderr).
+---@type fun(err: any, task: agentbox.Task)|nil
+agentbox.on_error = nil
+
+--- Where the transcript goes (default io.write); assign nil to restore.
+---@type fun(text: string)|nil
+agentbox.print = nil
+
+--- false: never colour the transcript.
+---@type boolean|nil
+agentbox.color = nil
+
+--- Run `fn(...)` as a task (a coroutine on the reactor).
+---@param fn function the task's body
+---@param ... any its arguments
+---@return agentbox.Task task the handle
+function agentbox.spawn(fn, ...) end
+
+--- Advance whatever is ready; never blocks with 0, -1 waits for the next event.
+---@param timeout_ms integer|nil milliseconds to wait for an event
+---@return integer live the number of live tasks
+function agentbox.step(timeout_ms) end
+
+--- Step until every task is done.
+function agentbox.run() end
+
+--- Sleep inside a task (the host keeps stepping).
+---@param seconds number how long
+function agentbox.sleep(seconds) end
+
+--- A value provided later; `wait` yields inside a task.
+---@return agentbox.Future future unset
+function agentbox.future() end
+
+--- Make an executor that runs code on this host under a supervisor.
+---@param opts agentbox.LocalExecutorOptions|nil its options
+---@return agentbox.LocalExecutor executor
+function agentbox.LocalExecutor(opts) end
+
+--- Make an executor that runs code in a hardened container.
+---@param opts agentbox.DockerExecutorOptions|nil its options
+---@return agentbox.DockerExecutor executor
+function agentbox.DockerExecutor(opts) end
+
+--- An agent with defaults of its own (human_input_mode "TERMINATE", no code execution).
+---@param opts agentbox.AgentOptions its options
+---@return agentbox.ConversableAgent agent
+function agentbox.ConversableAgent(opts) end
+
+--- An agent with AutoGen's assistant defaults (give it an llm_config).
+---@param opts agentbox.AgentOptions its options
+---@return agentbox.ConversableAgent agent
+function agentbox.AssistantAgent(opts) end
+
+--- An agent with AutoGen's user-proxy defaults (human_input_mode "ALWAYS", code execution on).
+---@param opts agentbox.AgentOptions its options
+---@return agentbox.ConversableAgent agent
+function agentbox.UserProxyAgent(opts) end
+
+--- Register `fn` as a tool: `caller`'s model may call it, `executor` runs it.
+---@param fn fun(args: table): any the tool; gets the decoded arguments
+---@param opts agentbox.ToolOptions caller, executor, name, description, parameters
+function agentbox.register_function(fn, opts) end
+
+------------------------------------------------------------------ agentbox.code
+
+--- Code blocks in messages.
+---@class agentbox.codelib
+agentbox.code = {}
+
+--- The fenced code blocks of a message.
+---@param text string|table a message content
+---@param opts { inline: boolean?, max_blocks: integer?, pause: function? }|nil options
+---@return agentbox.CodeBlock[] blocks the first max_blocks blocks
+---@return integer skipped how many more there were
+function agentbox.code.extract(text, opts) end
+
+--- AutoGen's reply text for a result.
+---@param result agentbox.ExecResult an executor's result
+---@return string text `exitcode: <n> (execution succeeded|failed)\nCode output: <output>`
+function agentbox.code.format_result(result) end
+
+--- The language of an untagged block.
+---@param code string the block
+---@return string lang "python", "sh" or "unknown"
+function agentbox.code.infer_lang(code) end
+
+------------------------------------------------------------------ agentbox.docker
+
+--- The Docker Engine API client's public part.
+---@class agentbox.dockerlib
+agentbox.docker = {}
+
+--- Whether a Docker daemon answers (short timeouts: never hangs).
+---@param host string|nil a DOCKER_HOST value (default DOCKER_HOST, else the local socket)
+---@return true|nil ok
+---@return string|nil message why not
+---@return string|nil code "unreachable", "http", ... (doc/errors.md)
+function agentbox.docker.available(host) end
+
+--- Remove this host's agentbox containers whose owner process is gone.
+---@param host string|nil a DOCKER_HOST value
+---@return integer|nil removed the number removed
+---@return string|nil message why not
+---@return string|nil code doc/errors.md
+function agentbox.docker.reap(host) end
+
+------------------------------------------------------------------ classes
+
+--- A task handle (`agentbox.spawn`).
+---@class agentbox.Task
+local Task = {}
+
+--- Whether the task has ended (done, failed or cancelled).
+---@return boolean done
+function Task:done() end
+
+--- The task's return values, or nil, message, code ("running", "cancelled", "error").
+---@return any ...
+function Task:result() end
+
+--- Cancel it: kills its running process tree, aborts its request.
+---@return boolean cancelled false when it had already ended
+function Task:cancel() end
+
+--- Call `cb(task)` when it ends (at once when it has).
+---@param cb fun(task: agentbox.Task) the callback
+---@return agentbox.Task self
+function Task:on_done(cb) end
+
+--- A value some other code provides later (`agentbox.future`).
+---@class agentbox.Future
+local Future = {}
+
+--- Provide the value; wakes whoever waits.
+---@param value any the value
+---@return boolean set false when it was already set
+function Future:set(value) end
+
+--- Wait for the value (yields inside a task).
+---@return any value
+function Future:wait() end
+
+--- Whether the value is set.
+---@return boolean
+function Future:done() end
+
+--- Any object with an `execute` method can run an agent's code. `execute` may
+--- yield (it is called inside a task); it returns an ExecResult, never raises
+--- for what the code did. `close` (optional) is called when you are done.
+---@class agentbox.Executor
+---@field work_dir string|nil where code files are written
+local Executor = {}
+
+--- Run the blocks in order, stopping at the first failure.
+---@param blocks agentbox.CodeBlock[] the blocks to run
+---@return agentbox.ExecResult result exit_code, output and code_file
+function Executor:execute(blocks) end
+
+--- Runs code on this host under agentbox's supervisor (`agentbox.LocalExecutor`).
+---@class agentbox.LocalExecutor: agentbox.Executor
+---@field work_dir string the work dir (a fresh private one when none was given)
+local LocalExecutor = {}
+
+--- Run blocks (THE EXECUTOR CONTRACT, ExecResult).
+---@param blocks agentbox.CodeBlock[] the blocks
+---@return agentbox.ExecResult result
+function LocalExecutor:execute(blocks) end
+
+--- Remove a temporary work_dir and end what is running; also `<close>`.
+function LocalExecutor:close() end
+
+--- Runs code in one hardened container per executor (`agentbox.DockerExecutor`).
+---@class agentbox.DockerExecutor: agentbox.Executor
+---@field work_dir string the host directory mounted at /workspace
+---@field warnings string[] limits the daemon dropped
+local DockerExecutor = {}
+
+--- Run blocks (THE EXECUTOR CONTRACT, ExecResult).
+---@param blocks agentbox.CodeBlock[] the blocks
+---@return agentbox.ExecResult result
+function DockerExecutor:execute(blocks) end
+
+--- Create and start the container now (else on first use).
+function DockerExecutor:start() end
+
+--- Remove the container and its volumes; also `<close>`.
+function DockerExecutor:close() end
+
+--- An agent (`ConversableAgent`, `AssistantAgent`, `UserProxyAgent`: one class, other defaults).
+---@class agentbox.ConversableAgent
+---@field name string
+local ConversableAgent = {}
+
+--- Chat with `recipient` until a termination, a turn limit or a human says stop.
+---@param recipient agentbox.ConversableAgent the other agent
+---@param opts agentbox.ChatOptions message, max_turns, ...
+---@return agentbox.ChatResult result
+function ConversableAgent:initiate_chat(recipient, opts) end
+
+--- Send a message (and by default ask for a reply).
+---@param message string|agentbox.Message the message
+---@param recipient agentbox.ConversableAgent the other agent
+---@param request_reply boolean|nil ask for a reply
+---@param silent boolean|nil print nothing
+function ConversableAgent:send(message, recipient, request_reply, silent) end
+
+--- Take a message from `sender` (and by default reply to it).
+---@param message string|agentbox.Message the message
+---@param sender agentbox.ConversableAgent the sending agent
+---@param request_reply boolean|nil reply to it
+---@param silent boolean|nil print nothing
+function ConversableAgent:receive(message, sender, request_reply, silent) end
+
+--- Ask the human (the get_human_input option, else a line from stdin); may yield in a task.
+---@param prompt string the prompt
+---@return string|nil text nil, reason ends the chat
+function ConversableAgent:get_human_input(prompt) end
+
+--- Replace the system message.
+---@param s string the new system message
+function ConversableAgent:update_system_message(s) end
+
+--- Change max_consecutive_auto_reply, for one sender or all.
+---@param n integer the new limit
+---@param sender agentbox.ConversableAgent|nil one sender (all when nil)
+function ConversableAgent:update_max_consecutive_auto_reply(n, sender) end
+
+--- A class of your own: `local Mine = agentbox.ConversableAgent:extend("Mine", function(opts) ... end)`.
+---@param name string the class name
+---@param defaults fun(opts: agentbox.AgentOptions)|nil fills in defaults before construction
+---@return table class callable like agentbox.ConversableAgent
+function ConversableAgent:extend(name, defaults) end
+
+--- The reply this agent would give.
+---@param args { messages: agentbox.Message[]?, sender: agentbox.ConversableAgent?, exclude: function[]? } what to answer
+---@return string|agentbox.Message|nil reply
+function ConversableAgent:generate_reply(args) end
+
+--- Add a reply function: `fn(agent, messages, sender, config) -> final, reply`.
+---@param trigger any a class, an agent, a name, a function or a list of them
+---@param fn function the reply function
+---@param position integer|table|nil 1-based (default 1: first), or an options table
+function ConversableAgent:register_reply(trigger, fn, position) end
+
+--- The message list with `other`, or every list by agent.
+---@param other agentbox.ConversableAgent|nil the other agent
+---@return agentbox.Message[]|table messages
+function ConversableAgent:chat_messages(other) end
+
+--- The last message with `agent`.
+---@param agent agentbox.ConversableAgent|nil the other agent
+---@return agentbox.Message|nil message
+function ConversableAgent:last_message(agent) end
+
+--- Forget the conversation with `other` (all of them when nil), keeping the newest `keep`.
+---@param other agentbox.ConversableAgent|nil the other agent
+---@param keep integer|nil messages kept
+function ConversableAgent:clear_history(other, keep) end
+
+--- Clear histories and counters.
+function ConversableAgent:reset() end
+
+--- A decorator that gives a tool's schema to this agent's model.
+---@param opts agentbox.ToolOptions name and description
+---@return fun(fn: function): function decorator
+function ConversableAgent:register_for_llm(opts) end
+
+--- A decorator that lets this agent run a tool.
+---@param opts agentbox.ToolOptions|nil name
+---@return fun(fn: function): function decorator
+function ConversableAgent:register_for_execution(opts) end
+
+--- The agent's executor, or nil without code execution.
+---@return agentbox.Executor|nil executor
+function ConversableAgent:code_executor() end
+
+return agentbox
