@@ -1,6 +1,10 @@
--- Code extraction, language inference and file naming (AutoGen 0.2 parity
--- plus the fixes listed in AUTOGEN-PARITY.md). Pure Lua: no I/O, no C core.
--- The agent's reply that runs the blocks is agent/code_execution.lua.
+--- Code blocks in messages (`agentbox.code`): extraction, language inference
+-- and the reply text of a result.
+--
+-- AutoGen 0.2 parity plus the fixes listed in AUTOGEN-PARITY.md. Pure Lua:
+-- no I/O, no C core. The agent's reply that runs the blocks is
+-- agent/code_execution.lua; file naming is used by the executors.
+-- @module agentbox.code
 local M = {}
 
 local UNKNOWN = "unknown"
@@ -173,7 +177,14 @@ end
 -- 5 MB untagged block costs what a 16 KiB one does.
 M.INFER_LIMIT = 16 * 1024
 
---- infer_lang(code[, pause]): "python", "sh" or "unknown".
+--- The language of an untagged block.
+-- Reads at most the first 16 KiB (`INFER_LIMIT`, cut at a line end). A
+-- shebang decides; otherwise "python" only when the text would compile as
+-- Python and looks like a statement, "sh" for `pip ...` and `python x.py`.
+-- @tparam string code the block
+-- @tparam[opt] function pause called every few hundred tokens (inside a task:
+-- a checkpoint, so a long scan yields)
+-- @treturn string "python", "sh" or "unknown"
 function M.infer_lang(code, pause)
   code = tostring(code or "")
   local partial = false
@@ -292,10 +303,19 @@ local function inline_blocks(text)
   return blocks
 end
 
---- extract(text[, { inline =, max_blocks =, pause = }]) -> blocks, skipped
---- max_blocks keeps the first n fenced blocks; skipped counts the rest.
---- pause (optional) is called between chunks of a long message; the agents
---- pass task.checkpoint so extraction yields to the reactor inside a task.
+--- The fenced code blocks of a message (``` or ~~~, CommonMark style).
+-- An untagged block's language is inferred (@{infer_lang}); a fence still
+-- open at the end is dropped.
+-- @tparam string|table text a message content: a string, or a list of
+-- multimodal parts (text parts are read, others skipped)
+-- @tparam[opt] table opts options:
+--
+--  - `max_blocks` (integer): keep the first n fenced blocks, only count the rest;
+--  - `inline` (boolean): with no fenced block, take `inline spans` instead;
+--  - `pause` (function): called between chunks of a long message (the agents
+--    pass a task checkpoint, so extraction yields to the reactor).
+-- @treturn {agentbox.CodeBlock,...} the blocks, in order
+-- @treturn integer how many more fenced blocks there were past max_blocks
 function M.extract(text, opts)
   opts = opts or {}
   text = content_str(text)
@@ -307,6 +327,9 @@ function M.extract(text, opts)
   return blocks, skipped
 end
 
+--- AutoGen's reply text for an executor's result.
+-- @tparam agentbox.ExecResult result the result
+-- @treturn string `exitcode: <n> (execution succeeded|failed)\nCode output: <output>`
 function M.format_result(result)
   local n = math.tointeger(result.exit_code) or result.exit_code
   return "exitcode: " .. tostring(n) .. " ("
@@ -326,6 +349,8 @@ local LANGUAGES = {
 local ALIASES = { py = "python", python3 = "python", shell = "sh", js = "javascript",
                   pwsh = "powershell", ps1 = "powershell" }
 
+--- A language's name, file extension and how it runs, nil when unknown.
+-- @local
 function M.language(lang)
   if type(lang) ~= "string" then return nil end
   local key = lang:match("^%s*(.-)%s*$"):lower()
@@ -350,6 +375,8 @@ end
 
 -- lang is accepted for symmetry with the executor call; AutoGen reads the
 -- same comment forms for every language.
+--- The file name a block's first line gives, nil when none.
+-- @local
 function M.filename(code, lang) -- luacheck: ignore lang
   local first = tostring(code or ""):match("^[^\n]*"):gsub("\r$", "")
   first = first:match("^%s*(.-)%s*$")
@@ -368,6 +395,8 @@ function M.filename(code, lang) -- luacheck: ignore lang
   return nil
 end
 
+--- tmp_code_<md5>.<ext>, AutoGen's name for an unnamed block.
+-- @local
 function M.default_filename(code, ext, md5)
   assert(type(md5) == "function", "default_filename needs an md5 function")
   return "tmp_code_" .. md5(code) .. "." .. ext
@@ -392,6 +421,8 @@ end
 -- root stays inside it (symlinks already in the workspace are the executor's
 -- concern). An absolute name is accepted only when it lies textually under an
 -- absolute work_dir, which AutoGen's resolve()/relative_to() also allowed.
+--- A file name as a path relative to the workspace, or nil, message.
+-- @local
 function M.resolve_in_workspace(work_dir, name)
   if type(name) ~= "string" or name:find("\0", 1, true) then return nil, OUTSIDE end
   local parts, skip = normalize(name), 0

@@ -1,27 +1,140 @@
--- agentbox: AutoGen's two-agent code loop for Lua 5.4. This file only
--- re-exports the public surface (see doc/ and API.md).
+--- AutoGen's two-agent code loop for Lua 5.4: `local agentbox = require("agentbox")`.
+--
+-- This file only re-exports the public surface; each function is documented
+-- where it is defined (the modules below), and the data shapes every
+-- executor shares (@{CodeBlock}, @{ExecResult}, the @{Executor} contract) here.
+--
+-- Errors (doc/errors.md): misuse (a bad argument, an unknown option, a use
+-- after close) raises, blamed on the caller's line; a runtime failure returns
+-- `nil, message, code` with `code` from @{agentbox.errors.CODES}.
+-- @module agentbox
 local task = require("agentbox.task")
 local core = require("agentbox.core")
 
+--- The module's fields: read them, or assign a hook.
+-- @table fields
+-- @tfield string version the release, e.g. "0.2.0" (CHANGELOG.md, the rockspec and src/agentbox.h agree)
+-- @tfield agentbox.code code code blocks in messages (@{agentbox.code})
+-- @tfield agentbox.docker docker the Docker Engine client's public part (@{agentbox.docker}), loaded on first use
+-- @field on_error `function(err, task)`, called with every task error nobody waits for
+-- (default nil: printed on stderr); see @{agentbox.task.on_error}
+-- @field print `function(text)`, where the transcript goes (default `io.write`);
+-- assign nil to restore it (@{agentbox.transcript.print})
+-- @field color false: never colour the transcript; true: always; nil (default):
+-- when stdout is a terminal (@{agentbox.transcript.color})
 local M = {
   version = core.version,
   code = require("agentbox.code"),
+  --- Run `fn(...)` as a task: @{agentbox.task.spawn}.
+  -- @function spawn
   spawn = task.spawn,
+  --- Advance whatever is ready; returns the number of live tasks: @{agentbox.task.step}.
+  -- @function step
   step = task.step,
+  --- Step until every task is done: @{agentbox.task.run}.
+  -- @function run
   run = task.run,
+  --- Sleep inside a task: @{agentbox.task.sleep}.
+  -- @function sleep
   sleep = task.sleep,
+  --- A value provided later: @{agentbox.task.future}.
+  -- @function future
   future = task.future,
 }
 
+--- Executors.
+-- An executor runs an agent's code blocks. @{LocalExecutor} and
+-- @{DockerExecutor} are agentbox's; any object with an `execute` method is
+-- one too (`code_execution_config = { executor = ex }`).
+-- @section executors
+
+--- A code block: what @{agentbox.code.extract} returns a list of, and what
+-- an executor's `execute` takes a list of.
+-- @table CodeBlock
+-- @tfield string lang the language ("python", "sh", "bash", "javascript", "html", "css",
+-- "powershell", or "unknown"; aliases such as "py", "shell", "js" are accepted)
+-- @tfield string code the source; a first line `# filename: sub/x.py` names the file it is written to
+
+--- THE EXECUTOR CONTRACT: what `execute(blocks)` returns, for LocalExecutor,
+-- DockerExecutor and any executor of your own. Blocks run in order and stop
+-- at the first failure. A block that exits non-zero, times out (124) or
+-- overruns its quota (122) is a result, not an error: it goes to the model as
+-- `exitcode: <exit_code> (execution failed)\nCode output: <output>`
+-- (@{agentbox.code.format_result}). A result of any other shape ends the chat
+-- with `error_code = "executor"` (never `exitcode: nil` sent to the model).
+-- @table ExecResult
+-- @tfield integer exit_code 0 when every block succeeded, else the failing block's exit code
+-- (124 timeout, 122 quota, 128 + signal)
+-- @tfield string output what the blocks printed (stdout and stderr in arrival order), plus agentbox's own lines
+-- @tfield string|nil code_file the path of the first code file written, nil when none was
+
+--- The interface an executor of your own implements (LocalExecutor and
+-- DockerExecutor implement it too).
+-- @type Executor
+-- @tfield string|nil work_dir where code files are written (shown in the transcript when temporary)
+
+--- Run the blocks in order, stopping at the first failure.
+-- Called inside a task: it may yield. What the code did is a result, never
+-- an error.
+-- @function Executor:execute
+-- @tparam {CodeBlock,...} blocks the blocks to run
+-- @treturn[1] ExecResult the result
+-- @return[2] nil when the executor itself failed (it could not run anything):
+-- the chat ends with a ChatResult whose `error` is the message
+-- @treturn[2] string message what failed
+-- @treturn[2] string code one of @{agentbox.errors.CODES} (else "executor")
+
+--- Release what the executor holds (optional; also `<close>`).
+-- @function Executor:close
+
+--- Making executors.
+-- @section make_executors
+
+--- Make an executor that runs code on this host under a supervisor.
+-- Not an isolation boundary (README "Security model").
+-- @tparam[opt] agentbox.executor.local.Options opts its options
+-- @treturn agentbox.executor.local.LocalExecutor the executor
+-- @raise on a bad or unknown option, or a work_dir that cannot be made
 function M.LocalExecutor(opts) return require("agentbox.executor.local").new(opts) end
+
+--- Make an executor that runs code in one hardened container.
+-- @tparam[opt] agentbox.executor.docker.Options opts its options
+-- @treturn agentbox.executor.docker.DockerExecutor the executor
+-- @raise on a bad or unknown option
 function M.DockerExecutor(opts) return require("agentbox.executor.docker").new(opts) end
 
 -- agents and the chat loop (agent/), the transcript (transcript.lua)
 local agent = require("agentbox.agent")
 local transcript = require("agentbox.transcript")
+--- Agents.
+-- One class, three sets of defaults (README "Agents").
+-- @section agents
+
+--- An agent with ConversableAgent's defaults (human_input_mode "TERMINATE",
+-- no model, no code execution): @{agentbox.agent.ConversableAgent}.
+-- @function ConversableAgent
+-- @tparam agentbox.agent.AgentOptions opts its options
+-- @treturn agentbox.agent.ConversableAgent the agent
+-- @raise on a bad or unknown option
 M.ConversableAgent = agent.ConversableAgent
+--- An agent with AutoGen's assistant defaults (give it an llm_config):
+-- @{agentbox.agent.AssistantAgent}.
+-- @function AssistantAgent
+-- @tparam agentbox.agent.AgentOptions opts its options
+-- @treturn agentbox.agent.ConversableAgent the agent
+-- @raise on a bad or unknown option, or a missing llm_config
 M.AssistantAgent = agent.AssistantAgent
+--- An agent with AutoGen's user-proxy defaults (human_input_mode "ALWAYS",
+-- code execution on): @{agentbox.agent.UserProxyAgent}.
+-- @function UserProxyAgent
+-- @tparam agentbox.agent.AgentOptions opts its options
+-- @treturn agentbox.agent.ConversableAgent the agent
+-- @raise on a bad or unknown option, or Docker requested and not reachable
 M.UserProxyAgent = agent.UserProxyAgent
+--- Register a tool with two agents: @{agentbox.agent.register_function}.
+-- @function register_function
+-- @tparam function fn the tool
+-- @tparam agentbox.agent.ToolOptions opts caller, executor, name, description, parameters
 M.register_function = agent.register_function
 
 -- Hooks the host may set: agentbox.on_error = function(err, task) ... end,

@@ -1,11 +1,20 @@
--- Tasks: coroutines over core handles. Every wait in agentbox goes through
--- wait(h): inside a task it yields to the scheduler; outside one it drives
--- the reactor until h is ready, so blocking and non-blocking users share one
--- code path.
+--- Tasks: coroutines on agentbox's reactor (re-exported as agentbox.spawn,
+-- step, run, sleep, future).
+--
+-- Every wait in agentbox goes through wait(h): inside a task it yields to the
+-- scheduler; outside one it drives the reactor until h is ready, so blocking
+-- and non-blocking users share one code path.
+-- @module agentbox.task
 local core = require("agentbox.core")
 local errors = require("agentbox.errors")
 
 local M = {}
+
+--- Called with every task error nobody waits for (`agentbox.on_error`).
+-- `function(err, task)`; nil (the default) prints the error on stderr
+-- unless the task's caller waits for it. An error it raises is printed.
+-- @field on_error
+M.on_error = nil
 
 local CANCELLED = setmetatable({}, { __tostring = function() return "cancelled" end })
 M.CANCELLED = CANCELLED
@@ -114,8 +123,12 @@ local function dispatch(ready)
   for i = 1, #ready do wake(ready[i]) end
 end
 
---- Advance everything that is ready; returns the number of live tasks.
---- budget_ms (optional) bounds the time spent resuming tasks.
+--- Advance whatever is ready (`agentbox.step`).
+-- Never blocks with 0; -1 waits for the next event.
+-- @tparam[opt=0] integer timeout_ms milliseconds to wait for an event
+-- @tparam[opt] number budget_ms bounds the time spent resuming tasks (the rest wait for the next step)
+-- @treturn integer the number of live tasks
+-- @raise when the reactor itself fails (a poll error)
 function M.step(timeout_ms, budget_ms)
   timeout_ms = timeout_ms or 0
   if #runq > 0 then timeout_ms = 0 end
@@ -132,16 +145,21 @@ local function host_step(timeout_ms)
   return M.step(timeout_ms, M.frame_budget_ms)
 end
 
+--- 1 when a task is runnable without waiting, else 0 (the C host's agentbox_step).
+-- @local
 function M.runnable()
   return #runq > 0 and 1 or 0
 end
 
+--- The running task, nil outside a task.
+-- @local
 function M.current()
   local co = coroutine.running()
   return by_co[co]
 end
 
 --- Wait until handle h is ready (done, or has unread output).
+-- @local
 function M.wait(h)
   local t = M.current()
   if t then
@@ -170,6 +188,8 @@ end
 -- task (or inside a coroutine of the caller's own) it does nothing.
 M.slice = 0.002
 M.resumed_at = 0
+--- Yield when the current resume has run for M.slice seconds.
+-- @local
 function M.checkpoint()
   local t = M.current()
   if not t or core.now() - M.resumed_at < M.slice then return end
@@ -177,6 +197,9 @@ function M.checkpoint()
   if t.cancelled then error(CANCELLED, 0) end
 end
 
+--- Sleep inside a task (`agentbox.sleep`); the host keeps stepping.
+-- Outside a task it blocks, stepping the reactor.
+-- @tparam number seconds how long
 function M.sleep(seconds)
   local tm <close> = core.timer(seconds)
   M.wait(tm)
@@ -187,25 +210,17 @@ end
 local Future = {}
 Future.__index = Future
 
+--- A value provided later (`agentbox.future`).
+-- @treturn Future an unset future
 function M.future() return setmetatable({ is_set = false }, Future) end
-function Future:ready() return self.is_set end
-function Future:done() return self.is_set end
-function Future:close() end
 
---- Provide the value; wakes whoever waits. Returns false if already set.
-function Future:set(value)
-  if self.is_set then return false end
-  self.is_set, self.value = true, value
-  wake(self)
-  return true
-end
-
-function Future:wait()
-  M.wait(self)
-  return self.value
-end
-
---- Run fn(...) as a task; returns the task handle.
+--- Run `fn(...)` as a task (`agentbox.spawn`): a coroutine on the reactor.
+-- It starts at the next step. An error it raises never unwinds the host:
+-- it is kept for @{Task:result} and passed to @{on_error}.
+-- @tparam function fn the task's body
+-- @param ... its arguments
+-- @treturn Task the handle
+-- @raise when fn is not a function
 function M.spawn(fn, ...)
   if type(fn) ~= "function" then errors.misuse("agentbox.spawn: expected a function, got %s", type(fn)) end
   local t = setmetatable({ co = coroutine.create(fn), status = "running", args = table.pack(...),
@@ -217,11 +232,61 @@ function M.spawn(fn, ...)
   return t
 end
 
+--- Step until every task is done (`agentbox.run`), or until `until_fn()` is true.
+-- @tparam[opt] function until_fn checked before each step
+function M.run(until_fn)
+  while nlive > 0 do
+    if until_fn and until_fn() then return end
+    M.step(-1)
+  end
+end
+
+--- A value some other code provides later (@{future}): a host's UI answering
+-- a prompt frames later, say.
+-- @type Future
+
+--- Whether the value is set (the reactor's handle interface).
+-- @local
+function Future:ready() return self.is_set end
+
+--- Whether the value is set.
+-- @treturn boolean
+function Future:done() return self.is_set end
+
+--- Nothing to release (the reactor's handle interface).
+-- @local
+function Future:close() end
+
+--- Provide the value; wakes whoever waits.
+-- @param value the value
+-- @treturn boolean false when it was already set (the value is kept)
+function Future:set(value)
+  if self.is_set then return false end
+  self.is_set, self.value = true, value
+  wake(self)
+  return true
+end
+
+--- Wait for the value: yields inside a task, steps the reactor outside one.
+-- @return the value
+function Future:wait()
+  M.wait(self)
+  return self.value
+end
+
+--- A task's handle (@{spawn}).
+-- @type Task
+
+--- Whether the task has ended (done, failed or cancelled).
+-- @treturn boolean
 function Task:done() return self.status ~= "running" end
 
---- The task's values, or nil, message, code: "running" (not finished),
---- "cancelled", or "error" (its function raised; the message is the error
---- with its traceback, Task:error() the raw value).
+--- The task's return values, or why there are none.
+-- @return[1] ... the values its function returned
+-- @return[2] nil
+-- @treturn[2] string message "running", "cancelled", or the error with its traceback
+-- @treturn[2] string code "running" (not finished), "cancelled", or "error" (its function raised;
+-- @{Task:error} gives the raw value)
 function Task:result()
   if self.status == "done" then return table.unpack(self.values, 1, self.values.n) end
   if self.status == "running" then return errors.fail("running", "running") end
@@ -229,8 +294,13 @@ function Task:result()
   return errors.fail("error", self.err)
 end
 
+--- The raw value the task's function raised (not a string with a traceback).
+-- @return the error, nil when it did not raise
 function Task:error() return self.raw_err end
 
+--- Cancel it: kills its running process tree, aborts its HTTP request.
+-- The task unwinds at its next wait; an agent's history stays as it was.
+-- @treturn boolean false when it had already ended
 function Task:cancel()
   if self.status ~= "running" then return false end
   self.cancelled = true
@@ -244,23 +314,21 @@ function Task:cancel()
   return true
 end
 
+--- Call `cb(task)` when it ends (at once when it has).
+-- An error in cb is reported like a task error, never raised.
+-- @tparam function cb the callback
+-- @treturn Task self
+-- @raise when cb is not a function
 function Task:on_done(cb)
   if type(cb) ~= "function" then errors.misuse("agentbox task:on_done: expected a function(task), got %s", type(cb)) end
   if self.status ~= "running" then cb(self) else self.callbacks[#self.callbacks + 1] = cb end
   return self
 end
 
---- Run until every task is done (or until the optional predicate is true).
-function M.run(until_fn)
-  while nlive > 0 do
-    if until_fn and until_fn() then return end
-    M.step(-1)
-  end
-end
-
 --- The blocking form of an operation: inside a task call directly, outside
 --- run it as a task to completion and rethrow what it raised (a cancelled
 --- run returns nil, message, "cancelled").
+-- @local
 function M.sync(fn, ...)
   if M.current() then return fn(...) end
   local t = M.spawn(fn, ...)
@@ -271,6 +339,8 @@ function M.sync(fn, ...)
   error(t.raw_err, 0)
 end
 
+--- The number of live tasks.
+-- @local
 function M.live() return nlive end
 
 core.set_scheduler({ step = host_step, runnable = M.runnable })
