@@ -1,7 +1,12 @@
--- OpenAI-compatible chat-completions client over core.http: config_list
+--- The model client: an agent's `llm_config`, and its `agent.client`.
+--
+-- An OpenAI-compatible chat-completions client over core.http: config_list
 -- fallback, retries with backoff and jitter (Retry-After honoured), usage in
 -- AutoGen's cost shape. Every wait goes through the task layer, so a model
--- call inside a task never blocks other tasks or the host.
+-- call inside a task never blocks other tasks or the host. Agents make their
+-- client from `llm_config` (@{new}); what is public of it is the options and
+-- the @{Client} an agent holds as `agent.client`.
+-- @module agentbox.llm
 local core = require("agentbox.core")
 local task = require("agentbox.task")
 local errors = require("agentbox.errors")
@@ -78,6 +83,40 @@ local function check_config(cfg)
   return list
 end
 
+--- An agent's model configuration (`llm_config`).
+-- Other keys (temperature, ...) are sent with every request. A bad value is
+-- an error when the agent is built.
+-- @table LLMConfig
+-- @tfield {LLMEntry,...} config_list the models to try, in order (a table with `model`
+-- and no config_list is taken as a one-entry list)
+-- @tfield[opt=600] number timeout seconds per request
+-- @tfield[opt=3] integer max_retries retries of a failed request (connect errors, timeouts,
+-- HTTP 408, 409, 429 and 5xx)
+-- @tfield[opt=0.5] number retry_base first backoff, seconds (doubled each retry, with jitter;
+-- a Retry-After header wins)
+-- @tfield[opt=30] number retry_max longest backoff, seconds
+-- @tfield[opt=2097152] integer max_reply_bytes a larger reply body is refused while it streams
+-- (`protocol`), never retried
+-- @field cache_seed accepted for AutoGen compatibility
+-- @tfield[opt] {table,...} tools OpenAI tool schemas (register_for_llm fills this)
+-- @tfield[opt] {table,...} functions legacy OpenAI function schemas
+
+--- One entry of `llm_config.config_list`. Other keys are sent with the request.
+-- @table LLMEntry
+-- @tfield string model the model name sent to the server
+-- @tfield[opt] string api_key sent as `Authorization: Bearer` (default `OPENAI_API_KEY`);
+-- never reaches model-written code
+-- @tfield[opt] string base_url an http(s) OpenAI-compatible endpoint (default
+-- `OPENAI_BASE_URL`, else OpenAI's)
+-- @tfield[opt] string api_type accepted for AutoGen compatibility
+-- @tfield[opt] string api_version accepted for AutoGen compatibility
+-- @tfield[opt] {string,...} tags accepted for AutoGen compatibility
+-- @tfield[opt] {number,...} price accepted for AutoGen compatibility
+
+--- A client for an `llm_config` (what an agent does when it is built).
+-- @tparam LLMConfig|false|nil cfg the configuration
+-- @treturn Client|nil the client, nil for nil or false
+-- @raise on a bad configuration (naming the key)
 function M.new(cfg)
   if cfg == nil or cfg == false then return nil end
   local list = check_config(cfg)
@@ -252,10 +291,19 @@ local function add_usage(self, model, usage)
   u.total_tokens = u.total_tokens + (tonumber(usage.total_tokens) or 0)
 end
 
---- client:create{ messages = {...}, tools = {...} } -> assistant message, or
---- after retries and config_list fallback nil, message, code[, status]: the
---- message names every entry's failure, the code (and HTTP status) are the
---- last entry's (doc/errors.md).
+--- A model client (`agent.client`; @{new}).
+-- @type Client
+
+--- One chat completion, with retries and config_list fallback.
+-- May yield inside a task.
+-- @tparam table req `{ messages = {...}, tools = {...}, extra = {...} }`: the messages in
+-- ChatCompletion shape, tool schemas (default llm_config.tools), extra request fields
+-- @treturn[1] table the assistant message `{ role = "assistant", content =, tool_calls =, function_call = }`
+-- @return[2] nil after every entry failed
+-- @treturn[2] string message naming every entry's failure
+-- @treturn[2] string code the last entry's: "timeout", "unreachable", "http", "protocol" or "transport"
+-- @treturn[2] integer|nil the last entry's HTTP status (code "http")
+-- @raise when req has no messages, or they cannot be encoded as JSON
 function Client:create(req)
   if type(req) ~= "table" or type(req.messages) ~= "table" then
     errors.misuse("llm client:create: expected { messages = { ... } }, got %s", tostring(req))
@@ -279,7 +327,10 @@ function Client:create(req)
   return nil, msg, code, status
 end
 
---- AutoGen's cost shape: { usage_including_cached_inference = { total_cost = 0, [model] = {...} }, ... }
+--- Token usage since the client was made (or reset), in AutoGen's cost shape.
+-- @treturn table `{ usage_including_cached_inference = { total_cost = 0, [model] = { cost =,
+-- prompt_tokens =, completion_tokens =, total_tokens = } }, usage_excluding_cached_inference = {...} }`
+-- (the same numbers: nothing is cached)
 function Client:usage()
   local function copy()
     local t = { total_cost = 0 }
@@ -293,9 +344,11 @@ function Client:usage()
   return { usage_including_cached_inference = copy(), usage_excluding_cached_inference = copy() }
 end
 
+--- Forget the usage counted so far.
 function Client:reset_usage() self.usage_by_model = {} end
 
 --- Merge several cost tables (one per agent) into one.
+-- @local
 function M.merge_usage(list)
   local out = { usage_including_cached_inference = { total_cost = 0 },
                 usage_excluding_cached_inference = { total_cost = 0 } }

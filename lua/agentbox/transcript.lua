@@ -1,9 +1,12 @@
--- The transcript: what a chat prints, as AutoGen prints it (the
--- "sender (to recipient):" header, the content, a rule of 80 "-", the
--- status lines), escaped so that text from the model or from code never
--- drives the terminal, and coloured when the terminal wants colour.
--- Everything goes through M.print (agentbox.print), and agentbox.color
--- forwards to M.color (init.lua).
+--- The transcript: what a chat prints, as AutoGen prints it.
+--
+-- The "sender (to recipient):" header, the content, a rule of 80 "-", the
+-- status lines, escaped so that text from the model or from code never
+-- drives the terminal (control characters are shown as `\x1b`, `\u009b`,
+-- ...), and coloured when the terminal wants colour. Its two hooks are set
+-- through the agentbox module: `agentbox.print` forwards to @{print} and
+-- `agentbox.color` to @{color} (init.lua); the rest is internal.
+-- @module agentbox.transcript
 local task = require("agentbox.task")
 local content_str = require("agentbox.content").str
 
@@ -13,20 +16,27 @@ local M = {}
 -- is not kept alive by having chatted).
 local quiet = setmetatable({}, { __mode = "k" })
 
--- Output. agentbox.print and agentbox.color forward here (see init.lua).
--- print receives complete chunks (newlines included).
+--- Where the transcript goes (`agentbox.print`): replace it to capture it.
+-- The default writes to stdout and flushes; assigning nil to
+-- `agentbox.print` restores it.
+-- @tparam string s a complete chunk, newlines included, already escaped
 function M.print(s)
   io.write(s)
   io.stdout:flush()
 end
 M.default_print = M.print
 
--- nil: automatic (stdout is a terminal whose TERM is not "dumb", and the
--- NO_COLOR convention, no-color.org, is not set); false: never; true: always.
+--- Whether the transcript is coloured (`agentbox.color`).
+-- nil (default): automatic (stdout is a terminal whose TERM is not "dumb",
+-- and the NO_COLOR convention, no-color.org, is not set); false: never;
+-- true: always.
+-- @field color
 M.color = nil
 
 local CODES = { red = "31", green = "32", yellow = "33", magenta = "35" }
 
+--- Whether to colour now (@{color}, the terminal, NO_COLOR).
+-- @local
 function M.use_color()
   if M.color ~= nil then return M.color == true end
   if not require("agentbox.core").isatty(1) then return false end
@@ -37,6 +47,7 @@ function M.use_color()
 end
 
 --- text escaped for the terminal (M.escape), in colour when colour is on
+-- @local
 function M.colored(text, color)
   text = M.escape(text)
   if not M.use_color() then return text end
@@ -59,6 +70,8 @@ C0["\127"] = "\\x7f"
 local C1 = {}
 for b = 0x80, 0x9f do C1["\194" .. string.char(b)] = ("\\u%04x"):format(b) end
 
+--- Text with its control characters escaped, invalid UTF-8 as U+FFFD.
+-- @local
 function M.escape(s)
   s = tostring(s)
   if not s:find("[\0-\8\11-\31\127-\255]") then return s end     -- plain ASCII: as is
@@ -68,6 +81,7 @@ end
 
 --- A status line from an agent (">>>>>>>> USING AUTO REPLY..." and friends);
 --- suppressed while the agent is inside a silent chat.
+-- @local
 function M.info(agent, text, color)
   if agent and (quiet[agent] or 0) > 0 then return end
   out(M.colored(text, color or "red") .. "\n")
@@ -139,6 +153,8 @@ local function print_received(self, message, sender)
 end
 M.print_received = print_received
 
+--- The agent's own silent option, else the chat's.
+-- @local
 function M.is_silent(agent, silent)
   if agent.silent ~= nil then return agent.silent end
   return silent
@@ -147,6 +163,8 @@ end
 -- While a silent chat runs, the agents' status lines are off too; a counter
 -- so nested chats restore correctly, and a to-be-closed value so an error
 -- (or a cancelled task) restores it as well.
+--- A to-be-closed scope inside which a and b print no status lines.
+-- @local
 function M.quiet_scope(silent, a, b)
   if not silent then return nil end
   quiet[a] = (quiet[a] or 0) + 1
