@@ -118,14 +118,14 @@ local transcript = require("agentbox.transcript")
 -- @raise on a bad or unknown option
 M.ConversableAgent = agent.ConversableAgent
 --- An agent with AutoGen's assistant defaults (give it an llm_config):
--- @{agentbox.agent.AssistantAgent}.
+-- @{agentbox.agent.classes}.
 -- @function AssistantAgent
 -- @tparam agentbox.agent.AgentOptions opts its options
 -- @treturn agentbox.agent.ConversableAgent the agent
 -- @raise on a bad or unknown option, or a missing llm_config
 M.AssistantAgent = agent.AssistantAgent
 --- An agent with AutoGen's user-proxy defaults (human_input_mode "ALWAYS",
--- code execution on): @{agentbox.agent.UserProxyAgent}.
+-- code execution on): @{agentbox.agent.classes}.
 -- @function UserProxyAgent
 -- @tparam agentbox.agent.AgentOptions opts its options
 -- @treturn agentbox.agent.ConversableAgent the agent
