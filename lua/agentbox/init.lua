@@ -27,18 +27,26 @@ local M = {
   code = require("agentbox.code"),
   --- Run `fn(...)` as a task: @{agentbox.task.spawn}.
   -- @function spawn
+  -- @tparam function fn the task's body
+  -- @param ... its arguments
+  -- @treturn agentbox.task.Task the handle
   spawn = task.spawn,
   --- Advance whatever is ready; returns the number of live tasks: @{agentbox.task.step}.
   -- @function step
+  -- @tparam[opt=0] integer timeout_ms 0: never block; -1: wait for the next event
+  -- @treturn integer live tasks
   step = task.step,
   --- Step until every task is done: @{agentbox.task.run}.
   -- @function run
+  -- @tparam[opt] function until_fn stop early when it returns true
   run = task.run,
   --- Sleep inside a task: @{agentbox.task.sleep}.
   -- @function sleep
+  -- @tparam number seconds how long
   sleep = task.sleep,
   --- A value provided later: @{agentbox.task.future}.
   -- @function future
+  -- @treturn agentbox.task.Future unset
   future = task.future,
 }
 
