@@ -17,4 +17,5 @@ if [ -n "$warnings" ]; then
   echo "make doc: LDoc warnings (above): fix the doc comments"; exit 1
 fi
 [ -s build/doc/index.html ] && [ -s build/doc/modules/agentbox.html ] || { echo "make doc: no build/doc/modules/agentbox.html"; exit 1; }
+lua5.4 scripts/check_types.lua types/agentbox.d.lua build/doc || exit 1
 echo "make doc: build/doc/index.html"

@@ -1,16 +1,18 @@
 ---@meta agentbox
 -- luacheck: ignore (declarations for editors and LDoc: nothing here runs)
 
---- agentbox: AutoGen's two-agent code loop for Lua 5.4.
+-- agentbox: AutoGen's two-agent code loop for Lua 5.4.
 --
 -- `local agentbox = require("agentbox")`. This file describes the public API
--- for editors (LuaLS reads the `---@` LuaCATS annotations: add this folder to
--- `workspace.library`) and for `make doc` (LDoc, through
--- scripts/ldoc_from_luacats.lua). It is never loaded at run time.
+-- for editors: LuaLS reads the `---@` LuaCATS annotations (add this folder to
+-- `workspace.library`). It is never loaded at run time. The reference
+-- (`make doc`) is generated from the doc comments in lua/agentbox, which
+-- hold the full descriptions; here each function keeps the code's one-line
+-- summary, and `make doc` (scripts/check_types.lua) fails when a function,
+-- a method, an options table's field or a summary differs between the two.
 --
 -- Errors (doc/errors.md): misuse (a bad argument, an unknown option) raises;
 -- a runtime failure returns `nil, message, code`.
--- @module agentbox
 
 ------------------------------------------------------------------ data shapes
 
@@ -226,6 +228,7 @@ function agentbox.UserProxyAgent(opts) end
 --- Register `fn` as a tool: `caller`'s model may call it, `executor` runs it.
 ---@param fn fun(args: table): any the tool; gets the decoded arguments
 ---@param opts agentbox.ToolOptions caller, executor, name, description, parameters
+---@return function fn
 function agentbox.register_function(fn, opts) end
 
 ------------------------------------------------------------------ agentbox.code
@@ -289,6 +292,10 @@ function Task:result() end
 ---@return boolean cancelled false when it had already ended
 function Task:cancel() end
 
+--- The raw value the task's function raised (not a string with a traceback).
+---@return any err nil when it did not raise
+function Task:error() end
+
 --- Call `cb(task)` when it ends (at once when it has).
 ---@param cb fun(task: agentbox.Task) the callback
 ---@return agentbox.Task self
@@ -320,8 +327,13 @@ local Executor = {}
 
 --- Run the blocks in order, stopping at the first failure.
 ---@param blocks agentbox.CodeBlock[] the blocks to run
----@return agentbox.ExecResult result exit_code, output and code_file
+---@return agentbox.ExecResult|nil result exit_code, output and code_file
+---@return string|nil message when the executor itself failed
+---@return string|nil code doc/errors.md (else "executor")
 function Executor:execute(blocks) end
+
+--- Release what the executor holds (optional; also `<close>`).
+function Executor:close() end
 
 --- Runs code on this host under agentbox's supervisor (`agentbox.LocalExecutor`).
 ---@class agentbox.LocalExecutor: agentbox.Executor
@@ -392,6 +404,24 @@ function ConversableAgent:update_system_message(s) end
 ---@param sender agentbox.ConversableAgent|nil one sender (all when nil)
 function ConversableAgent:update_max_consecutive_auto_reply(n, sender) end
 
+--- The auto-reply limit for a sender (or the default).
+---@param sender agentbox.ConversableAgent|nil the other agent
+---@return integer limit
+function ConversableAgent:max_consecutive_auto_reply(sender) end
+
+--- Reset the count of consecutive auto replies, for one sender or all.
+---@param sender agentbox.ConversableAgent|nil one sender (all when nil)
+function ConversableAgent:reset_consecutive_auto_reply_counter(sender) end
+
+--- The count of consecutive auto replies to a sender.
+---@param sender agentbox.ConversableAgent|nil the other agent
+---@return integer count
+function ConversableAgent:consecutive_auto_reply_count(sender) end
+
+--- Stop replying on receive: to one sender, or reset for all.
+---@param sender agentbox.ConversableAgent|nil the sender (nil: every sender's setting is cleared)
+function ConversableAgent:stop_reply_at_receive(sender) end
+
 --- A class of your own: `local Mine = agentbox.ConversableAgent:extend("Mine", function(opts) ... end)`.
 ---@param name string the class name
 ---@param defaults fun(opts: agentbox.AgentOptions)|nil fills in defaults before construction
@@ -407,7 +437,50 @@ function ConversableAgent:generate_reply(args) end
 ---@param trigger any a class, an agent, a name, a function or a list of them
 ---@param fn function the reply function
 ---@param position integer|table|nil 1-based (default 1: first), or an options table
-function ConversableAgent:register_reply(trigger, fn, position) end
+---@param config any|nil passed to fn as its fourth argument
+---@param reset_config fun(config: any)|nil resets config instead of a copy
+function ConversableAgent:register_reply(trigger, fn, position, config, reset_config) end
+
+--- Replace a registered reply function by another, in place.
+---@param old function the registered function
+---@param new function its replacement
+function ConversableAgent:replace_reply_func(old, new) end
+
+--- Built-in reply function: termination, the auto-reply limit and human input.
+---@param messages agentbox.Message[]|nil the history
+---@param sender agentbox.ConversableAgent|nil the other agent
+---@return boolean final
+---@return agentbox.Message|nil reply
+function ConversableAgent:check_termination_and_human_reply(messages, sender) end
+
+--- Built-in reply function: the model's reply (no model: not final).
+---@param messages agentbox.Message[]|nil the history
+---@param sender agentbox.ConversableAgent|nil the other agent
+---@param config any|nil a client to use instead of the agent's
+---@return boolean final
+---@return string|agentbox.Message|nil reply
+function ConversableAgent:generate_oai_reply(messages, sender, config) end
+
+--- Built-in reply function: run the tool calls of the last message.
+---@param messages agentbox.Message[]|nil the history
+---@param sender agentbox.ConversableAgent|nil the other agent
+---@return boolean final
+---@return agentbox.Message|nil reply
+function ConversableAgent:generate_tool_calls_reply(messages, sender) end
+
+--- Built-in reply function: run the deprecated single function_call.
+---@param messages agentbox.Message[]|nil the history
+---@param sender agentbox.ConversableAgent|nil the other agent
+---@return boolean final
+---@return agentbox.Message|nil reply
+function ConversableAgent:generate_function_call_reply(messages, sender) end
+
+--- Built-in reply function: run the code of the newest message that has some (code_execution_config's last_n_messages and max_blocks).
+---@param messages agentbox.Message[]|nil the history
+---@param sender agentbox.ConversableAgent|nil the other agent
+---@return boolean final
+---@return string|nil reply
+function ConversableAgent:generate_code_execution_reply(messages, sender) end
 
 --- The message list with `other`, or every list by agent.
 ---@param other agentbox.ConversableAgent|nil the other agent
@@ -437,8 +510,36 @@ function ConversableAgent:register_for_llm(opts) end
 ---@return fun(fn: function): function decorator
 function ConversableAgent:register_for_execution(opts) end
 
+--- Add tools this agent executes (AutoGen's register_function method).
+---@param map table<string, function|false> false removes a name
+function ConversableAgent:register_function(map) end
+
+--- Add, replace (same name) or remove a tool schema in llm_config.tools.
+---@param sig table|string an OpenAI tool schema, or the name to remove
+---@param is_remove boolean|nil remove the tool named sig
+function ConversableAgent:update_tool_signature(sig, is_remove) end
+
+--- Run a tool call now.
+---@param func_call { name: string, arguments: string } the call
+---@return boolean ok
+---@return agentbox.Message result role "function", the tool's output or the error text
+function ConversableAgent:execute_function(func_call) end
+
+--- Whether this agent can run a tool (every one of a list).
+---@param name string|string[] the tool name(s)
+---@return boolean
+function ConversableAgent:can_execute_function(name) end
+
+--- The tools this agent executes.
+---@return table<string, function> map
+function ConversableAgent:function_map() end
+
 --- The agent's executor, or nil without code execution.
 ---@return agentbox.Executor|nil executor
 function ConversableAgent:code_executor() end
+
+--- Where code runs: true or an image name in Docker, false locally.
+---@return boolean|string|nil where nil without code execution (or with an executor of your own)
+function ConversableAgent:use_docker() end
 
 return agentbox

@@ -303,8 +303,8 @@ local function inline_blocks(text)
   return blocks
 end
 
---- The fenced code blocks of a message (``` or ~~~, CommonMark style).
--- An untagged block's language is inferred (@{infer_lang}); a fence still
+--- The fenced code blocks of a message.
+-- Fences of ``` or ~~~, CommonMark style. An untagged block's language is inferred (@{infer_lang}); a fence still
 -- open at the end is dropped.
 -- @tparam string|table text a message content: a string, or a list of
 -- multimodal parts (text parts are read, others skipped)
@@ -327,7 +327,7 @@ function M.extract(text, opts)
   return blocks, skipped
 end
 
---- AutoGen's reply text for an executor's result.
+--- AutoGen's reply text for a result.
 -- @tparam agentbox.ExecResult result the result
 -- @treturn string `exitcode: <n> (execution succeeded|failed)\nCode output: <output>`
 function M.format_result(result)

@@ -25,26 +25,26 @@ local core = require("agentbox.core")
 local M = {
   version = core.version,
   code = require("agentbox.code"),
-  --- Run `fn(...)` as a task: @{agentbox.task.spawn}.
+  --- Run `fn(...)` as a task (a coroutine on the reactor). See @{agentbox.task.spawn}.
   -- @function spawn
   -- @tparam function fn the task's body
   -- @param ... its arguments
   -- @treturn agentbox.task.Task the handle
   spawn = task.spawn,
-  --- Advance whatever is ready; returns the number of live tasks: @{agentbox.task.step}.
+  --- Advance whatever is ready; never blocks with 0, -1 waits for the next event. See @{agentbox.task.step}.
   -- @function step
   -- @tparam[opt=0] integer timeout_ms 0: never block; -1: wait for the next event
   -- @treturn integer live tasks
   step = task.step,
-  --- Step until every task is done: @{agentbox.task.run}.
+  --- Step until every task is done. See @{agentbox.task.run}.
   -- @function run
   -- @tparam[opt] function until_fn stop early when it returns true
   run = task.run,
-  --- Sleep inside a task: @{agentbox.task.sleep}.
+  --- Sleep inside a task (the host keeps stepping). See @{agentbox.task.sleep}.
   -- @function sleep
   -- @tparam number seconds how long
   sleep = task.sleep,
-  --- A value provided later: @{agentbox.task.future}.
+  --- A value provided later; wait yields inside a task. See @{agentbox.task.future}.
   -- @function future
   -- @treturn agentbox.task.Future unset
   future = task.future,
@@ -105,7 +105,7 @@ local M = {
 -- @raise on a bad or unknown option, or a work_dir that cannot be made
 function M.LocalExecutor(opts) return require("agentbox.executor.local").new(opts) end
 
---- Make an executor that runs code in one hardened container.
+--- Make an executor that runs code in a hardened container.
 -- @tparam[opt] agentbox.executor.docker.Options opts its options
 -- @treturn agentbox.executor.docker.DockerExecutor the executor
 -- @raise on a bad or unknown option
@@ -118,28 +118,29 @@ local transcript = require("agentbox.transcript")
 -- One class, three sets of defaults (README "Agents").
 -- @section agents
 
---- An agent with ConversableAgent's defaults (human_input_mode "TERMINATE",
--- no model, no code execution): @{agentbox.agent.ConversableAgent}.
+--- An agent with defaults of its own (human_input_mode "TERMINATE", no code execution).
+-- See @{agentbox.agent.ConversableAgent}.
 -- @function ConversableAgent
 -- @tparam agentbox.agent.AgentOptions opts its options
 -- @treturn agentbox.agent.ConversableAgent the agent
 -- @raise on a bad or unknown option
 M.ConversableAgent = agent.ConversableAgent
---- An agent with AutoGen's assistant defaults (give it an llm_config):
--- @{agentbox.agent.classes}.
+--- An agent with AutoGen's assistant defaults (give it an llm_config).
+-- See @{agentbox.agent.classes}.
 -- @function AssistantAgent
 -- @tparam agentbox.agent.AgentOptions opts its options
 -- @treturn agentbox.agent.ConversableAgent the agent
 -- @raise on a bad or unknown option, or a missing llm_config
 M.AssistantAgent = agent.AssistantAgent
---- An agent with AutoGen's user-proxy defaults (human_input_mode "ALWAYS",
--- code execution on): @{agentbox.agent.classes}.
+--- An agent with AutoGen's user-proxy defaults (human_input_mode "ALWAYS", code execution on).
+-- See @{agentbox.agent.classes}.
 -- @function UserProxyAgent
 -- @tparam agentbox.agent.AgentOptions opts its options
 -- @treturn agentbox.agent.ConversableAgent the agent
 -- @raise on a bad or unknown option, or Docker requested and not reachable
 M.UserProxyAgent = agent.UserProxyAgent
---- Register a tool with two agents: @{agentbox.agent.register_function}.
+--- Register `fn` as a tool: `caller`'s model may call it, `executor` runs it.
+-- See @{agentbox.agent.register_function}.
 -- @function register_function
 -- @tparam function fn the tool
 -- @tparam agentbox.agent.ToolOptions opts caller, executor, name, description, parameters

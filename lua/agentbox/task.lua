@@ -267,7 +267,8 @@ function Future:set(value)
   return true
 end
 
---- Wait for the value: yields inside a task, steps the reactor outside one.
+--- Wait for the value (yields inside a task).
+-- Outside a task it steps the reactor until the value is set.
 -- @return the value
 function Future:wait()
   M.wait(self)
@@ -281,7 +282,7 @@ end
 -- @treturn boolean
 function Task:done() return self.status ~= "running" end
 
---- The task's return values, or why there are none.
+--- The task's return values, or nil, message, code ("running", "cancelled", "error").
 -- @return[1] ... the values its function returned
 -- @return[2] nil
 -- @treturn[2] string message "running", "cancelled", or the error with its traceback
@@ -298,7 +299,7 @@ end
 -- @return the error, nil when it did not raise
 function Task:error() return self.raw_err end
 
---- Cancel it: kills its running process tree, aborts its HTTP request.
+--- Cancel it: kills its running process tree, aborts its request.
 -- The task unwinds at its next wait; an agent's history stays as it was.
 -- @treturn boolean false when it had already ended
 function Task:cancel()

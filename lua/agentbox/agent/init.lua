@@ -59,6 +59,15 @@ local M = {}
 -- @tfield[opt] function get_human_input `function(prompt, agent) -> string`, or `nil, reason` to
 -- end the chat; may yield inside a task (a future). Default: a line from stdin
 
+--- A message of the chat history (AutoGen's ChatCompletion shape).
+-- @table Message
+-- @tfield string role "user", "assistant", "tool" or "system"
+-- @tfield string|table|nil content text, or a list of multimodal parts
+-- (`{ type = "text", text = }`, `{ type = "image_url", ... }`)
+-- @tfield string|nil name the sending agent's name
+-- @tfield {table,...}|nil tool_calls OpenAI tool calls
+-- @tfield {table,...}|nil tool_responses the results of tool calls
+
 --- `code_execution_config` of an agent: a table, or false for none.
 -- The executor is built when the agent is, so a Docker problem (no daemon
 -- for an explicit request, an image neither there nor pullable) is an
@@ -282,8 +291,8 @@ end
 
 -- The reply chain and the built-in reply functions --------------------------------
 
---- Add a reply function to the front of the chain (or at `position`).
--- `fn(agent, messages, sender, config) -> final, reply`: the first final
+--- Add a reply function: `fn(agent, messages, sender, config) -> final, reply`.
+-- It goes to the front of the chain (or at `position`); the first final
 -- reply wins. The built-in order is AutoGen's: termination and human reply,
 -- function call, tool calls, code execution, the model.
 -- @function ConversableAgent:register_reply
@@ -302,7 +311,8 @@ ConversableAgent.register_reply = reply_chain.register_reply
 -- @tparam function old the registered function
 -- @tparam function new its replacement
 ConversableAgent.replace_reply_func = reply_chain.replace_reply_func
---- The reply this agent would give: the reply chain, else default_auto_reply.
+--- The reply this agent would give.
+-- The first final reply of the reply chain, else default_auto_reply.
 -- @function ConversableAgent:generate_reply
 -- @tparam table args `{ messages = {...}, sender = agent, exclude = { fn, ... } }`:
 -- messages default to the history with sender; exclude skips reply functions
@@ -351,8 +361,7 @@ ConversableAgent.generate_code_execution_reply = code_execution.reply
 
 -- Human input and the auto-reply limit --------------------------------------------
 
---- Ask the human: the get_human_input option, else a line from stdin.
--- May yield inside a task. Input that ends (`nil, reason` from the option,
+--- Ask the human (the get_human_input option, else a line from stdin); may yield in a task. Input that ends (`nil, reason` from the option,
 -- end of stdin) ends the chat like "exit", recorded as
 -- ChatResult.human_input_ended. Override it (`function agent:get_human_input(prompt)`)
 -- to ask your own way.
@@ -365,7 +374,7 @@ ConversableAgent.get_human_input = human_reply.get_human_input
 -- @tparam[opt] ConversableAgent sender the other agent
 -- @treturn integer the limit
 ConversableAgent.max_consecutive_auto_reply = human_reply.max_consecutive_auto_reply
---- Change the auto-reply limit, for one sender or all.
+--- Change max_consecutive_auto_reply, for one sender or all.
 -- @function ConversableAgent:update_max_consecutive_auto_reply
 -- @tparam integer n the new limit
 -- @tparam[opt] ConversableAgent sender one sender (all when nil)
@@ -383,7 +392,8 @@ ConversableAgent.consecutive_auto_reply_count = human_reply.consecutive_auto_rep
 
 -- History ----------------------------------------------------------------------------
 
---- The message list with `other` (empty when none), or every list by agent.
+--- The message list with `other`, or every list by agent.
+-- An agent never talked to gives an empty list.
 -- @function ConversableAgent:chat_messages
 -- @tparam[opt] ConversableAgent other the other agent
 -- @treturn table `{ message, ... }`, or without other `{ [agent] = messages, ... }`
@@ -394,7 +404,7 @@ ConversableAgent.chat_messages = history.messages
 -- @treturn table|nil the message, nil when there is no conversation
 -- @raise when agent is nil and there are several conversations, or agent is not in one
 ConversableAgent.last_message = history.last
---- Forget the conversation with `other`, or all of them.
+--- Forget the conversation with `other` (all of them when nil), keeping the newest `keep`.
 -- A fresh list replaces the old one, so an earlier ChatResult keeps its history.
 -- @function ConversableAgent:clear_history
 -- @tparam[opt] ConversableAgent other the other agent (all when nil)
@@ -415,8 +425,8 @@ function ConversableAgent:update_system_message(s)
   self.system_message = s
 end
 
---- Clear histories, counters, reply_at_receive, the client's usage and the
--- reply functions' configs.
+--- Clear histories and counters.
+-- Also reply_at_receive, the client's usage and the reply functions' configs.
 function ConversableAgent:reset()
   self:clear_history()
   self:reset_consecutive_auto_reply_counter()
@@ -434,7 +444,8 @@ local function check_peer(what, other)
   end
 end
 
---- Send a message (and by default let the recipient reply, and so on).
+--- Send a message (and by default ask for a reply).
+-- The recipient's reply is sent back, and so on, until one side has no reply.
 -- The conversation runs as a loop at constant stack depth.
 -- @tparam string|table message the message (a string, or a table with content,
 -- tool_calls or function_call)
@@ -476,14 +487,16 @@ end
 
 -- Tools and code -----------------------------------------------------------------
 
---- A decorator that gives a tool's schema to this agent's model
--- (its copy of llm_config.tools): `agent:register_for_llm{ name =, description = }(fn)`.
+--- A decorator that gives a tool's schema to this agent's model.
+-- The schema goes to the agent's copy of llm_config.tools:
+-- `agent:register_for_llm{ name =, description = }(fn)`.
 -- @tparam ToolOptions opts name, description, parameters
 -- @treturn function the decorator `function(fn) -> fn`
 -- @raise on an unknown option; the decorator, on a bad name, a missing
 -- description or an agent without llm_config
 function ConversableAgent:register_for_llm(opts) return tools.register_for_llm(self, opts) end
---- A decorator that lets this agent run a tool: `agent:register_for_execution()(fn)`.
+--- A decorator that lets this agent run a tool.
+-- `agent:register_for_execution()(fn)`.
 -- The name defaults to the one register_for_llm was given for fn.
 -- @tparam[opt] ToolOptions opts name
 -- @treturn function the decorator `function(fn) -> fn`
