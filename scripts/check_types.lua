@@ -160,9 +160,9 @@ end
 -- a class with methods has an LDoc @type.
 for name, c in pairs(classes) do
   local short = name:gsub("^agentbox%.", "")
-  if c.module_table then
-    -- the module tables themselves (agentboxlib, agentbox.codelib, ...)
-  elseif c.is_type then
+  -- c.module_table: the module tables themselves (agentboxlib, agentbox.codelib, ...)
+  if c.module_table then goto continue end
+  if c.is_type then
     local seen = false
     for _, p in pairs(pages) do
       if p.html:find('name="Class_' .. short .. '"', 1, true) then seen = true end
@@ -191,6 +191,7 @@ for name, c in pairs(classes) do
       end
     end
   end
+  ::continue::
 end
 
 -- The reverse: what the code documents as public, the types file declares.
@@ -199,7 +200,7 @@ for name, c in pairs(classes) do
   if c.is_type then typed_class[(name:gsub("^agentbox%.", ""))] = true end
 end
 for page, p in pairs(pages) do
-  for anchor, item in pairs(p.items) do
+  for anchor in pairs(p.items) do
     local cls = anchor:match("^([%w_]+)[:.]")
     local is_function = p.html:find('<a href="#' .. anchor:gsub("%p", "%%%0") .. '">[^<]*%(', 1) ~= nil
     local wanted = (cls and typed_class[cls])
@@ -207,7 +208,6 @@ for page, p in pairs(pages) do
     if wanted and is_function and not declared[page .. "#" .. anchor] then
       problem("%s.html: %s is documented in the code but not declared in %s", page, anchor, types_path)
     end
-    local _ = item
   end
 end
 
