@@ -395,7 +395,7 @@ function M.filename(code, lang) -- luacheck: ignore lang
   return nil
 end
 
---- tmp_code_<md5>.<ext>, AutoGen's name for an unnamed block.
+--- `tmp_code_<md5>.<ext>`, AutoGen's name for an unnamed block.
 -- @local
 function M.default_filename(code, ext, md5)
   assert(type(md5) == "function", "default_filename needs an md5 function")

@@ -13,7 +13,6 @@ local M = {}
 --- Called with every task error nobody waits for (`agentbox.on_error`).
 -- `function(err, task)`; nil (the default) prints the error on stderr
 -- unless the task's caller waits for it. An error it raises is printed.
--- @field on_error
 M.on_error = nil
 
 local CANCELLED = setmetatable({}, { __tostring = function() return "cancelled" end })

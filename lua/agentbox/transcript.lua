@@ -30,7 +30,6 @@ M.default_print = M.print
 -- nil (default): automatic (stdout is a terminal whose TERM is not "dumb",
 -- and the NO_COLOR convention, no-color.org, is not set); false: never;
 -- true: always.
--- @field color
 M.color = nil
 
 local CODES = { red = "31", green = "32", yellow = "33", magenta = "35" }

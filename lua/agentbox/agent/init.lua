@@ -194,7 +194,7 @@ M.ConversableAgent, M.AssistantAgent, M.UserProxyAgent = ConversableAgent, Assis
 --- Register a tool with two agents (`agentbox.register_function`): `caller`'s
 -- model may call it, `executor` runs it. A tool gets one table, the decoded
 -- arguments, and may yield; a string result is sent as is, a table as JSON;
--- an error it raises goes back to the model as "Error: <message>".
+-- an error it raises goes back to the model as `Error: <message>`.
 -- @function register_function
 -- @tparam function fn the tool: `function(args) -> result`
 -- @tparam ToolOptions opts caller, executor, name, description, parameters
