@@ -76,11 +76,11 @@ describe("DockerExecutor #docker", function()
 
     dit("rejects its own bad options clearly", function()
       assert.has_error(function() agentbox.DockerExecutor{ user = "0:0" } end,
-        'DockerExecutor: user must be a numeric "uid:gid" with neither of them 0, e.g. "1000:1000" (names are not '
+        'agentbox.DockerExecutor: user must be a numeric "uid:gid" with neither of them 0, e.g. "1000:1000" (names are not '
         .. 'resolved: the code never runs as root or group root), got "0:0"')
       assert.has_error(function() agentbox.DockerExecutor{ memory = "lots" } end)
       assert.has_error(function() agentbox.DockerExecutor{ transfer = "ftp" } end,
-        "DockerExecutor: transfer must be \"bind\" or \"archive\"")
+        "agentbox.DockerExecutor: transfer must be \"bind\" or \"archive\"")
     end)
 
     dit("runs as a non-root user that owns the work_dir's files", function()

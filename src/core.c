@@ -5,6 +5,7 @@
 #include <string.h>
 #include "core.h"
 #include "agentbox.h"
+#include "owner.h"
 
 /* The context's registry slot and its metatable's name must differ:
  * luaL_newmetatable keeps the metatable in the registry under its name, so
@@ -149,6 +150,9 @@ static const luaL_Reg funcs[] = {
   {"step", l_step},
   {"timeout", l_timeout},
   {"fd", l_fd},
+  {"owner", ab_l_owner},
+  {"owner_alive", ab_l_owner_alive},
+  {"hostname", ab_l_hostname},
   {NULL, NULL}
 };
 
