@@ -163,7 +163,10 @@ describe("DockerExecutor #docker", function()
       assert.equal("0:0", info.Config.User)
       assert.not_matches("^0*:", e.run_user)
       assert.equal("1", info.Config.Labels.agentbox)
-      assert.equal(docker.identity().pid, info.Config.Labels["agentbox.pid"])
+      -- the owner identity, split as README documents the labels
+      assert.equal(core.owner(), info.Config.Labels["agentbox.pid"] .. "-" .. info.Config.Labels["agentbox.started"])
+      assert.equal(H.read("/proc/self/stat"):match("^%d+"), info.Config.Labels["agentbox.pid"])
+      assert.equal(core.hostname(), info.Config.Labels["agentbox.host"])
       local mounts = {}
       for _, m in ipairs(info.Mounts) do mounts[m.Destination] = m end
       assert.equal(core.realpath(dir), mounts["/workspace"].Source)
@@ -198,7 +201,7 @@ describe("DockerExecutor #docker", function()
       assert.is_true(exists(id))
       e:close()
       assert.is_false(exists(id))
-      local mine = assert(client:list({ label = { "agentbox.pid=" .. docker.identity().pid } }))
+      local mine = assert(client:list({ label = { "agentbox.pid=" .. core.owner():match("^%d+") } }))
       for _, c in ipairs(mine) do assert.is_true(c.Id ~= id) end
     end)
 
@@ -249,7 +252,7 @@ describe("DockerExecutor #docker", function()
         local agentbox = require("agentbox")
         local ex = agentbox.DockerExecutor{ image = %q, work_dir = %q }
         ex:start()
-        io.write(require("agentbox.docker").identity().pid, " ", ex.container_id, "\n")
+        io.write(require("agentbox.core").owner():match("^%%d+"), " ", ex.container_id, "\n")
         io.stdout:flush()
         agentbox.sleep(120)
       ]]):format(IMAGE, dir)
