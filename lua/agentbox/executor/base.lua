@@ -20,6 +20,7 @@
 --   X:_release()             at close, before the workspace goes -> true | nil, message, code
 --   X:_release_send()        at collection: a function that starts the release and
 --                            returns its handle (gc_queue job.send), or nil; no I/O here
+--   X._serial = true         one execute at a time (a second one raises)
 --   X.new = base.constructor(X)
 local code = require("agentbox.code")
 local task = require("agentbox.task")
@@ -186,12 +187,14 @@ end
 function Base:_path_of(_, path) return path end
 
 --- Run the blocks in order, stopping at the first failure (AutoGen's
---- semantics). One call at a time per executor.
+--- semantics). Tasks may run several calls at once, unless the kind says
+--- _serial (one container's state between blocks).
 function Base:execute(blocks)
   if self.closed then errors.misuse("%s: execute after close", self._what) end
   common.check_blocks(blocks)
-  if self.busy then errors.misuse("%s: execute is already running on this executor", self._what) end
   gc_queue.drain()
+  if not self._serial then return task.sync(self._execute, self, blocks) end
+  if self.busy then errors.misuse("%s: execute is already running on this executor", self._what) end
   self.busy = true
   local ok, res = pcall(task.sync, self._execute, self, blocks)
   self.busy = false

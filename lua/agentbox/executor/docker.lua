@@ -157,6 +157,10 @@ local DockerExecutor = base.class("DockerExecutor", {
   end,
 })
 
+-- one container: the supervisor kills every process of the sandbox user
+-- after a block, so two blocks at once would kill each other
+DockerExecutor._serial = true
+
 function DockerExecutor._setup(self, o)
   for _, k in ipairs({ "image", "on_progress", "network", "read_only", "user", "memory", "cpus", "pids_limit",
                        "tmpfs", "mounts", "auto_remove", "container_name" }) do
