@@ -118,7 +118,8 @@ C.each("executor contract: blocks and results", function(E)
 
   E.it("rejects bad options and bad blocks clearly", function()
     assert.has_error(function() E.new{ timout = 3 } end)
-    assert.has_error(function() E.new{ timeout = -1 } end, "agentbox." .. E.name .. ": timeout must be a positive number of seconds, got -1")
+    assert.has_error(function() E.new{ timeout = -1 } end,
+      "agentbox." .. E.name .. ": timeout must be a positive number of seconds, got -1")
     assert.has_error(function() E.new{ max_output = 1.5 } end)
     assert.has_error(function() E.new{ on_output = "print" } end)
     local ex = mk(E)

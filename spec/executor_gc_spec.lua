@@ -8,6 +8,7 @@ local agentbox = require("agentbox")
 local core = require("agentbox.core")
 local C = require("spec.support.contract")
 local H = require("spec.support.helpers")
+local task = require("agentbox.task")
 
 local BUDGET = require("agentbox.executor.gc_queue").CLOSE_BUDGET
 
@@ -67,5 +68,55 @@ C.each("a collected executor", function(E)
       assert.is_false(container(id))
     end
     assert.is_false(is_dir(dir))
+  end)
+end)
+
+describe("a collected DockerExecutor #docker", function()
+  it("does not hold lua_close past the bound when the daemon never answers", function()
+    C.need_docker(pending)
+    local dir = H.tmpdir("silent")
+    local sock = dir .. "/docker.sock"
+    -- a daemon that accepts and never answers
+    local srv <close> = assert(core.spawn{ argv = { "python3", "-c", ([[
+import socket
+s = socket.socket(socket.AF_UNIX)
+s.bind(%q)
+s.listen(64)
+print("ready", flush=True)
+held = []
+while True:
+    held.append(s.accept()[0])
+]]):format(sock) }, env = { PATH = os.getenv("PATH") }, timeout = 120, stream = true })
+    local got = ""
+    while not got:find("ready") and not srv:done() do
+      task.wait(srv)
+      local chunks = srv:read()
+      for i = 2, chunks and #chunks or 0, 2 do got = got .. chunks[i] end
+    end
+    assert.matches("ready", got)
+    -- the container is made through the real daemon; its removal goes to the silent one
+    local src = ([[
+      local agentbox = require("agentbox")
+      local core = require("agentbox.core")
+      local ex = agentbox.DockerExecutor{ image = %q, timeout = 10 }
+      ex:start()
+      local silent = require("agentbox.docker").client("unix://%s")
+      silent.version = ex.client.version
+      ex.client = silent
+      io.write(ex.container_id, "\n")
+      ex = nil
+      collectgarbage()
+      collectgarbage()
+      io.write(("%%.6f\n"):format(core.now()))
+    ]]):format(C.IMAGE, sock)
+    local r = H.run({ "lua5.4", "-e", src }, { env = H.lua_env() })
+    local ended = core.now()
+    local id, closing = r.stdout:match("^(%x+)\n([%d.]+)\n$")
+    assert.is_truthy(closing, r.output)
+    if id then H.run({ "docker", "rm", "-f", id }) end
+    assert.equal(0, r.exit_code, r.output)
+    local took = ended - tonumber(closing)
+    assert.is_true(took >= BUDGET - 0.1 and took < BUDGET + 1, ("lua_close took %.2f s"):format(took))
+    H.rm_rf(dir)
   end)
 end)

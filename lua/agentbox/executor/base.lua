@@ -50,7 +50,9 @@ M.COMMON = {
   end,
   timeout = function(v, what)
     if v == nil then return 60 end
-    if not positive(v) then errors.misuse("%s: timeout must be a positive number of seconds, got %s", what, tostring(v)) end
+    if not positive(v) then
+      errors.misuse("%s: timeout must be a positive number of seconds, got %s", what, tostring(v))
+    end
     return v
   end,
   grace = function(v, what)
@@ -70,11 +72,15 @@ M.COMMON = {
   end,
   max_output = function(v, what)
     if v == nil then return 1048576 end
-    if math.type(v) ~= "integer" or v < 0 then errors.misuse("%s: max_output must be a non-negative integer (bytes)", what) end
+    if math.type(v) ~= "integer" or v < 0 then
+      errors.misuse("%s: max_output must be a non-negative integer (bytes)", what)
+    end
     return v
   end,
   on_output = function(v, what)
-    if v ~= nil and type(v) ~= "function" then errors.misuse("%s: on_output must be a function(chunk, stream)", what) end
+    if v ~= nil and type(v) ~= "function" then
+      errors.misuse("%s: on_output must be a function(chunk, stream)", what)
+    end
     return v
   end,
   env = function(v, what)
@@ -140,11 +146,13 @@ end
 --- is found, and resolve = false for programs left to the PATH search of
 --- the exec itself (a shell is everywhere).
 M.COMMANDS = {
-  python = { programs = { "python3", "python" }, missing = "no Python interpreter found: looked for python3, then python," },
+  python = { programs = { "python3", "python" },
+             missing = "no Python interpreter found: looked for python3, then python," },
   sh = { programs = { "sh" }, resolve = false },
   bash = { programs = { "bash" }, resolve = false },
   node = { programs = { "node" }, missing = "javascript needs node, which was not found" },
-  pwsh = { programs = { "pwsh", "powershell" }, args = { "-File" }, missing = "powershell needs pwsh, which was not found" },
+  pwsh = { programs = { "pwsh", "powershell" }, args = { "-File" },
+           missing = "powershell needs pwsh, which was not found" },
 }
 
 --- argv for running file (a path as the program sees it) of language info.

@@ -10,17 +10,23 @@ local common = require("agentbox.executor.common")
 
 local LocalExecutor = base.class("LocalExecutor", {
   rlimits = function(v, what)
-    if v ~= nil and type(v) ~= "table" then errors.misuse("%s: rlimits must be a table { cpu =, as =, fsize =, nofile = }", what) end
+    if v ~= nil and type(v) ~= "table" then
+      errors.misuse("%s: rlimits must be a table { cpu =, as =, fsize =, nofile = }", what)
+    end
     return v
   end,
   -- below the host's priority by default, so code cannot starve its frame loop
   nice = function(v, what)
     if v == nil then return 10 end
-    if math.type(v) ~= "integer" or v < 0 or v > 19 then errors.misuse("%s: nice must be an integer from 0 to 19", what) end
+    if math.type(v) ~= "integer" or v < 0 or v > 19 then
+      errors.misuse("%s: nice must be an integer from 0 to 19", what)
+    end
     return v
   end,
   python = function(v, what)
-    if v ~= nil and (type(v) ~= "string" or v == "") then errors.misuse("%s: python must be the path of an interpreter", what) end
+    if v ~= nil and (type(v) ~= "string" or v == "") then
+      errors.misuse("%s: python must be the path of an interpreter", what)
+    end
     return v
   end,
 })
