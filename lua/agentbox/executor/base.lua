@@ -258,7 +258,8 @@ end
 --- executor, then attaches the workspace (nothing is created on the host
 --- before every option is checked). The metatable, and with it the
 --- finalizer, comes last: Lua finalizes in reverse order of creation, so
---- the executor's __gc runs before its workspace's.
+--- the executor's __gc runs before its workspace's (which gc_queue.hold
+--- keeps open until the release, except at lua_close).
 function M.constructor(X)
   return function(opts)
     gc_queue.drain()
