@@ -114,9 +114,15 @@ local function dispatch(ready)
   for i = 1, #ready do wake(ready[i]) end
 end
 
+-- Work a finalizer had to leave for later (executor/gc_queue.lua): run
+-- before every step, never inside a finalizer.
+local before = {}
+function M.before_step(fn) before[#before + 1] = fn end
+
 --- Advance everything that is ready; returns the number of live tasks.
 --- budget_ms (optional) bounds the time spent resuming tasks.
 function M.step(timeout_ms, budget_ms)
+  for i = 1, #before do before[i]() end
   timeout_ms = timeout_ms or 0
   if #runq > 0 then timeout_ms = 0 end
   local ready, err = core.step(timeout_ms)
