@@ -76,11 +76,11 @@ describe("DockerExecutor #docker", function()
 
     dit("rejects its own bad options clearly", function()
       assert.has_error(function() agentbox.DockerExecutor{ user = "0:0" } end,
-        'DockerExecutor: user must be a numeric "uid:gid" with neither of them 0, e.g. "1000:1000" (names are not '
+        'agentbox.DockerExecutor: user must be a numeric "uid:gid" with neither of them 0, e.g. "1000:1000" (names are not '
         .. 'resolved: the code never runs as root or group root), got "0:0"')
       assert.has_error(function() agentbox.DockerExecutor{ memory = "lots" } end)
       assert.has_error(function() agentbox.DockerExecutor{ transfer = "ftp" } end,
-        "DockerExecutor: transfer must be \"bind\" or \"archive\"")
+        "agentbox.DockerExecutor: transfer must be \"bind\" or \"archive\"")
     end)
 
     dit("runs as a non-root user that owns the work_dir's files", function()
@@ -163,7 +163,10 @@ describe("DockerExecutor #docker", function()
       assert.equal("0:0", info.Config.User)
       assert.not_matches("^0*:", e.run_user)
       assert.equal("1", info.Config.Labels.agentbox)
-      assert.equal(docker.identity().pid, info.Config.Labels["agentbox.pid"])
+      -- the owner identity, split as README documents the labels
+      assert.equal(core.owner(), info.Config.Labels["agentbox.pid"] .. "-" .. info.Config.Labels["agentbox.started"])
+      assert.equal(H.read("/proc/self/stat"):match("^%d+"), info.Config.Labels["agentbox.pid"])
+      assert.equal(core.hostname(), info.Config.Labels["agentbox.host"])
       local mounts = {}
       for _, m in ipairs(info.Mounts) do mounts[m.Destination] = m end
       assert.equal(core.realpath(dir), mounts["/workspace"].Source)
@@ -198,7 +201,7 @@ describe("DockerExecutor #docker", function()
       assert.is_true(exists(id))
       e:close()
       assert.is_false(exists(id))
-      local mine = assert(client:list({ label = { "agentbox.pid=" .. docker.identity().pid } }))
+      local mine = assert(client:list({ label = { "agentbox.pid=" .. core.owner():match("^%d+") } }))
       for _, c in ipairs(mine) do assert.is_true(c.Id ~= id) end
     end)
 
@@ -249,7 +252,7 @@ describe("DockerExecutor #docker", function()
         local agentbox = require("agentbox")
         local ex = agentbox.DockerExecutor{ image = %q, work_dir = %q }
         ex:start()
-        io.write(require("agentbox.engine").identity().pid, " ", ex.container_id, "\n")
+        io.write(require("agentbox.core").owner():match("^%%d+"), " ", ex.container_id, "\n")
         io.stdout:flush()
         agentbox.sleep(120)
       ]]):format(IMAGE, dir)

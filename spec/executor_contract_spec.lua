@@ -118,7 +118,8 @@ C.each("executor contract: blocks and results", function(E)
 
   E.it("rejects bad options and bad blocks clearly", function()
     assert.has_error(function() E.new{ timout = 3 } end)
-    assert.has_error(function() E.new{ timeout = -1 } end, E.name .. ": timeout must be a positive number of seconds")
+    assert.has_error(function() E.new{ timeout = -1 } end,
+      "agentbox." .. E.name .. ": timeout must be a positive number of seconds, got -1")
     assert.has_error(function() E.new{ max_output = 1.5 } end)
     assert.has_error(function() E.new{ on_output = "print" } end)
     local ex = mk(E)
@@ -127,11 +128,55 @@ C.each("executor contract: blocks and results", function(E)
     assert.has_error(function() ex:execute{ { lang = 3, code = "print(1)" } } end)
   end)
 
+  E.it("refuses a NaN, infinite, zero or negative timeout, naming the value", function()
+    for _, bad in ipairs({ 0 / 0, math.huge, 0, -1, "60" }) do
+      local ok, err = pcall(E.new, { timeout = bad })
+      assert.is_false(ok, tostring(bad))
+      assert.matches("agentbox." .. E.name .. ": timeout must be a positive number of seconds, got "
+        .. tostring(bad), tostring(err), 1, true)
+    end
+  end)
+
+  -- errors.misuse: the caller's line, whatever the depth inside agentbox
+  E.it("blames a bad option on the caller's line", function()
+    local info = debug.getinfo(1, "S")
+    local line
+    local ok, err = pcall(function()
+      line = debug.getinfo(1, "l").currentline + 1
+      local ex = agentbox[E.name]{ max_output = -1 }
+      return ex
+    end)
+    assert.is_false(ok)
+    assert.equal(info.short_src .. ":" .. line .. ": agentbox." .. E.name
+      .. ": max_output must be a non-negative integer (bytes)", err)
+  end)
+
+  E.it("checks every option before creating anything on the host", function()
+    local parent = E.tmpdir("nothing")
+    for _, bad in ipairs({ { timeout = 0 / 0 }, { grace = -1 }, { quota = 5 }, { env = { X = 1 } },
+                           { execution_policies = { python = "no" } }, { on_output = 1 }, { nope = 1 } }) do
+      bad.work_dir = parent .. "/made"
+      assert.is_false(pcall(E.new, bad))
+      assert.is_false(H.exists(parent .. "/made"), next(bad))
+    end
+  end)
+
+  E.it("names work_dir when it exists and is not a directory", function()
+    local file = E.tmpdir("file") .. "/plain"
+    H.write(file, "x")
+    for _, wd in ipairs({ file, file .. "/sub" }) do
+      local ok, err = pcall(E.new, { work_dir = wd })
+      assert.is_false(ok)
+      assert.matches("agentbox." .. E.name .. ": work_dir " .. file .. " exists and is not a directory",
+        tostring(err), 1, true)
+    end
+  end)
+
   E.it("raises on use after close, and close is idempotent", function()
     local ex = mk(E)
     assert.is_true(ex:close())
     assert.is_true(ex:close())
-    assert.has_error(function() ex:execute{} end, E.name .. ": execute after close")
+    assert.has_error(function() ex:execute{} end, "agentbox." .. E.name .. ": execute after close")
   end)
 end)
 
@@ -354,7 +399,7 @@ C.each("executor contract: total_timeout", function(E)
   E.it("rejects a total_timeout that is not a positive number of seconds or false", function()
     for _, bad in ipairs({ 0, -1, "60", true, 0 / 0 }) do
       assert.has_error(function() E.new{ total_timeout = bad } end,
-        E.name .. ": total_timeout must be a positive number of seconds, or false for none")
+        "agentbox." .. E.name .. ": total_timeout must be a positive number of seconds, or false for none")
     end
   end)
 end)

@@ -50,11 +50,11 @@ describe("LocalExecutor", function()
 
   it("rejects its own bad options clearly", function()
     assert.has_error(function() agentbox.LocalExecutor{ nice = 20 } end,
-      "LocalExecutor: nice must be an integer from 0 to 19")
+      "agentbox.LocalExecutor: nice must be an integer from 0 to 19")
     assert.has_error(function() agentbox.LocalExecutor{ nice = -1 } end,
-      "LocalExecutor: nice must be an integer from 0 to 19")
+      "agentbox.LocalExecutor: nice must be an integer from 0 to 19")
     assert.has_error(function() agentbox.LocalExecutor{ work_dir = "" } end,
-      "LocalExecutor: work_dir must be a non-empty string (or nil for a fresh private directory)")
+      "agentbox.LocalExecutor: work_dir must be a non-empty string (or nil for a fresh private directory)")
     assert.has_error(function() agentbox.LocalExecutor{ work_dir = dir, env = { X = 1 } } end)
   end)
 end)

@@ -14,6 +14,7 @@ int luaopen_agentbox_core(lua_State *L) {
   ab_open_dockerio(L);
   ab_open_workspace(L);
   ab_open_protect(L);
+  ab_open_owner(L);
   ab_open_text(L);
   ab_open_system(L);
   ab_open_embed(L);

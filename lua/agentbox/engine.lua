@@ -362,21 +362,6 @@ function Client:finish_remove(id, res, err, code)
   return status_fail(op, res, msg)
 end
 
--- Requests sent from finalizers, kept alive until the reactor finishes them.
-local later = {}
-
---- Send a removal (or, with kill_only, a kill) without waiting: for
---- finalizers, which must not drive the reactor.
-function Client:remove_later(id, kill_only)
-  for req in pairs(later) do
-    if req:done() then later[req] = nil req:close() end
-  end
-  local req = kill_only
-    and self:send{ method = "POST", path = "/containers/" .. id .. "/kill" }
-    or self:send{ method = "DELETE", path = "/containers/" .. id, query = { force = 1, v = 1 } }
-  later[req] = true
-end
-
 function Client:list(filters)
   return self:call("list containers", { path = "/containers/json", query = { all = 1, filters = filters } })
 end
@@ -426,47 +411,18 @@ end
 
 ---------------------------------------------------------------- owner identity and reaping
 
--- Field 22 of /proc/<pid>/stat (start time in clock ticks since boot): with
--- the pid it identifies a process, so a reused pid is not taken for the owner.
-function M.process_start(pid)
-  local s = read_file("/proc/" .. tostring(pid) .. "/stat")
-  if not s then return nil end
-  local rest = s:match("^.*%) (.*)$")   -- after the last ')': comm may hold anything
-  if not rest then return nil end
-  -- a zombie (or a dying process) has ended: its start time stays until its
-  -- parent reaps it, which for an orphan may take init a while
-  local state = rest:match("^(%S+)")
-  if state == "Z" or state == "X" then return nil end
-  local i = 3
-  for field in rest:gmatch("%S+") do
-    if i == 22 then return field end
-    i = i + 1
-  end
-  return nil
-end
-
-local identity
---- { pid =, host =, started = } of this process.
-function M.identity()
-  if not identity then
-    local pid = (read_file("/proc/self/stat") or ""):match("^(%d+)")
-    local host = (read_file("/proc/sys/kernel/hostname") or os.getenv("HOSTNAME") or "unknown"):gsub("%s+$", "")
-    identity = { pid = pid or "0", host = host, started = pid and M.process_start(pid) or "0" }
-  end
-  return identity
-end
-
+-- core.owner() is this process's identity, "<pid>-<start time>" (src/owner.c);
+-- the labels keep its two halves (agentbox.pid, agentbox.started) as README
+-- documents them, so containers of earlier versions are reaped alike.
 --- Labels that mark a container as ours, with its owner process.
 function M.owner_labels()
-  local id = M.identity()
-  return { agentbox = "1", ["agentbox.pid"] = id.pid, ["agentbox.host"] = id.host,
-           ["agentbox.started"] = id.started }
+  local pid, started = assert(core.owner()):match("^(%d+)%-(%d+)$")
+  return { agentbox = "1", ["agentbox.pid"] = pid, ["agentbox.host"] = core.hostname(),
+           ["agentbox.started"] = started }
 end
 
 local function owner_alive(labels)
-  local pid, started = labels["agentbox.pid"], labels["agentbox.started"]
-  if not pid or not pid:match("^%d+$") then return false end
-  return M.process_start(pid) == started
+  return core.owner_alive(("%s-%s"):format(labels["agentbox.pid"] or "", labels["agentbox.started"] or ""))
 end
 
 --- Remove agentbox containers on this host whose owner process is gone.
@@ -486,8 +442,7 @@ function M.reap(host)
 end
 
 function Client:reap()
-  local me = M.identity()
-  local list, err, code = self:list({ label = { "agentbox=1", "agentbox.host=" .. me.host } })
+  local list, err, code = self:list({ label = { "agentbox=1", "agentbox.host=" .. core.hostname() } })
   if not list then return nil, err, code end
   local reqs = {}
   for _, c in ipairs(list) do

@@ -122,6 +122,13 @@ local function dispatch(ready)
   for i = 1, #ready do wake(ready[i]) end
 end
 
+-- Work a finalizer had to leave for later (executor/gc_queue.lua): run
+-- before every step, never inside a finalizer.
+local before = {}
+--- Run fn before every step (executor/gc_queue.lua).
+-- @local
+function M.before_step(fn) before[#before + 1] = fn end
+
 --- Advance whatever is ready (`agentbox.step`).
 -- Never blocks with 0; -1 waits for the next event.
 -- @tparam[opt=0] integer timeout_ms milliseconds to wait for an event
@@ -129,6 +136,7 @@ end
 -- @treturn integer the number of live tasks
 -- @raise when the reactor itself fails (a poll error)
 function M.step(timeout_ms, budget_ms)
+  for i = 1, #before do before[i]() end
   timeout_ms = timeout_ms or 0
   if #runq > 0 then timeout_ms = 0 end
   local ready, err = core.step(timeout_ms)

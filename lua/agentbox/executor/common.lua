@@ -1,7 +1,8 @@
--- What both executors share: block preparation (language, file name,
+-- What every executor shares below the base (base.lua): block preparation (language, file name,
 -- workspace check), the output budget and the AutoGen result assembly.
 local code = require("agentbox.code")
 local core = require("agentbox.core")
+local errors = require("agentbox.errors")
 
 local M = {}
 
@@ -19,7 +20,7 @@ local UNITS = { [""] = 1, b = 1, k = 1024, m = 1024 ^ 2, g = 1024 ^ 3, t = 1024 
 function M.quota(v, what)
   if v == false then return false end
   if v == nil then v = {} end
-  local function bad(msg) error(what .. ": " .. msg, 4) end
+  local function bad(msg) errors.misuse("%s: %s", what, msg) end
   if type(v) ~= "table" then bad("quota must be false or a table { bytes = \"1g\", files = 100000 }") end
   for k in pairs(v) do
     if k ~= "bytes" and k ~= "files" then bad(("quota: unknown key '%s' (known: bytes, files)"):format(tostring(k))) end
@@ -51,14 +52,14 @@ end
 
 function M.check_blocks(blocks)
   if type(blocks) ~= "table" then
-    error("execute: expected an array of { lang = ..., code = ... } blocks, got " .. type(blocks), 3)
+    errors.misuse("execute: expected an array of { lang = ..., code = ... } blocks, got %s", type(blocks))
   end
   for i, b in ipairs(blocks) do
     if type(b) ~= "table" or type(b.code) ~= "string" then
-      error(("execute: block %d must be a table with a string 'code' field"):format(i), 3)
+      errors.misuse("execute: block %d must be a table with a string 'code' field", i)
     end
     if b.lang ~= nil and type(b.lang) ~= "string" then
-      error(("execute: block %d has a non-string 'lang'"):format(i), 3)
+      errors.misuse("execute: block %d has a non-string 'lang'", i)
     end
   end
 end
@@ -111,18 +112,6 @@ function M.sup_path()
     sup_cache = (env and env ~= "" and core.which(env)) or (near and core.which(near)) or false
   end
   return sup_cache or nil
-end
-
---- total_timeout option: a positive number of seconds, false for none;
---- nil gives the default, 4 x the per-block timeout (room for a few blocks
---- near their own limit; a reply of many slow blocks is cut).
-function M.total_timeout(v, timeout, what)
-  if v == nil then return 4 * timeout end
-  if v == false then return false end
-  if type(v) ~= "number" or not (v > 0) then
-    error(what .. ": total_timeout must be a positive number of seconds, or false for none", 3)
-  end
-  return v
 end
 
 function M.total_timeout_line(total, left, of)
@@ -189,20 +178,6 @@ function M.exit_code(r)
   if r.exit_code then return r.exit_code end
   if r.signal then return 128 + r.signal end
   return 1
-end
-
-function M.check_options(opts, known, what)
-  if opts == nil then return {} end
-  if type(opts) ~= "table" then error(what .. ": options must be a table", 3) end
-  for k in pairs(opts) do
-    if not known[k] then
-      local names = {}
-      for n in pairs(known) do names[#names + 1] = n end
-      table.sort(names)
-      error(("%s: unknown option '%s' (known: %s)"):format(what, tostring(k), table.concat(names, ", ")), 3)
-    end
-  end
-  return opts
 end
 
 return M

@@ -7,24 +7,15 @@
 -- CAP_SETUID and CAP_SETGID; the code runs as the sandbox user with no
 -- capability, so it can neither signal nor ptrace any of them.
 local core = require("agentbox.core")
-local code = require("agentbox.code")
 local task = require("agentbox.task")
+local errors = require("agentbox.errors")
 local docker = require("agentbox.engine")
+local base = require("agentbox.executor.base")
 local common = require("agentbox.executor.common")
+local gc_queue = require("agentbox.executor.gc_queue")
 local files = require("agentbox.executor.sandbox_files")
-local workspace = require("agentbox.executor.workspace")
-local write_host, default_user = files.write_host, files.default_user
+local default_user = files.default_user
 local upload_sup, fix_workspace, upload_block = files.upload_sup, files.fix_workspace, files.upload_block
-
-local DockerExecutor = {}
-DockerExecutor.__index = DockerExecutor
-
-local KNOWN = { image = true, work_dir = true, timeout = true, network = true, read_only = true, user = true,
-                memory = true, cpus = true, pids_limit = true, tmpfs = true, mounts = true, docker_host = true,
-                auto_remove = true, container_name = true, env = true, max_output = true, on_output = true,
-                execution_policies = true, grace = true, transfer = true, on_progress = true,
-                total_timeout = true, quota = true }
-KNOWN.keep_work_dir = true   -- the workspace (sandbox_files.lua)
 
 local WORKSPACE = files.WORKSPACE
 local SUP_DIR = files.SUP_DIR
@@ -42,7 +33,8 @@ local STRAYS_MSG = "processes of the sandbox user outlived the block"
 -- become that user (which drops every capability)
 local CAPS = { "KILL", "SETUID", "SETGID" }
 
-local function fail(msg) error("DockerExecutor: " .. msg, 3) end
+local WHAT = "agentbox.DockerExecutor"
+local function fail(msg) errors.misuse("%s: %s", WHAT, msg) end
 
 -- The sandbox user as "uid:gid", decimal, both from 1 to 2^32-2: the
 -- supervisor drops to it by number (it cannot resolve names inside an
@@ -92,12 +84,7 @@ end
 local function build_env(extra)
   -- built, never inherited: nothing of the host's environment crosses over
   local env = { HOME = WORKSPACE, TMPDIR = "/tmp", PYTHONUNBUFFERED = "1" }
-  for k, v in pairs(extra or {}) do
-    if type(k) ~= "string" or type(v) ~= "string" or k:find("=", 1, true) then
-      fail("env must map names to strings (got " .. type(k) .. " = " .. type(v) .. ")")
-    end
-    env[k] = v
-  end
+  for k, v in pairs(extra) do env[k] = v end
   local list = {}
   for k, v in pairs(env) do list[#list + 1] = k .. "=" .. v end
   table.sort(list)
@@ -109,67 +96,87 @@ end
 local name_seq = 0
 local function container_name()
   name_seq = name_seq + 1
-  local id = docker.identity()
-  return "agentbox-" .. core.md5(table.concat({ id.host, id.pid, id.started, name_seq, core.now() }, " ")):sub(1, 12)
+  return "agentbox-" .. core.md5(table.concat({ core.hostname(), core.owner() or "", name_seq, core.now() }, " ")):sub(1, 12)
 end
 
-local function new(opts)
-  opts = common.check_options(opts, KNOWN, "DockerExecutor")
-  local self = setmetatable({}, DockerExecutor)
-  self.image = opts.image or os.getenv("AGENTBOX_IMAGE")
-  if self.image == nil or self.image == "" then self.image = "python:3-slim" end
-  if type(self.image) ~= "string" then fail("image must be a string") end
-  self.timeout = opts.timeout or 60
-  if type(self.timeout) ~= "number" or self.timeout <= 0 then fail("timeout must be a positive number of seconds") end
-  self.total_timeout = common.total_timeout(opts.total_timeout, self.timeout, "DockerExecutor")
-  self.grace = opts.grace or 0.5
-  self.max_output = opts.max_output or 1048576
-  if math.type(self.max_output) ~= "integer" or self.max_output < 0 then
-    fail("max_output must be a non-negative integer (bytes)")
+local function string_or_nil(name)
+  return function(v)
+    if v ~= nil and type(v) ~= "string" then fail(name .. " must be a string") end
+    return v
   end
-  if opts.on_output ~= nil and type(opts.on_output) ~= "function" then
-    fail("on_output must be a function(chunk, stream)")
+end
+
+local DockerExecutor = base.class("DockerExecutor", {
+  image = function(v)
+    if v == nil or v == "" then v = os.getenv("AGENTBOX_IMAGE") end
+    if v == nil or v == "" then v = "python:3-slim" end
+    if type(v) ~= "string" then fail("image must be a string") end
+    return v
+  end,
+  network = function(v)
+    if v ~= nil and type(v) ~= "string" then fail("network must be a string (a NetworkMode such as \"none\")") end
+    return v or "none"
+  end,
+  read_only = function(v) return v ~= false end,
+  user = function(v)
+    if v == nil then return nil end
+    local u, err = parse_user(v)
+    if not u then fail(err) end
+    return u
+  end,
+  memory = function(v) return bytes(v == nil and "512m" or v, "memory") end,
+  cpus = function(v)
+    if v == nil then return 1 end
+    if v ~= false and (type(v) ~= "number" or not (v > 0 and v < math.huge)) then fail("cpus must be a positive number") end
+    return v
+  end,
+  pids_limit = function(v)
+    if v == nil then return 256 end
+    if v ~= false and (math.type(v) ~= "integer" or v <= 0) then fail("pids_limit must be a positive integer") end
+    return v
+  end,
+  tmpfs = function(v)
+    if v == nil then return "64m" end
+    if type(v) ~= "table" and v ~= false then bytes(v, "tmpfs") end
+    return v
+  end,
+  mounts = function(v)
+    if v ~= nil and type(v) ~= "table" then fail("mounts must be an array of { source =, target = }") end
+    return check_mounts(v)
+  end,
+  docker_host = string_or_nil("docker_host"),
+  auto_remove = function(v) return v ~= false end,
+  container_name = string_or_nil("container_name"),
+  transfer = function(v)
+    if v ~= nil and v ~= "bind" and v ~= "archive" then fail("transfer must be \"bind\" or \"archive\"") end
+    return v
+  end,
+  on_progress = function(v)
+    if v ~= nil and type(v) ~= "function" then fail("on_progress must be a function(line)") end
+    return v
+  end,
+})
+
+-- one container: the supervisor kills every process of the sandbox user
+-- after a block, so two blocks at once would kill each other
+DockerExecutor._serial = true
+
+function DockerExecutor._setup(self, o)
+  for _, k in ipairs({ "image", "on_progress", "network", "read_only", "user", "memory", "cpus", "pids_limit",
+                       "tmpfs", "mounts", "auto_remove", "container_name" }) do
+    self[k] = o[k]
   end
-  self.on_output = opts.on_output
-  self.on_progress = opts.on_progress
-  self.network = opts.network or "none"
-  self.read_only = opts.read_only ~= false
-  if opts.user ~= nil then
-    local u, uerr = parse_user(opts.user)
-    if not u then fail(uerr) end
-    self.user = u
-  end
-  self.memory = bytes(opts.memory == nil and "512m" or opts.memory, "memory")
-  self.cpus = opts.cpus == nil and 1 or opts.cpus
-  if self.cpus ~= false and (type(self.cpus) ~= "number" or self.cpus <= 0) then fail("cpus must be a positive number") end
-  self.pids_limit = opts.pids_limit == nil and 256 or opts.pids_limit
-  if self.pids_limit ~= false and (math.type(self.pids_limit) ~= "integer" or self.pids_limit <= 0) then
-    fail("pids_limit must be a positive integer")
-  end
-  self.tmpfs = opts.tmpfs == nil and "64m" or opts.tmpfs
-  if type(self.tmpfs) ~= "table" and self.tmpfs ~= false then bytes(self.tmpfs, "tmpfs") end
-  self.mounts = check_mounts(opts.mounts)
-  self.quota = common.quota(opts.quota, "DockerExecutor")
-  self.env = build_env(opts.env)
-  self.auto_remove = opts.auto_remove ~= false
-  self.container_name = opts.container_name
-  self.save_only = {}
-  for k, v in pairs(code.SAVE_ONLY) do self.save_only[k] = v end
-  for k, v in pairs(opts.execution_policies or {}) do self.save_only[k] = not v end
-  local client, cerr = docker.client(opts.docker_host)
+  self.env = build_env(o.env)
+  local client, cerr = docker.client(o.docker_host)
   if not client then fail(cerr) end
   self.client = client
-  self.transfer = opts.transfer or (client.ep["local"] and "bind" or "archive")
-  if self.transfer ~= "bind" and self.transfer ~= "archive" then fail("transfer must be \"bind\" or \"archive\"") end
+  self.transfer = o.transfer or (client.ep["local"] and "bind" or "archive")
   self.oom_kills = 0
-  -- last: nothing is created on the host before every option is checked
-  workspace.attach(self, opts, "DockerExecutor")
-  local ok, err = pcall(files.prepare_workspace, self)
-  if not ok then
-    workspace.detach(self)
-    error(err, 0)
-  end
-  return self
+end
+
+-- who the sandbox runs as depends on work_dir (sandbox_files.lua)
+function DockerExecutor._attached(self)
+  files.prepare_workspace(self)
 end
 
 ---------------------------------------------------------------- the container
@@ -294,14 +301,6 @@ end
 
 ---------------------------------------------------------------- blocks
 
-local function container_argv(info, path)
-  if info.kind == "python" then return { "python3", path } end
-  if info.kind == "shell" then return { info.name == "bash" and "bash" or "sh", path } end
-  if info.kind == "node" then return { "node", path } end
-  if info.kind == "pwsh" then return { "pwsh", "-File", path } end
-  return nil, "unknown language " .. info.name
-end
-
 -- After a death by signal, one look at the container's cgroup (only then,
 -- so the warm path pays nothing): cgroup v1 daemons give the supervisor no
 -- memory.events, so an OOM kill is counted here; and, belt and braces (the
@@ -339,8 +338,17 @@ local function after_signal(self, res, out)
   end
 end
 
+-- Starts the removal (or, kill_only, the stop) of a container and returns
+-- the request, without waiting: a gc_queue job's send.
+local function removal(c, id, kill_only)
+  return function()
+    if kill_only then return c:send{ method = "POST", path = "/containers/" .. id .. "/kill" } end
+    return c:send{ method = "DELETE", path = "/containers/" .. id, query = { force = 1, v = 1 } }
+  end
+end
+
 -- timeout: this block's, min(the executor's, what is left of total_timeout)
-function DockerExecutor:_run(argv, out, timeout, retried)
+local function exec_block(self, argv, out, timeout, retried)
   local c, id = self.client, self.container_id
   local cmd = { SUP, "-u", self.run_user, "-t", tostring(math.ceil(timeout * 1000)),
                 "-g", tostring(math.ceil(self.grace * 1000)) }
@@ -360,7 +368,7 @@ function DockerExecutor:_run(argv, out, timeout, retried)
       c:remove(id)
       self.container_id = nil
       self:_ensure()
-      return self:_run(argv, out, timeout, true)
+      return exec_block(self, argv, out, timeout, true)
     end
     error("DockerExecutor: " .. err, 0)
   end
@@ -382,7 +390,7 @@ function DockerExecutor:_run(argv, out, timeout, retried)
     -- cancelled, or on_output raised: the block may still be running in
     -- there and no API call can stop an exec, so the container goes (sent
     -- without waiting: a cancelled task cannot wait)
-    c:remove_later(id)
+    gc_queue.release({ send = removal(c, id) })
     self.container_id = nil
     error(werr, 0)
   end
@@ -420,35 +428,22 @@ function DockerExecutor:_run(argv, out, timeout, retried)
   return r
 end
 
-function DockerExecutor:_execute(blocks)
-  -- starting the container (perhaps pulling its image) is not the code's time
+-- starting the container (perhaps pulling its image) is not the code's time
+function DockerExecutor:_before(blocks)
   if #blocks > 0 then self:_ensure() end
-  return common.run_blocks(blocks, self.max_output, self.save_only,
-    function(prep, text) return write_host(self, prep.rel, text) end,
-    function(prep, _, out, timeout)
-      local argv, err = container_argv(prep.info, WORKSPACE .. "/" .. prep.rel)
-      if not argv then return nil, err end
-      self:_ensure()
-      if self.transfer == "archive" then upload_block(self, prep.rel, prep.code) end
-      return self:_run(argv, out, timeout)
-    end, { timeout = self.timeout, total = self.total_timeout })
 end
 
---- Run the blocks in order, stopping at the first failure.
-function DockerExecutor:execute(blocks)
-  if self.closed then error("DockerExecutor: execute after close", 2) end
-  common.check_blocks(blocks)
-  if self.busy then error("DockerExecutor: execute is already running on this executor", 2) end
-  self.busy = true
-  local ok, res = pcall(task.sync, self._execute, self, blocks)
-  self.busy = false
-  if not ok then error(res, 0) end
-  return res
+function DockerExecutor:_path_of(prep) return WORKSPACE .. "/" .. prep.rel end
+
+function DockerExecutor:_run(argv, prep, out, timeout)
+  self:_ensure()
+  if self.transfer == "archive" then upload_block(self, prep.rel, prep.code) end
+  return exec_block(self, argv, out, timeout)
 end
 
 --- Create and start the container now (otherwise the first execute does).
 function DockerExecutor:start()
-  if self.closed then error("DockerExecutor: start after close", 2) end
+  base.Base.start(self)
   task.sync(self._ensure, self)
   return self
 end
@@ -464,49 +459,25 @@ function DockerExecutor:restart()
   return true
 end
 
---- Remove the container (auto_remove = false: only stop it). Idempotent.
-function DockerExecutor:close()
-  if self.closed then return true end
-  self.closed = true
+-- close: remove the container (auto_remove = false: only stop it)
+function DockerExecutor:_release()
   local id = self.container_id
   self.container_id = nil
-  if not id then return workspace.detach(self) end
+  if not id then return true end
   local c = self.client
   local ok, err, ecode = task.sync(function()
     if self.auto_remove then return c:remove(id) end
     return c:kill(id)
   end)
-  workspace.detach(self)   -- after the container: nothing writes there any more
   if not ok then return nil, err, ecode end
   return true
 end
-DockerExecutor.__close = DockerExecutor.close
 
--- Is this finalizer running inside core.step (a GC step triggered there)?
-local function inside_step()
-  for level = 2, 1000 do
-    local info = debug.getinfo(level, "f")
-    if not info then return false end
-    if info.func == core.step then return true end
-  end
-  return true
+-- collected: the same, sent from the queue. If the process dies first, the
+-- next executor start reaps the container by its labels.
+function DockerExecutor:_release_send()
+  if not self.container_id then return nil end
+  return removal(self.client, self.container_id, not self.auto_remove)
 end
 
--- A collected executor removes its container. Waiting is safe only when
--- no task could miss a wake-up and the reactor is not on the stack (a
--- script that ends without close(): lua_close runs this); otherwise the
--- removal is sent and finishes on a later step. If the process dies
--- first, the next executor start reaps the container.
-DockerExecutor.__gc = function(self)
-  pcall(workspace.detach, self)
-  if self.closed or not self.container_id then return end
-  self.closed = true
-  local c, id = self.client, self.container_id
-  if not task.current() and task.live() == 0 and not inside_step() then
-    pcall(c.remove, c, id, 10, not self.auto_remove)
-  else
-    pcall(c.remove_later, c, id, not self.auto_remove)
-  end
-end
-
-return { new = new, DockerExecutor = DockerExecutor }
+return { new = base.constructor(DockerExecutor), DockerExecutor = DockerExecutor }

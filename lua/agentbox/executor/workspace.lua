@@ -4,13 +4,15 @@
 -- agentbox creates, owns and removes at close. Directories of dead owners
 -- are reaped when an executor starts.
 local core = require("agentbox.core")
-local docker = require("agentbox.engine")
+local errors = require("agentbox.errors")
+local gc_queue = require("agentbox.executor.gc_queue")
 
 local M = {}
 
--- agentbox-<pid>-<process start time>-<random>: the owner identity the
--- Docker reaper uses, so a later start can tell the owner is gone
-local NAME = "^agentbox%-(%d+)%-(%d+)%-%x+$"
+-- agentbox-<owner>-<random>, owner being core.owner() ("<pid>-<start
+-- time>", src/owner.c), the identity the Docker reaper uses, so a later start
+-- can tell the owner is gone
+local NAME = "^agentbox%-(%d+%-%d+)%-%x+$"
 
 -- TMPDIR is the host's own configuration, so it is resolved (a work_dir a
 -- user passes never is); a relative or empty one is ignored
@@ -25,8 +27,8 @@ end
 function M.reap(base)
   local n = 0
   for _, name in ipairs(base:list() or {}) do
-    local pid, started = name:match(NAME)
-    if pid and docker.process_start(pid) ~= started then
+    local owner = name:match(NAME)
+    if owner and not core.owner_alive(owner) then
       local st = base:stat(name)
       if st and st.type == "dir" and base:remove(name) then n = n + 1 end
     end
@@ -46,49 +48,66 @@ end
 
 local function fresh(what)
   local path = tmp_base()
-  local err
-  local id = docker.identity()
+  local id, err = core.owner()
+  if not id then errors.misuse("%s: %s", what, err) end
   for _ = 1, 8 do
-    local name = ("agentbox-%s-%s-%08x%08x"):format(id.pid, id.started, math.random(0, 0x7fffffff),
-      math.random(0, 0x7fffffff))
+    local name = ("agentbox-%s-%08x%08x"):format(id, math.random(0, 0x7fffffff), math.random(0, 0x7fffffff))
     local ws
     ws, err = core.workspace(path .. "/" .. name, { create = true, exclusive = true, mode = 448 })  -- 0700
     if ws then return ws end
   end
-  error(what .. ": cannot create a private work_dir in " .. path .. ": " .. tostring(err), 0)
+  errors.misuse("%s: cannot create a private work_dir in %s: %s", what, path, tostring(err))
 end
 
 --- The workspace of an executor: work_dir (created when missing) or, when
---- nil, a fresh private directory. Returns ws, temporary.
+--- nil, a fresh private directory. Returns ws, temporary. work_dir was
+--- checked by the executor base (a non-empty string or nil).
 function M.open(work_dir, what)
   reap_tmp()
   if work_dir == nil then return fresh(what), true end
-  if type(work_dir) ~= "string" or work_dir == "" then
-    error(what .. ": work_dir must be a non-empty string (or nil for a fresh private directory)", 0)
-  end
   local ws, err = core.workspace(work_dir, { create = true })
-  if not ws then error(what .. ": " .. err, 0) end
+  if not ws then
+    -- ENOTDIR: a component of the path is a file
+    if err:find(": Not a directory$") then err = err:gsub(": Not a directory$", " exists and is not a directory") end
+    errors.misuse("%s: %s", what, err)
+  end
   return ws, false
 end
 
---- Attach the workspace to an executor (ex.work_dir, ex._ws) from opts.
+--- Attach the workspace to an executor (self.work_dir, self._ws) from the
+--- checked options. The workspace is held (gc_queue.hold) until detach, so
+--- its own finalizer cannot close it before the executor's release runs.
 function M.attach(self, opts, what)
-  if opts.keep_work_dir ~= nil and type(opts.keep_work_dir) ~= "boolean" then
-    error(what .. ": keep_work_dir must be a boolean", 0)
-  end
   self._ws, self.work_dir_temp = M.open(opts.work_dir, what)
   self.work_dir = self._ws:path()
   self.keep_work_dir = opts.keep_work_dir or false
+  gc_queue.hold(self._ws)
 end
 
---- At close: a temporary work_dir goes unless keep_work_dir; the user's stays.
-function M.detach(self)
-  local ws = self._ws
-  if not ws then return true end
+--- What detach does, as a function of its own (no reference to the
+--- executor): at close, or queued by a collected executor. A temporary
+--- work_dir goes unless keep_work_dir; the user's stays.
+function M.releaser(self)
+  local ws, remove = self._ws, self.work_dir_temp and not self.keep_work_dir
+  local path = self.work_dir
   self._ws = nil
-  if self.work_dir_temp and not self.keep_work_dir then return ws:destroy() end
-  ws:close()
-  return true
+  if not ws then return function() return true end end
+  return function()
+    gc_queue.let_go(ws)
+    if not remove then return pcall(ws.close, ws) end
+    if not pcall(ws.path, ws) then
+      -- lua_close finalized the workspace first (it was made after the
+      -- queue's sentinel): open the private directory again, by the same walk
+      ws = core.workspace(path)
+      if not ws then return true end
+    end
+    return ws:destroy()
+  end
+end
+
+--- At close.
+function M.detach(self)
+  return M.releaser(self)()
 end
 
 --- Write a code file: path | nil, message (AutoGen's message for a name that
