@@ -4,7 +4,8 @@
 --   * every function and method the types file declares is documented in the
 --     code, with the same one-sentence summary;
 --   * every class of fields (an options table, a result shape) has an LDoc
---     table of the same name with the same field names;
+--     table of the same name with the same field names (its own: a parent's
+--     are checked on the parent);
 --   * every function of the agentbox, agentbox.code and agentbox.docker
 --     pages, and every method of a class the types file declares, is in the
 --     types file.
@@ -177,12 +178,9 @@ for name, c in pairs(classes) do
         table.concat(found, ", "))
     else
       local doc = pages[found[1]].items[short].fields or {}
-      local want = {}
-      local k = c
-      while k do
-        for f in pairs(k.fields) do want[f] = true end
-        k = k.parent and classes[k.parent]
-      end
+      -- own fields only: an LDoc table lists its own and names its parent
+      -- (LocalExecutorOptions: "every ExecutorOptions too"), as ---@class X: Parent does
+      local want = c.fields
       for f in pairs(want) do
         if not doc[f] then problem("%s:%d: %s.%s is not a field of %s in the code", types_path, c.line, name, f, found[1] .. "." .. short) end
       end

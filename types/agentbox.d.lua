@@ -345,13 +345,25 @@ local LocalExecutor = {}
 ---@return agentbox.ExecResult result
 function LocalExecutor:execute(blocks) end
 
+--- Nothing to start ahead for LocalExecutor (each block is its own process).
+---@return agentbox.LocalExecutor self
+function LocalExecutor:start() end
+
+--- Forget state between chats (LocalExecutor has none).
+---@return true
+function LocalExecutor:restart() end
+
 --- Remove a temporary work_dir and end what is running; also `<close>`.
+---@return true|nil ok
+---@return string|nil message what could not be removed
+---@return string|nil code "io"
 function LocalExecutor:close() end
 
 --- Runs code in one hardened container per executor (`agentbox.DockerExecutor`).
 ---@class agentbox.DockerExecutor: agentbox.Executor
 ---@field work_dir string the host directory mounted at /workspace
----@field warnings string[] limits the daemon dropped
+---@field warnings string[]|nil limits the daemon dropped (also printed on stderr)
+---@field container_id string|nil the running container, nil before start and after close
 local DockerExecutor = {}
 
 --- Run blocks (THE EXECUTOR CONTRACT, ExecResult).
@@ -359,10 +371,20 @@ local DockerExecutor = {}
 ---@return agentbox.ExecResult result
 function DockerExecutor:execute(blocks) end
 
---- Create and start the container now (else on first use).
+--- Create and start the container now (otherwise the first execute does).
+---@return agentbox.DockerExecutor self
 function DockerExecutor:start() end
 
+--- Drop the container; the next execute starts a fresh one.
+---@return true|nil ok
+---@return string|nil message what failed
+---@return string|nil code doc/errors.md
+function DockerExecutor:restart() end
+
 --- Remove the container and its volumes; also `<close>`.
+---@return true|nil ok
+---@return string|nil message what failed
+---@return string|nil code doc/errors.md
 function DockerExecutor:close() end
 
 --- An agent (`ConversableAgent`, `AssistantAgent`, `UserProxyAgent`: one class, other defaults).

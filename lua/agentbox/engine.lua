@@ -1,4 +1,11 @@
--- Docker Engine API client over core.http: endpoint resolution (DOCKER_HOST,
+--- The Docker Engine API client's public part: `agentbox.docker`.
+--
+-- `agentbox.docker` is this module (`require("agentbox.engine")`), loaded on
+-- first use. Its public functions are @{available} and @{reap}; the rest
+-- (endpoints, API version negotiation, the calls the DockerExecutor makes)
+-- is internal.
+--
+-- A Docker Engine API client over core.http: endpoint resolution (DOCKER_HOST,
 -- TLS), API version negotiation, the endpoints the DockerExecutor needs, and
 -- reaping of containers whose owner process is gone. JSON is built and read
 -- here (lua-cjson); the C core only moves bytes. Every wait is task.wait, so
@@ -6,6 +13,7 @@
 -- Failures follow doc/errors.md: nil, message, code, plus the HTTP status as
 -- a 4th value when the daemon answered with an error status (code not_found
 -- for a 404, docker for any other refusal).
+-- @module agentbox.docker
 local core = require("agentbox.core")
 local task = require("agentbox.task")
 local errors = require("agentbox.errors")
@@ -22,7 +30,7 @@ M.null = json.null
 -- Requests other than exec streams and pulls must not hang an agent forever.
 local CALL_TIMEOUT = 120
 
----------------------------------------------------------------- small helpers
+-- small helpers -------------------------------------------------------------
 
 local function vparse(v)
   local a, b = tostring(v or ""):match("^(%d+)%.(%d+)")
@@ -67,7 +75,7 @@ end
 M.urlencode = urlencode
 M.read_file = read_file
 
----------------------------------------------------------------- endpoints
+-- endpoints -------------------------------------------------------------
 
 local function file_exists(p)
   local f = io.open(p, "rb")
@@ -88,6 +96,7 @@ local function check_host(host)
   end
 end
 
+-- @local
 function M.endpoint(host)
   check_host(host)
   if host == nil or host == "" then host = os.getenv("DOCKER_HOST") end
@@ -124,7 +133,7 @@ function M.endpoint(host)
   return ep
 end
 
----------------------------------------------------------------- the client
+-- the client -------------------------------------------------------------
 
 local Client = {}
 Client.__index = Client
@@ -134,6 +143,7 @@ local versions = {}   -- endpoint name -> negotiated API version (per lua_State)
 --- Start a request; returns the core handle. o: method, path, query, json,
 --- body, content_type, versioned (default true), timeout, connect_timeout,
 --- stream, demux, max_body.
+-- @local
 function Client:send(o)
   local ep = self.ep
   local prefix = (o.versioned == false) and "" or ("/v" .. assert(self.version, "API version not negotiated"))
@@ -209,6 +219,7 @@ M.status_fail = status_fail
 --- One API call: returns the decoded JSON (or the raw body for non-JSON,
 --- true for empty), res; or nil, message, code[, status]. `ok` lists
 --- accepted statuses (default any 2xx).
+-- @local
 function Client:call(op, o)
   local req <close> = self:send(o)
   local res, err, code = await(req)
@@ -227,6 +238,7 @@ end
 --- Negotiate the API version once per endpoint: /_ping's Api-Version header
 --- and /version's MinAPIVersion, asked in parallel; we use
 --- min(TESTED_MAX, server's) and fail when the server needs newer.
+-- @local
 function Client:negotiate()
   if self.version then return true end
   local cached = versions[self.ep.name]
@@ -264,6 +276,7 @@ function Client:negotiate()
 end
 
 --- A client for a DOCKER_HOST-style string (nil: the environment's).
+-- @local
 function M.client(host, opts)
   local ep, err, code = M.endpoint(host)
   if not ep then return nil, err, code end
@@ -271,7 +284,7 @@ function M.client(host, opts)
   return setmetatable({ ep = ep, connect_timeout = opts.connect_timeout or 10 }, Client)
 end
 
----------------------------------------------------------------- endpoints used by the executor
+-- endpoints used by the executor -------------------------------------------------------------
 
 function Client:image_inspect(name)
   return self:call("inspect image " .. name, { path = "/images/" .. pathencode(name) .. "/json" })
@@ -288,6 +301,7 @@ end
 
 --- Pull through the API. on_progress(line_table) sees each status line. A
 --- failure after progress began arrives as HTTP 200 with an error line.
+-- @local
 function Client:image_pull(ref, on_progress)
   local repo, tag = split_ref(ref)
   local op = "pull image " .. ref
@@ -346,6 +360,7 @@ end
 
 --- Force removal with its anonymous volumes; gone already (404) or being
 --- removed (409 "removal ... already in progress") counts as done.
+-- @local
 function Client:remove(id, timeout, kill_only)
   if kill_only then return self:kill(id) end
   local req <close> = self:send{ method = "DELETE", path = "/containers/" .. id, query = { force = 1, v = 1 },
@@ -376,6 +391,7 @@ end
 --- Start an exec and return the request handle: a demultiplexed stream
 --- (read() gives { "stdout"|"stderr"|"error", data, ... }); the caller reads
 --- it to the end through task.wait.
+-- @local
 function Client:exec_start(exec_id, max_body, timeout)
   return self:send{ method = "POST", path = "/exec/" .. exec_id .. "/start", json = { Detach = false, Tty = false },
                     demux = true, max_body = max_body, timeout = timeout or 0 }
@@ -388,6 +404,7 @@ end
 --- A short helper command with captured output (not user code): returns
 --- { output =, exit_code = } or nil, message, code. o: user, max (bytes
 --- kept, 64 KiB).
+-- @local
 function Client:exec_run(id, argv, o)
   o = o or {}
   local exec_id, err, code, status = self:exec_create(id, { Cmd = argv, AttachStdout = true, AttachStderr = true,
@@ -409,12 +426,13 @@ function Client:put_archive(id, dir, tar)
       body = tar, content_type = "application/x-tar" })
 end
 
----------------------------------------------------------------- owner identity and reaping
+-- owner identity and reaping -------------------------------------------------------------
 
 -- core.owner() is this process's identity, "<pid>-<start time>" (src/owner.c);
 -- the labels keep its two halves (agentbox.pid, agentbox.started) as README
 -- documents them, so containers of earlier versions are reaped alike.
 --- Labels that mark a container as ours, with its owner process.
+-- @local
 function M.owner_labels()
   local pid, started = assert(core.owner()):match("^(%d+)%-(%d+)$")
   return { agentbox = "1", ["agentbox.pid"] = pid, ["agentbox.host"] = core.hostname(),
@@ -425,10 +443,17 @@ local function owner_alive(labels)
   return core.owner_alive(("%s-%s"):format(labels["agentbox.pid"] or "", labels["agentbox.started"] or ""))
 end
 
---- Remove agentbox containers on this host whose owner process is gone.
---- Returns the number removed, or nil, message, code. Containers of other hosts
---- (their owner cannot be checked from here) and ones created with
---- auto_remove = false are left alone.
+--- Remove this host's agentbox containers whose owner process is gone.
+-- Containers of other hosts (their owner cannot be checked from here) and
+-- ones created with auto_remove = false are left alone. Every executor
+-- start does the same; this is the on-demand form. Blocking outside a task,
+-- yields inside one.
+-- @tparam[opt] string host a DOCKER_HOST value (default DOCKER_HOST, else the local socket)
+-- @treturn[1] integer the number removed
+-- @return[2] nil
+-- @treturn[2] string message what failed
+-- @treturn[2] string code "unreachable", "timeout", "docker", ... (@{agentbox.errors.CODES})
+-- @raise when host is not a string
 function M.reap(host)
   check_host(host)
   local function run()
@@ -463,10 +488,18 @@ function Client:reap()
   return removed
 end
 
----------------------------------------------------------------- availability
+-- availability -------------------------------------------------------------
 
---- Is a Docker daemon reachable? true | nil, message, code. Fast: a short
---- connect timeout and one /_ping, so deciding use_docker never hangs.
+--- Whether a Docker daemon answers (short timeouts: never hangs).
+-- A 2 s connect timeout and one /_ping (5 s), so deciding use_docker never
+-- hangs. Blocking outside a task, yields inside one.
+-- @tparam[opt] string host a DOCKER_HOST value (default DOCKER_HOST, else the local socket)
+-- @treturn[1] true
+-- @return[2] nil
+-- @treturn[2] string message why not (naming the endpoint)
+-- @treturn[2] string code "unreachable", "timeout", "docker", ... (@{agentbox.errors.CODES})
+-- @treturn[2] integer|nil the HTTP status when the daemon answered with an error (code "docker")
+-- @raise when host is not a string
 function M.available(host)
   check_host(host)
   local function run()

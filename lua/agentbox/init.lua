@@ -76,6 +76,30 @@ local M = {
 -- @tfield string output what the blocks printed (stdout and stderr in arrival order), plus agentbox's own lines
 -- @tfield string|nil code_file the path of the first code file written, nil when none was
 
+--- The options LocalExecutor and DockerExecutor share (README "A minimal example").
+-- An unknown option or a bad value is an error naming it, raised before
+-- anything is created on the host.
+-- @table ExecutorOptions
+-- @tfield[opt] string work_dir created when missing (a symbolic link in its path is an error);
+-- default a fresh private directory (mode 0700), removed at close unless keep_work_dir
+-- @tfield[opt=false] boolean keep_work_dir keep the temporary work_dir at close
+-- @tfield[opt=60] number timeout seconds per block: then the whole process tree is killed,
+-- exit code 124 and the output ends with `\nTimeout`
+-- @tfield[opt] number|false total_timeout seconds for one execute call (default 4 x timeout;
+-- false: none); the blocks left are not run, exit code 124
+-- @tfield[opt] table env `{ NAME = "value" }` added to the built environment (the host's is
+-- never inherited)
+-- @tfield[opt=1048576] integer max_output bytes per execute; the rest is read and dropped, and a
+-- line says how many bytes were
+-- @tfield[opt] function on_output `function(chunk, stream)`: output as it arrives, stream
+-- "stdout" or "stderr"
+-- @tfield[opt] table|false quota what work_dir may hold, `{ bytes = "1g", files = 100000 }` by
+-- default (`false`: none; `bytes = false` or `files = false`: one half); over it the tree is
+-- killed, exit code 122
+-- @tfield[opt] table execution_policies `{ [language] = boolean }`: false saves the file
+-- without running it (default: javascript, html and css are saved only)
+-- @tfield[opt=0.5] number grace seconds between TERM and KILL at the deadline
+
 --- The interface an executor of your own implements (LocalExecutor and
 -- DockerExecutor implement it too).
 -- @type Executor

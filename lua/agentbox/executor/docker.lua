@@ -1,11 +1,15 @@
--- DockerExecutor: runs code blocks in one hardened container per executor,
--- through the Engine API (lua/agentbox/engine.lua). Same contract as
--- LocalExecutor; each block runs under our static supervisor inside the
+--- DockerExecutor: runs code blocks in a hardened container (`agentbox.DockerExecutor`).
+--
+-- One container per executor, through the Engine API (lua/agentbox/engine.lua),
+-- created on first use (or by @{DockerExecutor:start}) and removed by
+-- @{DockerExecutor:close}, `<close>`, or (queued) the garbage collector.
+-- Same contract as LocalExecutor; each block runs under our static supervisor inside the
 -- container, which enforces the deadline and kills the whole tree (slim
 -- images have no procps and the Engine API cannot kill an exec). The
 -- supervisor, tini and the keep-alive run as root with only CAP_KILL,
 -- CAP_SETUID and CAP_SETGID; the code runs as the sandbox user with no
 -- capability, so it can neither signal nor ptrace any of them.
+-- @module agentbox.executor.docker
 local core = require("agentbox.core")
 local task = require("agentbox.task")
 local errors = require("agentbox.errors")
@@ -91,7 +95,7 @@ local function build_env(extra)
   return list
 end
 
----------------------------------------------------------------- names
+-- names -------------------------------------------------------------
 
 local name_seq = 0
 local function container_name()
@@ -105,6 +109,56 @@ local function string_or_nil(name)
     return v
   end
 end
+
+--- DockerExecutor's own options (README "Docker sandbox"); it takes every
+-- @{agentbox.ExecutorOptions} too.
+-- @table DockerExecutorOptions
+-- @tfield[opt] string image default `AGENTBOX_IMAGE`, else "python:3-slim"; pulled when missing
+-- @tfield[opt="none"] string network the container's NetworkMode
+-- @tfield[opt=true] boolean read_only read-only root filesystem
+-- @tfield[opt] string user the sandbox user, numeric "uid:gid", neither 0 (default: from
+-- work_dir's owner, else 1000:1000)
+-- @tfield[opt="512m"] string|integer|false memory Memory, MemorySwap equal (no swap); false for none
+-- @tfield[opt=1] number|false cpus NanoCpus
+-- @tfield[opt=256] integer|false pids_limit
+-- @tfield[opt="64m"] string|table|false tmpfs size of the tmpfs /tmp, or `{ [path] = "options" }`
+-- @tfield[opt] table mounts `{ { source =, target =, read_only = true }, ... }`: read-only
+-- unless read_only = false
+-- @tfield[opt] string docker_host `unix:///path` or `tcp://host:port` (default DOCKER_HOST, else
+-- the local socket)
+-- @tfield[opt=true] boolean auto_remove false: close() only stops the container and the reaper
+-- leaves it
+-- @tfield[opt] string container_name default "agentbox-<12 hex>"
+-- @tfield[opt] string transfer how code files reach the container: "bind" (default for a unix
+-- socket) or "archive" (default for tcp)
+-- @tfield[opt] function on_progress `function(line)`: image pull progress (default: stderr)
+
+--- An executor made by `agentbox.DockerExecutor(opts)` (@{agentbox.Executor}).
+-- @type DockerExecutor
+-- @tfield string work_dir the host directory mounted at /workspace
+-- @tfield {string,...}|nil warnings limits the daemon dropped (also printed on stderr)
+-- @tfield string|nil container_id the running container, nil before start and after close
+
+--- Run blocks (THE EXECUTOR CONTRACT, @{agentbox.ExecResult|ExecResult}).
+-- In order, in the one container, stopping at the first failure; one
+-- execute at a time per executor. Starts the container when needed.
+-- Blocking outside a task, yields inside one.
+-- @function DockerExecutor:execute
+-- @tparam {agentbox.CodeBlock,...} blocks the blocks
+-- @treturn agentbox.ExecResult the result
+-- @raise on malformed blocks, after close, while another execute runs; and
+-- (a string naming the failure) when the daemon fails: the image is neither
+-- there nor pullable, the container cannot be created or started, an exec
+-- fails. An agent turns that into its ChatResult's error.
+
+--- Remove the container and its volumes; also `<close>`.
+-- Idempotent; then a temporary work_dir goes. With auto_remove = false the
+-- container is only stopped.
+-- @function DockerExecutor:close
+-- @treturn[1] true
+-- @return[2] nil
+-- @treturn[2] string message what failed
+-- @treturn[2] string code "unreachable", "docker", "io", ... (@{agentbox.errors.CODES})
 
 local DockerExecutor = base.class("DockerExecutor", {
   image = function(v)
@@ -179,7 +233,7 @@ function DockerExecutor._attached(self)
   files.prepare_workspace(self)
 end
 
----------------------------------------------------------------- the container
+-- the container -------------------------------------------------------------
 
 -- Host path of the static supervisor (common.sup_path: AGENTBOX_SUP, else
 -- next to core.so), resolved because the daemon bind-mounts it
@@ -299,7 +353,7 @@ function DockerExecutor:_ensure()
   if not self.container_id then self:_start() end
 end
 
----------------------------------------------------------------- blocks
+-- blocks -------------------------------------------------------------
 
 -- After a death by signal, one look at the container's cgroup (only then,
 -- so the warm path pays nothing): cgroup v1 daemons give the supervisor no
@@ -442,6 +496,8 @@ function DockerExecutor:_run(argv, prep, out, timeout)
 end
 
 --- Create and start the container now (otherwise the first execute does).
+-- @treturn DockerExecutor self
+-- @raise after close, or when the container cannot be started (as execute)
 function DockerExecutor:start()
   base.Base.start(self)
   task.sync(self._ensure, self)
@@ -449,6 +505,10 @@ function DockerExecutor:start()
 end
 
 --- Drop the container; the next execute starts a fresh one.
+-- @treturn[1] true
+-- @return[2] nil
+-- @treturn[2] string message what failed
+-- @treturn[2] string code (@{agentbox.errors.CODES})
 function DockerExecutor:restart()
   local id = self.container_id
   self.container_id = nil

@@ -1,12 +1,54 @@
--- LocalExecutor: runs code blocks as local processes under the C supervisor
--- (own session, whole-tree kill at the deadline, capped output, built
--- environment). AutoGen's LocalCommandLineCodeExecutor semantics; what
--- every executor does is in base.lua.
+--- LocalExecutor: runs code blocks on this host (`agentbox.LocalExecutor`).
+--
+-- Each block runs as a local process under the C supervisor (own session,
+-- whole-tree kill at the deadline, capped output, built environment, our
+-- seccomp filter, a workspace quota). AutoGen's LocalCommandLineCodeExecutor
+-- semantics; what every executor does is in base.lua. Not an isolation
+-- boundary: README "Security model".
+-- @module agentbox.executor.local
 local core = require("agentbox.core")
 local task = require("agentbox.task")
 local errors = require("agentbox.errors")
 local base = require("agentbox.executor.base")
 local common = require("agentbox.executor.common")
+
+--- LocalExecutor's own options; it takes every @{agentbox.ExecutorOptions} too.
+-- @table LocalExecutorOptions
+-- @tfield[opt=10] integer nice CPU weight of each run's whole tree (0 to 19), in a cgroup of its own
+-- @tfield[opt] table rlimits resource limits for the code, `{ cpu =, as =, fsize =, nofile = }`
+-- @tfield[opt] string python the python interpreter (default python3, then python, on the code's PATH)
+
+--- An executor made by `agentbox.LocalExecutor(opts)` (@{agentbox.Executor}).
+-- @type LocalExecutor
+-- @tfield string work_dir the work dir (a fresh private one when none was given)
+-- @tfield table env the environment the code runs with
+
+--- Run blocks (THE EXECUTOR CONTRACT, @{agentbox.ExecResult|ExecResult}).
+-- In order, stopping at the first failure; several tasks may run
+-- execute at once on one LocalExecutor. Blocking outside a task, yields
+-- inside one.
+-- @function LocalExecutor:execute
+-- @tparam {agentbox.CodeBlock,...} blocks the blocks
+-- @treturn agentbox.ExecResult the result
+-- @raise on malformed blocks, or after close
+
+--- Nothing to start ahead for LocalExecutor (each block is its own process).
+-- @function LocalExecutor:start
+-- @treturn LocalExecutor self
+-- @raise after close
+
+--- Forget state between chats (LocalExecutor has none).
+-- @function LocalExecutor:restart
+-- @treturn true
+
+--- Remove a temporary work_dir and end what is running; also `<close>`.
+-- Idempotent. A LocalExecutor collected without close is released the
+-- same way, from the next scheduler step (never inside its finalizer).
+-- @function LocalExecutor:close
+-- @treturn[1] true
+-- @return[2] nil
+-- @treturn[2] string message what could not be removed
+-- @treturn[2] string code "io"
 
 local LocalExecutor = base.class("LocalExecutor", {
   rlimits = function(v, what)
