@@ -115,6 +115,8 @@ local M = {
 -- the chat ends with a ChatResult whose `error` is the message
 -- @treturn[2] string message what failed
 -- @treturn[2] string code one of @{agentbox.errors.CODES} (else "executor")
+-- @raise nothing for what the code did; an error it raises for its own
+-- failure ends the chat the same way, with code "executor"
 
 --- Release what the executor holds (optional; also `<close>`).
 -- @function Executor:close
