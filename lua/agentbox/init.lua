@@ -102,8 +102,9 @@ local M = {
 
 --- The interface an executor of your own implements (LocalExecutor and
 -- DockerExecutor implement it too).
+-- Only `execute` is required. An optional `work_dir` field (string) names
+-- where code files are written.
 -- @type Executor
--- @tfield string|nil work_dir where code files are written (shown in the transcript when temporary)
 
 --- Run the blocks in order, stopping at the first failure.
 -- Called inside a task: it may yield. What the code did is a result, never

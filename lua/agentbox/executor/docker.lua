@@ -120,7 +120,7 @@ end
 -- work_dir's owner, else 1000:1000)
 -- @tfield[opt="512m"] string|integer|false memory Memory, MemorySwap equal (no swap); false for none
 -- @tfield[opt=1] number|false cpus NanoCpus
--- @tfield[opt=256] integer|false pids_limit
+-- @tfield[opt=256] integer|false pids_limit the container's PidsLimit (processes and threads)
 -- @tfield[opt="64m"] string|table|false tmpfs size of the tmpfs /tmp, or `{ [path] = "options" }`
 -- @tfield[opt] table mounts `{ { source =, target =, read_only = true }, ... }`: read-only
 -- unless read_only = false
@@ -128,16 +128,17 @@ end
 -- the local socket)
 -- @tfield[opt=true] boolean auto_remove false: close() only stops the container and the reaper
 -- leaves it
--- @tfield[opt] string container_name default "agentbox-<12 hex>"
+-- @tfield[opt] string container_name default `"agentbox-<12 hex>"`
 -- @tfield[opt] string transfer how code files reach the container: "bind" (default for a unix
 -- socket) or "archive" (default for tcp)
 -- @tfield[opt] function on_progress `function(line)`: image pull progress (default: stderr)
 
 --- An executor made by `agentbox.DockerExecutor(opts)` (@{agentbox.Executor}).
+-- Its fields: `work_dir` (string), the host directory mounted at
+-- /workspace; `warnings` (a list of strings, or nil), limits the daemon
+-- dropped, also printed on stderr; `container_id` (string or nil), the
+-- running container, nil before start and after close.
 -- @type DockerExecutor
--- @tfield string work_dir the host directory mounted at /workspace
--- @tfield {string,...}|nil warnings limits the daemon dropped (also printed on stderr)
--- @tfield string|nil container_id the running container, nil before start and after close
 
 --- Run blocks (THE EXECUTOR CONTRACT, @{agentbox.ExecResult|ExecResult}).
 -- In order, in the one container, stopping at the first failure; one

@@ -19,9 +19,9 @@ local common = require("agentbox.executor.common")
 -- @tfield[opt] string python the python interpreter (default python3, then python, on the code's PATH)
 
 --- An executor made by `agentbox.LocalExecutor(opts)` (@{agentbox.Executor}).
+-- Its fields: `work_dir` (string), the work dir (a fresh private one when
+-- none was given); `env` (table), the environment the code runs with.
 -- @type LocalExecutor
--- @tfield string work_dir the work dir (a fresh private one when none was given)
--- @tfield table env the environment the code runs with
 
 --- Run blocks (THE EXECUTOR CONTRACT, @{agentbox.ExecResult|ExecResult}).
 -- In order, stopping at the first failure; several tasks may run
