@@ -1,5 +1,5 @@
 ---@meta agentbox
--- luacheck: ignore (declarations for editors and LDoc: nothing here runs)
+-- luacheck: ignore (declarations for editors: nothing here runs)
 
 -- agentbox: AutoGen's two-agent code loop for Lua 5.4.
 --
