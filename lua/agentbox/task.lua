@@ -323,7 +323,8 @@ function Task:cancel()
 end
 
 --- Call `cb(task)` when it ends (at once when it has).
--- An error in cb is reported like a task error, never raised.
+-- An error in a cb called later is reported like a task error (@{on_error});
+-- called at once, its error goes to the caller.
 -- @tparam function cb the callback
 -- @treturn Task self
 -- @raise when cb is not a function
