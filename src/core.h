@@ -117,8 +117,8 @@ void ab_open_dockerio(lua_State *L);    /* dockerio.c: tar */
 void ab_open_workspace(lua_State *L);   /* workspace.c: workspace */
 void ab_open_protect(lua_State *L);     /* protect.c: protect_host, dumpable */
 void ab_open_owner(lua_State *L);       /* owner.c: owner, owner_alive, hostname */
-void ab_open_text(lua_State *L);        /* text.c: md5, utf8_clean */
-void ab_open_system(lua_State *L);      /* system.c: which, mkdir_p, realpath, isatty, geteuid */
+void ab_open_text(lua_State *L);        /* text.c: md5, sha256, utf8_clean */
+void ab_open_system(lua_State *L);      /* system.c: which, mkdir_p, realpath, append, wall_time, isatty, geteuid */
 void ab_open_embed(lua_State *L);       /* embed.c: set_scheduler */
 
 /* system.c: posix_spawn attributes for a clean child: default signal

@@ -1,14 +1,17 @@
 /* What agentbox asks of the host system outside the reactor: PATH lookup,
  * trusted host directories (mkdir_p, realpath: never for work_dir, see
- * workspace.c), the terminal, the effective uid, and the posix_spawn
+ * workspace.c), appending a record to a host file (the audit log), the
+ * wall clock, the terminal, the effective uid, and the posix_spawn
  * attributes of a clean child. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include "core.h"
 
@@ -84,6 +87,53 @@ static int l_realpath(lua_State *L) {
   return 1;
 }
 
+/* core.append(path, data) -> true | nil, msg: data as one write() at the end
+ * of path, a regular file (created 0600). One write on an O_APPEND file:
+ * records of writers sharing the file never interleave. Opened per call, so
+ * a rotated log is followed; O_NONBLOCK so a FIFO without a reader fails
+ * instead of hanging the host (and it is then refused as not regular). */
+static int l_append(lua_State *L) {
+  size_t n;
+  const char *path = luaL_checkstring(L, 1);
+  const char *data = luaL_checklstring(L, 2, &n);
+  int fd;
+  do fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, 0600);
+  while (fd < 0 && errno == EINTR);
+  if (fd < 0) {
+    luaL_pushfail(L);
+    lua_pushfstring(L, "%s: %s", path, strerror(errno));
+    return 2;
+  }
+  struct stat st;
+  const char *why = NULL;
+  int e = 0;
+  ssize_t w = 0;
+  if (fstat(fd, &st) != 0) e = errno;
+  else if (!S_ISREG(st.st_mode)) why = "not a regular file";
+  else if (n > 0) {
+    do w = write(fd, data, n); while (w < 0 && errno == EINTR);
+    if (w < 0) e = errno;
+    else if ((size_t)w != n) why = "short write (file system full?)";
+  }
+  if (close(fd) != 0 && !e && !why) e = errno;
+  if (e || why) {
+    luaL_pushfail(L);
+    lua_pushfstring(L, "%s: %s", path, why ? why : strerror(e));
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* core.wall_time() -> seconds since the epoch, with the fraction: when a
+ * record was made (durations use the monotonic core.now) */
+static int l_wall_time(lua_State *L) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+  return 1;
+}
+
 static int l_geteuid(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)geteuid());
   return 1;
@@ -108,6 +158,7 @@ static int l_isatty(lua_State *L) {
 void ab_open_system(lua_State *L) {
   static const luaL_Reg f[] = {
     {"which", l_which}, {"mkdir_p", l_mkdir_p}, {"realpath", l_realpath},
-    {"isatty", l_isatty}, {"geteuid", l_geteuid}, {NULL, NULL}};
+    {"isatty", l_isatty}, {"geteuid", l_geteuid}, {"append", l_append}, {"wall_time", l_wall_time},
+    {NULL, NULL}};
   luaL_setfuncs(L, f, 0);
 }

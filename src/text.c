@@ -1,15 +1,18 @@
 /* Bytes the Lua side needs but should not hand-write: md5 (AutoGen names a
- * saved code file by the md5 of its code) and UTF-8 repair (block output
- * goes back to the model as JSON text, and a process may write any bytes). */
+ * saved code file by the md5 of its code), sha256 (the audit log names the
+ * code that ran by a digest nobody can collide) and UTF-8 repair (block
+ * output goes back to the model as JSON text, and a process may write any
+ * bytes). */
 #include <openssl/evp.h>
 #include "core.h"
 
-static int l_md5(lua_State *L) {
+/* Pushes the lowercase hex digest of the string at index 1. */
+static int push_digest(lua_State *L, const EVP_MD *md, const char *name) {
   size_t n;
   const char *s = luaL_checklstring(L, 1, &n);
   unsigned char d[EVP_MAX_MD_SIZE];
   unsigned int dn = 0;
-  if (!EVP_Digest(s, n, d, &dn, EVP_md5(), NULL)) return luaL_error(L, "agentbox: md5 failed in OpenSSL");
+  if (!EVP_Digest(s, n, d, &dn, md, NULL)) return luaL_error(L, "agentbox: %s failed in OpenSSL", name);
   char hex[2 * EVP_MAX_MD_SIZE];
   const char digits[] = "0123456789abcdef";
   for (unsigned int i = 0; i < dn; i++) {
@@ -19,6 +22,9 @@ static int l_md5(lua_State *L) {
   lua_pushlstring(L, hex, 2 * dn);
   return 1;
 }
+
+static int l_md5(lua_State *L) { return push_digest(L, EVP_md5(), "md5"); }
+static int l_sha256(lua_State *L) { return push_digest(L, EVP_sha256(), "sha256"); }
 
 /* Length of the valid UTF-8 sequence at s (n bytes left), 0 if invalid.
  * Rejects overlongs, surrogates and code points past U+10FFFF. */
@@ -75,6 +81,6 @@ static int l_utf8_clean(lua_State *L) {
 }
 
 void ab_open_text(lua_State *L) {
-  static const luaL_Reg f[] = {{"md5", l_md5}, {"utf8_clean", l_utf8_clean}, {NULL, NULL}};
+  static const luaL_Reg f[] = {{"md5", l_md5}, {"sha256", l_sha256}, {"utf8_clean", l_utf8_clean}, {NULL, NULL}};
   luaL_setfuncs(L, f, 0);
 }

@@ -124,6 +124,31 @@
 ---@field quota table|false|nil `{ bytes = "1g", files = 100000 }`; exit 122 when passed
 ---@field execution_policies table<string, boolean>|nil per language: false saves without running
 ---@field grace number|nil seconds between TERM and KILL at the deadline
+---@field audit string|(fun(record: agentbox.AuditRecord))|nil a JSON Lines file outside work_dir, or a function; README "Audit log"
+---@field audit_required boolean|nil default true: a log that cannot be written fails the block (false: a line on stderr)
+
+--- One record of the audit log (README "Audit log"): two per block that runs.
+--- The fields from exit_code to error are in "end" records only.
+---@class agentbox.AuditRecord
+---@field time string UTC ISO-8601 with milliseconds ("2026-11-29T13:58:36.604Z")
+---@field event "start"|"end" before the block runs, after it
+---@field executor string "LocalExecutor" or "DockerExecutor"
+---@field host string the host's name
+---@field pid integer the host process
+---@field work_dir string the executor's work_dir on the host
+---@field sandbox table Docker: container_id, container_name, image, image_id, user, uid_drop, network, read_only, cap_add, transfer; local: uid, uid_drop, seccomp, no_new_privs, protect_host, env, nice, cpu_cgroup, supervisor
+---@field limits table timeout (this block's), total_timeout, grace, max_output, quota; Docker: memory, cpus, pids_limit, tmpfs; local: rlimits
+---@field language string
+---@field code_file string relative to work_dir
+---@field sha256 string of the code as written to code_file
+---@field exit_code integer|nil
+---@field timed_out boolean|nil
+---@field oom boolean|nil
+---@field quota_exceeded boolean|nil
+---@field duration number|nil seconds
+---@field output_bytes integer|nil this block's output kept in the result
+---@field output_dropped integer|nil read past max_output and discarded
+---@field error string|nil why the block could not run
 
 --- LocalExecutor's own options (not an isolation boundary: README "Security model").
 ---@class agentbox.LocalExecutorOptions: agentbox.ExecutorOptions

@@ -20,6 +20,8 @@
 --   X:_release()             at close, before the workspace goes -> true | nil, message, code
 --   X:_release_send()        at collection: a function that starts the release and
 --                            returns its handle (gc_queue job.send), or nil; no I/O here
+--   X:_audit(r)              the audit log's sandbox and own limits, two tables (audit.lua;
+--                            r: the block's result, nil before it runs)
 --   X._serial = true         one execute at a time (a second one raises)
 --   X.new = base.constructor(X)
 local code = require("agentbox.code")
@@ -28,6 +30,7 @@ local errors = require("agentbox.errors")
 local common = require("agentbox.executor.common")
 local workspace = require("agentbox.executor.workspace")
 local gc_queue = require("agentbox.executor.gc_queue")
+local audit = require("agentbox.executor.audit")
 
 local M = {}
 
@@ -107,11 +110,13 @@ M.COMMON = {
     return save_only
   end,
   quota = function(v, what) return common.quota(v, what) end,
+  audit = function(v, what) return audit.check(v, what) end,
+  audit_required = function(v, what) return audit.check_required(v, what) end,
 }
 
 -- timeout before total_timeout (its default depends on it); the rest in any order
 local ORDER = { "work_dir", "keep_work_dir", "timeout", "total_timeout", "grace", "max_output", "on_output",
-                "env", "execution_policies", "quota" }
+                "env", "execution_policies", "quota", "audit", "audit_required" }
 
 --- Check opts against the common options and own (name -> check): unknown
 --- names and bad values raise. Returns the checked options (defaults filled in).
@@ -179,16 +184,17 @@ function Base:_attached() end
 function Base:_before() end
 function Base:_release() return true end
 function Base:_release_send() return nil end
+function Base:_audit() return {}, {} end
 
 function Base:_execute(blocks)
   self:_before(blocks)
   return common.run_blocks(blocks, self.max_output, self.save_only,
     function(prep, text) return self:_write(prep, text) end,
-    function(prep, path, out, timeout)
+    audit.wrap(self, function(prep, path, out, timeout)
       local argv, err = M.argv(self, prep.info, self:_path_of(prep, path))
       if not argv then return nil, err end
       return self:_run(argv, prep, out, timeout)
-    end, { timeout = self.timeout, total = self.total_timeout })
+    end), { timeout = self.timeout, total = self.total_timeout })
 end
 
 -- the code file as the program sees it (default: the host path)
@@ -271,6 +277,7 @@ function M.constructor(X)
     X._setup(self, o)
     workspace.attach(self, o, what)
     local ok, err = pcall(X._attached, self, o)
+    if ok then ok, err = pcall(audit.attach, self, o, what) end
     if not ok then
       workspace.detach(self)
       error(err, 0)

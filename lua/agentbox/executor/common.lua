@@ -86,6 +86,7 @@ function M.result_builder(max_output)
   local parts, kept, dropped = {}, 0, 0
   local b = {}
   function b.budget() return math.max(0, max_output - kept) end
+  function b.counts() return kept, dropped end
   function b.add(s, lost)
     if s and #s > 0 then
       parts[#parts + 1] = s

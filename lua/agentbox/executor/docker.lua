@@ -33,6 +33,8 @@ local BACKSTOP = core.deadline_margin
 -- what the supervisor says when processes of the sandbox user survived its
 -- kill: the container is replaced
 local STRAYS_MSG = "processes of the sandbox user outlived the block"
+-- what the supervisor says when the workspace quota stopped a block (src/quota.c)
+local QUOTA_MSG = "agentbox: workspace quota exceeded"
 -- only what the supervisor needs: signal the sandbox user's processes and
 -- become that user (which drops every capability)
 local CAPS = { "KILL", "SETUID", "SETGID" }
@@ -382,7 +384,8 @@ local function after_signal(self, res, out)
     task.sleep(0.05)
     oom, pids = post_mortem(self)
   end
-  if oom and oom > self.oom_kills then
+  local killed = oom and oom > self.oom_kills
+  if killed then
     self.oom_kills = oom
     if not (res.output or ""):find("out of memory", 1, true) then out.add(OOM_MSG) end
   end
@@ -391,6 +394,7 @@ local function after_signal(self, res, out)
     self.client:remove(self.container_id)
     self.container_id = nil
   end
+  return killed
 end
 
 -- Starts the removal (or, kill_only, the stop) of a container and returns
@@ -457,7 +461,7 @@ local function exec_block(self, argv, out, timeout, retried)
     self.container_id = nil
     if elapsed >= timeout then
       out.add(table.concat(seen))
-      return { timed_out = true, exit_code = 124 }
+      return { timed_out = true, exit_code = 124, container_id = id }
     end
     error("DockerExecutor: exec start: " .. (res and docker.daemon_message(res) or tostring(rerr)), 0)
   end
@@ -472,15 +476,33 @@ local function exec_block(self, argv, out, timeout, retried)
   end
   local exit_code = math.tointeger(info.ExitCode) or 1
   -- 124 is also a program's own choice; only a full deadline is a timeout
-  local r = { exit_code = exit_code, timed_out = exit_code == 124 and elapsed >= timeout }
+  local r = { exit_code = exit_code, timed_out = exit_code == 124 and elapsed >= timeout, container_id = id,
+              -- as with 124, a program may exit 122 itself: the supervisor's line decides
+              quota_exceeded = exit_code == common.QUOTA_EXIT and (res.output or ""):find(QUOTA_MSG, 1, true) ~= nil }
   if (res.stderr or res.output or ""):find(STRAYS_MSG, 1, true) then
     c:remove(id)
     self.container_id = nil
     out.add("\nagentbox: the sandbox container was replaced\n")
   elseif exit_code > 128 and not r.timed_out then
-    after_signal(self, res, out)
+    r.oom = after_signal(self, res, out)
   end
   return r
+end
+
+-- The audit log's view (audit.lua): the container the block ran in (r:
+-- its result, else the current one) and its image by id (a tag moves),
+-- asked of the daemon once per container.
+function DockerExecutor:_audit(r)
+  local id = r and r.container_id or self.container_id
+  if id and self._audit_image_of ~= id then
+    local info = self.client:inspect(id)
+    self._audit_image_of, self._audit_image_id = id, info and info.Image or nil
+  end
+  return { container_id = id or false, container_name = self.container_name_used, image = self.image,
+           image_id = id and self._audit_image_id or false, user = self.run_user, uid_drop = true,
+           network = self.network, read_only = self.read_only, cap_add = CAPS, transfer = self.transfer },
+         { memory = self.memory or false, cpus = self.cpus, pids_limit = self.pids_limit,
+           tmpfs = self.tmpfs }
 end
 
 -- starting the container (perhaps pulling its image) is not the code's time

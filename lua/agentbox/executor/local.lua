@@ -140,7 +140,17 @@ function LocalExecutor:_run(argv, _, out, timeout)
   local r = p:result()
   out.add(r.output, r.dropped)
   if r.error then out.add("\nagentbox: " .. r.error) end
-  return { exit_code = common.exit_code(r), timed_out = r.timed_out }
+  return { exit_code = common.exit_code(r), timed_out = r.timed_out, oom = r.oom, quota_exceeded = r.quota_exceeded }
+end
+
+-- The audit log's view (audit.lua): what _run and _setup put in force. The
+-- cpu cgroup is asked for (nice > 0); the supervisor uses it where the host
+-- may create cgroups.
+function LocalExecutor:_audit()
+  return { uid = core.geteuid(), uid_drop = false, seccomp = true, no_new_privs = true, protect_host = true,
+           env = "built", nice = self.nice, cpu_cgroup = self.nice > 0,
+           supervisor = common.sup_path() and "spawn server" or "forked" },
+         { rlimits = self.rlimits or false }
 end
 
 return { new = base.constructor(LocalExecutor), LocalExecutor = LocalExecutor }
