@@ -99,6 +99,38 @@ local M = {
 -- @tfield[opt] table execution_policies `{ [language] = boolean }`: false saves the file
 -- without running it (default: javascript, html and css are saved only)
 -- @tfield[opt=0.5] number grace seconds between TERM and KILL at the deadline
+-- @tfield[opt] string|function audit the audit log (README "Audit log"): a JSON Lines file
+-- outside work_dir, or `function(record)` (may yield) getting each @{AuditRecord}
+-- @tfield[opt=true] boolean audit_required a log that cannot be written fails the block
+-- (false: a line on stderr instead)
+
+--- One record of the audit log (README "Audit log"): two per block that runs.
+-- Written by the host, never by the code. A "start" record that cannot be
+-- written keeps the block from running; the fields from exit_code to error
+-- are in "end" records only. Saved-only blocks are not recorded.
+-- @table AuditRecord
+-- @tfield string time UTC ISO-8601 with milliseconds (`"2026-11-29T13:58:36.604Z"`)
+-- @tfield string event "start" (before the block runs) or "end" (after it)
+-- @tfield string executor "LocalExecutor" or "DockerExecutor"
+-- @tfield string host the host's name
+-- @tfield integer pid the host process
+-- @tfield string work_dir the executor's work_dir on the host
+-- @tfield table sandbox where it ran. Docker: container_id, container_name, image, image_id,
+-- user, uid_drop, network, read_only, cap_add, transfer; local: uid, uid_drop, seccomp,
+-- no_new_privs, protect_host, env, nice, cpu_cgroup, supervisor
+-- @tfield table limits timeout (this block's), total_timeout, grace, max_output, quota;
+-- Docker: memory, cpus, pids_limit, tmpfs; local: rlimits
+-- @tfield string language the block's language
+-- @tfield string code_file relative to work_dir
+-- @tfield string sha256 of the code as written to code_file
+-- @tfield integer|nil exit_code the block's exit code
+-- @tfield boolean|nil timed_out it ran out of time
+-- @tfield boolean|nil oom it was killed for memory
+-- @tfield boolean|nil quota_exceeded it overran the workspace quota
+-- @tfield number|nil duration seconds, ms precision
+-- @tfield integer|nil output_bytes this block's output kept in the result
+-- @tfield integer|nil output_dropped read past max_output and discarded
+-- @tfield string|nil error why the block could not run (no interpreter, a broken daemon)
 
 --- The interface an executor of your own implements (LocalExecutor and
 -- DockerExecutor implement it too).
