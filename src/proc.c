@@ -8,7 +8,6 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -18,6 +17,7 @@
 #include "spawner.h"
 #include "spawnproto.h"
 #include "sup.h"
+#include "sysutil.h"
 
 #define PROC_MT "agentbox.proc"
 #define READ_CHUNK 65536
@@ -83,7 +83,7 @@ static void backstop_cb(ab_timer *t) {
 
 static void cancel(proc_ud *p, int hard);
 
-/* timeout + grace + AB_DEADLINE_MARGIN_MS and no report: the supervisor
+/* The budget's host_ms (deadline.h) and no report: the supervisor
  * was stopped or killed by the code. It is killed with everything of the
  * run (the spawn server adopts and kills what it leaves; without the
  * server, the program dies with its supervisor), and the run ends now:
@@ -171,25 +171,6 @@ static int make_pipe(int fds[2]) {
   return fds[0] < 0 || fds[1] < 0 ? -1 : 0;
 }
 
-static void close_all_but(const int *keep, int n) {
-  int lo = 3;
-  for (;;) {
-    int next = -1;
-    for (int i = 0; i < n; i++)
-      if (keep[i] >= lo && (next < 0 || keep[i] < next)) next = keep[i];
-    int hi = next < 0 ? -1 : next - 1;
-#ifdef SYS_close_range
-    if (hi < 0) { if (syscall(SYS_close_range, (unsigned)lo, ~0u, 0u) == 0) return; hi = 4095; }
-    else if (hi >= lo && syscall(SYS_close_range, (unsigned)lo, (unsigned)hi, 0u) == 0) hi = lo - 1;
-#else
-    if (hi < 0) hi = 4095;
-#endif
-    for (int fd = lo; fd <= hi; fd++) close(fd);
-    if (next < 0) return;
-    lo = next + 1;
-  }
-}
-
 /* Collect a string array option as a NULL-terminated char* vector stored in a
  * userdata left on the stack; the strings stay anchored in the table at t. */
 static char **string_vector(lua_State *L, int t, const char *what) {
@@ -259,62 +240,163 @@ static void cancel(proc_ud *p, int hard) {
   }
 }
 
-static int l_spawn(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
-  lua_settop(L, 1);
-  /* 2: argv table, 3: env strings table, 4: argv vector, 5: env vector */
-  if (lua_getfield(L, 1, "argv") != LUA_TTABLE || luaL_len(L, 2) < 1)
-    return luaL_error(L, "spawn: 'argv' must be a non-empty array of strings");
+/* What core.spawn's table asks for (parse_spawn): the supervisor's
+ * request itself, as the fork path and the spawn server take it, and what
+ * only the host needs. The strings stay anchored in the option table and
+ * the vectors on the Lua stack. */
+typedef struct {
+  ab_sup_args a;
+  const char *sup;             /* agentbox-sup for the spawn server, NULL: fork */
+  const char *in;              /* stdin, NULL: /dev/null */
+  size_t inlen;
+  double max_output;
+  int stream;
+} spawn_req;
+
+/* Builds "NAME=value" strings of the env option into a table pushed on the
+ * stack. */
+static void env_strings(lua_State *L) {
   lua_newtable(L);
+  int t = lua_gettop(L);
   if (lua_getfield(L, 1, "env") != LUA_TNIL) {
-    if (!lua_istable(L, -1)) return luaL_error(L, "spawn: 'env' must be a table of name = value strings");
+    if (!lua_istable(L, -1)) luaL_error(L, "spawn: 'env' must be a table of name = value strings");
     int n = 0;
     lua_pushnil(L);
     while (lua_next(L, -2)) {
       if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
-        return luaL_error(L, "spawn: env entries must be string = string");
+        luaL_error(L, "spawn: env entries must be string = string");
       const char *k = lua_tostring(L, -2);
-      if (!*k || strchr(k, '=')) return luaL_error(L, "spawn: bad environment variable name '%s'", k);
+      if (!*k || strchr(k, '=')) luaL_error(L, "spawn: bad environment variable name '%s'", k);
       lua_pushfstring(L, "%s=%s", k, lua_tostring(L, -1));
-      lua_rawseti(L, 3, ++n);
+      lua_rawseti(L, t, ++n);
       lua_pop(L, 1);
     }
   }
   lua_pop(L, 1);
-  char **argv = string_vector(L, 2, "argv");
-  char **envp = string_vector(L, 3, "env");
-  const char *path = NULL;
-  for (char **e = envp; *e; e++)
-    if (strncmp(*e, "PATH=", 5) == 0) path = *e + 5;
-  const char *cwd = ab_opt_string(L, 1, "cwd", NULL);
-  const char *sup = ab_opt_string(L, 1, "sup", NULL);
+}
+
+/* The option table at 1 into r; misuse raises. Leaves on the stack: 2 argv
+ * table, 3 env strings, 4 argv vector, 5 env vector. */
+static void parse_spawn(lua_State *L, spawn_req *r) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  memset(r, 0, sizeof *r);
+  ab_sup_args *a = &r->a;
+  ab_run_opts_init(&a->o);
+  if (lua_getfield(L, 1, "argv") != LUA_TTABLE || luaL_len(L, 2) < 1)
+    luaL_error(L, "spawn: 'argv' must be a non-empty array of strings");
+  env_strings(L);
+  a->argv = string_vector(L, 2, "argv");
+  a->envp = string_vector(L, 3, "env");
+  a->path = ab_env_path(a->envp);
+  a->cwd = ab_opt_string(L, 1, "cwd", NULL);
+  a->fd_in = a->fd_out = a->fd_err = -1;
+  r->sup = ab_opt_string(L, 1, "sup", NULL);
   double timeout = ab_opt_number(L, 1, "timeout", 0);
   double grace = ab_opt_number(L, 1, "grace", 0.5);
-  double max_output = ab_opt_number(L, 1, "max_output", 1048576);
-  int nice_inc = (int)ab_opt_number(L, 1, "nice", 0);
-  if (nice_inc < 0 || nice_inc > 19) return luaL_error(L, "spawn: 'nice' must be between 0 and 19");
+  r->max_output = ab_opt_number(L, 1, "max_output", 1048576);
+  double nice_inc = ab_opt_number(L, 1, "nice", 0);
+  if (!(nice_inc > -1 && nice_inc < 20)) luaL_error(L, "spawn: 'nice' must be between 0 and 19");
+  a->o.nice = (int32_t)nice_inc;
   lua_getfield(L, 1, "seccomp");
-  int seccomp = lua_toboolean(L, -1);
+  a->o.seccomp = lua_toboolean(L, -1);
   lua_pop(L, 1);
-  if (timeout < 0 || grace < 0 || max_output < 0) return luaL_error(L, "spawn: timeout, grace and max_output must be >= 0");
-  size_t inlen = 0;
-  const char *in = NULL;
+  /* written so that NaN fails too */
+  if (!(timeout >= 0 && grace >= 0 && r->max_output >= 0))
+    luaL_error(L, "spawn: timeout, grace and max_output must be >= 0");
+  a->o.timeout_ms = ab_deadline_ms(timeout);
+  a->o.grace_ms = ab_deadline_ms(grace);
   int ty = lua_getfield(L, 1, "stdin");
-  if (ty == LUA_TSTRING) in = lua_tolstring(L, -1, &inlen);
-  else if (ty != LUA_TNIL) return luaL_error(L, "spawn: 'stdin' must be a string or nil");
+  if (ty == LUA_TSTRING) r->in = lua_tolstring(L, -1, &r->inlen);
+  else if (ty != LUA_TNIL) luaL_error(L, "spawn: 'stdin' must be a string or nil");
   lua_pop(L, 1);   /* the option table still anchors the string */
-  int64_t rl[AB_RL_N] = {-1, -1, -1, -1};
   if (lua_getfield(L, 1, "rlimits") == LUA_TTABLE) {
     int t = lua_gettop(L);
-    rl[AB_RL_CPU] = opt_limit(L, t, "cpu");
-    rl[AB_RL_AS] = opt_limit(L, t, "as");
-    rl[AB_RL_FSIZE] = opt_limit(L, t, "fsize");
-    rl[AB_RL_NOFILE] = opt_limit(L, t, "nofile");
-  } else if (!lua_isnil(L, -1)) return luaL_error(L, "spawn: 'rlimits' must be a table");
+    a->o.rlimit[AB_RL_CPU] = opt_limit(L, t, "cpu");
+    a->o.rlimit[AB_RL_AS] = opt_limit(L, t, "as");
+    a->o.rlimit[AB_RL_FSIZE] = opt_limit(L, t, "fsize");
+    a->o.rlimit[AB_RL_NOFILE] = opt_limit(L, t, "nofile");
+  } else if (!lua_isnil(L, -1)) luaL_error(L, "spawn: 'rlimits' must be a table");
   lua_pop(L, 1);
-  int64_t qbytes, qfiles;
-  const char *qdir = opt_quota(L, cwd, &qbytes, &qfiles);
+  a->quota_dir = opt_quota(L, a->cwd, &a->o.quota_bytes, &a->o.quota_files);
+  lua_getfield(L, 1, "stream");
+  r->stream = lua_isnil(L, -1) || lua_toboolean(L, -1);
+  lua_pop(L, 1);
+}
 
+/* The run's descriptors: child[] = the program's stdin, stdout, stderr and
+ * the status pipe's write end (what the supervisor gets), host[] = stdout,
+ * stderr, status read ends and the stdin feeder (-1: none). NULL, or what
+ * failed (errno set); what was made stays in the arrays for the caller to
+ * close. */
+static const char *open_pipes(const spawn_req *r, int child[4], int host[4]) {
+  int out[2] = {-1, -1}, err[2] = {-1, -1}, st[2] = {-1, -1}, inp[2] = {-1, -1};
+  const char *fail = NULL;
+  if (make_pipe(out) || make_pipe(err) || make_pipe(st)) fail = "pipe";
+  else if (r->in) {
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, inp) != 0) fail = "socketpair";
+    else { inp[0] = high_fd(inp[0]); inp[1] = high_fd(inp[1]); }
+  } else if ((inp[0] = high_fd(open("/dev/null", O_RDONLY | O_CLOEXEC))) < 0) fail = "open /dev/null";
+  int c[4] = {inp[0], out[1], err[1], st[1]}, h[4] = {out[0], err[0], st[0], inp[1]};
+  memcpy(child, c, sizeof c);
+  memcpy(host, h, sizeof h);
+  return fail;
+}
+
+/* The fork path's child: the supervisor itself. Never returns. */
+static void supervise_here(ab_sup_args *a, const int child[4], pid_t host) {
+  ab_close_all_but(3, child, 4);
+  a->fd_in = child[0];
+  a->fd_out = child[1];
+  a->fd_err = child[2];
+  a->host = host;
+  ab_sup_report rep;
+  ab_supervise(a, &rep);
+  if (rep.spawn_errno) {
+    const char *m = "agentbox: fork failed\n";
+    (void)!write(child[2], m, strlen(m));
+  }
+  close(child[0]);
+  close(child[1]);
+  close(child[2]);
+  (void)!write(child[3], &rep, sizeof rep);
+  _exit(0);
+}
+
+/* Hands the run to the spawn server when there is one; if it cannot take
+ * it (no agentbox-sup, or a message too large), the supervisor is forked
+ * here. Returns the supervisor's pid, 0 when the server took it, -1 with
+ * errno. */
+static pid_t dispatch(proc_ud *p, spawn_req *r, const int child[4]) {
+  if (r->sup && ab_spawner_spawn(p->h.ctx, r->sup, &r->a, child, p, on_spawned, &p->spawn_id) == 0) {
+    p->via_server = 1;
+    return 0;
+  }
+  pid_t host = getpid();
+  pid_t pid = fork();
+  if (pid == 0) supervise_here(&r->a, child, host);
+  return pid;
+}
+
+/* The host's side of a started run: its deadline (deadline.h: host_ms)
+ * and the reactor watching its pipes. */
+static void watch(proc_ud *p, const spawn_req *r, const int host[4]) {
+  ab_ctx *c = p->h.ctx;
+  ab_deadline b = ab_deadline_budget(r->a.o.timeout_ms, r->a.o.grace_ms);
+  if (b.host_ms) ab_timer_start(c, &p->deadline, ab_now_ms() + b.host_ms);
+  ab_watch *ws[4] = {&p->w[0], &p->w[1], &p->wstatus, &p->win};
+  void (*cbs[4])(ab_watch *, uint32_t) = {out_cb, out_cb, status_cb, in_cb};
+  for (int i = 0; i < 4; i++) {
+    ws[i]->fd = host[i];
+    ws[i]->owner = p;
+    ws[i]->cb = cbs[i];
+    if (host[i] < 0) continue;
+    fcntl(host[i], F_SETFL, fcntl(host[i], F_GETFL) | O_NONBLOCK);
+    ab_watch_set(c, ws[i], i == 3 ? EPOLLOUT : EPOLLIN);
+  }
+}
+
+static proc_ud *new_proc(lua_State *L, const spawn_req *r) {
   proc_ud *p = lua_newuserdatauv(L, sizeof *p, 1);
   memset(p, 0, sizeof *p);
   p->pid = -1;
@@ -325,99 +407,34 @@ static int l_spawn(lua_State *L) {
   p->deadline.heap_idx = -1;
   p->deadline.cb = deadline_cb;
   p->deadline.owner = p;
-  lua_getfield(L, 1, "stream");
-  ab_out_init(&p->out, (size_t)max_output, lua_isnil(L, -1) || lua_toboolean(L, -1), STREAM_NAMES);
-  lua_pop(L, 1);
+  ab_out_init(&p->out, (size_t)r->max_output, r->stream, STREAM_NAMES);
   ab_handle_init(L, &p->h, PROC_MT);
   p->h.closed = 1;   /* until the child runs, close/gc have nothing to undo */
+  return p;
+}
 
-  int out[2] = {-1, -1}, err[2] = {-1, -1}, st[2] = {-1, -1}, inp[2] = {-1, -1};
-  const char *fail = NULL;
-  if (make_pipe(out) || make_pipe(err) || make_pipe(st)) fail = "pipe";
-  else if (in) {
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, inp) != 0) fail = "socketpair";
-    else { inp[0] = high_fd(inp[0]); inp[1] = high_fd(inp[1]); }
-  } else if ((inp[0] = high_fd(open("/dev/null", O_RDONLY | O_CLOEXEC))) < 0) fail = "open /dev/null";
-  if (!fail && in && ab_buf_add(&p->in, in, inlen)) fail = "malloc";
-  pid_t host = getpid();
+static int l_spawn(lua_State *L) {
+  spawn_req r;
+  parse_spawn(L, &r);
+  proc_ud *p = new_proc(L, &r);
+  int child[4], host[4];
+  const char *fail = open_pipes(&r, child, host);
+  if (!fail && r.in && ab_buf_add(&p->in, r.in, r.inlen)) fail = "malloc";
   clock_gettime(CLOCK_MONOTONIC, &p->t0);
-  pid_t pid = -1;
-  int sfds[4] = {inp[0], out[1], err[1], st[1]};
-  ab_spawn_opts so = {argv, envp, cwd, (int64_t)(timeout * 1000.0 + 0.5), (int64_t)(grace * 1000.0 + 0.5),
-                      {rl[0], rl[1], rl[2], rl[3]}, nice_inc, seccomp ? AB_SPAWN_SECCOMP : 0, qdir, qbytes, qfiles};
-  /* the spawn server when there is one; if it cannot take the run (no
-   * agentbox-sup, or a message too large), the supervisor is forked here */
-  if (!fail && sup && ab_spawner_spawn(p->h.ctx, sup, &so, sfds, p, on_spawned, &p->spawn_id) == 0) {
-    p->via_server = 1;
-    pid = 0;
-  } else if (!fail) {
-    pid = fork();
-  }
-  if (pid == 0 && !p->via_server) {
-    int keepfds[4] = {inp[0], out[1], err[1], st[1]};
-    close_all_but(keepfds, 4);
-    ab_sup_args a;
-    memset(&a, 0, sizeof a);
-    a.argv = argv;
-    a.envp = envp;
-    a.cwd = cwd;
-    a.path = path;
-    a.fd_in = inp[0];
-    a.fd_out = out[1];
-    a.fd_err = err[1];
-    a.timeout_ms = (int64_t)(timeout * 1000.0 + 0.5);
-    a.grace_ms = (int64_t)(grace * 1000.0 + 0.5);
-    memcpy(a.rlimit, rl, sizeof rl);
-    a.host = host;
-    a.nice = nice_inc;
-    a.seccomp = seccomp;
-    a.quota_dir = qdir;
-    a.quota_bytes = qbytes;
-    a.quota_files = qfiles;
-    ab_sup_report r;
-    ab_supervise(&a, &r);
-    if (r.spawn_errno) {
-      const char *m = "agentbox: fork failed\n";
-      (void)!write(err[1], m, strlen(m));
-    }
-    close(inp[0]);
-    close(out[1]);
-    close(err[1]);
-    (void)!write(st[1], &r, sizeof r);
-    _exit(0);
-  }
+  pid_t pid = fail ? -1 : dispatch(p, &r, child);
   int saved = errno;
-  fd_close(&inp[0]);
-  fd_close(&out[1]);
-  fd_close(&err[1]);
-  fd_close(&st[1]);
+  for (int i = 0; i < 4; i++) fd_close(&child[i]);
   if (pid < 0) {
-    fd_close(&out[0]);
-    fd_close(&err[0]);
-    fd_close(&st[0]);
-    fd_close(&inp[1]);
+    for (int i = 0; i < 4; i++) fd_close(&host[i]);
     ab_buf_free(&p->in);
     luaL_pushfail(L);
     lua_pushfstring(L, "spawn: %s failed: %s", fail ? fail : "fork", strerror(saved));
-    return 2;
+    lua_pushliteral(L, "spawn");
+    return 3;
   }
   p->pid = pid;
   p->h.closed = 0;
-  ab_ctx *c = p->h.ctx;
-  if (timeout > 0)
-    ab_timer_start(c, &p->deadline, ab_now_ms() + (int64_t)(timeout * 1000.0 + 0.5) +
-                   (int64_t)(grace * 1000.0 + 0.5) + AB_DEADLINE_MARGIN_MS);
-  ab_watch *ws[4] = {&p->w[0], &p->w[1], &p->wstatus, &p->win};
-  int fds[4] = {out[0], err[0], st[0], inp[1]};
-  void (*cbs[4])(ab_watch *, uint32_t) = {out_cb, out_cb, status_cb, in_cb};
-  for (int i = 0; i < 4; i++) {
-    ws[i]->fd = fds[i];
-    ws[i]->owner = p;
-    ws[i]->cb = cbs[i];
-    if (fds[i] < 0) continue;
-    fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) | O_NONBLOCK);
-    ab_watch_set(c, ws[i], i == 3 ? EPOLLOUT : EPOLLIN);
-  }
+  watch(p, &r, host);
   return 1;
 }
 
@@ -526,6 +543,27 @@ static int l_reap_runs(lua_State *L) {
   return 0;
 }
 
+/* core.deadline_budget(timeout, grace) -> { timeout, grace, term, kill,
+ * give_up, host, margin } in seconds: deadline.h's budget, for executors
+ * whose supervisor is not core.spawn's (DockerExecutor's exec stream ends
+ * at host). timeout 0: no deadline, and term, kill and host are nil. */
+static int l_deadline_budget(lua_State *L) {
+  double timeout = luaL_checknumber(L, 1);
+  double grace = luaL_optnumber(L, 2, 0.5);
+  luaL_argcheck(L, timeout >= 0, 1, "timeout must be a number of seconds >= 0");
+  luaL_argcheck(L, grace >= 0, 2, "grace must be a number of seconds >= 0");
+  ab_deadline b = ab_deadline_budget(ab_deadline_ms(timeout), ab_deadline_ms(grace));
+  const char *k[] = {"timeout", "grace", "term", "kill", "give_up", "host", "margin"};
+  int64_t v[] = {b.timeout_ms, b.grace_ms, b.term_ms, b.kill_ms, b.giveup_ms, b.host_ms, AB_DEADLINE_MARGIN_MS};
+  lua_createtable(L, 0, 7);
+  for (int i = 0; i < 7; i++) {
+    if (!v[i] && (i == 2 || i == 3 || i == 5)) continue;   /* no deadline */
+    lua_pushnumber(L, (lua_Number)v[i] / 1000.0);
+    lua_setfield(L, -2, k[i]);
+  }
+  return 1;
+}
+
 void ab_open_proc(lua_State *L) {
   static const luaL_Reg m[] = {
     {"close", p_close}, {"kill", p_kill}, {"done", p_done}, {"ready", p_ready},
@@ -547,4 +585,6 @@ void ab_open_proc(lua_State *L) {
   lua_setfield(L, -2, "reap_runs");
   lua_pushinteger(L, AB_DEADLINE_MARGIN_MS / 1000);
   lua_setfield(L, -2, "deadline_margin");
+  lua_pushcfunction(L, l_deadline_budget);
+  lua_setfield(L, -2, "deadline_budget");
 }
