@@ -109,7 +109,7 @@ static void exec_program(const start_ctx *sc) {
   ab_close_all_but(3, NULL, 0);
   if (a->drop && (ab_become(a->uid, a->gid) != 0 || !dropped(a->uid, a->gid))) {
     ab_say(2, "agentbox: refusing to run the program: cannot drop privileges to the sandbox user (",
-        errname(errno), ")\n");
+           errname(errno), ")\n");
     _exit(125);
   }
   /* after the credentials change, which clears it */
@@ -124,7 +124,7 @@ static void exec_program(const start_ctx *sc) {
     int e = ab_seccomp_install(a->quota_dir != NULL);
     if (e != 0) {
       ab_say(2, "agentbox: refusing to run the program: cannot install the seccomp filter (",
-          e == -ENOSYS ? "no filter for this architecture" : errname(-e), ")\n");
+             e == -ENOSYS ? "no filter for this architecture" : errname(-e), ")\n");
       _exit(125);
     }
   }
