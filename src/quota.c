@@ -25,7 +25,11 @@
  *
  * Runs in the supervisor, possibly forked from a multithreaded host: only
  * system calls, no malloc or stdio; memory is one mapping per run,
- * bounded whatever the tree (WALK_DEPTH levels, a fixed hard-link table). */
+ * bounded whatever the tree (WALK_DEPTH levels, a fixed hard-link table).
+ *
+ * This file is the quota's schedule (measured before, polled during,
+ * measured after) and its message; the walk itself is quota_walk.c, the
+ * deleted files the tree holds are quota_held.c. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
