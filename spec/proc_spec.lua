@@ -244,7 +244,7 @@ describe("core.deadline_budget", function()
   it("is the host's deadline of core.spawn: a stopped supervisor is killed at budget.host", function()
     local b = core.deadline_budget(0.2, 0.1)
     local t0 = core.now()
-    local p = core.spawn{ argv = { "sh", "-c", "kill -STOP $PPID; sleep 30" }, env = ENV,
+    local p = core.spawn{ argv = { "sh", "-c", "kill -STOP $PPID; exec sleep 30" }, env = ENV,
                           timeout = 0.2, grace = 0.1 }
     while not p:done() do core.step(-1) end
     local r, took = p:result(), core.now() - t0
