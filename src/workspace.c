@@ -8,7 +8,7 @@
  * openat(O_NOFOLLOW | O_DIRECTORY) per component. Nothing is ever resolved
  * by a full path string, so no check can be raced.
  *
- * Lua API (errors: nil, message[, "link" when a link was refused]):
+ * Lua API (errors: nil, message, "link" when a link was refused, else "io"):
  *   core.workspace(path[, { create =, exclusive =, mode =, resolve = "openat2"|"walk" }]) -> ws
  *   ws:path() ws:created() ws:write(rel, data) ws:mkdir(rel) ws:read(rel[, max])
  *   ws:stat([rel]) ws:list([rel]) ws:remove(rel) ws:chown(uid, gid)
@@ -30,11 +30,13 @@
 #define WS_MT "agentbox.workspace"
 #define TREE_DEPTH 32           /* open fds while emptying a tree; deeper parts are moved up */
 
+/* nil, message, code (doc/errors.md): "link" for a refused link (the
+ * executors' "Filename is not in the workspace"), else "io" */
 static int push_err(lua_State *L, const ws_err *e) {
   luaL_pushfail(L);
   lua_pushstring(L, e->msg);
-  if (!e->link) return 2;
-  lua_pushliteral(L, "link");
+  if (e->link) lua_pushliteral(L, "link");
+  else lua_pushliteral(L, "io");
   return 3;
 }
 
