@@ -60,10 +60,15 @@ $(SO): $(CORE_SRC) $(HDR)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -shared -o $@ $(CORE_SRC) $(LIBS)
 
-# The in-container supervisor: static, so it runs in any image.
-$(SUP): src/sup_main.c src/sup.c src/sup.h src/quota.c src/quota.h src/spawnsrv.c src/spawnproto.h src/cgroup.c src/cgroup.h src/seccomp.c src/seccomp.h
+# The in-container supervisor: static, so it runs in any image. Its sources
+# are also in core.so (the fork path), but for main and the spawn server.
+SUP_SRC = src/sup_main.c src/sup.c src/sup_exec.c src/sup_tree.c src/quota.c src/quota_walk.c src/quota_held.c \
+          src/spawnsrv.c src/spawnproto.c src/cgroup.c src/seccomp.c src/sysutil.c
+SUP_HDR = src/sup.h src/sup_int.h src/deadline.h src/quota.h src/quota_int.h src/spawnproto.h src/cgroup.h \
+          src/seccomp.h src/sysutil.h
+$(SUP): $(SUP_SRC) $(SUP_HDR)
 	@mkdir -p $(dir $@)
-	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -static -o $@ src/sup_main.c src/sup.c src/quota.c src/spawnsrv.c src/cgroup.c src/seccomp.c
+	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -static -o $@ $(SUP_SRC)
 
 paths:
 	@echo "export LUA_PATH='$(LUA_PATH)' LUA_CPATH='$(LUA_CPATH)'"

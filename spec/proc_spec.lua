@@ -194,9 +194,78 @@ describe("core.spawn (" .. mode .. ")", function()
     assert.has_error(function() core.spawn{ argv = { "x" }, timeout = "soon" } end)
   end)
 
+  it("searches PATH in order: an empty entry is the cwd, a non-executable file is skipped", function()
+    local a, b = dir .. "/a", dir .. "/b"
+    os.execute("mkdir -p " .. a .. " " .. b)
+    H.write(a .. "/abprog", "#!/bin/sh\necho from-a\n")   -- not executable
+    H.write(b .. "/abprog", "#!/bin/sh\necho from-b\n")
+    H.write(dir .. "/abprog", "#!/bin/sh\necho from-cwd\n")
+    os.execute("chmod 755 " .. b .. "/abprog " .. dir .. "/abprog")
+    local r = wait(core.spawn{ argv = { "abprog" }, env = { PATH = a .. ":" .. b } })
+    assert.equal("from-b\n", r.output)
+    r = wait(core.spawn{ argv = { "abprog" }, env = { PATH = a .. "::" .. b }, cwd = dir })
+    assert.equal("from-cwd\n", r.output)
+    r = wait(core.spawn{ argv = { "abprog" }, env = { PATH = a } })
+    assert.equal(126, r.exit_code)
+    assert.matches("cannot run 'abprog': Permission denied", r.stderr)
+  end)
+
+  it("runs a request larger than one spawn-server message (the fork path takes it)", function()
+    local env = { PATH = ENV.PATH }
+    for i = 1, 40 do env["BIG" .. i] = ("x"):rep(2048) end   -- 80 KiB > AB_SPAWN_MAX_MSG
+    local r = wait(core.spawn{ argv = { "sh", "-c", "echo ${#BIG40}" }, env = env })
+    assert.equal(0, r.exit_code)
+    assert.equal("2048\n", r.output)
+  end)
+
+  it("refuses a NaN timeout or grace", function()
+    assert.has_error(function() core.spawn{ argv = { "true" }, timeout = 0 / 0 } end,
+                     "spawn: timeout, grace and max_output must be >= 0")
+    assert.has_error(function() core.spawn{ argv = { "true" }, grace = 0 / 0 } end,
+                     "spawn: timeout, grace and max_output must be >= 0")
+  end)
+
   it("computes md5 like Python's hashlib", function()
     assert.equal("d41d8cd98f00b204e9800998ecf8427e", core.md5(""))
     assert.equal("186bdbe41e79ea696410ba0a9e8d2762", core.md5("print(1)"))
   end)
 end)
 end
+
+describe("core.deadline_budget", function()
+  local core = core_lib
+  it("derives every party's moment from timeout and grace (src/deadline.h)", function()
+    local b = core.deadline_budget(2, 0.5)
+    assert.equal(2, b.timeout)
+    assert.equal(0.5, b.grace)
+    assert.equal(2, b.term)                                   -- the supervisor's TERM
+    assert.equal(2.5, b.kill)                                 -- its KILL
+    assert.equal(core.deadline_margin / 2, b.give_up)         -- its kill loop's bound
+    assert.equal(2.5 + core.deadline_margin, b.host)          -- the host's own deadline
+    assert.equal(core.deadline_margin, b.margin)
+    assert.equal(3, core.deadline_margin)
+  end)
+
+  it("has no deadline without a timeout, and refuses bad arguments", function()
+    local b = core.deadline_budget(0, 0.5)
+    assert.is_nil(b.term)
+    assert.is_nil(b.kill)
+    assert.is_nil(b.host)
+    assert.has_error(function() core.deadline_budget(-1) end)
+    assert.has_error(function() core.deadline_budget(1, 0 / 0) end)
+    assert.has_error(function() core.deadline_budget("x") end)
+  end)
+
+  it("is the host's deadline of core.spawn: a stopped supervisor is killed at budget.host", function()
+    local b = core.deadline_budget(0.2, 0.1)
+    local t0 = core.now()
+    local p = core.spawn{ argv = { "sh", "-c", "kill -STOP $PPID; exec sleep 30" }, env = ENV,
+                          timeout = 0.2, grace = 0.1 }
+    while not p:done() do core.step(-1) end
+    local r, took = p:result(), core.now() - t0
+    assert.is_true(r.timed_out)
+    assert.matches("did not end the run by its deadline", r.error)
+    assert.is_true(took >= b.host - 0.05, "ended after " .. took .. " s, before the budget's host " .. b.host)
+    assert.is_true(took < b.host + 2, "ended after " .. took .. " s")
+  end)
+end)

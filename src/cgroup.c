@@ -20,7 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "cgroup.h"
-#include "sup.h"
+#include "sysutil.h"
 
 /* The kernel's sched_prio_to_weight for nice 0..19 (cpu.shares units; a
  * nice-0 task weighs 1024). */
@@ -213,14 +213,6 @@ void ab_cgroup_leave(ab_cgroup *cg) {
   cg->origin = -1;
 }
 
-struct cg_dirent64 {
-  uint64_t d_ino;
-  int64_t d_off;
-  unsigned short d_reclen;
-  unsigned char d_type;
-  char d_name[];
-};
-
 /* SIGKILL every process in the cgroup dir/name, until it is empty (a
  * process may fork while we read), for at most a bounded number of rounds. */
 static void kill_members(int dir, const char *name) {
@@ -248,21 +240,22 @@ static void kill_members(int dir, const char *name) {
 /* Remove the run-* cgroups under origin/parent (empty ones: a run whose
  * processes still live keeps its own, unless kill is set: then they are
  * killed first), then parent once empty. */
+typedef struct { int pfd, kill_runs; } run_walk;
+
+static int cleanup_run(const ab_dirent64 *d, void *arg) {
+  const run_walk *w = arg;
+  if (d->d_type != DT_DIR || strncmp(d->d_name, "run-", 4) != 0) return 0;
+  if (w->kill_runs) kill_members(w->pfd, d->d_name);
+  remove_dir(w->pfd, d->d_name);
+  return 0;
+}
+
 static void cleanup_in(int origin, const char *parent, int kill_runs) {
   int pfd = openat(origin, parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (pfd < 0) return;
   char buf[4096];
-  for (;;) {
-    long n = syscall(SYS_getdents64, pfd, buf, sizeof buf);
-    if (n <= 0) break;
-    for (long off = 0; off < n;) {
-      struct cg_dirent64 *d = (struct cg_dirent64 *)(buf + off);
-      off += d->d_reclen;
-      if (d->d_type != DT_DIR || strncmp(d->d_name, "run-", 4) != 0) continue;
-      if (kill_runs) kill_members(pfd, d->d_name);
-      remove_dir(pfd, d->d_name);
-    }
-  }
+  run_walk w = {pfd, kill_runs};
+  (void)ab_dir_each(pfd, buf, sizeof buf, cleanup_run, &w);
   close(pfd);
   remove_dir(origin, parent);
 }
@@ -288,31 +281,29 @@ static int owner_gone(pid_t pid) {
   return st && (*st == 'Z' || *st == 'X');
 }
 
+static int reap_owner(const ab_dirent64 *d, void *arg) {
+  int origin = *(const int *)arg;
+  if (d->d_type != DT_DIR || strncmp(d->d_name, "agentbox-", 9) != 0) return 0;
+  long pid = 0;
+  const char *c = d->d_name + 9;
+  while (*c >= '0' && *c <= '9' && pid < 0x7fffffffL / 10) pid = pid * 10 + (*c++ - '0');
+  /* only an owner that is gone: a live one's empty parent may be about
+   * to get its next run */
+  if (*c || pid <= 0 || !owner_gone((pid_t)pid)) return 0;
+  /* what is still in a dead owner's runs outlived its host, its spawn
+   * server and its supervisors (a whole process group killed at once):
+   * nothing is left to end it but us */
+  cleanup_in(origin, d->d_name, 1);
+  return 0;
+}
+
 void ab_cgroup_reap(void) {
   int v2;
   int origin = find_origin(&v2);
   if (origin < 0) return;
   /* reading origin moves only its offset: openat from it is unaffected */
   char buf[4096];
-  for (;;) {
-    long n = syscall(SYS_getdents64, origin, buf, sizeof buf);
-    if (n <= 0) break;
-    for (long off = 0; off < n;) {
-      struct cg_dirent64 *d = (struct cg_dirent64 *)(buf + off);
-      off += d->d_reclen;
-      if (d->d_type != DT_DIR || strncmp(d->d_name, "agentbox-", 9) != 0) continue;
-      long pid = 0;
-      const char *c = d->d_name + 9;
-      while (*c >= '0' && *c <= '9' && pid < 0x7fffffffL / 10) pid = pid * 10 + (*c++ - '0');
-      /* only an owner that is gone: a live one's empty parent may be about
-       * to get its next run */
-      if (*c || pid <= 0 || !owner_gone((pid_t)pid)) continue;
-      /* what is still in a dead owner's runs outlived its host, its
-       * spawn server and its supervisors (a whole process group killed
-       * at once): nothing is left to end it but us */
-      cleanup_in(origin, d->d_name, 1);
-    }
-  }
+  (void)ab_dir_each(origin, buf, sizeof buf, reap_owner, &origin);
   close(origin);
 }
 

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "core.h"
-#include "sup.h"
+#include "sysutil.h"
 
 /* The start time of pid (digits, NUL-terminated in out), or -1 when there is
  * no such process or it has ended: a zombie or a dying process keeps its

@@ -1,6 +1,8 @@
-/* core.spawn: a program under a forked supervisor (sup.c), its output read by
- * the reactor into capped buffers. The handle owns the supervisor's pipes;
- * closing it cancels the run, and the supervisor kills the whole tree. */
+/* core.spawn's handle: a program under its supervisor (sup.c), started by
+ * spawnreq.c, its output read by the reactor into capped buffers and its
+ * deadline kept on the host (deadline.h's host_ms). The handle owns the
+ * supervisor's pipes; closing it cancels the run, and the supervisor kills
+ * the whole tree. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -8,15 +10,14 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include "cgroup.h"
 #include "core.h"
 #include "output.h"
+#include "spawnreq.h"
 #include "spawner.h"
-#include "spawnproto.h"
 #include "sup.h"
 
 #define PROC_MT "agentbox.proc"
@@ -83,7 +84,7 @@ static void backstop_cb(ab_timer *t) {
 
 static void cancel(proc_ud *p, int hard);
 
-/* timeout + grace + AB_DEADLINE_MARGIN_MS and no report: the supervisor
+/* The budget's host_ms (deadline.h) and no report: the supervisor
  * was stopped or killed by the code. It is killed with everything of the
  * run (the spawn server adopts and kills what it leaves; without the
  * server, the program dies with its supervisor), and the run ends now:
@@ -154,94 +155,6 @@ static void in_cb(ab_watch *w, uint32_t ev) {
   ab_buf_free(&p->in);
 }
 
-/* Pipes get descriptors of 10 and up so they never collide with the standard
- * ones (a host may have closed them) or the status descriptor 3 that
- * posix_spawn sets up. */
-static int high_fd(int fd) {
-  if (fd < 0 || fd >= 10) return fd;
-  int n = fcntl(fd, F_DUPFD_CLOEXEC, 10);
-  close(fd);
-  return n;
-}
-
-static int make_pipe(int fds[2]) {
-  if (pipe2(fds, O_CLOEXEC) != 0) return -1;
-  fds[0] = high_fd(fds[0]);
-  fds[1] = high_fd(fds[1]);
-  return fds[0] < 0 || fds[1] < 0 ? -1 : 0;
-}
-
-static void close_all_but(const int *keep, int n) {
-  int lo = 3;
-  for (;;) {
-    int next = -1;
-    for (int i = 0; i < n; i++)
-      if (keep[i] >= lo && (next < 0 || keep[i] < next)) next = keep[i];
-    int hi = next < 0 ? -1 : next - 1;
-#ifdef SYS_close_range
-    if (hi < 0) { if (syscall(SYS_close_range, (unsigned)lo, ~0u, 0u) == 0) return; hi = 4095; }
-    else if (hi >= lo && syscall(SYS_close_range, (unsigned)lo, (unsigned)hi, 0u) == 0) hi = lo - 1;
-#else
-    if (hi < 0) hi = 4095;
-#endif
-    for (int fd = lo; fd <= hi; fd++) close(fd);
-    if (next < 0) return;
-    lo = next + 1;
-  }
-}
-
-/* Collect a string array option as a NULL-terminated char* vector stored in a
- * userdata left on the stack; the strings stay anchored in the table at t. */
-static char **string_vector(lua_State *L, int t, const char *what) {
-  lua_Integer n = luaL_len(L, t);
-  char **v = lua_newuserdatauv(L, (size_t)(n + 1) * sizeof *v, 0);
-  for (lua_Integer i = 1; i <= n; i++) {
-    if (lua_rawgeti(L, t, i) != LUA_TSTRING) luaL_error(L, "%s[%d] must be a string", what, (int)i);
-    v[i - 1] = (char *)lua_tostring(L, -1);
-    if (strlen(v[i - 1]) != lua_rawlen(L, -1)) luaL_error(L, "%s[%d] contains a NUL byte", what, (int)i);
-    lua_pop(L, 1);
-  }
-  v[n] = NULL;
-  return v;
-}
-
-static int64_t opt_limit(lua_State *L, int t, const char *k) {
-  if (lua_getfield(L, t, k) == LUA_TNIL) { lua_pop(L, 1); return -1; }
-  if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 0)
-    luaL_error(L, "rlimits.%s must be a non-negative integer", k);
-  int64_t v = (int64_t)lua_tointeger(L, -1);
-  lua_pop(L, 1);
-  return v;
-}
-
-/* quota = { dir = path (default cwd), bytes = n, files = n }: the
- * workspace quota (quota.c); a limit nil or 0 is off. */
-static const char *opt_quota(lua_State *L, const char *cwd, int64_t *bytes, int64_t *files) {
-  *bytes = *files = 0;
-  int ty = lua_getfield(L, 1, "quota");
-  if (ty == LUA_TNIL || (ty == LUA_TBOOLEAN && !lua_toboolean(L, -1))) { lua_pop(L, 1); return NULL; }
-  if (ty != LUA_TTABLE) luaL_error(L, "spawn: 'quota' must be a table { dir =, bytes =, files = } or false");
-  int t = lua_gettop(L);
-  const char *k[2] = {"bytes", "files"};
-  int64_t *v[2] = {bytes, files};
-  for (int i = 0; i < 2; i++) {
-    if (lua_getfield(L, t, k[i]) != LUA_TNIL) {
-      if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 0)
-        luaL_error(L, "spawn: quota.%s must be a non-negative integer (0: no limit)", k[i]);
-      *v[i] = (int64_t)lua_tointeger(L, -1);
-    }
-    lua_pop(L, 1);
-  }
-  const char *dir = cwd;
-  if (lua_getfield(L, t, "dir") != LUA_TNIL) {
-    if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "spawn: quota.dir must be a string");
-    dir = lua_tostring(L, -1);
-  }
-  lua_pop(L, 2);   /* the option table still anchors the string */
-  if (!dir) luaL_error(L, "spawn: quota needs quota.dir or cwd (the directory it watches)");
-  return *bytes > 0 || *files > 0 ? dir : NULL;
-}
-
 static void on_spawned(void *owner, pid_t pid) {
   proc_ud *p = owner;
   if (pid > 0) p->pid = pid;
@@ -259,62 +172,25 @@ static void cancel(proc_ud *p, int hard) {
   }
 }
 
-static int l_spawn(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
-  lua_settop(L, 1);
-  /* 2: argv table, 3: env strings table, 4: argv vector, 5: env vector */
-  if (lua_getfield(L, 1, "argv") != LUA_TTABLE || luaL_len(L, 2) < 1)
-    return luaL_error(L, "spawn: 'argv' must be a non-empty array of strings");
-  lua_newtable(L);
-  if (lua_getfield(L, 1, "env") != LUA_TNIL) {
-    if (!lua_istable(L, -1)) return luaL_error(L, "spawn: 'env' must be a table of name = value strings");
-    int n = 0;
-    lua_pushnil(L);
-    while (lua_next(L, -2)) {
-      if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
-        return luaL_error(L, "spawn: env entries must be string = string");
-      const char *k = lua_tostring(L, -2);
-      if (!*k || strchr(k, '=')) return luaL_error(L, "spawn: bad environment variable name '%s'", k);
-      lua_pushfstring(L, "%s=%s", k, lua_tostring(L, -1));
-      lua_rawseti(L, 3, ++n);
-      lua_pop(L, 1);
-    }
+/* The host's side of a started run: its deadline (deadline.h: host_ms)
+ * and the reactor watching its pipes. */
+static void watch(proc_ud *p, const ab_spawn_call *r, const int host[4]) {
+  ab_ctx *c = p->h.ctx;
+  ab_deadline b = ab_deadline_budget(r->a.o.timeout_ms, r->a.o.grace_ms);
+  if (b.host_ms) ab_timer_start(c, &p->deadline, ab_now_ms() + b.host_ms);
+  ab_watch *ws[4] = {&p->w[0], &p->w[1], &p->wstatus, &p->win};
+  void (*cbs[4])(ab_watch *, uint32_t) = {out_cb, out_cb, status_cb, in_cb};
+  for (int i = 0; i < 4; i++) {
+    ws[i]->fd = host[i];
+    ws[i]->owner = p;
+    ws[i]->cb = cbs[i];
+    if (host[i] < 0) continue;
+    fcntl(host[i], F_SETFL, fcntl(host[i], F_GETFL) | O_NONBLOCK);
+    ab_watch_set(c, ws[i], i == 3 ? EPOLLOUT : EPOLLIN);
   }
-  lua_pop(L, 1);
-  char **argv = string_vector(L, 2, "argv");
-  char **envp = string_vector(L, 3, "env");
-  const char *path = NULL;
-  for (char **e = envp; *e; e++)
-    if (strncmp(*e, "PATH=", 5) == 0) path = *e + 5;
-  const char *cwd = ab_opt_string(L, 1, "cwd", NULL);
-  const char *sup = ab_opt_string(L, 1, "sup", NULL);
-  double timeout = ab_opt_number(L, 1, "timeout", 0);
-  double grace = ab_opt_number(L, 1, "grace", 0.5);
-  double max_output = ab_opt_number(L, 1, "max_output", 1048576);
-  int nice_inc = (int)ab_opt_number(L, 1, "nice", 0);
-  if (nice_inc < 0 || nice_inc > 19) return luaL_error(L, "spawn: 'nice' must be between 0 and 19");
-  lua_getfield(L, 1, "seccomp");
-  int seccomp = lua_toboolean(L, -1);
-  lua_pop(L, 1);
-  if (timeout < 0 || grace < 0 || max_output < 0) return luaL_error(L, "spawn: timeout, grace and max_output must be >= 0");
-  size_t inlen = 0;
-  const char *in = NULL;
-  int ty = lua_getfield(L, 1, "stdin");
-  if (ty == LUA_TSTRING) in = lua_tolstring(L, -1, &inlen);
-  else if (ty != LUA_TNIL) return luaL_error(L, "spawn: 'stdin' must be a string or nil");
-  lua_pop(L, 1);   /* the option table still anchors the string */
-  int64_t rl[AB_RL_N] = {-1, -1, -1, -1};
-  if (lua_getfield(L, 1, "rlimits") == LUA_TTABLE) {
-    int t = lua_gettop(L);
-    rl[AB_RL_CPU] = opt_limit(L, t, "cpu");
-    rl[AB_RL_AS] = opt_limit(L, t, "as");
-    rl[AB_RL_FSIZE] = opt_limit(L, t, "fsize");
-    rl[AB_RL_NOFILE] = opt_limit(L, t, "nofile");
-  } else if (!lua_isnil(L, -1)) return luaL_error(L, "spawn: 'rlimits' must be a table");
-  lua_pop(L, 1);
-  int64_t qbytes, qfiles;
-  const char *qdir = opt_quota(L, cwd, &qbytes, &qfiles);
+}
 
+static proc_ud *new_proc(lua_State *L, const ab_spawn_call *r) {
   proc_ud *p = lua_newuserdatauv(L, sizeof *p, 1);
   memset(p, 0, sizeof *p);
   p->pid = -1;
@@ -325,99 +201,35 @@ static int l_spawn(lua_State *L) {
   p->deadline.heap_idx = -1;
   p->deadline.cb = deadline_cb;
   p->deadline.owner = p;
-  lua_getfield(L, 1, "stream");
-  ab_out_init(&p->out, (size_t)max_output, lua_isnil(L, -1) || lua_toboolean(L, -1), STREAM_NAMES);
-  lua_pop(L, 1);
+  ab_out_init(&p->out, (size_t)r->max_output, r->stream, STREAM_NAMES);
   ab_handle_init(L, &p->h, PROC_MT);
   p->h.closed = 1;   /* until the child runs, close/gc have nothing to undo */
+  return p;
+}
 
-  int out[2] = {-1, -1}, err[2] = {-1, -1}, st[2] = {-1, -1}, inp[2] = {-1, -1};
-  const char *fail = NULL;
-  if (make_pipe(out) || make_pipe(err) || make_pipe(st)) fail = "pipe";
-  else if (in) {
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, inp) != 0) fail = "socketpair";
-    else { inp[0] = high_fd(inp[0]); inp[1] = high_fd(inp[1]); }
-  } else if ((inp[0] = high_fd(open("/dev/null", O_RDONLY | O_CLOEXEC))) < 0) fail = "open /dev/null";
-  if (!fail && in && ab_buf_add(&p->in, in, inlen)) fail = "malloc";
-  pid_t host = getpid();
+static int l_spawn(lua_State *L) {
+  ab_spawn_call r;
+  ab_spawn_parse(L, &r);
+  proc_ud *p = new_proc(L, &r);
+  int child[4], host[4];
+  const char *fail = ab_spawn_pipes(&r, child, host);
+  if (!fail && r.in && ab_buf_add(&p->in, r.in, r.inlen)) fail = "malloc";
   clock_gettime(CLOCK_MONOTONIC, &p->t0);
-  pid_t pid = -1;
-  int sfds[4] = {inp[0], out[1], err[1], st[1]};
-  ab_spawn_opts so = {argv, envp, cwd, (int64_t)(timeout * 1000.0 + 0.5), (int64_t)(grace * 1000.0 + 0.5),
-                      {rl[0], rl[1], rl[2], rl[3]}, nice_inc, seccomp ? AB_SPAWN_SECCOMP : 0, qdir, qbytes, qfiles};
-  /* the spawn server when there is one; if it cannot take the run (no
-   * agentbox-sup, or a message too large), the supervisor is forked here */
-  if (!fail && sup && ab_spawner_spawn(p->h.ctx, sup, &so, sfds, p, on_spawned, &p->spawn_id) == 0) {
-    p->via_server = 1;
-    pid = 0;
-  } else if (!fail) {
-    pid = fork();
-  }
-  if (pid == 0 && !p->via_server) {
-    int keepfds[4] = {inp[0], out[1], err[1], st[1]};
-    close_all_but(keepfds, 4);
-    ab_sup_args a;
-    memset(&a, 0, sizeof a);
-    a.argv = argv;
-    a.envp = envp;
-    a.cwd = cwd;
-    a.path = path;
-    a.fd_in = inp[0];
-    a.fd_out = out[1];
-    a.fd_err = err[1];
-    a.timeout_ms = (int64_t)(timeout * 1000.0 + 0.5);
-    a.grace_ms = (int64_t)(grace * 1000.0 + 0.5);
-    memcpy(a.rlimit, rl, sizeof rl);
-    a.host = host;
-    a.nice = nice_inc;
-    a.seccomp = seccomp;
-    a.quota_dir = qdir;
-    a.quota_bytes = qbytes;
-    a.quota_files = qfiles;
-    ab_sup_report r;
-    ab_supervise(&a, &r);
-    if (r.spawn_errno) {
-      const char *m = "agentbox: fork failed\n";
-      (void)!write(err[1], m, strlen(m));
-    }
-    close(inp[0]);
-    close(out[1]);
-    close(err[1]);
-    (void)!write(st[1], &r, sizeof r);
-    _exit(0);
-  }
+  pid_t pid = fail ? -1 : ab_spawn_dispatch(p->h.ctx, &r, child, p, on_spawned, &p->spawn_id);
+  p->via_server = pid == 0;
   int saved = errno;
-  fd_close(&inp[0]);
-  fd_close(&out[1]);
-  fd_close(&err[1]);
-  fd_close(&st[1]);
+  for (int i = 0; i < 4; i++) fd_close(&child[i]);
   if (pid < 0) {
-    fd_close(&out[0]);
-    fd_close(&err[0]);
-    fd_close(&st[0]);
-    fd_close(&inp[1]);
+    for (int i = 0; i < 4; i++) fd_close(&host[i]);
     ab_buf_free(&p->in);
     luaL_pushfail(L);
     lua_pushfstring(L, "spawn: %s failed: %s", fail ? fail : "fork", strerror(saved));
-    return 2;
+    lua_pushliteral(L, "spawn");
+    return 3;
   }
   p->pid = pid;
   p->h.closed = 0;
-  ab_ctx *c = p->h.ctx;
-  if (timeout > 0)
-    ab_timer_start(c, &p->deadline, ab_now_ms() + (int64_t)(timeout * 1000.0 + 0.5) +
-                   (int64_t)(grace * 1000.0 + 0.5) + AB_DEADLINE_MARGIN_MS);
-  ab_watch *ws[4] = {&p->w[0], &p->w[1], &p->wstatus, &p->win};
-  int fds[4] = {out[0], err[0], st[0], inp[1]};
-  void (*cbs[4])(ab_watch *, uint32_t) = {out_cb, out_cb, status_cb, in_cb};
-  for (int i = 0; i < 4; i++) {
-    ws[i]->fd = fds[i];
-    ws[i]->owner = p;
-    ws[i]->cb = cbs[i];
-    if (fds[i] < 0) continue;
-    fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) | O_NONBLOCK);
-    ab_watch_set(c, ws[i], i == 3 ? EPOLLOUT : EPOLLIN);
-  }
+  watch(p, &r, host);
   return 1;
 }
 
@@ -526,6 +338,27 @@ static int l_reap_runs(lua_State *L) {
   return 0;
 }
 
+/* core.deadline_budget(timeout, grace) -> { timeout, grace, term, kill,
+ * give_up, host, margin } in seconds: deadline.h's budget, for executors
+ * whose supervisor is not core.spawn's (DockerExecutor's exec stream ends
+ * at host). timeout 0: no deadline, and term, kill and host are nil. */
+static int l_deadline_budget(lua_State *L) {
+  double timeout = luaL_checknumber(L, 1);
+  double grace = luaL_optnumber(L, 2, 0.5);
+  luaL_argcheck(L, timeout >= 0, 1, "timeout must be a number of seconds >= 0");
+  luaL_argcheck(L, grace >= 0, 2, "grace must be a number of seconds >= 0");
+  ab_deadline b = ab_deadline_budget(ab_deadline_ms(timeout), ab_deadline_ms(grace));
+  const char *k[] = {"timeout", "grace", "term", "kill", "give_up", "host", "margin"};
+  int64_t v[] = {b.timeout_ms, b.grace_ms, b.term_ms, b.kill_ms, b.giveup_ms, b.host_ms, AB_DEADLINE_MARGIN_MS};
+  lua_createtable(L, 0, 7);
+  for (int i = 0; i < 7; i++) {
+    if (!v[i] && (i == 2 || i == 3 || i == 5)) continue;   /* no deadline */
+    lua_pushnumber(L, (lua_Number)v[i] / 1000.0);
+    lua_setfield(L, -2, k[i]);
+  }
+  return 1;
+}
+
 void ab_open_proc(lua_State *L) {
   static const luaL_Reg m[] = {
     {"close", p_close}, {"kill", p_kill}, {"done", p_done}, {"ready", p_ready},
@@ -537,4 +370,6 @@ void ab_open_proc(lua_State *L) {
   lua_setfield(L, -2, "reap_runs");
   lua_pushinteger(L, AB_DEADLINE_MARGIN_MS / 1000);
   lua_setfield(L, -2, "deadline_margin");
+  lua_pushcfunction(L, l_deadline_budget);
+  lua_setfield(L, -2, "deadline_budget");
 }

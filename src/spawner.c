@@ -42,7 +42,7 @@ static void on_reply(ab_watch *w, uint32_t ev) {
   (void)ev;
   for (;;) {
     ab_spawn_rep rep;
-    ssize_t n = recv(s->sock, &rep, sizeof rep, MSG_DONTWAIT);
+    ssize_t n = ab_proto_recv_rep(s->sock, &rep);
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
     if (n <= 0) {
       /* the server died: runs in flight end through their status pipes */
@@ -129,75 +129,30 @@ static ab_spawner *get(ab_ctx *c, const char *sup) {
   return s;
 }
 
-static int add_str(char *buf, size_t *len, const char *str) {
-  size_t n = strlen(str) + 1;
-  if (*len + n > AB_SPAWN_MAX_MSG) return -1;
-  memcpy(buf + *len, str, n);
-  *len += n;
-  return 0;
-}
-
-int ab_spawner_spawn(ab_ctx *c, const char *sup, const ab_spawn_opts *o, const int fds[4],
+int ab_spawner_spawn(ab_ctx *c, const char *sup, const ab_sup_args *a, const int fds[4],
                      void *owner, void (*cb)(void *owner, pid_t pid), uint32_t *id_out) {
   ab_spawner *s = get(c, sup);
   if (!s) return -1;
-  char *buf = malloc(AB_SPAWN_MAX_MSG);
-  if (!buf) return -1;
-  ab_spawn_req rq;
-  memset(&rq, 0, sizeof rq);
-  rq.type = AB_SPAWN;
-  rq.id = ++s->next_id;
-  rq.timeout_ms = o->timeout_ms;
-  rq.grace_ms = o->grace_ms;
-  rq.nice = o->nice;
-  rq.flags = o->flags;
-  for (int i = 0; i < 4; i++) rq.rlimit[i] = o->rlimit[i];
-  rq.quota_bytes = o->quota_bytes;
-  rq.quota_files = o->quota_files;
-  size_t len = sizeof rq;
-  int bad = add_str(buf, &len, o->cwd ? o->cwd : "");
-  if (!bad) bad = add_str(buf, &len, o->quota_dir ? o->quota_dir : "");
-  for (char **a = o->argv; *a && !bad; a++, rq.argc++) bad = add_str(buf, &len, *a);
-  for (char **e = o->envp; *e && !bad; e++, rq.envc++) bad = add_str(buf, &len, *e);
-  memcpy(buf, &rq, sizeof rq);
-  if (!bad && s->npend == s->cappend) {
+  if (s->npend == s->cappend) {
     size_t cap = s->cappend ? 2 * s->cappend : 16;
     pending *np = realloc(s->pend, cap * sizeof *np);
-    if (np) {
-      s->pend = np;
-      s->cappend = cap;
-    } else {
-      bad = 1;
-    }
+    if (!np) return -1;
+    s->pend = np;
+    s->cappend = cap;
   }
-  if (bad) {
-    free(buf);
-    return -1;   /* too large for one message (or no memory): the caller spawns directly */
-  }
-  union { struct cmsghdr h; char b[CMSG_SPACE(4 * sizeof(int))]; } cm;
-  memset(&cm, 0, sizeof cm);
-  struct iovec io = {buf, len};
-  struct msghdr m = {0};
-  m.msg_iov = &io;
-  m.msg_iovlen = 1;
-  m.msg_control = cm.b;
-  m.msg_controllen = sizeof cm.b;
-  struct cmsghdr *ch = CMSG_FIRSTHDR(&m);
-  ch->cmsg_level = SOL_SOCKET;
-  ch->cmsg_type = SCM_RIGHTS;
-  ch->cmsg_len = CMSG_LEN(4 * sizeof(int));
-  memcpy(CMSG_DATA(ch), fds, 4 * sizeof(int));
-  ssize_t n = sendmsg(s->sock, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
-  free(buf);
-  if (n != (ssize_t)len) {
-    if (n < 0 && errno != EAGAIN) drop(s);   /* restarted on the next spawn */
+  uint32_t id = ++s->next_id;
+  int rc = ab_proto_send_spawn(s->sock, id, a, fds);
+  if (rc != 0) {
+    /* too large for one message: the caller spawns directly; a broken
+     * socket: restarted on the next spawn */
+    if (rc == -1 && errno != EAGAIN) drop(s);
     return -1;
   }
   /* code of the same uid may have stopped the server: a run must not wait
    * for its deadline to find that out (the server is our child, unreaped) */
   if (s->pid > 0) kill(s->pid, SIGCONT);
-  s->pend[s->npend++] = (pending){rq.id, owner, cb};
-  *id_out = rq.id;
+  s->pend[s->npend++] = (pending){id, owner, cb};
+  *id_out = id;
   return 0;
 }
 
@@ -212,9 +167,5 @@ void ab_spawner_kill(ab_ctx *c, uint32_t id, int hard) {
   ab_spawner *s = c->spawner;
   if (!s || s->sock < 0) return;
   if (hard && s->pid > 0) kill(s->pid, SIGCONT);   /* our child: its pid is ours until reaped */
-  ab_spawn_req rq;
-  memset(&rq, 0, sizeof rq);
-  rq.type = hard ? AB_KILL_HARD : AB_KILL;
-  rq.id = id;
-  (void)!send(s->sock, &rq, sizeof rq, MSG_NOSIGNAL | MSG_DONTWAIT);
+  ab_proto_send_kill(s->sock, id, hard);
 }

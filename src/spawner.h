@@ -3,22 +3,14 @@
 #define AGENTBOX_SPAWNER_H
 
 #include "core.h"
-
-typedef struct {
-  char **argv, **envp;
-  const char *cwd;
-  int64_t timeout_ms, grace_ms, rlimit[4];
-  int nice;
-  int flags;               /* AB_SPAWN_SECCOMP */
-  const char *quota_dir;               /* NULL: no workspace quota */
-  int64_t quota_bytes, quota_files;
-} ab_spawn_opts;
+#include "sup.h"
 
 /* Ask the server (started on first use from the agentbox-sup at `sup`) to
- * run a supervisor with fds = {stdin, stdout, stderr, status}. cb(owner,
+ * run a supervisor for a (its descriptors and host are the server's
+ * business) with fds = {stdin, stdout, stderr, status}. cb(owner,
  * pid) runs inside a later step with the pid (or -errno). Returns -1 when
  * the server cannot take it: the caller then spawns directly. */
-int ab_spawner_spawn(ab_ctx *c, const char *sup, const ab_spawn_opts *o, const int fds[4],
+int ab_spawner_spawn(ab_ctx *c, const char *sup, const ab_sup_args *a, const int fds[4],
                      void *owner, void (*cb)(void *owner, pid_t pid), uint32_t *id_out);
 /* cancel: the tree dies. hard: the host's deadline passed; the server
  * SIGKILLs the supervisor and kills what it leaves (and is itself sent

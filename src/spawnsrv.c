@@ -24,43 +24,20 @@
 
 typedef struct { uint32_t id; pid_t pid; } run;
 
-static void child(int sock, int sfd, const ab_spawn_req *rq, char *strs, size_t slen, const int fds[4]) {
+/* The supervisor of one run, in a child of the server: a is the decoded
+ * request, fds its descriptors. */
+static void child(int sock, int sfd, ab_sup_args *a, const int fds[AB_SPAWN_NFDS]) {
   close(sock);
   close(sfd);
-  char **v = malloc(((size_t)rq->argc + (size_t)rq->envc + 2) * sizeof *v);
-  if (!v) _exit(127);
-  char *p = strs, *end = strs + slen;
-  const char *cwd = p;
-  p += strlen(p) + 1;
-  const char *qdir = p < end ? p : "";
-  p += strlen(qdir) + 1;
-  for (int i = 0; i < rq->argc + rq->envc && p < end; i++) {
-    v[i + (i >= rq->argc)] = p;
-    p += strlen(p) + 1;
-  }
-  v[rq->argc] = NULL;
-  v[rq->argc + rq->envc + 1] = NULL;
-  ab_sup_args a;
-  memset(&a, 0, sizeof a);
-  a.argv = v;
-  a.envp = v + rq->argc + 1;
-  a.cwd = *cwd ? cwd : NULL;
-  for (char **e = (char **)a.envp; *e; e++)
-    if (strncmp(*e, "PATH=", 5) == 0) a.path = *e + 5;
-  a.fd_in = fds[0];
-  a.fd_out = fds[1];
-  a.fd_err = fds[2];
-  a.timeout_ms = rq->timeout_ms;
-  a.grace_ms = rq->grace_ms;
-  a.nice = rq->nice;
-  for (int i = 0; i < AB_RL_N; i++) a.rlimit[i] = rq->rlimit[i];
-  a.quota_dir = *qdir ? qdir : NULL;
-  a.quota_bytes = rq->quota_bytes;
-  a.quota_files = rq->quota_files;
-  a.host = getppid();
-  a.seccomp = (rq->flags & AB_SPAWN_SECCOMP) != 0;
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+  a->fd_in = fds[0];
+  a->fd_out = fds[1];
+  a->fd_err = fds[2];
+  a->host = getppid();
   ab_sup_report r;
-  ab_supervise(&a, &r);
+  ab_supervise(a, &r);
   close(fds[0]);
   close(fds[1]);
   close(fds[2]);
@@ -87,7 +64,7 @@ int ab_spawn_server(int sock) {
   size_t nruns = 0, cap = 64;
   run *runs = malloc(cap * sizeof *runs);
   pid_t *keep = malloc(cap * sizeof *keep);
-  char *buf = malloc(AB_SPAWN_MAX_MSG);
+  char *buf = malloc(AB_SPAWN_MAX_MSG + 1);
   if (sfd < 0 || !runs || !keep || !buf) return 1;
   int quit = 0, strays = 0;
   while (!quit) {
@@ -120,37 +97,27 @@ int ab_spawn_server(int sock) {
       }
     }
     if (!pf[0].revents) continue;
-    union { struct cmsghdr h; char b[CMSG_SPACE(4 * sizeof(int))]; } cm;
-    struct iovec io = {buf, AB_SPAWN_MAX_MSG};
-    struct msghdr m = {0};
-    m.msg_iov = &io;
-    m.msg_iovlen = 1;
-    m.msg_control = cm.b;
-    m.msg_controllen = sizeof cm.b;
-    ssize_t n = recvmsg(sock, &m, MSG_CMSG_CLOEXEC);
-    if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) break;   /* the host is gone */
-    if (n < (ssize_t)sizeof(ab_spawn_req)) continue;
     ab_spawn_req rq;
-    memcpy(&rq, buf, sizeof rq);
-    int fds[4] = {-1, -1, -1, -1}, nfds = 0;
-    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
-    if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-      nfds = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-      if (nfds > 4) nfds = 4;
-      memcpy(fds, CMSG_DATA(c), (size_t)nfds * sizeof(int));
-    }
+    int fds[AB_SPAWN_NFDS], nfds;
+    ssize_t n = ab_proto_recv(sock, buf, &rq, fds, &nfds);
+    if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) break;   /* the host is gone */
+    if (n < (ssize_t)sizeof rq) continue;
     if (rq.type == AB_KILL || rq.type == AB_KILL_HARD) {
       for (size_t i = 0; i < nruns; i++) {
         if (runs[i].id != rq.id) continue;
         kill(runs[i].pid, rq.type == AB_KILL ? SIGTERM : SIGKILL);
         kill(runs[i].pid, SIGCONT);   /* a stopped supervisor must see TERM */
       }
+      for (int i = 0; i < nfds; i++) close(fds[i]);
       continue;
     }
-    ab_spawn_rep rep = {rq.id, 0};
-    if (nfds != 4 || rq.argc < 1) {
-      rep.pid = -EINVAL;
+    int32_t rep;
+    ab_sup_args a;
+    char **vec = NULL;
+    if (nfds != AB_SPAWN_NFDS || ab_proto_decode(buf, (size_t)n, &rq, &a, &vec) != 0) {
+      rep = -EINVAL;
     } else {
+      errno = 0;
       if (nruns == cap) {
         run *nr = realloc(runs, 2 * cap * sizeof *runs);
         if (nr) runs = nr;
@@ -158,17 +125,13 @@ int ab_spawn_server(int sock) {
         if (nk) { keep = nk; cap *= 2; }
       }
       pid_t pid = nruns < cap ? fork() : -1;
-      if (pid == 0) {
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        child(sock, sfd, &rq, buf + sizeof rq, (size_t)n - sizeof rq, fds);
-      }
-      rep.pid = pid > 0 ? pid : -(errno ? errno : EAGAIN);
+      if (pid == 0) child(sock, sfd, &a, fds);
+      rep = pid > 0 ? pid : -(errno ? errno : EAGAIN);
       if (pid > 0) runs[nruns++] = (run){rq.id, pid};
     }
+    free(vec);
     for (int i = 0; i < nfds; i++) close(fds[i]);
-    (void)!send(sock, &rep, sizeof rep, MSG_NOSIGNAL);
+    ab_proto_send_rep(sock, rq.id, rep);
   }
   /* cancel what still runs; each supervisor kills its own tree */
   for (size_t i = 0; i < nruns; i++) kill(runs[i].pid, SIGTERM);

@@ -8,25 +8,33 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-/* How long past timeout + grace the host waits before it kills the
- * supervisor itself (a stopped or killed supervisor must not hang a run).
- * The supervisor gives up on unkillable processes after half of it, so a
- * working supervisor always reports first. */
-#define AB_DEADLINE_MARGIN_MS 3000
+#include "deadline.h"   /* AB_DEADLINE_MARGIN_MS and the budget built on it */
 
 enum { AB_RL_CPU, AB_RL_AS, AB_RL_FSIZE, AB_RL_NOFILE, AB_RL_N };
 
+/* The options of a run that are plain numbers: they travel to the spawn
+ * server as they are (spawnproto.h), so this is also the wire form. */
 typedef struct {
+  int64_t timeout_ms;          /* <= 0: none (deadline.h derives the rest) */
+  int64_t grace_ms;            /* between TERM and KILL */
+  int64_t rlimit[AB_RL_N];     /* < 0: leave as is */
+  int64_t quota_bytes, quota_files;   /* with quota_dir; <= 0: off */
+  int32_t nice;                /* added to the program's niceness, 0 none */
+  int32_t seccomp;             /* install seccomp.c's filter right before execve */
+} ab_run_opts;
+
+/* One spawn request, from core.spawn's table (proc.c) or agentbox-sup's
+ * command line (sup_main.c) to execve: the fork path passes it as it is,
+ * the spawn server gets it through spawnproto.c. */
+typedef struct {
+  ab_run_opts o;
   char *const *argv;
   char *const *envp;
   const char *cwd;             /* NULL: stay */
-  const char *path;            /* PATH used to find argv[0] */
+  const char *path;            /* PATH used to find argv[0] (NULL: AB_DEFAULT_PATH) */
+  const char *quota_dir;       /* workspace quota (quota.c): NULL = none */
   int fd_in, fd_out, fd_err;   /* become 0, 1, 2 of the program */
-  int64_t timeout_ms;          /* <= 0: none */
-  int64_t grace_ms;            /* between TERM and KILL */
-  int64_t rlimit[AB_RL_N];     /* < 0: leave as is */
   pid_t host;                  /* the process whose death cancels, 0 none */
-  int nice;                    /* added to the program's niceness, 0 none */
   /* The in-container supervisor runs as root with only CAP_KILL, SETUID and
    * SETGID: the program runs as uid:gid (never 0), without supplementary
    * groups and without any capability, so it can neither signal nor ptrace
@@ -36,11 +44,10 @@ typedef struct {
   gid_t gid;
   int sweep;                   /* kill every process of uid before and after the run: only
                                   where uid belongs to the sandbox alone (a container) */
-  int seccomp;                 /* install seccomp.c's filter right before execve */
-  /* workspace quota (quota.c): NULL dir = none; a limit <= 0 is off */
-  const char *quota_dir;
-  int64_t quota_bytes, quota_files;
 } ab_sup_args;
+
+/* Options with nothing set: no deadline, grace 500 ms, no rlimit, no quota. */
+void ab_run_opts_init(ab_run_opts *o);
 
 #define AB_SUP_MAGIC 0x61627375
 typedef struct {
@@ -63,14 +70,6 @@ void ab_supervise(const ab_sup_args *a, ab_sup_report *r);
  * For a subreaper (the spawn server) that adopts what a killed supervisor
  * left. Async-signal-safe. */
 int ab_kill_strays(const pid_t *keep, size_t n);
-
-/* Read /proc/<pid>/<file> (one read, NUL-terminated) into buf: its length,
- * or -1. Async-signal-safe. */
-ssize_t ab_proc_read(pid_t pid, const char *file, char *buf, size_t size);
-
-/* The state field of a /proc/<pid>/stat text (after the last ')', since
- * comm may hold one), or NULL. */
-const char *ab_proc_stat_state(const char *stat);
 
 /* Exit code that mirrors a report: the program's code, 128+signal, 124 on
  * timeout, 122 (AB_QUOTA_EXIT) when the workspace quota stopped it. */

@@ -15,9 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 #include "sup.h"
+#include "sysutil.h"
 
 extern char **environ;
 
@@ -44,8 +44,7 @@ int main(int argc, char **argv) {
   if (argc == 3 && strcmp(argv[1], "--server") == 0) return ab_spawn_server(atoi(argv[2]));
   ab_sup_args a;
   memset(&a, 0, sizeof a);
-  a.grace_ms = 500;
-  for (int i = 0; i < AB_RL_N; i++) a.rlimit[i] = -1;
+  ab_run_opts_init(&a.o);
   int i = 1;
   for (; i < argc; i++) {
     if (strcmp(argv[i], "--") == 0) { i++; break; }
@@ -55,11 +54,11 @@ int main(int argc, char **argv) {
         fprintf(stderr, "agentbox-sup: -u wants a numeric uid:gid, neither of them 0 (got '%s')\n", argv[i]);
         return 125;
       }
-    } else if (strcmp(argv[i], "-t") == 0) a.timeout_ms = atoll(argv[++i]);
-    else if (strcmp(argv[i], "-g") == 0) a.grace_ms = atoll(argv[++i]);
+    } else if (strcmp(argv[i], "-t") == 0) a.o.timeout_ms = atoll(argv[++i]);
+    else if (strcmp(argv[i], "-g") == 0) a.o.grace_ms = atoll(argv[++i]);
     else if (strcmp(argv[i], "--quota-dir") == 0) a.quota_dir = argv[++i];
-    else if (strcmp(argv[i], "--quota-bytes") == 0) a.quota_bytes = atoll(argv[++i]);
-    else if (strcmp(argv[i], "--quota-files") == 0) a.quota_files = atoll(argv[++i]);
+    else if (strcmp(argv[i], "--quota-bytes") == 0) a.o.quota_bytes = atoll(argv[++i]);
+    else if (strcmp(argv[i], "--quota-files") == 0) a.o.quota_files = atoll(argv[++i]);
     else break;
   }
   if (i >= argc) {
@@ -71,7 +70,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "agentbox-sup: refusing to run a program as root: pass -u uid:gid\n");
     return 125;
   }
-  a.seccomp = 1;
+  a.o.seccomp = 1;
   a.argv = argv + i;
   a.envp = environ;
   a.path = getenv("PATH");
@@ -79,8 +78,7 @@ int main(int argc, char **argv) {
   a.fd_out = 1;
   a.fd_err = 2;
   /* descriptors the caller left open must not reach the code */
-  if (syscall(SYS_close_range, 3u, ~0u, 0u) != 0)
-    for (int fd = 3; fd < 4096; fd++) close(fd);
+  ab_close_all_but(3, NULL, 0);
   ab_sup_report r;
   ab_supervise(&a, &r);
   int code = ab_sup_exit_code(&r);

@@ -14,31 +14,24 @@
 #include <time.h>
 #include <unistd.h>
 #include "core.h"
+#include "sysutil.h"
 
 /* core.which(name, PATH) -> absolute path of an executable, or nil */
 static int l_which(lua_State *L) {
   const char *name = luaL_checkstring(L, 1);
-  const char *path = luaL_optstring(L, 2, "/usr/local/bin:/usr/bin:/bin");
+  const char *path = luaL_optstring(L, 2, AB_DEFAULT_PATH);
   if (strchr(name, '/')) {
     if (access(name, X_OK) == 0) lua_pushstring(L, name);
     else luaL_pushfail(L);
     return 1;
   }
-  const char *p = path;
-  while (1) {
-    const char *e = strchr(p, ':');
-    size_t dl = e ? (size_t)(e - p) : strlen(p);
-    luaL_Buffer b;
-    luaL_buffinit(L, &b);
-    if (dl == 0) luaL_addchar(&b, '.');
-    else luaL_addlstring(&b, p, dl);
-    luaL_addchar(&b, '/');
-    luaL_addstring(&b, name);
-    luaL_pushresult(&b);
-    if (access(lua_tostring(L, -1), X_OK) == 0) return 1;
-    lua_pop(L, 1);
-    if (!e) break;
-    p = e + 1;
+  /* the supervisor's own search (sysutil.c), so `which` finds what runs */
+  char full[PATH_MAX];
+  for (const char *p = path; ab_path_next(&p, name, full, sizeof full);) {
+    if (access(full, X_OK) == 0) {
+      lua_pushstring(L, full);
+      return 1;
+    }
   }
   luaL_pushfail(L);
   return 1;

@@ -8,7 +8,7 @@
  * openat(O_NOFOLLOW | O_DIRECTORY) per component. Nothing is ever resolved
  * by a full path string, so no check can be raced.
  *
- * Lua API (errors: nil, message[, "link" when a link was refused]):
+ * Lua API (errors: nil, message, "link" when a link was refused, else "io"):
  *   core.workspace(path[, { create =, exclusive =, mode =, resolve = "openat2"|"walk" }]) -> ws
  *   ws:path() ws:created() ws:write(rel, data) ws:mkdir(rel) ws:read(rel[, max])
  *   ws:stat([rel]) ws:list([rel]) ws:remove(rel) ws:chown(uid, gid)
@@ -19,55 +19,24 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 #include "core.h"
+#include "wspath.h"
 
 #define WS_MT "agentbox.workspace"
-#define DIRFLAGS (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-#define RESOLVE_FLAGS (RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS)
 #define TREE_DEPTH 32           /* open fds while emptying a tree; deeper parts are moved up */
 
-typedef struct {
-  int fd;                       /* work_dir; -1 once closed */
-  int parent;                   /* its parent directory (for destroy) */
-  int created;                  /* the last component was made by core.workspace */
-  int owned;                    /* chown() was called: new entries get uid:gid */
-  int walk;                     /* never openat2 (kernels without it; specs of the walk) */
-  uid_t uid;
-  gid_t gid;
-  dev_t dev;
-  ino_t ino;
-  char name[NAME_MAX + 1];      /* work_dir's name in parent */
-} ws_ud;
-
-/* An error for Lua: set by the operations, pushed after every fd is closed. */
-typedef struct {
-  char msg[PATH_MAX + 256];
-  int link;
-  int err;
-} ws_err;
-
-/* fmt has one %s (what); err, when not 0, is appended as ": <strerror>" */
-static int fail(ws_err *e, int link, int err, const char *fmt, const char *what) {
-  e->link = link;
-  e->err = err;
-  int n = snprintf(e->msg, sizeof e->msg, fmt, what);
-  if (err && n >= 0 && (size_t)n < sizeof e->msg)
-    snprintf(e->msg + n, sizeof e->msg - (size_t)n, ": %s", strerror(err));
-  return -1;
-}
-
+/* nil, message, code (doc/errors.md): "link" for a refused link (the
+ * executors' "Filename is not in the workspace"), else "io" */
 static int push_err(lua_State *L, const ws_err *e) {
   luaL_pushfail(L);
   lua_pushstring(L, e->msg);
-  if (!e->link) return 2;
-  lua_pushliteral(L, "link");
+  if (e->link) lua_pushliteral(L, "link");
+  else lua_pushliteral(L, "io");
   return 3;
 }
 
@@ -93,94 +62,6 @@ static const char *check_rel(lua_State *L, int idx, char *buf) {
     if (e && !*p) luaL_argerror(L, idx, "a relative path of plain names (no trailing '/')");
   }
   return s;
-}
-
-static int openat2_beneath(int dirfd, const char *path, int flags, mode_t mode) {
-  struct open_how how;
-  memset(&how, 0, sizeof how);
-  how.flags = (uint64_t)(flags | O_NOFOLLOW | O_CLOEXEC);
-  how.mode = (flags & O_CREAT) ? mode : 0;
-  how.resolve = RESOLVE_FLAGS;
-  for (int i = 0; i < 8; i++) {  /* EAGAIN: a concurrent rename; retry a few times */
-    long fd = syscall(SYS_openat2, dirfd, path, &how, sizeof how);
-    if (fd >= 0 || errno != EAGAIN) return (int)fd;
-  }
-  return -1;
-}
-
-static int no_openat2(int err) { return err == ENOSYS || err == E2BIG || err == EPERM || err == EAGAIN; }
-
-/* Was name in dirfd a link when opening it failed with err? It is one now,
- * or it was one a moment ago (refused as a link) and is a directory again. */
-static int is_link(int dirfd, const char *name, int err) {
-  struct stat st;
-  if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) return 0;
-  return S_ISLNK(st.st_mode) || ((err == ELOOP || err == ENOTDIR) && S_ISDIR(st.st_mode));
-}
-
-/* The directory dir (a rel path, or NULL for work_dir itself) as an fd,
- * beneath root, every component a real directory; with create, missing
- * ones are made (owned by uid:gid when owned). */
-static int open_dir(const ws_ud *w, char *dir, int create, ws_err *e) {
-  if (!dir) {
-    int fd = fcntl(w->fd, F_DUPFD_CLOEXEC, 0);
-    if (fd < 0) return fail(e, 0, errno, "cannot use %s", "work_dir");
-    return fd;
-  }
-  int fd = w->walk ? -1 : openat2_beneath(w->fd, dir, O_RDONLY | O_DIRECTORY, 0);
-  if (fd >= 0) return fd;
-  if (!w->walk && !no_openat2(errno) && errno != ENOENT && errno != ELOOP && errno != ENOTDIR && errno != EXDEV)
-    return fail(e, 0, errno, "cannot open %s", dir);
-  /* the walk: no openat2, a missing component to create, or an error to name */
-  int cur = fcntl(w->fd, F_DUPFD_CLOEXEC, 0);
-  if (cur < 0) return fail(e, 0, errno, "cannot use %s", "work_dir");
-  for (char *p = dir;;) {
-    char *slash = strchr(p, '/');
-    if (slash) *slash = 0;
-    int next = openat(cur, p, DIRFLAGS);
-    int made = 0;
-    if (next < 0 && errno == ENOENT && create) {
-      if (mkdirat(cur, p, 0755) == 0) made = 1;
-      else if (errno != EEXIST) {
-        int err = errno;
-        close(cur);
-        return fail(e, 0, err, "cannot create directory %s", dir);
-      }
-      next = openat(cur, p, DIRFLAGS);
-    }
-    if (next < 0) {
-      int err = errno, link = is_link(cur, p, err);
-      close(cur);
-      if (link) return fail(e, 1, 0, "%s is a symbolic link: agentbox never follows a link in the workspace", dir);
-      return fail(e, 0, err, "cannot open directory %s", dir);
-    }
-    if (made && w->owned && fchown(next, w->uid, w->gid) != 0) {
-      int err = errno;
-      close(cur);
-      close(next);
-      return fail(e, 0, err, "cannot chown directory %s", dir);
-    }
-    close(cur);
-    cur = next;
-    if (!slash) return cur;
-    *slash = '/';
-    p = slash + 1;
-  }
-}
-
-/* Split rel (in buf) into its directory (NULL for work_dir) and leaf, and
- * open the directory. */
-static int open_parent(const ws_ud *w, char *buf, int create, const char **leaf, ws_err *e) {
-  char *slash = strrchr(buf, '/');
-  if (!slash) {
-    *leaf = buf;
-    return open_dir(w, NULL, 0, e);
-  }
-  *slash = 0;
-  *leaf = slash + 1;
-  int fd = open_dir(w, buf, create, e);
-  *slash = '/';
-  return fd;
 }
 
 static void push_stat(lua_State *L, const struct stat *st) {
@@ -241,7 +122,7 @@ static int ws_write(lua_State *L) {
   const char *data = luaL_checklstring(L, 3, &n);
   ws_err e;
   const char *leaf;
-  int dirfd = open_parent(w, buf, 1, &leaf, &e);
+  int dirfd = ws_open_parent(w, buf, 1, &leaf, &e);
   if (dirfd < 0) return push_err(L, &e);
   if (same_file(dirfd, leaf, data, n)) {
     close(dirfd);
@@ -254,7 +135,7 @@ static int ws_write(lua_State *L) {
     if (unlinkat(dirfd, leaf, 0) != 0 && errno != ENOENT) {
       int err = errno;
       close(dirfd);
-      fail(&e, 0, err == EISDIR || err == EPERM ? EISDIR : err, "cannot replace %s", rel);
+      ws_fail(&e, 0, err == EISDIR || err == EPERM ? EISDIR : err, "cannot replace %s", rel);
       return push_err(L, &e);
     }
     fd = openat(dirfd, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
@@ -263,7 +144,7 @@ static int ws_write(lua_State *L) {
   int err = errno;
   close(dirfd);
   if (fd < 0) {
-    fail(&e, 0, err, "cannot write %s", rel);
+    ws_fail(&e, 0, err, "cannot write %s", rel);
     return push_err(L, &e);
   }
   int bad = write_all(fd, data, n) != 0 || (w->owned && fchown(fd, w->uid, w->gid) != 0);
@@ -273,7 +154,7 @@ static int ws_write(lua_State *L) {
     err = errno;
   }
   if (bad) {
-    fail(&e, 0, err, "cannot write %s", rel);
+    ws_fail(&e, 0, err, "cannot write %s", rel);
     return push_err(L, &e);
   }
   lua_pushboolean(L, 1);
@@ -286,7 +167,7 @@ static int ws_mkdir(lua_State *L) {
   char buf[PATH_MAX];
   check_rel(L, 2, buf);
   ws_err e;
-  int fd = open_dir(w, buf, 1, &e);
+  int fd = ws_open_dir(w, buf, 1, &e);
   if (fd < 0) return push_err(L, &e);
   close(fd);
   lua_pushboolean(L, 1);
@@ -302,14 +183,14 @@ static int ws_read(lua_State *L) {
   luaL_argcheck(L, max >= 0, 3, "a byte count");
   ws_err e;
   const char *leaf;
-  int dirfd = open_parent(w, buf, 0, &leaf, &e);
+  int dirfd = ws_open_parent(w, buf, 0, &leaf, &e);
   if (dirfd < 0) return push_err(L, &e);
   int fd = openat(dirfd, leaf, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-  int err = errno, link = fd < 0 && is_link(dirfd, leaf, err);
+  int err = errno, link = fd < 0 && ws_is_link(dirfd, leaf, err);
   close(dirfd);
   if (fd < 0) {
-    if (link) fail(&e, 1, 0, "%s is a symbolic link: agentbox never follows a link in the workspace", rel);
-    else fail(&e, 0, err, "cannot read %s", rel);
+    if (link) ws_fail(&e, 1, 0, "%s is a symbolic link: agentbox never follows a link in the workspace", rel);
+    else ws_fail(&e, 0, err, "cannot read %s", rel);
     return push_err(L, &e);
   }
   struct stat st;
@@ -319,7 +200,7 @@ static int ws_read(lua_State *L) {
   else if (st.st_size > max) bad = EFBIG;
   if (bad) {
     close(fd);
-    fail(&e, 0, bad, "cannot read %s", rel);
+    ws_fail(&e, 0, bad, "cannot read %s", rel);
     return push_err(L, &e);
   }
   /* one byte more than the size: a file that grows meanwhile is an error */
@@ -330,8 +211,8 @@ static int ws_read(lua_State *L) {
   err = errno;
   close(fd);
   if (!data || k < 0 || len > (size_t)st.st_size) {
-    if (data && k >= 0) fail(&e, 0, 0, "cannot read %s: it changed while being read", rel);
-    else fail(&e, 0, !data ? ENOMEM : err, "cannot read %s", rel);
+    if (data && k >= 0) ws_fail(&e, 0, 0, "cannot read %s: it changed while being read", rel);
+    else ws_fail(&e, 0, !data ? ENOMEM : err, "cannot read %s", rel);
     free(data);
     return push_err(L, &e);
   }
@@ -347,19 +228,19 @@ static int ws_stat(lua_State *L) {
   ws_err e;
   if (lua_isnoneornil(L, 2)) {
     if (fstat(w->fd, &st) != 0) {
-      fail(&e, 0, errno, "cannot stat %s", "work_dir");
+      ws_fail(&e, 0, errno, "cannot stat %s", "work_dir");
       return push_err(L, &e);
     }
   } else {
     char buf[PATH_MAX];
     const char *rel = check_rel(L, 2, buf);
     const char *leaf;
-    int dirfd = open_parent(w, buf, 0, &leaf, &e);
+    int dirfd = ws_open_parent(w, buf, 0, &leaf, &e);
     if (dirfd < 0) return push_err(L, &e);
     int r = fstatat(dirfd, leaf, &st, AT_SYMLINK_NOFOLLOW), err = errno;
     close(dirfd);
     if (r != 0) {
-      fail(&e, 0, err, "cannot stat %s", rel);
+      ws_fail(&e, 0, err, "cannot stat %s", rel);
       return push_err(L, &e);
     }
   }
@@ -372,13 +253,13 @@ static int ws_list(lua_State *L) {
   ws_ud *w = check_ws(L);
   char buf[PATH_MAX];
   ws_err e;
-  int fd = open_dir(w, lua_isnoneornil(L, 2) ? NULL : (check_rel(L, 2, buf), buf), 0, &e);
+  int fd = ws_open_dir(w, lua_isnoneornil(L, 2) ? NULL : (check_rel(L, 2, buf), buf), 0, &e);
   if (fd < 0) return push_err(L, &e);
   DIR *d = fdopendir(fd);
   if (!d) {
     int err = errno;
     close(fd);
-    fail(&e, 0, err, "cannot list %s", "a workspace directory");
+    ws_fail(&e, 0, err, "cannot list %s", "a workspace directory");
     return push_err(L, &e);
   }
   lua_newtable(L);
@@ -450,7 +331,7 @@ static int ws_remove(lua_State *L) {
   const char *rel = check_rel(L, 2, buf);
   ws_err e;
   const char *leaf;
-  int dirfd = open_parent(w, buf, 0, &leaf, &e);
+  int dirfd = ws_open_parent(w, buf, 0, &leaf, &e);
   if (dirfd < 0) {
     if (e.err == ENOENT) {
       lua_pushboolean(L, 1);
@@ -472,7 +353,7 @@ static int ws_remove(lua_State *L) {
   int err = errno;
   close(dirfd);
   if (r != 0 && err != ENOENT) {
-    fail(&e, 0, err, "cannot remove %s", rel);
+    ws_fail(&e, 0, err, "cannot remove %s", rel);
     return push_err(L, &e);
   }
   lua_pushboolean(L, 1);
@@ -488,7 +369,7 @@ static int ws_chown(lua_State *L) {
   luaL_argcheck(L, gid >= 0 && gid < 0xFFFFFFFF, 3, "a gid");
   if (fchown(w->fd, (uid_t)uid, (gid_t)gid) != 0) {
     ws_err e;
-    fail(&e, 0, errno, "cannot chown %s", "work_dir");
+    ws_fail(&e, 0, errno, "cannot chown %s", "work_dir");
     return push_err(L, &e);
   }
   w->owned = 1;
@@ -532,44 +413,11 @@ static int ws_destroy(lua_State *L) {
   ws_close(L);
   if (r != 0) {
     lua_getiuservalue(L, 1, 1);
-    fail(&e, 0, err, "cannot remove %s", lua_tostring(L, -1));
+    ws_fail(&e, 0, err, "cannot remove %s", lua_tostring(L, -1));
     return push_err(L, &e);
   }
   lua_pushboolean(L, 1);
   return 1;
-}
-
-/* Lexically absolute: the cwd (the kernel's, link-free) joined with path,
- * "." dropped and ".." taken back. Returns 0 or an errno. */
-static int absolute(const char *path, char *out) {
-  char tmp[PATH_MAX];
-  if (path[0] == '/') {
-    if (strlen(path) >= PATH_MAX) return ENAMETOOLONG;
-    strcpy(tmp, path);
-  } else {
-    if (!getcwd(tmp, sizeof tmp)) return errno;
-    size_t l = strlen(tmp);
-    if (l + 1 + strlen(path) >= PATH_MAX) return ENAMETOOLONG;
-    tmp[l] = '/';
-    strcpy(tmp + l + 1, path);
-  }
-  size_t o = 0;
-  for (char *p = tmp; *p;) {
-    char *s = strchr(p, '/');
-    size_t k = s ? (size_t)(s - p) : strlen(p);
-    if (k == 2 && p[0] == '.' && p[1] == '.') {
-      while (o > 0 && out[o - 1] != '/') o--;
-      if (o > 0) o--;
-    } else if (k > 0 && !(k == 1 && p[0] == '.')) {
-      out[o++] = '/';
-      memcpy(out + o, p, k);
-      o += k;
-    }
-    p += k + (s != NULL);
-  }
-  if (o == 0) out[o++] = '/';
-  out[o] = 0;
-  return 0;
 }
 
 /* core.workspace(path[, { create = false, exclusive = false, mode = 0755, resolve = "openat2" }])
@@ -598,9 +446,9 @@ static int l_workspace(lua_State *L) {
   }
   char abs[PATH_MAX];
   ws_err e;
-  int err = absolute(path, abs);
+  int err = ws_absolute(path, abs);
   if (err) {
-    fail(&e, 0, err, "work_dir %s", path);
+    ws_fail(&e, 0, err, "work_dir %s", path);
     return push_err(L, &e);
   }
   ws_ud *w = lua_newuserdatauv(L, sizeof *w, 1);
@@ -609,64 +457,8 @@ static int l_workspace(lua_State *L) {
   luaL_setmetatable(L, WS_MT);
   lua_pushstring(L, abs);
   lua_setiuservalue(L, -2, 1);
-  int cur = open("/", DIRFLAGS), parent = -1, made = 0;
-  if (cur < 0) {
-    fail(&e, 0, errno, "cannot open %s", "/");
-    return push_err(L, &e);
-  }
-  char *p = abs + 1;
-  while (*p) {
-    char *s = strchr(p, '/');
-    if (s) *s = 0;
-    int next = openat(cur, p, DIRFLAGS);
-    made = 0;
-    if (next < 0 && errno == ENOENT && create) {
-      if (mkdirat(cur, p, s ? 0755 : mode) == 0) made = 1;
-      else if (errno != EEXIST || (!s && exclusive)) next = -2;
-      if (next != -2) next = openat(cur, p, DIRFLAGS);
-    } else if (next >= 0 && !s && exclusive) {
-      close(next);
-      errno = EEXIST;
-      next = -1;
-    }
-    if (next < 0) {
-      err = errno;
-      int link = is_link(cur, p, err);
-      close(cur);
-      if (parent >= 0) close(parent);
-      if (link)
-        fail(&e, 1, 0, "work_dir: %s is a symbolic link; agentbox never follows a link in work_dir "
-                       "(give the real path)", abs);
-      else fail(&e, 0, err, "work_dir %s", abs);
-      if (!link && err == ENOENT && !create) strncat(e.msg, " (no such directory)", sizeof e.msg - strlen(e.msg) - 1);
-      return push_err(L, &e);
-    }
-    if (s) *s = '/';
-    if (parent >= 0) close(parent);
-    parent = cur;
-    cur = next;
-    if (!s) {
-      size_t k = strnlen(p, NAME_MAX);   /* openat refused longer names */
-      memcpy(w->name, p, k);
-      w->name[k] = 0;
-      break;
-    }
-    p = s + 1;
-  }
-  struct stat st;
-  if (fstat(cur, &st) != 0) {
-    err = errno;
-    close(cur);
-    if (parent >= 0) close(parent);
-    fail(&e, 0, err, "cannot stat %s", abs);
-    return push_err(L, &e);
-  }
-  w->fd = cur;
-  w->parent = parent;
-  w->created = made;
   w->walk = walk;
-  w->dev = st.st_dev;
-  w->ino = st.st_ino;
+  if (ws_open_root(w, abs, create, exclusive, mode, &e) != 0) return push_err(L, &e);
   return 1;
 }
 

@@ -25,11 +25,6 @@ local WORKSPACE = files.WORKSPACE
 local SUP_DIR = files.SUP_DIR
 local SUP = SUP_DIR .. "/sup"
 local OOM_MSG = "\nagentbox: the program was killed: out of memory (the container's memory limit)\n"
--- the exec stream also ends this many seconds past timeout + grace (the
--- supervisor gives up on unkillable processes after half of it): the
--- host-side deadline, whatever happens in the container; the container
--- then goes
-local BACKSTOP = core.deadline_margin
 -- what the supervisor says when processes of the sandbox user survived its
 -- kill: the container is replaced
 local STRAYS_MSG = "processes of the sandbox user outlived the block"
@@ -432,7 +427,10 @@ local function exec_block(self, argv, out, timeout, retried)
     error("DockerExecutor: " .. err, 0)
   end
   local t0 = core.now()
-  local req <close> = c:exec_start(exec_id, out.budget(), timeout + self.grace + BACKSTOP)
+  -- the exec stream ends at the host's deadline of the block's budget
+  -- (src/deadline.h), whatever happens in the container; the container
+  -- then goes
+  local req <close> = c:exec_start(exec_id, out.budget(), core.deadline_budget(timeout, self.grace).host)
   local on_output = self.on_output
   local seen = {}   -- what was read, for a stream that ends in a transport error
   local ok, werr = pcall(function()

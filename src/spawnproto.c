@@ -1,0 +1,134 @@
+/* Both ends of the spawn server protocol (spawnproto.h): the host's
+ * spawner.c and agentbox-sup --server's spawnsrv.c. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include "spawnproto.h"
+#include "sysutil.h"
+
+static int add_str(char *buf, size_t *len, const char *str) {
+  size_t n = strlen(str) + 1;
+  if (*len + n > AB_SPAWN_MAX_MSG) return -1;
+  memcpy(buf + *len, str, n);
+  *len += n;
+  return 0;
+}
+
+typedef union { struct cmsghdr h; char b[CMSG_SPACE(AB_SPAWN_NFDS * sizeof(int))]; } fd_cmsg;
+
+int ab_proto_send_spawn(int sock, uint32_t id, const ab_sup_args *a, const int fds[AB_SPAWN_NFDS]) {
+  char *buf = malloc(AB_SPAWN_MAX_MSG);
+  if (!buf) return -2;
+  ab_spawn_req rq;
+  memset(&rq, 0, sizeof rq);
+  rq.type = AB_SPAWN;
+  rq.id = id;
+  rq.o = a->o;
+  size_t len = sizeof rq;
+  int bad = add_str(buf, &len, a->cwd ? a->cwd : "");
+  if (!bad) bad = add_str(buf, &len, a->quota_dir ? a->quota_dir : "");
+  for (char *const *v = a->argv; *v && !bad; v++, rq.argc++) bad = add_str(buf, &len, *v);
+  for (char *const *e = a->envp; *e && !bad; e++, rq.envc++) bad = add_str(buf, &len, *e);
+  if (bad) {
+    free(buf);
+    return -2;
+  }
+  memcpy(buf, &rq, sizeof rq);
+  fd_cmsg cm;
+  memset(&cm, 0, sizeof cm);
+  struct iovec io = {buf, len};
+  struct msghdr m = {0};
+  m.msg_iov = &io;
+  m.msg_iovlen = 1;
+  m.msg_control = cm.b;
+  m.msg_controllen = sizeof cm.b;
+  struct cmsghdr *ch = CMSG_FIRSTHDR(&m);
+  ch->cmsg_level = SOL_SOCKET;
+  ch->cmsg_type = SCM_RIGHTS;
+  ch->cmsg_len = CMSG_LEN(AB_SPAWN_NFDS * sizeof(int));
+  memcpy(CMSG_DATA(ch), fds, AB_SPAWN_NFDS * sizeof(int));
+  ssize_t n = sendmsg(sock, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+  int e = errno;
+  free(buf);
+  if (n == (ssize_t)len) return 0;
+  errno = n < 0 ? e : EAGAIN;   /* a seqpacket is sent whole or not at all */
+  return -1;
+}
+
+void ab_proto_send_kill(int sock, uint32_t id, int hard) {
+  ab_spawn_req rq;
+  memset(&rq, 0, sizeof rq);
+  rq.type = hard ? AB_KILL_HARD : AB_KILL;
+  rq.id = id;
+  (void)!send(sock, &rq, sizeof rq, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+ssize_t ab_proto_recv_rep(int sock, ab_spawn_rep *rep) {
+  return recv(sock, rep, sizeof *rep, MSG_DONTWAIT);
+}
+
+ssize_t ab_proto_recv(int sock, char *buf, ab_spawn_req *rq, int fds[AB_SPAWN_NFDS], int *nfds) {
+  fd_cmsg cm;
+  struct iovec io = {buf, AB_SPAWN_MAX_MSG};
+  struct msghdr m = {0};
+  m.msg_iov = &io;
+  m.msg_iovlen = 1;
+  m.msg_control = cm.b;
+  m.msg_controllen = sizeof cm.b;
+  *nfds = 0;
+  for (int i = 0; i < AB_SPAWN_NFDS; i++) fds[i] = -1;
+  ssize_t n = recvmsg(sock, &m, MSG_CMSG_CLOEXEC);
+  if (n <= 0) return n;
+  buf[n] = 0;   /* a last string without its NUL ends here */
+  struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+  if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+    int k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+    *nfds = k > AB_SPAWN_NFDS ? AB_SPAWN_NFDS : k;
+    memcpy(fds, CMSG_DATA(c), (size_t)*nfds * sizeof(int));
+  }
+  if (n < (ssize_t)sizeof *rq) {
+    for (int i = 0; i < *nfds; i++) close(fds[i]);
+    *nfds = 0;
+    return n;
+  }
+  memcpy(rq, buf, sizeof *rq);
+  return n;
+}
+
+int ab_proto_decode(char *buf, size_t n, const ab_spawn_req *rq, ab_sup_args *a, char ***vec) {
+  *vec = NULL;
+  if (rq->argc < 1 || rq->envc < 0 || rq->argc > AB_SPAWN_MAX_MSG || rq->envc > AB_SPAWN_MAX_MSG) return -1;
+  char **v = calloc((size_t)rq->argc + (size_t)rq->envc + 2, sizeof *v);
+  if (!v) return -1;
+  char *p = buf + sizeof *rq, *end = buf + n;
+  const char *cwd = p < end ? p : "";
+  p += ab_slen(cwd) + 1;
+  const char *qdir = p < end ? p : "";
+  p += ab_slen(qdir) + 1;
+  for (int i = 0; i < rq->argc + rq->envc; i++) {
+    if (p >= end) {   /* fewer strings than it says */
+      free(v);
+      return -1;
+    }
+    v[i + (i >= rq->argc)] = p;
+    p += ab_slen(p) + 1;
+  }
+  memset(a, 0, sizeof *a);
+  a->o = rq->o;
+  a->argv = v;
+  a->envp = v + rq->argc + 1;
+  a->cwd = *cwd ? cwd : NULL;
+  a->quota_dir = *qdir ? qdir : NULL;
+  a->path = ab_env_path(a->envp);
+  a->fd_in = a->fd_out = a->fd_err = -1;
+  *vec = v;
+  return 0;
+}
+
+void ab_proto_send_rep(int sock, uint32_t id, int32_t pid) {
+  ab_spawn_rep rep = {id, pid};
+  (void)!send(sock, &rep, sizeof rep, MSG_NOSIGNAL);
+}

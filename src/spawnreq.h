@@ -1,0 +1,41 @@
+/* core.spawn's request (spawnreq.c): from the Lua option table to a started
+ * supervisor, by the spawn server or a fork. The handle that then watches
+ * the run is proc.c's. */
+#ifndef AGENTBOX_SPAWNREQ_H
+#define AGENTBOX_SPAWNREQ_H
+
+#include "core.h"
+#include "sup.h"
+
+/* What one core.spawn call asks for: the supervisor's request itself, as
+ * the fork path and the spawn server take it, and what only the host
+ * needs. The strings stay anchored in the option table and the vectors on
+ * the Lua stack. */
+typedef struct {
+  ab_sup_args a;
+  const char *sup;             /* agentbox-sup for the spawn server, NULL: fork */
+  const char *in;              /* stdin, NULL: /dev/null */
+  size_t inlen;
+  double max_output;
+  int stream;
+} ab_spawn_call;
+
+/* The option table at 1 into r; misuse raises. Leaves on the stack: 2 argv
+ * table, 3 env strings, 4 argv vector, 5 env vector. */
+void ab_spawn_parse(lua_State *L, ab_spawn_call *r);
+
+/* The run's descriptors: child[] = the program's stdin, stdout, stderr and
+ * the status pipe's write end (what the supervisor gets), host[] = stdout,
+ * stderr, status read ends and the stdin feeder (-1: none). NULL, or what
+ * failed (errno set); what was made is in the arrays, for the caller to
+ * close. */
+const char *ab_spawn_pipes(const ab_spawn_call *r, int child[4], int host[4]);
+
+/* Hands the run to the spawn server when there is one (cb(owner, pid)
+ * later, *id names the run); if it cannot take it (no agentbox-sup, or a
+ * message too large), the supervisor is forked here. Returns the
+ * supervisor's pid, 0 when the server took it, -1 with errno. */
+pid_t ab_spawn_dispatch(ab_ctx *c, ab_spawn_call *r, const int child[4], void *owner,
+                        void (*cb)(void *owner, pid_t pid), uint32_t *id);
+
+#endif

@@ -1,0 +1,175 @@
+/* Starting the supervised program (sup_int.h): its own session, its
+ * nice, descriptors, rlimits, credentials, seccomp filter and the PATH
+ * search, all in a clone(CLONE_VM) child that only makes system calls
+ * before execve. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <linux/capability.h>
+#include <unistd.h>
+#include "cgroup.h"
+#include "seccomp.h"
+#include "sup_int.h"
+#include "sysutil.h"
+
+void ab_say(int fd, const char *a, const char *b, const char *c) {
+  if (a) (void)!write(fd, a, ab_slen(a));
+  if (b) (void)!write(fd, b, ab_slen(b));
+  if (c) (void)!write(fd, c, ab_slen(c));
+}
+
+static const char *errname(int e) {
+  switch (e) {
+  case ENOENT: return "No such file or directory";
+  case EACCES: return "Permission denied";
+  case ENOEXEC: return "Exec format error";
+  case ENOTDIR: return "Not a directory";
+  case ENOMEM: return "Out of memory";
+  case E2BIG: return "Argument list too long";
+  case ELOOP: return "Too many levels of symbolic links";
+  case EPERM: return "Operation not permitted";
+  case EINVAL: return "Invalid argument";
+  default: return "exec failed";
+  }
+}
+
+/* Become uid:gid with no supplementary group. Raw system calls: libc's
+ * setuid signals every thread of the process, and this child shares the
+ * supervisor's memory (CLONE_VM), so libc's idea of "the process" is not
+ * this one. */
+int ab_become(uid_t uid, gid_t gid) {
+  if (syscall(SYS_setgroups, 0, NULL) != 0) return -1;
+  if (syscall(SYS_setresgid, gid, gid, gid) != 0) return -1;
+  if (syscall(SYS_setresuid, uid, uid, uid) != 0) return -1;
+  return 0;
+}
+
+/* Fail closed: the program must not keep uid 0, gid 0 or any capability. */
+static int dropped(uid_t uid, gid_t gid) {
+  uid_t r, e, sv;
+  gid_t gr, ge, gs;
+  if (uid == 0 || gid == 0) return 0;
+  if (syscall(SYS_getresuid, &r, &e, &sv) != 0 || r != uid || e != uid || sv != uid) return 0;
+  if (syscall(SYS_getresgid, &gr, &ge, &gs) != 0 || gr != gid || ge != gid || gs != gid) return 0;
+  struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct d[2];
+  if (syscall(SYS_capget, &h, d) != 0) return 0;
+  for (int i = 0; i < 2; i++)
+    if (d[i].effective || d[i].permitted || d[i].inheritable) return 0;
+  return 1;
+}
+
+typedef struct {
+  const ab_sup_args *a;
+  pid_t sup;                   /* the supervisor: the program dies with it */
+} start_ctx;
+
+static void exec_program(const start_ctx *sc) {
+  const ab_sup_args *a = sc->a;
+  static const int rl[AB_RL_N] = {RLIMIT_CPU, RLIMIT_AS, RLIMIT_FSIZE, RLIMIT_NOFILE};
+  sigset_t none;
+  sigemptyset(&none);
+  for (int s = 1; s < NSIG; s++) signal(s, SIG_DFL);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+  setsid();   /* its own session: no controlling terminal, its own group */
+  /* model-written code must not starve the host (a game's frame loop). A
+   * new session is a new scheduler autogroup at nice 0 where autogroups are
+   * on, and the group's weight is what competes with the host: set both. */
+  if (a->o.nice) {
+    (void)!nice(a->o.nice);
+    int fd = open("/proc/self/autogroup", O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      char v[4] = {(char)('0' + a->o.nice / 10), (char)('0' + a->o.nice % 10), '\n', 0};
+      const char *p = a->o.nice >= 10 ? v : v + 1;
+      (void)!write(fd, p, ab_slen(p));
+      close(fd);
+    }
+  }
+  int fds[3] = {a->fd_in, a->fd_out, a->fd_err};
+  for (int i = 0; i < 3; i++) {
+    if (fds[i] < 0) continue;
+    if (fds[i] == i) fcntl(i, F_SETFD, 0);
+    else if (dup2(fds[i], i) < 0) _exit(127);
+  }
+  for (int i = 0; i < AB_RL_N; i++) {
+    if (a->o.rlimit[i] < 0) continue;
+    struct rlimit r = {(rlim_t)a->o.rlimit[i], (rlim_t)a->o.rlimit[i]};
+    if (setrlimit(rl[i], &r) != 0) {
+      ab_say(2, "agentbox: setrlimit failed: ", errname(errno), "\n");
+      _exit(127);
+    }
+  }
+  ab_close_all_but(3, NULL, 0);
+  if (a->drop && (ab_become(a->uid, a->gid) != 0 || !dropped(a->uid, a->gid))) {
+    ab_say(2, "agentbox: refusing to run the program: cannot drop privileges to the sandbox user (",
+           errname(errno), ")\n");
+    _exit(125);
+  }
+  /* after the credentials change, which clears it */
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != sc->sup) _exit(127);
+  if (a->cwd && chdir(a->cwd) != 0) {
+    ab_say(2, "agentbox: cannot enter working directory ", a->cwd, "\n");
+    _exit(127);
+  }
+  /* a quota needs the filter too: fallocate must not reserve past it */
+  if (a->o.seccomp || a->quota_dir) {
+    int e = ab_seccomp_install(a->quota_dir != NULL);
+    if (e != 0) {
+      ab_say(2, "agentbox: refusing to run the program: cannot install the seccomp filter (",
+             e == -ENOSYS ? "no filter for this architecture" : errname(-e), ")\n");
+      _exit(125);
+    }
+  }
+  const char *prog = a->argv[0];
+  int err = ENOENT, denied = 0;
+  if (strchr(prog, '/')) {
+    execve(prog, a->argv, a->envp);
+    err = errno;
+  } else {
+    char full[4096];
+    const char *p = a->path ? a->path : AB_DEFAULT_PATH;
+    while (ab_path_next(&p, prog, full, sizeof full)) {
+      execve(full, a->argv, a->envp);
+      if (errno == EACCES) denied = 1;
+      else if (errno != ENOENT && errno != ENOTDIR) err = errno;
+    }
+  }
+  if (denied && err == ENOENT) err = EACCES;
+  ab_say(2, "agentbox: cannot run '", prog, "': ");
+  ab_say(2, errname(err), "\n", NULL);
+  _exit(err == ENOENT ? 127 : 126);
+}
+
+static int exec_trampoline(void *arg) {
+  exec_program(arg);
+  return 127;
+}
+
+/* The program starts with clone(CLONE_VM | CLONE_VFORK) on a stack of its
+ * own, as posix_spawn does: no page tables are copied, and this process
+ * waits only until the program has exec'd. The child only makes system
+ * calls before execve. */
+pid_t ab_start_program(const ab_sup_args *a) {
+  start_ctx sc = {a, getpid()};
+  size_t sz = 256 * 1024;
+  char *stk = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (stk == MAP_FAILED) {
+    pid_t pid = fork();
+    if (pid == 0) exec_program(&sc);
+    return pid;
+  }
+  pid_t pid = clone(exec_trampoline, stk + sz, CLONE_VM | CLONE_VFORK | SIGCHLD, &sc);
+  munmap(stk, sz);
+  /* again from here: a non-dumpable child (core.protect_host) may not
+   * write its own /proc/self/autogroup as a normal user */
+  if (pid > 0 && a->o.nice) ab_autogroup_nice(pid, a->o.nice);
+  return pid;
+}

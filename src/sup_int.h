@@ -1,0 +1,40 @@
+/* Between the supervisor's files: sup.c (the wait and kill loop),
+ * sup_exec.c (starting the program) and sup_tree.c (the process tree seen
+ * through /proc). Async-signal-safe, as all of the supervisor. */
+#ifndef AGENTBOX_SUP_INT_H
+#define AGENTBOX_SUP_INT_H
+
+#include <stddef.h>
+#include <sys/types.h>
+#include "sup.h"
+
+/* sup_exec.c */
+
+/* Start a's program in its own session (clone(CLONE_VM|CLONE_VFORK)); its
+ * pid, or -1 with errno. */
+pid_t ab_start_program(const ab_sup_args *a);
+/* Become uid:gid with no supplementary group (raw system calls). */
+int ab_become(uid_t uid, gid_t gid);
+/* Write up to three strings to fd. */
+void ab_say(int fd, const char *a, const char *b, const char *c);
+
+/* sup_tree.c: the process table read from /proc, in a mapping made once
+ * per run. */
+typedef struct {
+  pid_t *pid, *ppid;
+  unsigned char *mark;
+  size_t n, cap;
+} ab_ptable;
+
+int ab_pt_init(ab_ptable *t);
+void ab_pt_free(ab_ptable *t);
+/* Marks every descendant of self in t (a fresh scan). */
+void ab_pt_mark_tree(ab_ptable *t);
+/* Send sig to every descendant of self; returns how many were signalled. */
+int ab_pt_signal_tree(ab_ptable *t, int sig);
+/* Kill every process of uid in this PID namespace until /proc shows none
+ * alive; reaps our children meanwhile (the program's status into r when
+ * it is child). Returns how many are left. */
+int ab_sweep_uid(ab_ptable *t, uid_t uid, gid_t gid, pid_t child, ab_sup_report *r);
+
+#endif
