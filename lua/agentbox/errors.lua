@@ -21,24 +21,15 @@ local M = {}
 -- @field docker the Docker daemon refused the operation
 -- @field spawn a process could not be started (fork, pipe, exec setup)
 -- @field io a workspace or file system operation failed
+-- @field link a workspace path crossed a symbolic link, which the accessor refuses
 -- @field executor an executor failed or broke its contract
 -- @field unsupported a requested guarantee cannot be given here (fail closed)
 -- @field error a task's function raised; the message is the error
+-- (the @field lines above are the list's description: one place)
 M.CODES = {
-  timeout = true,      -- a deadline passed (HTTP request, Docker operation)
-  cancelled = true,    -- the task or operation was cancelled
-  running = true,      -- Task:result() on a task that has not finished
-  unreachable = true,  -- could not connect (Docker daemon, model server)
-  http = true,         -- the server answered with an error status
-  protocol = true,     -- the answer was malformed or over a size limit
-  transport = true,    -- any other transfer failure (TLS, reset connection)
-  not_found = true,    -- an image, container or file that is not there
-  docker = true,       -- the Docker daemon refused the operation
-  spawn = true,        -- a process could not be started (fork, pipe, exec setup)
-  io = true,           -- a workspace or file system operation failed
-  executor = true,     -- an executor failed or broke its contract
-  unsupported = true,  -- a requested guarantee cannot be given here (fail closed)
-  error = true,        -- a task's function raised; the message is the error
+  timeout = true, cancelled = true, running = true, unreachable = true, http = true,
+  protocol = true, transport = true, not_found = true, docker = true, spawn = true,
+  io = true, link = true, executor = true, unsupported = true, error = true,
 }
 
 local here = debug.getinfo(1, "S").source
