@@ -21,8 +21,23 @@ local function listing(dir)
   return s
 end
 
+-- Step the host until done() or `seconds` pass: a failing spec must not hang the rest.
+local function step_until(done, seconds)
+  local deadline = os.time() + (seconds or 20)
+  while not done() do
+    assert(os.time() < deadline, "timed out")
+    agentbox.step(10)
+  end
+end
+
 describe("code_execution_config.approve", function()
   local srv, dir, printed
+  local tasks = {}     -- what a spec spawned; cancelled after it, so a failure leaves nothing waiting
+  local function spawn(fn)
+    local t = agentbox.spawn(fn)
+    tasks[#tasks + 1] = t
+    return t
+  end
   before_each(function()
     printed = {}
     agentbox.print = function(s) printed[#printed + 1] = s end
@@ -30,6 +45,9 @@ describe("code_execution_config.approve", function()
     dir = H.tmpdir("approve")
   end)
   after_each(function()
+    for _, t in ipairs(tasks) do t:cancel() end
+    step_until(function() for _, t in ipairs(tasks) do if not t:done() then return false end end return true end)
+    tasks = {}
     agentbox.print = nil
     agentbox.color = nil
     if srv then srv:stop() end
@@ -129,19 +147,18 @@ describe("code_execution_config.approve", function()
       return answer:wait(), "the UI said no"
     end)
     local a = assistant()
-    local chat = agentbox.spawn(function() return user:initiate_chat(a, { message = "go" }) end)
-    local steps = 0
-    while not asked do agentbox.step(10); steps = steps + 1; assert.truthy(steps < 2000) end
+    local chat = spawn(function() return user:initiate_chat(a, { message = "go" }) end)
+    step_until(function() return asked end)
     -- the chat waits on the answer; the host steps on and other tasks run
     local ticks = 0
-    local ticker = agentbox.spawn(function() for _ = 1, 5 do agentbox.sleep(0.01); ticks = ticks + 1 end end)
-    while not ticker:done() do agentbox.step(10) end
+    local ticker = spawn(function() for _ = 1, 5 do agentbox.sleep(0.01); ticks = ticks + 1 end end)
+    step_until(function() return ticker:done() end)
     assert.equal(5, ticks)
     assert.is_false(chat:done())
     assert.equal("", listing(dir))                       -- nothing ran while waiting
     -- a UI's answer, from another task
-    agentbox.spawn(function() agentbox.sleep(0.02); answer:set(true) end)
-    while not chat:done() do agentbox.step(10) end
+    spawn(function() agentbox.sleep(0.02); answer:set(true) end)
+    step_until(function() return chat:done() end)
     local r = assert(chat:result())
     assert.is_nil(r.error)
     assert.equal("exitcode: 0 (execution succeeded)\nCode output: wrote\n", r.chat_history[3].content)
@@ -151,11 +168,13 @@ describe("code_execution_config.approve", function()
 
   it("cancelling the task while approve waits cancels the chat and runs nothing", function()
     local never = agentbox.future()
-    local user = proxy(function() return never:wait() end)
-    local chat = agentbox.spawn(function() return user:initiate_chat(CH.bot("assistant", WRITE_CODE), { message = "go" }) end)
-    for _ = 1, 10 do agentbox.step(5) end
+    local asked = false
+    local user = proxy(function() asked = true return never:wait() end)
+    local chat = spawn(function() return user:initiate_chat(CH.bot("assistant", WRITE_CODE), { message = "go" }) end)
+    step_until(function() return asked end)
+    for _ = 1, 5 do agentbox.step(5) end
     assert.is_true(chat:cancel())
-    agentbox.run()
+    step_until(function() return chat:done() end)
     local r, _, code = chat:result()
     assert.is_nil(r)
     assert.equal("cancelled", code)

@@ -37,10 +37,11 @@ describe("execution results", function()
     H.rm_rf(dir)
   end)
 
-  local function proxy(extra)
+  -- timeout: long enough for print(6 * 7) on a loaded machine, short for SLOW_CODE
+  local function proxy(extra, timeout)
     local o = { name = "user_proxy", human_input_mode = "NEVER",
                 is_termination_msg = function(m) return tostring(m.content):find("TERMINATE", 1, true) ~= nil end,
-                code_execution_config = { work_dir = dir, use_docker = false, timeout = 1 } }
+                code_execution_config = { work_dir = dir, use_docker = false, timeout = timeout or 30 } }
     for k, v in pairs(extra or {}) do o[k] = v end
     return agentbox.UserProxyAgent(o)
   end
@@ -53,7 +54,7 @@ describe("execution results", function()
       { content = "Done.\nTERMINATE", expect = { last_contains = "exitcode: 124 (execution failed)" } },
     } } }
     local assistant = agentbox.AssistantAgent{ name = "assistant", llm_config = CH.llm_config(srv) }
-    local r = proxy():initiate_chat(assistant, { message = "compute" })
+    local r = proxy(nil, 4):initiate_chat(assistant, { message = "compute" })
     assert.is_nil(r.error)
     for _, q in ipairs(srv:requests()) do assert.equal(200, q.status, q.expect_failed) end
 
