@@ -161,7 +161,11 @@ describe("code_execution_config.approve", function()
     step_until(function() return chat:done() end)
     local r = assert(chat:result())
     assert.is_nil(r.error)
-    assert.equal("exitcode: 0 (execution succeeded)\nCode output: wrote\n", r.chat_history[3].content)
+    -- (a "Files:" line may follow when the executor lists made.txt)
+    assert.equal(1, r.chat_history[3].content:find("exitcode: 0 (execution succeeded)\nCode output: wrote\n", 1, true))
+    assert.same({ exit_code = 0, output = "wrote\n", succeeded = true },
+                { exit_code = r.execution_results[1].exit_code, output = r.execution_results[1].output,
+                  succeeded = r.execution_results[1].succeeded })
     assert.truthy(H.exists(dir .. "/made.txt"))
     for _, q in ipairs(srv:requests()) do assert.equal(200, q.status, q.expect_failed) end
   end)

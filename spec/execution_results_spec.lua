@@ -101,6 +101,15 @@ describe("execution results", function()
     assert.equal("42\n", r2.execution_results[1].output)
   end)
 
+  it("keep an executor's output_files as it gave them", function()
+    local files = { { path = "chart.png", size = 12345 }, { path = "out/report.csv", size = 3 } }
+    local ex = { execute = function() return { exit_code = 0, output = "drawn\n", output_files = files } end }
+    local user = agentbox.UserProxyAgent{ name = "u", human_input_mode = "NEVER", max_consecutive_auto_reply = 1,
+                                          code_execution_config = { executor = ex } }
+    local r = user:initiate_chat(CH.bot("assistant", OK_CODE), { message = "plot" })
+    assert.same({ { exit_code = 0, output = "drawn\n", succeeded = true, output_files = files } }, r.execution_results)
+  end)
+
   it("a chat without code has an empty list", function()
     local r = CH.bot("a", "hi", { max_consecutive_auto_reply = 1 }):initiate_chat(CH.bot("b", "hello"), { message = "q" })
     assert.same({}, r.execution_results)
@@ -132,6 +141,32 @@ describe("execution results", function()
         { exit_code = 0, succeeded = true, output = "a" },
         { exit_code = 1, succeeded = false, denied = true, output = "Code execution was not approved. Reason: no" },
       }, agentbox.code.execution_results(history))
+    end)
+
+    it("reads the Files line that ends a reply as output_files; one that does not fit it stays output", function()
+      local function one(text) return agentbox.code.execution_results({ { role = "user", content = text } })[1] end
+      assert.same({ exit_code = 0, succeeded = true, output = "done\n",
+                    output_files = { { path = "chart.png", size = 12345 }, { path = "data, 2026.csv", size = 3 } } },
+                  one("exitcode: 0 (execution succeeded)\nCode output: done\n\nFiles: chart.png (12345 bytes), "
+                      .. "data, 2026.csv (3 bytes)"))
+      -- then the max_blocks note
+      assert.same({ exit_code = 0, succeeded = true, output = "a", output_files = { { path = "x.txt", size = 1 } } },
+                  one("exitcode: 0 (execution succeeded)\nCode output: a\nFiles: x.txt (1 bytes)\nagentbox: 1 more "
+                      .. "code block(s) in this message were not run: at most 1 run per message "
+                      .. "(code_execution_config.max_blocks). Send fewer, larger blocks."))
+      -- a list the reply cut short, or one that could not be made
+      local r = one("exitcode: 1 (execution failed)\nCode output: \nFiles: a.png (1 bytes), and 4 more (incomplete: "
+                    .. "the listing stopped after 10000 entries)")
+      assert.same({ { path = "a.png", size = 1 } }, r.output_files)
+      assert.equal("the listing stopped after 10000 entries; the reply named 1 of 5 files", r.output_files_incomplete)
+      assert.same({}, one("exitcode: 0 (execution succeeded)\nCode output: \nFiles: none listed (incomplete: "
+                          .. "permission denied)").output_files)
+      -- the code's own "Files:" lines are output
+      for _, own in ipairs({ "Files: see below", "Files: a.png (big)", "Files: a.png (1 bytes) b.png (2 bytes)" }) do
+        local rec = one("exitcode: 0 (execution succeeded)\nCode output: x\n" .. own)
+        assert.equal("x\n" .. own, rec.output)
+        assert.is_nil(rec.output_files)
+      end
     end)
 
     it("a history that is not a table is misuse, blamed on the caller", function()

@@ -209,14 +209,16 @@ end
 
 local function record_of(r)
   local n = math.tointeger(r.exit_code)
-  return { exit_code = n, output = r.output, succeeded = n == 0, output_files = r.output_files }
+  return { exit_code = n, output = r.output, succeeded = n == 0, output_files = r.output_files,
+           output_files_incomplete = r.output_files_incomplete }
 end
 
 --- The records of the executions between a and b, either side running the
 --- code, in the order of the replies (copies: a ChatResult owns its list).
 function M.results(a, b)
   local all = {}
-  for _, list in ipairs({ a:chat_messages(b), b:chat_messages(a) }) do
+  local mine, theirs = a:chat_messages(b), b:chat_messages(a)
+  for _, list in ipairs(mine == theirs and { mine } or { mine, theirs }) do   -- an agent may talk to itself
     for _, e in ipairs(records[list] or {}) do all[#all + 1] = e end
   end
   table.sort(all, function(x, y) return x.at < y.at end)
