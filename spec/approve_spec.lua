@@ -122,7 +122,9 @@ describe("code_execution_config.approve", function()
     assert.same({ { lang = "python", code = "print('changed by approve')" }, { lang = "sh", code = "echo sh-ran" },
                   { lang = "sh", code = "echo added" } }, got.blocks)
     assert.equal("exitcode: 0 (execution succeeded)\nCode output: py 42\nsh-ran\n", r.chat_history[3].content)
-    assert.same({ { exit_code = 0, output = "py 42\nsh-ran\n", succeeded = true } }, r.execution_results)
+    assert.equal(1, #r.execution_results)
+    assert.same({ 0, "py 42\nsh-ran\n", true }, { r.execution_results[1].exit_code, r.execution_results[1].output,
+                                                   r.execution_results[1].succeeded })
   end)
 
   it("only sees the blocks max_blocks lets run", function()

@@ -101,6 +101,16 @@ describe("execution results", function()
     assert.equal("42\n", r2.execution_results[1].output)
   end)
 
+  it("read back from a real chat, files the code wrote are the same as kept (when the executor lists them)", function()
+    local code = "```python\nopen('report.txt', 'w').write('12345')\nprint('saved')\n```"
+    local user = proxy{ max_consecutive_auto_reply = 1 }
+    local r = user:initiate_chat(CH.bot("assistant", code), { message = "save it" })
+    local kept, read = r.execution_results[1], agentbox.code.execution_results(r.chat_history)[1]
+    assert.equal("saved\n", kept.output)
+    assert.same(kept, read)
+    if kept.output_files then assert.same({ { path = "report.txt", size = 5 } }, kept.output_files) end
+  end)
+
   it("keep an executor's output_files as it gave them", function()
     local files = { { path = "chart.png", size = 12345 }, { path = "out/report.csv", size = 3 } }
     local ex = { execute = function() return { exit_code = 0, output = "drawn\n", output_files = files } end }
