@@ -34,12 +34,13 @@
 
 --- One code execution of a chat: an entry of ChatResult.execution_results
 --- (kept as the code ran) and of `agentbox.code.execution_results(history)`
---- (read back from the reply text, without output_files).
+--- (read back from the reply text; output_files from its `Files:` line).
 ---@class agentbox.ExecutionRecord
 ---@field exit_code integer the result's exit code (124 timeout, 122 quota; 1 for a denial)
 ---@field output string the result's output (for a denial: "Code execution was not approved. Reason: <reason>")
 ---@field succeeded boolean exit_code == 0 (false for a denial)
----@field output_files table[]|nil the executor's output_files, when it lists them
+---@field output_files table[]|nil the executor's output_files (`{ path =, size = }`), when it lists them
+---@field output_files_incomplete string|nil why output_files may miss files
 ---@field denied true|nil code_execution_config.approve said no: nothing ran
 
 --- One entry of `llm_config.config_list`.
@@ -262,7 +263,7 @@ function agentbox.code.format_result(result) end
 --- `exitcode: <n> (execution succeeded|failed|denied)\nCode output: `), read
 --- back from the text; a ChatResult's execution_results needs no parsing.
 ---@param history agentbox.Message[] e.g. a ChatResult's chat_history
----@return agentbox.ExecutionRecord[] records without output_files
+---@return agentbox.ExecutionRecord[] records
 function agentbox.code.execution_results(history) end
 
 --- The language of an untagged block.
