@@ -34,6 +34,17 @@
 ---@field output string what the blocks printed (stdout and stderr in arrival order), plus agentbox's own lines
 ---@field code_file string|nil the path of the first code file written, nil when none was
 
+--- One code execution of a chat: an entry of ChatResult.execution_results
+--- (kept as the code ran) and of `agentbox.code.execution_results(history)`
+--- (read back from the reply text; output_files from its `Files:` line).
+---@class agentbox.ExecutionRecord
+---@field exit_code integer the result's exit code (124 timeout, 122 quota; 1 for a denial)
+---@field output string the result's output (for a denial: "Code execution was not approved. Reason: <reason>")
+---@field succeeded boolean exit_code == 0 (false for a denial)
+---@field output_files table[]|nil the executor's output_files (`{ path =, size = }`), when it lists them
+---@field output_files_incomplete string|nil why output_files may miss files
+---@field denied true|nil code_execution_config.approve said no: nothing ran
+
 --- One entry of `llm_config.config_list`.
 ---@class agentbox.LLMEntry
 ---@field model string the model name sent to the server
@@ -65,6 +76,7 @@
 ---@field last_n_messages integer|"auto"|nil messages scanned for code, newest first (default "auto")
 ---@field max_blocks integer|nil blocks run per message (default 32)
 ---@field executor agentbox.Executor|nil an executor of your own (then work_dir, use_docker and timeout are errors)
+---@field approve (fun(blocks: agentbox.CodeBlock[], agent: agentbox.ConversableAgent, sender: agentbox.ConversableAgent|nil): boolean, string?)|nil asked before any block runs: true runs them, false and a reason sends the model `exitcode: 1 (execution denied)` and runs nothing; may yield; a raise (or another answer) ends the chat with `error`
 
 --- A message of the chat history.
 ---@class agentbox.Message
@@ -111,6 +123,7 @@
 ---@field human_input_ended string|nil why a human's input ended the chat ("end of input")
 ---@field error string|nil a failure that ended the chat (doc/errors.md)
 ---@field error_code string|nil its code (doc/errors.md)
+---@field execution_results agentbox.ExecutionRecord[] one per execution reply in chat_history, in order, kept as the code ran
 
 --- The options LocalExecutor and DockerExecutor share (README "A minimal example").
 ---@class agentbox.ExecutorOptions
@@ -273,6 +286,13 @@ function agentbox.code.extract(text, opts) end
 ---@param result agentbox.ExecResult an executor's result
 ---@return string text `exitcode: <n> (execution succeeded|failed)\nCode output: <output>`
 function agentbox.code.format_result(result) end
+
+--- One record per execution reply in a chat history (a message that starts
+--- `exitcode: <n> (execution succeeded|failed|denied)\nCode output: `), read
+--- back from the text; a ChatResult's execution_results needs no parsing.
+---@param history agentbox.Message[] e.g. a ChatResult's chat_history
+---@return agentbox.ExecutionRecord[] records
+function agentbox.code.execution_results(history) end
 
 --- The language of an untagged block.
 ---@param code string the block

@@ -438,4 +438,71 @@ function M.resolve_in_workspace(work_dir, name)
   return table.concat(parts, "/", skip + 1)
 end
 
+-- Execution results from a chat history ---------------------------------------
+
+-- An execution reply starts with this (format_result, or the denial of
+-- agent/code_execution.lua). Only the start of a message is matched: one
+-- message is one reply, so output that itself prints "exitcode: ..." lines
+-- stays part of the output.
+local REPLY_HEAD = "^exitcode: (%-?%d+) %(execution (%a+)%)\nCode output: ()"
+local STATUS = { succeeded = true, failed = true, denied = true }
+-- the line the agent adds when a message had more than max_blocks blocks
+local MAX_BLOCKS_NOTE = "\nagentbox: %d+ more code block%(s%) in this message were not run: at most %d+ run per "
+  .. "message %(code_execution_config%.max_blocks%)%. Send fewer, larger blocks%.$"
+
+-- The "\nFiles: a.png (12 bytes), b.csv (3 bytes)[, and 4 more][ (incomplete: why)]"
+-- line format_result ends with: output_files, and why the list is short (nil
+-- when complete); nil when the line is not exactly that (then it is output).
+local function parse_files(line)
+  local list, why = line:match("^(.-) %(incomplete: (.*)%)$")
+  list = list or line
+  local files, more = {}, nil
+  if list ~= "none listed" then
+    local rest = list:gsub(", and (%d+) more$", function(k) more = k return "" end)
+    local pos = 1
+    while true do
+      -- up to the first " (<n> bytes)": a path may hold ", " itself
+      local path, size, after = rest:match("^(.-) %((%d+) bytes%)()", pos)
+      if not path or path == "" then return nil end
+      files[#files + 1] = { path = path, size = math.tointeger(tonumber(size)) }
+      if after > #rest then break end
+      if rest:sub(after, after + 1) ~= ", " then return nil end
+      pos = after + 2
+    end
+  end
+  if more then
+    why = (why and why .. "; " or "") .. ("the reply named %d of %d files"):format(#files, #files + tonumber(more))
+  end
+  return files, why
+end
+
+--- execution_results(history) -> { { exit_code =, output =, succeeded = [, output_files =]
+--- [, denied = true] }, ... }: one record per execution reply in a chat
+--- history (a list of messages), read back from the text the user proxy
+--- sent. A ChatResult already carries them as execution_results, recorded
+--- as the code ran.
+function M.execution_results(history)
+  if type(history) ~= "table" then
+    require("agentbox.errors").misuse("agentbox.code.execution_results: history must be a list of messages "
+      .. "(a ChatResult's chat_history), got %s", type(history))
+  end
+  local out = {}
+  for _, m in ipairs(history) do
+    local text = type(m) == "table" and m.content ~= nil and content_str(m.content) or ""
+    local n, status, from = text:match(REPLY_HEAD)
+    n = n and math.tointeger(tonumber(n))
+    if n and STATUS[status] then
+      local output = text:sub(from):gsub(MAX_BLOCKS_NOTE, "")
+      local files, incomplete
+      local head, line = output:match("^(.*)\nFiles: ([^\n]*)$")
+      if head then files, incomplete = parse_files(line) end
+      if files then output = head end
+      out[#out + 1] = { exit_code = n, output = output, succeeded = status == "succeeded",
+                        output_files = files, output_files_incomplete = incomplete,
+                        denied = status == "denied" or nil }
+    end
+  end
+  return out
+end
+
 return M

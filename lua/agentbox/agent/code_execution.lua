@@ -8,6 +8,11 @@
 -- output = <string> } (a block that fails is such a result, for the model),
 -- or nil, message, code when the executor itself fails. A failure, a raise
 -- or another shape ends the chat with a ChatFailure (agent/failure.lua).
+--
+-- Before anything runs, code_execution_config.approve (autogen-ext's
+-- approval_func) may deny the blocks; the denial is the reply. Each reply
+-- (a result or a denial) is also kept as a record for the ChatResult's
+-- execution_results, so a program reads what ran without parsing text.
 local code = require("agentbox.code")
 local transcript = require("agentbox.transcript")
 local task = require("agentbox.task")
@@ -23,7 +28,7 @@ local states = setmetatable({}, { __mode = "k" })
 local shown = setmetatable({}, { __mode = "k" })
 
 local KNOWN = { work_dir = true, use_docker = true, timeout = true, last_n_messages = true, executor = true,
-                max_blocks = true }
+                max_blocks = true, approve = true }
 
 -- Blocks run per message; a model that sends 10,000 gets the first ones run
 -- and the rest reported back to it.
@@ -39,13 +44,13 @@ local function configure(who, cfg)
   if cfg == false then return false, nil end
   if type(cfg) ~= "table" then
     errors.misuse("%s: code_execution_config must be a table { work_dir =, use_docker =, timeout =, "
-      .. "last_n_messages =, executor = } or false", who)
+      .. "last_n_messages =, executor =, approve = } or false", who)
   end
   local c = {}
   for k, v in pairs(cfg) do
     if not KNOWN[k] then
-      errors.misuse("%s: unknown code_execution_config key '%s' (known: executor, last_n_messages, max_blocks, "
-        .. "timeout, use_docker, work_dir)", who, tostring(k))
+      errors.misuse("%s: unknown code_execution_config key '%s' (known: approve, executor, last_n_messages, "
+        .. "max_blocks, timeout, use_docker, work_dir)", who, tostring(k))
     end
     c[k] = v
   end
@@ -63,6 +68,10 @@ local function configure(who, cfg)
       .. "default %d), got %s", who, M.MAX_BLOCKS, tostring(c.max_blocks))
   end
   c.max_blocks = mb
+  if c.approve ~= nil and type(c.approve) ~= "function" then
+    errors.misuse("%s: code_execution_config.approve must be a function(blocks, agent, sender) returning true, "
+      .. "or false and a reason; got %s", who, type(c.approve))
+  end
 
   if c.executor ~= nil then
     for _, k in ipairs({ "use_docker", "work_dir", "timeout" }) do
@@ -152,6 +161,76 @@ local function execute(agent, ex, blocks)
   return r
 end
 
+-- Approval (autogen-ext's approval_func) ---------------------------------------
+
+-- The output of a denial: autogen-ext's words, so a model or a parser that
+-- knows them recognises it.
+M.DENIED_OUTPUT = "Code execution was not approved. Reason: "
+
+-- Ask cfg.approve about the blocks: true, or false and the reason. It gets
+-- copies, so what it sees is exactly what runs and changing them runs
+-- nothing else. It may yield (a UI answers later); a raise or an answer
+-- that is neither true nor false ends the chat with nothing run (fail closed).
+local function approved(agent, approve, blocks, sender)
+  local copies = {}
+  for i, b in ipairs(blocks) do copies[i] = { lang = b.lang, code = b.code } end
+  local ok, verdict, reason = pcall(approve, copies, agent, sender)
+  if not ok then
+    if failure.is(verdict) or failure.is_cancel(verdict) then error(verdict, 0) end
+    failure.raise("error", "%s: code_execution_config.approve raised: %s (nothing was run)", tostring(agent),
+      tostring(verdict))
+  end
+  if verdict == true then return true end
+  if verdict ~= false then
+    failure.raise("error", "%s: code_execution_config.approve must return true, or false and a reason; it returned "
+      .. "%s (nothing was run)", tostring(agent), type(verdict) == "string" and ("%q"):format(verdict) or tostring(verdict))
+  end
+  if reason == nil or reason == "" then reason = "no reason given" end
+  return false, tostring(reason)
+end
+
+-- Execution records (ChatResult.execution_results) --------------------------------
+
+-- history list -> { { at = index of the reply in it, record = ... }, ... }.
+-- Keyed by the list itself: clear_history replaces the list, so the records
+-- of a forgotten conversation go with it, and a chat that keeps its history
+-- (clear_history = false) keeps its records, as chat_history does.
+local records = setmetatable({}, { __mode = "k" })
+
+local function keep_record(list, record)
+  if not list then return end
+  local rs = records[list]
+  if not rs then
+    rs = {}
+    records[list] = rs
+  end
+  rs[#rs + 1] = { at = #list + 1, record = record }
+end
+
+local function record_of(r)
+  local n = math.tointeger(r.exit_code)
+  return { exit_code = n, output = r.output, succeeded = n == 0, output_files = r.output_files,
+           output_files_incomplete = r.output_files_incomplete }
+end
+
+--- The records of the executions between a and b, either side running the
+--- code, in the order of the replies (copies: a ChatResult owns its list).
+function M.results(a, b)
+  local all = {}
+  local mine, theirs = a:chat_messages(b), b:chat_messages(a)
+  for _, list in ipairs(mine == theirs and { mine } or { mine, theirs }) do   -- an agent may talk to itself
+    for _, e in ipairs(records[list] or {}) do all[#all + 1] = e end
+  end
+  table.sort(all, function(x, y) return x.at < y.at end)
+  local out = {}
+  for i, e in ipairs(all) do
+    local copy = {}
+    for k, v in pairs(e.record) do copy[k] = v end
+    out[i] = copy
+  end
+  return out
+end
+
 --- The reply function: scan the last n messages newest first ("auto": the
 --- trailing run of role "user", i.e. everything since this agent last
 --- spoke; 0: nothing) and run the newest one that has code.
@@ -160,6 +239,9 @@ function M.reply(agent, messages, sender)
   if not st then return false, nil end
   local cfg, ex = st.config, st.executor
   if messages == nil then messages = agent:chat_messages(sender) end
+  -- only a reply to the conversation itself goes into its records (not one
+  -- asked for with messages of the caller's own)
+  local list = sender ~= nil and rawequal(messages, agent:chat_messages(sender)) and messages or nil
   local n = cfg.last_n_messages
   if n == "auto" then
     n = 0
@@ -171,6 +253,15 @@ function M.reply(agent, messages, sender)
   for i = #messages, #messages - math.min(n, #messages) + 1, -1 do
     local blocks, skipped = blocks_of(messages[i].content, cfg.max_blocks)
     if blocks then
+      if cfg.approve then
+        local ok, reason = approved(agent, cfg.approve, blocks, sender)
+        if not ok then
+          transcript.info(agent, "\n>>>>>>>> CODE EXECUTION DENIED: " .. transcript.escape(reason))
+          local output = M.DENIED_OUTPUT .. reason
+          keep_record(list, { exit_code = 1, output = output, succeeded = false, denied = true })
+          return true, "exitcode: 1 (execution denied)\nCode output: " .. output
+        end
+      end
       if ex.work_dir_temp and not shown[ex] then   -- say once where a temporary work_dir is
         shown[ex] = true
         transcript.info(agent, "\n>>>>>>>> WORK_DIR " .. ex.work_dir .. (ex.keep_work_dir and "" or " (removed at close)"))
@@ -186,7 +277,9 @@ function M.reply(agent, messages, sender)
         transcript.info(agent, ("\n>>>>>>>> NOT RUNNING %d MORE CODE BLOCK(S) (max_blocks = %d)"):format(skipped,
           cfg.max_blocks))
       end
-      return true, code.format_result(execute(agent, ex, blocks)) .. note
+      local r = execute(agent, ex, blocks)
+      keep_record(list, record_of(r))
+      return true, code.format_result(r) .. note
     end
   end
   return false, nil

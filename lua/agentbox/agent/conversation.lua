@@ -18,6 +18,7 @@ local history = require("agentbox.agent.history")
 local human_reply = require("agentbox.agent.human_reply")
 local model_reply = require("agentbox.agent.model_reply")
 local failure = require("agentbox.agent.failure")
+local code_execution = require("agentbox.agent.code_execution")
 
 local M = {}
 
@@ -231,6 +232,11 @@ function M.initiate_chat(sender, recipient, opts)
     summary_error = summary_error,
     cost = gather_usage(sender, recipient),
     human_input = human_reply.typed(sender),
+    -- one record per execution reply in chat_history, kept as the code ran
+    -- (agent/code_execution.lua): { exit_code =, output =, succeeded =,
+    -- output_files = when the executor lists them, denied = true when
+    -- code_execution_config.approve said no }
+    execution_results = code_execution.results(sender, recipient),
     -- why a human's input ended the chat ("end of input"), nil otherwise
     human_input_ended = human_reply.ended(sender) or human_reply.ended(recipient),
     -- a failure in the middle of the chat (the model server, an executor)
