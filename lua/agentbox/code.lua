@@ -476,11 +476,24 @@ local function parse_files(line)
   return files, why
 end
 
---- execution_results(history) -> { { exit_code =, output =, succeeded = [, output_files =]
---- [, denied = true] }, ... }: one record per execution reply in a chat
---- history (a list of messages), read back from the text the user proxy
---- sent. A ChatResult already carries them as execution_results, recorded
---- as the code ran.
+--- One code execution of a chat: an entry of ChatResult.execution_results
+-- (kept as the code ran) and of @{execution_results} (read back from the
+-- reply text; output_files from its `Files:` line).
+-- @table ExecutionRecord
+-- @tfield integer exit_code the result's exit code (124 timeout, 122 quota; 1 for a denial)
+-- @tfield string output the result's output (for a denial: "Code execution was not approved. Reason: <reason>")
+-- @tfield boolean succeeded exit_code == 0 (false for a denial)
+-- @tfield table|nil output_files the executor's output_files (`{ path =, size = }`), when it lists them
+-- @tfield string|nil output_files_incomplete why output_files may miss files
+-- @tfield true|nil denied code_execution_config.approve said no: nothing ran
+
+--- One record per execution reply in a chat history (a message that starts
+-- `exitcode: <n> (execution succeeded|failed|denied)\nCode output: `), read
+-- back from the text; a ChatResult's execution_results needs no parsing.
+-- Output that itself prints `exitcode:` lines stays inside its one record.
+-- @tparam {table,...} history e.g. a ChatResult's chat_history
+-- @treturn {ExecutionRecord,...} records
+-- @raise when history is not a table (misuse)
 function M.execution_results(history)
   if type(history) ~= "table" then
     require("agentbox.errors").misuse("agentbox.code.execution_results: history must be a list of messages "

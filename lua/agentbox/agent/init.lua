@@ -82,6 +82,8 @@ local M = {}
 -- @tfield[opt=32] integer max_blocks blocks run per message; the reply says how many more were not run
 -- @tfield[opt] agentbox.Executor executor an executor of your own (then work_dir, use_docker
 -- and timeout are errors)
+-- @tfield[opt] function approve `approve(blocks, agent, sender) -> true | false, reason`, called
+-- before any block of a message runs; a denial goes to the model and nothing runs (may yield)
 
 --- The options of @{ConversableAgent:initiate_chat}.
 -- @table ChatOptions
@@ -107,6 +109,7 @@ local M = {}
 -- @tfield string|nil human_input_ended why a human's input ended the chat ("end of input")
 -- @tfield string|nil error a failure that ended the chat (the model server, an executor)
 -- @tfield string|nil error_code its code (@{agentbox.errors.CODES})
+-- @tfield {table,...} execution_results one @{agentbox.code.ExecutionRecord} per execution reply, kept as the code ran
 
 --- Options of @{register_function}, @{ConversableAgent:register_for_llm}
 -- and @{ConversableAgent:register_for_execution}.
