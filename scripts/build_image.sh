@@ -394,6 +394,55 @@ APT::Install-Recommends "false";
 DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/*.bin || true"; };
 EOF
 
+# matplotlib depends on fonttools, which depends on sympy, unicode-data and
+# scipy (kept: analysts use it), and scipy on pythran, which drags in g++,
+# boost headers and python3-dev: ~600 MB that nothing imports at run time.
+# A local package, agentbox-slim, provides those three names at their
+# versions, so dpkg's dependencies stay satisfied (apt-get install in an
+# image built on this one still works); the real ones are purged, and apt
+# removes what only they needed (everything not asked for is marked auto).
+# A name in AGENTBOX_IMAGE_PACKAGES stays real.
+log "leaving out what matplotlib's dependencies drag in (pythran's C++ toolchain, sympy, unicode-data)"
+STANDINS="" provides=""
+for p in python3-pythran python3-sympy unicode-data; do
+    case ",$EXTRA," in *",$p,"*) continue ;; esac
+    v="$(in_root dpkg-query -W -f='${Version}' "$p" 2>/dev/null)" || continue
+    STANDINS+=" $p" provides+="${provides:+, }$p (= $v)"
+done
+if [[ -n "$STANDINS" ]]; then
+    mkdir -p "$ROOTFS/tmp/agentbox-slim/DEBIAN"
+    cat >"$ROOTFS/tmp/agentbox-slim/DEBIAN/control" <<EOF
+Package: agentbox-slim
+Version: 1
+Architecture: all
+Maintainer: agentbox <agentbox@localhost>
+Priority: optional
+Section: misc
+Provides: $provides
+Description: stands in for packages the agentbox sandbox image leaves out
+ They are dependencies of dependencies of python3-matplotlib (through
+ python3-fonttools) that drawing a chart never imports.
+EOF
+    # shellcheck disable=SC2086  # a list of package names
+    in_root dpkg-deb -b /tmp/agentbox-slim /tmp/agentbox-slim.deb >/dev/null &&
+        in_root dpkg -i /tmp/agentbox-slim.deb >/dev/null &&
+        in_root dpkg --purge $STANDINS >/dev/null ||
+        die "cannot replace$STANDINS by a stand-in package in the rootfs"
+    # shellcheck disable=SC2016,SC2086  # expanded by the chroot's sh; a list of names
+    in_root sh -c 'apt-mark auto $(dpkg-query -W -f="\${Package}\n") >/dev/null &&
+        apt-mark manual "$@" $(dpkg-query -W -f="\${Package} \${Priority}\n" |
+            awk "\$2 == \"required\" || \$2 == \"important\" { print \$1 }") >/dev/null' sh \
+        ${PACKAGES//,/ } agentbox-slim || die "apt-mark failed in the rootfs"
+    # (its output only on failure: without /dev/pts apt says "E: Can not write log")
+    out="$(in_root apt-get -y -qq -o APT::AutoRemove::RecommendsImportant=false \
+        -o APT::AutoRemove::SuggestsImportant=false autoremove --purge 2>&1)" ||
+        die "apt-get autoremove failed in the rootfs: $out"
+    in_root dpkg --audit >&2 || die "dpkg reports broken packages after leaving out$STANDINS"
+    rm -rf "$ROOTFS/tmp/agentbox-slim" "$ROOTFS/tmp/agentbox-slim.deb"
+    in_root python3 -c 'import pandas, numpy, scipy, matplotlib.pyplot, fontTools' >&2 ||
+        die "pandas/numpy/scipy/matplotlib no longer import after leaving out$STANDINS"
+fi
+
 # Trim: package caches/lists, docs (keep copyright files), man/info pages,
 # translations, logs, and files Docker provides at run time.
 rm -rf "$ROOTFS"/var/cache/apt/archives/*.deb "$ROOTFS"/var/cache/apt/*.bin \
@@ -408,7 +457,7 @@ find "$ROOTFS/var/log" -type f -delete
 # The test suites shipped inside pandas/numpy (~45 MB, never imported at run
 # time; numpy.testing and pandas._testing are separate and stay).
 find "$ROOTFS/usr/lib/python3/dist-packages" -depth -type d -name tests \
-    \( -path '*/pandas/*' -o -path '*/numpy/*' -o -path '*/matplotlib/*' \) -exec rm -rf {} +
+    \( -path '*/pandas/*' -o -path '*/numpy/*' -o -path '*/matplotlib/*' -o -path '*/scipy/*' \) -exec rm -rf {} +
 : >"$ROOTFS/etc/machine-id"
 rm -f "$ROOTFS/etc/hostname" "$ROOTFS/etc/resolv.conf" "$ROOTFS/etc/hosts"
 # Docker mounts /dev itself; ship an empty one like the official base images.
