@@ -49,7 +49,8 @@ describe("make demo (examples/data_analysis.lua) #docker", function()
   local function run_demo()
     os.remove(rec)
     local r = H.run({ "lua5.4", DEMO }, { cwd = dir, timeout = 240, env = H.lua_env{
-      AGENTBOX_IMAGE = C.IMAGE, AGENTBOX_USE_DOCKER = "1", AGENTBOX_DEMO_RECORD = rec } })
+      AGENTBOX_IMAGE = C.IMAGE, AGENTBOX_USE_DOCKER = "1", AGENTBOX_DEMO_RECORD = rec,
+      DOCKER_HOST = os.getenv("DOCKER_HOST") } })
     return r, r.output or ""
   end
 
