@@ -69,8 +69,8 @@ $(SUP): src/sup_main.c src/sup.c src/sup.h src/quota.c src/quota.h src/spawnsrv.
 paths:
 	@echo "export LUA_PATH='$(LUA_PATH)' LUA_CPATH='$(LUA_CPATH)'"
 
-# `make image PACKAGES="python3-scipy"`: the image plus Debian packages, tagged
-# agentbox/sandbox:plus-python3-scipy (unless IMAGE= names it); point an
+# `make image PACKAGES="python3-seaborn"`: the image plus Debian packages, tagged
+# agentbox/sandbox:plus-python3-seaborn (unless IMAGE= names it); point an
 # executor at it with AGENTBOX_IMAGE= or image = (README: adding packages).
 image: deps
 	@AGENTBOX_IMAGE_PACKAGES="$(PACKAGES)" bash scripts/build_image.sh \

@@ -2,8 +2,8 @@
 # Build the agentbox sandbox image without any container registry.
 #
 #   scripts/build_image.sh [TAG]          (default TAG: agentbox/sandbox:latest)
-#   AGENTBOX_IMAGE_PACKAGES="python3-scipy" scripts/build_image.sh
-#                                         (default TAG: agentbox/sandbox:plus-python3-scipy)
+#   AGENTBOX_IMAGE_PACKAGES="python3-seaborn" scripts/build_image.sh
+#                                         (default TAG: agentbox/sandbox:plus-python3-seaborn)
 #
 # The image is a Debian bookworm "minbase" root filesystem made by debootstrap
 # from Debian's package mirror, with python3 + pandas + numpy + matplotlib
@@ -20,7 +20,7 @@
 #
 # Environment:
 #   AGENTBOX_IMAGE_PACKAGES    more Debian packages (space or comma separated), e.g.
-#                              "python3-scipy python3-sklearn"; without a TAG the
+#                              "python3-seaborn python3-statsmodels"; without a TAG the
 #                              image is tagged agentbox/sandbox:plus-<names>, so
 #                              agentbox/sandbox:latest stays what the specs test
 #   AGENTBOX_IMAGE_BUILD_DIR   parent of the temporary rootfs (default /var/tmp)
@@ -348,7 +348,7 @@ else
     log "debootstrap done in $(( $(date +%s) - t0 ))s"
     umount_under "$ROOTFS" || die "debootstrap left mounts under $ROOTFS"
     if [[ -n "$CACHE_TAR" ]]; then
-        # keep the three newest entries (~400 MB each): the base image and a
+        # keep the three newest entries (~1.5 GB each): the base image and a
         # derived one (AGENTBOX_IMAGE_PACKAGES) must not evict each other
         find "$CACHE_DIR" -maxdepth 1 -name 'rootfs-*.tar' -printf '%T@ %p\n' 2>/dev/null | sort -rn |
             tail -n +4 | cut -d' ' -f2- | xargs -r rm -f -- || true
@@ -401,12 +401,16 @@ EOF
 # versions, so dpkg's dependencies stay satisfied (apt-get install in an
 # image built on this one still works); the real ones are purged, and apt
 # removes what only they needed (everything not asked for is marked auto).
-# A name in AGENTBOX_IMAGE_PACKAGES stays real.
+# A name in AGENTBOX_IMAGE_PACKAGES, or one that another package (one of
+# them, say) depends on, stays real.
 log "leaving out what matplotlib's dependencies drag in (pythran's C++ toolchain, sympy, unicode-data)"
 STANDINS="" provides=""
 for p in python3-pythran python3-sympy unicode-data; do
     case ",$EXTRA," in *",$p,"*) continue ;; esac
     v="$(in_root dpkg-query -W -f='${Version}' "$p" 2>/dev/null)" || continue
+    users="$(in_root dpkg-query -W -f='${Package}: ${Depends}, ${Pre-Depends},\n' |
+        grep -E ": (.*[ ,|])?${p//./\\.}[ ,(:]" | cut -d: -f1 | grep -vxE 'python3-fonttools|python3-scipy' || true)"
+    [[ -z "$users" ]] || { log "keeping $p: needed by $(echo $users)"; continue; }
     STANDINS+=" $p" provides+="${provides:+, }$p (= $v)"
 done
 if [[ -n "$STANDINS" ]]; then
