@@ -22,7 +22,8 @@ export AGENTBOX_SUP := $(CURDIR)/$(SUP)
 .DEFAULT_GOAL := all
 
 DEB_PKGS = lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev lua-cjson lua-busted \
-           python3 gcc make libc6-dev curl debootstrap luarocks lua-check lua-ldoc
+           python3 gcc make libc6-dev curl debootstrap luarocks lua-check lua-ldoc \
+           python3-matplotlib
 
 .PHONY: all deps lint test specs test-image check demo bench chaos image install clean paths rock-check host-demo rock doc dist
 
@@ -73,8 +74,12 @@ $(SUP): $(SUP_SRC) $(SUP_HDR)
 paths:
 	@echo "export LUA_PATH='$(LUA_PATH)' LUA_CPATH='$(LUA_CPATH)'"
 
+# `make image PACKAGES="python3-seaborn"`: the image plus Debian packages, tagged
+# agentbox/sandbox:plus-python3-seaborn (unless IMAGE= names it); point an
+# executor at it with AGENTBOX_IMAGE= or image = (README: adding packages).
 image: deps
-	@bash scripts/build_image.sh $(IMAGE)
+	@AGENTBOX_IMAGE_PACKAGES="$(PACKAGES)" bash scripts/build_image.sh \
+	  $(if $(and $(PACKAGES),$(filter file,$(origin IMAGE))),,$(IMAGE))
 
 # The #docker specs run in the sandbox image: when a Docker daemon answers,
 # build it first (cached: under a second when up to date). Without a daemon

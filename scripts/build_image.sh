@@ -2,9 +2,12 @@
 # Build the agentbox sandbox image without any container registry.
 #
 #   scripts/build_image.sh [TAG]          (default TAG: agentbox/sandbox:latest)
+#   AGENTBOX_IMAGE_PACKAGES="python3-seaborn" scripts/build_image.sh
+#                                         (default TAG: agentbox/sandbox:plus-python3-seaborn)
 #
 # The image is a Debian bookworm "minbase" root filesystem made by debootstrap
-# from Debian's package mirror, with python3 + pandas + numpy, a non-root user
+# from Debian's package mirror, with python3 + pandas + numpy + matplotlib
+# (Agg backend, MPLCONFIGDIR=/tmp/matplotlib), a non-root user
 # `agent` (uid/gid 1000) and /workspace. It is imported with `docker import`, so
 # no `docker pull` (and no registry) is ever needed. procps is deliberately
 # absent: the executor must not rely on ps/pkill inside the sandbox.
@@ -16,6 +19,10 @@
 # list>; if the tag already has that label the script exits at once.
 #
 # Environment:
+#   AGENTBOX_IMAGE_PACKAGES    more Debian packages (space or comma separated), e.g.
+#                              "python3-seaborn python3-statsmodels"; without a TAG the
+#                              image is tagged agentbox/sandbox:plus-<names>, so
+#                              agentbox/sandbox:latest stays what the specs test
 #   AGENTBOX_IMAGE_BUILD_DIR   parent of the temporary rootfs (default /var/tmp)
 #   AGENTBOX_IMAGE_CACHE_DIR   cache of the debootstrapped rootfs, keyed by suite,
 #                              arch and package list (default /var/cache/agentbox;
@@ -31,11 +38,12 @@
 #                              /var/run/docker.sock)
 set -euo pipefail
 
-TAG="${1:-agentbox/sandbox:latest}"
 SUITE=bookworm
 VARIANT=minbase
 # The package list is part of the recipe hash. Keep it minimal (no procps).
-PACKAGES="python3,python3-pandas,python3-numpy,ca-certificates"
+# matplotlib: AutoGen's material plots charts; Debian's package, so the image
+# stays registry-free (pip has no network in the sandbox on purpose).
+PACKAGES="python3,python3-pandas,python3-numpy,python3-matplotlib,ca-certificates"
 AGENT_UID=1000
 AGENT_GID=1000
 MIRROR="${AGENTBOX_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
@@ -48,6 +56,26 @@ CACHE_FORMAT=1   # bump to invalidate cached rootfs tarballs
 START_TS=$(date +%s)
 log() { printf '[build_image] %s\n' "$*" >&2; }
 die() { printf '[build_image] ERROR: %s\n' "$*" >&2; exit 1; }
+
+# Extra packages: checked against Debian's name rules before they reach
+# debootstrap's command line or a tag
+EXTRA=""
+for p in ${AGENTBOX_IMAGE_PACKAGES//,/ }; do
+    [[ "$p" =~ ^[a-z0-9][a-z0-9.+-]+$ ]] ||
+        die "AGENTBOX_IMAGE_PACKAGES: '$p' is not a Debian package name"
+    case ",$PACKAGES,$EXTRA," in *",$p,"*) continue ;; esac
+    EXTRA+="${EXTRA:+,}$p"
+done
+if [[ -n "$EXTRA" ]]; then
+    PACKAGES+=",$EXTRA"
+    # a tag of its own: the derived image must not replace the one the
+    # specs and the demo use; '+' is not allowed in a tag
+    DERIVED="plus-$(tr ',+' '-p' <<<"$EXTRA")"
+    (( ${#DERIVED} <= 100 )) || DERIVED="plus-$(sha256sum <<<"$EXTRA" | cut -c1-12)"
+    TAG="${1:-agentbox/sandbox:$DERIVED}"
+else
+    TAG="${1:-agentbox/sandbox:latest}"
+fi
 
 SELF="$(readlink -f "${BASH_SOURCE[0]}")"
 command -v sha256sum >/dev/null || die "sha256sum missing (coreutils)"
@@ -177,17 +205,23 @@ image_import() {
         if grep -q '"error"' <<<"$out"; then printf '%s\n' "$out" >&2; return 1; fi
     fi
 }
-# container_run TAG CMD... : run with --rm --network none, print output, return exit code
+# container_run TAG CMD... : run with --rm --network none, print output, return exit code.
+# With SANDBOXED=1: also as the DockerExecutor runs code (read-only root,
+# /tmp a tmpfs, HOME=/workspace), to check what code will meet there.
 container_run() {
     local tag="$1"; shift
     if [[ "$DOCKER_MODE" == cli ]]; then
-        docker run --rm --network none "$tag" "$@" 2>&1
+        local opts=()
+        [[ "${SANDBOXED:-}" == 1 ]] && opts=(--read-only --tmpfs /tmp:rw,size=64m,mode=1777 -e HOME=/workspace)
+        docker run --rm --network none "${opts[@]}" "$tag" "$@" 2>&1
         return
     fi
-    local cmd="" a id out code
+    local cmd="" a id out code hc='"NetworkMode":"none"' env=""
+    [[ "${SANDBOXED:-}" == 1 ]] &&
+        hc+=',"ReadonlyRootfs":true,"Tmpfs":{"/tmp":"rw,size=64m,mode=1777"}' env=',"Env":["HOME=/workspace"]'
     for a in "$@"; do cmd+="${cmd:+,}$(json_str "$a")"; done
     out="$(api POST /containers/create -H 'Content-Type: application/json' \
-        -d "{\"Image\":$(json_str "$tag"),\"Cmd\":[$cmd],\"Tty\":true,\"HostConfig\":{\"NetworkMode\":\"none\"}}")" ||
+        -d "{\"Image\":$(json_str "$tag"),\"Cmd\":[$cmd],\"Tty\":true$env,\"HostConfig\":{$hc}}")" ||
         { printf '%s\n' "$out" >&2; return 1; }
     id="$(grep -o '"Id":"[0-9a-f]*"' <<<"$out" | sed 's/.*:"\(.*\)"/\1/')"
     [[ -n "$id" ]] || { printf '%s\n' "$out" >&2; return 1; }
@@ -314,8 +348,10 @@ else
     log "debootstrap done in $(( $(date +%s) - t0 ))s"
     umount_under "$ROOTFS" || die "debootstrap left mounts under $ROOTFS"
     if [[ -n "$CACHE_TAR" ]]; then
-        # keep only the current cache entry
-        find "$CACHE_DIR" -maxdepth 1 -name 'rootfs-*.tar' ! -name "${CACHE_TAR##*/}" -delete 2>/dev/null || true
+        # keep the three newest entries (~1.5 GB each): the base image and a
+        # derived one (AGENTBOX_IMAGE_PACKAGES) must not evict each other
+        find "$CACHE_DIR" -maxdepth 1 -name 'rootfs-*.tar' -printf '%T@ %p\n' 2>/dev/null | sort -rn |
+            tail -n +4 | cut -d' ' -f2- | xargs -r rm -f -- || true
         CACHE_TMP="$CACHE_TAR.tmp.$$"
         if tar -C "$ROOTFS" --numeric-owner -cf "$CACHE_TMP" . && mv -f "$CACHE_TMP" "$CACHE_TAR"; then
             log "cached the debootstrap rootfs in $CACHE_TAR"
@@ -329,9 +365,9 @@ fi
 
 in_root() { chroot "$ROOTFS" /usr/bin/env -i PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin LANG=C.UTF-8 HOME=/root "$@"; }
 
-log "checking that pandas and numpy import in the rootfs"
-in_root python3 -c 'import pandas, numpy; print("pandas", pandas.__version__, "numpy", numpy.__version__)' >&2 ||
-    die "python3 cannot import pandas/numpy in the debootstrapped rootfs (rerun with AGENTBOX_IMAGE_REFRESH=1 to redo debootstrap)"
+log "checking that pandas, numpy and matplotlib import in the rootfs"
+in_root python3 -c 'import pandas, numpy, matplotlib; print("pandas", pandas.__version__, "numpy", numpy.__version__, "matplotlib", matplotlib.__version__)' >&2 ||
+    die "python3 cannot import pandas/numpy/matplotlib in the debootstrapped rootfs (rerun with AGENTBOX_IMAGE_REFRESH=1 to redo debootstrap)"
 
 # --------------------------------------------------------------- customisation
 log "adding user agent ($AGENT_UID:$AGENT_GID), /workspace, and trimming"
@@ -358,6 +394,59 @@ APT::Install-Recommends "false";
 DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/*.bin || true"; };
 EOF
 
+# matplotlib depends on fonttools, which depends on sympy, unicode-data and
+# scipy (kept: analysts use it), and scipy on pythran, which drags in g++,
+# boost headers and python3-dev: ~600 MB that nothing imports at run time.
+# A local package, agentbox-slim, provides those three names at their
+# versions, so dpkg's dependencies stay satisfied (apt-get install in an
+# image built on this one still works); the real ones are purged, and apt
+# removes what only they needed (everything not asked for is marked auto).
+# A name in AGENTBOX_IMAGE_PACKAGES, or one that another package (one of
+# them, say) depends on, stays real.
+log "leaving out what matplotlib's dependencies drag in (pythran's C++ toolchain, sympy, unicode-data)"
+STANDINS="" provides=""
+for p in python3-pythran python3-sympy unicode-data; do
+    case ",$EXTRA," in *",$p,"*) continue ;; esac
+    v="$(in_root dpkg-query -W -f='${Version}' "$p" 2>/dev/null)" || continue
+    users="$(in_root dpkg-query -W -f='${Package}: ${Depends}, ${Pre-Depends},\n' |
+        grep -E ": (.*[ ,|])?${p//./\\.}[ ,(:]" | cut -d: -f1 | grep -vxE 'python3-fonttools|python3-scipy' || true)"
+    [[ -z "$users" ]] || { log "keeping $p: needed by $(echo $users)"; continue; }
+    STANDINS+=" $p" provides+="${provides:+, }$p (= $v)"
+done
+if [[ -n "$STANDINS" ]]; then
+    mkdir -p "$ROOTFS/tmp/agentbox-slim/DEBIAN"
+    cat >"$ROOTFS/tmp/agentbox-slim/DEBIAN/control" <<EOF
+Package: agentbox-slim
+Version: 1
+Architecture: all
+Maintainer: agentbox <agentbox@localhost>
+Priority: optional
+Section: misc
+Provides: $provides
+Description: stands in for packages the agentbox sandbox image leaves out
+ They are dependencies of dependencies of python3-matplotlib (through
+ python3-fonttools) that drawing a chart never imports.
+EOF
+    # shellcheck disable=SC2086  # a list of package names
+    in_root dpkg-deb -b /tmp/agentbox-slim /tmp/agentbox-slim.deb >/dev/null &&
+        in_root dpkg -i /tmp/agentbox-slim.deb >/dev/null &&
+        in_root dpkg --purge $STANDINS >/dev/null ||
+        die "cannot replace$STANDINS by a stand-in package in the rootfs"
+    # shellcheck disable=SC2016,SC2086  # expanded by the chroot's sh; a list of names
+    in_root sh -c 'apt-mark auto $(dpkg-query -W -f="\${Package}\n") >/dev/null &&
+        apt-mark manual "$@" $(dpkg-query -W -f="\${Package} \${Priority}\n" |
+            awk "\$2 == \"required\" || \$2 == \"important\" { print \$1 }") >/dev/null' sh \
+        ${PACKAGES//,/ } agentbox-slim || die "apt-mark failed in the rootfs"
+    # (its output only on failure: without /dev/pts apt says "E: Can not write log")
+    out="$(in_root apt-get -y -qq -o APT::AutoRemove::RecommendsImportant=false \
+        -o APT::AutoRemove::SuggestsImportant=false autoremove --purge 2>&1)" ||
+        die "apt-get autoremove failed in the rootfs: $out"
+    in_root dpkg --audit >&2 || die "dpkg reports broken packages after leaving out$STANDINS"
+    rm -rf "$ROOTFS/tmp/agentbox-slim" "$ROOTFS/tmp/agentbox-slim.deb"
+    in_root python3 -c 'import pandas, numpy, scipy, matplotlib.pyplot, fontTools' >&2 ||
+        die "pandas/numpy/scipy/matplotlib no longer import after leaving out$STANDINS"
+fi
+
 # Trim: package caches/lists, docs (keep copyright files), man/info pages,
 # translations, logs, and files Docker provides at run time.
 rm -rf "$ROOTFS"/var/cache/apt/archives/*.deb "$ROOTFS"/var/cache/apt/*.bin \
@@ -372,7 +461,7 @@ find "$ROOTFS/var/log" -type f -delete
 # The test suites shipped inside pandas/numpy (~45 MB, never imported at run
 # time; numpy.testing and pandas._testing are separate and stay).
 find "$ROOTFS/usr/lib/python3/dist-packages" -depth -type d -name tests \
-    \( -path '*/pandas/*' -o -path '*/numpy/*' \) -exec rm -rf {} +
+    \( -path '*/pandas/*' -o -path '*/numpy/*' -o -path '*/matplotlib/*' -o -path '*/scipy/*' \) -exec rm -rf {} +
 : >"$ROOTFS/etc/machine-id"
 rm -f "$ROOTFS/etc/hostname" "$ROOTFS/etc/resolv.conf" "$ROOTFS/etc/hosts"
 # Docker mounts /dev itself; ship an empty one like the official base images.
@@ -389,6 +478,7 @@ tar -C "$ROOTFS" --numeric-owner -c . | image_import "$BUILD_TAG" \
     "USER $AGENT_UID:$AGENT_GID" \
     'WORKDIR /workspace' \
     'ENV PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8' \
+    'ENV MPLBACKEND=Agg MPLCONFIGDIR=/tmp/matplotlib' \
     "LABEL agentbox.recipe=$RECIPE_HASH" \
     'CMD ["sleep","infinity"]' ||
     die "docker import of $BUILD_TAG failed (is the daemon healthy and its disk not full? see above)"
@@ -400,6 +490,18 @@ df = pandas.DataFrame({"a": numpy.arange(4)}); assert int(df.a.sum()) == 6
 print(pandas.__version__)')" ||
     die "python3 -c 'import pandas, numpy' fails in $BUILD_TAG: $out"
 PANDAS_VERSION="$(tail -n1 <<<"$out")"
+# matplotlib as the sandbox meets it: its config/cache directory must be
+# writable (MPLCONFIGDIR on the /tmp tmpfs: HOME is work_dir, and a font
+# cache there would look like a file the code produced) and Agg must draw
+out="$(SANDBOXED=1 container_run "$BUILD_TAG" python3 -c 'import os, matplotlib, matplotlib.pyplot as plt
+plt.plot([1, 3, 2]); plt.savefig("/tmp/check.png")
+assert open("/tmp/check.png", "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+assert matplotlib.get_backend().lower() == "agg", matplotlib.get_backend()
+assert matplotlib.get_configdir() == "/tmp/matplotlib", matplotlib.get_configdir()
+assert not os.path.exists("/workspace/.config") and not os.path.exists("/workspace/.cache")
+print(matplotlib.__version__)')" ||
+    die "matplotlib cannot save a PNG with Agg in $BUILD_TAG (read-only root, /tmp tmpfs): $out"
+MPL_VERSION="$(tail -n1 <<<"$out")"
 # shellcheck disable=SC2016  # expanded by the container's sh
 out="$(container_run "$BUILD_TAG" sh -c 'echo "$(id -u):$(id -g) $HOME $(pwd)"; touch /workspace/.w && rm /workspace/.w && echo writable')" ||
     die "identity check failed in $BUILD_TAG: $out"
@@ -420,4 +522,4 @@ fi
 
 SIZE="$(image_size "$TAG")"
 SIZE_H="$(numfmt --to=iec --suffix=B "$SIZE" 2>/dev/null || echo "$SIZE bytes")"
-echo "built $TAG: pandas $PANDAS_VERSION, user $ids (home $home), workdir $cwd, size $SIZE_H ($SIZE bytes), in $(( $(date +%s) - START_TS ))s"
+echo "built $TAG: pandas $PANDAS_VERSION, matplotlib $MPL_VERSION${EXTRA:+, plus $EXTRA}, user $ids (home $home), workdir $cwd, size $SIZE_H ($SIZE bytes), in $(( $(date +%s) - START_TS ))s"

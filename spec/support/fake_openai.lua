@@ -87,6 +87,8 @@ Server.__close = Server.stop
 
 -- script: a table (encoded with cjson) or a JSON string.
 -- opts.port: fixed port instead of a random free one.
+-- opts.program: another server with fake_openai.py's command line and log
+-- (spec/support/analyst_model.py, the demo's model).
 function M.start(script, opts)
   opts = opts or {}
   local python = find_python()
@@ -94,7 +96,8 @@ function M.start(script, opts)
   local script_file, log_path, err_path = os.tmpname(), os.tmpname(), os.tmpname()
   write_file(script_file, json)
   write_file(log_path, "")
-  local cmd = ("exec env -u LD_PRELOAD %s %s %s %s%s 2>%s"):format(q(python), q(M.script_path), q(script_file),
+  local program = opts.program or M.script_path
+  local cmd = ("exec env -u LD_PRELOAD %s %s %s %s%s 2>%s"):format(q(python), q(program), q(script_file),
     q(log_path), opts.port and (" --port " .. math.tointeger(opts.port)) or "", q(err_path))
   local pipe = assert(io.popen(cmd, "r"))
   local line = pipe:read("l")
@@ -103,7 +106,7 @@ function M.start(script, opts)
     pipe:close()
     local err = read_file(err_path) or ""
     os.remove(script_file); os.remove(log_path); os.remove(err_path)
-    error(("fake_openai: server failed to start (%s %s): %s"):format(python, M.script_path,
+    error(("fake_openai: server failed to start (%s %s): %s"):format(python, program,
       err ~= "" and err or ("unexpected output: " .. tostring(line))), 2)
   end
   -- Created after the pipe so finalizers stop the server before the pipe's own
