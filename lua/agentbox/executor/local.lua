@@ -7,6 +7,7 @@ local task = require("agentbox.task")
 local errors = require("agentbox.errors")
 local base = require("agentbox.executor.base")
 local common = require("agentbox.executor.common")
+local output_files = require("agentbox.executor.output_files")
 
 local LocalExecutor = base.class("LocalExecutor", {
   rlimits = function(v, what)
@@ -56,7 +57,7 @@ function LocalExecutor._setup(self, o)
 end
 
 function LocalExecutor._attached(self)
-  self.env = build_env(self.work_dir, self._extra_env)
+  self.env = build_env(self.work_dir, output_files.python_env(self.work_dir, self._extra_env))
   self._extra_env = nil
 end
 
