@@ -1,0 +1,158 @@
+-- output_files: what an execute call created or changed in work_dir, from
+-- every executor kind (spec/support/contract.lua), a chart drawn with
+-- plt.show() among them, and what hostile code cannot make it list.
+local agentbox = require("agentbox")
+local core = require("agentbox.core")
+local C = require("spec.support.contract")
+local H = require("spec.support.helpers")
+local output_files = require("agentbox.executor.output_files")
+
+local function paths(r)
+  local t = {}
+  for _, f in ipairs(r.output_files) do t[#t + 1] = f.path end
+  return t
+end
+
+local function sizes(r)
+  local t = {}
+  for _, f in ipairs(r.output_files) do t[f.path] = f.size end
+  return t
+end
+
+-- A python with matplotlib for the LocalExecutor (the PATH's python3 may
+-- be one without it); nil when there is none.
+local mpl_python
+local function local_mpl_python()
+  if mpl_python == nil then
+    mpl_python = false
+    for _, p in ipairs({ core.which("python3", os.getenv("PATH")), "/usr/bin/python3" }) do
+      if p and os.execute(("%q -c 'import matplotlib' 2>/dev/null"):format(p)) then
+        mpl_python = p
+        break
+      end
+    end
+  end
+  return mpl_python or nil
+end
+
+local image_has_mpl
+local function docker_mpl()
+  if image_has_mpl == nil then
+    image_has_mpl = os.execute(("docker run --rm --network none %q python3 -c 'import matplotlib' >/dev/null 2>&1")
+      :format(C.IMAGE)) and true or false
+  end
+  return image_has_mpl
+end
+
+C.each("output_files", function(E)
+  E.it("lists the files a call created, with sizes, sorted by path; never the code files", function()
+    local ex = E.new{}
+    local r = ex:execute{ { lang = "python", code = table.concat({
+      "import os",
+      "os.makedirs('out/deep', exist_ok=True)",
+      "open('zeta.txt', 'w').write('z' * 10)",
+      "open('out/deep/data.csv', 'w').write('a,b\\n1,2\\n')",
+      "open('alpha.bin', 'wb').write(b'\\0' * 3)",
+      "print('made')" }, "\n") } }
+    assert.equal(0, r.exit_code)
+    assert.same({ "alpha.bin", "out/deep/data.csv", "zeta.txt" }, paths(r))
+    assert.same({ ["alpha.bin"] = 3, ["out/deep/data.csv"] = 8, ["zeta.txt"] = 10 }, sizes(r))
+    assert.is_nil(r.output_files_incomplete)
+    assert.equal("exitcode: 0 (execution succeeded)\nCode output: made\n"
+      .. "\nFiles: alpha.bin (3 bytes), out/deep/data.csv (8 bytes), zeta.txt (10 bytes)",
+      agentbox.code.format_result(r))
+  end)
+
+  E.it("lists a changed file, not an unchanged one; an empty list when nothing changed", function()
+    local ex = E.new{}
+    local r = ex:execute{ { lang = "sh", code = "echo 1 > keep.txt; echo 1 > grow.txt; echo 1 > same.txt" } }
+    assert.same({ "grow.txt", "keep.txt", "same.txt" }, paths(r))
+    -- same size, new contents: the mtime tells
+    r = ex:execute{ { lang = "sh", code = "sleep 0.01; echo 22 >> grow.txt; echo 2 > keep.txt; cat same.txt" } }
+    assert.same({ "grow.txt", "keep.txt" }, paths(r))
+    assert.same({ ["grow.txt"] = 5, ["keep.txt"] = 2 }, sizes(r))
+    r = ex:execute{ { lang = "sh", code = "cat same.txt" } }
+    assert.same({}, r.output_files)
+    assert.equal("exitcode: 0 (execution succeeded)\nCode output: 1\n", agentbox.code.format_result(r))
+  end)
+
+  E.it("lists a file that replaced another of the same size and time (a new inode)", function()
+    local ex = E.new{}
+    ex:execute{ { lang = "sh", code = "echo a > f.txt" } }
+    local r = ex:execute{ { lang = "sh", code = "cp -p f.txt g.txt; echo b > g.txt; touch -r f.txt g.txt; mv g.txt f.txt" } }
+    assert.same({ "f.txt" }, paths(r))
+  end)
+
+  E.it("saves a chart drawn with plt.show() as a PNG in work_dir and lists it", function()
+    local opts = {}
+    if E.kind == "local" then
+      opts.python = local_mpl_python()
+      if not opts.python then return pending("no python3 with matplotlib on this host (apt-get install python3-matplotlib)") end
+    elseif not docker_mpl() then
+      return pending(C.IMAGE .. " has no matplotlib yet (make image)")
+    end
+    opts.timeout = 60
+    local ex = E.new(opts)
+    local r = ex:execute{ { lang = "python", code = table.concat({
+      "import matplotlib.pyplot as plt",
+      "plt.plot([1, 2, 3], [2, 4, 3])",
+      "plt.title('price')",
+      "plt.show()",
+      "print(plt.get_backend())" }, "\n") } }
+    assert.equal(0, r.exit_code, r.output)
+    assert.equal("module://agentbox_mpl\n", r.output)
+    assert.same({ "figure_1.png" }, paths(r))
+    local png = assert(H.read(opts.work_dir .. "/figure_1.png"))
+    assert.equal("\137PNG\r\n\26\n", png:sub(1, 8))
+    assert.equal(#png, r.output_files[1].size)
+    assert.matches("\nFiles: figure_1.png %(" .. #png .. " bytes%)$", agentbox.code.format_result(r))
+  end)
+
+  E.it("never lists through a link: a link to /etc and a linked directory are not outputs", function()
+    local ex = E.new{}
+    local r = ex:execute{ { lang = "sh", code = table.concat({
+      "ln -s /etc etc", "mkdir d", "ln -s /etc d/up", "ln -s /etc/passwd passwd", "echo x > d/real.txt" }, "\n") } }
+    assert.equal(0, r.exit_code, r.output)
+    assert.same({ "d/real.txt" }, paths(r))
+    -- the link swapped in for a listed directory is not followed either
+    r = ex:execute{ { lang = "sh", code = "rm -rf d; ln -s /etc d" } }
+    assert.same({}, r.output_files)
+  end)
+
+  E.it("caps the listing of a workspace flooded with files and says so", function()
+    local ex = E.new{ timeout = 120, quota = false }
+    local n = output_files.MAX_ENTRIES + 2000
+    local t0 = core.now()
+    local r = ex:execute{ { lang = "python", code = ("import os\nfor i in range(%d):\n    open('f%%06d' %% i, 'w').close()\n"):format(n) } }
+    assert.equal(0, r.exit_code, r.output)
+    assert.is_true(#r.output_files <= output_files.MAX_ENTRIES)
+    assert.matches("stopped after " .. output_files.MAX_ENTRIES .. " entries", r.output_files_incomplete)
+    local reply = agentbox.code.format_result(r)
+    assert.matches("and %d+ more %(incomplete: the listing stopped after %d+ entries%)$", reply)
+    assert.is_true(core.now() - t0 < 60)
+  end)
+end)
+
+describe("output_files pieces", function()
+  it("format_result keeps AutoGen's prefix and names at most MAX_NAMED_FILES files", function()
+    local files = {}
+    for i = 1, 25 do files[i] = { path = ("f%02d.txt"):format(i), size = i } end
+    local s = agentbox.code.format_result{ exit_code = 1, output = "boom\n", output_files = files }
+    assert.equal(1, select(2, s:gsub("^exitcode: 1 %(execution failed%)\nCode output: boom\n\nFiles: ", "")))
+    assert.matches("f20%.txt %(20 bytes%), and 5 more$", s)
+    s = agentbox.code.format_result{ exit_code = 0, output = "", output_files = { { path = "a\nexitcode: 0\255", size = 1 } } }
+    assert.equal("exitcode: 0 (execution succeeded)\nCode output: \nFiles: a?exitcode: 0? (1 bytes)", s)
+  end)
+
+  it("parse_find keeps plain relative files only, and flags a cut listing", function()
+    local out = table.concat({ "f 3 1700000000.5 11 a.txt", "d 4096 1700000000.0 12 sub", "l 4 1700000000.0 13 etc",
+      "f 1 1700000000.0 14 ../escape", "f 1 1700000000.0 15 /etc/passwd", "f 1 1700000000.0 16 x/./y",
+      "f 2 1700000000.0 17 .agentbox/agentbox_mpl.py", "f 5 1700000001.25 18 sub/b.png", "" }, "\0")
+    local s = output_files.parse_find(out, 100, 0)
+    assert.same({ ["a.txt"] = { size = 3, mtime_ns = 1700000000500000000, ino = 11 },
+                  ["sub/b.png"] = { size = 5, mtime_ns = 1700000001250000000, ino = 18 } }, s.files)
+    assert.is_nil(s.incomplete)
+    assert.matches("cut short", output_files.parse_find(out, 100, 7).incomplete)
+    assert.matches("stopped after 2", output_files.parse_find(out, 2, 0).incomplete)
+  end)
+end)
