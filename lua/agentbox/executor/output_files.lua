@@ -24,25 +24,41 @@ local MAX_REL = 2048
 
 -- plt.show() saves each open figure as figure_<n>.png in the working
 -- directory, n counting the figures shown by this process (1, 2, ...), then
--- closes them, as an interactive show would.
+-- closes them, as an interactive show would. AutoGen-style code saves its
+-- chart and then shows it: a figure saved and unchanged since is skipped.
 M.BACKEND = [[
 # agentbox's matplotlib backend (MPLBACKEND=module://agentbox_mpl): the
 # sandbox has no display, so plt.show() saves every open figure as
 # figure_<n>.png in the working directory, n counting the figures this
-# process has shown.
+# process has shown; a figure already saved with savefig and not drawn
+# on since is not saved again.
 from matplotlib._pylab_helpers import Gcf
 from matplotlib.backend_bases import FigureManagerBase
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
 FigureCanvas = FigureCanvasAgg
 FigureManager = FigureManagerBase
 _shown = [0]
+_savefig = Figure.savefig
+
+
+def _saving(self, *args, **kwargs):
+    result = _savefig(self, *args, **kwargs)
+    self._agentbox_saved = True
+    return result
+
+
+Figure.savefig = _saving
 
 
 def show(*args, **kwargs):
     for manager in Gcf.get_all_fig_managers():
+        figure = manager.canvas.figure
+        if getattr(figure, "_agentbox_saved", False) and not figure.stale:
+            continue
         _shown[0] += 1
-        manager.canvas.figure.savefig("figure_%d.png" % _shown[0])
+        figure.savefig("figure_%d.png" % _shown[0])
     Gcf.destroy_all()
 ]]
 
