@@ -134,6 +134,25 @@ C.each("output_files", function(E)
 end)
 
 describe("output_files pieces", function()
+  it("the accessor lists work_dir again and again, at most max names, and stats mtime_ns and ino", function()
+    local dir = H.tmpdir("of-acc")
+    finally(function() H.rm_rf(dir) end)
+    for i = 1, 5 do H.write(dir .. "/f" .. i, ("x"):rep(i)) end
+    local ws <close> = assert(core.workspace(dir))
+    assert.equal(5, #ws:list())
+    assert.equal(5, #ws:list())   -- work_dir's fd is shared: each list starts from the top
+    local names, more = ws:list(nil, 3)
+    assert.equal(3, #names)
+    assert.is_true(more)
+    names, more = ws:list(nil, 5)
+    assert.equal(5, #names)
+    assert.is_nil(more)
+    local st = ws:stat("f3")
+    assert.equal(3, st.size)
+    assert.is_true(math.type(st.mtime_ns) == "integer" and st.mtime_ns > 1600000000 * 1000000000)
+    assert.is_true(math.type(st.ino) == "integer" and st.ino > 0)
+  end)
+
   it("format_result keeps AutoGen's prefix and names at most MAX_NAMED_FILES files", function()
     local files = {}
     for i = 1, 25 do files[i] = { path = ("f%02d.txt"):format(i), size = i } end
