@@ -133,6 +133,30 @@ C.each("output_files", function(E)
   end)
 end)
 
+describe("output_files from a remote daemon's sandbox (transfer = archive) #docker", function()
+  it("lists what the call made in the container's volume and copies it back into work_dir", function()
+    C.need_docker(pending)
+    local dir = H.tmpdir("of-archive")
+    finally(function() H.rm_rf(dir) end)
+    local ex <close> = agentbox.DockerExecutor{ image = C.IMAGE, transfer = "archive", timeout = 30,
+                                                work_dir = dir .. "/work" }
+    local r = ex:execute{ { lang = "sh", code = table.concat({
+      "mkdir -p out", "printf 'a,b\\n1,2\\n' > out/data.csv", "ln -s /etc/passwd pw", "ln -s /etc etc",
+      "head -c 3000000 /dev/zero > big.bin", "echo made" }, "\n") } }
+    assert.equal(0, r.exit_code, r.output)
+    assert.same({ "big.bin", "out/data.csv" }, paths(r))
+    assert.same({ ["big.bin"] = 3000000, ["out/data.csv"] = 8 }, sizes(r))
+    assert.is_nil(r.output_files_incomplete)
+    assert.equal("a,b\n1,2\n", H.read(dir .. "/work/out/data.csv"))
+    assert.equal(("\0"):rep(3000000), H.read(dir .. "/work/big.bin"))
+    assert.is_false(H.exists(dir .. "/work/pw"))
+    -- unchanged next time; a changed one comes back again
+    r = ex:execute{ { lang = "sh", code = "echo 3,4 >> out/data.csv" } }
+    assert.same({ "out/data.csv" }, paths(r))
+    assert.equal("a,b\n1,2\n3,4\n", H.read(dir .. "/work/out/data.csv"))
+  end)
+end)
+
 describe("output_files pieces", function()
   it("the accessor lists work_dir again and again, at most max names, and stats mtime_ns and ino", function()
     local dir = H.tmpdir("of-acc")
@@ -161,6 +185,14 @@ describe("output_files pieces", function()
     assert.matches("f20%.txt %(20 bytes%), and 5 more$", s)
     s = agentbox.code.format_result{ exit_code = 0, output = "", output_files = { { path = "a\nexitcode: 0\255", size = 1 } } }
     assert.equal("exitcode: 0 (execution succeeded)\nCode output: \nFiles: a?exitcode: 0? (1 bytes)", s)
+  end)
+
+  it("untar_one takes the first regular file of an archive", function()
+    local tar = core.tar{ { name = "d", type = "dir", mode = 493 }, { name = "d/x.png", data = "\137PNG data", mode = 420 } }
+    assert.equal("\137PNG data", output_files.untar_one(tar))
+    assert.equal("", output_files.untar_one(core.tar{ { name = "empty", data = "", mode = 420 } }))
+    assert.is_nil(output_files.untar_one(core.tar{ { name = "d", type = "dir", mode = 493 } }))
+    assert.is_nil(output_files.untar_one(tar:sub(1, 600)))   -- cut short
   end)
 
   it("parse_find keeps plain relative files only, and flags a cut listing", function()

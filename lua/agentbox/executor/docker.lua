@@ -444,6 +444,12 @@ function DockerExecutor:_snapshot()
   return output_files.parse_find(r.stdout or "", nil, r.dropped)
 end
 
+-- a remote daemon: what the call produced comes back into the host work_dir
+function DockerExecutor:_bring_back(res)
+  if self.transfer ~= "archive" or not self.container_id then return end
+  task.sync(output_files.copy_back, self.client, self.container_id, WORKSPACE, self._ws, res)
+end
+
 function DockerExecutor:_ship(rel, text)
   if self.transfer == "archive" then return upload_block(self, rel, text) end
   return base.Base._ship(self, rel, text)

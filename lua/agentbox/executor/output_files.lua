@@ -208,11 +208,70 @@ function M.diff(before, after, code_files, t0)
   return list, after.incomplete or before.incomplete
 end
 
---- After the block loop: res gains output_files (and output_files_incomplete).
+--- After the block loop: res gains output_files (and output_files_incomplete);
+--- a kind whose work_dir is elsewhere (a remote daemon's volume) brings
+--- the files back into the host work_dir (self:_bring_back(res)).
 function M.finish(self, watch, res)
   res.output_files, res.output_files_incomplete =
     M.diff(watch.before, self:_snapshot(), watch.code_files, watch.t0)
+  if self._bring_back and #res.output_files > 0 then self:_bring_back(res) end
   return res
+end
+
+---------------------------------------------------------------- back from a remote sandbox
+
+-- bytes of output files one execute call copies back, at most
+M.COPY_BACK_MAX = 64 * 1024 * 1024
+
+local function octal(field)
+  local digits = field:match("^[ %z]*([0-7]+)")
+  return digits and tonumber(digits, 8)
+end
+
+--- The data of the first regular file in a ustar/pax archive (what the
+--- Engine's GET archive of one file returns), or nil when there is none.
+function M.untar_one(tar)
+  local pos = 1
+  while pos + 511 <= #tar do
+    local header = tar:sub(pos, pos + 511)
+    if header:match("^%z*$") then return nil end   -- the end blocks
+    local size = octal(header:sub(125, 136))
+    local flag = header:sub(157, 157)
+    if not size then return nil end
+    if flag == "0" or flag == "\0" then
+      if pos + 511 + size > #tar then return nil end
+      return tar:sub(pos + 512, pos + 511 + size)
+    end
+    -- pax headers, long names, links, directories: not the file
+    pos = pos + 512 + ((size + 511) // 512) * 512
+  end
+  return nil
+end
+
+--- Copy res.output_files from the container's dir into the host workspace
+--- ws (the code is dead by now: the supervisor killed the sandbox user's
+--- processes). A file that does not fit the budget, or is no longer a
+--- regular file, is listed but not copied, and output_files_incomplete says so.
+function M.copy_back(client, id, dir, ws, res)
+  local budget, missed = M.COPY_BACK_MAX, 0
+  for _, f in ipairs(res.output_files) do
+    local data
+    if f.size <= budget then
+      local body = client:call("download " .. f.path, { path = "/containers/" .. id .. "/archive",
+        query = { path = dir .. "/" .. f.path }, max_body = f.size + 1024 * 1024 })
+      data = type(body) == "string" and M.untar_one(body)
+    end
+    if data and ws:write(f.path, data) then
+      budget = budget - #data
+    else
+      missed = missed + 1
+    end
+  end
+  if missed > 0 then
+    local note = ("%d of these files were not copied back from the sandbox (over the %d MiB budget, or changed)")
+      :format(missed, M.COPY_BACK_MAX // (1024 * 1024))
+    res.output_files_incomplete = res.output_files_incomplete and (res.output_files_incomplete .. "; " .. note) or note
+  end
 end
 
 return M
