@@ -20,6 +20,7 @@
 --   X:_release()             at close, before the workspace goes -> true | nil, message, code
 --   X:_snapshot()            the files of work_dir (output_files.lua; default: host)
 --   X:_ship(rel, text)       put one of agentbox's files where code sees it
+--   X:_bring_back(res)       (optional) copy res.output_files into the host work_dir
 --   X:_release_send()        at collection: a function that starts the release and
 --                            returns its handle (gc_queue job.send), or nil; no I/O here
 --   X._serial = true         one execute at a time (a second one raises)

@@ -447,7 +447,7 @@ end
 -- a remote daemon: what the call produced comes back into the host work_dir
 function DockerExecutor:_bring_back(res)
   if self.transfer ~= "archive" or not self.container_id then return end
-  task.sync(output_files.copy_back, self.client, self.container_id, WORKSPACE, self._ws, res)
+  output_files.copy_back(self.client, self.container_id, WORKSPACE, self._ws, res)
 end
 
 function DockerExecutor:_ship(rel, text)
