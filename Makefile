@@ -25,7 +25,7 @@ DEB_PKGS = lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev lua-cjson lua-bu
            python3 gcc make libc6-dev curl debootstrap luarocks lua-check lua-ldoc \
            python3-matplotlib
 
-.PHONY: all deps lint test specs test-image check demo bench chaos image install clean paths rock-check host-demo rock doc dist
+.PHONY: all deps lint test specs test-image check demo demo-chart bench chaos image install clean paths rock-check host-demo rock doc dist
 
 # What `luarocks make` builds and installs (no apt-get: users may not be root)
 INST_PREFIX ?= /usr/local
@@ -149,6 +149,11 @@ check: deps
 # runs in the hardened container; examples/run_blocks.lua is the small one.
 demo: all test-image
 	@AGENTBOX_IMAGE=$${AGENTBOX_IMAGE:-$(IMAGE)} $(LUA) examples/data_analysis.lua
+
+# AutoGen's "Plot a chart of NVDA and TESLA stock price change YTD" against a
+# local CSV (the sandbox has no network): leaves chart_workspace/chart.png
+demo-chart: all test-image
+	@AGENTBOX_IMAGE=$${AGENTBOX_IMAGE:-$(IMAGE)} $(LUA) examples/plot_chart.lua
 
 bench: all
 	@bash bench/run.sh

@@ -376,7 +376,9 @@ describe("DockerExecutor #docker", function()
       assert.equal(0, r.exit_code, r.output)
       assert.matches("^/workspace/sub/dir/x.py 1000\ny\ny\ndrwxr%-xr%-x %d+ agent agent", r.output)
       assert.equal(core.realpath(wd) .. "/sub/dir/x.py", r.code_file)
-      assert.is_false(H.exists(wd .. "/made_in_container.txt"))   -- no bind mount: the code ran remotely
+      -- no bind mount: made in the container's volume, then copied back as an output file
+      assert.same({ { path = "made_in_container.txt", size = 1 } }, r.output_files)
+      assert.equal("y", H.read(wd .. "/made_in_container.txt"))
       local t = e:execute{ { lang = "python", code = "import time\nprint('p', flush=True)\ntime.sleep(30)" } }
       assert.equal(124, t.exit_code)
       assert.equal("p\n\nTimeout", t.output)

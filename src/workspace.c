@@ -65,7 +65,7 @@ static const char *check_rel(lua_State *L, int idx, char *buf) {
 }
 
 static void push_stat(lua_State *L, const struct stat *st) {
-  lua_createtable(L, 0, 5);
+  lua_createtable(L, 0, 7);
   lua_pushstring(L, S_ISREG(st->st_mode) ? "file" : S_ISDIR(st->st_mode) ? "dir"
                     : S_ISLNK(st->st_mode) ? "link" : "other");
   lua_setfield(L, -2, "type");
@@ -77,6 +77,11 @@ static void push_stat(lua_State *L, const struct stat *st) {
   lua_setfield(L, -2, "mode");
   lua_pushinteger(L, (lua_Integer)st->st_size);
   lua_setfield(L, -2, "size");
+  /* what tells a changed file from an unchanged one (output_files.lua) */
+  lua_pushinteger(L, (lua_Integer)st->st_mtim.tv_sec * 1000000000 + (lua_Integer)st->st_mtim.tv_nsec);
+  lua_setfield(L, -2, "mtime_ns");
+  lua_pushinteger(L, (lua_Integer)st->st_ino);
+  lua_setfield(L, -2, "ino");
 }
 
 /* Does leaf (in dirfd) already hold exactly data? Never opens anything but
@@ -248,9 +253,13 @@ static int ws_stat(lua_State *L) {
   return 1;
 }
 
-/* ws:list([rel]) -> { name, ... } | nil, msg (unsorted; without "." and "..") */
+/* ws:list([rel[, max]]) -> { name, ... }[, true] | nil, msg (unsorted; without "." and "..").
+ * With max, at most max names and a second result true when more were left:
+ * code owns the directory and may fill it with millions of names. */
 static int ws_list(lua_State *L) {
   ws_ud *w = check_ws(L);
+  lua_Integer max = luaL_optinteger(L, 3, LUA_MAXINTEGER);
+  if (max < 0) max = 0;
   char buf[PATH_MAX];
   ws_err e;
   int fd = ws_open_dir(w, lua_isnoneornil(L, 2) ? NULL : (check_rel(L, 2, buf), buf), 0, &e);
@@ -262,16 +271,25 @@ static int ws_list(lua_State *L) {
     ws_fail(&e, 0, err, "cannot list %s", "a workspace directory");
     return push_err(L, &e);
   }
+  /* work_dir's own fd is a dup sharing its offset: an earlier list left it at the end */
+  rewinddir(d);
   lua_newtable(L);
   lua_Integer i = 0;
+  int more = 0;
   struct dirent *de;
   while ((de = readdir(d))) {
     if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+    if (i >= max) {
+      more = 1;
+      break;
+    }
     lua_pushstring(L, de->d_name);
     lua_rawseti(L, -2, ++i);
   }
   closedir(d);
-  return 1;
+  if (!more) return 1;
+  lua_pushboolean(L, 1);
+  return 2;
 }
 
 /* Remove everything inside the directory top, never following a link and

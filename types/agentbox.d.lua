@@ -33,6 +33,13 @@
 ---@field exit_code integer 0 when every block succeeded, else the failing block's exit code (124 timeout, 122 quota, 128 + signal)
 ---@field output string what the blocks printed (stdout and stderr in arrival order), plus agentbox's own lines
 ---@field code_file string|nil the path of the first code file written, nil when none was
+---@field output_files agentbox.OutputFile[]|nil LocalExecutor and DockerExecutor: the regular files under work_dir this call created or changed, sorted by path (not the code files agentbox wrote, links, or `.agentbox/`); a chart shown with `plt.show()` is `figure_<n>.png`. The reply to the model ends with `\nFiles: <path> (<size> bytes), ...`
+---@field output_files_incomplete string|nil why output_files may miss files (the listing stopped after `MAX_ENTRIES` = 10,000 entries, or failed) or, with a remote daemon, how many were not copied back; nil otherwise
+
+--- One entry of `ExecResult.output_files`.
+---@class agentbox.OutputFile
+---@field path string relative to work_dir (a remote daemon's files are copied back there)
+---@field size integer bytes
 
 --- One code execution of a chat: an entry of ChatResult.execution_results
 --- (kept as the code ran) and of `agentbox.code.execution_results(history)`

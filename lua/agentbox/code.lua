@@ -327,14 +327,39 @@ function M.extract(text, opts)
   return blocks, skipped
 end
 
+-- names the reply to the model spells out; the rest are counted
+M.MAX_NAMED_FILES = 20
+
+-- "\nFiles: chart.png (12345 bytes), ..." for a result's output_files ("" when none)
+local function files_line(files, incomplete)
+  if (type(files) ~= "table" or #files == 0) and not incomplete then return "" end
+  local names = {}
+  for i, f in ipairs(type(files) == "table" and files or {}) do
+    if i > M.MAX_NAMED_FILES then
+      names[#names + 1] = ("and %d more"):format(#files - M.MAX_NAMED_FILES)
+      break
+    end
+    -- names come from the code: no control characters or broken UTF-8 in the reply
+    local p = tostring(f.path):gsub("%c", "?")
+    if not utf8.len(p) then p = p:gsub("[\128-\255]", "?") end
+    names[#names + 1] = ("%s (%s bytes)"):format(p, tostring(math.tointeger(f.size) or f.size))
+  end
+  local line = "\nFiles: " .. (#names > 0 and table.concat(names, ", ") or "none listed")
+  if incomplete then line = line .. " (incomplete: " .. tostring(incomplete) .. ")" end
+  return line
+end
+
 --- AutoGen's reply text for a result.
+-- Then the files the call produced (result.output_files), when there are any:
+-- `\nFiles: chart.png (12345 bytes), ...`.
 -- @tparam agentbox.ExecResult result the result
--- @treturn string `exitcode: <n> (execution succeeded|failed)\nCode output: <output>`
+-- @treturn string `exitcode: <n> (execution succeeded|failed)\nCode output: <output>[\nFiles: ...]`
 function M.format_result(result)
   local n = math.tointeger(result.exit_code) or result.exit_code
   return "exitcode: " .. tostring(n) .. " ("
     .. (n == 0 and "execution succeeded" or "execution failed")
     .. ")\nCode output: " .. tostring(result.output or "")
+    .. files_line(result.output_files, result.output_files_incomplete)
 end
 
 local LANGUAGES = {

@@ -75,6 +75,16 @@ local M = {
 -- (124 timeout, 122 quota, 128 + signal)
 -- @tfield string output what the blocks printed (stdout and stderr in arrival order), plus agentbox's own lines
 -- @tfield string|nil code_file the path of the first code file written, nil when none was
+-- @tfield {OutputFile,...}|nil output_files LocalExecutor and DockerExecutor: the regular files
+-- under work_dir this call created or changed, sorted by path (not the code files agentbox
+-- wrote, links, or `.agentbox/`); a chart shown with `plt.show()` is `figure_<n>.png`
+-- @tfield string|nil output_files_incomplete why output_files may miss files (the listing stopped
+-- after 10,000 entries, or failed) or, with a remote daemon, how many were not copied back
+
+--- One entry of `ExecResult.output_files`.
+-- @table OutputFile
+-- @tfield string path relative to work_dir (a remote daemon's files are copied back there)
+-- @tfield integer size bytes
 
 --- The options LocalExecutor and DockerExecutor share (README "A minimal example").
 -- An unknown option or a bad value is an error naming it, raised before

@@ -18,6 +18,9 @@
 --   X:_attached()            after the workspace exists (may raise: it is detached)
 --   X:_before(blocks)        before the block loop (start a container)
 --   X:_release()             at close, before the workspace goes -> true | nil, message, code
+--   X:_snapshot()            the files of work_dir (output_files.lua; default: host)
+--   X:_ship(rel, text)       put one of agentbox's files where code sees it
+--   X:_bring_back(res)       (optional) copy res.output_files into the host work_dir
 --   X:_release_send()        at collection: a function that starts the release and
 --                            returns its handle (gc_queue job.send), or nil; no I/O here
 --   X:_audit(r)              the audit log's sandbox and own limits, two tables (audit.lua;
@@ -31,6 +34,7 @@ local common = require("agentbox.executor.common")
 local workspace = require("agentbox.executor.workspace")
 local gc_queue = require("agentbox.executor.gc_queue")
 local audit = require("agentbox.executor.audit")
+local output_files = require("agentbox.executor.output_files")
 
 local M = {}
 
@@ -186,15 +190,21 @@ function Base:_release() return true end
 function Base:_release_send() return nil end
 function Base:_audit() return {}, {} end
 
+-- output_files (output_files.lua): a listing of work_dir on the host, and
+-- agentbox's own files (the matplotlib backend) written where code files go
+function Base:_snapshot() return output_files.on_host(self._ws) end
+function Base:_ship(rel, text) return self:_write({ rel = rel }, text) end
+
 function Base:_execute(blocks)
   self:_before(blocks)
-  return common.run_blocks(blocks, self.max_output, self.save_only,
+  local watch = output_files.start(self, blocks)
+  return output_files.finish(self, watch, common.run_blocks(blocks, self.max_output, self.save_only,
     function(prep, text) return self:_write(prep, text) end,
     audit.wrap(self, function(prep, path, out, timeout)
       local argv, err = M.argv(self, prep.info, self:_path_of(prep, path))
       if not argv then return nil, err end
       return self:_run(argv, prep, out, timeout)
-    end), { timeout = self.timeout, total = self.total_timeout })
+    end), { timeout = self.timeout, total = self.total_timeout }))
 end
 
 -- the code file as the program sees it (default: the host path)

@@ -17,6 +17,7 @@ local docker = require("agentbox.engine")
 local base = require("agentbox.executor.base")
 local common = require("agentbox.executor.common")
 local gc_queue = require("agentbox.executor.gc_queue")
+local output_files = require("agentbox.executor.output_files")
 local files = require("agentbox.executor.sandbox_files")
 local default_user = files.default_user
 local upload_sup, fix_workspace, upload_block = files.upload_sup, files.fix_workspace, files.upload_block
@@ -218,7 +219,8 @@ function DockerExecutor._setup(self, o)
                        "tmpfs", "mounts", "auto_remove", "container_name" }) do
     self[k] = o[k]
   end
-  self.env = build_env(o.env)
+  -- matplotlib's cache in the container's /tmp: the sandbox user may not own work_dir's corner
+  self.env = build_env(output_files.python_env(WORKSPACE, o.env, "/tmp/agentbox-mpl"))
   local client, cerr = docker.client(o.docker_host)
   if not client then fail(cerr) end
   self.client = client
@@ -506,6 +508,26 @@ end
 -- starting the container (perhaps pulling its image) is not the code's time
 function DockerExecutor:_before(blocks)
   if #blocks > 0 then self:_ensure() end
+end
+
+-- output_files: a remote daemon's work_dir is a volume in the container, listed there
+function DockerExecutor:_snapshot()
+  if self.transfer ~= "archive" or not self.container_id then return base.Base._snapshot(self) end
+  local r, err = self.client:exec_run(self.container_id, output_files.find_argv(WORKSPACE),
+                                      { user = self.run_user, max = 4 * 1024 * 1024 })
+  if not r then return { files = {}, incomplete = "listing the sandbox's work_dir failed: " .. tostring(err) } end
+  return output_files.parse_find(r.stdout or "", nil, r.dropped)
+end
+
+-- a remote daemon: what the call produced comes back into the host work_dir
+function DockerExecutor:_bring_back(res)
+  if self.transfer ~= "archive" or not self.container_id then return end
+  output_files.copy_back(self.client, self.container_id, WORKSPACE, self._ws, res)
+end
+
+function DockerExecutor:_ship(rel, text)
+  if self.transfer == "archive" then return upload_block(self, rel, text) end
+  return base.Base._ship(self, rel, text)
 end
 
 function DockerExecutor:_path_of(prep) return WORKSPACE .. "/" .. prep.rel end

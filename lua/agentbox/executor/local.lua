@@ -11,6 +11,7 @@ local task = require("agentbox.task")
 local errors = require("agentbox.errors")
 local base = require("agentbox.executor.base")
 local common = require("agentbox.executor.common")
+local output_files = require("agentbox.executor.output_files")
 
 --- LocalExecutor's own options; it takes every @{agentbox.ExecutorOptions} too.
 -- @table LocalExecutorOptions
@@ -98,7 +99,7 @@ function LocalExecutor._setup(self, o)
 end
 
 function LocalExecutor._attached(self)
-  self.env = build_env(self.work_dir, self._extra_env)
+  self.env = build_env(self.work_dir, output_files.python_env(self.work_dir, self._extra_env))
   self._extra_env = nil
 end
 
