@@ -89,9 +89,12 @@ local user_proxy = agentbox.UserProxyAgent{
                             use_docker = os.getenv("AGENTBOX_DEMO_DOCKER") ~= "0" },
 }
 local ex = user_proxy:code_executor()
-local f = assert(io.open(ex.work_dir .. "/stock_prices.csv", "w"))
-f:write(table.concat(PRICES, "\n"), "\n")
-f:close()
+-- the sandbox can write in work_dir, so an earlier run's code may have left a
+-- link at stock_prices.csv: the workspace accessor never follows one (io.open
+-- would write through it, as root when root runs this)
+local ws = assert(require("agentbox.core").workspace(ex.work_dir))
+assert(ws:write("stock_prices.csv", table.concat(PRICES, "\n") .. "\n"))
+ws:close()
 
 print(("code runs in: %s"):format(user_proxy:use_docker() and "a hardened Docker container (" ..
   ex.image .. ")" or "local processes"))
