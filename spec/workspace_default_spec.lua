@@ -68,8 +68,11 @@ C.each("workspace by default", function(E)
     H.write(outside .. "/keep.txt", "mine")
     local dead = ("%s/agentbox-%s-1-%08x"):format(TMP, pid, math.random(0, 0x7fffffff))    -- a reused pid
     local live = ("%s/agentbox-%s-%s-%08x"):format(TMP, pid, started, math.random(0, 0x7fffffff))
-    assert(os.execute(("mkdir -p '%s/a/b' '%s' && echo x > '%s/a/b/f' && ln -s '%s' '%s/a/out' && ln -s '%s' '%s/top'")
-      :format(dead, live, dead, outside, dead, outside, dead)))
+    -- built under another name, then renamed into place: any agentbox start on
+    -- this machine may reap a dead owner's directory while it is being built
+    local staging = E.tmpdir("staging") .. "/d"
+    assert(os.execute(("mkdir -p '%s/a/b' '%s' && echo x > '%s/a/b/f' && ln -s '%s' '%s/a/out' && ln -s '%s' '%s/top'"
+      .. " && mv '%s' '%s'"):format(staging, live, staging, outside, staging, outside, staging, staging, dead)))
     local ex = bare(E)
     assert.is_nil(stat(dead))
     assert.is_not_nil(stat(live))
