@@ -77,6 +77,19 @@ M.KINDS = {
     inside = function() return "/workspace" end,
     gate = M.need_docker,
   },
+  {
+    -- warm = true (executor/docker_warm.lua): blocks over the in-container
+    -- block server's socket instead of docker exec
+    kind = "docker-warm", tag = " #docker", name = "DockerExecutor",
+    extra = ("image = %q, warm = true, "):format(M.IMAGE),
+    new = function(opts)
+      if opts.image == nil then opts.image = M.IMAGE end
+      if opts.warm == nil then opts.warm = true end
+      return agentbox.DockerExecutor(opts)
+    end,
+    inside = function() return "/workspace" end,
+    gate = M.need_docker,
+  },
 }
 
 --- Run body(E) once per executor kind, inside describe("<title> [<kind>]").
