@@ -171,7 +171,7 @@ local function harness()
     end
     -- floors: the three API round trips with /bin/true, then with our supervisor in front
     local sup = "/opt/agentbox/sup"
-    for _, f in ipairs({ { "true", { "/bin/true" } }, { "sup_true", { sup, "-t", "60000", "-g", "500", "--", "/bin/true" } } }) do
+    for _, f in ipairs({ { "true", { "/bin/true" } }, { "sup_true", { sup, "-u", "1000:1000", "-t", "60000", "-g", "500", "--", "/bin/true" } } }) do
       local xs = {}
       for i = 1, warm + n // 2 do
         local t0 = now()
