@@ -600,14 +600,24 @@ end
 -- next executor start reaps the container by its labels.
 function DockerExecutor:_release_send()
   local wws = self._warm_ws
+  local wpath = self._warm_dir
+  -- the warm server's directory; its handle may have been finalized first:
+  -- opened again by the same walk (it is ours: root's, private)
+  local function destroy_dir()
+    if not wws then return end
+    if not pcall(wws.destroy, wws) and wpath then
+      local again = core.workspace(wpath)
+      if again then pcall(again.destroy, again) end
+    end
+  end
   if not self.container_id then
-    return wws and function() pcall(wws.destroy, wws) end or nil
+    return wws and destroy_dir or nil
   end
   local send = removal(self.client, self.container_id, not self.auto_remove)
   if not wws then return send end
   return function()
     local req = send()   -- the container first: the directory is mounted in it
-    pcall(wws.destroy, wws)
+    destroy_dir()
     return req
   end
 end

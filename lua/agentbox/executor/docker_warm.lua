@@ -45,7 +45,7 @@ function M.prepare(self)
     local ws
     ws, err = core.workspace(tmp_base() .. "/" .. name, { create = true, exclusive = true, mode = 448 })  -- 0700
     if ws then
-      self._warm_ws = ws
+      self._warm_ws, self._warm_dir = ws, ws:path()
       return
     end
   end
