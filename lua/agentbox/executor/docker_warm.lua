@@ -83,7 +83,12 @@ function M.connect(self)
     if cerr:find("refused$") then break end   -- a peer that is not root: never retried
     task.sleep(0.002)
   until core.now() > deadline
-  error("DockerExecutor: warm: the block server did not answer on " .. path .. ": " .. tostring(err), 0)
+  local state = ""
+  local info = self.container_id and self.client:inspect(self.container_id)
+  if type(info) == "table" and type(info.State) == "table" then
+    state = (" (the container is %s, exit code %s)"):format(tostring(info.State.Status), tostring(info.State.ExitCode))
+  end
+  error("DockerExecutor: warm: the block server did not answer on " .. path .. ": " .. tostring(err) .. state, 0)
 end
 
 --- The container is going (close, restart, replaced): the connection and
