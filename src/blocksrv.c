@@ -10,6 +10,7 @@
  * server belongs to one executor. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -27,13 +28,17 @@ int ab_block_server(const char *path, const ab_sup_args *force) {
   memset(&sa, 0, sizeof sa);
   sa.sun_family = AF_UNIX;
   size_t n = strlen(path);
-  if (n == 0 || n >= sizeof sa.sun_path) return 125;
+  if (n == 0 || n + 4 >= sizeof sa.sun_path) return 125;
+  /* bound and listening under a temporary name, then renamed into place:
+   * the host never finds a socket that refuses (between bind and listen) */
   memcpy(sa.sun_path, path, n);
+  memcpy(sa.sun_path + n, ".new", 5);
   int ls = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
   if (ls < 0) return 1;
   umask(077);   /* the socket is 0600: root's alone */
-  unlink(path);
-  if (bind(ls, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(ls, 4) != 0) return 1;
+  unlink(sa.sun_path);
+  if (bind(ls, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(ls, 4) != 0 || rename(sa.sun_path, path) != 0)
+    return 1;
   for (;;) {
     int c = accept4(ls, NULL, NULL, SOCK_CLOEXEC);
     if (c < 0) {

@@ -23,7 +23,7 @@ local M = {}
 M.DIR = "/run/agentbox"        -- in the container: the host's private directory
 local SOCK = "sock"
 M.SOCK = M.DIR .. "/" .. SOCK
-local CONNECT_WAIT = 10        -- seconds for the server's socket after the start
+local CONNECT_WAIT = 30        -- seconds for the server's socket after the start (a loaded daemon)
 local OOM_MSG = "\nagentbox: the program was killed: out of memory (the container's memory limit)\n"
 
 -- TMPDIR as workspace.lua reads it (the host's own configuration)
@@ -72,7 +72,8 @@ end
 function M.connect(self)
   disconnect(self)
   local path = self._warm_ws:path() .. "/" .. SOCK
-  local deadline, err = core.now() + CONNECT_WAIT, nil
+  local t0, err = core.now(), nil
+  local look = t0 + 1
   repeat
     local conn, cerr = core.spawn_connect(path, 0)
     if conn then
@@ -81,8 +82,14 @@ function M.connect(self)
     end
     err = cerr
     if cerr:find("refused$") then break end   -- a peer that is not root: never retried
+    if core.now() > look then
+      -- a loaded daemon may be slow to start it; a container that stopped never will
+      look = core.now() + 1
+      local info = self.client:inspect(self.container_id)
+      if type(info) == "table" and type(info.State) == "table" and info.State.Running == false then break end
+    end
     task.sleep(0.002)
-  until core.now() > deadline
+  until core.now() > t0 + CONNECT_WAIT
   local state = ""
   local info = self.container_id and self.client:inspect(self.container_id)
   if type(info) == "table" and type(info.State) == "table" then
