@@ -88,8 +88,9 @@ local function harness()
     return t
   end
 
-  local function executor(name)
-    return agentbox.DockerExecutor{ image = IMAGE, work_dir = ("%s/ab-%s-%s"):format(TMP, tag, name), timeout = 60 }
+  local function executor(name, warm)
+    return agentbox.DockerExecutor{ image = IMAGE, work_dir = ("%s/ab-%s-%s"):format(TMP, tag, name), timeout = 60,
+                                    warm = warm }
   end
 
   local H = {}
@@ -137,21 +138,31 @@ local function harness()
   function H.warm(n, warm, out)
     local ex = executor("warm")
     ex:start()
-    local res = { rows = { python = { ms = {}, ops = {} }, sh = { ms = {}, ops = {} } }, floor = {} }
-    local rows = { { "python", PY, "1\n" }, { "sh", SH, "hi\n" } }
+    -- warm = true (the in-container block server), same run, interleaved;
+    -- BENCH_NO_SERVER=1 leaves it out
+    local srv = os.getenv("BENCH_NO_SERVER") ~= "1" and executor("warmsrv", true) or nil
+    if srv then srv:start() end
+    local res = { rows = { python = { ms = {}, ops = {} }, sh = { ms = {}, ops = {} },
+                           python_server = { ms = {}, ops = {} }, sh_server = { ms = {}, ops = {} } }, floor = {} }
+    local rows = { { "python", PY, "1\n", ex }, { "sh", SH, "hi\n", ex } }
+    if srv then
+      rows[3] = { "python_server", PY, "1\n", srv }
+      rows[4] = { "sh_server", SH, "hi\n", srv }
+    end
     local files = {}
     math.randomseed(7)
     for i = 1, warm + n do
-      local a = math.random(2)
-      for _, j in ipairs({ a, 3 - a }) do   -- python and sh interleaved, random order
-        local name, block, want = rows[j][1], rows[j][2], rows[j][3]
+      local order = {}
+      for j = 1, #rows do table.insert(order, math.random(#order + 1), j) end   -- interleaved, random order
+      for _, j in ipairs(order) do
+        local name, block, want, e = rows[j][1], rows[j][2], rows[j][3], rows[j][4]
         take()
         local t0 = now()
-        local r = ex:execute(block)
+        local r = e:execute(block)
         local dt = (now() - t0) * 1000
         local o = take()
         check(r, want)
-        files[name] = r.code_file:match("[^/]+$")
+        if e == ex then files[name] = r.code_file:match("[^/]+$") end
         if i > warm then
           table.insert(res.rows[name].ms, dt)
           table.insert(res.rows[name].ops, o)
@@ -160,7 +171,7 @@ local function harness()
     end
     -- floors: the three API round trips with /bin/true, then with our supervisor in front
     local sup = "/opt/agentbox/sup"
-    for _, f in ipairs({ { "true", { "/bin/true" } }, { "sup_true", { sup, "-t", "60000", "-g", "500", "--", "/bin/true" } } }) do
+    for _, f in ipairs({ { "true", { "/bin/true" } }, { "sup_true", { sup, "-u", "1000:1000", "-t", "60000", "-g", "500", "--", "/bin/true" } } }) do
       local xs = {}
       for i = 1, warm + n // 2 do
         local t0 = now()
@@ -194,6 +205,7 @@ print(run(["/usr/bin/python3", "/workspace/%s"]), run(["/bin/sh", "/workspace/%s
                        CapDrop = hc.CapDrop, SecurityOpt = hc.SecurityOpt, Init = hc.Init, PidsLimit = hc.PidsLimit,
                        Memory = hc.Memory, NanoCpus = hc.NanoCpus }
     ex:close()
+    if srv then srv:close() end
     B.write_json(out, res)
   end
 
@@ -266,6 +278,12 @@ local function report(dir, out_path)
       gather(abw, function(r) return r.rows.python.ms end), gather(agw, function(r) return r.rows.python end) },
     { "warm block: sh `echo hi`",
       gather(abw, function(r) return r.rows.sh.ms end), gather(agw, function(r) return r.rows.sh end) },
+    { "warm block, `warm = true` (block server, no exec): python `print(1)`",
+      gather(abw, function(r) return (r.rows.python_server or {}).ms or {} end),
+      gather(agw, function(r) return r.rows.python end) },
+    { "warm block, `warm = true` (block server, no exec): sh `echo hi`",
+      gather(abw, function(r) return (r.rows.sh_server or {}).ms or {} end),
+      gather(agw, function(r) return r.rows.sh end) },
     { ("%d executors at once: cold start of all %d (wall)"):format(k, k),
       walls(abk, "start_wall_ms"), walls(agk, "start_wall_ms") },
     { ("%d executors at once: per-block latency, python `print(1)`"):format(k),

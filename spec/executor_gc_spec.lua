@@ -22,7 +22,7 @@ end
 
 -- An executor with a private work_dir (E.new always gives one), started.
 local function bare(E)
-  local ex = E.kind == "docker" and agentbox.DockerExecutor{ image = C.IMAGE, timeout = 10 }
+  local ex = E.docker and agentbox.DockerExecutor{ image = C.IMAGE, timeout = 10, warm = E.warm }
     or agentbox.LocalExecutor{ timeout = 10 }
   if ex.start then ex:start() end
   return ex, ex.work_dir, ex.container_id
@@ -33,13 +33,13 @@ C.each("a collected executor", function(E)
     local ex, dir, id = bare(E)
     assert.equal(0, ex:execute{ { lang = "sh", code = "echo x > f" } }.exit_code)
     assert.is_true(is_dir(dir))
-    assert.equal(E.kind == "docker", container(id))
+    assert.equal(E.docker, container(id))
     ex = nil -- luacheck: ignore
     collectgarbage()
     collectgarbage()
     -- no I/O inside the finalizer: both are still there
     assert.is_true(is_dir(dir))
-    assert.equal(E.kind == "docker", container(id))
+    assert.equal(E.docker, container(id))
     local deadline = core.now() + 10
     repeat agentbox.step(50) until not is_dir(dir) and not container(id) or core.now() > deadline
     assert.is_false(is_dir(dir))
@@ -63,7 +63,7 @@ C.each("a collected executor", function(E)
     local dir, id, closing = r.stdout:match("^(%S+) (%S+)\n([%d.]+)\n$")
     assert.is_truthy(closing, r.output)
     assert.is_true(ended - tonumber(closing) < BUDGET + 1, ("lua_close took %.2f s"):format(ended - tonumber(closing)))
-    if E.kind == "docker" then
+    if E.docker then
       assert.matches("^%x+$", id)
       assert.is_false(container(id))
     end

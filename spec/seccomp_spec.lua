@@ -44,7 +44,7 @@ C.each("the seccomp filter", function(E)
     for name, v in r.output:gmatch("(%S+) (%S+)\n") do got[name] = v end
     -- Docker's default profile is one filter, ours the second; a local host
     -- may already run under filters of its own
-    assert.is_true(tonumber(got.filters) >= (E.kind == "docker" and 2 or 1), r.output)
+    assert.is_true(tonumber(got.filters) >= (E.docker and 2 or 1), r.output)
     assert.equal("1", r.output:match("nnp (%d)"), r.output)
     for name, want in pairs(EXPECT) do
       assert.equal(want, got[name], name .. " in:\n" .. r.output)

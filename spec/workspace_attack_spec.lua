@@ -90,7 +90,7 @@ end
 -- work_dir (LocalExecutor's code is a host process).
 local function start_racer(E, ex, outside, racer)
   racer = racer or RACER
-  if E.kind == "docker" then
+  if E.docker then
     ex:start()
     local c = ex.client
     local exec_id, err = c:exec_create(ex.container_id, { Cmd = { "python3", "-c", racer, "/workspace", outside },

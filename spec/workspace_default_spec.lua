@@ -15,8 +15,9 @@ local TMP = core.realpath(os.getenv("TMPDIR") or "/tmp")
 local function bare(E, opts)
   opts = opts or {}
   opts.timeout = opts.timeout or 10
-  if E.kind == "docker" then
+  if E.docker then
     opts.image = C.IMAGE
+    opts.warm = E.warm
     return agentbox.DockerExecutor(opts)
   end
   return agentbox.LocalExecutor(opts)

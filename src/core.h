@@ -120,6 +120,7 @@ void ab_open_owner(lua_State *L);       /* owner.c: owner, owner_alive, hostname
 void ab_open_text(lua_State *L);        /* text.c: md5, sha256, utf8_clean */
 void ab_open_system(lua_State *L);      /* system.c: which, mkdir_p, realpath, append, wall_time, isatty, geteuid */
 void ab_open_embed(lua_State *L);       /* embed.c: set_scheduler */
+void ab_open_spawnconn(lua_State *L);   /* spawnconn.c: spawn_connect */
 
 /* system.c: posix_spawn attributes for a clean child: default signal
  * dispositions, empty mask (spawner.c, proc.c) */

@@ -40,6 +40,7 @@ typedef struct {
   size_t rep_got;
   int eof[2], got_status, done, killed, via_server, spawn_errno;
   uint32_t spawn_id;
+  ab_spawner *sp;              /* the server that took the run (via_server) */
   int overdue;                 /* the host's deadline ended the run */
   struct timespec t0, t1;
   ab_timer backstop, deadline;
@@ -67,7 +68,11 @@ static void finish(proc_ud *p) {
   ab_timer_stop(p->h.ctx, &p->deadline);
   clock_gettime(CLOCK_MONOTONIC, &p->t1);
   p->done = 1;
-  if (p->via_server) ab_spawner_forget(p->h.ctx, p->spawn_id);   /* the server reaps it */
+  if (p->via_server) {
+    ab_spawner *sp = p->sp;
+    p->sp = NULL;
+    ab_spawner_forget(sp, p->spawn_id);   /* the server reaps it */
+  }
   else ab_reap_later(p->h.ctx, p->pid);
   ab_notify(&p->h);
 }
@@ -165,7 +170,7 @@ static void on_spawned(void *owner, pid_t pid) {
  * cancels: the tree dies). Without the server the supervisor is our child,
  * unreaped until finish, so its pid cannot have been reused. */
 static void cancel(proc_ud *p, int hard) {
-  if (p->via_server) ab_spawner_kill(p->h.ctx, p->spawn_id, hard);
+  if (p->via_server && p->sp) ab_spawner_kill(p->sp, p->spawn_id, hard);
   else if (p->pid > 0) {
     kill(p->pid, hard ? SIGKILL : SIGTERM);
     kill(p->pid, SIGCONT);
@@ -215,7 +220,7 @@ static int l_spawn(lua_State *L) {
   const char *fail = ab_spawn_pipes(&r, child, host);
   if (!fail && r.in && ab_buf_add(&p->in, r.in, r.inlen)) fail = "malloc";
   clock_gettime(CLOCK_MONOTONIC, &p->t0);
-  pid_t pid = fail ? -1 : ab_spawn_dispatch(p->h.ctx, &r, child, p, on_spawned, &p->spawn_id);
+  pid_t pid = fail ? -1 : ab_spawn_dispatch(p->h.ctx, &r, child, p, on_spawned, &p->spawn_id, &p->sp);
   p->via_server = pid == 0;
   int saved = errno;
   for (int i = 0; i < 4; i++) fd_close(&child[i]);
@@ -223,7 +228,7 @@ static int l_spawn(lua_State *L) {
     for (int i = 0; i < 4; i++) fd_close(&host[i]);
     ab_buf_free(&p->in);
     luaL_pushfail(L);
-    lua_pushfstring(L, "spawn: %s failed: %s", fail ? fail : "fork", strerror(saved));
+    lua_pushfstring(L, "spawn: %s failed: %s", fail ? fail : r.server ? "the server" : "fork", strerror(saved));
     lua_pushliteral(L, "spawn");
     return 3;
   }
@@ -307,6 +312,8 @@ static int p_result(lua_State *L) {
   lua_setfield(L, -2, "oom");
   lua_pushboolean(L, valid && r->quota);
   lua_setfield(L, -2, "quota_exceeded");
+  lua_pushboolean(L, valid && r->strays);
+  lua_setfield(L, -2, "strays");
   ab_out_set_fields(L, &p->out);
   double wall = (double)(p->t1.tv_sec - p->t0.tv_sec) + (double)(p->t1.tv_nsec - p->t0.tv_nsec) / 1e9;
   lua_pushnumber(L, wall);

@@ -26,6 +26,7 @@ struct ab_spawner {
   uint32_t next_id;
   pending *pend;
   size_t npend, cappend;
+  int refs;                    /* a connected server (ab_spawner_connect): its handle and its runs; 0: the context's own */
 };
 
 static void drop(ab_spawner *s) {
@@ -113,6 +114,12 @@ static void spawner_free(ab_ctx *c) {
   c->spawner = NULL;
 }
 
+static void spawner_destroy(ab_spawner *s) {
+  drop(s);
+  free(s->pend);
+  free(s);
+}
+
 static ab_spawner *get(ab_ctx *c, const char *sup) {
   ab_spawner *s = c->spawner;
   if (!s) {
@@ -129,10 +136,13 @@ static ab_spawner *get(ab_ctx *c, const char *sup) {
   return s;
 }
 
-int ab_spawner_spawn(ab_ctx *c, const char *sup, const ab_sup_args *a, const int fds[4],
-                     void *owner, void (*cb)(void *owner, pid_t pid), uint32_t *id_out) {
-  ab_spawner *s = get(c, sup);
-  if (!s) return -1;
+/* pend and send: the request goes out on s's socket. */
+static int send_on(ab_spawner *s, const ab_sup_args *a, const int fds[4], void *owner,
+                   void (*cb)(void *owner, pid_t pid), uint32_t *id_out) {
+  if (s->sock < 0) {
+    errno = EPIPE;
+    return -1;
+  }
   if (s->npend == s->cappend) {
     size_t cap = s->cappend ? 2 * s->cappend : 16;
     pending *np = realloc(s->pend, cap * sizeof *np);
@@ -144,8 +154,9 @@ int ab_spawner_spawn(ab_ctx *c, const char *sup, const ab_sup_args *a, const int
   int rc = ab_proto_send_spawn(s->sock, id, a, fds);
   if (rc != 0) {
     /* too large for one message: the caller spawns directly; a broken
-     * socket: restarted on the next spawn */
+     * socket: restarted on the next spawn (a connected one is not) */
     if (rc == -1 && errno != EAGAIN) drop(s);
+    if (rc == -2) errno = E2BIG;
     return -1;
   }
   /* code of the same uid may have stopped the server: a run must not wait
@@ -156,16 +167,54 @@ int ab_spawner_spawn(ab_ctx *c, const char *sup, const ab_sup_args *a, const int
   return 0;
 }
 
-void ab_spawner_forget(ab_ctx *c, uint32_t id) {
-  ab_spawner *s = c->spawner;
-  if (!s) return;
-  for (size_t i = 0; i < s->npend; i++)
-    if (s->pend[i].id == id) { s->pend[i] = s->pend[--s->npend]; break; }
+ab_spawner *ab_spawner_spawn(ab_ctx *c, const char *sup, const ab_sup_args *a, const int fds[4],
+                             void *owner, void (*cb)(void *owner, pid_t pid), uint32_t *id_out) {
+  ab_spawner *s = get(c, sup);
+  if (!s) return NULL;
+  return send_on(s, a, fds, owner, cb, id_out) == 0 ? s : NULL;
 }
 
-void ab_spawner_kill(ab_ctx *c, uint32_t id, int hard) {
-  ab_spawner *s = c->spawner;
-  if (!s || s->sock < 0) return;
+int ab_spawner_spawn_on(ab_spawner *s, const ab_sup_args *a, const int fds[4], void *owner,
+                        void (*cb)(void *owner, pid_t pid), uint32_t *id_out) {
+  if (send_on(s, a, fds, owner, cb, id_out) != 0) return -1;
+  s->refs++;   /* the run's, until ab_spawner_forget */
+  return 0;
+}
+
+void ab_spawner_forget(ab_spawner *s, uint32_t id) {
+  for (size_t i = 0; i < s->npend; i++)
+    if (s->pend[i].id == id) { s->pend[i] = s->pend[--s->npend]; break; }
+  if (s->refs > 0) ab_spawner_unref(s);
+}
+
+void ab_spawner_kill(ab_spawner *s, uint32_t id, int hard) {
+  if (s->sock < 0) return;
   if (hard && s->pid > 0) kill(s->pid, SIGCONT);   /* our child: its pid is ours until reaped */
   ab_proto_send_kill(s->sock, id, hard);
+}
+
+ab_spawner *ab_spawner_connect(ab_ctx *c, int sock) {
+  ab_spawner *s = calloc(1, sizeof *s);
+  if (!s) return NULL;
+  s->ctx = c;
+  s->sock = sock;
+  s->pid = -1;
+  s->refs = 1;
+  s->w.fd = sock;
+  s->w.cb = on_reply;
+  s->w.owner = s;
+  fcntl(sock, F_SETFL, fcntl(sock, F_GETFL) | O_NONBLOCK);
+  if (ab_watch_set(c, &s->w, EPOLLIN) != 0) {
+    free(s);
+    return NULL;
+  }
+  return s;
+}
+
+int ab_spawner_alive(const ab_spawner *s) { return s->sock >= 0; }
+
+void ab_spawner_disconnect(ab_spawner *s) { drop(s); }
+
+void ab_spawner_unref(ab_spawner *s) {
+  if (s->refs > 0 && --s->refs == 0) spawner_destroy(s);
 }

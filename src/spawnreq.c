@@ -117,6 +117,8 @@ void ab_spawn_parse(lua_State *L, ab_spawn_call *r) {
   a->cwd = ab_opt_string(L, 1, "cwd", NULL);
   a->fd_in = a->fd_out = a->fd_err = -1;
   r->sup = ab_opt_string(L, 1, "sup", NULL);
+  if (lua_getfield(L, 1, "server") != LUA_TNIL) r->server = ab_spawnconn_check(L, lua_gettop(L));
+  lua_pop(L, 1);   /* the handle stays referenced by the option table */
   double timeout = ab_opt_number(L, 1, "timeout", 0);
   double grace = ab_opt_number(L, 1, "grace", 0.5);
   r->max_output = ab_opt_number(L, 1, "max_output", 1048576);
@@ -184,8 +186,14 @@ static void supervise_here(ab_sup_args *a, const int child[4], pid_t host) {
 }
 
 pid_t ab_spawn_dispatch(ab_ctx *c, ab_spawn_call *r, const int child[4], void *owner,
-                        void (*cb)(void *owner, pid_t pid), uint32_t *id) {
-  if (r->sup && ab_spawner_spawn(c, r->sup, &r->a, child, owner, cb, id) == 0) return 0;
+                        void (*cb)(void *owner, pid_t pid), uint32_t *id, ab_spawner **sp) {
+  *sp = NULL;
+  if (r->server) {
+    if (ab_spawner_spawn_on(r->server, &r->a, child, owner, cb, id) != 0) return -1;
+    *sp = r->server;
+    return 0;
+  }
+  if (r->sup && (*sp = ab_spawner_spawn(c, r->sup, &r->a, child, owner, cb, id)) != NULL) return 0;
   pid_t host = getpid();
   pid_t pid = fork();
   if (pid == 0) supervise_here(&r->a, child, host);

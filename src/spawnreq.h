@@ -14,6 +14,7 @@
 typedef struct {
   ab_sup_args a;
   const char *sup;             /* agentbox-sup for the spawn server, NULL: fork */
+  ab_spawner *server;          /* `server`: a connected block server (spawnconn.c); never a fork */
   const char *in;              /* stdin, NULL: /dev/null */
   size_t inlen;
   double max_output;
@@ -31,11 +32,17 @@ void ab_spawn_parse(lua_State *L, ab_spawn_call *r);
  * close. */
 const char *ab_spawn_pipes(const ab_spawn_call *r, int child[4], int host[4]);
 
-/* Hands the run to the spawn server when there is one (cb(owner, pid)
- * later, *id names the run); if it cannot take it (no agentbox-sup, or a
- * message too large), the supervisor is forked here. Returns the
- * supervisor's pid, 0 when the server took it, -1 with errno. */
+/* Hands the run to r->server, else to the spawn server when there is one
+ * (cb(owner, pid) later, *id names the run, *sp the server that took it);
+ * if the spawn server cannot take it (no agentbox-sup, or a message too
+ * large), the supervisor is forked here; a connected server's run is
+ * never forked here. Returns the supervisor's pid, 0 when a server took
+ * it, -1 with errno. */
 pid_t ab_spawn_dispatch(ab_ctx *c, ab_spawn_call *r, const int child[4], void *owner,
-                        void (*cb)(void *owner, pid_t pid), uint32_t *id);
+                        void (*cb)(void *owner, pid_t pid), uint32_t *id, ab_spawner **sp);
+
+/* spawnconn.c: the server option's handle at idx (raises when closed or
+ * not one) */
+ab_spawner *ab_spawnconn_check(lua_State *L, int idx);
 
 #endif

@@ -45,7 +45,7 @@ static void child(int sock, int sfd, ab_sup_args *a, const int fds[AB_SPAWN_NFDS
   _exit(0);
 }
 
-int ab_spawn_server(int sock) {
+int ab_spawn_server(int sock, const ab_sup_args *force) {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGCHLD);
@@ -59,13 +59,20 @@ int ab_spawn_server(int sock) {
   prctl(PR_SET_PDEATHSIG, SIGTERM);
   if (getppid() != host) return 0;
   prctl(PR_SET_CHILD_SUBREAPER, 1);
-  /* cpu cgroups that a SIGKILLed host's runs left behind */
-  ab_cgroup_reap();
+  /* cpu cgroups that a SIGKILLed host's runs left behind (a host's server
+   * only: a container has none) */
+  if (!force) ab_cgroup_reap();
   size_t nruns = 0, cap = 64;
   run *runs = malloc(cap * sizeof *runs);
   pid_t *keep = malloc(cap * sizeof *keep);
   char *buf = malloc(AB_SPAWN_MAX_MSG + 1);
-  if (sfd < 0 || !runs || !keep || !buf) return 1;
+  if (sfd < 0 || !runs || !keep || !buf) {
+    if (sfd >= 0) close(sfd);
+    free(runs);
+    free(keep);
+    free(buf);
+    return 1;
+  }
   int quit = 0, strays = 0;
   while (!quit) {
     struct pollfd pf[2] = {{sock, POLLIN, 0}, {sfd, POLLIN, 0}};
@@ -117,6 +124,18 @@ int ab_spawn_server(int sock) {
     if (nfds != AB_SPAWN_NFDS || ab_proto_decode(buf, (size_t)n, &rq, &a, &vec) != 0) {
       rep = -EINVAL;
     } else {
+      if (force) {
+        /* the block server's own terms, whatever the request says: the
+         * sandbox user, its sweep, our seccomp filter, the container's
+         * environment */
+        a.drop = 1;
+        a.sweep = 1;
+        a.uid = force->uid;
+        a.gid = force->gid;
+        a.o.seccomp = 1;
+        a.envp = force->envp;
+        a.path = force->path;
+      }
       errno = 0;
       if (nruns == cap) {
         run *nr = realloc(runs, 2 * cap * sizeof *runs);
@@ -135,6 +154,10 @@ int ab_spawn_server(int sock) {
   }
   /* cancel what still runs; each supervisor kills its own tree */
   for (size_t i = 0; i < nruns; i++) kill(runs[i].pid, SIGTERM);
-  ab_cgroup_cleanup(getpid());   /* after supervisors that were SIGKILLed */
+  if (!force) ab_cgroup_cleanup(getpid());   /* after supervisors that were SIGKILLed */
+  close(sfd);
+  free(runs);
+  free(keep);
+  free(buf);
   return 0;
 }

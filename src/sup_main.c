@@ -10,7 +10,9 @@
  * Exit status mirrors the program (128+signal when killed), 124 on timeout,
  * 122 when DIR went over its quota (quota.c; a line on stderr says so);
  * an out-of-memory kill is also said on stderr.
- * `agentbox-sup --server FD` is the host's spawn server (spawnsrv.c). */
+ * `agentbox-sup --server FD` is the host's spawn server (spawnsrv.c);
+ * `agentbox-sup --listen PATH -u uid:gid` is a warm container's block
+ * server (blocksrv.c). */
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,13 +40,23 @@ static int parse_ids(const char *s, ab_sup_args *a) {
   a->sweep = 1;
   return 0;
 }
-int ab_spawn_server(int sock);
+int ab_spawn_server(int sock, const ab_sup_args *force);
+int ab_block_server(const char *path, const ab_sup_args *force);
 
 int main(int argc, char **argv) {
-  if (argc == 3 && strcmp(argv[1], "--server") == 0) return ab_spawn_server(atoi(argv[2]));
+  if (argc == 3 && strcmp(argv[1], "--server") == 0) return ab_spawn_server(atoi(argv[2]), NULL);
   ab_sup_args a;
   memset(&a, 0, sizeof a);
   ab_run_opts_init(&a.o);
+  if (argc == 5 && strcmp(argv[1], "--listen") == 0 && strcmp(argv[3], "-u") == 0) {
+    if (parse_ids(argv[4], &a) != 0) {
+      fprintf(stderr, "agentbox-sup: -u wants a numeric uid:gid, neither of them 0 (got '%s')\n", argv[4]);
+      return 125;
+    }
+    a.envp = environ;
+    a.path = getenv("PATH");
+    return ab_block_server(argv[2], &a);
+  }
   int i = 1;
   for (; i < argc; i++) {
     if (strcmp(argv[i], "--") == 0) { i++; break; }

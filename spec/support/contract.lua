@@ -68,7 +68,7 @@ M.KINDS = {
     gate = function() end,
   },
   {
-    kind = "docker", tag = " #docker", name = "DockerExecutor",
+    kind = "docker", tag = " #docker", name = "DockerExecutor", docker = true,
     extra = ("image = %q, "):format(M.IMAGE),
     new = function(opts)
       if opts.image == nil then opts.image = M.IMAGE end
@@ -77,10 +77,24 @@ M.KINDS = {
     inside = function() return "/workspace" end,
     gate = M.need_docker,
   },
+  {
+    -- warm = true (executor/docker_warm.lua): blocks over the in-container
+    -- block server's socket instead of docker exec
+    kind = "docker-warm", tag = " #docker", name = "DockerExecutor", docker = true, warm = true,
+    extra = ("image = %q, warm = true, "):format(M.IMAGE),
+    new = function(opts)
+      if opts.image == nil then opts.image = M.IMAGE end
+      if opts.warm == nil then opts.warm = true end
+      return agentbox.DockerExecutor(opts)
+    end,
+    inside = function() return "/workspace" end,
+    gate = M.need_docker,
+  },
 }
 
 --- Run body(E) once per executor kind, inside describe("<title> [<kind>]").
---- E.kind, E.name ("LocalExecutor", ...), E.it(name, fn), E.new(opts)
+--- E.kind, E.name ("LocalExecutor", ...), E.docker (a DockerExecutor row), E.warm
+--- (its warm option, nil otherwise), E.it(name, fn), E.new(opts)
 --- (work_dir defaults to a path that agentbox creates under a fresh temp
 --- directory removed after the case; opts is filled in, so opts.work_dir is
 --- the path given), E.inside(ex) (work_dir as the code sees it),
@@ -94,7 +108,8 @@ function M.each(title, body, only)
     if not only or only[row.kind] then
       describe(title .. " [" .. row.kind .. "]" .. row.tag, function()
         local dirs, exs = {}, {}
-        local E = { kind = row.kind, name = row.name, inside = row.inside }
+        local E = { kind = row.kind, name = row.name, inside = row.inside, docker = row.docker or false,
+                    warm = row.warm or nil }
         function E.new_src(opts_src)
           return ("require(\"agentbox\").%s{ %s%s }"):format(row.name, row.extra, opts_src)
         end

@@ -19,6 +19,7 @@ local common = require("agentbox.executor.common")
 local gc_queue = require("agentbox.executor.gc_queue")
 local output_files = require("agentbox.executor.output_files")
 local files = require("agentbox.executor.sandbox_files")
+local warm = require("agentbox.executor.docker_warm")
 local default_user = files.default_user
 local upload_sup, fix_workspace, upload_block = files.upload_sup, files.fix_workspace, files.upload_block
 
@@ -130,6 +131,8 @@ end
 -- @tfield[opt] string transfer how code files reach the container: "bind" (default for a unix
 -- socket) or "archive" (default for tcp)
 -- @tfield[opt] function on_progress `function(line)`: image pull progress (default: stderr)
+-- @tfield[opt=false] boolean warm experimental: blocks go to a block server in the container over a
+-- unix socket instead of a `docker exec` (local daemon, host running as root)
 
 --- An executor made by `agentbox.DockerExecutor(opts)` (@{agentbox.Executor}).
 -- Its fields: `work_dir` (string), the host directory mounted at
@@ -208,6 +211,10 @@ local DockerExecutor = base.class("DockerExecutor", {
     if v ~= nil and type(v) ~= "function" then fail("on_progress must be a function(line)") end
     return v
   end,
+  warm = function(v)
+    if v ~= nil and type(v) ~= "boolean" then fail("warm must be a boolean") end
+    return v == true
+  end,
 })
 
 -- one container: the supervisor kills every process of the sandbox user
@@ -226,6 +233,19 @@ function DockerExecutor._setup(self, o)
   self.client = client
   self.transfer = o.transfer or (client.ep["local"] and "bind" or "archive")
   self.oom_kills = 0
+  self.warm = o.warm
+  if self.warm then
+    -- fail closed: never a silent downgrade to the exec path
+    if not client.ep["local"] or self.transfer ~= "bind" then
+      fail("warm = true needs a local daemon (a unix socket) and transfer = \"bind\": the block server's "
+        .. "socket is a host directory bind-mounted into the container; remote daemons use the exec path (warm = false)")
+    end
+    if core.geteuid() ~= 0 then
+      fail("warm = true needs agentbox to run as root for now: the block server (root in the container, with "
+        .. "no CAP_DAC_OVERRIDE) must own the socket's directory")
+    end
+  end
+  self._workspace = WORKSPACE
 end
 
 -- who the sandbox runs as depends on work_dir (sandbox_files.lua)
@@ -273,7 +293,7 @@ function DockerExecutor:_config(sup_path)
   for _, m in ipairs(self.mounts) do hc.Mounts[#hc.Mounts + 1] = m end
   local labels = docker.owner_labels()
   if not self.auto_remove then labels["agentbox.keep"] = "1" end
-  return {
+  local config = {
     Image = self.image,
     -- both set: an image ENTRYPOINT or CMD must not change what keeps it alive
     Entrypoint = { "sleep" }, Cmd = { "infinity" },
@@ -283,6 +303,8 @@ function DockerExecutor:_config(sup_path)
     Tty = false, AttachStdout = false, AttachStderr = false, OpenStdin = false,
     HostConfig = hc,
   }
+  if self.warm then warm.config(self, config, SUP) end
+  return config
 end
 
 local function ensure_image(self, c)
@@ -322,6 +344,7 @@ function DockerExecutor:_start()
       .. uerr .. "; pass user = \"uid:gid\"", 0)
   end
   self.run_user = run_user
+  if self.warm then warm.prepare(self) end
   local config = self:_config(sup_path)
   local name = self.container_name or container_name()
   local id, warnings, ecode = c:create(config, name)
@@ -340,8 +363,10 @@ function DockerExecutor:_start()
     local started, err2 = c:start(id)
     if not started then error(err2, 0) end
     if self.transfer == "archive" then fix_workspace(self) end
+    if self.warm then warm.connect(self) end
   end)
   if not sok then
+    if self.warm then warm.release(self) end
     c:remove(id)
     self.container_id = nil
     error("DockerExecutor: " .. tostring(serr), 0)
@@ -388,6 +413,7 @@ local function after_signal(self, res, out)
   end
   if pids and pids > BASE_PIDS then
     out.add("\nagentbox: processes outlived the block's supervisor; the sandbox container was replaced\n")
+    if self.warm then warm.release(self) end
     self.client:remove(self.container_id)
     self.container_id = nil
   end
@@ -401,6 +427,19 @@ local function removal(c, id, kill_only)
     if kill_only then return c:send{ method = "POST", path = "/containers/" .. id .. "/kill" } end
     return c:send{ method = "DELETE", path = "/containers/" .. id, query = { force = 1, v = 1 } }
   end
+end
+
+-- warm mode's hooks (docker_warm.lua): the container goes, its removal
+-- sent without waiting (a cancelled task cannot wait); the look after a
+-- death by signal
+function DockerExecutor:_drop_container()
+  local id = self.container_id
+  self.container_id = nil
+  if id then gc_queue.release({ send = removal(self.client, id) }) end
+end
+
+function DockerExecutor:_after_signal(r, out)
+  return after_signal(self, r, out)
 end
 
 -- timeout: this block's, min(the executor's, what is left of total_timeout)
@@ -533,6 +572,7 @@ end
 function DockerExecutor:_path_of(prep) return WORKSPACE .. "/" .. prep.rel end
 
 function DockerExecutor:_run(argv, prep, out, timeout)
+  if self.warm then return warm.run(self, argv, out, timeout) end
   self:_ensure()
   if self.transfer == "archive" then upload_block(self, prep.rel, prep.code) end
   return exec_block(self, argv, out, timeout)
@@ -555,6 +595,7 @@ end
 function DockerExecutor:restart()
   local id = self.container_id
   self.container_id = nil
+  if self.warm then warm.release(self) end
   if id then
     local ok, err, ecode = task.sync(self.client.remove, self.client, id)
     if not ok then return nil, err, ecode end
@@ -566,6 +607,7 @@ end
 function DockerExecutor:_release()
   local id = self.container_id
   self.container_id = nil
+  if self.warm then pcall(warm.destroy, self) end
   if not id then return true end
   local c = self.client
   local ok, err, ecode = task.sync(function()
@@ -579,8 +621,27 @@ end
 -- collected: the same, sent from the queue. If the process dies first, the
 -- next executor start reaps the container by its labels.
 function DockerExecutor:_release_send()
-  if not self.container_id then return nil end
-  return removal(self.client, self.container_id, not self.auto_remove)
+  local wws = self._warm_ws
+  local wpath = self._warm_dir
+  -- the warm server's directory; its handle may have been finalized first:
+  -- opened again by the same walk (it is ours: root's, private)
+  local function destroy_dir()
+    if not wws then return end
+    if not pcall(wws.destroy, wws) and wpath then
+      local again = core.workspace(wpath)
+      if again then pcall(again.destroy, again) end
+    end
+  end
+  if not self.container_id then
+    return wws and destroy_dir or nil
+  end
+  local send = removal(self.client, self.container_id, not self.auto_remove)
+  if not wws then return send end
+  return function()
+    local req = send()   -- the container first: the directory is mounted in it
+    destroy_dir()
+    return req
+  end
 end
 
 return { new = base.constructor(DockerExecutor), DockerExecutor = DockerExecutor }
