@@ -72,7 +72,7 @@ end
 function M.connect(self)
   disconnect(self)
   local path = self._warm_ws:path() .. "/" .. SOCK
-  local t0, err = core.now(), nil
+  local t0, err = core.now()
   local look = t0 + 1
   repeat
     local conn, cerr = core.spawn_connect(path, 0)
