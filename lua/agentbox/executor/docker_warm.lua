@@ -72,7 +72,8 @@ end
 function M.connect(self)
   disconnect(self)
   local path = self._warm_ws:path() .. "/" .. SOCK
-  local t0, err = core.now()
+  local t0 = core.now()
+  local err
   local look = t0 + 1
   repeat
     local conn, cerr = core.spawn_connect(path, 0)
