@@ -399,6 +399,7 @@ def _run(path):
         compiled = compile(src, path, "exec")
     except SyntaxError:
         t, v, _ = sys.exc_info()
+        v.__traceback__ = None
         sys.excepthook(t, v, None)
         _finish(1)
     del src
