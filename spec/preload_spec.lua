@@ -214,6 +214,39 @@ time.sleep(3)
     assert.equal("fine\n", r2.output)
   end)
 
+  it("a block that kills its client (the supervised process) leaves nothing running", function()
+    local ex = new{ preload = { "decimal" } }
+    local r = ex:execute{ { lang = "python", code = [[
+import os, signal, time
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        with open('hb3.pid', 'w') as f: f.write(str(os.getpid()))
+        while True: time.sleep(0.05)
+    os._exit(0)
+while not os.path.exists('hb3.pid'): time.sleep(0.01)
+for d in os.listdir('/proc'):
+    if d.isdigit():
+        try: cmd = open('/proc/%s/cmdline' % d, 'rb').read().split(b'\0')
+        except OSError: continue
+        if b'run' in cmd and __file__.encode() in cmd:
+            print('killing the client', flush=True)
+            os.kill(int(d), signal.SIGKILL)
+time.sleep(3)
+print('survived')
+]] } }
+    local pid = read(ex.work_dir .. "/hb3.pid")
+    assert.truthy(pid, r.output)
+    task.sleep(0.3)
+    local live = alive(pid)
+    if live then os.execute("kill -9 " .. pid) end
+    assert.not_matches("survived", r.output, 1, true)
+    assert.equal(137, r.exit_code, r.output)
+    assert.is_false(live, "the grandchild outlived its client")
+    local r2 = ex:execute{ { lang = "python", code = "print('fine')" } }
+    assert.equal("fine\n", r2.output)
+  end)
+
   it("shell blocks are not affected; close ends the template", function()
     local ex = new{ preload = { "decimal" } }
     local r = ex:execute{ { lang = "sh", code = "echo hi" }, { lang = "python", code = "import os\nprint(os.getppid())" } }
