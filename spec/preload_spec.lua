@@ -59,7 +59,8 @@ describe("LocalExecutor preload", function()
   end)
 
   it("a block sees what python3 file.py sees, with the modules already imported", function()
-    local ex = new{ preload = { "decimal" }, env = { AB_MARK = "m1" } }
+    -- a request past one message (the environment is sent whole)
+    local ex = new{ preload = { "decimal" }, env = { AB_MARK = "m1", AB_BIG = ("x"):rep(20000) } }
     local r = ex:execute{ { lang = "python", code = [[
 import sys, os
 print('preloaded', 'decimal' in sys.modules)
@@ -67,7 +68,7 @@ print('name', __name__)
 print('argv', sys.argv == [__file__], os.path.isabs(sys.argv[0]), sys.argv[0].endswith('.py'))
 print('path0', sys.path[0] == os.path.dirname(os.path.realpath(__file__)))
 print('cwd', os.getcwd())
-print('env', os.environ.get('AB_MARK'), os.environ.get('PYTHONUNBUFFERED'))
+print('env', os.environ.get('AB_MARK'), os.environ.get('PYTHONUNBUFFERED'), len(os.environ['AB_BIG']))
 print('globals', sorted(k for k in globals() if k not in ('sys', 'os')))
 print('main', sys.modules['__main__'].__dict__ is globals())
 print('stdin', os.path.realpath('/proc/self/fd/0'))
@@ -79,7 +80,7 @@ print('stdin', os.path.realpath('/proc/self/fd/0'))
     assert.matches("argv True True True\n", r.output, 1, true)
     assert.matches("path0 True\n", r.output, 1, true)
     assert.matches("cwd " .. real .. "\n", r.output, 1, true)
-    assert.matches("env m1 1\n", r.output, 1, true)
+    assert.matches("env m1 1 20000\n", r.output, 1, true)
     assert.matches("globals ['__annotations__', '__builtins__', '__cached__', '__doc__', '__file__', " ..
                    "'__loader__', '__name__', '__package__', '__spec__']\n", r.output, 1, true)
     assert.matches("main True\n", r.output, 1, true)

@@ -42,33 +42,36 @@ def _prctl(*args):
 # ----------------------------------------------------------------- the client
 
 def client(name, grace_ms, path):
-    import signal
-    import socket
-    import struct
+    # _socket and _signal, not socket and signal: those import enum, which
+    # doubles this process's start (it runs once per block)
+    import _signal
+    import _socket
 
     def die(sig):
         import resource
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        signal.signal(sig, signal.SIG_DFL)
+        _signal.signal(sig, _signal.SIG_DFL)
         os.kill(os.getpid(), sig)
         os._exit(128 + sig)
 
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
-        s.connect("\0" + name)
+        s.connect(b"\0" + name.encode())
     except OSError:
         die(UNAVAILABLE)
     fields = [b"agentbox-preload-1", os.fsencode(os.getcwd()), os.fsencode(path), grace_ms.encode()]
     fields += [k + b"=" + v for k, v in os.environb.items()]
     payload = b"\0".join(fields)
-    head = struct.pack("!I", len(payload))
+    fds = b"".join(i.to_bytes(4, sys.byteorder) for i in (0, 1, 2))
     try:
-        socket.send_fds(s, [head + payload[:4096]], [0, 1, 2])
-        s.sendall(payload[4096:])
+        s.sendmsg([len(payload).to_bytes(4, "big") + payload[:4096]],
+                  [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fds)])
+        if len(payload) > 4096:
+            s.sendall(payload[4096:])
     except OSError:
         die(UNAVAILABLE)
     # the supervisor's TERM at the deadline: S passes it to the block's tree
-    signal.signal(signal.SIGTERM, lambda *_: s.send(b"T"))
+    _signal.signal(_signal.SIGTERM, lambda *_: s.send(b"T"))
     got = b""
     while len(got) < 4:
         try:
@@ -78,7 +81,7 @@ def client(name, grace_ms, path):
         if not part:
             die(LOST)
         got += part
-    st = struct.unpack("!i", got)[0]
+    st = int.from_bytes(got, "big", signed=True)
     if os.WIFEXITED(st):
         os._exit(os.WEXITSTATUS(st))
     sig = os.WTERMSIG(st)
@@ -148,76 +151,58 @@ def serve(seconds, modules):
     lst.bind("\0" + name)
     lst.listen(128)
     wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    taken_r, taken_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     signal.set_wakeup_fd(wake_w)
+
+    # one spare session, forked ahead (with its block process), waits in
+    # accept: the forks are not on a block's path
+    def spare():
+        pid = os.fork()
+        if pid == 0:
+            session(lst, taken_w, [wake_r, wake_w, taken_r])
+        return pid
+
+    sessions = {spare()}
     sys.stdout.write("ready %s\n" % name)
     sys.stdout.flush()
-    me = os.getuid()
-    sessions = {}   # S pid -> T's copy of its client socket (None once the client is gone)
     stray_check = False
     poll = select.poll()
-    poll.register(lst.fileno(), select.POLLIN)
+    poll.register(taken_r, select.POLLIN)
     poll.register(wake_r, select.POLLIN)
-    by_fd = {}
     while True:
-        timeout = 10 if stray_check else None
         try:
-            events = poll.poll(timeout)
+            events = poll.poll(10 if stray_check else None)
         except InterruptedError:
             events = []
-        for fd, ev in events:
-            if fd == wake_r:
-                try:
-                    os.read(wake_r, 512)
-                except BlockingIOError:
-                    pass
-            elif fd == lst.fileno():
-                try:
-                    conn, _ = lst.accept()
-                except OSError:
-                    continue
-                cred = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
-                pid, uid = int.from_bytes(cred[0:4], "little"), int.from_bytes(cred[4:8], "little")
-                if uid != me:
-                    conn.close()
-                    continue
-                others = [c.fileno() for c in sessions.values() if c is not None]
-                s = os.fork()
-                if s == 0:
-                    session(conn, pid, [lst.fileno(), wake_r, wake_w] + others)
-                sessions[s] = conn
-                by_fd[conn.fileno()] = s
-                poll.register(conn.fileno(), select.POLLRDHUP)
-            else:
-                # a client is gone: its S must be too, and with it the block
-                s = by_fd.pop(fd)
-                poll.unregister(fd)
-                sessions[s].close()
-                sessions[s] = None
-                try:
-                    if os.waitpid(s, os.WNOHANG)[0] == 0:
-                        os.kill(s, 9)
-                        stray_check = True
-                    else:
-                        sessions.pop(s)
-                except ChildProcessError:
-                    sessions.pop(s)
-        # reap: a session that ended other than cleanly may have left its block
+        for fd, _ in events:
+            try:
+                n = len(os.read(fd, 512))
+            except BlockingIOError:
+                n = 0
+            if fd == taken_r:
+                for _ in range(n):
+                    sessions.add(spare())
         while True:
             try:
-                pid, st = os.waitpid(-1, os.WNOHANG)
+                pid, st = os.waitpid(-1, os.WNOHANG | os.WUNTRACED)
             except ChildProcessError:
                 break
             if pid == 0:
                 break
+            if os.WIFSTOPPED(st):
+                # a session is never stopped but by the code: it could not
+                # watch its block any more
+                os.kill(pid, 9)
+                continue
             if pid in sessions:
-                conn = sessions.pop(pid)
-                if conn is not None:
-                    poll.unregister(conn.fileno())
-                    by_fd.pop(conn.fileno(), None)
-                    conn.close()
+                sessions.discard(pid)
+                # a session that ended other than cleanly may have left its
+                # block; a spare that died before its client came is replaced
                 if not (os.WIFEXITED(st) and os.WEXITSTATUS(st) == 0):
                     stray_check = True
+                    if len(sessions) == 0:
+                        sessions.add(spare())
         if stray_check:
             # children of T that are not sessions came back from a dead S
             parent = _parents()
@@ -229,23 +214,40 @@ def serve(seconds, modules):
 
 # ---------------------------------------------------------------- one session
 
-def session(conn, peer, close):
+def session(lst, taken_w, close):
     import select
     import signal
     import socket
-    import struct
+    import time
     try:
         signal.set_wakeup_fd(-1)
         for fd in close:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+            os.close(fd)
         _prctl(PR_SET_CHILD_SUBREAPER, 1)
+        wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(wake_w)
+        to_b, b_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        b = os.fork()
+        if b == 0:
+            lst.close()
+            to_b.close()
+            os.close(taken_w)
+            os.close(wake_r)
+            os.close(wake_w)
+            block(b_end)
+        b_end.close()
+        conn, _ = lst.accept()
+        lst.close()
+        os.write(taken_w, b"x")
+        os.close(taken_w)
+        cred = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
+        peer, uid = int.from_bytes(cred[0:4], sys.byteorder), int.from_bytes(cred[4:8], sys.byteorder)
+        if uid != os.getuid():
+            os._exit(0)
         data, fds, _, _ = socket.recv_fds(conn, 65536, 3)
         if len(fds) != 3 or len(data) < 4:
             os._exit(3)
-        need = struct.unpack("!I", data[:4])[0]
+        need = int.from_bytes(data[:4], "big")
         data = data[4:]
         while len(data) < need:
             part = conn.recv(need - len(data))
@@ -255,18 +257,14 @@ def session(conn, peer, close):
         fields = data.split(b"\0")
         if fields[0] != b"agentbox-preload-1":
             os._exit(3)
-        cwd, path, grace_ms, env = fields[1], fields[2], int(fields[3]), fields[4:]
-        wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        signal.set_wakeup_fd(wake_w)
-        b = os.fork()
-        if b == 0:
-            conn.close()
-            os.close(wake_r)
-            os.close(wake_w)
-            block(fds, cwd, path, env, peer)
+        grace_ms = int(fields[3])
+        msg = str(peer).encode() + b"\0" + data
+        socket.send_fds(to_b, [len(msg).to_bytes(4, "big") + msg[:4096]], fds)
+        if len(msg) > 4096:
+            to_b.sendall(msg[4096:])
+        to_b.close()
         for fd in fds:
             os.close(fd)
-        import time
         poll = select.poll()
         poll.register(conn.fileno(), select.POLLIN)
         poll.register(wake_r, select.POLLIN)
@@ -303,7 +301,7 @@ def session(conn, peer, close):
         # the block is done: what it left is killed, as the supervisor does
         while _kill_tree(9):
             pass
-        conn.sendall(struct.pack("!i", status))
+        conn.sendall(status.to_bytes(4, "big", signed=True))
         os._exit(0)
     except BaseException:
         os._exit(4)
@@ -326,9 +324,24 @@ def _kill_tree(sig):
 
 # ------------------------------------------------------------------ the block
 
-def block(fds, cwd, path, env, peer):
+def block(sock):
+    """Forked ahead by its session; waits for the request, becomes the block."""
     import signal
+    import socket
     try:
+        data, fds, _, _ = socket.recv_fds(sock, 65536, 3)
+        if len(fds) != 3 or len(data) < 4:
+            os._exit(0)
+        need = int.from_bytes(data[:4], "big")
+        data = data[4:]
+        while len(data) < need:
+            part = sock.recv(need - len(data))
+            if not part:
+                os._exit(0)
+            data += part
+        sock.close()
+        fields = data.split(b"\0")
+        peer, cwd, path, env = int(fields[0]), fields[2], fields[3], fields[5:]
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_SETMASK, [])
         os.setsid()
