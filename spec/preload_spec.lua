@@ -248,6 +248,26 @@ print('survived')
     assert.equal("fine\n", r2.output)
   end)
 
+  it("a block that stops the template: the next block gets a new one", function()
+    local ex = new{ preload = { "decimal" } }
+    local code = [[
+import os, signal
+stat = open('/proc/%d/stat' % os.getppid()).read()
+tpl = int(stat.rsplit(')', 1)[1].split()[1])
+print('stopping', open('/proc/%d/cmdline' % tpl, 'rb').read().split(b'\0')[2].decode(), flush=True)
+os.kill(tpl, signal.SIGSTOP)
+]]
+    local r = ex:execute{ { lang = "python", code = code } }
+    assert.equal(0, r.exit_code, r.output)
+    assert.equal("stopping serve\n", r.output)
+    for _ = 1, 2 do
+      local t0 = core.now()
+      local r2 = ex:execute{ { lang = "python", code = "import sys\nprint('fine', 'decimal' in sys.modules)" } }
+      assert.equal("fine True\n", r2.output)
+      assert.truthy(core.now() - t0 < 8, core.now() - t0)
+    end
+  end)
+
   it("shell blocks are not affected; close ends the template", function()
     local ex = new{ preload = { "decimal" } }
     local r = ex:execute{ { lang = "sh", code = "echo hi" }, { lang = "python", code = "import os\nprint(os.getppid())" } }

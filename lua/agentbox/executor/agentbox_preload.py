@@ -31,6 +31,7 @@ PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER = 1, 4, 36
 # the client dies of these when no block ran (USR2) or the block's process
 # was lost (USR1); a block that dies of them is reported as 128 + signal
 LOST, UNAVAILABLE = 10, 12
+ACCEPT_S = 5
 
 
 def _prctl(*args):
@@ -57,6 +58,13 @@ def client(name, grace_ms, path):
     s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         s.connect(b"\0" + name.encode())
+        # a session takes the connection at once (it waits in accept); none
+        # within ACCEPT_S: the template is stopped or gone, nothing ran, and
+        # the executor starts a new one and runs the block there
+        s.settimeout(ACCEPT_S)
+        if s.recv(1) != b"A":
+            die(UNAVAILABLE)
+        s.settimeout(None)
     except OSError:
         die(UNAVAILABLE)
     fields = [b"agentbox-preload-1", os.fsencode(os.getcwd()), os.fsencode(path), grace_ms.encode()]
@@ -249,6 +257,7 @@ def session(lst, taken_w, close):
         peer, uid = int.from_bytes(cred[0:4], sys.byteorder), int.from_bytes(cred[4:8], sys.byteorder)
         if uid != os.getuid():
             os._exit(0)
+        conn.sendall(b"A")
         data, fds, _, _ = socket.recv_fds(conn, 65536, 3)
         if len(fds) != 3 or len(data) < 4:
             os._exit(3)
