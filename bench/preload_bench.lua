@@ -1,7 +1,8 @@
 -- bench/preload_bench.lua: a python block that imports pandas, run by
--- LocalExecutor with and without `preload = { "pandas", "numpy" }`, in the
--- same run, alternating, one executor each (the template started and ready
--- before the timed runs). Prints median and p95 per row and the load average.
+-- LocalExecutor with and without `preload = { "pandas", "numpy" }`, and
+-- print(1) both ways (the fixed cost of the preload path), in the same run,
+-- alternating, one executor each (the template started and ready before the
+-- timed runs). Prints median and p95 per row and the load average.
 --
 --   make all && eval "$(make -s paths)" && lua5.4 bench/preload_bench.lua [N] [PYTHON]
 --
@@ -47,36 +48,39 @@ local function loadavg()
   return s
 end
 
+local plain = LocalExecutor.new{ python = PY, timeout = 60 }
+local pre = LocalExecutor.new{ python = PY, timeout = 60, preload = { "pandas", "numpy" } }
 local rows = {
-  { name = "python3 file.py (no preload)", ex = LocalExecutor.new{ python = PY, timeout = 60 } },
-  { name = "preload = { pandas, numpy }", ex = LocalExecutor.new{ python = PY, timeout = 60,
-                                                                  preload = { "pandas", "numpy" } } },
+  { name = "pandas block, no preload", ex = plain, code = BLOCK },
+  { name = "pandas block, preload", ex = pre, code = BLOCK },
+  { name = "print(1), no preload", ex = plain, code = "print(1)" },
+  { name = "print(1), preload", ex = pre, code = "print(1)" },
 }
-local want
 for _, row in ipairs(rows) do
   local t0 = core.now()
-  local r = row.ex:execute{ { lang = "python", code = BLOCK } }   -- warm-up (and the template's start)
+  local r = row.ex:execute{ { lang = "python", code = row.code } }   -- warm-up (and the template's start)
   row.first = core.now() - t0
   assert(r.exit_code == 0, r.output)
-  want = want or r.output
-  assert(r.output == want, "outputs differ:\n" .. want .. "\n" .. r.output)
+  row.want = r.output
   row.times = {}
 end
+assert(rows[1].want == rows[2].want, "outputs differ:\n" .. rows[1].want .. "\n" .. rows[2].want)
 print("load average before: " .. loadavg())
 for _ = 1, N do
   for _, row in ipairs(rows) do
     local t0 = core.now()
-    local r = row.ex:execute{ { lang = "python", code = BLOCK } }
+    local r = row.ex:execute{ { lang = "python", code = row.code } }
     row.times[#row.times + 1] = (core.now() - t0) * 1000
-    assert(r.exit_code == 0 and r.output == want, r.output)
+    assert(r.exit_code == 0 and r.output == row.want, r.output)
   end
 end
 print("load average after:  " .. loadavg())
-print(("%-32s %10s %10s %12s"):format("row (" .. N .. " runs each, " .. PY .. ")", "median ms", "p95 ms", "first run ms"))
+print(("%d runs each, %s, alternating"):format(N, PY))
+print(("%-28s %10s %10s %12s"):format("row", "median ms", "p95 ms", "first run ms"))
 for _, row in ipairs(rows) do
   local med, p95 = stats(row.times)
-  print(("%-32s %10.1f %10.1f %12.1f"):format(row.name, med, p95, row.first * 1000))
-  row.ex:close()
+  print(("%-28s %10.1f %10.1f %12.1f"):format(row.name, med, p95, row.first * 1000))
 end
-local a, b = stats(rows[1].times), stats(rows[2].times)
-print(("median ratio: %.1fx"):format(a / b))
+plain:close()
+pre:close()
+print(("pandas block median ratio: %.1fx"):format(stats(rows[1].times) / stats(rows[2].times)))
