@@ -180,7 +180,9 @@ end
 function LocalExecutor:_audit()
   return { uid = core.geteuid(), uid_drop = false, seccomp = true, no_new_privs = true, protect_host = true,
            env = "built", nice = self.nice, cpu_cgroup = self.nice > 0,
-           supervisor = common.sup_path() and "spawn server" or "forked" },
+           supervisor = common.sup_path() and "spawn server" or "forked",
+           -- python blocks are forks of a template that imported these
+           preload = self.preload or false },
          { rlimits = self.rlimits or false }
 end
 
