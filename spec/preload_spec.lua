@@ -124,6 +124,37 @@ print('stdin', os.path.realpath('/proc/self/fd/0'))
     assert.not_equal(a.output, b.output)
   end)
 
+  it("numpy's global generator differs between blocks (when numpy is installed)", function()
+    local py
+    for _, p in ipairs({ PYTHON, "/usr/bin/python3" }) do
+      if not py and H.run({ p, "-c", "import numpy" }).exit_code == 0 then py = p end
+    end
+    if not py then return pending("numpy is not installed for " .. PYTHON .. " nor /usr/bin/python3") end
+    local ex = new{ preload = { "numpy" }, python = py }
+    local code = "import numpy\nprint(numpy.random.random(), numpy.random.randint(1 << 30))"
+    local a = ex:execute{ { lang = "python", code = code } }
+    local b = ex:execute{ { lang = "python", code = code } }
+    assert.equal(0, a.exit_code, a.output)
+    assert.not_equal(a.output, b.output)
+  end)
+
+  it("the workspace quota stops a preloaded block", function()
+    local ex = new{ preload = { "decimal" }, quota = { bytes = "2m" } }
+    local r = ex:execute{ { lang = "python", code = [[
+import os
+with open('pid', 'w') as f: f.write(str(os.getpid()))
+with open('big', 'wb') as f:
+    for _ in range(64): f.write(b'x' * 65536)
+print('wrote it all')
+]] } }
+    assert.equal(122, r.exit_code, r.output)
+    assert.not_matches("wrote it all", r.output, 1, true)
+    local pid = read(ex.work_dir .. "/pid")
+    assert.truthy(pid)
+    assert.is_false(alive(pid))
+    os.remove(ex.work_dir .. "/big")
+  end)
+
   it("a setsid'd TERM-ignoring grandchild is dead when execute returns at the deadline", function()
     local ex = new{ preload = { "decimal" }, timeout = 2 }
     local t0 = core.now()
