@@ -3,25 +3,33 @@
 #   python3 agentbox_preload.py serve SECONDS MODULE...   the template
 #   python3 -I -S agentbox_preload.py run NAME GRACE_MS FILE   one block's client
 #
-# The template imports MODULE... once (within SECONDS, else SIGALRM), then prints "ready NAME" and listens
-# on the abstract unix socket NAME. It never runs block code: every block is
+# The template imports MODULE... once (within SECONDS, else SIGALRM), then
+# prints "ready NAME" and listens on the abstract unix socket NAME (only a
+# peer of its own uid is served). It never runs block code: every block is
 # a fork of it, so nothing a block defines or patches reaches the next one.
 #
 # Supervision. The executor's supervisor starts the client like any program
 # (session, nice, rlimits, seccomp, quota, deadline). The block itself cannot
 # be the supervisor's descendant (only fork makes one), so the client is its
-# proxy and three processes keep the block's whole tree inside a tree that
-# dies with the client:
+# proxy, and the block's whole tree lives inside a tree that dies with it:
 #   * the template T (a child subreaper, under a supervisor of its own for
-#     the executor's life) forks a session process S per connection;
-#   * S, a child subreaper, forks the block B and waits: B's orphans come
-#     back to S, never to init. TERM from the client (the supervisor's TERM
-#     at the deadline) is passed to the whole tree, which is KILLed at half
-#     the grace, before the supervisor KILLs the client; once B exits, what is
-#     left is KILLed; then S sends B's wait status and the client mirrors it;
-#   * T watches every client's socket: when a client is gone (KILLed by its
-#     supervisor, or by the code) T KILLs that S and every process that
-#     comes back to T that is not a live S (a block that killed its S).
+#     the executor's life) keeps one spare session S forked ahead, waiting
+#     in accept, and forks the next spare when one is taken;
+#   * S (a child subreaper) forks its block process B ahead too; once a
+#     client connects, S says "A", takes the request (cwd, file, grace,
+#     environment) and the client's stdin/stdout/stderr (SCM_RIGHTS) and
+#     hands them to B, which becomes the block. B's orphans come back to S,
+#     never to init. The client's TERM (the supervisor's, at the deadline)
+#     goes to the whole tree, which is KILLed at half the grace, before the
+#     supervisor KILLs the client; when B exits, what is left is KILLed;
+#     then S sends B's wait status and the client mirrors it (exit code or
+#     signal). When the client is gone (KILLed by its supervisor or by the
+#     code) S KILLs the tree at once;
+#   * T KILLs a session that stops (the code can SIGSTOP it), and every
+#     process that comes back to it from a session that died other than
+#     cleanly (the code killed its S);
+#   * a client that no session takes within ACCEPT_S (T stopped or dead)
+#     dies of UNAVAILABLE: nothing ran, the executor replaces the template.
 # T and S are not dumpable (no ptrace, no /proc/PID/mem for code of the
 # same uid); B is made dumpable again, as python3 file.py is.
 import os
