@@ -299,6 +299,29 @@ os.kill(tpl, signal.SIGSTOP)
     end
   end)
 
+  it("several tasks at once share one template, each block its own process", function()
+    local ex = new{ preload = { "decimal" } }
+    local ts = {}
+    for i = 1, 4 do
+      ts[i] = task.spawn(function()
+        return ex:execute{ { lang = "python", code = "import os, time\ntime.sleep(0.3)\nprint(os.getpid())" } }
+      end)
+    end
+    task.run(function()
+      for _, t in ipairs(ts) do if not t:done() then return false end end
+      return true
+    end)
+    local pids = {}
+    for i = 1, 4 do
+      local r = assert(ts[i]:result())
+      assert.equal(0, r.exit_code, r.output)
+      pids[r.output] = true
+    end
+    local n = 0
+    for _ in pairs(pids) do n = n + 1 end
+    assert.equal(4, n)
+  end)
+
   it("shell blocks are not affected; close ends the template", function()
     local ex = new{ preload = { "decimal" } }
     local r = ex:execute{ { lang = "sh", code = "echo hi" }, { lang = "python", code = "import os\nprint(os.getppid())" } }

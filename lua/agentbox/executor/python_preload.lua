@@ -51,13 +51,28 @@ function M.check(v, what)
   return table.move(v, 1, #v, 1, {})
 end
 
+-- Tasks that wait for the template's start: one future each (a handle
+-- has one waiter at a time in task.lua).
+local function wait_ready(t)
+  if t.ready then return end
+  local f = task.future()
+  t.waiting[#t.waiting + 1] = f
+  f:wait()
+end
+
+local function set_ready(t)
+  t.ready = true
+  for _, f in ipairs(t.waiting) do f:set(true) end
+  t.waiting = {}
+end
+
 function M.stop(self)
   local t = self._preload_tpl
   self._preload_tpl = nil
   if t then
-    if not t.ready:done() then
+    if not t.ready then
       t.err = t.err or "agentbox: the preloaded Python template was stopped"
-      t.ready:set()
+      set_ready(t)
     end
     pcall(t.proc.close, t.proc)
   end
@@ -89,7 +104,7 @@ local function start(self, python)
                                 max_output = 65536, stream = true, sup = common.sup_path(),
                                 nice = self.nice, seccomp = true, quota = false }
   if not proc then return nil, "agentbox: starting the preloaded Python template: " .. tostring(err) end
-  local t = { proc = proc, ready = task.future(), python = python, modules = self.preload }
+  local t = { proc = proc, ready = false, waiting = {}, python = python, modules = self.preload }
   self._preload_tpl = t
   local ok, name, why = pcall(await_ready, t)
   if not ok then
@@ -98,7 +113,7 @@ local function start(self, python)
     error(name, 0)
   end
   t.name, t.err = name, why
-  t.ready:set()
+  set_ready(t)
   if not name then M.stop(self) end
   return t
 end
@@ -106,7 +121,7 @@ end
 local function template(self, python)
   local t = self._preload_tpl
   -- died between blocks (or the interpreter changed): a new one
-  if t and (t.proc:done() or t.python ~= python) and t.ready:done() then
+  if t and (t.proc:done() or t.python ~= python) and t.ready then
     M.stop(self)
     t = nil
   end
@@ -115,7 +130,7 @@ local function template(self, python)
     t, err = start(self, python)
     if not t then return nil, err end
   end
-  if not t.ready:done() then t.ready:wait() end
+  wait_ready(t)
   if not t.name then return nil, t.err end
   return t
 end
