@@ -175,6 +175,7 @@
 ---@field nice integer|nil CPU weight of the run (default 10)
 ---@field rlimits table|nil resource limits for the code
 ---@field python string|nil the python interpreter (default python3, then python)
+---@field preload string[]|nil experimental: Python modules a template interpreter imports once; each python block is a fork of it (README "Preloaded Python")
 
 --- DockerExecutor's own options (README "Docker sandbox").
 ---@class agentbox.DockerExecutorOptions: agentbox.ExecutorOptions

@@ -12,12 +12,15 @@ local errors = require("agentbox.errors")
 local base = require("agentbox.executor.base")
 local common = require("agentbox.executor.common")
 local output_files = require("agentbox.executor.output_files")
+local python_preload = require("agentbox.executor.python_preload")
 
 --- LocalExecutor's own options; it takes every @{agentbox.ExecutorOptions} too.
 -- @table LocalExecutorOptions
 -- @tfield[opt=10] integer nice CPU weight of each run's whole tree (0 to 19), in a cgroup of its own
 -- @tfield[opt] table rlimits resource limits for the code, `{ cpu =, as =, fsize =, nofile = }`
 -- @tfield[opt] string python the python interpreter (default python3, then python, on the code's PATH)
+-- @tfield[opt] {string,...} preload Python modules a template interpreter imports once; each python
+-- block is then a fork of it (executor/python_preload.lua). Default: none (every block is a fresh python3)
 
 --- An executor made by `agentbox.LocalExecutor(opts)` (@{agentbox.Executor}).
 -- Its fields: `work_dir` (string), the work dir (a fresh private one when
@@ -72,6 +75,7 @@ local LocalExecutor = base.class("LocalExecutor", {
     end
     return v
   end,
+  preload = python_preload.check,
 })
 
 local function build_env(work_dir, extra)
@@ -89,7 +93,12 @@ local function build_env(work_dir, extra)
 end
 
 function LocalExecutor._setup(self, o)
-  self.rlimits, self.nice, self.python = o.rlimits, o.nice, o.python
+  -- a preloaded block's tree is killed by its session at half the grace,
+  -- before the supervisor's KILL: with no grace it would outlive the report
+  if o.preload and o.grace == 0 then
+    errors.misuse("agentbox.LocalExecutor: preload needs a grace > 0 (the block's tree is killed within it)")
+  end
+  self.rlimits, self.nice, self.python, self.preload = o.rlimits, o.nice, o.python, o.preload
   self._extra_env = o.env
   -- code of the host's uid must not read its environ or heap, nor ptrace it
   -- (one-way: secrets stay in freed memory); README "What LocalExecutor protects"
@@ -120,7 +129,7 @@ function LocalExecutor:_program(cmd)
   return nil, cmd.missing .. " on PATH=" .. PATH
 end
 
-function LocalExecutor:_run(argv, _, out, timeout)
+local function run(self, argv, out, timeout)
   local p <close> = assert(core.spawn{ argv = argv, cwd = self.work_dir, env = self.env,
                                        timeout = timeout, grace = self.grace,
                                        max_output = out.budget(), rlimits = self.rlimits,
@@ -138,10 +147,37 @@ function LocalExecutor:_run(argv, _, out, timeout)
       end
     end
   until p:done()
-  local r = p:result()
+  return p:result()
+end
+
+function LocalExecutor:_run(argv, prep, out, timeout)
+  local r, lost
+  if self.preload and prep.info.kind == "python" then
+    -- the block becomes a fork of the template, through a client the
+    -- supervisor runs in the interpreter's place
+    for _ = 1, 2 do
+      local cargv, err = python_preload.argv(self, argv[1], argv[#argv])
+      if not cargv then return nil, err end
+      r = run(self, cargv, out, timeout)
+      local what = python_preload.outcome(self, r)
+      lost = what == "lost"
+      if what ~= "retry" then break end
+    end
+  else
+    r = run(self, argv, out, timeout)
+  end
   out.add(r.output, r.dropped)
   if r.error then out.add("\nagentbox: " .. r.error) end
+  if lost then
+    out.add(python_preload.LOST_LINE)
+    return { exit_code = 1, timed_out = r.timed_out }
+  end
   return { exit_code = common.exit_code(r), timed_out = r.timed_out, oom = r.oom, quota_exceeded = r.quota_exceeded }
+end
+
+function LocalExecutor:_release()
+  python_preload.stop(self)
+  return true
 end
 
 -- The audit log's view (audit.lua): what _run and _setup put in force. The
@@ -150,7 +186,9 @@ end
 function LocalExecutor:_audit()
   return { uid = core.geteuid(), uid_drop = false, seccomp = true, no_new_privs = true, protect_host = true,
            env = "built", nice = self.nice, cpu_cgroup = self.nice > 0,
-           supervisor = common.sup_path() and "spawn server" or "forked" },
+           supervisor = common.sup_path() and "spawn server" or "forked",
+           -- python blocks are forks of a template that imported these
+           preload = self.preload or false },
          { rlimits = self.rlimits or false }
 end
 

@@ -1,0 +1,500 @@
+# agentbox's preloaded Python (executor/python_preload.lua says who runs it).
+#
+#   python3 agentbox_preload.py serve SECONDS MODULE...   the template
+#   python3 -I -S agentbox_preload.py run NAME GRACE_MS FILE   one block's client
+#
+# The template imports MODULE... once (within SECONDS, else SIGALRM), then
+# prints "ready NAME" and listens on the abstract unix socket NAME (only a
+# peer of its own uid is served). It never runs block code: every block is
+# a fork of it, so nothing a block defines or patches reaches the next one.
+#
+# Supervision. The executor's supervisor starts the client like any program
+# (session, nice, rlimits, seccomp, quota, deadline). The block itself cannot
+# be the supervisor's descendant (only fork makes one), so the client is its
+# proxy, and the block's whole tree lives inside a tree that dies with it:
+#   * the template T (a child subreaper, under a supervisor of its own for
+#     the executor's life) keeps one spare session S forked ahead, waiting
+#     in accept, and forks the next spare when one is taken;
+#   * S (a child subreaper) forks its block process B ahead too; once a
+#     client connects, S says "A", takes the request (cwd, file, grace,
+#     environment) and the client's stdin/stdout/stderr (SCM_RIGHTS) and
+#     hands them to B, which becomes the block. B's orphans come back to S,
+#     never to init. The client's TERM (the supervisor's, at the deadline)
+#     goes to the whole tree, which is KILLed at half the grace, before the
+#     supervisor KILLs the client; when B exits, what is left is KILLed;
+#     then S sends B's wait status and the client mirrors it (exit code or
+#     signal). When the client is gone (KILLed by its supervisor or by the
+#     code) S KILLs the tree at once;
+#   * T KILLs a session that stops (the code can SIGSTOP it), and every
+#     process that comes back to it from a session that died other than
+#     cleanly (the code killed its S);
+#   * a client that no session takes within ACCEPT_S (T stopped or dead)
+#     dies of UNAVAILABLE: nothing ran, the executor replaces the template.
+# T and S are not dumpable (no ptrace, no /proc/PID/mem for code of the
+# same uid); B is made dumpable again, as python3 file.py is.
+import os
+import sys
+
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER = 1, 4, 36
+# the client dies of these when no block ran (USR2) or the block's process
+# was lost (USR1); a block that dies of them is reported as 128 + signal
+LOST, UNAVAILABLE = 10, 12
+ACCEPT_S = 5
+
+
+def _prctl(*args):
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(*[ctypes.c_ulong(a) for a in args] + [ctypes.c_ulong(0)] * (5 - len(args)))
+
+
+# ----------------------------------------------------------------- the client
+
+def client(name, grace_ms, path):
+    # _socket and _signal, not socket and signal: those import enum, which
+    # doubles this process's start (it runs once per block)
+    import _signal
+    import _socket
+
+    def die(sig):
+        import resource
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        _signal.signal(sig, _signal.SIG_DFL)
+        os.kill(os.getpid(), sig)
+        os._exit(128 + sig)
+
+    s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
+        s.connect(b"\0" + name.encode())
+        # a session takes the connection at once (it waits in accept); none
+        # within ACCEPT_S: the template is stopped or gone, nothing ran, and
+        # the executor starts a new one and runs the block there
+        s.settimeout(ACCEPT_S)
+        if s.recv(1) != b"A":
+            die(UNAVAILABLE)
+        s.settimeout(None)
+    except OSError:
+        die(UNAVAILABLE)
+    fields = [b"agentbox-preload-1", os.fsencode(os.getcwd()), os.fsencode(path), grace_ms.encode()]
+    fields += [k + b"=" + v for k, v in os.environb.items()]
+    payload = b"\0".join(fields)
+    fds = b"".join(i.to_bytes(4, sys.byteorder) for i in (0, 1, 2))
+    try:
+        s.sendmsg([len(payload).to_bytes(4, "big") + payload[:4096]],
+                  [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fds)])
+        if len(payload) > 4096:
+            s.sendall(payload[4096:])
+    except OSError:
+        die(UNAVAILABLE)
+    # the supervisor's TERM at the deadline: S passes it to the block's tree
+    _signal.signal(_signal.SIGTERM, lambda *_: s.send(b"T"))
+    got = b""
+    while len(got) < 4:
+        try:
+            part = s.recv(4 - len(got))
+        except OSError:
+            part = b""
+        if not part:
+            die(LOST)
+        got += part
+    st = int.from_bytes(got, "big", signed=True)
+    if os.WIFEXITED(st):
+        os._exit(os.WEXITSTATUS(st))
+    sig = os.WTERMSIG(st)
+    if sig in (LOST, UNAVAILABLE):
+        os._exit(128 + sig)
+    die(sig)
+
+
+# --------------------------------------------------------------- the template
+
+def _parents():
+    """pid -> ppid of every live process (/proc)."""
+    parent = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d, "rb") as f:
+                rest = f.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if rest[0] not in (b"Z", b"X"):
+            parent[int(d)] = int(rest[1])
+    return parent
+
+
+def _below(roots, parent):
+    """roots and every process below them."""
+    marked, changed = set(roots), True
+    while changed:
+        changed = False
+        for pid, pp in parent.items():
+            if pid not in marked and pp in marked:
+                marked.add(pid)
+                changed = True
+    return marked
+
+
+def _children_of(pid):
+    return _below({pid}, _parents()) - {pid}
+
+
+def _kill_all(pids, sig):
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+            if sig != 9:
+                os.kill(pid, 18)   # SIGCONT: a stopped process must see TERM
+        except OSError:
+            pass
+
+
+def serve(seconds, modules):
+    import importlib
+    import select
+    import signal
+    import socket
+    _prctl(PR_SET_DUMPABLE, 0)
+    _prctl(PR_SET_CHILD_SUBREAPER, 1)
+    _prctl(PR_SET_PDEATHSIG, 9)
+    signal.alarm(seconds)
+    for m in modules:
+        importlib.import_module(m)
+    signal.alarm(0)
+    # what the imports made is never collected: a block's collections then
+    # do not write to (so copy) the template's pages
+    import gc
+    gc.collect()
+    gc.freeze()
+    name = "agentbox-preload-" + os.urandom(16).hex()
+    lst = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    lst.bind("\0" + name)
+    lst.listen(128)
+    wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    taken_r, taken_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    signal.set_wakeup_fd(wake_w)
+
+    # one spare session, forked ahead (with its block process), waits in
+    # accept: the forks are not on a block's path
+    def spare():
+        pid = os.fork()
+        if pid == 0:
+            session(lst, taken_w, [wake_r, wake_w, taken_r])
+        return pid
+
+    sessions = {spare()}
+    sys.stdout.write("ready %s\n" % name)
+    sys.stdout.flush()
+    stray_check = False
+    poll = select.poll()
+    poll.register(taken_r, select.POLLIN)
+    poll.register(wake_r, select.POLLIN)
+    while True:
+        try:
+            events = poll.poll(10 if stray_check else None)
+        except InterruptedError:
+            events = []
+        for fd, _ in events:
+            try:
+                n = len(os.read(fd, 512))
+            except BlockingIOError:
+                n = 0
+            if fd == taken_r:
+                for _ in range(n):
+                    sessions.add(spare())
+        while True:
+            try:
+                pid, st = os.waitpid(-1, os.WNOHANG | os.WUNTRACED)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            if os.WIFSTOPPED(st):
+                # a session is never stopped but by the code: it could not
+                # watch its block any more
+                os.kill(pid, 9)
+                continue
+            if pid in sessions:
+                sessions.discard(pid)
+                # a session that ended other than cleanly may have left its
+                # block; a spare that died before its client came is replaced
+                if not (os.WIFEXITED(st) and os.WEXITSTATUS(st) == 0):
+                    stray_check = True
+                    if len(sessions) == 0:
+                        sessions.add(spare())
+        if stray_check:
+            # children of T that are not sessions came back from a dead S
+            parent = _parents()
+            t = os.getpid()
+            strays = _below({p for p, pp in parent.items() if pp == t and p not in sessions}, parent)
+            _kill_all(strays, 9)
+            stray_check = bool(strays)
+
+
+# ---------------------------------------------------------------- one session
+
+def session(lst, taken_w, close):
+    import select
+    import signal
+    import socket
+    import time
+    try:
+        signal.set_wakeup_fd(-1)
+        for fd in close:
+            os.close(fd)
+        _prctl(PR_SET_CHILD_SUBREAPER, 1)
+        wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(wake_w)
+        to_b, b_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        b = os.fork()
+        if b == 0:
+            lst.close()
+            to_b.close()
+            os.close(taken_w)
+            os.close(wake_r)
+            os.close(wake_w)
+            block(b_end)
+        b_end.close()
+        conn, _ = lst.accept()
+        lst.close()
+        os.write(taken_w, b"x")
+        os.close(taken_w)
+        cred = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
+        peer, uid = int.from_bytes(cred[0:4], sys.byteorder), int.from_bytes(cred[4:8], sys.byteorder)
+        if uid != os.getuid():
+            os._exit(0)
+        conn.sendall(b"A")
+        data, fds, _, _ = socket.recv_fds(conn, 65536, 3)
+        if len(fds) != 3 or len(data) < 4:
+            os._exit(3)
+        need = int.from_bytes(data[:4], "big")
+        data = data[4:]
+        while len(data) < need:
+            part = conn.recv(need - len(data))
+            if not part:
+                os._exit(3)
+            data += part
+        fields = data.split(b"\0")
+        if fields[0] != b"agentbox-preload-1":
+            os._exit(3)
+        grace_ms = int(fields[3])
+        msg = str(peer).encode() + b"\0" + data
+        socket.send_fds(to_b, [len(msg).to_bytes(4, "big") + msg[:4096]], fds)
+        if len(msg) > 4096:
+            to_b.sendall(msg[4096:])
+        to_b.close()
+        for fd in fds:
+            os.close(fd)
+        poll = select.poll()
+        poll.register(conn.fileno(), select.POLLIN)
+        poll.register(wake_r, select.POLLIN)
+        status, kill_at = None, None
+        while status is None:
+            wait = None if kill_at is None else max(0, int((kill_at - time.monotonic()) * 1000))
+            for fd, ev in poll.poll(wait):
+                if fd == wake_r:
+                    try:
+                        os.read(wake_r, 512)
+                    except BlockingIOError:
+                        pass
+                    continue
+                msg = conn.recv(64) if ev & select.POLLIN else b""
+                if not msg:
+                    # the client is gone: so is the block
+                    while _kill_tree(9):
+                        pass
+                    os._exit(0)
+                if b"T" in msg and kill_at is None:
+                    _kill_all(_children_of(os.getpid()), 15)
+                    kill_at = time.monotonic() + grace_ms / 2000
+            if kill_at is not None and time.monotonic() >= kill_at:
+                _kill_all(_children_of(os.getpid()), 9)
+            while True:
+                try:
+                    pid, st = os.waitpid(-1, os.WNOHANG)
+                except ChildProcessError:
+                    break
+                if pid == 0:
+                    break
+                if pid == b:
+                    status = st
+        # the block is done: what it left is killed, as the supervisor does
+        while _kill_tree(9):
+            pass
+        conn.sendall(status.to_bytes(4, "big", signed=True))
+        os._exit(0)
+    except BaseException:
+        os._exit(4)
+
+
+def _kill_tree(sig):
+    """Kill every descendant and reap; True while some remain. A child
+    subreaper has no child exactly when nothing is left below it."""
+    import time
+    while True:
+        try:
+            if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                break
+        except ChildProcessError:
+            return False
+    _kill_all(_children_of(os.getpid()), sig)
+    time.sleep(0.001)
+    return True
+
+
+# ------------------------------------------------------------------ the block
+
+def block(sock):
+    """Forked ahead by its session; waits for the request, becomes the block."""
+    import signal
+    import socket
+    try:
+        data, fds, _, _ = socket.recv_fds(sock, 65536, 3)
+        if len(fds) != 3 or len(data) < 4:
+            os._exit(0)
+        need = int.from_bytes(data[:4], "big")
+        data = data[4:]
+        while len(data) < need:
+            part = sock.recv(need - len(data))
+            if not part:
+                os._exit(0)
+            data += part
+        sock.close()
+        fields = data.split(b"\0")
+        peer, cwd, path, env = int(fields[0]), fields[2], fields[3], fields[5:]
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, [])
+        os.setsid()
+        _prctl(PR_SET_DUMPABLE, 1)
+        for i, fd in enumerate(fds):
+            os.dup2(fd, i)
+        os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+        # the limits the supervisor gave the client (the quota's fsize too)
+        import resource
+        for n in dir(resource):
+            if n.startswith("RLIMIT_"):
+                try:
+                    resource.setrlimit(getattr(resource, n), resource.prlimit(peer, getattr(resource, n)))
+                except (OSError, ValueError):
+                    pass
+        os.chdir(cwd)
+        os.environb.clear()
+        for kv in env:
+            k, _, v = kv.partition(b"=")
+            if k:
+                os.environb[k] = v
+        path = os.fsdecode(path)
+    except BaseException:
+        os._exit(127)
+    _run(path)
+
+
+def _reseed():
+    # random reseeds itself at fork (os.register_at_fork); numpy's global
+    # generator does not
+    r = sys.modules.get("random")
+    if r is not None:
+        r.seed()
+    nr = sys.modules.get("numpy.random")
+    if nr is not None:
+        try:
+            nr.seed()
+        except Exception:
+            pass
+
+
+def _run(path):
+    import builtins
+    import types
+    from importlib.machinery import SourceFileLoader
+    sys.argv = [path]
+    if hasattr(sys, "orig_argv"):
+        sys.orig_argv = [sys.orig_argv[0], path]
+    sys.path[0] = os.path.dirname(os.path.realpath(path))
+    _reseed()
+    main = types.ModuleType("__main__")
+    main.__file__ = path
+    main.__builtins__ = builtins
+    main.__cached__ = None
+    main.__loader__ = SourceFileLoader("__main__", path)
+    main.__spec__ = None
+    main.__package__ = None
+    main.__annotations__ = {}
+    sys.modules["__main__"] = main
+    code = 0
+    try:
+        with open(path, "rb") as f:
+            src = f.read()
+    except OSError as e:
+        sys.stderr.write("%s: can't open file %r: [Errno %d] %s\n" % (sys.executable, path, e.errno, e.strerror))
+        os._exit(2)
+    try:
+        compiled = compile(src, path, "exec")
+    except SyntaxError:
+        t, v, _ = sys.exc_info()
+        v.__traceback__ = None
+        sys.excepthook(t, v, None)
+        _finish(1)
+    del src
+    try:
+        exec(compiled, main.__dict__)
+    except SystemExit as e:
+        code = _exit_code(e.code)
+    except BaseException:
+        t, v, tb = sys.exc_info()
+        # the traceback starts at the code's frame, as python3 file.py prints it
+        v.__traceback__ = tb = tb.tb_next
+        sys.excepthook(t, v, tb)
+        if t is KeyboardInterrupt:
+            import signal
+            _finish(None)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGINT)
+        code = 1
+    _finish(code)
+
+
+def _exit_code(c):
+    if c is None:
+        return 0
+    if isinstance(c, int):
+        return c & 0xFF
+    try:
+        sys.stderr.write(str(c) + "\n")
+    except Exception:
+        pass
+    return 1
+
+
+def _finish(code):
+    """What the interpreter does at exit: threads, atexit, flushing."""
+    try:
+        import threading
+        threading._shutdown()
+    except BaseException:
+        pass
+    try:
+        import atexit
+        atexit._run_exitfuncs()
+    except BaseException:
+        pass
+    for f in (sys.stdout, sys.stderr):
+        try:
+            f.flush()
+        except BaseException:
+            if code == 0:
+                code = 120
+    if code is not None:
+        os._exit(code)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) >= 3 and sys.argv[1] == "serve":
+        serve(int(sys.argv[2]), sys.argv[3:])
+    elif len(sys.argv) == 5 and sys.argv[1] == "run":
+        client(sys.argv[2], sys.argv[3], sys.argv[4])
+    else:
+        sys.stderr.write("usage: agentbox_preload.py serve SECONDS MODULE... | run NAME GRACE_MS FILE\n")
+        sys.exit(2)
