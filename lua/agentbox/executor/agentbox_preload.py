@@ -235,6 +235,23 @@ def serve(seconds, modules):
 
 # ---------------------------------------------------------------- one session
 
+
+def recv_request(sock, fail):
+    """One length-prefixed message with the block's three fds (SCM_RIGHTS);
+    anything else ends this process with exit code fail."""
+    import socket
+    data, fds, _, _ = socket.recv_fds(sock, 65536, 3)
+    if len(fds) != 3 or len(data) < 4:
+        os._exit(fail)
+    need = int.from_bytes(data[:4], "big")
+    data = data[4:]
+    while len(data) < need:
+        part = sock.recv(need - len(data))
+        if not part:
+            os._exit(fail)
+        data += part
+    return data, fds
+
 def session(lst, taken_w, close):
     import select
     import signal
@@ -266,16 +283,7 @@ def session(lst, taken_w, close):
         if uid != os.getuid():
             os._exit(0)
         conn.sendall(b"A")
-        data, fds, _, _ = socket.recv_fds(conn, 65536, 3)
-        if len(fds) != 3 or len(data) < 4:
-            os._exit(3)
-        need = int.from_bytes(data[:4], "big")
-        data = data[4:]
-        while len(data) < need:
-            part = conn.recv(need - len(data))
-            if not part:
-                os._exit(3)
-            data += part
+        data, fds = recv_request(conn, 3)
         fields = data.split(b"\0")
         if fields[0] != b"agentbox-preload-1":
             os._exit(3)
@@ -351,16 +359,7 @@ def block(sock):
     import signal
     import socket
     try:
-        data, fds, _, _ = socket.recv_fds(sock, 65536, 3)
-        if len(fds) != 3 or len(data) < 4:
-            os._exit(0)
-        need = int.from_bytes(data[:4], "big")
-        data = data[4:]
-        while len(data) < need:
-            part = sock.recv(need - len(data))
-            if not part:
-                os._exit(0)
-            data += part
+        data, fds = recv_request(sock, 0)
         sock.close()
         fields = data.split(b"\0")
         peer, cwd, path, env = int(fields[0]), fields[2], fields[3], fields[5:]

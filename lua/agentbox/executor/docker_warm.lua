@@ -17,6 +17,7 @@
 local core = require("agentbox.core")
 local task = require("agentbox.task")
 local common = require("agentbox.executor.common")
+local workspace = require("agentbox.executor.workspace")
 
 local M = {}
 
@@ -26,29 +27,17 @@ M.SOCK = M.DIR .. "/" .. SOCK
 local CONNECT_WAIT = 30        -- seconds for the server's socket after the start (a loaded daemon)
 local OOM_MSG = "\nagentbox: the program was killed: out of memory (the container's memory limit)\n"
 
--- TMPDIR as workspace.lua reads it (the host's own configuration)
-local function tmp_base()
-  local t = os.getenv("TMPDIR")
-  if not t or t:sub(1, 1) ~= "/" then t = "/tmp" end
-  return core.realpath(t) or t
-end
-
 --- Before the container is created: the private directory for the socket,
 --- named as temporary work_dirs are (agentbox-<owner>-<random>) so a dead
 --- owner's is reaped with them. Raises.
 function M.prepare(self)
   if self._warm_ws then return end
-  local id, err = core.owner()
-  if not id then error("DockerExecutor: " .. tostring(err), 0) end
-  for _ = 1, 8 do
-    local name = ("agentbox-%s-%08x%08x"):format(id, math.random(0, 0x7fffffff), math.random(0, 0x7fffffff))
-    local ws
-    ws, err = core.workspace(tmp_base() .. "/" .. name, { create = true, exclusive = true, mode = 448 })  -- 0700
-    if ws then
-      self._warm_ws, self._warm_dir = ws, ws:path()
-      return
-    end
+  local ws, err, where = workspace.private()
+  if ws then
+    self._warm_ws, self._warm_dir = ws, ws:path()
+    return
   end
+  if where == "owner" then error("DockerExecutor: " .. tostring(err), 0) end
   error("DockerExecutor: warm: cannot create the server's private directory: " .. tostring(err), 0)
 end
 

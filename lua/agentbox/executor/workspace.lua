@@ -46,17 +46,27 @@ local function reap_tmp()
   end
 end
 
-local function fresh(what)
+--- A new private (0700, exclusive) directory in the temp directory, named
+--- agentbox-<owner>-<random> so that a dead owner's is reaped (NAME):
+--- ws | nil, message, where ("owner": no identity; else the temp directory)
+function M.private()
   local path = tmp_base()
   local id, err = core.owner()
-  if not id then errors.misuse("%s: %s", what, err) end
+  if not id then return nil, err, "owner" end
   for _ = 1, 8 do
     local name = ("agentbox-%s-%08x%08x"):format(id, math.random(0, 0x7fffffff), math.random(0, 0x7fffffff))
     local ws
     ws, err = core.workspace(path .. "/" .. name, { create = true, exclusive = true, mode = 448 })  -- 0700
     if ws then return ws end
   end
-  errors.misuse("%s: cannot create a private work_dir in %s: %s", what, path, tostring(err))
+  return nil, tostring(err), path
+end
+
+local function fresh(what)
+  local ws, err, where = M.private()
+  if ws then return ws end
+  if where == "owner" then errors.misuse("%s: %s", what, err) end
+  errors.misuse("%s: cannot create a private work_dir in %s: %s", what, where, err)
 end
 
 --- The workspace of an executor: work_dir (created when missing) or, when
