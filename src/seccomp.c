@@ -12,6 +12,7 @@
 #include <sched.h>
 #include <stddef.h>
 #include <sys/prctl.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include "seccomp.h"
@@ -138,7 +139,16 @@ int ab_seccomp_install(int no_fallocate) {
     BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
     BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_clone, 0, 3),
     BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])),
-    BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, NS_FLAGS, 0, 1),
+    BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, NS_FLAGS, 0, 6),   /* else to the last ALLOW */
+    BPF_STMT(BPF_RET | BPF_K, RET_ERRNO(EPERM)),
+    /* ioctl TIOCSTI pushes characters into a terminal's input (the host's
+     * shell reads them as typed: an escape where the code shares a tty),
+     * TIOCLINUX can read the console and select text into it. The
+     * command's low 32 bits: the kernel truncates it to unsigned int. */
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_ioctl, 0, 4),
+    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1])),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, TIOCSTI, 1, 0),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, TIOCLINUX, 0, 1),
     BPF_STMT(BPF_RET | BPF_K, RET_ERRNO(EPERM)),
     BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
   };

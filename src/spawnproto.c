@@ -32,6 +32,9 @@ int ab_proto_send_spawn(int sock, uint32_t id, const ab_sup_args *a, const int f
   if (!bad) bad = add_str(buf, &len, a->quota_dir ? a->quota_dir : "");
   for (char *const *v = a->argv; *v && !bad; v++, rq.argc++) bad = add_str(buf, &len, *v);
   for (char *const *e = a->envp; *e && !bad; e++, rq.envc++) bad = add_str(buf, &len, *e);
+  /* the sandbox's extra paths: as many as o says, after env */
+  for (int i = 0; i < a->o.sb_nro && !bad; i++) bad = add_str(buf, &len, a->sb_ro[i]);
+  for (int i = 0; i < a->o.sb_nrw && !bad; i++) bad = add_str(buf, &len, a->sb_rw[i]);
   if (bad) {
     free(buf);
     return -2;
@@ -101,25 +104,32 @@ ssize_t ab_proto_recv(int sock, char *buf, ab_spawn_req *rq, int fds[AB_SPAWN_NF
 int ab_proto_decode(char *buf, size_t n, const ab_spawn_req *rq, ab_sup_args *a, char ***vec) {
   *vec = NULL;
   if (rq->argc < 1 || rq->envc < 0 || rq->argc > AB_SPAWN_MAX_MSG || rq->envc > AB_SPAWN_MAX_MSG) return -1;
-  char **v = calloc((size_t)rq->argc + (size_t)rq->envc + 2, sizeof *v);
+  int nro = rq->o.sb_nro, nrw = rq->o.sb_nrw;
+  if (nro < 0 || nrw < 0 || nro > AB_SPAWN_MAX_MSG || nrw > AB_SPAWN_MAX_MSG) return -1;
+  size_t nv = (size_t)rq->argc + (size_t)rq->envc + (size_t)nro + (size_t)nrw;
+  char **v = calloc(nv + 4, sizeof *v);
   if (!v) return -1;
   char *p = buf + sizeof *rq, *end = buf + n;
   const char *cwd = p < end ? p : "";
   p += ab_slen(cwd) + 1;
   const char *qdir = p < end ? p : "";
   p += ab_slen(qdir) + 1;
-  for (int i = 0; i < rq->argc + rq->envc; i++) {
+  /* argv NULL env NULL ro NULL rw NULL */
+  int cut[3] = {rq->argc, rq->argc + rq->envc, rq->argc + rq->envc + nro};
+  for (int i = 0; i < (int)nv; i++) {
     if (p >= end) {   /* fewer strings than it says */
       free(v);
       return -1;
     }
-    v[i + (i >= rq->argc)] = p;
+    v[i + (i >= cut[0]) + (i >= cut[1]) + (i >= cut[2])] = p;
     p += ab_slen(p) + 1;
   }
   memset(a, 0, sizeof *a);
   a->o = rq->o;
   a->argv = v;
   a->envp = v + rq->argc + 1;
+  a->sb_ro = v + cut[1] + 2;
+  a->sb_rw = v + cut[2] + 3;
   a->cwd = *cwd ? cwd : NULL;
   a->quota_dir = *qdir ? qdir : NULL;
   a->path = ab_env_path(a->envp);

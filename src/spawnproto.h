@@ -2,7 +2,8 @@
  * --server (spawnsrv.c), over a SOCK_SEQPACKET socket pair; both ends are
  * spawnproto.c.
  * Request: ab_spawn_req, then (spawn only) NUL-terminated strings: cwd ("" =
- * none), quota_dir ("" = no quota), argv[0..argc), env[0..envc); the
+ * none), quota_dir ("" = no quota), argv[0..argc), env[0..envc), the
+ * sandbox's read_only and read_write paths (o.sb_nro, o.sb_nrw); the
  * program's stdin, stdout, stderr and the status pipe travel as
  * SCM_RIGHTS. Reply: ab_spawn_rep. */
 #ifndef AGENTBOX_SPAWNPROTO_H

@@ -15,6 +15,7 @@
 #include <linux/capability.h>
 #include <unistd.h>
 #include "cgroup.h"
+#include "sandbox.h"
 #include "seccomp.h"
 #include "sup_int.h"
 #include "sysutil.h"
@@ -25,7 +26,7 @@ void ab_say(int fd, const char *a, const char *b, const char *c) {
   if (c) (void)!write(fd, c, ab_slen(c));
 }
 
-static const char *errname(int e) {
+const char *ab_errname(int e) {
   switch (e) {
   case ENOENT: return "No such file or directory";
   case EACCES: return "Permission denied";
@@ -36,7 +37,12 @@ static const char *errname(int e) {
   case ELOOP: return "Too many levels of symbolic links";
   case EPERM: return "Operation not permitted";
   case EINVAL: return "Invalid argument";
-  default: return "exec failed";
+  case ENOSPC: return "No space left on device (a namespace count limit: user.max_user_namespaces?)";
+  case EROFS: return "Read-only file system";
+  case EBUSY: return "Device or resource busy";
+  case ENOSYS: return "Function not implemented";
+  case ENAMETOOLONG: return "File name too long";
+  default: return "failed";
   }
 }
 
@@ -71,9 +77,8 @@ typedef struct {
   pid_t sup;                   /* the supervisor: the program dies with it */
 } start_ctx;
 
-static void exec_program(const start_ctx *sc) {
-  const ab_sup_args *a = sc->a;
-  static const int rl[AB_RL_N] = {RLIMIT_CPU, RLIMIT_AS, RLIMIT_FSIZE, RLIMIT_NOFILE};
+void ab_exec_program(const ab_sup_args *a, pid_t sup) {
+  static const int rl[AB_RL_N] = {RLIMIT_CPU, RLIMIT_AS, RLIMIT_FSIZE, RLIMIT_NOFILE, RLIMIT_NPROC};
   sigset_t none;
   sigemptyset(&none);
   for (int s = 1; s < NSIG; s++) signal(s, SIG_DFL);
@@ -102,29 +107,39 @@ static void exec_program(const start_ctx *sc) {
     if (a->o.rlimit[i] < 0) continue;
     struct rlimit r = {(rlim_t)a->o.rlimit[i], (rlim_t)a->o.rlimit[i]};
     if (setrlimit(rl[i], &r) != 0) {
-      ab_say(2, "agentbox: setrlimit failed: ", errname(errno), "\n");
+      ab_say(2, "agentbox: setrlimit failed: ", ab_errname(errno), "\n");
       _exit(127);
     }
   }
   ab_close_all_but(3, NULL, 0);
   if (a->drop && (ab_become(a->uid, a->gid) != 0 || !dropped(a->uid, a->gid))) {
     ab_say(2, "agentbox: refusing to run the program: cannot drop privileges to the sandbox user (",
-           errname(errno), ")\n");
+           ab_errname(errno), ")\n");
     _exit(125);
   }
   /* after the credentials change, which clears it */
   prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (getppid() != sc->sup) _exit(127);
+  if (getppid() != sup) _exit(127);
   if (a->cwd && chdir(a->cwd) != 0) {
     ab_say(2, "agentbox: cannot enter working directory ", a->cwd, "\n");
     _exit(127);
   }
+  /* the sandbox (sandbox.h): no capability left, then Landlock's seam */
+  if (a->o.sandbox) {
+    int e = ab_sandbox_drop_caps();
+    if (e == 0) e = ab_sandbox_restrict(a);
+    if (e != 0) {
+      ab_say(2, "agentbox: refusing to run the program: cannot drop its capabilities in the sandbox (",
+             ab_errname(-e), ")\n");
+      _exit(125);
+    }
+  }
   /* a quota needs the filter too: fallocate must not reserve past it */
-  if (a->o.seccomp || a->quota_dir) {
+  if (a->o.seccomp || a->quota_dir || a->o.sandbox) {
     int e = ab_seccomp_install(a->quota_dir != NULL);
     if (e != 0) {
       ab_say(2, "agentbox: refusing to run the program: cannot install the seccomp filter (",
-             e == -ENOSYS ? "no filter for this architecture" : errname(-e), ")\n");
+             e == -ENOSYS ? "no filter for this architecture" : ab_errname(-e), ")\n");
       _exit(125);
     }
   }
@@ -144,12 +159,13 @@ static void exec_program(const start_ctx *sc) {
   }
   if (denied && err == ENOENT) err = EACCES;
   ab_say(2, "agentbox: cannot run '", prog, "': ");
-  ab_say(2, errname(err), "\n", NULL);
+  ab_say(2, ab_errname(err), "\n", NULL);
   _exit(err == ENOENT ? 127 : 126);
 }
 
 static int exec_trampoline(void *arg) {
-  exec_program(arg);
+  const start_ctx *sc = arg;
+  ab_exec_program(sc->a, sc->sup);
   return 127;
 }
 
@@ -163,7 +179,7 @@ pid_t ab_start_program(const ab_sup_args *a) {
   char *stk = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
   if (stk == MAP_FAILED) {
     pid_t pid = fork();
-    if (pid == 0) exec_program(&sc);
+    if (pid == 0) ab_exec_program(a, sc.sup);
     return pid;
   }
   pid_t pid = clone(exec_trampoline, stk + sz, CLONE_VM | CLONE_VFORK | SIGCHLD, &sc);
