@@ -13,14 +13,26 @@ local base = require("agentbox.executor.base")
 local common = require("agentbox.executor.common")
 local output_files = require("agentbox.executor.output_files")
 local python_preload = require("agentbox.executor.python_preload")
+local sandbox = require("agentbox.executor.sandbox")
 
 --- LocalExecutor's own options; it takes every @{agentbox.ExecutorOptions} too.
 -- @table LocalExecutorOptions
 -- @tfield[opt=10] integer nice CPU weight of each run's whole tree (0 to 19), in a cgroup of its own
--- @tfield[opt] table rlimits resource limits for the code, `{ cpu =, as =, fsize =, nofile = }`
+-- @tfield[opt] table rlimits resource limits for the code, `{ cpu =, as =, fsize =, nofile =, nproc = }`
 -- @tfield[opt] string python the python interpreter (default python3, then python, on the code's PATH)
 -- @tfield[opt] {string,...} preload Python modules a template interpreter imports once; each python
 -- block is then a fork of it (executor/python_preload.lua). Default: none (every block is a fresh python3)
+-- @tfield[opt] boolean|agentbox.SandboxSettings sandbox the daemonless sandbox (README "Three ways to run
+-- code"): true, or settings `{ read_only =, read_write =, tmp_size =, require =, network = false }`. Default:
+-- AGENTBOX_SANDBOX (1/true/yes: on), else off. Construction fails closed when the kernel cannot give it.
+
+--- The daemonless sandbox's settings (LocalExecutor's `sandbox` option).
+-- @table SandboxSettings
+-- @tfield[opt] {string,...} read_only host paths bound read-only at the same path inside (over work_dir too)
+-- @tfield[opt] {string,...} read_write host paths bound writable at the same path inside
+-- @tfield[opt=67108864] integer tmp_size bytes of the private /tmp (and of /dev/shm)
+-- @tfield[opt] {string,...} require optional guarantees made mandatory: "landlock", "cgroup"
+-- @tfield[opt=false] boolean network only false: no network at all (a loopback of its own)
 
 --- An executor made by `agentbox.LocalExecutor(opts)` (@{agentbox.Executor}).
 -- Its fields: `work_dir` (string), the work dir (a fresh private one when
@@ -35,6 +47,14 @@ local python_preload = require("agentbox.executor.python_preload")
 -- @tparam {agentbox.CodeBlock,...} blocks the blocks
 -- @treturn agentbox.ExecResult the result
 -- @raise on malformed blocks, or after close
+
+--- What is really in force for this executor's blocks: each namespace
+-- (`user_ns`, `pid_ns`, `mount_ns`, `net_ns`, `ipc_ns`, `uts_ns`), `landlock`
+-- (an ABI number or "none"), `seccomp`, `no_new_privs`, `capabilities`,
+-- `limits` ("rlimits" or cgroup controllers), `nproc`, `network` ("none" or
+-- "host"), `filesystem`, `uid_map`.
+-- @function LocalExecutor:enforced
+-- @treturn table the guarantees
 
 --- Nothing to start ahead for LocalExecutor (each block is its own process).
 -- @function LocalExecutor:start
@@ -57,7 +77,7 @@ local python_preload = require("agentbox.executor.python_preload")
 local LocalExecutor = base.class("LocalExecutor", {
   rlimits = function(v, what)
     if v ~= nil and type(v) ~= "table" then
-      errors.misuse("%s: rlimits must be a table { cpu =, as =, fsize =, nofile = }", what)
+      errors.misuse("%s: rlimits must be a table { cpu =, as =, fsize =, nofile =, nproc = }", what)
     end
     return v
   end,
@@ -76,13 +96,15 @@ local LocalExecutor = base.class("LocalExecutor", {
     return v
   end,
   preload = python_preload.check,
+  sandbox = sandbox.check,
 })
 
-local function build_env(work_dir, extra)
+local function build_env(work_dir, extra, sandboxed)
   local env = {
     PATH = os.getenv("PATH") or "/usr/local/bin:/usr/bin:/bin",
     HOME = work_dir,
-    TMPDIR = os.getenv("TMPDIR") or "/tmp",
+    -- in the sandbox, the host's TMPDIR is read-only (or hidden): its /tmp is private
+    TMPDIR = sandboxed and "/tmp" or os.getenv("TMPDIR") or "/tmp",
     -- stdout and stderr must interleave in arrival order: an unbuffered
     -- Python writes each print when it happens
     PYTHONUNBUFFERED = "1",
@@ -100,6 +122,20 @@ function LocalExecutor._setup(self, o)
   end
   self.rlimits, self.nice, self.python, self.preload = o.rlimits, o.nice, o.python, o.preload
   self._extra_env = o.env
+  if o.sandbox then
+    if o.preload then
+      errors.misuse("agentbox.LocalExecutor: preload does not work with sandbox yet (the template would have "
+        .. "to live in the sandbox); drop one of them")
+    end
+    -- fail closed before anything is created on the host
+    sandbox.probe(o.sandbox, "agentbox.LocalExecutor")
+    self.sandbox = o.sandbox
+    self._sandbox_opt = sandbox.spawn_option(o.sandbox)
+    self._rlimits = { nproc = sandbox.DEFAULT_NPROC }
+    for k, v in pairs(o.rlimits or {}) do self._rlimits[k] = v end
+  else
+    self._rlimits = o.rlimits
+  end
   -- code of the host's uid must not read its environ or heap, nor ptrace it
   -- (one-way: secrets stay in freed memory); README "What LocalExecutor protects"
   assert(core.protect_host())
@@ -108,7 +144,7 @@ function LocalExecutor._setup(self, o)
 end
 
 function LocalExecutor._attached(self)
-  self.env = build_env(self.work_dir, output_files.python_env(self.work_dir, self._extra_env))
+  self.env = build_env(self.work_dir, output_files.python_env(self.work_dir, self._extra_env), self.sandbox ~= nil)
   self._extra_env = nil
 end
 
@@ -132,7 +168,8 @@ end
 local function run(self, argv, out, timeout)
   local p <close> = assert(core.spawn{ argv = argv, cwd = self.work_dir, env = self.env,
                                        timeout = timeout, grace = self.grace,
-                                       max_output = out.budget(), rlimits = self.rlimits,
+                                       max_output = out.budget(), rlimits = self._rlimits,
+                                       sandbox = self._sandbox_opt,
                                        stream = self.on_output ~= nil, sup = common.sup_path(),
                                        nice = self.nice, seccomp = true,
                                        quota = self.quota and { dir = self.work_dir, bytes = self.quota.bytes,
@@ -175,6 +212,11 @@ function LocalExecutor:_run(argv, prep, out, timeout)
   return { exit_code = common.exit_code(r), timed_out = r.timed_out, oom = r.oom, quota_exceeded = r.quota_exceeded }
 end
 
+function LocalExecutor:enforced()
+  if self.closed then errors.misuse("agentbox.LocalExecutor: enforced after close") end
+  return sandbox.enforced(self)
+end
+
 function LocalExecutor:_release()
   python_preload.stop(self)
   return true
@@ -188,8 +230,8 @@ function LocalExecutor:_audit()
            env = "built", nice = self.nice, cpu_cgroup = self.nice > 0,
            supervisor = common.sup_path() and "spawn server" or "forked",
            -- python blocks are forks of a template that imported these
-           preload = self.preload or false },
-         { rlimits = self.rlimits or false }
+           preload = self.preload or false, sandbox = self.sandbox and sandbox.enforced(self) or false },
+         { rlimits = self._rlimits or false }
 end
 
 return { new = base.constructor(LocalExecutor), LocalExecutor = LocalExecutor }
