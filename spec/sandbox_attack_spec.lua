@@ -1,0 +1,279 @@
+-- Attacks on LocalExecutor{ sandbox = true } (issue 12), for real: real
+-- processes of the host's uid (a victim holding a secret in its
+-- environment, a TCP server on the host's 127.0.0.1, a nested host), and
+-- model-written code that tries to reach them, to write outside work_dir
+-- and /tmp, to outlive its deadline, to fork without bound, to type into a
+-- terminal, to load BPF and to regain capabilities in a new user namespace.
+-- Runs as root and as a normal user (CI: runuser). The "before":
+-- AGENTBOX_SPEC_SANDBOX=off runs the same attacks against a plain
+-- LocalExecutor, where they succeed and these cases fail.
+local agentbox = require("agentbox")
+local core = require("agentbox.core")
+local H = require("spec.support.helpers")
+
+local SANDBOX = os.getenv("AGENTBOX_SPEC_SANDBOX") ~= "off"
+local ROOT = core.geteuid() == 0
+
+local dirs, procs = {}, {}
+local function tmpdir(tag)
+  local d = H.tmpdir("sbx-" .. tag)
+  dirs[#dirs + 1] = d
+  return d
+end
+
+local function new(opts)
+  opts = opts or {}
+  if opts.work_dir == nil then opts.work_dir = tmpdir("ws") .. "/work" end
+  if opts.timeout == nil then opts.timeout = 10 end
+  opts.sandbox = SANDBOX and (opts.sandbox or true) or false
+  return agentbox.LocalExecutor(opts)
+end
+
+local function run(ex, lang, code)
+  local r = ex:execute{ { lang = lang, code = code } }
+  return r.output or "", r
+end
+
+-- a host process of our uid, not under any sandbox
+local function host_process(argv, env)
+  local p = assert(core.spawn{ argv = argv, env = env or { PATH = os.getenv("PATH") }, stream = false })
+  procs[#procs + 1] = p
+  return p
+end
+
+local function wait_for(path, seconds)
+  local deadline = core.now() + seconds
+  while not H.exists(path) and core.now() < deadline do core.step(20) end
+  return H.exists(path)
+end
+
+local function my_pid()
+  local f = assert(io.open("/proc/self/stat"))
+  local pid = tonumber(f:read("a"):match("^(%d+)"))
+  f:close()
+  return pid
+end
+
+-- processes on the host whose command line contains marker
+local function host_pids_with(marker)
+  local found = {}
+  local ls = io.popen("ls /proc")
+  for name in ls:lines() do
+    if name:match("^%d+$") then
+      local f = io.open("/proc/" .. name .. "/cmdline", "rb")
+      local s = f and f:read("a") or ""
+      if f then f:close() end
+      if s:find(marker, 1, true) and H.alive(tonumber(name)) then found[#found + 1] = name end
+    end
+  end
+  ls:close()
+  return found
+end
+
+describe("sandbox attacks" .. (SANDBOX and "" or " (AGENTBOX_SPEC_SANDBOX=off: the before)"), function()
+  after_each(function()
+    for i = #procs, 1, -1 do pcall(procs[i].close, procs[i]) procs[i] = nil end
+    for i = #dirs, 1, -1 do pcall(H.rm_rf, dirs[i]) dirs[i] = nil end
+  end)
+
+  it("reads no secret from a host process's environment or /proc (nested host, victim)", function()
+    local secret = ("s3cr3t-%d-%d"):format(my_pid(), math.random(1e9))
+    local mark = ("%d.%d"):format(60 + math.random(1000), math.random(1e6))
+    host_process({ "sleep", mark }, { PATH = os.getenv("PATH"), AGENTBOX_VICTIM_SECRET = secret })
+    local victim
+    for _ = 1, 100 do
+      victim = host_pids_with("sleep\0" .. mark)[1]
+      if victim then break end
+      core.step(20)
+    end
+    assert.is_not_nil(victim)
+    -- a nested host with the secret in its own environment runs the block
+    local src = ([[
+      local agentbox = require("agentbox")
+      local ex <close> = agentbox.LocalExecutor{ timeout = 10, sandbox = %s }
+      local r = ex:execute{ { lang = "python", code = %q } }
+      io.write(r.output)
+    ]]):format(tostring(SANDBOX), ([[
+import os
+secret = %q
+leaks, seen = [], 0
+for name in os.listdir("/proc"):
+    if not name.isdigit(): continue
+    seen += 1
+    for f in ("environ", "cmdline"):
+        try:
+            with open("/proc/%%s/%%s" %% (name, f), "rb") as fh:
+                if secret.encode() in fh.read(): leaks.append(name + "/" + f)
+        except OSError: pass
+print("LEAKS", leaks)
+print("VICTIM_VISIBLE", os.path.exists("/proc/%d/cmdline") and "sleep" in open("/proc/%d/cmdline").read())
+]]):format(secret, victim, victim))
+    local r = H.lua(src, { AGENTBOX_HOST_SECRET = secret }, 60)
+    assert.matches("LEAKS %[%]", r.output)
+    assert.matches("VICTIM_VISIBLE False", r.output)
+  end)
+
+  it("cannot signal or ptrace a host process of the same uid", function()
+    local mark = ("%d.%d"):format(60 + math.random(1000), math.random(1e6))
+    host_process({ "sleep", mark })
+    local pids
+    for _ = 1, 100 do
+      pids = host_pids_with("sleep\0" .. mark)
+      if #pids > 0 then break end
+      core.step(20)
+    end
+    assert.equal(1, #pids)
+    local target = tonumber(pids[1])
+    local ex <close> = new()
+    local out = run(ex, "python", ([[
+import ctypes, os, signal
+pid = %d
+try:
+    os.kill(pid, signal.SIGKILL); print("KILLED")
+except OSError as e: print("kill refused", e.errno)
+libc = ctypes.CDLL(None, use_errno=True)
+print("PTRACE", libc.ptrace(16, pid, None, None), ctypes.get_errno())
+]]):format(target))
+    local t = core.now() + 0.2
+    while core.now() < t do core.step(20) end
+    assert.is_true(H.alive(target), "the host's process was killed: " .. out)
+    assert.not_matches("KILLED", out)
+    assert.matches("PTRACE %-1", out)
+  end)
+
+  it("cannot connect to a server on the host's 127.0.0.1", function()
+    local d = tmpdir("tcp")
+    host_process({ "python3", "-c", ([[
+import socket
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(5)
+open(%q + ".tmp", "w").write(str(s.getsockname()[1]))
+import os; os.rename(%q + ".tmp", %q)
+while True:
+    c, _ = s.accept(); open(%q, "a").write("accepted\n"); c.sendall(b"HOSTDATA"); c.close()
+]]):format(d .. "/port", d .. "/port", d .. "/port", d .. "/log") })
+    assert.is_true(wait_for(d .. "/port", 10))
+    local port = tonumber(H.read(d .. "/port"))
+    local ex <close> = new()
+    local out = run(ex, "python", ([[
+import socket
+for host in ("127.0.0.1", "localhost", "::1"):
+    try:
+        c = socket.create_connection((host, %d), timeout=2); print("CONNECTED", host, c.recv(8))
+    except OSError as e: print("refused", host, e)
+]]):format(port))
+    assert.not_matches("CONNECTED", out)
+    assert.is_false(H.exists(d .. "/log"), "the host's server accepted a connection")
+  end)
+
+  it("writes only to work_dir and its private /tmp", function()
+    local tag = ("agentbox-sbx-%d-%d"):format(my_pid(), math.random(1e9))
+    local home = os.getenv("HOME") or "/root"
+    local targets = { "/var/tmp/" .. tag, home .. "/" .. tag, "/etc/" .. tag, "/usr/" .. tag, "/tmp/" .. tag }
+    local ex <close> = new()
+    local ok, err = pcall(function()
+      local code = { "import os" }
+      for _, p in ipairs(targets) do
+        code[#code + 1] = ("try:\n    open(%q, 'w').write('x'); print('WROTE', %q)\nexcept OSError as e: print('no', e)")
+          :format(p, p)
+      end
+      code[#code + 1] = "open('in_work_dir', 'w').write('ok'); print('WORKDIR ok')"
+      local out = run(ex, "python", table.concat(code, "\n"))
+      assert.matches("WORKDIR ok", out)
+      assert.equal("ok", H.read(ex.work_dir .. "/in_work_dir"))
+      for _, p in ipairs(targets) do
+        -- /tmp is writable inside, but it is the sandbox's own
+        assert.is_false(H.exists(p), p .. " was written on the host: " .. out)
+      end
+    end)
+    for _, p in ipairs(targets) do os.remove(p) end
+    assert(ok, err)
+  end)
+
+  it("nothing survives the deadline: setsid, double fork, TERM ignored", function()
+    local mark = ("%d.%d"):format(200 + math.random(1000), math.random(1e6))
+    local ex <close> = new{ timeout = 2, grace = 0.3 }
+    local t0 = core.now()
+    local _, r = run(ex, "sh", ([[
+(setsid sh -c 'trap "" TERM; while :; do date +%%s%%N > heartbeat; sleep 0.05; done' &)
+(setsid sh -c 'sh -c "trap \"\" TERM; exec sleep %s" &' &)
+trap "" TERM
+sleep 100
+]]):format(mark))
+    assert.is_true(r.timed_out or r.exit_code == 124)
+    assert.is_true(core.now() - t0 < 2 + 0.3 + core.deadline_margin + 1)
+    local hb = ex.work_dir .. "/heartbeat"
+    assert.is_true(H.exists(hb), "the heartbeat never ran")
+    local before = H.read(hb)
+    local t = core.now() + 0.5
+    while core.now() < t do core.step(50) end
+    assert.equal(before, H.read(hb), "a process of the block still writes after execute returned")
+    assert.same({}, host_pids_with("sleep\0" .. mark))
+  end)
+
+  it("a fork bomb is bounded and dies with the block", function()
+    local mark = ("%d.%d"):format(300 + math.random(1000), math.random(1e6))
+    local ex <close> = new{ timeout = 4 }
+    -- bounded by its own loop too (3000), so that a broken sandbox cannot
+    -- take the machine's pids (pid_max may be 32768) from other work
+    local out = run(ex, "sh", ([[
+i=0; fail=0
+while [ $i -lt 3000 ]; do
+  if sleep %s 2>/dev/null & then :; fi
+  i=$((i+1))
+done
+sleep 0.5
+echo PROCS $(ls /proc | grep -c '^[0-9]')
+]]):format(mark))
+    local procs_seen = tonumber(out:match("PROCS (%d+)"))
+    assert.is_not_nil(procs_seen, out)
+    if not ROOT then
+      -- RLIMIT_NPROC in the sandbox's user namespace: its processes only
+      assert.is_true(procs_seen <= 1024 + 4, "processes: " .. procs_seen)
+    end
+    assert.same({}, host_pids_with("sleep\0" .. mark))
+  end)
+
+  it("TIOCSTI, TIOCLINUX, bpf and perf_event_open are refused", function()
+    local ex <close> = new()
+    local out = run(ex, "python", [[
+import ctypes, errno, fcntl, os, termios
+libc = ctypes.CDLL(None, use_errno=True)
+for name, req in (("TIOCSTI", termios.TIOCSTI), ("TIOCLINUX", 0x541C)):
+    for fd in (0, 1, 2):
+        try:
+            fcntl.ioctl(fd, req, b"x"); print(name, "DONE")
+        except OSError as e: print(name, errno.errorcode[e.errno])
+attr = (ctypes.c_char * 128)()
+print("BPF", libc.syscall(321, 5, attr, 128), errno.errorcode.get(ctypes.get_errno()))
+print("PERF", libc.syscall(298, attr, 0, -1, -1, 0), errno.errorcode.get(ctypes.get_errno()))
+]])
+    assert.not_matches("DONE", out)
+    for _, name in ipairs({ "TIOCSTI", "TIOCLINUX" }) do
+      assert.matches(name .. " EPERM", out)
+      assert.not_matches(name .. " ENOTTY", out)
+    end
+    assert.matches("BPF %-1 EPERM", out)
+    assert.matches("PERF %-1 EPERM", out)
+  end)
+
+  it("cannot regain capabilities in a new user namespace and mount", function()
+    local ex <close> = new()
+    local out = run(ex, "sh", [[
+grep -E '^Cap(Eff|Prm|Bnd)' /proc/self/status
+unshare -Ur sh -c 'mount -t tmpfs none /mnt && echo MOUNTED' 2>&1
+python3 -c '
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+print("UNSHARE", libc.unshare(0x10000000), ctypes.get_errno())
+print("MOUNT", libc.mount(b"none", b"/tmp", b"tmpfs", 0, None), ctypes.get_errno())
+'
+]])
+    assert.not_matches("MOUNTED", out)
+    assert.matches("UNSHARE %-1 1\n", out)
+    assert.matches("MOUNT %-1 1\n", out)
+    if SANDBOX then
+      assert.matches("CapEff:%s+0000000000000000", out)
+      assert.matches("CapBnd:%s+0000000000000000", out)
+    end
+  end)
+end)
