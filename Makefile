@@ -66,7 +66,7 @@ $(SO): $(CORE_SRC) $(HDR)
 # are also in core.so (the fork path), but for main and the spawn server.
 SUP_SRC = src/sup_main.c src/sup.c src/sup_exec.c src/sup_tree.c src/quota.c src/quota_walk.c src/quota_held.c \
           src/spawnsrv.c src/blocksrv.c src/spawnproto.c src/cgroup.c src/seccomp.c src/sysutil.c \
-          src/sandbox.c src/sandbox_fs.c
+          src/sandbox.c src/sandbox_fs.c src/sandbox_pids.c
 SUP_HDR = src/sup.h src/sup_int.h src/deadline.h src/quota.h src/quota_int.h src/spawnproto.h src/cgroup.h \
           src/seccomp.h src/sysutil.h src/sandbox.h
 $(SUP): $(SUP_SRC) $(SUP_HDR)

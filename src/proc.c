@@ -367,7 +367,7 @@ static int l_deadline_budget(lua_State *L) {
   return 1;
 }
 
-/* core.sandbox_probe() -> true | nil, step, message, errno: the sandbox's
+/* core.sandbox_probe() -> true, { pids_cgroup = bool } | nil, step, message, errno: the sandbox's
  * setup (sandbox.h) run once in a child, up to the seccomp filter, so that
  * LocalExecutor{ sandbox } fails at construction, naming what is missing.
  * Blocks for a few milliseconds. */
@@ -376,7 +376,10 @@ static int l_sandbox_probe(lua_State *L) {
   int e = ab_sandbox_probe(step, sizeof step);
   if (e == 0) {
     lua_pushboolean(L, 1);
-    return 1;
+    lua_createtable(L, 0, 1);
+    lua_pushboolean(L, ab_sb_pids_available());
+    lua_setfield(L, -2, "pids_cgroup");
+    return 2;
   }
   luaL_pushfail(L);
   lua_pushstring(L, step);

@@ -159,9 +159,14 @@ void ab_supervise(const ab_sup_args *a, ab_sup_report *r) {
       r->spawn_errno = ENOMEM;
     } else memset(sh, 0, sizeof *sh);
   }
+  ab_sb_pids pids;
+  memset(&pids, 0, sizeof pids);
+  if (sh && !r->cancelled && !r->spawn_errno) ab_sb_pids_enter(&pids, a->o.rlimit[AB_RL_NPROC]);
   pid_t child = r->cancelled || r->spawn_errno ? -1 : sh ? ab_sandbox_start(&run, sh) : ab_start_program(&run);
+  ab_sb_pids_step_out(&pids);
   if (child < 0) {
     if (!r->spawn_errno) r->spawn_errno = r->cancelled ? ECANCELED : errno;
+    ab_sb_pids_remove(&pids);
     if (sh) {
       ab_say(a->fd_err, "agentbox: refusing to run the program: cannot create the sandbox's namespaces (",
              ab_errname(r->spawn_errno), ")\n");
@@ -198,6 +203,7 @@ void ab_supervise(const ab_sup_args *a, ab_sup_report *r) {
   /* over the quota, the tree was killed at once (a grace would only let it
    * write more); the line comes now that it is dead */
   if (q) ab_quota_after(q, a, r);
+  ab_sb_pids_remove(&pids);
   if (sh) {
     if (sh->exited) r->status = sh->status;   /* else init's: 125 = setup failed, or killed */
     munmap(sh, sizeof *sh);

@@ -128,7 +128,7 @@ function LocalExecutor._setup(self, o)
         .. "to live in the sandbox); drop one of them")
     end
     -- fail closed before anything is created on the host
-    sandbox.probe(o.sandbox, "agentbox.LocalExecutor")
+    self._sandbox_info = sandbox.probe(o.sandbox, "agentbox.LocalExecutor")
     self.sandbox = o.sandbox
     self._sandbox_opt = sandbox.spawn_option(o.sandbox)
     self._rlimits = { nproc = sandbox.DEFAULT_NPROC }

@@ -144,7 +144,8 @@ local function advice(step, errno)
 end
 
 --- Fail closed at construction: the setup runs once in a child; an error
---- names the step, the kernel's answer and the setting to change.
+--- names the step, the kernel's answer and the setting to change. Returns
+--- what the probe found ({ pids_cgroup = bool }).
 function M.probe(s, what)
   local ok, step, msg, errno = core.sandbox_probe()
   if not ok then
@@ -157,6 +158,7 @@ function M.probe(s, what)
     errors.misuse("%s: sandbox.require names %s, which this build does not put in force (ex:enforced() reports "
       .. "landlock = \"none\", limits = \"rlimits\")", what, name)
   end
+  return step
 end
 
 --- The core.spawn option for a run.
@@ -176,9 +178,10 @@ function M.enforced(self)
   return { sandbox = true, user_ns = true, pid_ns = true, mount_ns = true, net_ns = true, ipc_ns = true,
            uts_ns = true, uid_map = ("%d -> %d"):format(uid, uid), capabilities = "none",
            landlock = "none", seccomp = true, no_new_privs = true,
-           limits = "rlimits",
-           -- the kernel exempts uid 0 from RLIMIT_NPROC: as root, only the deadline bounds a fork bomb
-           nproc = uid ~= 0 and self._rlimits.nproc or "not enforced for uid 0",
+           limits = self._sandbox_info.pids_cgroup and "rlimits, pids cgroup" or "rlimits",
+           -- the kernel exempts uid 0 from RLIMIT_NPROC: as root, only the pids cgroup bounds a fork bomb
+           nproc = (uid ~= 0 or self._sandbox_info.pids_cgroup) and self._rlimits.nproc
+             or "not enforced for uid 0 (no writable pids cgroup): the deadline bounds a fork bomb",
            network = "none",
            filesystem = "host root read-only; work_dir writable; private /tmp",
            tmp_size = s.tmp_size, read_only = s.read_only, read_write = s.read_write }
