@@ -12,7 +12,6 @@ local core = require("agentbox.core")
 local H = require("spec.support.helpers")
 
 local SANDBOX = os.getenv("AGENTBOX_SPEC_SANDBOX") ~= "off"
-local ROOT = core.geteuid() == 0
 
 local dirs, procs = {}, {}
 local function tmpdir(tag)

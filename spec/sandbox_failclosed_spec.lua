@@ -137,4 +137,25 @@ dd if=/dev/zero of=/tmp/big bs=1M count=4 2>&1; echo
     assert.equal("host", H.read(d .. "/ro/f"))
     H.rm_rf(d)
   end)
+
+  it("code_execution_config = { use_docker = false, sandbox = true } runs the agent's code in the sandbox", function()
+    local function agent(cfg)
+      return agentbox.UserProxyAgent{ name = "u", human_input_mode = "NEVER", code_execution_config = cfg }
+    end
+    for _, cfg in ipairs({ { use_docker = false, sandbox = true }, { sandbox = { tmp_size = 1048576 } } }) do
+      local u = agent(cfg)
+      local ex = u:code_executor()
+      assert.is_false(u:use_docker())
+      assert.is_true(ex:enforced().sandbox)
+      local r = ex:execute{ { lang = "sh", code = "hostname" } }
+      assert.equal("agentbox\n", r.output)
+      ex:close()
+    end
+    local ok, err = pcall(agent, { use_docker = true, sandbox = true })
+    assert.is_false(ok)
+    assert.matches("cannot go with use_docker = true", err)
+    ok, err = pcall(agent, { sandbox = { bogus = true } })
+    assert.is_false(ok)
+    assert.matches("unknown sandbox setting 'bogus'", err)
+  end)
 end)

@@ -68,6 +68,17 @@ M.KINDS = {
     gate = function() end,
   },
   {
+    -- LocalExecutor{ sandbox = true } (executor/sandbox.lua, src/sandbox.h):
+    -- the daemonless sandbox; work_dir is bound at its own path inside
+    kind = "local-sandbox", tag = "", name = "LocalExecutor", sandbox = true, extra = "sandbox = true, ",
+    new = function(opts)
+      if opts.sandbox == nil then opts.sandbox = true end
+      return agentbox.LocalExecutor(opts)
+    end,
+    inside = function(ex) return ex.work_dir end,
+    gate = function() end,
+  },
+  {
     kind = "docker", tag = " #docker", name = "DockerExecutor", docker = true,
     extra = ("image = %q, "):format(M.IMAGE),
     new = function(opts)
@@ -93,7 +104,8 @@ M.KINDS = {
 }
 
 --- Run body(E) once per executor kind, inside describe("<title> [<kind>]").
---- E.kind, E.name ("LocalExecutor", ...), E.docker (a DockerExecutor row), E.warm
+--- E.kind, E.name ("LocalExecutor", ...), E.docker (a DockerExecutor row), E.sandbox
+--- (LocalExecutor{ sandbox = true }), E.warm
 --- (its warm option, nil otherwise), E.it(name, fn), E.new(opts)
 --- (work_dir defaults to a path that agentbox creates under a fresh temp
 --- directory removed after the case; opts is filled in, so opts.work_dir is
@@ -102,6 +114,13 @@ M.KINDS = {
 --- builds this kind of executor in a nested process (opts_src: the fields,
 --- e.g. 'work_dir = "/x", timeout = 5').
 function M.each(title, body, only)
+  -- AGENTBOX_SPEC_KINDS="local-sandbox,local": only these rows (a quick run of one kind)
+  local pick = os.getenv("AGENTBOX_SPEC_KINDS")
+  if pick and pick ~= "" then
+    local want = {}
+    for k in pick:gmatch("[^,%s]+") do want[k] = (not only or only[k]) and true or nil end
+    only = want
+  end
   local env = busted_env("describe")
   local describe, it, after_each = env.describe, env.it, env.after_each
   for _, row in ipairs(M.KINDS) do
@@ -109,7 +128,7 @@ function M.each(title, body, only)
       describe(title .. " [" .. row.kind .. "]" .. row.tag, function()
         local dirs, exs = {}, {}
         local E = { kind = row.kind, name = row.name, inside = row.inside, docker = row.docker or false,
-                    warm = row.warm or nil }
+                    warm = row.warm or nil, sandbox = row.sandbox or false }
         function E.new_src(opts_src)
           return ("require(\"agentbox\").%s{ %s%s }"):format(row.name, row.extra, opts_src)
         end

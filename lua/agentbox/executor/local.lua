@@ -34,6 +34,25 @@ local sandbox = require("agentbox.executor.sandbox")
 -- @tfield[opt] {string,...} require optional guarantees made mandatory: "landlock", "cgroup"
 -- @tfield[opt=false] boolean network only false: no network at all (a loopback of its own)
 
+--- What `LocalExecutor:enforced()` reports.
+-- @table Enforced
+-- @tfield boolean sandbox
+-- @tfield boolean user_ns
+-- @tfield boolean pid_ns
+-- @tfield boolean mount_ns
+-- @tfield boolean net_ns
+-- @tfield boolean ipc_ns
+-- @tfield boolean uts_ns
+-- @tfield[opt] string uid_map "<uid> -> <uid>": the caller's ids map to themselves
+-- @tfield string capabilities "none" in the sandbox
+-- @tfield string|integer landlock "none", or the Landlock ABI in force
+-- @tfield boolean seccomp
+-- @tfield boolean no_new_privs
+-- @tfield string limits "rlimits", or "rlimits, pids cgroup"
+-- @tfield[opt] integer|string nproc processes at once (a string says why it is not enforced)
+-- @tfield string network "none" (sandbox) or "host"
+-- @tfield string filesystem what the code may write
+
 --- An executor made by `agentbox.LocalExecutor(opts)` (@{agentbox.Executor}).
 -- Its fields: `work_dir` (string), the work dir (a fresh private one when
 -- none was given); `env` (table), the environment the code runs with.
@@ -48,11 +67,11 @@ local sandbox = require("agentbox.executor.sandbox")
 -- @treturn agentbox.ExecResult the result
 -- @raise on malformed blocks, or after close
 
---- What is really in force for this executor's blocks: each namespace
--- (`user_ns`, `pid_ns`, `mount_ns`, `net_ns`, `ipc_ns`, `uts_ns`), `landlock`
--- (an ABI number or "none"), `seccomp`, `no_new_privs`, `capabilities`,
--- `limits` ("rlimits" or cgroup controllers), `nproc`, `network` ("none" or
--- "host"), `filesystem`, `uid_map`.
+--- What is really in force for this executor's blocks (namespaces, Landlock, seccomp, limits, network).
+-- Fields: each namespace (`user_ns`, `pid_ns`, `mount_ns`, `net_ns`, `ipc_ns`,
+-- `uts_ns`), `landlock` (an ABI number or "none"), `seccomp`, `no_new_privs`,
+-- `capabilities`, `limits` ("rlimits" or with cgroup controllers), `nproc`,
+-- `network` ("none" or "host"), `filesystem`, `uid_map`.
 -- @function LocalExecutor:enforced
 -- @treturn table the guarantees
 
