@@ -164,6 +164,46 @@ for host in ("127.0.0.1", "localhost", "::1"):
     assert.is_false(H.exists(d .. "/log"), "the host's server accepted a connection")
   end)
 
+  it("cannot reach the host's services through unix sockets in /run (the Docker socket, D-Bus)", function()
+    -- every socket under the host's /run, and one of our own where we may make it
+    local d = "/run/agentbox-sbx-" .. my_pid()
+    local own = core.mkdir_p(d) and d .. "/s.sock"
+    if own then
+      host_process({ "python3", "-c", ([[
+import socket
+s = socket.socket(socket.AF_UNIX); s.bind(%q); s.listen(5)
+while True:
+    c, _ = s.accept(); c.sendall(b"HOSTSOCK"); c.close()
+]]):format(own) })
+      local deadline = core.now() + 10
+      while not core.realpath(own) and core.now() < deadline do core.step(20) end
+      assert.is_not_nil(core.realpath(own), "the host's socket server did not start")
+    end
+    local ok, err = pcall(function()
+      local socks = {}
+      local find = io.popen("find /run /var/run -maxdepth 3 -type s 2>/dev/null")
+      for line in find:lines() do socks[#socks + 1] = line end
+      find:close()
+      assert.is_true(#socks > 0, "no socket under /run to attack")
+      local ex <close> = new()
+      local out = run(ex, "python", ([[
+import socket
+for path in %s:
+    s = socket.socket(socket.AF_UNIX)
+    try:
+        s.connect(path); print("CONNECTED", path)
+    except OSError as e: print("refused", path, e.strerror)
+]]):format("[" .. table.concat((function()
+        local q = {}
+        for i, p in ipairs(socks) do q[i] = ("%q"):format(p) end
+        return q
+      end)(), ", ") .. "]"))
+      assert.not_matches("CONNECTED", out)
+    end)
+    if own then os.remove(own) os.remove(d) end
+    assert(ok, err)
+  end)
+
   it("writes only to work_dir and its private /tmp", function()
     local tag = ("agentbox-sbx-%d-%d"):format(my_pid(), math.random(1e9))
     local home = os.getenv("HOME") or "/root"

@@ -216,6 +216,14 @@ int ab_sandbox_fs(const ab_sup_args *a, const char **step) {
   if (access(ROOT "/var/tmp", F_OK) == 0 &&
       (e = tmpfs("/var/tmp", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=0755")) != 0)
     return e;
+  /* /run: the host's services listen there (docker.sock, D-Bus, the
+   * user's session bus), and connecting to a unix socket only needs write
+   * permission on it, which a read-only mount does not take away: hidden
+   * behind an empty, read-only tmpfs (/var/run is a link to it) */
+  *step = "hiding /run";
+  if (access(ROOT "/run", F_OK) == 0 &&
+      (e = tmpfs("/run", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=0755")) != 0)
+    return e;
   if ((e = dev(size, step)) != 0) return e;
   for (int i = 0; i < n; i++) {
     *step = rw[i] ? "binding work_dir or a read_write path" : "binding a read_only path";
