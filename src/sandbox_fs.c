@@ -213,23 +213,26 @@ int ab_sandbox_fs(const ab_sup_args *a, const char **step) {
   /* /var/tmp: the host's files hidden, and nothing writable (what is
    * written in a block is in work_dir or gone) */
   *step = "hiding /var/tmp";
-  if (access(ROOT "/var/tmp", F_OK) == 0 &&
-      (e = tmpfs("/var/tmp", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=0755")) != 0)
-    return e;
+  int var_tmp = access(ROOT "/var/tmp", F_OK) == 0;
+  if (var_tmp && (e = tmpfs("/var/tmp", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=0755")) != 0) return e;
   /* /run: the host's services listen there (docker.sock, D-Bus, the
    * user's session bus), and connecting to a unix socket only needs write
    * permission on it, which a read-only mount does not take away: hidden
    * behind an empty, read-only tmpfs (/var/run is a link to it) */
   *step = "hiding /run";
-  if (access(ROOT "/run", F_OK) == 0 &&
-      (e = tmpfs("/run", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=0755")) != 0)
-    return e;
+  int run = access(ROOT "/run", F_OK) == 0;
+  if (run && (e = tmpfs("/run", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=0755")) != 0) return e;
   if ((e = dev(size, step)) != 0) return e;
   for (int i = 0; i < n; i++) {
     *step = rw[i] ? "binding work_dir or a read_write path" : "binding a read_only path";
     if ((e = bind(fd[i], src[i], rw[i])) != 0) return e;
     close(fd[i]);
   }
+  /* read-only once the binds' mount points are made in them (a work_dir
+   * under /run/user/<uid>); the binds keep their own flags */
+  *step = "making /run and /var/tmp read-only";
+  if (run && (e = set_attr(ROOT "/run", ATTR_RDONLY, 0)) != 0) return e;
+  if (var_tmp && (e = set_attr(ROOT "/var/tmp", ATTR_RDONLY, 0)) != 0) return e;
   /* while the host's /proc is still in this namespace: the kernel mounts a
    * proc only where one is already fully visible */
   if ((e = proc(step)) != 0) return e;
