@@ -104,6 +104,18 @@ for name in os.listdir("/proc"):
             with open("/proc/%%s/%%s" %% (name, f), "rb") as fh:
                 if secret.encode() in fh.read(): leaks.append(name + "/" + f)
         except OSError: pass
+# every visible process's memory (init is a copy of the host)
+for name in os.listdir("/proc"):
+    if not name.isdigit() or int(name) == os.getpid(): continue
+    try:
+        with open("/proc/%%s/maps" %% name) as m, open("/proc/%%s/mem" %% name, "rb") as mem:
+            for line in m:
+                lo, hi = (int(x, 16) for x in line.split()[0].split("-"))
+                try:
+                    mem.seek(lo)
+                    if secret.encode() in mem.read(hi - lo): leaks.append(name + "/mem")
+                except (OSError, ValueError, OverflowError): pass
+    except OSError: pass
 print("LEAKS", leaks)
 print("VICTIM_VISIBLE", os.path.exists("/proc/%d/cmdline") and "sleep" in open("/proc/%d/cmdline").read())
 ]]):format(secret, victim, victim))
