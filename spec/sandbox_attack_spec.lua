@@ -300,6 +300,16 @@ for name, req in (("TIOCSTI", termios.TIOCSTI), ("TIOCLINUX", 0x541C)):
         try:
             fcntl.ioctl(fd, req, b"x"); print(name, "DONE")
         except OSError as e: print(name, errno.errorcode[e.errno])
+# a terminal of the host's (its pseudo-terminals, the controlling tty)
+import glob
+for path in glob.glob("/dev/pts/[0-9]*") + ["/dev/tty", "/dev/console"]:
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_NOCTTY)
+    except OSError as e:
+        print("open", path, errno.errorcode[e.errno]); continue
+    try:
+        fcntl.ioctl(fd, termios.TIOCSTI, b"x"); print("TIOCSTI", path, "DONE")
+    except OSError as e: print("TIOCSTI", path, errno.errorcode[e.errno])
 attr = (ctypes.c_char * 128)()
 print("BPF", libc.syscall(321, 5, attr, 128), errno.errorcode.get(ctypes.get_errno()))
 print("PERF", libc.syscall(298, attr, 0, -1, -1, 0), errno.errorcode.get(ctypes.get_errno()))
