@@ -125,7 +125,13 @@ static void init_loop(pid_t prog, ab_sb_shared *sh) {
  * host's, and /proc/1/cmdline is readable by everyone in the sandbox (a
  * key on a host's command line). Zeroed here, from the addresses that
  * /proc/self/stat gives (fields 48 to 51). */
-static void scrub_host_strings(void) {
+static int points_into(char *const *v, unsigned long lo, unsigned long hi) {
+  for (; v && *v; v++)
+    if ((unsigned long)*v >= lo && (unsigned long)*v < hi) return 1;
+  return 0;
+}
+
+static void scrub_host_strings(const ab_sup_args *a) {
   char buf[1024];
   /* not ab_proc_read(getpid()): that is 1 here, the host's /proc's init */
   int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
@@ -147,13 +153,16 @@ static void scrub_host_strings(void) {
     if (*e != ' ' && *e != '\n' && *e) return;
     p = *e ? e + 1 : e;
   }
-  if (v[1] > v[0]) memset((void *)v[0], 0, v[1] - v[0]);
-  if (v[3] > v[2]) memset((void *)v[2], 0, v[3] - v[2]);
+  /* not where the program's own argv or environment live (agentbox-sup's
+   * command line passes its own) */
+  for (int r = 0; r < 4; r += 2)
+    if (v[r + 1] > v[r] && !points_into(a->argv, v[r], v[r + 1]) && !points_into(a->envp, v[r], v[r + 1]))
+      memset((void *)v[r], 0, v[r + 1] - v[r]);
 }
 
 static void init_main(const ab_sup_args *a, ab_sb_shared *sh, uid_t uid, gid_t gid) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
-  scrub_host_strings();
+  scrub_host_strings(a);
   /* a non-dumpable process's /proc/self files belong to the host's root,
    * which is not mapped here: the maps could not be written */
   prctl(PR_SET_DUMPABLE, 1);
