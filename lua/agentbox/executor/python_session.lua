@@ -67,13 +67,31 @@ local function await_ready(s, modules)
   local r = s.proc:result()
   return nil, ("agentbox: the Python session failed to start%s:\n%s")
     :format(#modules > 0 and " (preload = { " .. table.concat(modules, ", ") .. " })" or "",
-            r.stderr ~= "" and r.stderr or r.output)
+            r.stderr ~= "" and r.stderr or r.output), r
+end
+
+-- After the client died of LOST: the keeper's supervisor ends its run a
+-- moment after the keeper died (it kills the tree first). Its result, and
+-- what it wrote since it was ready (the quota's line), or nil.
+local function keeper_end(s)
+  for _ = 1, 300 do
+    if s.proc:done() then
+      local text, chunks = {}, s.proc:read() or {}
+      for i = 2, #chunks, 2 do text[#text + 1] = chunks[i] end
+      return s.proc:result(), table.concat(text)
+    end
+    task.sleep(0.01)
+  end
 end
 
 -- The keeper runs for the executor's life under a supervisor of its own,
 -- with the executor's environment, nice, rlimits and seccomp filter; its
 -- interpreter inherits them (rlimits therefore count over the
--- interpreter's life: cpu is its total CPU time).
+-- interpreter's life: cpu is its total CPU time). The workspace quota is
+-- enforced on the session too, for its life: the block's processes are
+-- the session's, not the client's, so only this supervisor sees the
+-- deleted files they hold, and its filter refuses fallocate; over the
+-- quota it ends the whole session (the block's client then dies of LOST).
 function M.start(self, python)
   local s = self._session
   if s and (s.proc:done() or s.python ~= python) then
@@ -86,15 +104,17 @@ function M.start(self, python)
   table.move(modules, 1, #modules, #argv + 1, argv)
   local proc, err = core.spawn{ argv = argv, cwd = self.work_dir, env = self.env, grace = self.grace,
                                 max_output = 65536, stream = true, sup = common.sup_path(),
-                                nice = self.nice, rlimits = self.rlimits, seccomp = true, quota = false }
+                                nice = self.nice, rlimits = self.rlimits, seccomp = true,
+                                quota = self.quota and { dir = self.work_dir, bytes = self.quota.bytes,
+                                                         files = self.quota.files } or false }
   if not proc then return nil, "agentbox: starting the Python session: " .. tostring(err) end
   s = { proc = proc, python = python }
   self._session = s
-  local ok, name, why = pcall(await_ready, s, modules)
+  local ok, name, why, r = pcall(await_ready, s, modules)
   if not ok or not name then
     M.stop(self)
     if not ok then error(name, 0) end
-    return nil, why
+    return nil, why, r
   end
   s.name = name
   return s
@@ -109,7 +129,10 @@ function M.run(self, python, file, run)
     note = M.GONE_LINE
   end
   for _ = 1, 2 do
-    local s, err = M.start(self, python)
+    local s, err, kr = M.start(self, python)
+    -- a workspace over its quota: the keeper's supervisor ran nothing, as
+    -- the block's would not have (122)
+    if not s and kr and kr.quota_exceeded then return kr, note end
     if not s then return nil, err end
     local r = run{ python, "-I", "-S", M.HELPER, "run", s.name, file }
     if r.signal == UNAVAILABLE and not r.timed_out then
@@ -117,8 +140,15 @@ function M.run(self, python, file, run)
       M.stop(self)
       note = M.GONE_LINE
     elseif r.signal == LOST and not r.timed_out then
+      -- the keeper's supervisor ended the session over the quota: 122,
+      -- with its line
+      local kr, text = keeper_end(s)
       M.stop(self)
-      return r, M.LOST_LINE, true
+      if kr and kr.quota_exceeded then
+        r.quota_exceeded = true
+        return r, M.LOST_LINE .. text
+      end
+      return r, M.LOST_LINE, not r.quota_exceeded
     else
       -- KILLed at its deadline before the keeper answered: the keeper
       -- could not end the block (stopped by the code?), and may still hold
