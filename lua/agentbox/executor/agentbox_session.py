@@ -80,6 +80,11 @@ def client(name, path):
     s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         s.connect(b"\0" + name.encode())
+        # the keeper is of this uid: another user's process that bound the
+        # name of a dead keeper would get the block's fds
+        cred = s.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)
+        if int.from_bytes(cred[4:8], sys.byteorder) != os.getuid():
+            die(UNAVAILABLE)
         s.settimeout(ACCEPT_S)
         if s.recv(1) != b"A":
             die(UNAVAILABLE)
@@ -204,7 +209,6 @@ def _describe(st):
 
 class Keeper:
     def __init__(self, grace_ms):
-        import select
         import signal
         import socket
         self.grace = grace_ms / 1000
@@ -216,7 +220,6 @@ class Keeper:
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.signal(signal.SIGCHLD, lambda *_: None)
         signal.set_wakeup_fd(self.wake_w)
-        self.poll = select.poll
         self.interp, self.isock, self.istatus = None, None, None
         self.note = None   # why the state was lost between blocks
         self.fork()
@@ -257,9 +260,8 @@ class Keeper:
             self.select_sleep(0.001)
 
     def select_sleep(self, s):
-        p = self.poll()
-        p.register(self.wake_r, 1)
-        p.poll(int(s * 1000))
+        import select
+        select.select([self.wake_r], [], [], s)
         self.drain()
 
     def drain(self):
@@ -278,7 +280,7 @@ class Keeper:
 
     def serve(self):
         import select
-        p = self.poll()
+        p = select.poll()
         p.register(self.lst.fileno(), select.POLLIN)
         p.register(self.wake_r, select.POLLIN)
         while True:
@@ -304,9 +306,7 @@ class Keeper:
                         conn.close()
 
     def block(self, conn):
-        import select
         import socket
-        import time
         cred = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
         peer, uid = int.from_bytes(cred[0:4], sys.byteorder), int.from_bytes(cred[4:8], sys.byteorder)
         # another user, or the code itself (a block that would run in the
@@ -317,11 +317,7 @@ class Keeper:
         conn.settimeout(ACCEPT_S)
         data, fds = recv_request(conn)
         conn.settimeout(None)
-        if data is None:
-            for fd in fds:
-                os.close(fd)
-            return
-        fields = data.split(b"\0")
+        fields = data.split(b"\0") if data else []
         if len(fields) != 3 or fields[0] != MAGIC:
             for fd in fds:
                 os.close(fd)
@@ -353,7 +349,7 @@ class Keeper:
             socket.send_fds(self.isock, [len(msg).to_bytes(4, "big") + msg], fds)
         except OSError:
             pass   # I is dead: its status comes below
-        p = self.poll()
+        p = select.poll()
         p.register(conn.fileno(), select.POLLIN)
         p.register(self.isock.fileno(), select.POLLIN)
         p.register(self.wake_r, select.POLLIN)

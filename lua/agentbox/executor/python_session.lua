@@ -142,9 +142,9 @@ function M.run(self, python, file, run)
     elseif r.signal == LOST and not r.timed_out then
       -- the keeper's supervisor ended the session over the quota: 122,
       -- with its line
-      local kr, text = keeper_end(s)
+      local kend, text = keeper_end(s)
       M.stop(self)
-      if kr and kr.quota_exceeded then
+      if kend and kend.quota_exceeded then
         r.quota_exceeded = true
         return r, M.LOST_LINE .. text
       end
