@@ -505,9 +505,9 @@ def _block(main, state, fds, cwd, path, peer, null):
     finally:
         _flush()
         try:
-            resource.setrlimit(resource.RLIMIT_FSIZE, (fsize[1], fsize[1]))
+            resource.setrlimit(resource.RLIMIT_FSIZE, fsize)
         except (OSError, ValueError):
-            pass
+            pass   # the code lowered the hard limit: its choice, for the session
         for i in (0, 1, 2):
             os.dup2(null, i)
     return st

@@ -36,6 +36,7 @@ M.LOST_LINE = "\nagentbox: the Python session died during this block (the block 
   .. LOST_STATE .. "\n"
 M.HUNG_LINE = "\nagentbox: the Python session did not end this block at its deadline and was replaced; "
   .. LOST_STATE .. "\n"
+M.QUOTA_LINE = "\nagentbox: the workspace quota ended the Python session; " .. LOST_STATE .. "\n"
 M.GONE_LINE = "\nagentbox: the Python session had ended or did not answer; a new one ran this block: "
   .. "the variables and imports of earlier blocks are lost\n"
 
@@ -140,22 +141,26 @@ function M.run(self, python, file, run)
       M.stop(self)
       note = M.GONE_LINE
     elseif r.signal == LOST and not r.timed_out then
-      -- the keeper's supervisor ended the session over the quota: 122,
-      -- with its line
+      -- the keeper died; its supervisor may have ended it over the quota
+      -- (122, with the supervisor's line)
       local kend, text = keeper_end(s)
       M.stop(self)
-      if kend and kend.quota_exceeded then
-        r.quota_exceeded = true
-        return r, M.LOST_LINE .. text
-      end
-      return r, M.LOST_LINE, not r.quota_exceeded
+      if not (kend and kend.quota_exceeded) then return r, M.LOST_LINE, true end
+      r.quota_exceeded = true
+      return r, M.QUOTA_LINE .. text
     else
-      -- KILLed at its deadline before the keeper answered: the keeper
-      -- could not end the block (stopped by the code?), and may still hold
-      -- its tree; its supervisor kills all of it
       if r.timed_out and r.signal == SIGKILL then
+        -- KILLed at its deadline before the keeper answered: the keeper
+        -- could not end the block (stopped by the code?) and may still
+        -- hold its tree; its supervisor kills all of it
         M.stop(self)
         note = M.HUNG_LINE
+      elseif r.quota_exceeded then
+        -- over the quota the session goes, whoever noticed first (the
+        -- keeper's supervisor would end it at its next poll): a rule, not
+        -- a race
+        M.stop(self)
+        note = M.QUOTA_LINE
       end
       return r, note
     end
