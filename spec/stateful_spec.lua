@@ -344,6 +344,17 @@ print('left them')
     assert.is_false(H.alive(keeper))
   end)
 
+  it("the audit log says python blocks run in the session", function()
+    local recs = {}
+    local ex = new{ audit = function(rec) recs[#recs + 1] = rec end }
+    assert.equal("1\n", py(ex, "print(1)").output)
+    assert.truthy(#recs >= 1)
+    for _, rec in ipairs(recs) do assert.is_true(rec.sandbox.stateful) end
+    local plain = new{ stateful = false, audit = function(rec) recs[#recs + 1] = rec end }
+    py(plain, "print(1)")
+    assert.is_false(recs[#recs].sandbox.stateful)
+  end)
+
   it("another user's process cannot run code in the session", function()
     if core.geteuid() ~= 0 then return pending("needs root to act as uid 65534") end
     -- its socket, as anyone can see it: the one that appears when it starts
