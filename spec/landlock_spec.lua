@@ -158,6 +158,7 @@ describe("landlock", function()
       { { read = "/usr" }, "landlock.read must be an array of absolute paths" },
       { { required = "yes" }, "landlock.required must be a boolean" },
       { "on", "'landlock' must be a table" },
+      { { "/usr" }, "landlock takes named settings %(read, write, required%), got a number key" },
     }
     local many = {}
     for i = 1, 65 do many[i] = "/usr" end
@@ -167,6 +168,25 @@ describe("landlock", function()
       assert.is_false(ok)
       assert.matches(c[2], err)
     end
+  end)
+
+  it("crosses the spawn protocol with bounds: a request round-trips, a malformed one is refused", function()
+    -- spec/support/proto_decode.c against src/spawnproto.c, over a real SOCK_SEQPACKET pair
+    local dir = H.tmpdir("ll-proto")
+    local bin = dir .. "/proto_decode"
+    local cc = H.run({ "cc", "-std=c11", "-Wall", "-Wextra", "-Werror", "-Isrc", "-o", bin,
+                       "spec/support/proto_decode.c", "src/spawnproto.c", "src/sysutil.c" })
+    assert.equal(0, cc.exit_code, cc.output)
+    local r = H.run({ bin })
+    H.rm_rf(dir)
+    assert.equal(0, r.exit_code, r.output)
+    assert.matches("roundtrip 0 2 2 1 /path%-0 /path%-1 /path%-2 /bin/true PATH=/bin\n", r.stdout)
+    for _, case in ipairs({ "too_many", "negative", "sum_over", "missing", "bad_profile", "bad_mode", "paths_off",
+                              "one_more" }) do
+      assert.matches("\n" .. case .. " %-1\n", r.stdout)
+    end
+    assert.matches("send_too_many %-2\n", r.stdout)   -- nothing sent
+    assert.matches("send_max 0 64 /path%-63\n", r.stdout)
   end)
 
   -- A kernel without Landlock, made for real: a seccomp filter on the whole

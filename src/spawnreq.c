@@ -130,10 +130,12 @@ static int opt_landlock(lua_State *L, ab_sup_args *a) {
   int t = lua_gettop(L);
   lua_pushnil(L);
   while (lua_next(L, t)) {
-    const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
-    if (!k || (strcmp(k, "read") && strcmp(k, "write") && strcmp(k, "required")))
-      luaL_error(L, "spawn: unknown landlock setting '%s' (known: read, write, required)",
-                 k ? k : luaL_typename(L, -2));
+    if (lua_type(L, -2) != LUA_TSTRING)
+      luaL_error(L, "spawn: landlock takes named settings (read, write, required), got a %s key",
+                 luaL_typename(L, -2));
+    const char *k = lua_tostring(L, -2);
+    if (strcmp(k, "read") && strcmp(k, "write") && strcmp(k, "required"))
+      luaL_error(L, "spawn: unknown landlock setting '%s' (known: read, write, required)", k);
     lua_pop(L, 1);
   }
   lua_getfield(L, t, "required");
