@@ -124,6 +124,41 @@ describe("seccomp = \"sandbox\"", function()
     assert.equal("sub\n[1, 2]\nisatty True\nwinsz 8\n", r.stdout)
   end)
 
+  -- i386 system calls through int $0x80: another table, where none of the
+  -- numbers above means the same thing (x32 is off in this VM's kernel)
+  local I386 = [[
+#include <stdio.h>
+#include <unistd.h>
+int main(void) {
+  long r;
+  __asm__ volatile("push %%rbp\n\tint $0x80\n\tpop %%rbp" : "=a"(r) : "a"(20L) : "memory");   /* i386 getpid */
+  printf("%s\n", r == (long)getpid() ? "ok" : r == -38 ? "ENOSYS" : "other");
+  return 0;
+}
+]]
+  it("refuses another architecture's calls (i386 int $0x80) that work without it", function()
+    local uname = io.popen("uname -m")
+    local machine = uname:read("l")
+    uname:close()
+    if machine ~= "x86_64" then
+      pending("int $0x80 is x86_64's (this machine: " .. tostring(machine) .. ")")
+      return
+    end
+    local dir = H.tmpdir("i386")
+    H.write(dir .. "/i386.c", I386)
+    local cc = H.run({ "cc", "-O1", "-o", dir .. "/i386", dir .. "/i386.c" })
+    assert.equal(0, cc.exit_code, cc.output)
+    local got = {}
+    for _, mode in ipairs({ false, "sandbox" }) do
+      local p = assert(core.spawn{ argv = { dir .. "/i386" }, seccomp = mode, env = { PATH = "/usr/bin:/bin" } })
+      while not p:done() do core.step(-1) end
+      got[#got + 1] = p:result().stdout
+      p:close()
+    end
+    H.rm_rf(dir)
+    assert.same({ "ok\n", "ENOSYS\n" }, got)
+  end)
+
   it("is one of true, false, \"default\", \"sandbox\": anything else is an error naming it", function()
     for _, bad in ipairs({ "strict", 1, {} }) do
       local ok, err = pcall(core.spawn, { argv = { "true" }, seccomp = bad })
