@@ -41,7 +41,7 @@ typedef struct {
   struct curl_slist *hdrs;
   ab_buf resp_hdrs;
   ab_out out;
-  int done, demux, plain, streaming, too_big, sse, sse_mode;
+  int done, demux, plain, streaming, too_big, sse, sse_mode, paused;
   CURLcode code;
   long status;
   ab_demux dm;
@@ -197,6 +197,12 @@ static size_t write_cb(char *p, size_t size, size_t nmemb, void *ud) {
   size_t n = size * nmemb;
   if (u->sse && !u->sse_mode) choose_sse(u);
   if (u->sse_mode == 1) {
+    /* backpressure: a reader behind by a whole body's worth stops the
+     * transfer (curl delivers these bytes again on unpause) */
+    if (ab_sse_full(&u->events)) {
+      u->paused = 1;
+      return CURL_WRITEFUNC_PAUSE;
+    }
     if (ab_sse_feed(&u->events, p, n)) ab_notify(&u->h);
     return u->events.bad ? 0 : n;
   }
@@ -378,8 +384,13 @@ static int r_ready(lua_State *L) {
  * with sse, whole events as { type1, data1, ... } */
 static int r_read(lua_State *L) {
   http_ud *u = check_req(L);
-  if (u->sse) ab_sse_push(L, &u->events);
-  else ab_out_push_chunks(L, &u->out);
+  if (u->sse) {
+    ab_sse_push(L, &u->events);
+    if (u->paused && u->easy && !u->done) {
+      u->paused = 0;
+      curl_easy_pause(u->easy, CURLPAUSE_CONT);   /* may feed the queue again at once */
+    }
+  } else ab_out_push_chunks(L, &u->out);
   return 1;
 }
 

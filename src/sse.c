@@ -32,7 +32,6 @@ static int dispatch(ab_sse *s) {
   if (s->has_data) {
     size_t dlen = s->data.len ? s->data.len - 1 : 0;   /* the last "\n" is not data */
     rec r = {s->type.len, dlen};
-    if (s->queue.len + sizeof r + r.tlen + r.dlen > s->max_queue) return fail(s, AB_SSE_QUEUE_FULL);
     if (ab_buf_add(&s->queue, (const char *)&r, sizeof r) ||
         (r.tlen && ab_buf_add(&s->queue, s->type.p, r.tlen)) ||
         (r.dlen && ab_buf_add(&s->queue, s->data.p, r.dlen)))
@@ -109,6 +108,10 @@ int ab_sse_pending(const ab_sse *s) {
   return s->queue.len > 0;
 }
 
+int ab_sse_full(const ab_sse *s) {
+  return s->queue.len >= s->max_queue;
+}
+
 void ab_sse_push(lua_State *L, ab_sse *s) {
   if (s->queue.len == 0) {
     luaL_pushfail(L);
@@ -135,9 +138,6 @@ void ab_sse_push_error(lua_State *L, const ab_sse *s) {
   switch (s->bad) {
   case AB_SSE_TOO_BIG:
     lua_pushfstring(L, "protocol error: a server-sent event larger than max_event (%d bytes)", (int)s->max_event);
-    break;
-  case AB_SSE_QUEUE_FULL:
-    lua_pushfstring(L, "protocol error: more than %d bytes of server-sent events unread", (int)s->max_queue);
     break;
   default:
     lua_pushliteral(L, "out of memory reading server-sent events");

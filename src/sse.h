@@ -1,13 +1,14 @@
 /* Server-sent events (text/event-stream, the WHATWG framing): bytes in as
  * they arrive, whole events out. Each event is bounded (a server that never
  * ends one is an error, not a growing buffer); events wait in a queue that
- * read() drains, itself bounded should the reader stop reading. */
+ * read() drains; the reader of a full queue stops taking bytes (http.c
+ * pauses the transfer) until it is drained. */
 #ifndef AGENTBOX_SSE_H
 #define AGENTBOX_SSE_H
 
 #include "core.h"
 
-enum { AB_SSE_OK, AB_SSE_TOO_BIG, AB_SSE_QUEUE_FULL, AB_SSE_NOMEM };
+enum { AB_SSE_OK, AB_SSE_TOO_BIG, AB_SSE_NOMEM };
 
 typedef struct {
   ab_buf line, data, type, queue;
@@ -21,6 +22,7 @@ void ab_sse_free(ab_sse *s);
  * is set and everything after is ignored. */
 int ab_sse_feed(ab_sse *s, const char *p, size_t n);
 int ab_sse_pending(const ab_sse *s);
+int ab_sse_full(const ab_sse *s);
 /* Pushes { type1, data1, type2, data2, ... } (type "message" unless the
  * event named one) and empties the queue, or fail when it is empty. */
 void ab_sse_push(lua_State *L, ab_sse *s);
