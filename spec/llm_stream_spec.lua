@@ -77,6 +77,41 @@ describe("streamed replies", function()
     assert.equal("stop", c.last_response.choices[1].finish_reason)
   end)
 
+  it("core.http sse: a reader that stops reading pauses the transfer instead of queueing without bound", function()
+    srv = fake.start{ models = { m = { { content_gen = { unit = "z", count = 20000 }, piece = 10 } } } }
+    local h <close> = core.http{ method = "POST", url = srv.base_url .. "/chat/completions", sse = true,
+      max_body = 4096, max_event = 4096, headers = { "Content-Type: application/json" },
+      body = '{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}' }
+    local t0 = core.now()
+    while core.now() - t0 < 0.5 do core.step(20) end
+    assert.is_false(h:done(), "2000 events of ~200 bytes wait behind a 4 KB queue")
+    local first = assert(h:read())
+    local bytes = 0
+    for i = 2, #first, 2 do bytes = bytes + #first[i] end
+    assert.is_true(bytes <= 4096 + 64 * 1024, "queued " .. bytes .. " bytes")
+    local text, n, last = {}, #first / 2, nil
+    local function take(evs)
+      for i = 2, #evs, 2 do
+        last = evs[i]
+        local d = require("cjson.safe").decode(evs[i])
+        local c = type(d) == "table" and d.choices and d.choices[1]
+        if c and c.delta and type(c.delta.content) == "string" then text[#text + 1] = c.delta.content end
+      end
+    end
+    take(first)
+    while not h:done() do
+      core.step(20)
+      local evs = h:read()
+      if evs then n = n + #evs / 2; take(evs) end
+    end
+    local evs = h:read()
+    if evs then n = n + #evs / 2; take(evs) end
+    assert.equal("[DONE]", last)
+    assert.equal(("z"):rep(20000), table.concat(text))
+    assert.is_true(assert(h:result()).events)
+    assert.equal(2000 + 3, n)
+  end)
+
   it("gives on_token the text before the reply ends while another task keeps running", function()
     srv = fake.start{ models = { m = { { content = TEXT, pause_after = 3, pause = 0.6 } } } }
     local log = {}
@@ -115,6 +150,21 @@ describe("streamed replies", function()
     local text = {}
     for _, e in ipairs(log) do if e[1] == "token" then text[#text + 1] = e[2] end end
     assert.equal(TEXT, table.concat(text))
+  end)
+
+  it("loses no event when the task yields in the middle of a batch (a long reply inside a task)", function()
+    local long = ("0123456789abcdef"):rep(8000)
+    srv = fake.start{ models = { m = { { content = long, piece = 8 } } } }
+    local c = client()
+    local n = 0
+    local t = agentbox.spawn(function()
+      return c:create{ messages = MSGS, on_token = function() n = n + 1 end }
+    end)
+    agentbox.run()
+    local got, err = t:result()
+    assert.is_truthy(got, err)
+    assert.equal(long, got.content)
+    assert.equal(#long / 8, n)
   end)
 
   it("retries a stream cut halfway: the reply is the full one, on_token is told to start again", function()

@@ -188,10 +188,10 @@ end
 -- @local
 function M.read(h, self)
   while true do
-    task.wait(h)
     local evs = h:read()
     if evs then
       for i = 1, #evs, 2 do
+        -- event() may yield (a checkpoint): more events may come meanwhile
         local ok, msg, code, retry = event(self, evs[i], evs[i + 1])
         if ok == "done" then
           -- the rest of the body, if any, is not needed; closing aborts it
@@ -202,9 +202,11 @@ function M.read(h, self)
           return "fail", msg, code, retry
         end
       end
+    elseif h:done() then
+      break      -- nothing unread, and nothing can come: no yield since the read
+    else
+      task.wait(h)
     end
-    -- done is set in a step, never between this read and here: nothing is left
-    if h:done() then break end
   end
   local res = h:result()
   if not res or not res.events then return "result" end
