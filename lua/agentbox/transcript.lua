@@ -159,8 +159,9 @@ M.print_received = print_received
 -- AutoGen's format. Returns the on_token hook and its end, or nil.
 -- @local
 function M.stream_sink(agent)
-  if M.print ~= M.default_print or agent.silent or (quiet[agent] or 0) > 0
-     or not require("agentbox.core").isatty(1) then
+  local silent = agent.silent
+  if silent == nil then silent = (quiet[agent] or 0) > 0 end     -- the chat's, as is_silent
+  if M.print ~= M.default_print or silent or not require("agentbox.core").isatty(1) then
     return nil
   end
   local shown = false
