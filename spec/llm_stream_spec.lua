@@ -64,8 +64,8 @@ describe("streamed replies", function()
   end)
 
   it("frames events as the SSE format says: CRLF, CR, comments, multi-line data, named events", function()
-    srv = fake.start{ models = { m = { { sse_raw = {
-      ": keep-alive comment\r\n\r\n",
+    srv = fake.start{ models = { m = { { drip = 0.001, sse_raw = {
+      "\239\187\191: a BOM, then a keep-alive comment\r\n\r\n",
       "event: message\r\nid: 7\r\nretry: 10\r\ndata: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}]}\r\n\r\n",
       "data: {\"choices\":[{\"index\":0,\r",
       "\ndata: \"delta\":{\"content\":\"b\\nc\"}}]}\r\r",

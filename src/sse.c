@@ -45,6 +45,10 @@ static int dispatch(ab_sse *s) {
 
 /* one whole line (without its end); returns 1 when an event was queued */
 static int line(ab_sse *s, const char *p, size_t n) {
+  if (!s->started) {
+    s->started = 1;
+    if (n >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0) { p += 3; n -= 3; }   /* a BOM may open the stream */
+  }
   if (n == 0) return dispatch(s);
   if (p[0] == ':') return 0;
   const char *colon = memchr(p, ':', n);
@@ -66,10 +70,6 @@ static int line(ab_sse *s, const char *p, size_t n) {
 
 int ab_sse_feed(ab_sse *s, const char *p, size_t n) {
   int queued = 0;
-  if (!s->started && n) {
-    s->started = 1;
-    if (n >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0) { p += 3; n -= 3; }   /* a BOM may open the stream */
-  }
   while (n && !s->bad) {
     if (s->last_cr) {
       s->last_cr = 0;

@@ -21,7 +21,9 @@ the stream with: "pause_after": N and "pause": seconds (sleep after N
 events), "cut_after": N (close the connection mid-body after N events),
 "error_after": N (an error event after N events, then the end),
 "sse_raw": [strings] (written as they are instead of the reply; a string
-"ENDLESS" writes "data: xxx..." without a newline until the client leaves).
+"ENDLESS" writes "data: xxx..." without a newline until the client leaves),
+"drip": seconds (each byte its own write, this long apart, so every
+boundary falls between two reads).
 """
 
 import argparse
@@ -421,7 +423,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     chunk("data: ")
                     while True:
                         chunk("x" * 65536)
-                chunk(event)
+                if a.get("drip"):
+                    for b in event:
+                        chunk(b)
+                        time.sleep(float(a["drip"]))
+                else:
+                    chunk(event)
                 if "pause_after" in a and n + 1 == a["pause_after"]:
                     time.sleep(float(a.get("pause") or 0))
             self.wfile.write(b"0\r\n\r\n")
