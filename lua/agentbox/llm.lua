@@ -37,8 +37,8 @@ local ENTRY_KEYS = { model = true, api_key = true, base_url = true, api_type = t
 -- curl failures worth another try: name resolution, connect, timeout, TLS
 -- handshake, a body cut short, an empty reply, send/receive errors (a body
 -- over max_body is not)
-local RETRY_CURL = { [18] = true, [5] = true, [6] = true, [7] = true, [28] = true, [35] = true, [52] = true,
-                     [55] = true, [56] = true }
+local RETRY_CURL = { [5] = true, [6] = true, [7] = true, [18] = true, [28] = true, [35] = true,
+                     [52] = true, [55] = true, [56] = true }
 
 local Client = {}
 Client.__index = Client
@@ -253,7 +253,7 @@ local function try_entry(self, entry, req, sink)
     local h <close> = core.http{ method = "POST", url = url, headers = headers, body = body,
                                  timeout = self.timeout, connect_timeout = math.min(self.timeout, 10),
                                  max_body = self.max_reply_bytes, sse = stream,
-                                 max_event = stream and self.max_reply_bytes }
+                                 max_event = stream and self.max_reply_bytes or nil }
     local how, sdoc, scode, sretry
     if stream then
       how, sdoc, scode, sretry = llm_stream.read(h, llm_stream.new(sink and sink.text, self.max_reply_bytes))
