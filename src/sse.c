@@ -105,22 +105,22 @@ int ab_sse_feed(ab_sse *s, const char *p, size_t n) {
 }
 
 int ab_sse_pending(const ab_sse *s) {
-  return s->queue.len > 0;
+  return s->queue.len > s->head;
 }
 
 int ab_sse_full(const ab_sse *s) {
-  return s->queue.len >= s->max_queue;
+  return s->queue.len - s->head >= s->max_queue;
 }
 
 void ab_sse_push(lua_State *L, ab_sse *s) {
-  if (s->queue.len == 0) {
+  if (s->queue.len == s->head) {
     luaL_pushfail(L);
     return;
   }
   lua_newtable(L);
   int k = 0;
-  size_t off = 0;
-  while (off < s->queue.len) {
+  size_t off = s->head;
+  while (off < s->queue.len && off - s->head < AB_SSE_READ) {
     rec r;
     memcpy(&r, s->queue.p + off, sizeof r);
     off += sizeof r;
@@ -131,7 +131,15 @@ void ab_sse_push(lua_State *L, ab_sse *s) {
     lua_rawseti(L, -2, ++k);
     off += r.tlen + r.dlen;
   }
-  s->queue.len = 0;
+  s->head = off;
+  if (s->head == s->queue.len) {
+    s->head = s->queue.len = 0;
+  } else if (s->head > s->queue.len / 2) {
+    /* compact: what is read never makes the buffer grow */
+    memmove(s->queue.p, s->queue.p + s->head, s->queue.len - s->head);
+    s->queue.len -= s->head;
+    s->head = 0;
+  }
 }
 
 void ab_sse_push_error(lua_State *L, const ab_sse *s) {
