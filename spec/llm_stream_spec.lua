@@ -183,6 +183,19 @@ describe("streamed replies", function()
     assert.equal(TEXT, rest)
   end)
 
+  it("tells on_token to start again when the next config_list entry answers after a cut", function()
+    srv = fake.start{ models = { first = { { content = TEXT, cut_after = 5 } }, second = { { content = "second" } } } }
+    local c = llm.new{ config_list = { { model = "first", api_key = "k", base_url = srv.base_url },
+                                       { model = "second", api_key = "k", base_url = srv.base_url } },
+                       stream = true, max_retries = 0 }
+    local seen = {}
+    local got = assert(c:create{ messages = MSGS, on_token = function(t, kind)
+      seen[#seen + 1] = kind and ("<" .. kind .. ">") or t
+    end })
+    assert.equal("second", got.content)
+    assert.matches("^[^<]+<retry>second$", table.concat(seen))
+  end)
+
   it("never takes partial text as the reply: a cut with no retries left is an error", function()
     srv = fake.start{ models = { m = { { content = TEXT, cut_after = 6 } } } }
     local msg, err, code = client():create{ messages = MSGS }
