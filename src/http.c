@@ -189,7 +189,6 @@ static void choose_sse(http_ud *u) {
   curl_easy_getinfo(u->easy, CURLINFO_CONTENT_TYPE, &ctype);
   if (code >= 300 || (ctype && strstr(ctype, "json"))) return;
   u->sse_mode = 1;
-  u->out.stream = 0;
 }
 
 static size_t write_cb(char *p, size_t size, size_t nmemb, void *ud) {
