@@ -71,6 +71,7 @@
 ---@field retry_base number|nil first backoff, seconds
 ---@field retry_max number|nil longest backoff, seconds
 ---@field max_reply_bytes integer|nil a larger reply body is refused while it streams (default 2 MiB)
+---@field stream boolean|nil ask for server-sent events and assemble them into the same reply (default false)
 ---@field cache_seed any accepted for AutoGen compatibility
 ---@field tools table[]|nil OpenAI tool schemas (register_for_llm fills this)
 ---@field functions table[]|nil legacy OpenAI function schemas
@@ -109,6 +110,7 @@
 ---@field silent boolean|nil print nothing
 ---@field chat_messages table|nil an initial history, `{ [agent] = messages }`
 ---@field get_human_input (fun(prompt: string, agent: agentbox.ConversableAgent): string|nil)|nil ask a human; may yield (a future)
+---@field on_token (fun(text: string, agent: agentbox.ConversableAgent, kind: "retry"|nil))|nil the model's reply text as it arrives (`llm_config.stream`); kind "retry" (text "") when a failed attempt's text must be dropped
 
 --- The options of `initiate_chat`.
 ---@class agentbox.ChatOptions

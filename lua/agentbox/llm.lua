@@ -10,6 +10,7 @@
 local core = require("agentbox.core")
 local task = require("agentbox.task")
 local errors = require("agentbox.errors")
+local llm_stream = require("agentbox.llm_stream")
 local cjson_lib = require("cjson")
 local json = cjson_lib.new()
 if json.encode_escape_forward_slash then json.encode_escape_forward_slash(false) end
@@ -34,9 +35,10 @@ M.MAX_REPLY_BYTES = 2 * 1024 * 1024
 local ENTRY_KEYS = { model = true, api_key = true, base_url = true, api_type = true, tags = true,
                      api_version = true, price = true }
 -- curl failures worth another try: name resolution, connect, timeout, TLS
--- handshake, an empty reply, send/receive errors (a body over max_body is not)
-local RETRY_CURL = { [5] = true, [6] = true, [7] = true, [28] = true, [35] = true, [52] = true,
-                     [55] = true, [56] = true }
+-- handshake, a body cut short, an empty reply, send/receive errors (a body
+-- over max_body is not)
+local RETRY_CURL = { [5] = true, [6] = true, [7] = true, [18] = true, [28] = true, [35] = true,
+                     [52] = true, [55] = true, [56] = true }
 
 local Client = {}
 Client.__index = Client
@@ -77,6 +79,9 @@ local function check_config(cfg)
       misuse("llm_config.%s must be a non-negative number of seconds, got %s", k, tostring(v))
     end
   end
+  if cfg.stream ~= nil and type(cfg.stream) ~= "boolean" then
+    misuse("llm_config.stream must be true or false, got %s", tostring(cfg.stream))
+  end
   if cfg.max_reply_bytes ~= nil and (math.type(cfg.max_reply_bytes) ~= "integer" or cfg.max_reply_bytes < 1) then
     misuse("llm_config.max_reply_bytes must be a positive integer (bytes; default %d)", M.MAX_REPLY_BYTES)
   end
@@ -96,7 +101,10 @@ end
 -- a Retry-After header wins)
 -- @tfield[opt=30] number retry_max longest backoff, seconds
 -- @tfield[opt=2097152] integer max_reply_bytes a larger reply body is refused while it streams
--- (`protocol`), never retried
+-- (`protocol`), never retried; streamed, it bounds each event and the assembled reply
+-- @tfield[opt=false] boolean stream ask for server-sent events (`stream: true`, with
+-- `stream_options.include_usage`) and assemble them into the same reply; the text reaches an
+-- agent's `on_token` as it arrives, and a stream cut short is retried like any failure
 -- @field cache_seed accepted for AutoGen compatibility
 -- @tfield[opt] {table,...} tools OpenAI tool schemas (register_for_llm fills this)
 -- @tfield[opt] {table,...} functions legacy OpenAI function schemas
@@ -126,6 +134,7 @@ function M.new(cfg)
   self.retry_base = cfg.retry_base or 0.5
   self.retry_max = cfg.retry_max or 30
   self.max_reply_bytes = cfg.max_reply_bytes or M.MAX_REPLY_BYTES
+  self.stream = cfg.stream == true
   return self
 end
 
@@ -151,6 +160,7 @@ local function build_body(self, entry, req)
     if not ENTRY_KEYS[k] then body[k] = v end
   end
   body.model = entry.model
+  if self.stream and body.stream_options == nil then body.stream_options = { include_usage = true } end
   local tools = req.tools
   if tools == nil then tools = self.config.tools end
   if tools and #tools > 0 then body.tools = tools end
@@ -229,7 +239,7 @@ end
 
 -- One entry of the config list, with retries. Returns doc or nil, message,
 -- code (and the HTTP status for code "http").
-local function try_entry(self, entry, req)
+local function try_entry(self, entry, req, sink)
   local url = url_of(entry)
   local body = build_body(self, entry, req)
   local key = entry.api_key
@@ -238,15 +248,28 @@ local function try_entry(self, entry, req)
   if key and key ~= "" then headers[#headers + 1] = "Authorization: Bearer " .. key end
   local last, code, status
   for attempt = 0, self.max_retries do
+    if sink then sink.restart() end
+    local stream = self.stream or nil
     local h <close> = core.http{ method = "POST", url = url, headers = headers, body = body,
                                  timeout = self.timeout, connect_timeout = math.min(self.timeout, 10),
-                                 max_body = self.max_reply_bytes }
-    task.wait(h)
+                                 max_body = self.max_reply_bytes, sse = stream,
+                                 max_event = stream and self.max_reply_bytes or nil }
+    local how, sdoc, scode, sretry
+    if stream then
+      how, sdoc, scode, sretry = llm_stream.read(h, llm_stream.new(sink and sink.text, self.max_reply_bytes))
+    else
+      task.wait(h)
+    end
     self.requests = self.requests + 1
-    local res, err, hcode, curl_code = h:result()
+    if how == "doc" then return strip_nulls(sdoc) end
+    local res, err, hcode, curl_code
+    if how ~= "fail" then res, err, hcode, curl_code = h:result() end
     local retry, rheaders
     status = nil
-    if not res and hcode == "protocol" then
+    if how == "fail" then
+      if not sretry then return errors.fail(scode, "POST %s: %s", url, sdoc) end
+      code, last, retry = scode, ("POST %s: %s"):format(url, sdoc), true
+    elseif not res and hcode == "protocol" then
       -- a server that sent this much once will again: not retried
       return errors.fail("protocol", "POST %s: the reply is larger than llm_config.max_reply_bytes (%d bytes); "
         .. "raise it if your model legitimately sends longer replies", url, self.max_reply_bytes)
@@ -296,8 +319,10 @@ end
 
 --- One chat completion, with retries and config_list fallback.
 -- May yield inside a task.
--- @tparam table req `{ messages = {...}, tools = {...}, extra = {...} }`: the messages in
--- ChatCompletion shape, tool schemas (default llm_config.tools), extra request fields
+-- @tparam table req `{ messages = {...}, tools = {...}, extra = {...}, on_token = fn }`: the
+-- messages in ChatCompletion shape, tool schemas (default llm_config.tools), extra request
+-- fields, and `on_token(text, kind)` called with the reply's text as it arrives (all at once
+-- unstreamed), and with `("", "retry")` when an attempt that showed text failed and another starts
 -- @treturn[1] table the assistant message `{ role = "assistant", content =, tool_calls =, function_call = }`
 -- @return[2] nil after every entry failed
 -- @treturn[2] string message naming every entry's failure
@@ -309,9 +334,10 @@ function Client:create(req)
     errors.misuse("llm client:create: expected { messages = { ... } }, got %s", tostring(req))
   end
   local failures, code, status = {}, nil, nil
+  local sink = llm_stream.sink(req.on_token)
   for i, entry in ipairs(self.list) do
     local doc, err
-    doc, err, code, status = try_entry(self, entry, req)
+    doc, err, code, status = try_entry(self, entry, req, sink)
     if doc then
       add_usage(self, doc.model or entry.model, doc.usage)
       self.last_response = doc
@@ -319,6 +345,8 @@ function Client:create(req)
       local msg = { role = "assistant", content = m.content }
       if type(m.tool_calls) == "table" and #m.tool_calls > 0 then msg.tool_calls = m.tool_calls end
       if type(m.function_call) == "table" then msg.function_call = m.function_call end
+      -- unstreamed (or a server that ignored stream): the text all at once
+      if sink and not sink.shown and type(msg.content) == "string" and msg.content ~= "" then sink.text(msg.content) end
       return msg
     end
     failures[#failures + 1] = ("config_list[%d] (model %s): %s"):format(i, entry.model, err)
