@@ -10,6 +10,11 @@ Script: {"models": {"<model>": [step, ...], "*": [step, ...]}, "rules": [rule, .
 A request for model M consumes the next step of models[M], else of the shared
 "*" queue, else the first matching rule answers. See spec/fake_server_spec.lua
 for every step and rule field in use.
+
+Azure OpenAI: POST /openai/deployments/<deployment>/chat/completions is served
+too, as Azure does: without an api-version query it answers 404, without an
+api-key header or a Bearer token 401. The log records each request's path,
+query (decoded, "query") and headers.
 """
 
 import argparse
@@ -17,10 +22,12 @@ import http.server
 import itertools
 import json
 import os
+import re
 import signal
 import sys
 import threading
 import time
+import urllib.parse
 
 EXPECT_KEYS = ("last_role", "last_contains", "last_equals", "messages_count", "has_tools")
 
@@ -74,6 +81,9 @@ def check_answer(answer, what):
 
 
 GEN_KEYS = ("head", "unit", "count", "tail")
+
+# Azure OpenAI's chat-completions route; group 1 is the deployment
+AZURE_PATH = re.compile(r"^/openai/deployments/([^/]+)/chat/completions$")
 
 # A step {"hangup": true} closes the connection without answering.
 HANGUP = object()
@@ -253,8 +263,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         state = self.server.state
         seq = next(state.seq)
         raw = self.read_body()
-        path = self.path.split("?", 1)[0]
+        path, _, query = self.path.partition("?")
         record = {"n": seq, "method": self.command, "path": path, "conn": self.conn_id,
+                  "query": dict(urllib.parse.parse_qsl(query, keep_blank_values=True)),
                   "model": None, "headers": dict(self.headers.items()), "body": None,
                   "status": None, "expect_failed": None, "answered_by": None}
         try:
@@ -286,8 +297,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
             names = sorted(n for n in state.queues if n != "*") or ["fake-model"]
             return 200, {"object": "list", "data": [
                 {"id": n, "object": "model", "created": 0, "owned_by": "fake_openai"} for n in names]}, {}, 0
-        if self.command != "POST" or path not in ("/v1/chat/completions", "/chat/completions"):
+        azure = AZURE_PATH.match(path)
+        if self.command != "POST" or not (azure or path in ("/v1/chat/completions", "/chat/completions")):
             return 404, error_body("fake_openai: no route %s %s" % (self.command, path), 404), {}, 0
+        if azure:
+            record["deployment"] = urllib.parse.unquote(azure.group(1))
+            if not record["query"].get("api-version"):
+                return 404, {"error": {"code": "404", "message": "Resource not found"}}, {}, 0
+            auth = self.headers.get("Authorization") or ""
+            if not self.headers.get("api-key") and not auth.startswith("Bearer "):
+                return 401, {"error": {"code": "401", "message": "Access denied due to invalid subscription key "
+                                       "or wrong API endpoint."}}, {}, 0
         if not isinstance(request, dict):
             return 400, error_body("fake_openai: request body is not a JSON object", 400), {}, 0
         model = request.get("model")
