@@ -202,7 +202,7 @@ describe("llm response cache (cache_seed)", function()
     local path = root .. "/41/" .. name
     local good = H.read(path)
     local bad = { good:sub(1, #good // 2), "", "not json", '{"format":"other","response":{}}',
-                  '{"format":"agentbox.llm_cache/1","response":{"choices":[]}}', "\0\1\2" }
+                  '{"format":"agentbox.llm_cache.v1","response":{"choices":[]}}', "\0\1\2" }
     for i, data in ipairs(bad) do
       H.write(path, data)
       local msg, err = client():create{ messages = MSGS }
@@ -244,6 +244,25 @@ describe("llm response cache (cache_seed)", function()
         end
       end
       io.write("bad=", bad, " hits=", hits)]]):format(root, ROUNDS, N, N, srv.base_url)
+    -- a third process reads every entry over and over while the two write:
+    -- a file it finds must be a whole entry, never one being written
+    local stop = root .. "/stop"
+    local watch = ([[
+      local core, cache = require("agentbox.core"), require("agentbox.llm_cache")
+      local names = {}
+      for k = 1, %d do names[k] = cache.key({ model = "m" }, { { role = "user", content = "q" .. k } }) .. ".json" end
+      local seen, torn, t0 = 0, 0, core.now()
+      while not io.open(%q) and core.now() - t0 < 100 do
+        for _, name in ipairs(names) do
+          local data = core.private_read(%q, name)
+          if data then            -- whole: the entry's start and end (decoding would slow the watch)
+            if data:sub(1, 34) == '{"format":"agentbox.llm_cache.v1",' and data:sub(-3) == "}}\n" then seen = seen + 1
+            else torn = torn + 1 end
+          end
+        end
+      end
+      io.write("torn=", torn, " seen>0=", tostring(seen > 0))]]):format(N, stop, root .. "/41")
+    local watcher = assert(core.spawn{ argv = { "lua5.4", "-e", watch }, env = H.lua_env(), timeout = 120 })
     local procs = {}
     for i, order in ipairs({ "up", "down" }) do
       procs[i] = assert(core.spawn{ argv = { "lua5.4", "-e", src }, env = H.lua_env{ ORDER = order }, timeout = 120 })
@@ -254,6 +273,12 @@ describe("llm response cache (cache_seed)", function()
       results[i] = p:result()
       p:close()
     end
+    H.write(stop, "")
+    while not watcher:done() do core.step(-1) end
+    local w = watcher:result()
+    watcher:close()
+    os.remove(stop)
+    assert.equal("torn=0 seen>0=true", w.stdout, w.stderr)
     for _, r in ipairs(results) do
       -- rounds after the first are answered from the cache: every entry read was whole
       assert.equal(("bad=0 hits=%d"):format(N * (ROUNDS - 1)), r.stdout, r.stderr)
@@ -264,7 +289,7 @@ describe("llm response cache (cache_seed)", function()
     for _, name in ipairs(files) do
       assert.matches("^%x+%.json$", name)                 -- no temporary file left
       local doc = cjson.decode(H.read(root .. "/41/" .. name))
-      assert.equal("agentbox.llm_cache/1", doc.format)
+      assert.equal("agentbox.llm_cache.v1", doc.format)
       assert.matches("^q%d+:", doc.response.choices[1].message.content)
     end
   end)

@@ -29,7 +29,7 @@ local M = {}
 M.DEFAULT_SEED = 41
 M.DEFAULT_ROOT = ".cache"
 -- what a cache file holds, so a file of another format is a miss
-local FORMAT = "agentbox.llm_cache/1"
+local FORMAT = "agentbox.llm_cache.v1"
 -- request fields that do not change the reply
 local NOT_KEY = { stream = true, stream_options = true }
 
