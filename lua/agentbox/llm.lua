@@ -131,6 +131,8 @@ function M.new(cfg)
   self.retry_base = cfg.retry_base or 0.5
   self.retry_max = cfg.retry_max or 30
   self.max_reply_bytes = cfg.max_reply_bytes or M.MAX_REPLY_BYTES
+  -- an entry is a reply re-encoded: allow it twice the reply's cap
+  if cache then cache.max_bytes = 2 * self.max_reply_bytes + 4096 end
   return self
 end
 

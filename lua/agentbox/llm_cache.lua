@@ -4,9 +4,9 @@
 -- `.cache/41`), so a re-run of a workflow costs nothing and answers the
 -- same. Here: `cache_seed` absent is 41, `false` is off (AutoGen's None);
 -- an entry is one file `<cache_path_root>/<seed>/<sha256>.json` holding the
--- server's whole reply (a chat completion), named by the SHA-256 of the
--- request in a canonical JSON form (sorted keys): model, messages, tools and
--- every other request field. Like AutoGen's key, the endpoint, the key and
+-- server's whole reply (a chat completion), named by a SHA-256 of the
+-- request in a canonical form (JSON with sorted keys, one digest per
+-- message): model, messages, tools and every other request field. Like AutoGen's key, the endpoint, the key and
 -- api_type/api_version are not part of it; neither is `stream`, which does
 -- not change the reply. The request itself is not stored.
 --
@@ -34,7 +34,7 @@ local FORMAT = "agentbox.llm_cache.v1"
 local NOT_KEY = { stream = true, stream_options = true }
 
 --- The cache settings of an llm_config, checked by name.
--- @treturn table|nil `{ dir = root .. "/" .. seed }`, nil when off
+-- @treturn table|nil `{ dir = root .. "/" .. seed }` (the client adds `max_bytes`), nil when off
 function M.settings(cfg)
   local seed, root = cfg.cache_seed, cfg.cache_path_root
   if seed == false then
@@ -137,7 +137,7 @@ end
 -- @return[2] nil
 -- @treturn[2] string|nil why the directory cannot be used (a failure, not a miss)
 function M.get(settings, key)
-  local data, err, code = core.private_read(settings.dir, key .. ".json", nil, true)
+  local data, err, code = core.private_read(settings.dir, key .. ".json", settings.max_bytes, true)
   if not data then
     if code == "io" and err:sub(1, #settings.dir + 2) == settings.dir .. ": " then return nil, err end
     return nil
