@@ -6,9 +6,10 @@
 -- an entry is one file `<cache_path_root>/<seed>/<sha256>.json` holding the
 -- server's whole reply (a chat completion), named by a SHA-256 of the
 -- request in a canonical form (JSON with sorted keys, one digest per
--- message): model, messages, tools and every other request field. Like AutoGen's key, the endpoint, the key and
--- api_type/api_version are not part of it; neither is `stream`, which does
--- not change the reply. The request itself is not stored.
+-- message): model, messages, tools and every other request field. Like
+-- AutoGen's key, the endpoint, the key and api_type/api_version are not
+-- part of it; neither is `stream`, which does not change the reply. The
+-- request itself is not stored.
 --
 -- Files go through core.private_write/private_read (src/privfile.c): the
 -- directory is the user's own and 0700, files 0600, each written under a
