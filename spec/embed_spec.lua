@@ -48,7 +48,7 @@ describe("embedding", function()
                                              { content = "second answer", expect = { last_equals = "tell me more" } } } } }
     local pending
     local a = agentbox.AssistantAgent{ name = "a", llm_config = { config_list = { {
-      model = "m", api_key = "none", base_url = srv.base_url } } } }
+      model = "m", api_key = "none", base_url = srv.base_url } }, cache_seed = false } }
     local u = agentbox.UserProxyAgent{ name = "u", human_input_mode = "ALWAYS", code_execution_config = false,
       get_human_input = function(prompt)
         local f = agentbox.future()

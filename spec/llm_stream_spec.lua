@@ -18,7 +18,7 @@ describe("streamed replies", function()
 
   local function client(extra)
     local cfg = { config_list = { { model = "m", api_key = "sk-test", base_url = srv.base_url } },
-                  timeout = 10, max_retries = 0, retry_base = 0.01, stream = true }
+                  timeout = 10, max_retries = 0, retry_base = 0.01, stream = true, cache_seed = false }
     for k, v in pairs(extra or {}) do cfg[k] = v end
     if cfg.stream == "off" then cfg.stream = nil end
     return llm.new(cfg)
@@ -112,11 +112,28 @@ describe("streamed replies", function()
     assert.equal(2000 + 3, n)
   end)
 
+  it("raises a failing on_token's own error from the chat, once, not as a model failure", function()
+    srv = fake.start{ models = { m = { { content = TEXT } } } }
+    local calls = 0
+    local a = agentbox.AssistantAgent{ name = "a", llm_config = { config_list = { {
+      model = "m", api_key = "k", base_url = srv.base_url } }, stream = true, max_retries = 2, cache_seed = false },
+      on_token = function()
+        calls = calls + 1
+        error("the host's hook broke")
+      end }
+    local u = agentbox.UserProxyAgent{ name = "u", human_input_mode = "NEVER", code_execution_config = false }
+    local ok, err = pcall(u.initiate_chat, u, a, { message = "hi", max_turns = 1, silent = true })
+    assert.is_false(ok)
+    assert.matches("the host's hook broke", tostring(err))
+    assert.equal(1, calls)
+    assert.equal(1, #srv:requests())     -- not retried: the server did nothing wrong
+  end)
+
   it("gives on_token the text before the reply ends while another task keeps running", function()
     srv = fake.start{ models = { m = { { content = TEXT, pause_after = 3, pause = 0.6 } } } }
     local log = {}
     local a = agentbox.AssistantAgent{ name = "a", llm_config = { config_list = { {
-      model = "m", api_key = "k", base_url = srv.base_url } }, stream = true, max_retries = 0 },
+      model = "m", api_key = "k", base_url = srv.base_url } }, stream = true, max_retries = 0, cache_seed = false },
       on_token = function(text, agent, kind)
         assert.equal("a", agent.name)
         log[#log + 1] = { "token", text, kind }
@@ -187,7 +204,7 @@ describe("streamed replies", function()
     srv = fake.start{ models = { first = { { content = TEXT, cut_after = 5 } }, second = { { content = "second" } } } }
     local c = llm.new{ config_list = { { model = "first", api_key = "k", base_url = srv.base_url },
                                        { model = "second", api_key = "k", base_url = srv.base_url } },
-                       stream = true, max_retries = 0 }
+                       stream = true, max_retries = 0, cache_seed = false }
     local seen = {}
     local got = assert(c:create{ messages = MSGS, on_token = function(t, kind)
       seen[#seen + 1] = kind and ("<" .. kind .. ">") or t
@@ -292,7 +309,7 @@ describe("streamed replies", function()
       local agentbox = require("agentbox")
       agentbox.color = false
       local a = agentbox.AssistantAgent{ name = "a", llm_config = { config_list = { {
-        model = "m", api_key = "k", base_url = %q } }, stream = true, max_retries = 1, retry_base = 0.01 } }
+        model = "m", api_key = "k", base_url = %q } }, stream = true, max_retries = 1, retry_base = 0.01, cache_seed = false } }
       local u = agentbox.UserProxyAgent{ name = "u", human_input_mode = "NEVER", code_execution_config = false }
       u:initiate_chat(a, { message = "hi", max_turns = 1 })]]):format(srv.base_url)
     local r = H.lua_tty(src, nil, 30)

@@ -10,7 +10,7 @@ local M = {}
 function M.start()
   srv = fake.start{ models = { m = { { content = TEXT, piece = 8, pause_after = 20, pause = 0.3 } } } }
   local a = agentbox.AssistantAgent{ name = "a", llm_config = { config_list = { {
-    model = "m", api_key = "none", base_url = srv.base_url } }, stream = true, max_retries = 0 },
+    model = "m", api_key = "none", base_url = srv.base_url } }, stream = true, max_retries = 0, cache_seed = false },
     on_token = function(text)
       ticks_at_first = ticks_at_first or ticks
       tokens[#tokens + 1] = text

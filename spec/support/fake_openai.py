@@ -24,6 +24,11 @@ events), "cut_after": N (close the connection mid-body after N events),
 "ENDLESS" writes "data: xxx..." without a newline until the client leaves),
 "drip": seconds (each byte its own write, this long apart, so every
 boundary falls between two reads).
+
+Azure OpenAI: POST /openai/deployments/<deployment>/chat/completions is served
+too, as Azure does: without an api-version query it answers 404, without an
+api-key header or a Bearer token 401. The log records each request's path,
+query (decoded, "query") and headers.
 """
 
 import argparse
@@ -31,10 +36,12 @@ import http.server
 import itertools
 import json
 import os
+import re
 import signal
 import sys
 import threading
 import time
+import urllib.parse
 
 EXPECT_KEYS = ("last_role", "last_contains", "last_equals", "messages_count", "has_tools")
 
@@ -88,6 +95,9 @@ def check_answer(answer, what):
 
 
 GEN_KEYS = ("head", "unit", "count", "tail")
+
+# Azure OpenAI's chat-completions route; group 1 is the deployment
+AZURE_PATH = re.compile(r"^/openai/deployments/([^/]+)/chat/completions$")
 
 # A step {"hangup": true} closes the connection without answering.
 HANGUP = object()
@@ -314,8 +324,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         state = self.server.state
         seq = next(state.seq)
         raw = self.read_body()
-        path = self.path.split("?", 1)[0]
+        path, _, query = self.path.partition("?")
         record = {"n": seq, "method": self.command, "path": path, "conn": self.conn_id,
+                  "query": dict(urllib.parse.parse_qsl(query, keep_blank_values=True)),
                   "model": None, "headers": dict(self.headers.items()), "body": None,
                   "status": None, "expect_failed": None, "answered_by": None}
         try:
@@ -350,8 +361,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
             names = sorted(n for n in state.queues if n != "*") or ["fake-model"]
             return 200, {"object": "list", "data": [
                 {"id": n, "object": "model", "created": 0, "owned_by": "fake_openai"} for n in names]}, {}, 0
-        if self.command != "POST" or path not in ("/v1/chat/completions", "/chat/completions"):
+        azure = AZURE_PATH.match(path)
+        if self.command != "POST" or not (azure or path in ("/v1/chat/completions", "/chat/completions")):
             return 404, error_body("fake_openai: no route %s %s" % (self.command, path), 404), {}, 0
+        if azure:
+            record["deployment"] = urllib.parse.unquote(azure.group(1))
+            if not record["query"].get("api-version"):
+                return 404, {"error": {"code": "404", "message": "Resource not found"}}, {}, 0
+            auth = self.headers.get("Authorization") or ""
+            if not self.headers.get("api-key") and not auth.startswith("Bearer "):
+                return 401, {"error": {"code": "401", "message": "Access denied due to invalid subscription key "
+                                       "or wrong API endpoint."}}, {}, 0
         if not isinstance(request, dict):
             return 400, error_body("fake_openai: request body is not a JSON object", 400), {}, 0
         model = request.get("model")
