@@ -31,7 +31,7 @@
 #   * the client's TERM (the supervisor's, at the deadline) makes it send
 #     "T": K TERMs I and its whole tree, KILLs it at half the grace (before
 #     the supervisor KILLs the client), says in the block's stderr that the
-#     state is lost, answers, and forks a new I. A timeout is not
+#     state is lost, answers "killed by SIGTERM", and forks a new I. A timeout is not
 #     interrupted with KeyboardInterrupt: code that catches it, or is inside
 #     a C call, would run on past its deadline;
 #   * I dying during a block (os._exit, a signal, a crash) ends the block
@@ -43,6 +43,11 @@
 #     of SIGUSR1 (LOST) and the executor starts a new session. A client
 #     that no one accepts within ACCEPT_S (K stopped or gone) dies of
 #     SIGUSR2 (UNAVAILABLE): nothing ran.
+# The wire: after K's "A", the client sends a big-endian length and
+# "agentbox-session-1\0cwd\0file" (or agentbox_preload.py's request, so
+# agentbox-sup --preload-client can be the client) with its fds 0-2 as
+# SCM_RIGHTS, then "T" at the deadline; K answers the block's wait status,
+# 4 bytes big-endian.
 # Exit codes as python3 file.py gives them: an exception prints its
 # traceback and is 1 (the state is kept), SystemExit its code (the state is
 # kept, as in Jupyter), an uncaught KeyboardInterrupt the signal SIGINT.
@@ -53,6 +58,9 @@ PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER = 1, 4, 36
 LOST, UNAVAILABLE = 10, 12
 ACCEPT_S = 5
 MAGIC = b"agentbox-session-1"
+# agentbox_preload.py's request (and agentbox-sup --preload-client's) is
+# taken too: its grace and environment are ignored (the session has its own)
+PRELOAD_MAGIC = b"agentbox-preload-1"
 
 
 def _prctl(*args):
@@ -95,10 +103,8 @@ def client(name, path):
                   [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fds)])
     except OSError:
         die(UNAVAILABLE)
-    timed_out = []
 
     def term(*_):
-        timed_out.append(True)
         try:
             s.send(b"T")
         except OSError:
@@ -113,10 +119,6 @@ def client(name, path):
         if not part:
             die(LOST)
         got += part
-    if timed_out:
-        # K ended the block: the supervisor reports the timeout; a client
-        # KILLed before this answer tells the executor that K did not
-        os._exit(0)
     st = int.from_bytes(got, "big", signed=True)
     if os.WIFEXITED(st):
         os._exit(os.WEXITSTATUS(st))
@@ -318,7 +320,7 @@ class Keeper:
         data, fds = recv_request(conn)
         conn.settimeout(None)
         fields = data.split(b"\0") if data else []
-        if len(fields) != 3 or fields[0] != MAGIC:
+        if len(fields) < 3 or fields[0] not in (MAGIC, PRELOAD_MAGIC):
             for fd in fds:
                 os.close(fd)
             return
@@ -378,7 +380,10 @@ class Keeper:
             if kill_at is not None and time.monotonic() >= kill_at:
                 _signal_all(_live_below(self.me), 9)
             if self.istatus is not None:
-                status = self.istatus
+                # after a timeout the client dies of TERM whatever ended I:
+                # a client KILLed before this answer tells the executor
+                # that K did not end the block
+                status = 15 if kill_at is not None else self.istatus
                 return status, self.replace(why or _describe(status))
             if len(got) == 4 and why is None:
                 # the block is done: what it left is killed, as the supervisor does
