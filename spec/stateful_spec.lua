@@ -344,6 +344,23 @@ print('left them')
     assert.is_false(H.alive(keeper))
   end)
 
+  it("an executor collected without close ends its session", function()
+    local pids = (function()
+      local ex = agentbox.LocalExecutor{ work_dir = dir, python = PYTHON, stateful = true }
+      return py(ex, "import os\nprint(os.getpid(), os.getppid())").output
+    end)()
+    local interp, keeper = pids:match("^(%d+) (%d+)\n$")
+    assert.truthy(keeper, pids)
+    collectgarbage()
+    collectgarbage()
+    for _ = 1, 50 do
+      if not H.alive(interp) and not H.alive(keeper) then break end
+      task.sleep(0.02)
+    end
+    assert.is_false(H.alive(interp))
+    assert.is_false(H.alive(keeper))
+  end)
+
   it("the audit log says python blocks run in the session", function()
     local recs = {}
     local ex = new{ audit = function(rec) recs[#recs + 1] = rec end }
