@@ -91,7 +91,7 @@ def client(name, path):
         # the keeper is of this uid: another user's process that bound the
         # name of a dead keeper would get the block's fds
         cred = s.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)
-        if int.from_bytes(cred[4:8], sys.byteorder) != os.getuid():
+        if int.from_bytes(cred[4:8], sys.byteorder) != os.geteuid():
             die(UNAVAILABLE)
         s.settimeout(ACCEPT_S)
         if s.recv(1) != b"A":
@@ -237,6 +237,18 @@ class Keeper:
             interpreter(theirs, self.me)
         theirs.close()
         self.interp, self.isock, self.istatus = pid, mine, None
+        # an interpreter that cannot start (no /dev/null, ...) ends K,
+        # rather than a new one forked after each death
+        mine.settimeout(10)
+        try:
+            ok = mine.recv(1) == b"R"
+        except OSError:
+            ok = False
+        mine.settimeout(None)
+        if not ok:
+            sys.stderr.write("agentbox_session.py: the interpreter did not start\n")
+            sys.stderr.flush()
+            os._exit(3)
 
     def reap(self):
         while True:
@@ -312,8 +324,10 @@ class Keeper:
         cred = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
         peer, uid = int.from_bytes(cred[0:4], sys.byteorder), int.from_bytes(cred[4:8], sys.byteorder)
         # another user, or the code itself (a block that would run in the
-        # interpreter that is running it)
-        if uid != os.getuid() or peer in _live_below(self.me):
+        # interpreter that is running it). Effective uids: a keeper with a
+        # real and saved uid of its own (out of the code's reach, as a warm
+        # container's resident) serves the user it runs code as
+        if uid != os.geteuid() or peer in _live_below(self.me):
             return
         conn.sendall(b"A")
         conn.settimeout(ACCEPT_S)
@@ -450,6 +464,13 @@ def interpreter(sock, keeper):
         # last interpreter (their pipes must reach EOF when it is answered)
         os.closerange(3, sock.fileno())
         os.closerange(sock.fileno() + 1, os.sysconf("SC_OPEN_MAX"))
+        # the user the code runs as, alone: a keeper with a real and saved
+        # uid of its own must not lend them to the code (no-op locally)
+        euid, egid = os.geteuid(), os.getegid()
+        if os.getresgid() != (egid, egid, egid):
+            os.setresgid(egid, egid, egid)
+        if os.getresuid() != (euid, euid, euid):
+            os.setresuid(euid, euid, euid)
         _prctl(PR_SET_PDEATHSIG, 9)
         if os.getppid() != keeper:
             os._exit(0)
@@ -460,6 +481,7 @@ def interpreter(sock, keeper):
         for i in (0, 1, 2):
             os.dup2(null, i)
         main = _new_main()
+        sock.sendall(b"R")
     except BaseException:
         os._exit(127)
     state = {"path0": sys.path[0] if sys.path else None}
