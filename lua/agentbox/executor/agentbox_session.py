@@ -31,9 +31,9 @@
 #   * the client's TERM (the supervisor's, at the deadline) makes it send
 #     "T": K TERMs I and its whole tree, KILLs it at half the grace (before
 #     the supervisor KILLs the client), says in the block's stderr that the
-#     state is lost, answers "killed by SIGTERM", and forks a new I. A timeout is not
-#     interrupted with KeyboardInterrupt: code that catches it, or is inside
-#     a C call, would run on past its deadline;
+#     state is lost, answers "killed by SIGTERM" and forks a new I. Not a
+#     KeyboardInterrupt: code that catches it, or sits in a C call, would
+#     run on past its deadline;
 #   * I dying during a block (os._exit, a signal, a crash) ends the block
 #     with I's status and the same "state lost" line; a client that dies
 #     (the quota, or the code killed it) ends the block too: K KILLs I and
@@ -48,6 +48,8 @@
 # agentbox-sup --preload-client can be the client) with its fds 0-2 as
 # SCM_RIGHTS, then "T" at the deadline; K answers the block's wait status,
 # 4 bytes big-endian.
+# Threads the code starts are part of I: they run on between blocks (their
+# output goes to /dev/null then, or into the block that runs).
 # Exit codes as python3 file.py gives them: an exception prints its
 # traceback and is 1 (the state is kept), SystemExit its code (the state is
 # kept, as in Jupyter), an uncaught KeyboardInterrupt the signal SIGINT.
