@@ -344,6 +344,14 @@ print('left them')
     assert.is_false(H.alive(keeper))
   end)
 
+  it("rlimits apply to the session's interpreter and what blocks start", function()
+    local ex = new{ rlimits = { nofile = 64 } }
+    local r = py(ex, "import resource, subprocess\nprint(resource.getrlimit(resource.RLIMIT_NOFILE))\n"
+                   .. "print(subprocess.run(['sh', '-c', 'ulimit -n'], capture_output=True, text=True).stdout.strip())")
+    assert.equal(0, r.exit_code, r.output)
+    assert.equal("(64, 64)\n64\n", r.output)
+  end)
+
   it("an executor collected without close ends its session", function()
     local pids = (function()
       local ex = agentbox.LocalExecutor{ work_dir = dir, python = PYTHON, stateful = true }
