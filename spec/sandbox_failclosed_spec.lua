@@ -96,10 +96,25 @@ describe("sandbox fails closed", function()
     assert.matches("sandbox must be true, false or a table", err)
   end)
 
-  it("an optional guarantee made mandatory that is not in force is an error", function()
-    local ok, err = pcall(agentbox.LocalExecutor, { sandbox = { require = { "landlock" } } })
+  it("an optional guarantee made mandatory that is not in force is an error; Landlock where the kernel has it",
+    function()
+    local ok, err = pcall(agentbox.LocalExecutor, { sandbox = { require = { "cgroup" } } })
     assert.is_false(ok)
-    assert.matches("sandbox.require names landlock", err)
+    assert.matches("sandbox.require names cgroup", err)
+    local abi = core.landlock_abi()
+    if type(abi) ~= "number" then
+      ok, err = pcall(agentbox.LocalExecutor, { sandbox = { require = { "landlock" } } })
+      assert.is_false(ok)
+      assert.matches("sandbox.require names landlock", err)
+      return
+    end
+    local ex <close> = agentbox.LocalExecutor{ sandbox = { require = { "landlock" } } }
+    assert.equal(abi, ex:enforced().landlock)
+    -- the domain is in force: /proc/self/status has no Landlock line, so
+    -- a write Landlock alone refuses (procfs, which the mounts leave writable)
+    local r = ex:execute{ { lang = "sh", code = "echo 0 > /proc/self/oom_score_adj && echo WROTE; echo ok > f && cat f" } }
+    assert.not_matches("WROTE", r.output)
+    assert.matches("ok", r.output)
   end)
 
   it("AGENTBOX_SANDBOX=1 turns it on where sandbox is not given; a bad value is an error", function()

@@ -175,11 +175,11 @@ static void init_main(const ab_sup_args *a, ab_sb_shared *sh, uid_t uid, gid_t g
   prctl(PR_SET_DUMPABLE, 0);
   if (!a->argv) {   /* the probe: the program's last steps, then done */
     if ((e = ab_sandbox_drop_caps()) != 0) fail(a, sh, "dropping capabilities", -e);
-    if ((e = ab_seccomp_install(0)) != 0) fail(a, sh, "installing the seccomp filter", -e);
+    if ((e = ab_seccomp_install(AB_SECCOMP_SANDBOX, 0)) != 0) fail(a, sh, "installing the seccomp filter", -e);
     _exit(0);
   }
   pid_t prog = (pid_t)syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
-  if (prog == 0) ab_exec_program(a, 1);
+  if (prog == 0) ab_exec_program(a, 1, &sh->ll);   /* Landlock's outcome, for the supervisor */
   if (prog < 0) fail(a, sh, "forking the program", errno);
   /* the program's pipes must close when its tree is done, not with init */
   ab_close_all_but(0, NULL, 0);
@@ -211,15 +211,6 @@ int ab_sandbox_drop_caps(void) {
   if (syscall(SYS_capget, &h, d) != 0) return -errno;
   for (int i = 0; i < 2; i++)
     if (d[i].effective || d[i].permitted || d[i].inheritable) return -EPERM;
-  return 0;
-}
-
-int ab_sandbox_restrict(const ab_sup_args *a) {
-  /* LANDLOCK SEAM (h-ll): landlock.c's ruleset goes here (writes to
-   * work_dir, /tmp and a->sb_rw only; reads to the system directories and
-   * a->sb_ro), after the mounts (paths are the sandbox's) and before
-   * seccomp (landlock_* calls would be refused after it if listed). */
-  (void)a;
   return 0;
 }
 

@@ -11,7 +11,8 @@
  *        the namespace. Killing init is killing the whole tree: nothing can
  *        leave a PID namespace, whatever it does with setsid or fork.
  *          └─ the program: pid 2 (sup_exec.c), capabilities dropped, then
- *             [Landlock: ab_sandbox_restrict], then seccomp, then execve.
+ *             Landlock (landlock.c, with o.landlock), then seccomp's
+ *             AB_SECCOMP_SANDBOX profile, then execve.
  *
  * uid/gid maps: the caller's uid and gid map to themselves (one line each,
  * all an unprivileged process may write): files in work_dir keep their
@@ -34,6 +35,7 @@ typedef struct {
   int32_t status;
   int32_t fail_errno;          /* setup failed at step with this errno */
   char step[96];
+  ab_landlock_out ll;          /* with o.landlock: what the program runs under */
 } ab_sb_shared;
 
 /* Clone init in the new namespaces; its pid (host PID ns), or -1 with
@@ -49,11 +51,6 @@ int ab_sandbox_fs(const ab_sup_args *a, const char **step);
 /* In the program's process, after the mounts and before seccomp: drop every
  * capability (bounding set, ambient, securebits locked). 0 or -errno. */
 int ab_sandbox_drop_caps(void);
-
-/* The seam for Landlock (h-ll's landlock.c): called in the program's
- * process after ab_sandbox_drop_caps and before the seccomp filter. Today
- * it applies nothing and returns 0 (ex:enforced() reports landlock "none"). */
-int ab_sandbox_restrict(const ab_sup_args *a);
 
 /* Run the setup in a child and report: 0, or -errno with the failing step
  * copied into step (cap bytes). For core.sandbox_probe. */

@@ -162,7 +162,7 @@ void ab_supervise(const ab_sup_args *a, ab_sup_report *r) {
   ab_sb_pids pids;
   memset(&pids, 0, sizeof pids);
   if (sh && !r->cancelled && !r->spawn_errno) ab_sb_pids_enter(&pids, a->o.rlimit[AB_RL_NPROC]);
-  pid_t child = r->cancelled || r->spawn_errno ? -1 : sh ? ab_sandbox_start(&run, sh) : ab_start_program(&run);
+  pid_t child = r->cancelled || r->spawn_errno ? -1 : sh ? ab_sandbox_start(&run, sh) : ab_start_program(&run, &r->landlock);
   ab_sb_pids_step_out(&pids);
   if (child < 0) {
     if (!r->spawn_errno) r->spawn_errno = r->cancelled ? ECANCELED : errno;
@@ -206,6 +206,7 @@ void ab_supervise(const ab_sup_args *a, ab_sup_report *r) {
   ab_sb_pids_remove(&pids);
   if (sh) {
     if (sh->exited) r->status = sh->status;   /* else init's: 125 = setup failed, or killed */
+    r->landlock = sh->ll;
     munmap(sh, sizeof *sh);
   }
   long oom1 = oom_kills();

@@ -1,7 +1,7 @@
 /* Starting the supervised program (sup_int.h): its own session, its
- * nice, descriptors, rlimits, credentials, seccomp filter and the PATH
- * search, all in a clone(CLONE_VM) child that only makes system calls
- * before execve. */
+ * nice, descriptors, rlimits, credentials, Landlock domain, seccomp filter
+ * and the PATH search, all in a clone(CLONE_VM) child that only makes
+ * system calls before execve. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include "cgroup.h"
 #include "sandbox.h"
+#include "landlock.h"
 #include "seccomp.h"
 #include "sup_int.h"
 #include "sysutil.h"
@@ -75,9 +76,10 @@ static int dropped(uid_t uid, gid_t gid) {
 typedef struct {
   const ab_sup_args *a;
   pid_t sup;                   /* the supervisor: the program dies with it */
+  ab_landlock_out *ll;         /* the supervisor's memory (CLONE_VM): what Landlock enforced */
 } start_ctx;
 
-void ab_exec_program(const ab_sup_args *a, pid_t sup) {
+void ab_exec_program(const ab_sup_args *a, pid_t sup, ab_landlock_out *ll) {
   static const int rl[AB_RL_N] = {RLIMIT_CPU, RLIMIT_AS, RLIMIT_FSIZE, RLIMIT_NOFILE, RLIMIT_NPROC};
   sigset_t none;
   sigemptyset(&none);
@@ -124,19 +126,31 @@ void ab_exec_program(const ab_sup_args *a, pid_t sup) {
     ab_say(2, "agentbox: cannot enter working directory ", a->cwd, "\n");
     _exit(127);
   }
-  /* the sandbox (sandbox.h): no capability left, then Landlock's seam */
+  /* the daemonless sandbox (sandbox.h): no capability left, in any
+   * namespace, before Landlock and seccomp */
   if (a->o.sandbox) {
     int e = ab_sandbox_drop_caps();
-    if (e == 0) e = ab_sandbox_restrict(a);
     if (e != 0) {
       ab_say(2, "agentbox: refusing to run the program: cannot drop its capabilities in the sandbox (",
              ab_errname(-e), ")\n");
       _exit(125);
     }
   }
+  /* after the credentials and the working directory (in the sandbox: after
+   * its mounts, so the paths are the sandbox's), before the seccomp filter
+   * (which leaves the Landlock calls alone); no_new_privs first */
+  if (a->o.landlock) {
+    int e = ab_landlock_apply(a->landlock_paths, a->o.landlock_nread, a->o.landlock_nwrite, ll);
+    if (e != 0 && a->o.landlock == AB_LANDLOCK_REQUIRED) {
+      ab_say(2, "agentbox: refusing to run the program: Landlock is required (landlock.required) but ",
+             ab_landlock_why(-e), "\n");
+      _exit(125);
+    }
+  }
   /* a quota needs the filter too: fallocate must not reserve past it */
   if (a->o.seccomp || a->quota_dir || a->o.sandbox) {
-    int e = ab_seccomp_install(a->quota_dir != NULL);
+    int profile = a->o.sandbox ? AB_SECCOMP_SANDBOX : a->o.seccomp ? a->o.seccomp : AB_SECCOMP_DEFAULT;
+    int e = ab_seccomp_install(profile, a->quota_dir != NULL);
     if (e != 0) {
       ab_say(2, "agentbox: refusing to run the program: cannot install the seccomp filter (",
              e == -ENOSYS ? "no filter for this architecture" : ab_errname(-e), ")\n");
@@ -165,21 +179,25 @@ void ab_exec_program(const ab_sup_args *a, pid_t sup) {
 
 static int exec_trampoline(void *arg) {
   const start_ctx *sc = arg;
-  ab_exec_program(sc->a, sc->sup);
-  return 127;
+  ab_exec_program(sc->a, sc->sup, sc->ll);
 }
 
 /* The program starts with clone(CLONE_VM | CLONE_VFORK) on a stack of its
  * own, as posix_spawn does: no page tables are copied, and this process
  * waits only until the program has exec'd. The child only makes system
  * calls before execve. */
-pid_t ab_start_program(const ab_sup_args *a) {
-  start_ctx sc = {a, getpid()};
+pid_t ab_start_program(const ab_sup_args *a, ab_landlock_out *ll) {
+  start_ctx sc = {a, getpid(), ll};
   size_t sz = 256 * 1024;
   char *stk = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
   if (stk == MAP_FAILED) {
+    /* a forked child could not tell what Landlock enforced: no run */
+    if (a->o.landlock) {
+      errno = ENOMEM;
+      return -1;
+    }
     pid_t pid = fork();
-    if (pid == 0) ab_exec_program(a, sc.sup);
+    if (pid == 0) ab_exec_program(a, sc.sup, ll);
     return pid;
   }
   pid_t pid = clone(exec_trampoline, stk + sz, CLONE_VM | CLONE_VFORK | SIGCHLD, &sc);

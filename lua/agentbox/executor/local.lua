@@ -14,6 +14,7 @@ local common = require("agentbox.executor.common")
 local output_files = require("agentbox.executor.output_files")
 local python_preload = require("agentbox.executor.python_preload")
 local sandbox = require("agentbox.executor.sandbox")
+local python_session = require("agentbox.executor.python_session")
 
 --- LocalExecutor's own options; it takes every @{agentbox.ExecutorOptions} too.
 -- @table LocalExecutorOptions
@@ -22,6 +23,10 @@ local sandbox = require("agentbox.executor.sandbox")
 -- @tfield[opt] string python the python interpreter (default python3, then python, on the code's PATH)
 -- @tfield[opt] {string,...} preload Python modules a template interpreter imports once; each python
 -- block is then a fork of it (executor/python_preload.lua). Default: none (every block is a fresh python3)
+-- @tfield[opt=false] boolean stateful python blocks share one interpreter, like a Jupyter kernel: variables
+-- and imports persist between blocks; a timeout or a crash restarts it (the output says the state was
+-- lost); `restart()` restarts it; with `preload`, the interpreter starts with those modules imported.
+-- One `execute` at a time (executor/python_session.lua)
 -- @tfield[opt] boolean|agentbox.SandboxSettings sandbox the daemonless sandbox (README "Three ways to run
 -- code"): true, or settings `{ read_only =, read_write =, tmp_size =, require =, network = false }`. Default:
 -- AGENTBOX_SANDBOX (1/true/yes: on), else off. Construction fails closed when the kernel cannot give it.
@@ -75,12 +80,15 @@ local sandbox = require("agentbox.executor.sandbox")
 -- @function LocalExecutor:enforced
 -- @treturn table the guarantees
 
---- Nothing to start ahead for LocalExecutor (each block is its own process).
+--- Start the Python session now when `stateful` (otherwise the first python
+-- block does); nothing to start otherwise (each block is its own process).
 -- @function LocalExecutor:start
 -- @treturn LocalExecutor self
 -- @raise after close
 
---- Forget state between chats (LocalExecutor has none).
+--- Forget state: with `stateful`, end the Python session (variables and
+-- imports); the next python block starts a new one. Without it there is no
+-- state, and restart does nothing.
 -- @function LocalExecutor:restart
 -- @treturn true
 
@@ -116,6 +124,7 @@ local LocalExecutor = base.class("LocalExecutor", {
   end,
   preload = python_preload.check,
   sandbox = sandbox.check,
+  stateful = python_session.check,
 })
 
 local function build_env(work_dir, extra, sandboxed)
@@ -136,15 +145,18 @@ end
 function LocalExecutor._setup(self, o)
   -- a preloaded block's tree is killed by its session at half the grace,
   -- before the supervisor's KILL: with no grace it would outlive the report
-  if o.preload and o.grace == 0 then
-    errors.misuse("agentbox.LocalExecutor: preload needs a grace > 0 (the block's tree is killed within it)")
+  if (o.preload or o.stateful) and o.grace == 0 then
+    errors.misuse("agentbox.LocalExecutor: %s needs a grace > 0 (the block's tree is killed within it)",
+                  o.stateful and "stateful" or "preload")
   end
   self.rlimits, self.nice, self.python, self.preload = o.rlimits, o.nice, o.python, o.preload
+  -- one interpreter's state between blocks: one execute at a time
+  self.stateful, self._serial = o.stateful, o.stateful
   self._extra_env = o.env
   if o.sandbox then
-    if o.preload then
-      errors.misuse("agentbox.LocalExecutor: preload does not work with sandbox yet (the template would have "
-        .. "to live in the sandbox); drop one of them")
+    if o.preload or o.stateful then
+      errors.misuse("agentbox.LocalExecutor: %s does not work with sandbox yet (its interpreter would have to "
+        .. "live in the sandbox); drop one of them", o.stateful and "stateful" or "preload")
     end
     -- fail closed before anything is created on the host
     self._sandbox_info = sandbox.probe(o.sandbox, "agentbox.LocalExecutor")
@@ -164,6 +176,7 @@ end
 
 function LocalExecutor._attached(self)
   self.env = build_env(self.work_dir, output_files.python_env(self.work_dir, self._extra_env), self.sandbox ~= nil)
+  if self.sandbox then self._landlock = sandbox.landlock_option(self.sandbox, self._sandbox_info, self.work_dir) end
   self._extra_env = nil
 end
 
@@ -188,7 +201,7 @@ local function run(self, argv, out, timeout)
   local p <close> = assert(core.spawn{ argv = argv, cwd = self.work_dir, env = self.env,
                                        timeout = timeout, grace = self.grace,
                                        max_output = out.budget(), rlimits = self._rlimits,
-                                       sandbox = self._sandbox_opt,
+                                       sandbox = self._sandbox_opt, landlock = self._landlock,
                                        stream = self.on_output ~= nil, sup = common.sup_path(),
                                        nice = self.nice, seccomp = true,
                                        quota = self.quota and { dir = self.work_dir, bytes = self.quota.bytes,
@@ -207,8 +220,13 @@ local function run(self, argv, out, timeout)
 end
 
 function LocalExecutor:_run(argv, prep, out, timeout)
-  local r, lost
-  if self.preload and prep.info.kind == "python" then
+  local r, lost, note
+  if self.stateful and prep.info.kind == "python" then
+    -- the block runs in the session's interpreter, through a client the
+    -- supervisor runs in its place
+    r, note, lost = python_session.run(self, argv[1], argv[#argv], function(a) return run(self, a, out, timeout) end)
+    if not r then return nil, note end
+  elseif self.preload and prep.info.kind == "python" then
     -- the block becomes a fork of the template, through a client the
     -- supervisor runs in the interpreter's place
     for _ = 1, 2 do
@@ -217,6 +235,7 @@ function LocalExecutor:_run(argv, prep, out, timeout)
       r = run(self, cargv, out, timeout)
       local what = python_preload.outcome(self, r)
       lost = what == "lost"
+      note = lost and python_preload.LOST_LINE or nil
       if what ~= "retry" then break end
     end
   else
@@ -224,8 +243,8 @@ function LocalExecutor:_run(argv, prep, out, timeout)
   end
   out.add(r.output, r.dropped)
   if r.error then out.add("\nagentbox: " .. r.error) end
+  if note then out.add(note) end
   if lost then
-    out.add(python_preload.LOST_LINE)
     return { exit_code = 1, timed_out = r.timed_out }
   end
   return { exit_code = common.exit_code(r), timed_out = r.timed_out, oom = r.oom, quota_exceeded = r.quota_exceeded }
@@ -236,8 +255,24 @@ function LocalExecutor:enforced()
   return sandbox.enforced(self)
 end
 
+function LocalExecutor:start()
+  base.Base.start(self)
+  if self.stateful then
+    local python, err = self:_program(base.COMMANDS.python)
+    if python then python, err = task.sync(python_session.start, self, python) end
+    if not python then error(err, 0) end
+  end
+  return self
+end
+
+function LocalExecutor:restart()
+  python_session.stop(self)
+  return true
+end
+
 function LocalExecutor:_release()
   python_preload.stop(self)
+  python_session.stop(self)
   return true
 end
 
@@ -249,7 +284,9 @@ function LocalExecutor:_audit()
            env = "built", nice = self.nice, cpu_cgroup = self.nice > 0,
            supervisor = common.sup_path() and "spawn server" or "forked",
            -- python blocks are forks of a template that imported these
-           preload = self.preload or false, sandbox = self.sandbox and sandbox.enforced(self) or false },
+           preload = self.preload or false, sandbox = self.sandbox and sandbox.enforced(self) or false,
+           -- python blocks run in one interpreter that keeps their state
+           stateful = self.stateful },
          { rlimits = self._rlimits or false }
 end
 

@@ -19,6 +19,9 @@ local OPTIONAL = { landlock = true, cgroup = true }
 
 local function paths(v, what, name)
   if v == nil then return {} end
+  if type(v) == "table" and #v > 60 then
+    errors.misuse("%s: sandbox.%s: at most 60 paths", what, name)
+  end
   if type(v) ~= "table" then
     errors.misuse("%s: sandbox.%s must be an array of paths, got %s", what, name, type(v))
   end
@@ -153,12 +156,31 @@ function M.probe(s, what)
       .. "Or use DockerExecutor, or LocalExecutor without sandbox (no isolation)", what, step, msg,
       advice(step, errno))
   end
-  for name in pairs(s.require) do
-    -- TODO(merge with h-ll): landlock.c and the cgroup-v2 limits report here
-    errors.misuse("%s: sandbox.require names %s, which this build does not put in force (ex:enforced() reports "
-      .. "landlock = \"none\", limits = \"rlimits\")", what, name)
+  -- Landlock (landlock.c) where the kernel has it: applied in every run
+  -- after the mounts, required when the settings say so
+  local abi = core.landlock_abi()
+  step.landlock_abi = type(abi) == "number" and abi > 0 and abi or nil
+  if s.require.landlock and not step.landlock_abi then
+    errors.misuse("%s: sandbox.require names landlock, which this kernel does not offer (%s)", what,
+      tostring(select(2, core.landlock_abi())))
+  end
+  if s.require.cgroup then
+    -- TODO: the cgroup-v2 memory/pids/cpu limits (a delegated cgroup) report here
+    errors.misuse("%s: sandbox.require names cgroup, which this build does not put in force (ex:enforced() reports "
+      .. "limits = \"rlimits\")", what)
   end
   return step
+end
+
+--- The core.spawn landlock option of a sandboxed run (its paths are the
+--- sandbox's): reads and executes anywhere in the (read-only) view, writes
+--- only to work_dir, the private /tmp and /dev/shm, the read_write paths
+--- and the harmless devices. nil where the kernel has no Landlock.
+function M.landlock_option(s, info, work_dir)
+  if not info.landlock_abi then return nil end
+  local write = { work_dir, "/tmp", "/dev/shm", "/dev/null", "/dev/zero", "/dev/full" }
+  for _, p in ipairs(s.read_write) do write[#write + 1] = p end
+  return { read = { "/" }, write = write, required = s.require.landlock or false }
 end
 
 --- The core.spawn option for a run.
@@ -177,7 +199,7 @@ function M.enforced(self)
   end
   return { sandbox = true, user_ns = true, pid_ns = true, mount_ns = true, net_ns = true, ipc_ns = true,
            uts_ns = true, uid_map = ("%d -> %d"):format(uid, uid), capabilities = "none",
-           landlock = "none", seccomp = true, no_new_privs = true,
+           landlock = self._sandbox_info.landlock_abi or "none", seccomp = true, no_new_privs = true,
            limits = self._sandbox_info.pids_cgroup and "rlimits, pids cgroup" or "rlimits",
            -- the kernel exempts uid 0 from RLIMIT_NPROC: as root, only the pids cgroup bounds a fork bomb
            nproc = (uid ~= 0 or self._sandbox_info.pids_cgroup) and self._rlimits.nproc
