@@ -173,4 +173,26 @@ describe("tasks", function()
     -- the ticker ran between every two pieces of work
     for i = 2, #steps_seen do assert.is_true(steps_seen[i] > steps_seen[i - 1], table.concat(steps_seen, " ")) end
   end)
+
+  it("a host frame's budget counts the work before the tasks: past it, one task runs and the rest wait", function()
+    -- what agentbox_step calls (src/embed.c)
+    local host_step = debug.getregistry()["agentbox.scheduler"].step
+    local slow = false
+    -- the queued releases and the reactor run before the tasks: make them
+    -- spend four budgets (before_step hooks stay: this one is off by default)
+    task.before_step(function()
+      if not slow then return end
+      local t0 = core.now()
+      while core.now() - t0 < 4 * task.frame_budget_ms / 1000 do end
+    end)
+    local ran = 0
+    for _ = 1, 4 do agentbox.spawn(function() ran = ran + 1 end) end
+    slow = true
+    local ok, err = pcall(host_step, 0)
+    slow = false
+    assert(ok, err)
+    assert.equal(1, ran)
+    while ran < 4 do host_step(0) end
+    agentbox.run()
+  end)
 end)

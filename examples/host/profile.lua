@@ -103,29 +103,24 @@ local function where(co)
   return "?"
 end
 
-function M.install(ms)
-  threshold = (tonumber(ms) or 1) / 1000
-  gc_sentinel()
-  local cjson = require("cjson")
-  local new = cjson.new
-  cjson.new = function()
+local light = false
+-- every resume: { label, from, to, w, c } for the segment table of the report
+local segments = {}
+
+-- lua-cjson's instances (the modules make private ones with new())
+local function wrap_cjson(modname, prefix)
+  local lib = require(modname)
+  local new = lib.new
+  lib.new = function()
     local j = new()
-    wrap_table(j, "cjson.", { new = true })
+    wrap_table(j, prefix, { new = true })
     return j
   end
-  local safe = require("cjson.safe")
-  local snew = safe.new
-  safe.new = function()
-    local j = snew()
-    wrap_table(j, "cjson.safe.", { new = true })
-    return j
-  end
-  core = require("agentbox.core")
-  now = core.now
-  core.step = wrap("core.step (epoll, curl, pipes)", core.step)
-  wrap_table(core, "core.", SKIP)
+end
+
+local function watch_resumes()
   local resume = coroutine.resume
-  coroutine.resume = function(co, ...)
+  coroutine.resume = function(co, ...) -- luacheck: ignore 122 (the point: every task resume is seen)
     charge()
     local rec = step and { label = labels[co] or "task", from = where(co), w0 = last_w, c0 = last_c }
     local function back(...)
@@ -134,11 +129,30 @@ function M.install(ms)
         rec.to = coroutine.status(co) == "dead" and "(ended)" or where(co)
         rec.w, rec.c = last_w - rec.w0, last_c - rec.c0
         step.resumed[#step.resumed + 1] = rec
+        segments[#segments + 1] = rec
       end
       return ...
     end
     return back(resume(co, ...))
   end
+end
+
+--- spec: "ms" (wrap everything) or "ms:light" (only core.step and the
+--- resumes: times close to an unprofiled run's)
+function M.install(spec)
+  local ms, mode = tostring(spec):match("^([%d.]*)(.*)$")
+  light = mode == ":light"
+  threshold = (tonumber(ms) or 1) / 1000
+  gc_sentinel()
+  if not light then
+    wrap_cjson("cjson", "cjson.")
+    wrap_cjson("cjson.safe", "cjson.safe.")
+  end
+  core = require("agentbox.core")
+  now = core.now
+  core.step = wrap("core.step (epoll, curl, pipes)", core.step)
+  if not light then wrap_table(core, "core.", SKIP) end
+  watch_resumes()
 end
 
 -- the handles' methods, once their metatables exist (made by the first
@@ -159,7 +173,7 @@ end
 function M.after_load()
   local reg = debug.getregistry()
   local skip = { current = true, checkpoint = true, step = true, runnable = true, live = true }
-  for name, mod in pairs(package.loaded) do
+  for name, mod in pairs(light and {} or package.loaded) do
     if type(name) == "string" and name:find("^agentbox%.") and name ~= "agentbox.core" and type(mod) == "table" then
       wrap_table(mod, (name:gsub("^agentbox%.", "")) .. ".", skip)
       for k, v in pairs(mod) do   -- executor classes
@@ -172,7 +186,7 @@ function M.after_load()
   local sched = reg["agentbox.scheduler"]
   local inner = sched.step
   sched.step = function(ms)
-    wrap_methods()
+    if not light then wrap_methods() end
     step = { self = {}, resumed = {} }
     local w0, c0 = now(), clock()
     local g0, k0 = gc_cycles, collectgarbage("count")
@@ -221,10 +235,33 @@ function M.report()
       out[#out + 1] = ("    resumed %s: %.3f ms wall %.3f ms cpu, from %s to %s"):format(r.label, r.w * 1e3, r.c * 1e3,
                                                                                          r.from, r.to)
     end
-    out[#out + 1] = top(s.self, 8)
+    out[#out + 1] = top(s.self, tonumber(os.getenv("AGENTBOX_HOST_PROFILE_TOP")) or 8)
   end
   out[#out + 1] = "  all slow steps together:"
   out[#out + 1] = top(agg, 25)
+  -- every resume, grouped by the code it ran (from where it waited to where it waits next)
+  local kinds, order = {}, {}
+  for _, r in ipairs(segments) do
+    local key = r.from .. " -> " .. r.to
+    local k = kinds[key]
+    if not k then
+      k = { key = key, c = {} }
+      kinds[key] = k
+      order[#order + 1] = k
+    end
+    k.c[#k.c + 1] = r.c
+  end
+  for _, k in ipairs(order) do
+    table.sort(k.c)
+    k.max, k.med, k.sum = k.c[#k.c], k.c[(#k.c + 1) // 2], 0
+    for _, c in ipairs(k.c) do k.sum = k.sum + c end
+  end
+  table.sort(order, function(a, b) return a.max > b.max end)
+  out[#out + 1] = ("  resumes of the measured steps (%d), by the code they ran, CPU median / max / total:"):format(#segments)
+  for i = 1, math.min(20, #order) do
+    local k = order[i]
+    out[#out + 1] = ("    %4d x %6.3f / %6.3f / %7.3f ms  %s"):format(#k.c, k.med * 1e3, k.max * 1e3, k.sum * 1e3, k.key)
+  end
   return table.concat(out, "\n")
 end
 
