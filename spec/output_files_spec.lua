@@ -184,7 +184,6 @@ describe("output_files pieces", function()
   end)
 
   it("a snapshot of a flooded work_dir yields to other tasks, and a cancel there is not a listing failure", function()
-    local task = require("agentbox.task")
     local dir = H.tmpdir("of-yield")
     finally(function() H.rm_rf(dir) end)
     -- thousands of stats: far more than one task.slice of work in one resume
