@@ -130,12 +130,14 @@ local before = {}
 function M.before_step(fn) before[#before + 1] = fn end
 
 -- One step; budget (seconds) counts from `since` (core.now()), default
--- after the reactor's work
+-- after the reactor's work. With `since`, the reactor's events stop at the
+-- budget too (the first is always handled; the rest stay ready for the
+-- next step).
 local function step(timeout_ms, budget, since)
   for i = 1, #before do before[i]() end
   timeout_ms = timeout_ms or 0
   if #runq > 0 then timeout_ms = 0 end
-  local ready, err = core.step(timeout_ms)
+  local ready, err = core.step(timeout_ms, since and since + budget or nil)
   if not ready then error(err, 0) end
   dispatch(ready)
   run_queue(budget and (since or core.now()) + budget)
