@@ -105,7 +105,8 @@ void ab_reactor_free(ab_ctx *c);
 /* Wait (polling) until pid is reaped or deadline_ms (ab_now_ms) passes;
  * 0 when reaped or not our child, -1 when still running. */
 int ab_reap_until(pid_t pid, int64_t deadline_ms);
-int ab_reactor_step(ab_ctx *c, int timeout_ms);  /* -1 on error (errno) */
+/* until_s > 0: handle no further event once core.now() passes it (-1 on error, errno) */
+int ab_reactor_step(ab_ctx *c, int timeout_ms, double until_s);
 int ab_reactor_timeout(ab_ctx *c);
 
 /* module parts: each adds its functions to the table on top (core.c) */
