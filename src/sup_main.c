@@ -12,7 +12,8 @@
  * an out-of-memory kill is also said on stderr.
  * `agentbox-sup --server FD` is the host's spawn server (spawnsrv.c);
  * `agentbox-sup --listen PATH -u uid:gid` is a warm container's block
- * server (blocksrv.c). */
+ * server (blocksrv.c); `agentbox-sup --stream -u uid:gid` is one that
+ * speaks on its stdin and stdout (blockstream.c), for remote daemons. */
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +44,7 @@ static int parse_ids(const char *s, ab_sup_args *a) {
 }
 int ab_spawn_server(int sock, const ab_sup_args *force);
 int ab_block_server(const char *path, const ab_sup_args *force);
+int ab_block_stream(const ab_sup_args *force);
 
 int main(int argc, char **argv) {
   if (argc == 3 && strcmp(argv[1], "--server") == 0) return ab_spawn_server(atoi(argv[2]), NULL);
@@ -57,6 +59,15 @@ int main(int argc, char **argv) {
     a.envp = environ;
     a.path = getenv("PATH");
     return ab_block_server(argv[2], &a);
+  }
+  if (argc == 4 && strcmp(argv[1], "--stream") == 0 && strcmp(argv[2], "-u") == 0) {
+    if (parse_ids(argv[3], &a) != 0) {
+      fprintf(stderr, "agentbox-sup: -u wants a numeric uid:gid, neither of them 0 (got '%s')\n", argv[3]);
+      return 125;
+    }
+    a.envp = environ;
+    a.path = getenv("PATH");
+    return ab_block_stream(&a);
   }
   int i = 1;
   for (; i < argc; i++) {
