@@ -38,6 +38,7 @@ static void unwatch(ab_attach *a) {
   if (a->w.fd >= 0) close(a->w.fd);
   a->w.fd = -1;
   ab_timer_stop(a->h.ctx, &a->more);
+  ab_timer_stop(a->h.ctx, &a->hello_timer);
 }
 
 void ab_attach_fail(ab_attach *a, const char *fmt, ...) {
@@ -96,6 +97,7 @@ static int on_frame(void *ud, const ab_sf_hdr *h, const unsigned char *body) {
     if (h->len != 4 || ab_sf_get32(body) != AB_SF_VERSION) return 1;
     if (!a->hello) ab_notify(&a->h);
     a->hello = 1;
+    ab_timer_stop(a->h.ctx, &a->hello_timer);
     return 0;
   }
   if (h->kind == AB_SF_RESULT && h->id == a->busy_id) a->busy_id = 0;
@@ -176,6 +178,11 @@ static void on_event(ab_watch *w, uint32_t ev) {
   if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) receive(a);
 }
 
+static void hello_late(ab_timer *t) {
+  ab_attach *a = t->owner;
+  if (!a->hello) ab_attach_fail(a, "the block server did not answer in time");
+}
+
 static void on_more(ab_timer *t) { receive(t->owner); }
 
 /* connected (TLS done): the request goes first */
@@ -228,6 +235,9 @@ static int l_attach(lua_State *L) {
   a->more.heap_idx = -1;
   a->more.cb = on_more;
   a->more.owner = a;
+  a->hello_timer.heap_idx = -1;
+  a->hello_timer.cb = hello_late;
+  a->hello_timer.owner = a;
   a->job.done = connected;
   a->multi = multi;
   a->next_id = 1;
@@ -264,9 +274,12 @@ static int l_attach(lua_State *L) {
 
 static ab_attach *check(lua_State *L) { return (ab_attach *)ab_handle_check(L, 1, ATTACH_MT); }
 
+/* conn:ping(seconds): no HELLO by then makes the connection dead */
 static int c_ping(lua_State *L) {
   ab_attach *a = check(L);
+  double secs = luaL_optnumber(L, 2, 0);
   ab_attach_send(a, AB_SF_PING, 0, NULL, 0);
+  if (secs > 0 && !a->hello) ab_timer_start(a->h.ctx, &a->hello_timer, ab_now_ms() + (int64_t)(secs * 1000));
   return 0;
 }
 

@@ -22,6 +22,7 @@ typedef struct ab_attach {
   CURLM *multi;
   int state;                   /* attach.c: connecting, headers, open, dead */
   ab_watch w;                  /* a dup of curl's socket: curl may drop its own watch */
+  ab_timer hello_timer;        /* conn:ping(seconds) */
   ab_timer more;               /* a read budget was spent: read on at the next step */
   ab_buf wq;                   /* bytes to send (the request, then frames) */
   size_t wq_off, req_end;      /* req_end: the HTTP request's end in wq, until answered */
