@@ -48,6 +48,13 @@ function M.config(self, cfg, sup)
   if self._warm_attach then return attach.config(self, cfg, sup) end
   cfg.Entrypoint = { sup, "--listen" }
   cfg.Cmd = { M.SOCK, "-u", self.run_user }
+  -- a host that is not root (a member of the docker group) owns the
+  -- directory: the server makes the socket as that uid (src/blocksrv.c)
+  local me = core.geteuid()
+  if me ~= 0 then
+    cfg.Cmd[#cfg.Cmd + 1] = "--owner"
+    cfg.Cmd[#cfg.Cmd + 1] = tostring(me)
+  end
   local mounts = cfg.HostConfig.Mounts
   mounts[#mounts + 1] = { Type = "bind", Source = self._warm_ws:path(), Target = M.DIR, ReadOnly = false }
 end
