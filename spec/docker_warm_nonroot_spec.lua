@@ -5,7 +5,6 @@
 -- (agentbox-nonroot, kept) and runs a nested Lua as that user with runuser;
 -- run as a non-root user, it runs the nested Lua as itself. Tagged #docker.
 local core = require("agentbox.core")
-local docker = require("agentbox.engine")
 local H = require("spec.support.helpers")
 local C = require("spec.support.contract")
 

@@ -129,7 +129,9 @@ static int on_stream(void *ud, int type, const char *p, size_t n) {
 /* The daemon's answer: "HTTP/1.1 101 UPGRADED" (or 200) then the stream. */
 static void headers(ab_attach *a, const char *p, size_t n) {
   size_t old = a->hdr.len;
-  if (ab_buf_add(&a->hdr, p, n)) return ab_attach_fail(a, "out of memory");
+  /* kept NUL-terminated for sscanf */
+  if (ab_buf_add(&a->hdr, p, n) || ab_buf_add(&a->hdr, "", 1)) return ab_attach_fail(a, "out of memory");
+  a->hdr.len--;
   const char *end = memmem(a->hdr.p, a->hdr.len, "\r\n\r\n", 4);
   if (!end) {
     if (a->hdr.len > MAX_HEADERS) ab_attach_fail(a, "the Docker daemon's answer to attach is not HTTP");

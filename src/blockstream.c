@@ -220,6 +220,7 @@ int ab_block_stream(const ab_sup_args *force) {
     if (nul < 0) _exit(1);
     dup2(nul, 0);
     dup2(nul, 1);
+    if (nul > 2) close(nul);
     close(sp[0]);
     _exit(ab_spawn_server(sp[1], force));
   }

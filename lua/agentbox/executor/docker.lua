@@ -131,8 +131,9 @@ end
 -- @tfield[opt] string transfer how code files reach the container: "bind" (default for a unix
 -- socket) or "archive" (default for tcp)
 -- @tfield[opt] function on_progress `function(line)`: image pull progress (default: stderr)
--- @tfield[opt=false] boolean warm experimental: blocks go to a block server in the container over a
--- unix socket instead of a `docker exec` (local daemon, host running as root)
+-- @tfield[opt=false] boolean warm experimental: blocks go to a block server in the container instead of
+-- a `docker exec`: over a unix socket with a local daemon, over the container's attach stream with a
+-- remote one (README "Docker sandbox")
 
 --- An executor made by `agentbox.DockerExecutor(opts)` (@{agentbox.Executor}).
 -- Its fields: `work_dir` (string), the host directory mounted at

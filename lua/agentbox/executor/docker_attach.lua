@@ -66,11 +66,13 @@ end
 --- exec is created.
 function M.snapshot(self, argv, output_files)
   local conn = self._conn
-  local p, err = conn and conn:alive() and conn:run{ argv = argv, cwd = self._workspace, timeout = 30, stream = false,
-                                                     max_output = 4 * 1024 * 1024 }
-  if not p then
-    return { files = {}, incomplete = "listing the sandbox's work_dir failed: " .. tostring(err or "no block server") }
+  local p, err
+  if conn and conn:alive() then
+    p, err = conn:run{ argv = argv, cwd = self._workspace, timeout = 30, stream = false, max_output = 4 * 1024 * 1024 }
+  else
+    err = conn and conn:error() or "no block server"
   end
+  if not p then return { files = {}, incomplete = "listing the sandbox's work_dir failed: " .. tostring(err) } end
   local ok, werr = pcall(function()
     repeat task.wait(p) until p:done()
   end)
