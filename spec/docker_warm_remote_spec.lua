@@ -196,6 +196,32 @@ sys.exit(7)]]))
     assert.equal("4\n", ex:execute(py("print(4)")).output)
   end)
 
+  dit("a result record out of range is not believed: an error of that block, the container replaced", function()
+    local ex <close> = new()
+    ex:start()
+    local id = ex.container_id
+    local sent = false
+    ex.on_output = function()
+      if not sent then
+        sent = true
+        -- well-formed frames, a record claiming exit code 999, for every
+        -- run id this connection could be at
+        as_root(id, [[python3 -c '
+import struct
+res = struct.pack(">10iq", 999, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+f = b"".join(b"abR\0" + struct.pack(">II", i, len(res)) + res for i in range(1, 64))
+open("/proc/1/fd/1", "wb").write(f)']])
+      end
+    end
+    local r = ex:execute(py("import time\nprint('x', flush=True)\ntime.sleep(20)"))
+    ex.on_output = nil
+    assert.are_not.equal(0, r.exit_code)
+    assert.are_not.equal(999, r.exit_code)
+    assert.matches("malformed result record", r.output)
+    assert.are_not.equal(id, ex.container_id)
+    assert.equal("6\n", ex:execute(py("print(6)")).output)
+  end)
+
   dit("a server that stops answering: the host's deadline ends the block, the container is replaced", function()
     local ex <close> = new{ timeout = 1 }
     ex:start()

@@ -94,6 +94,8 @@ print("wrote 1.3 GB")
   end)
 
   E.it("the default quota (100,000 files) is in force without the option", function()
+    -- a remote daemon copies each new file back with one archive GET: minutes
+    if E.remote then return pending("remote daemon: copying back thousands of files takes minutes") end
     local ex <close> = E.new{ timeout = 120 }
     local r = ex:execute(py([[
 import os
@@ -112,6 +114,8 @@ print("made 120000 files")
   end)
 
   E.it("a block creating 200,000 files stops at a 2,000 file quota", function()
+    -- a remote daemon copies each new file back with one archive GET: minutes
+    if E.remote then return pending("remote daemon: copying back thousands of files takes minutes") end
     local ex <close> = new{ quota = { files = 2000 }, timeout = 60 }
     local r = ex:execute(py([[
 import os

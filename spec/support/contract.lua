@@ -110,10 +110,11 @@ M.KINDS = {
 -- The docker-warm-remote row's daemon: spec/support/tcp_relay.py to the
 -- local one, started on first use and kept for the process (its handle's
 -- finalizer ends it at exit). Returns "tcp://127.0.0.1:PORT".
-local relay, relay_host
+-- kept in the registry: busted reloads this module for every spec file
+local REG = debug.getregistry()
 local function remote_host()
-  if relay_host then return relay_host end
-  relay = assert(core.spawn{ argv = { "python3", "spec/support/tcp_relay.py", docker.client().ep.socket },
+  if REG.agentbox_spec_relay_host then return REG.agentbox_spec_relay_host end
+  local relay = assert(core.spawn{ argv = { "python3", "spec/support/tcp_relay.py", docker.client().ep.socket },
                              env = { PATH = os.getenv("PATH") }, timeout = 7200, stream = true })
   local got = ""
   while not got:find("\n") and not relay:done() do
@@ -121,8 +122,9 @@ local function remote_host()
     local chunks = relay:read()
     for i = 1, chunks and #chunks or 0, 2 do if chunks[i] == "stdout" then got = got .. chunks[i + 1] end end
   end
-  relay_host = "tcp://127.0.0.1:" .. assert(got:match("^(%d+)\n"), "tcp_relay.py: " .. got)
-  return relay_host
+  REG.agentbox_spec_relay = relay
+  REG.agentbox_spec_relay_host = "tcp://127.0.0.1:" .. assert(got:match("^(%d+)\n"), "tcp_relay.py: " .. got)
+  return REG.agentbox_spec_relay_host
 end
 
 M.KINDS[#M.KINDS + 1] = {
