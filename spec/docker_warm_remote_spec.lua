@@ -88,7 +88,15 @@ describe("DockerExecutor warm = true through a remote daemon #docker", function(
     assert.equal("1\n", ex:execute(py("print(1)")).output)
     local seen = log_since(mark)
     assert.not_matches("/exec", seen)
-    assert.matches("/containers/" .. id .. "/archive", seen)   -- the code files, by the archive API
+    -- the code files went through the server too (cat as the sandbox user)
+    assert.not_matches("/archive", seen)
+    -- one over 1 MiB goes by the archive API
+    mark = #(H.read(log) or "")
+    local r2 = ex:execute(py(("x = 1\n"):rep(200000) .. "print('big', __import__('os').stat(__file__).st_uid)"))
+    assert.equal("big 1000\n", r2.output)
+    seen = log_since(mark)
+    assert.matches("/containers/" .. id .. "/archive", seen)
+    assert.not_matches("/exec", seen)
     assert.equal(id, ex.container_id)
   end)
 

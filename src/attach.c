@@ -247,7 +247,7 @@ static int l_attach(lua_State *L) {
   a->rd.cap = AB_SF_MAX_OUT;
   a->body = malloc(AB_SF_MAX_OUT);
   a->rd.body = a->body;
-  a->msg = malloc(8 + 65536);
+  a->msg = malloc(AB_SF_SPAWN_HDR + AB_SF_MAX_STDIN + 65536);
   char req[2048];
   int rn = snprintf(req, sizeof req, "POST %s HTTP/1.1\r\nHost: docker\r\nUser-Agent: agentbox\r\n"
                     "Content-Length: 0\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n", path);

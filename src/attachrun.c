@@ -1,7 +1,7 @@
 /* conn:run(opts) -> run: one block on a stream block server (attach.c),
  * with core.spawn's handle shape: read() chunks, ready(), done(),
- * result(), kill(), close(). opts are core.spawn's (argv, cwd, timeout,
- * grace, max_output, stream, quota; the server imposes its own uid,
+ * result(), kill(), close(). opts are core.spawn's (argv, cwd, stdin (at
+ * most AB_SF_MAX_STDIN), timeout, grace, max_output, stream, quota; the server imposes its own uid,
  * environment and seccomp); they become the spawn server's message
  * (spawnproto.c), sent in a SPAWN frame. The host keeps its own
  * deadline (deadline.h's host_ms) and its own output cap: nothing the
@@ -93,9 +93,13 @@ static int encode(lua_State *L) {
   ab_spawn_call c;
   ab_spawn_parse(L, &c);
   if (c.server || c.sup) return luaL_error(L, "run: 'server' and 'sup' are not options of a block server's run");
-  if (c.in && c.inlen) return luaL_error(L, "run: a block server's run has no stdin");
-  if (ab_proto_encode((char *)e->conn->msg + 8, &e->len, 0, &c.a) != 0)
+  if (c.in && c.inlen > AB_SF_MAX_STDIN) return luaL_error(L, "run: stdin is larger than %d bytes", AB_SF_MAX_STDIN);
+  size_t inlen = c.in ? c.inlen : 0;
+  ab_sf_put32(e->conn->msg + 8, (uint32_t)inlen);
+  if (inlen) memcpy(e->conn->msg + AB_SF_SPAWN_HDR, c.in, inlen);
+  if (ab_proto_encode((char *)e->conn->msg + AB_SF_SPAWN_HDR + inlen, &e->len, 0, &c.a) != 0)
     return luaL_error(L, "run: the request is larger than %d bytes", AB_SPAWN_MAX_MSG);
+  e->len += AB_SF_SPAWN_HDR + inlen;
   e->max_output = c.max_output;
   e->stream = c.stream;
   e->host_ms = ab_deadline_budget(c.a.o.timeout_ms, c.a.o.grace_ms).host_ms;
@@ -136,7 +140,7 @@ int ab_attachrun_new(lua_State *L) {
   clock_gettime(CLOCK_MONOTONIC, &r->t0);
   /* the server caps what it sends at max_output; the host caps what it keeps */
   ab_sf_put64(conn->msg, (uint64_t)e.max_output);
-  ab_attach_send(conn, AB_SF_SPAWN, r->id, conn->msg, 8 + e.len);
+  ab_attach_send(conn, AB_SF_SPAWN, r->id, conn->msg, e.len);
   if (e.host_ms > 0) ab_timer_start(r->h.ctx, &r->deadline, ab_now_ms() + e.host_ms);
   return 1;
 }

@@ -39,6 +39,9 @@ typedef struct {
   int active;
   uint32_t id;
   int out[2], status;          /* read ends; -1 once at EOF */
+  int in;                      /* the program's stdin, while its bytes are written (-1: closed) */
+  unsigned char *inbuf;
+  size_t in_len, in_off;
   uint64_t max, sent, dropped;
   ab_sup_report rep;
   size_t rep_got;
@@ -109,34 +112,51 @@ static void refuse(uint32_t id, int e) {
 
 static int make_pipe(int p[2]) { return pipe2(p, O_CLOEXEC); }
 
-/* A SPAWN frame: max_output, then the spawn server's message, passed on
- * with this run's pipes (the spawn server decodes it and imposes force). */
+/* A SPAWN frame: max_output, the program's stdin, then the spawn server's
+ * message, passed on with this run's pipes (the spawn server decodes it and
+ * imposes force). */
 static void start_run(server *s, uint32_t id, unsigned char *body, size_t n) {
   if (s->active) return refuse(id, EBUSY);
-  if (n < 8 + sizeof(ab_spawn_req) || n - 8 > AB_SPAWN_MAX_MSG) return refuse(id, EINVAL);
+  if (n < AB_SF_SPAWN_HDR) return refuse(id, EINVAL);
+  size_t inlen = ab_sf_get32(body + 8);
+  if (inlen > AB_SF_MAX_STDIN || n - AB_SF_SPAWN_HDR < inlen) return refuse(id, EINVAL);
+  size_t off = AB_SF_SPAWN_HDR + inlen;
+  if (n - off < sizeof(ab_spawn_req) || n - off > AB_SPAWN_MAX_MSG) return refuse(id, EINVAL);
+  unsigned char *inbuf = inlen ? malloc(inlen) : NULL;
+  if (inlen && !inbuf) return refuse(id, ENOMEM);
+  if (inlen) memcpy(inbuf, body + AB_SF_SPAWN_HDR, inlen);
   ab_spawn_req rq;
-  memcpy(&rq, body + 8, sizeof rq);
+  memcpy(&rq, body + off, sizeof rq);
   rq.type = AB_SPAWN;
   rq.id = id;
-  memcpy(body + 8, &rq, sizeof rq);
+  memcpy(body + off, &rq, sizeof rq);
   int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1}, st[2] = {-1, -1};
   if (make_pipe(in) || make_pipe(out) || make_pipe(err) || make_pipe(st)) {
     int e = errno;
     int *all[] = {in, out, err, st};
     for (int i = 0; i < 4; i++) { fd_close(&all[i][0]); fd_close(&all[i][1]); }
+    free(inbuf);
     return refuse(id, e);
   }
-  fd_close(&in[1]);   /* the program's stdin: empty */
+  /* the program's stdin: its bytes, written as it reads them, then EOF */
+  if (!inlen) fd_close(&in[1]);
+  else fcntl(in[1], F_SETFL, O_NONBLOCK);
   int fds[AB_SPAWN_NFDS] = {in[0], out[1], err[1], st[1]};
-  int rc = ab_proto_send_msg(s->sock, (const char *)body + 8, n - 8, fds);
+  int rc = ab_proto_send_msg(s->sock, (const char *)body + off, n - off, fds);
   int e = errno;
   for (int i = 0; i < AB_SPAWN_NFDS; i++) close(fds[i]);
   if (rc != 0) {
     close(out[0]);
     close(err[0]);
     close(st[0]);
+    fd_close(&in[1]);
+    free(inbuf);
     return refuse(id, e ? e : EIO);
   }
+  s->in = in[1];
+  s->inbuf = inbuf;
+  s->in_len = inlen;
+  s->in_off = 0;
   memset(&s->rep, 0, sizeof s->rep);
   s->active = 1;
   s->id = id;
@@ -150,7 +170,22 @@ static void start_run(server *s, uint32_t id, unsigned char *body, size_t n) {
   s->report_at = 0;
 }
 
+static void stdin_done(server *s) {
+  fd_close(&s->in);
+  free(s->inbuf);
+  s->inbuf = NULL;
+}
+
+static void write_stdin(server *s) {
+  ssize_t w = write(s->in, s->inbuf + s->in_off, s->in_len - s->in_off);
+  if (w < 0 && (errno == EINTR || errno == EAGAIN)) return;
+  if (w < 0) return stdin_done(s);   /* the program closed it */
+  s->in_off += (size_t)w;
+  if (s->in_off == s->in_len) stdin_done(s);
+}
+
 static void end_run(server *s) {
+  stdin_done(s);
   fd_close(&s->out[0]);
   fd_close(&s->out[1]);
   fd_close(&s->status);
@@ -160,7 +195,7 @@ static void end_run(server *s) {
 
 static long host_maxlen(int kind, int stream) {
   if (stream != 0) return -1;
-  if (kind == AB_SF_SPAWN) return 8 + AB_SPAWN_MAX_MSG;
+  if (kind == AB_SF_SPAWN) return AB_SF_SPAWN_HDR + AB_SF_MAX_STDIN + AB_SPAWN_MAX_MSG;
   if (kind == AB_SF_PING || kind == AB_SF_KILL) return 0;
   return -1;
 }
@@ -228,25 +263,25 @@ int ab_block_stream(const ab_sup_args *force) {
   server s;
   memset(&s, 0, sizeof s);
   s.sock = sp[0];
-  s.out[0] = s.out[1] = s.status = -1;
-  unsigned char *body = malloc(8 + AB_SPAWN_MAX_MSG + 1);
+  s.out[0] = s.out[1] = s.status = s.in = -1;
+  unsigned char *body = malloc(AB_SF_SPAWN_HDR + AB_SF_MAX_STDIN + AB_SPAWN_MAX_MSG + 1);
   s.io = malloc(AB_SF_MAX_OUT);
   unsigned char *in = malloc(AB_SF_MAX_OUT);
   if (!body || !s.io || !in) return 1;
   ab_sf_reader rd;
   memset(&rd, 0, sizeof rd);
   rd.body = body;
-  rd.cap = 8 + AB_SPAWN_MAX_MSG;
+  rd.cap = AB_SF_SPAWN_HDR + AB_SF_MAX_STDIN + AB_SPAWN_MAX_MSG;
   rd.maxlen = host_maxlen;
   for (;;) {
-    struct pollfd pf[5] = {{0, POLLIN, 0}, {s.sock, POLLIN, 0}, {s.out[0], POLLIN, 0}, {s.out[1], POLLIN, 0},
-                           {s.status, POLLIN, 0}};
+    struct pollfd pf[6] = {{0, POLLIN, 0}, {s.sock, POLLIN, 0}, {s.out[0], POLLIN, 0}, {s.out[1], POLLIN, 0},
+                           {s.status, POLLIN, 0}, {s.in, POLLOUT, 0}};
     int timeout = -1;
     if (s.active && s.report_at) {
       int64_t left = s.report_at + DRAIN_MS - ab_mono_ms();
       timeout = left > 0 ? (int)left : 0;
     }
-    int pr = poll(pf, 5, timeout);
+    int pr = poll(pf, 6, timeout);
     if (pr < 0 && errno != EINTR) return 1;
     if (pr < 0) continue;
     if (pf[1].revents) {
@@ -258,6 +293,7 @@ int ab_block_stream(const ab_sup_args *force) {
     for (int i = 0; i < 2; i++)
       if (s.out[i] >= 0 && pf[2 + i].revents) read_output(&s, i);
     if (s.status >= 0 && pf[4].revents) read_status(&s);
+    if (s.in >= 0 && pf[5].revents) write_stdin(&s);
     if (s.active && s.status < 0 && ((s.out[0] < 0 && s.out[1] < 0) || ab_mono_ms() >= s.report_at + DRAIN_MS))
       end_run(&s);
     if (pf[0].revents) {

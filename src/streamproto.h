@@ -7,8 +7,9 @@
  * A frame is a 12-byte header, then len bytes:
  *   'a' 'b' kind stream | id (be32) | len (be32)
  * Host to server: PING (answered by HELLO), SPAWN (payload: max_output as
- * be64, then one spawn server message, spawnproto.h, sent on as it is to
- * the server's own spawn server), KILL (cancel run id).
+ * be64, the program's stdin as be32 length and bytes, then one spawn
+ * server message, spawnproto.h, sent on as it is to the server's own spawn
+ * server), KILL (cancel run id).
  * Server to host: HELLO (be32 version), OUT (stream 1 stdout / 2 stderr,
  * at most AB_SF_MAX_OUT bytes of a run's output, as it comes), RESULT
  * (ab_sf_result, once per run, last).
@@ -25,6 +26,8 @@
 #define AB_SF_VERSION 1
 #define AB_SF_MAX_OUT 65536
 #define AB_SF_RESULT_LEN 48
+#define AB_SF_MAX_STDIN (1 << 20)
+#define AB_SF_SPAWN_HDR 12         /* max_output, stdin length */
 enum { AB_SF_PING = 'P', AB_SF_SPAWN = 'S', AB_SF_KILL = 'K', AB_SF_HELLO = 'H', AB_SF_OUT = 'O', AB_SF_RESULT = 'R' };
 
 typedef struct {

@@ -565,13 +565,19 @@ function DockerExecutor:_bring_back(res)
 end
 
 function DockerExecutor:_ship(rel, text)
-  if self.transfer == "archive" then return upload_block(self, rel, text) end
+  if self.transfer == "archive" then
+    -- through the warm server when there is one (no tar for dockerd to extract)
+    if self._warm_attach and self.container_id and warm.deliver(self, rel, text) then return true end
+    return upload_block(self, rel, text)
+  end
   return base.Base._ship(self, rel, text)
 end
 
 -- warm mode's hook: the block's file, into the container it will run in
 function DockerExecutor:_deliver(prep)
-  if self.transfer == "archive" then upload_block(self, prep.rel, prep.code) end
+  if self.transfer ~= "archive" then return end
+  if self._warm_attach and warm.deliver(self, prep.rel, prep.code) then return end
+  upload_block(self, prep.rel, prep.code)
 end
 
 function DockerExecutor:_path_of(prep) return WORKSPACE .. "/" .. prep.rel end

@@ -134,6 +134,7 @@ local function spawn(self, argv, out, timeout)
 end
 
 M.snapshot = attach.snapshot
+M.deliver = attach.deliver
 
 --- One block: { exit_code, timed_out, oom, quota_exceeded, container_id }.
 function M.run(self, argv, out, timeout, prep)
