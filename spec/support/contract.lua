@@ -129,7 +129,8 @@ end
 
 M.KINDS[#M.KINDS + 1] = {
   -- warm = true through a remote daemon (executor/docker_attach.lua): the
-  -- block server on the container's attach stream, files by the archive API
+  -- block server on the container's attach stream, code files through it,
+  -- output files back by the archive API
   kind = "docker-warm-remote", tag = " #docker", name = "DockerExecutor", docker = true, warm = true,
   remote = true,
   extra = ("image = %q, warm = true, "):format(M.IMAGE),
