@@ -254,6 +254,41 @@ open("/proc/1/fd/1", "wb").write(f)']])
     assert.equal("5\n", ex:execute(py("print(5)")).output)
   end)
 
+  dit("works through TLS (DOCKER_TLS_VERIFY, a CA in DOCKER_CERT_PATH)", function()
+    if not H.exists("/usr/bin/openssl") then return pending("no /usr/bin/openssl to make a certificate") end
+    local certs = base .. "/certs"
+    assert(core.mkdir_p(certs))
+    local g = H.run({ "/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                      "-keyout", certs .. "/key.pem", "-out", certs .. "/ca.pem", "-subj", "/CN=127.0.0.1",
+                      "-addext", "subjectAltName=IP:127.0.0.1" })
+    assert.equal(0, g.exit_code, g.stderr)
+    local tls = assert(core.spawn{ argv = { "python3", "spec/support/tls_relay.py", client.ep.socket,
+                                            certs .. "/ca.pem", certs .. "/key.pem" },
+                                   env = { PATH = os.getenv("PATH") }, timeout = 300, stream = true })
+    local got = ""
+    while not got:find("\n") and not tls:done() do
+      task.wait(tls)
+      local chunks = tls:read()
+      for i = 1, chunks and #chunks or 0, 2 do if chunks[i] == "stdout" then got = got .. chunks[i + 1] end end
+    end
+    local port = assert(got:match("^(%d+)\n"), got)
+    -- in a nested Lua: the TLS settings are read from the environment
+    local r = H.lua(([[
+local agentbox = require("agentbox")
+local ex = agentbox.DockerExecutor{ image = %q, warm = true, timeout = 10,
+  on_output = function(d) io.stdout:write("chunk ", d) end }
+print(ex.client.ep.base, ex._warm_attach)
+local r = ex:execute{ { lang = "python", code = "print('over tls')" } }
+print("exit", r.exit_code)
+ex:close()]]):format(IMAGE), { DOCKER_HOST = "tcp://127.0.0.1:" .. port, DOCKER_TLS_VERIFY = "1",
+                               DOCKER_CERT_PATH = certs }, 120)
+    tls:close()
+    assert.equal(0, r.exit_code, r.stdout .. r.stderr)
+    assert.matches("^https://127%.0%.0%.1:" .. port .. "\ttrue\n", r.stdout)
+    assert.matches("chunk over tls\n", r.stdout, 1, true)
+    assert.matches("exit\t0\n", r.stdout)
+  end)
+
   dit("output is capped (max_output) by the server and again on the host", function()
     local ex <close> = new{ max_output = 1000 }
     local r = ex:execute(py("import sys\nsys.stdout.write('y' * 3000000)\nsys.stdout.flush()\nprint('end')"))
