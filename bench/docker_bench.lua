@@ -4,7 +4,8 @@
 --   lua5.4 bench/docker_bench.lua warm N WARMUP OUT.json   per-block latency on a started executor
 --   lua5.4 bench/docker_bench.lua conc K M WARMUP OUT.json K executors, K tasks, M timed blocks each
 --   lua5.4 bench/docker_bench.lua remote N WARMUP OUT.json through spec/support/tcp_relay.py (a remote
---                                                          daemon): print(1) warm (attach stream) vs exec
+--                                                          daemon): print(1) warm (attach stream) vs exec;
+--                                                          and locally, warm's socket vs its attach stream
 --   lua5.4 bench/docker_bench.lua report DIR OUT.json       the Markdown table (BENCH_* variables)
 --
 -- Environment: BENCH_IMAGE, BENCH_TMP (scratch dir; work dirs go under it).
@@ -224,12 +225,17 @@ print(run(["/usr/bin/python3", "/workspace/%s"]), run(["/bin/sh", "/workspace/%s
       for i = 1, c and #c or 0, 2 do if c[i] == "stdout" then got = got .. c[i + 1] end end
     end
     local host = "tcp://127.0.0.1:" .. assert(got:match("^(%d+)\n"), got)
-    local function mk(name, w)
+    local function mk(name, w, dh, transfer)
       return agentbox.DockerExecutor{ image = IMAGE, work_dir = ("%s/ab-%s-%s"):format(TMP, tag, name), timeout = 60,
-                                      warm = w, docker_host = host }
+                                      warm = w, docker_host = dh, transfer = transfer }
     end
-    local exs = { exec = mk("rexec", false), warm = mk("rwarm", true) }
-    local res = { rows = { exec = { ms = {}, ops = {} }, warm = { ms = {}, ops = {} } }, cold = {} }
+    -- and, on the local daemon, the two warm channels side by side: the
+    -- socket, and the attach stream (transfer = "archive" takes it)
+    local exs = { exec = mk("rexec", false, host), warm = mk("rwarm", true, host),
+                  local_socket = mk("lsock", true), local_attach = mk("lattach", true, nil, "archive") }
+    local names = { "exec", "warm", "local_socket", "local_attach" }
+    local res = { rows = {}, cold = {} }
+    for _, name in ipairs(names) do res.rows[name] = { ms = {}, ops = {} } end
     for name, e in pairs(exs) do
       local t0 = now()
       e:start()
@@ -237,7 +243,8 @@ print(run(["/usr/bin/python3", "/workspace/%s"]), run(["/bin/sh", "/workspace/%s
     end
     math.randomseed(7)
     for i = 1, warm + n do
-      local order = math.random(2) == 1 and { "exec", "warm" } or { "warm", "exec" }
+      local order = {}
+      for j = 1, #names do table.insert(order, math.random(#order + 1), names[j]) end   -- random order
       for _, name in ipairs(order) do
         take()
         local t0 = now()
@@ -256,11 +263,11 @@ print(run(["/usr/bin/python3", "/workspace/%s"]), run(["/bin/sh", "/workspace/%s
     local f = io.open("/proc/loadavg")
     res.loadavg = f and f:read("l")
     if f then f:close() end
-    for _, name in ipairs({ "exec", "warm" }) do
+    for _, name in ipairs(names) do
       local st = B.stats(res.rows[name].ms)
       res.rows[name].stats = st
-      print(("remote %-4s print(1): median %.1f ms, p95 %.1f ms (n = %d); start %.0f ms"):format(name, st.median, st.p95,
-                                                                                             st.n, res.cold[name]))
+      print(("%-12s print(1): median %.1f ms, p95 %.1f ms (n = %d); start %.0f ms"):format(name, st.median, st.p95,
+                                                                                       st.n, res.cold[name]))
     end
     print("load average: " .. tostring(res.loadavg))
     B.write_json(out, res)
