@@ -275,17 +275,19 @@ open("/proc/1/fd/1", "wb").write(f)']])
     -- in a nested Lua: the TLS settings are read from the environment
     local r = H.lua(([[
 local agentbox = require("agentbox")
+local seen = {}
 local ex = agentbox.DockerExecutor{ image = %q, warm = true, timeout = 10,
-  on_output = function(d) io.stdout:write("chunk ", d) end }
+  on_output = function(d) seen[#seen + 1] = d end }
 print(ex.client.ep.base, ex._warm_attach)
 local r = ex:execute{ { lang = "python", code = "print('over tls')" } }
+print("chunks", table.concat(seen))
 print("exit", r.exit_code)
 ex:close()]]):format(IMAGE), { DOCKER_HOST = "tcp://127.0.0.1:" .. port, DOCKER_TLS_VERIFY = "1",
                                DOCKER_CERT_PATH = certs }, 120)
     tls:close()
     assert.equal(0, r.exit_code, r.stdout .. r.stderr)
     assert.matches("^https://127%.0%.0%.1:" .. port .. "\ttrue\n", r.stdout)
-    assert.matches("chunk over tls\n", r.stdout, 1, true)
+    assert.matches("chunks\tover tls\n", r.stdout, 1, true)
     assert.matches("exit\t0\n", r.stdout)
   end)
 
