@@ -126,6 +126,9 @@ C.each("output_files", function(E)
   end)
 
   E.it("caps the listing of a workspace flooded with files and says so", function()
+    -- a remote daemon copies each listed file back with one archive GET:
+    -- 10,000 of them take minutes (the exec path's remote rows too)
+    if E.remote then return pending("remote daemon: copying back 10,000 files takes minutes") end
     local ex = E.new{ timeout = 120, quota = false }
     local n = output_files.MAX_ENTRIES + 2000
     local t0 = core.now()

@@ -131,6 +131,10 @@ C.each("workspace by default", function(E)
   end)
 
   E.it("a refused link/new/x.py creates nothing behind the link", function()
+
+    -- the host work_dir is not the sandbox's with a remote daemon (archive transfer)
+
+    if E.remote then return pending("remote daemon: work_dir is not shared with the sandbox") end
     local outside = E.tmpdir("outside")
     local ex = E.new()
     assert.equal(0, ex:execute{ { lang = "sh", code = ("ln -s '%s' link"):format(outside) } }.exit_code)

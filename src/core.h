@@ -123,6 +123,8 @@ void ab_open_system(lua_State *L);      /* system.c: which, mkdir_p, realpath, a
 void ab_open_privfile(lua_State *L);     /* privfile.c: private_read, private_write */
 void ab_open_embed(lua_State *L);       /* embed.c: set_scheduler */
 void ab_open_spawnconn(lua_State *L);   /* spawnconn.c: spawn_connect */
+void ab_open_attach(lua_State *L);      /* attach.c: docker_attach */
+void ab_open_attachrun(lua_State *L);   /* attachrun.c: the run handle of conn:run */
 
 /* system.c: posix_spawn attributes for a clean child: default signal
  * dispositions, empty mask (spawner.c, proc.c) */
