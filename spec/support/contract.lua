@@ -150,7 +150,8 @@ local only_env = os.getenv("AGENTBOX_CONTRACT_KINDS")
 
 --- Run body(E) once per executor kind, inside describe("<title> [<kind>]").
 --- E.kind, E.name ("LocalExecutor", ...), E.docker (a DockerExecutor row), E.warm
---- (its warm option, nil otherwise), E.stateful (python blocks share one interpreter), E.it(name, fn), E.new(opts)
+--- (its warm option, nil otherwise), E.stateful (python blocks share one interpreter), E.remote (a remote
+--- daemon: work_dir is not shared), E.it(name, fn, except), E.new(opts)
 --- (work_dir defaults to a path that agentbox creates under a fresh temp
 --- directory removed after the case; opts is filled in, so opts.work_dir is
 --- the path given), E.inside(ex) (work_dir as the code sees it),
@@ -185,7 +186,12 @@ function M.each(title, body, only)
           exs[#exs + 1] = ex
           return ex
         end
-        function E.it(name, fn)
+        -- except: { flag = "why" }: a case that does not apply to a row
+        -- with that flag is not defined for it (never a pending counted in CI)
+        function E.it(name, fn, except)
+          for flag in pairs(except or {}) do
+            if E[flag] then return end
+          end
           it(name, function()
             row.gate(env.pending)
             return fn()
