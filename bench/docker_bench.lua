@@ -3,6 +3,9 @@
 --   lua5.4 bench/docker_bench.lua cold N WARMUP OUT.json   executor create -> ready -> first block -> close
 --   lua5.4 bench/docker_bench.lua warm N WARMUP OUT.json   per-block latency on a started executor
 --   lua5.4 bench/docker_bench.lua conc K M WARMUP OUT.json K executors, K tasks, M timed blocks each
+--   lua5.4 bench/docker_bench.lua remote N WARMUP OUT.json through spec/support/tcp_relay.py (a remote
+--                                                          daemon): print(1) warm (attach stream) vs exec;
+--                                                          and locally, warm's socket vs its attach stream
 --   lua5.4 bench/docker_bench.lua report DIR OUT.json       the Markdown table (BENCH_* variables)
 --
 -- Environment: BENCH_IMAGE, BENCH_TMP (scratch dir; work dirs go under it).
@@ -209,6 +212,67 @@ print(run(["/usr/bin/python3", "/workspace/%s"]), run(["/bin/sh", "/workspace/%s
     B.write_json(out, res)
   end
 
+  -- A remote daemon: the local one behind spec/support/tcp_relay.py
+  -- (DOCKER_HOST=tcp://127.0.0.1:PORT). print(1) through the exec path and
+  -- through warm mode's attach stream, interleaved in random order.
+  function H.remote(n, warm, out)
+    local relay = assert(core.spawn{ argv = { "python3", "spec/support/tcp_relay.py", docker.client().ep.socket },
+                                     env = { PATH = os.getenv("PATH") }, timeout = 3600, stream = true })
+    local got = ""
+    while not got:find("\n") and not relay:done() do
+      task.wait(relay)
+      local c = relay:read()
+      for i = 1, c and #c or 0, 2 do if c[i] == "stdout" then got = got .. c[i + 1] end end
+    end
+    local host = "tcp://127.0.0.1:" .. assert(got:match("^(%d+)\n"), got)
+    local function mk(name, w, dh, transfer)
+      return agentbox.DockerExecutor{ image = IMAGE, work_dir = ("%s/ab-%s-%s"):format(TMP, tag, name), timeout = 60,
+                                      warm = w, docker_host = dh, transfer = transfer }
+    end
+    -- and, on the local daemon, the two warm channels side by side: the
+    -- socket, and the attach stream (transfer = "archive" takes it)
+    local exs = { exec = mk("rexec", false, host), warm = mk("rwarm", true, host),
+                  local_socket = mk("lsock", true), local_attach = mk("lattach", true, nil, "archive") }
+    local names = { "exec", "warm", "local_socket", "local_attach" }
+    local res = { rows = {}, cold = {} }
+    for _, name in ipairs(names) do res.rows[name] = { ms = {}, ops = {} } end
+    for name, e in pairs(exs) do
+      local t0 = now()
+      e:start()
+      res.cold[name] = (now() - t0) * 1000
+    end
+    math.randomseed(7)
+    for i = 1, warm + n do
+      local order = {}
+      for j = 1, #names do table.insert(order, math.random(#order + 1), names[j]) end   -- random order
+      for _, name in ipairs(order) do
+        take()
+        local t0 = now()
+        local r = exs[name]:execute(PY)
+        local dt = (now() - t0) * 1000
+        local o = take()
+        check(r, "1\n")
+        if i > warm then
+          table.insert(res.rows[name].ms, dt)
+          table.insert(res.rows[name].ops, o)
+        end
+      end
+    end
+    for _, e in pairs(exs) do e:close() end
+    relay:close()
+    local f = io.open("/proc/loadavg")
+    res.loadavg = f and f:read("l")
+    if f then f:close() end
+    for _, name in ipairs(names) do
+      local st = B.stats(res.rows[name].ms)
+      res.rows[name].stats = st
+      print(("%-12s print(1): median %.1f ms, p95 %.1f ms (n = %d); start %.0f ms"):format(name, st.median, st.p95,
+                                                                                       st.n, res.cold[name]))
+    end
+    print("load average: " .. tostring(res.loadavg))
+    B.write_json(out, res)
+  end
+
   -- run fn(i) in k tasks at once; returns the wall time in ms
   local function all(k, fn)
     local t0 = now()
@@ -409,7 +473,7 @@ if mode == "report" then
   report(arg[2], arg[3])
 else
   local H = harness()
-  local f = H[mode] or error("usage: docker_bench.lua cold|warm|conc|report ...")
+  local f = H[mode] or error("usage: docker_bench.lua cold|warm|conc|remote|report ...")
   local nums = {}
   for i = 2, #arg - 1 do nums[#nums + 1] = math.tointeger(tonumber(arg[i])) end
   nums[#nums + 1] = arg[#arg]

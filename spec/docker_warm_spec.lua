@@ -163,13 +163,9 @@ tried("fd", lambda: os.listdir("/proc/%d/fd" % srv))
     assert.equal("4\n", ex:execute(py("print(4)")).output)
   end)
 
-  it("is refused with a remote daemon, never downgraded", function()
-    assert.has_error(function()
-      agentbox.DockerExecutor{ image = IMAGE, warm = true, docker_host = "tcp://127.0.0.1:1" }
-    end, nil)
-    local ok, err = pcall(agentbox.DockerExecutor, { image = IMAGE, warm = true, docker_host = "tcp://127.0.0.1:1" })
-    assert.is_false(ok)
-    assert.matches("warm = true needs a local daemon", tostring(err))
+  it("takes the attach channel with a remote daemon (spec/docker_warm_remote_spec.lua)", function()
+    local ex <close> = agentbox.DockerExecutor{ image = IMAGE, warm = true, docker_host = "tcp://127.0.0.1:1" }
+    assert.is_true(ex._warm_attach)
     assert.has_error(function() agentbox.DockerExecutor{ image = IMAGE, warm = "yes" } end)
   end)
 end)

@@ -94,6 +94,7 @@ print("wrote 1.3 GB")
   end)
 
   E.it("the default quota (100,000 files) is in force without the option", function()
+    -- a remote daemon copies each new file back with one archive GET: minutes
     local ex <close> = E.new{ timeout = 120 }
     local r = ex:execute(py([[
 import os
@@ -109,9 +110,10 @@ print("made 120000 files")
     assert.truthy(r.output:find("and 100000 files", 1, true), r.output)
     -- a walk of 100,000 entries takes a while: the block runs on meanwhile
     assert.is_true(n < 120000, n .. " entries")
-  end)
+  end, { remote = "copying back thousands of files takes minutes" })
 
   E.it("a block creating 200,000 files stops at a 2,000 file quota", function()
+    -- a remote daemon copies each new file back with one archive GET: minutes
     local ex <close> = new{ quota = { files = 2000 }, timeout = 60 }
     local r = ex:execute(py([[
 import os
@@ -126,9 +128,12 @@ print("made 200000 files")
     assert.equal(122, r.exit_code)
     assert.truthy(r.output:find("files, over the quota of", 1, true), r.output)
     assert.is_true(n < 20000, n .. " entries")
-  end)
+  end, { remote = "copying back thousands of files takes minutes" })
 
   E.it("the quota is of the directory, across blocks: a full workspace runs nothing until files go", function()
+
+    -- the host work_dir is not the sandbox's with a remote daemon (archive transfer)
+
     local ex <close> = new{ quota = { files = 2000 } }
     local r1 = ex:execute(py([[
 import os
@@ -159,7 +164,7 @@ print("second")
     local r4 = ex:execute(py('print("fourth")'))
     assert.equal(0, r4.exit_code, r4.output)
     assert.truthy(r4.output:find("fourth", 1, true))
-  end)
+  end, { remote = "work_dir is not shared with the sandbox" })
 
   E.it("space reserved without writing (fallocate, KEEP_SIZE, io_uring) is refused", function()
     local ex <close> = new{ quota = { bytes = "20m" } }
@@ -187,6 +192,9 @@ print("io_uring_setup", rc, os.strerror(ctypes.get_errno()) if rc < 0 else "an f
   end)
 
   E.it("fallocate through the i386 and x32 entries is refused as well", function()
+
+    -- the host work_dir is not the sandbox's with a remote daemon (archive transfer)
+
     local ex <close> = new{ quota = { bytes = "20m" } }
     local src = E.tmpdir("f32") .. "/f32.c"
     H.write(src, [[
@@ -220,7 +228,7 @@ int main(void) {
       assert.truthy(r.output:find(abi .. " -38 Function not implemented", 1, true), r.output)
     end
     assert.is_true(used < 5 * MiB, "work_dir holds " .. used)
-  end)
+  end, { remote = "work_dir is not shared with the sandbox" })
 
   E.it("deleted files the block holds open (fds, O_TMPFILE, mappings) count while it runs", function()
     local ex <close> = new{ quota = { bytes = "20m" }, timeout = 60 }

@@ -20,6 +20,8 @@ int luaopen_agentbox_core(lua_State *L) {
   ab_open_privfile(L);
   ab_open_embed(L);
   ab_open_spawnconn(L);
+  ab_open_attach(L);
+  ab_open_attachrun(L);
   lua_pushliteral(L, AGENTBOX_VERSION);
   lua_setfield(L, -2, "version");
   return 1;

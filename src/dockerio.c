@@ -5,7 +5,8 @@
 
 /* {type, 0, 0, 0, be32 length} then payload; chunk boundaries have nothing
  * to do with frame boundaries, and zero-length frames are legal. */
-int ab_demux_feed(ab_demux *d, ab_out *out, const char *p, size_t n) {
+int ab_demux_each(ab_demux *d, const char *p, size_t n, int (*cb)(void *ud, int type, const char *p, size_t n),
+                  void *ud) {
   int notify = 0;
   while (n > 0 && !d->bad) {
     if (d->frame_left == 0) {
@@ -27,12 +28,20 @@ int ab_demux_feed(ab_demux *d, ab_out *out, const char *p, size_t n) {
       continue;
     }
     size_t k = d->frame_left < n ? d->frame_left : n;
-    notify |= ab_out_keep(out, d->frame_type, p, k);
+    notify |= cb(ud, d->frame_type, p, k);
     d->frame_left -= k;
     p += k;
     n -= k;
   }
   return notify;
+}
+
+static int keep(void *ud, int type, const char *p, size_t n) {
+  return ab_out_keep(ud, type, p, n);
+}
+
+int ab_demux_feed(ab_demux *d, ab_out *out, const char *p, size_t n) {
+  return ab_demux_each(d, p, n, keep, out);
 }
 
 /* ustar header: octal numbers, checksum over the header with the checksum

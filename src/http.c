@@ -12,6 +12,7 @@
 #include <sys/epoll.h>
 #include "core.h"
 #include "dockerio.h"
+#include "httpjob.h"
 #include "output.h"
 #include "sse.h"
 
@@ -36,6 +37,7 @@ typedef struct http_state {
 
 typedef struct {
   ab_handle h;
+  ab_curl_job job;             /* CURLOPT_PRIVATE */
   http_state *hs;
   CURL *easy;
   struct curl_slist *hdrs;
@@ -173,9 +175,9 @@ static void check_done(http_state *hs) {
   int left;
   while ((m = curl_multi_info_read(hs->multi, &left))) {
     if (m->msg != CURLMSG_DONE) continue;
-    http_ud *u = NULL;
-    curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&u);
-    if (u) finish(u, m->data.result);
+    ab_curl_job *j = NULL;
+    curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&j);
+    if (j) j->done(j, m->data.result);
   }
 }
 
@@ -189,6 +191,14 @@ static void choose_sse(http_ud *u) {
   curl_easy_getinfo(u->easy, CURLINFO_CONTENT_TYPE, &ctype);
   if (code >= 300 || (ctype && strstr(ctype, "json"))) return;
   u->sse_mode = 1;
+}
+
+static void http_done(ab_curl_job *j, CURLcode code) {
+  finish((http_ud *)((char *)j - offsetof(http_ud, job)), code);
+}
+
+CURLM *ab_http_multi(lua_State *L) {
+  return state(L)->multi;
 }
 
 static size_t write_cb(char *p, size_t size, size_t nmemb, void *ud) {
@@ -316,7 +326,8 @@ static int l_http(lua_State *L) {
   add_header(L, u, "Expect:");   /* no 100-continue round trip on uploads */
 
   SETOPT(CURLOPT_URL, url);
-  SETOPT(CURLOPT_PRIVATE, (char *)u);
+  u->job.done = http_done;
+  SETOPT(CURLOPT_PRIVATE, (char *)&u->job);
   SETOPT(CURLOPT_NOSIGNAL, 1L);
   SETOPT(CURLOPT_HTTPHEADER, u->hdrs);
   SETOPT(CURLOPT_WRITEFUNCTION, write_cb);

@@ -20,9 +20,7 @@ static int add_str(char *buf, size_t *len, const char *str) {
 
 typedef union { struct cmsghdr h; char b[CMSG_SPACE(AB_SPAWN_NFDS * sizeof(int))]; } fd_cmsg;
 
-int ab_proto_send_spawn(int sock, uint32_t id, const ab_sup_args *a, const int fds[AB_SPAWN_NFDS]) {
-  char *buf = malloc(AB_SPAWN_MAX_MSG);
-  if (!buf) return -2;
+int ab_proto_encode(char *buf, size_t *lenp, uint32_t id, const ab_sup_args *a) {
   ab_spawn_req rq;
   memset(&rq, 0, sizeof rq);
   rq.type = AB_SPAWN;
@@ -39,14 +37,16 @@ int ab_proto_send_spawn(int sock, uint32_t id, const ab_sup_args *a, const int f
   /* the sandbox's extra paths: as many as o says, after Landlock's */
   for (int i = 0; i < a->o.sb_nro && !bad; i++) bad = add_str(buf, &len, a->sb_ro[i]);
   for (int i = 0; i < a->o.sb_nrw && !bad; i++) bad = add_str(buf, &len, a->sb_rw[i]);
-  if (bad) {
-    free(buf);
-    return -2;
-  }
+  if (bad) return -1;
   memcpy(buf, &rq, sizeof rq);
+  *lenp = len;
+  return 0;
+}
+
+int ab_proto_send_msg(int sock, const char *buf, size_t len, const int fds[AB_SPAWN_NFDS]) {
   fd_cmsg cm;
   memset(&cm, 0, sizeof cm);
-  struct iovec io = {buf, len};
+  struct iovec io = {(void *)buf, len};
   struct msghdr m = {0};
   m.msg_iov = &io;
   m.msg_iovlen = 1;
@@ -58,11 +58,24 @@ int ab_proto_send_spawn(int sock, uint32_t id, const ab_sup_args *a, const int f
   ch->cmsg_len = CMSG_LEN(AB_SPAWN_NFDS * sizeof(int));
   memcpy(CMSG_DATA(ch), fds, AB_SPAWN_NFDS * sizeof(int));
   ssize_t n = sendmsg(sock, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+  if (n == (ssize_t)len) return 0;
+  if (n >= 0) errno = EAGAIN;   /* a seqpacket is sent whole or not at all */
+  return -1;
+}
+
+int ab_proto_send_spawn(int sock, uint32_t id, const ab_sup_args *a, const int fds[AB_SPAWN_NFDS]) {
+  char *buf = malloc(AB_SPAWN_MAX_MSG);
+  if (!buf) return -2;
+  size_t len;
+  if (ab_proto_encode(buf, &len, id, a) != 0) {
+    free(buf);
+    return -2;
+  }
+  int r = ab_proto_send_msg(sock, buf, len, fds);
   int e = errno;
   free(buf);
-  if (n == (ssize_t)len) return 0;
-  errno = n < 0 ? e : EAGAIN;   /* a seqpacket is sent whole or not at all */
-  return -1;
+  errno = e;
+  return r;
 }
 
 void ab_proto_send_kill(int sock, uint32_t id, int hard) {

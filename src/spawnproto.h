@@ -41,6 +41,11 @@ typedef struct {
  * one message or there is no memory (the caller runs it another way); -1
  * with errno when the send failed (EAGAIN: the socket is full). */
 int ab_proto_send_spawn(int sock, uint32_t id, const ab_sup_args *a, const int fds[AB_SPAWN_NFDS]);
+/* The spawn message of a (type AB_SPAWN, id) into buf (AB_SPAWN_MAX_MSG
+ * bytes), its size in *len: 0, or -1 when it does not fit. */
+int ab_proto_encode(char *buf, size_t *len, uint32_t id, const ab_sup_args *a);
+/* One whole message with fds: 0, or -1 with errno (EAGAIN: full). */
+int ab_proto_send_msg(int sock, const char *buf, size_t len, const int fds[AB_SPAWN_NFDS]);
 /* AB_KILL or AB_KILL_HARD for run id; errors are ignored (the server is
  * gone or busy: the host's deadline still holds). */
 void ab_proto_send_kill(int sock, uint32_t id, int hard);

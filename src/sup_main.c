@@ -11,8 +11,9 @@
  * 122 when DIR went over its quota (quota.c; a line on stderr says so);
  * an out-of-memory kill is also said on stderr.
  * `agentbox-sup --server FD` is the host's spawn server (spawnsrv.c);
- * `agentbox-sup --listen PATH -u uid:gid` is a warm container's block
- * server (blocksrv.c). */
+ * `agentbox-sup --listen PATH -u uid:gid [--owner UID]` is a warm container's block
+ * server (blocksrv.c); `agentbox-sup --stream -u uid:gid` is one that
+ * speaks on its stdin and stdout (blockstream.c), for remote daemons. */
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,21 +43,40 @@ static int parse_ids(const char *s, ab_sup_args *a) {
   return 0;
 }
 int ab_spawn_server(int sock, const ab_sup_args *force);
-int ab_block_server(const char *path, const ab_sup_args *force);
+int ab_block_server(const char *path, const ab_sup_args *force, long owner);
+int ab_block_stream(const ab_sup_args *force);
 
 int main(int argc, char **argv) {
   if (argc == 3 && strcmp(argv[1], "--server") == 0) return ab_spawn_server(atoi(argv[2]), NULL);
   ab_sup_args a;
   memset(&a, 0, sizeof a);
   ab_run_opts_init(&a.o);
-  if (argc == 5 && strcmp(argv[1], "--listen") == 0 && strcmp(argv[3], "-u") == 0) {
+  if ((argc == 5 || argc == 7) && strcmp(argv[1], "--listen") == 0 && strcmp(argv[3], "-u") == 0) {
     if (parse_ids(argv[4], &a) != 0) {
       fprintf(stderr, "agentbox-sup: -u wants a numeric uid:gid, neither of them 0 (got '%s')\n", argv[4]);
       return 125;
     }
+    long owner = 0;
+    if (argc == 7) {
+      char *end = NULL;
+      owner = strcmp(argv[5], "--owner") == 0 ? strtol(argv[6], &end, 10) : -1;
+      if (owner <= 0 || owner >= 0xffffffffL || !end || *end) {
+        fprintf(stderr, "agentbox-sup: --listen PATH -u uid:gid [--owner UID]: UID must be a non-zero number\n");
+        return 125;
+      }
+    }
     a.envp = environ;
     a.path = getenv("PATH");
-    return ab_block_server(argv[2], &a);
+    return ab_block_server(argv[2], &a, owner);
+  }
+  if (argc == 4 && strcmp(argv[1], "--stream") == 0 && strcmp(argv[2], "-u") == 0) {
+    if (parse_ids(argv[3], &a) != 0) {
+      fprintf(stderr, "agentbox-sup: -u wants a numeric uid:gid, neither of them 0 (got '%s')\n", argv[3]);
+      return 125;
+    }
+    a.envp = environ;
+    a.path = getenv("PATH");
+    return ab_block_stream(&a);
   }
   int i = 1;
   for (; i < argc; i++) {

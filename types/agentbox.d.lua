@@ -226,7 +226,7 @@
 ---@field auto_remove boolean|nil default true
 ---@field container_name string|nil default "agentbox-<12 hex>"
 ---@field transfer "bind"|"archive"|nil how code files reach the container
----@field warm boolean|nil experimental: blocks go to a block server in the container over a unix socket instead of a `docker exec` (local daemon, host running as root)
+---@field warm boolean|nil experimental: blocks go to a block server in the container instead of a `docker exec`: a unix socket with a local daemon, the container's attach stream with a remote one
 ---@field on_progress (fun(line: string))|nil image pull progress
 
 --- Options of `register_function`, `register_for_llm` and `register_for_execution`.

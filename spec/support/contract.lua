@@ -13,7 +13,9 @@
 -- here; it cannot ship without passing every contract case. Docker cases
 -- are pending when no daemon answers, and fail under CI=true.
 local agentbox = require("agentbox")
+local core = require("agentbox.core")
 local docker = require("agentbox.engine")
+local task = require("agentbox.task")
 local H = require("spec.support.helpers")
 
 local M = {}
@@ -116,10 +118,52 @@ M.KINDS = {
   },
 }
 
+-- The docker-warm-remote row's daemon: spec/support/tcp_relay.py to the
+-- local one, started on first use and kept for the process (its handle's
+-- finalizer ends it at exit). Returns "tcp://127.0.0.1:PORT".
+-- kept in the registry: busted reloads this module for every spec file
+local REG = debug.getregistry()
+local function remote_host()
+  if REG.agentbox_spec_relay_host then return REG.agentbox_spec_relay_host end
+  local relay = assert(core.spawn{ argv = { "python3", "spec/support/tcp_relay.py", docker.client().ep.socket },
+                             env = { PATH = os.getenv("PATH") }, timeout = 7200, stream = true })
+  local got = ""
+  while not got:find("\n") and not relay:done() do
+    task.wait(relay)
+    local chunks = relay:read()
+    for i = 1, chunks and #chunks or 0, 2 do if chunks[i] == "stdout" then got = got .. chunks[i + 1] end end
+  end
+  REG.agentbox_spec_relay = relay
+  REG.agentbox_spec_relay_host = "tcp://127.0.0.1:" .. assert(got:match("^(%d+)\n"), "tcp_relay.py: " .. got)
+  return REG.agentbox_spec_relay_host
+end
+
+M.KINDS[#M.KINDS + 1] = {
+  -- warm = true through a remote daemon (executor/docker_attach.lua): the
+  -- block server on the container's attach stream, code files through it,
+  -- output files back by the archive API
+  kind = "docker-warm-remote", tag = " #docker", name = "DockerExecutor", docker = true, warm = true,
+  remote = true,
+  extra = ("image = %q, warm = true, "):format(M.IMAGE),
+  new = function(opts)
+    if opts.image == nil then opts.image = M.IMAGE end
+    if opts.warm == nil then opts.warm = true end
+    if opts.docker_host == nil then opts.docker_host = remote_host() end
+    return agentbox.DockerExecutor(opts)
+  end,
+  inside = function() return "/workspace" end,
+  gate = M.need_docker,
+}
+
+-- AGENTBOX_CONTRACT_KINDS="docker,docker-warm": only those rows (a subset to
+-- run by hand; unset: every row)
+local only_env = os.getenv("AGENTBOX_CONTRACT_KINDS")
+
 --- Run body(E) once per executor kind, inside describe("<title> [<kind>]").
 --- E.kind, E.name ("LocalExecutor", ...), E.docker (a DockerExecutor row), E.sandbox
 --- (LocalExecutor{ sandbox = true }), E.warm
---- (its warm option, nil otherwise), E.stateful (python blocks share one interpreter), E.it(name, fn), E.new(opts)
+--- (its warm option, nil otherwise), E.stateful (python blocks share one interpreter), E.remote (a remote
+--- daemon: work_dir is not shared), E.it(name, fn, except), E.new(opts)
 --- (work_dir defaults to a path that agentbox creates under a fresh temp
 --- directory removed after the case; opts is filled in, so opts.work_dir is
 --- the path given), E.inside(ex) (work_dir as the code sees it),
@@ -137,11 +181,14 @@ function M.each(title, body, only)
   local env = busted_env("describe")
   local describe, it, after_each = env.describe, env.it, env.after_each
   for _, row in ipairs(M.KINDS) do
-    if not only or only[row.kind] or (row.label and only[row.label]) then
-      describe(title .. " [" .. (row.label or row.kind) .. "]" .. row.tag, function()
+    local label = row.label or row.kind
+    if (not only or only[row.kind] or (row.label and only[row.label]))
+       and (not only_env or ("," .. only_env .. ","):find("," .. label .. ",", 1, true)) then
+      describe(title .. " [" .. label .. "]" .. row.tag, function()
         local dirs, exs = {}, {}
         local E = { kind = row.kind, name = row.name, inside = row.inside, docker = row.docker or false,
-                    warm = row.warm or nil, stateful = row.stateful or false, sandbox = row.sandbox or false }
+                    warm = row.warm or nil, stateful = row.stateful or false, remote = row.remote or nil,
+                    sandbox = row.sandbox or false }
         function E.new_src(opts_src)
           return ("require(\"agentbox\").%s{ %s%s }"):format(row.name, row.extra, opts_src)
         end
@@ -159,7 +206,12 @@ function M.each(title, body, only)
           exs[#exs + 1] = ex
           return ex
         end
-        function E.it(name, fn)
+        -- except: { flag = "why" }: a case that does not apply to a row
+        -- with that flag is not defined for it (never a pending counted in CI)
+        function E.it(name, fn, except)
+          for flag in pairs(except or {}) do
+            if E[flag] then return end
+          end
           it(name, function()
             row.gate(env.pending)
             return fn()

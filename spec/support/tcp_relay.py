@@ -54,6 +54,9 @@ def main():
     print(srv.getsockname()[1], flush=True)
 
     def serve(client):
+        # as dockerd (Go sets it on every TCP connection): no Nagle delay
+        # on the small frames of exec and attach streams
+        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             upstream.connect(path)

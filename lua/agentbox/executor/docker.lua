@@ -131,8 +131,9 @@ end
 -- @tfield[opt] string transfer how code files reach the container: "bind" (default for a unix
 -- socket) or "archive" (default for tcp)
 -- @tfield[opt] function on_progress `function(line)`: image pull progress (default: stderr)
--- @tfield[opt=false] boolean warm experimental: blocks go to a block server in the container over a
--- unix socket instead of a `docker exec` (local daemon, host running as root)
+-- @tfield[opt=false] boolean warm experimental: blocks go to a block server in the container instead of
+-- a `docker exec`: over a unix socket with a local daemon, over the container's attach stream with a
+-- remote one (README "Docker sandbox")
 
 --- An executor made by `agentbox.DockerExecutor(opts)` (@{agentbox.Executor}).
 -- Its fields: `work_dir` (string), the host directory mounted at
@@ -235,15 +236,11 @@ function DockerExecutor._setup(self, o)
   self.oom_kills = 0
   self.warm = o.warm
   if self.warm then
-    -- fail closed: never a silent downgrade to the exec path
-    if not client.ep["local"] or self.transfer ~= "bind" then
-      fail("warm = true needs a local daemon (a unix socket) and transfer = \"bind\": the block server's "
-        .. "socket is a host directory bind-mounted into the container; remote daemons use the exec path (warm = false)")
-    end
-    if core.geteuid() ~= 0 then
-      fail("warm = true needs agentbox to run as root for now: the block server (root in the container, with "
-        .. "no CAP_DAC_OVERRIDE) must own the socket's directory")
-    end
+    -- a remote daemon (or transfer = "archive"): the block server speaks
+    -- over the container's attach stream (docker_attach.lua); a local one:
+    -- over a unix socket in a bind-mounted host directory, faster, and the
+    -- program's pipes come straight to the host
+    self._warm_attach = not client.ep["local"] or self.transfer ~= "bind"
   end
   self._workspace = WORKSPACE
 end
@@ -396,6 +393,8 @@ local function post_mortem(self)
     oom = oom or tonumber(line:match("^oom_kill (%d+)$"))
     pids = pids or tonumber(line:match("^(%d+)$"))
   end
+  -- the stream block server has its spawn server beside it
+  if pids and self._warm_attach then pids = pids - 1 end
   return oom, pids
 end
 
@@ -552,6 +551,7 @@ end
 -- output_files: a remote daemon's work_dir is a volume in the container, listed there
 function DockerExecutor:_snapshot()
   if self.transfer ~= "archive" or not self.container_id then return base.Base._snapshot(self) end
+  if self._warm_attach then return warm.snapshot(self, output_files.find_argv(WORKSPACE), output_files) end
   local r, err = self.client:exec_run(self.container_id, output_files.find_argv(WORKSPACE),
                                       { user = self.run_user, max = 4 * 1024 * 1024 })
   if not r then return { files = {}, incomplete = "listing the sandbox's work_dir failed: " .. tostring(err) } end
@@ -565,14 +565,25 @@ function DockerExecutor:_bring_back(res)
 end
 
 function DockerExecutor:_ship(rel, text)
-  if self.transfer == "archive" then return upload_block(self, rel, text) end
+  if self.transfer == "archive" then
+    -- through the warm server when there is one (no tar for dockerd to extract)
+    if self._warm_attach and self.container_id and warm.deliver(self, rel, text) then return true end
+    return upload_block(self, rel, text)
+  end
   return base.Base._ship(self, rel, text)
+end
+
+-- warm mode's hook: the block's file, into the container it will run in
+function DockerExecutor:_deliver(prep)
+  if self.transfer ~= "archive" then return end
+  if self._warm_attach and warm.deliver(self, prep.rel, prep.code) then return end
+  upload_block(self, prep.rel, prep.code)
 end
 
 function DockerExecutor:_path_of(prep) return WORKSPACE .. "/" .. prep.rel end
 
 function DockerExecutor:_run(argv, prep, out, timeout)
-  if self.warm then return warm.run(self, argv, out, timeout) end
+  if self.warm then return warm.run(self, argv, out, timeout, prep) end
   self:_ensure()
   if self.transfer == "archive" then upload_block(self, prep.rel, prep.code) end
   return exec_block(self, argv, out, timeout)

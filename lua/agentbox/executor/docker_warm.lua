@@ -18,6 +18,7 @@ local core = require("agentbox.core")
 local task = require("agentbox.task")
 local common = require("agentbox.executor.common")
 local workspace = require("agentbox.executor.workspace")
+local attach = require("agentbox.executor.docker_attach")
 
 local M = {}
 
@@ -31,7 +32,7 @@ local OOM_MSG = "\nagentbox: the program was killed: out of memory (the containe
 --- named as temporary work_dirs are (agentbox-<owner>-<random>) so a dead
 --- owner's is reaped with them. Raises.
 function M.prepare(self)
-  if self._warm_ws then return end
+  if self._warm_ws or self._warm_attach then return end
   local ws, err, where = workspace.private()
   if ws then
     self._warm_ws, self._warm_dir = ws, ws:path()
@@ -44,8 +45,16 @@ end
 --- The container's configuration for warm mode (sup: the supervisor's
 --- path in the container): the block server is its main process.
 function M.config(self, cfg, sup)
+  if self._warm_attach then return attach.config(self, cfg, sup) end
   cfg.Entrypoint = { sup, "--listen" }
   cfg.Cmd = { M.SOCK, "-u", self.run_user }
+  -- a host that is not root (a member of the docker group) owns the
+  -- directory: the server makes the socket as that uid (src/blocksrv.c)
+  local me = core.geteuid()
+  if me ~= 0 then
+    cfg.Cmd[#cfg.Cmd + 1] = "--owner"
+    cfg.Cmd[#cfg.Cmd + 1] = tostring(me)
+  end
   local mounts = cfg.HostConfig.Mounts
   mounts[#mounts + 1] = { Type = "bind", Source = self._warm_ws:path(), Target = M.DIR, ReadOnly = false }
 end
@@ -60,6 +69,10 @@ end
 --- a few ms after the start). Raises when it does not answer.
 function M.connect(self)
   disconnect(self)
+  if self._warm_attach then
+    self._conn = attach.connect(self)
+    return
+  end
   local path = self._warm_ws:path() .. "/" .. SOCK
   local t0 = core.now()
   local err
@@ -112,6 +125,7 @@ local function replace(self, out, why)
 end
 
 local function spawn(self, argv, out, timeout)
+  if self._warm_attach then return attach.spawn(self, argv, out, timeout) end
   local q = self.quota
   return core.spawn{ server = self._conn, argv = argv, cwd = self._workspace, stdin = "",
                      timeout = timeout, grace = self.grace, max_output = out.budget(),
@@ -119,18 +133,23 @@ local function spawn(self, argv, out, timeout)
                      quota = q and { dir = self._workspace, bytes = q.bytes, files = q.files } or nil }
 end
 
+M.snapshot = attach.snapshot
+M.deliver = attach.deliver
+
 --- One block: { exit_code, timed_out, oom, quota_exceeded, container_id }.
-function M.run(self, argv, out, timeout)
+function M.run(self, argv, out, timeout, prep)
   if not (self._conn and self._conn:alive()) then
     -- the server died since the last block (so did its container)
     replace(self, out, "the warm sandbox's server was gone")
   end
   self:_ensure()
+  self:_deliver(prep)
   local p, err = spawn(self, argv, out, timeout)
   if not p then
     -- the server went away and nobody had read its EOF yet
     replace(self, out, "the warm sandbox's server did not take the block (" .. tostring(err) .. ")")
     self:_ensure()
+    self:_deliver(prep)
     p, err = spawn(self, argv, out, timeout)
     if not p then error("DockerExecutor: warm: " .. tostring(err), 0) end
   end
