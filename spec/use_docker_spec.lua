@@ -48,6 +48,8 @@ describe("use_docker", function()
     assert.equal(1, out:find("ERR\nCode execution is set to be run in docker (default behaviour) but docker is not running.\n",
       1, true), out)
     assert.matches("use_docker = false in code_execution_config", out, 1, true)
+    -- issue 12: the daemonless sandbox is named as a way out
+    assert.matches("use_docker = false, sandbox = true in code_execution_config", out, 1, true)
     assert.matches("AGENTBOX_USE_DOCKER", out, 1, true)
   end
 

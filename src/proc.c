@@ -16,6 +16,7 @@
 #include "cgroup.h"
 #include "core.h"
 #include "output.h"
+#include "sandbox.h"
 #include "spawnreq.h"
 #include "spawner.h"
 #include "sup.h"
@@ -400,6 +401,27 @@ static int l_deadline_budget(lua_State *L) {
   return 1;
 }
 
+/* core.sandbox_probe() -> true, { pids_cgroup = bool } | nil, step, message, errno: the sandbox's
+ * setup (sandbox.h) run once in a child, up to the seccomp filter, so that
+ * LocalExecutor{ sandbox } fails at construction, naming what is missing.
+ * Blocks for a few milliseconds. */
+static int l_sandbox_probe(lua_State *L) {
+  char step[128];
+  int e = ab_sandbox_probe(step, sizeof step);
+  if (e == 0) {
+    lua_pushboolean(L, 1);
+    lua_createtable(L, 0, 1);
+    lua_pushboolean(L, ab_sb_pids_available());
+    lua_setfield(L, -2, "pids_cgroup");
+    return 2;
+  }
+  luaL_pushfail(L);
+  lua_pushstring(L, step);
+  lua_pushstring(L, strerror(-e));
+  lua_pushinteger(L, -e);
+  return 4;
+}
+
 void ab_open_proc(lua_State *L) {
   static const luaL_Reg m[] = {
     {"close", p_close}, {"kill", p_kill}, {"done", p_done}, {"ready", p_ready},
@@ -413,4 +435,6 @@ void ab_open_proc(lua_State *L) {
   lua_setfield(L, -2, "deadline_margin");
   lua_pushcfunction(L, l_deadline_budget);
   lua_setfield(L, -2, "deadline_budget");
+  lua_pushcfunction(L, l_sandbox_probe);
+  lua_setfield(L, -2, "sandbox_probe");
 }

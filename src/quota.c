@@ -149,6 +149,7 @@ int ab_quota_before(ab_quota **qp, ab_sup_args *run) {
     return -1;
   }
   ab_quota *q = *qp;
+  q->held_by_dev = run->o.sandbox != 0;
   int64_t fs = fsize_left(q), *rl = &run->o.rlimit[AB_RL_FSIZE];
   if (fs >= 0 && (*rl < 0 || fs < *rl)) {
     *rl = fs;

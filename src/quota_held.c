@@ -34,7 +34,8 @@ static int64_t hexnum(const char **p, int base) {
 static int held_file(ab_quota *q, int dirfd, const char *name, int only_deleted) {
   ab_qinfo i;
   if (ab_qw_info(dirfd, name, 0, &i) != 0) return -1;   /* follows the /proc link */
-  if (!S_ISREG(i.mode) || (only_deleted && i.nlink != 0) || !ab_qw_same_mount(q, &i)) return 0;
+  int same = q->held_by_dev ? i.dev == q->dev : ab_qw_same_mount(q, &i);
+  if (!S_ISREG(i.mode) || (only_deleted && i.nlink != 0) || !same) return 0;
   if (ab_qw_seen_link(q, i.dev, i.ino)) return 0;
   q->held += (int64_t)(i.blocks * 512);
   q->held_files++;

@@ -61,6 +61,8 @@ struct ab_quota {
   int proc_err;               /* WALK_BAD came from looking at the tree */
   const char *why;            /* what failed when WALK_BAD */
   int by_mnt;                 /* same mount by mount id (else by st_dev) */
+  int held_by_dev;            /* held files by st_dev: the block sees work_dir through a
+                                 mount of its own (the sandbox's bind, sandbox.h) */
   uint64_t mnt, dev;
   uint32_t gen;
   uint32_t nlinks;

@@ -34,6 +34,9 @@ int ab_proto_encode(char *buf, size_t *lenp, uint32_t id, const ab_sup_args *a) 
   int nll = a->o.landlock ? a->o.landlock_nread + a->o.landlock_nwrite : 0;
   if (nll < 0 || nll > AB_LANDLOCK_MAX_PATHS) bad = 1;
   for (int i = 0; i < nll && !bad; i++) bad = add_str(buf, &len, a->landlock_paths[i]);
+  /* the sandbox's extra paths: as many as o says, after Landlock's */
+  for (int i = 0; i < a->o.sb_nro && !bad; i++) bad = add_str(buf, &len, a->sb_ro[i]);
+  for (int i = 0; i < a->o.sb_nrw && !bad; i++) bad = add_str(buf, &len, a->sb_rw[i]);
   if (bad) return -1;
   memcpy(buf, &rq, sizeof rq);
   *lenp = len;
@@ -123,6 +126,10 @@ static int opts_valid(const ab_run_opts *o) {
   if (o->landlock_nread < 0 || o->landlock_nwrite < 0) return 0;
   if (o->landlock_nread > AB_LANDLOCK_MAX_PATHS || o->landlock_nwrite > AB_LANDLOCK_MAX_PATHS - o->landlock_nread)
     return 0;
+  if (o->sb_nro < 0 || o->sb_nrw < 0 || o->sb_nro > AB_SANDBOX_MAX_PATHS ||
+      o->sb_nrw > AB_SANDBOX_MAX_PATHS - o->sb_nro)
+    return 0;
+  if (!o->sandbox && (o->sb_nro || o->sb_nrw)) return 0;
   return o->landlock || (o->landlock_nread == 0 && o->landlock_nwrite == 0);
 }
 
@@ -130,21 +137,27 @@ int ab_proto_decode(char *buf, size_t n, const ab_spawn_req *rq, ab_sup_args *a,
   *vec = NULL;
   if (rq->argc < 1 || rq->envc < 0 || rq->argc > AB_SPAWN_MAX_MSG || rq->envc > AB_SPAWN_MAX_MSG) return -1;
   if (!opts_valid(&rq->o)) return -1;
-  int nll = rq->o.landlock_nread + rq->o.landlock_nwrite;
-  char **v = calloc((size_t)rq->argc + (size_t)rq->envc + (size_t)nll + 2, sizeof *v);
+  /* segments, each followed by a NULL: argv, env, Landlock paths, the
+   * sandbox's read_only and read_write paths */
+  int seg[5] = {rq->argc, rq->envc, rq->o.landlock_nread + rq->o.landlock_nwrite, rq->o.sb_nro, rq->o.sb_nrw};
+  int nv = 0;
+  for (int k = 0; k < 5; k++) nv += seg[k];
+  char **v = calloc((size_t)nv + 5, sizeof *v);
   if (!v) return -1;
   char *p = buf + sizeof *rq, *end = buf + n;
   const char *cwd = p < end ? p : "";
   p += ab_slen(cwd) + 1;
   const char *qdir = p < end ? p : "";
   p += ab_slen(qdir) + 1;
-  /* argv, NULL, env, NULL, then the Landlock paths */
-  for (int i = 0; i < rq->argc + rq->envc + nll; i++) {
+  int at = 0, k = 0, left = seg[0];
+  for (int i = 0; i < nv; i++) {
+    while (left == 0) { at++; left = seg[++k]; }   /* past a segment: its NULL */
     if (p >= end) {   /* fewer strings than it says */
       free(v);
       return -1;
     }
-    v[i + (i >= rq->argc) + (i >= rq->argc + rq->envc)] = p;
+    v[at++] = p;
+    left--;
     p += ab_slen(p) + 1;
   }
   memset(a, 0, sizeof *a);
@@ -152,6 +165,8 @@ int ab_proto_decode(char *buf, size_t n, const ab_spawn_req *rq, ab_sup_args *a,
   a->argv = v;
   a->envp = v + rq->argc + 1;
   a->landlock_paths = v + rq->argc + rq->envc + 2;
+  a->sb_ro = a->landlock_paths + seg[2] + 1;
+  a->sb_rw = a->sb_ro + seg[3] + 1;
   a->cwd = *cwd ? cwd : NULL;
   a->quota_dir = *qdir ? qdir : NULL;
   a->path = ab_env_path(a->envp);

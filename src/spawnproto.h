@@ -4,7 +4,9 @@
  * Request: ab_spawn_req, then (spawn only) NUL-terminated strings: cwd ("" =
  * none), quota_dir ("" = no quota), argv[0..argc), env[0..envc), and with
  * o.landlock the o.landlock_nread + o.landlock_nwrite Landlock paths (at
- * most AB_LANDLOCK_MAX_PATHS; the whole message at most AB_SPAWN_MAX_MSG);
+ * most AB_LANDLOCK_MAX_PATHS; the whole message at most AB_SPAWN_MAX_MSG),
+ * then with o.sandbox its read_only and read_write paths (o.sb_nro,
+ * o.sb_nrw, at most AB_SANDBOX_MAX_PATHS together);
  * the program's stdin, stdout, stderr and the status pipe travel as
  * SCM_RIGHTS. Reply: ab_spawn_rep. */
 #ifndef AGENTBOX_SPAWNPROTO_H
@@ -20,6 +22,7 @@
  * subreaper, kills everything of the run that it then adopts. */
 enum { AB_SPAWN = 1, AB_KILL = 2, AB_KILL_HARD = 3 };
 #define AB_SPAWN_MAX_MSG 65536
+#define AB_SANDBOX_MAX_PATHS 63    /* sandbox_fs.c binds these and work_dir */
 #define AB_SPAWN_NFDS 4          /* stdin, stdout, stderr, status */
 
 typedef struct {

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include "seccomp.h"
+#include "spawnproto.h"
 #include "spawnreq.h"
 #include "spawner.h"
 #include "sysutil.h"
@@ -79,6 +80,46 @@ static const char *opt_quota(lua_State *L, const char *cwd, int64_t *bytes, int6
   lua_pop(L, 2);   /* the option table still anchors the string */
   if (!dir) luaL_error(L, "spawn: quota needs quota.dir or cwd (the directory it watches)");
   return *bytes > 0 || *files > 0 ? dir : NULL;
+}
+
+/* sandbox = { read_only = {paths}, read_write = {paths}, tmp_size = bytes,
+ * loopback = bool } or true: the daemonless sandbox (sandbox.h). Paths
+ * must be absolute (LocalExecutor resolves them); the vectors are left on
+ * the stack, their strings anchored in the option table. */
+static void opt_sandbox(lua_State *L, ab_sup_args *a) {
+  int ty = lua_getfield(L, 1, "sandbox");
+  if (ty == LUA_TNIL || (ty == LUA_TBOOLEAN && !lua_toboolean(L, -1))) { lua_pop(L, 1); return; }
+  a->o.sandbox = AB_SB_ON | AB_SB_LOOPBACK;
+  a->o.tmp_bytes = 64 << 20;
+  if (ty == LUA_TBOOLEAN) { lua_pop(L, 1); return; }
+  if (ty != LUA_TTABLE) luaL_error(L, "spawn: 'sandbox' must be true, false or a table { read_only =, read_write =, "
+                                   "tmp_size =, loopback = }");
+  int t = lua_gettop(L);
+  const char *k[2] = {"read_only", "read_write"};
+  int32_t *n[2] = {&a->o.sb_nro, &a->o.sb_nrw};
+  char *const **v[2] = {&a->sb_ro, &a->sb_rw};
+  for (int i = 0; i < 2; i++) {
+    if (lua_getfield(L, t, k[i]) == LUA_TNIL) { lua_pop(L, 1); continue; }
+    if (!lua_istable(L, -1)) luaL_error(L, "spawn: sandbox.%s must be an array of absolute paths", k[i]);
+    char **vec = string_vector(L, lua_gettop(L), k[i]);
+    for (char **p = vec; *p; p++) {
+      if (**p != '/') luaL_error(L, "spawn: sandbox.%s: '%s' is not an absolute path", k[i], *p);
+      (*n[i])++;
+    }
+    *v[i] = vec;
+    lua_remove(L, -2);   /* the vector stays; its table is anchored in the option table */
+  }
+  if (a->o.sb_nro + a->o.sb_nrw > AB_SANDBOX_MAX_PATHS)
+    luaL_error(L, "spawn: the sandbox binds at most %d read_only and read_write paths together", AB_SANDBOX_MAX_PATHS);
+  if (lua_getfield(L, t, "tmp_size") != LUA_TNIL) {
+    if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 4096)
+      luaL_error(L, "spawn: sandbox.tmp_size must be an integer number of bytes >= 4096");
+    a->o.tmp_bytes = (int64_t)lua_tointeger(L, -1);
+  }
+  lua_pop(L, 1);
+  if (lua_getfield(L, t, "loopback") == LUA_TBOOLEAN && !lua_toboolean(L, -1)) a->o.sandbox &= ~AB_SB_LOOPBACK;
+  lua_pop(L, 1);
+  lua_remove(L, t);   /* the sandbox table itself (anchored in the option table) */
 }
 
 /* seccomp = true | false | "default" | "sandbox" (seccomp.h's profiles) */
@@ -213,9 +254,11 @@ void ab_spawn_parse(lua_State *L, ab_spawn_call *r) {
     a->o.rlimit[AB_RL_AS] = opt_limit(L, t, "as");
     a->o.rlimit[AB_RL_FSIZE] = opt_limit(L, t, "fsize");
     a->o.rlimit[AB_RL_NOFILE] = opt_limit(L, t, "nofile");
+    a->o.rlimit[AB_RL_NPROC] = opt_limit(L, t, "nproc");
   } else if (!lua_isnil(L, -1)) luaL_error(L, "spawn: 'rlimits' must be a table");
   lua_pop(L, 1);
   a->quota_dir = opt_quota(L, a->cwd, &a->o.quota_bytes, &a->o.quota_files);
+  opt_sandbox(L, a);
   lua_getfield(L, 1, "stream");
   r->stream = lua_isnil(L, -1) || lua_toboolean(L, -1);
   lua_pop(L, 1);

@@ -8,12 +8,14 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include "cgroup.h"
 #include "quota.h"
+#include "sandbox.h"
 #include "sup_int.h"
 #include "sysutil.h"
 
@@ -147,9 +149,29 @@ void ab_supervise(const ab_sup_args *a, ab_sup_report *r) {
   /* the run's tree weighs like one task at a->o.nice (cgroup.c) */
   ab_cgroup cg;
   ab_cgroup_enter(&cg, a->host ? a->host : getppid(), a->o.nice);
-  pid_t child = r->cancelled || r->spawn_errno ? -1 : ab_start_program(&run, &r->landlock);
+  /* the sandbox: child is its init (sandbox.h), which reports the
+   * program's status in sh; killing it kills the whole namespace */
+  ab_sb_shared *sh = NULL;
+  if (a->o.sandbox) {
+    sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (sh == MAP_FAILED) {
+      sh = NULL;
+      r->spawn_errno = ENOMEM;
+    } else memset(sh, 0, sizeof *sh);
+  }
+  ab_sb_pids pids;
+  memset(&pids, 0, sizeof pids);
+  if (sh && !r->cancelled && !r->spawn_errno) ab_sb_pids_enter(&pids, a->o.rlimit[AB_RL_NPROC]);
+  pid_t child = r->cancelled || r->spawn_errno ? -1 : sh ? ab_sandbox_start(&run, sh) : ab_start_program(&run, &r->landlock);
+  ab_sb_pids_step_out(&pids);
   if (child < 0) {
     if (!r->spawn_errno) r->spawn_errno = r->cancelled ? ECANCELED : errno;
+    ab_sb_pids_remove(&pids);
+    if (sh) {
+      ab_say(a->fd_err, "agentbox: refusing to run the program: cannot create the sandbox's namespaces (",
+             ab_errname(r->spawn_errno), ")\n");
+      munmap(sh, sizeof *sh);
+    }
     ab_cgroup_leave(&cg);
     ab_quota_free(q);
     if (have_pt) ab_pt_free(&t);
@@ -157,7 +179,10 @@ void ab_supervise(const ab_sup_args *a, ab_sup_report *r) {
   }
   ab_deadline b = ab_deadline_budget(a->o.timeout_ms, a->o.grace_ms);
   wait_program(&b, &set, child, q, &t, have_pt, r);
-  if (r->timed_out && have_pt) {
+  if (r->timed_out && sh) {
+    kill(child, SIGTERM);   /* init forwards it to the namespace */
+    reap(&set, child, b.kill_ms - b.term_ms, r);
+  } else if (r->timed_out && have_pt) {
     ab_pt_signal_tree(&t, SIGTERM);
     reap(&set, child, b.kill_ms - b.term_ms, r);
   }
@@ -167,7 +192,8 @@ void ab_supervise(const ab_sup_args *a, ab_sup_report *r) {
    * giveup_ms, well before the host's own deadline. */
   int64_t give_up = ab_mono_ms() + b.giveup_ms;
   while (!reap(&set, child, 0, r) && ab_mono_ms() < give_up) {
-    if (have_pt) ab_pt_signal_tree(&t, SIGKILL);
+    if (sh) kill(child, SIGKILL);   /* init's death takes the namespace along */
+    else if (have_pt) ab_pt_signal_tree(&t, SIGKILL);
     else kill(-child, SIGKILL);
     reap(&set, child, 20, r);
   }
@@ -177,6 +203,12 @@ void ab_supervise(const ab_sup_args *a, ab_sup_report *r) {
   /* over the quota, the tree was killed at once (a grace would only let it
    * write more); the line comes now that it is dead */
   if (q) ab_quota_after(q, a, r);
+  ab_sb_pids_remove(&pids);
+  if (sh) {
+    if (sh->exited) r->status = sh->status;   /* else init's: 125 = setup failed, or killed */
+    r->landlock = sh->ll;
+    munmap(sh, sizeof *sh);
+  }
   long oom1 = oom_kills();
   r->oom = oom0 >= 0 && oom1 > oom0;
   ab_cgroup_leave(&cg);

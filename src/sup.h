@@ -11,7 +11,10 @@
 #include "deadline.h"   /* AB_DEADLINE_MARGIN_MS and the budget built on it */
 #include "landlock.h"   /* ab_landlock_out, AB_LANDLOCK_* */
 
-enum { AB_RL_CPU, AB_RL_AS, AB_RL_FSIZE, AB_RL_NOFILE, AB_RL_N };
+enum { AB_RL_CPU, AB_RL_AS, AB_RL_FSIZE, AB_RL_NOFILE, AB_RL_NPROC, AB_RL_N };
+
+/* sandbox.h: the daemonless sandbox's flags (0: off) */
+enum { AB_SB_ON = 1, AB_SB_LOOPBACK = 2 };
 
 /* The options of a run that are plain numbers: they travel to the spawn
  * server as they are (spawnproto.h), so this is also the wire form. */
@@ -25,7 +28,9 @@ typedef struct {
   int32_t landlock;            /* landlock.h's AB_LANDLOCK_*: off, on, required */
   int32_t landlock_nread;      /* ab_sup_args.landlock_paths: read-only ones first, */
   int32_t landlock_nwrite;     /* then read-write ones (<= AB_LANDLOCK_MAX_PATHS together) */
-  int32_t spare;               /* keeps the wire form free of padding */
+  int32_t sandbox;             /* AB_SB_* (sandbox.h): namespaces, mounts, no capability */
+  int32_t sb_nro, sb_nrw;      /* how many read_only, read_write paths (they travel after env) */
+  int64_t tmp_bytes;           /* the sandbox's private /tmp (and /dev/shm) size */
 } ab_run_opts;
 
 /* One spawn request, from core.spawn's table (proc.c) or agentbox-sup's
@@ -50,6 +55,9 @@ typedef struct {
   gid_t gid;
   int sweep;                   /* kill every process of uid before and after the run: only
                                   where uid belongs to the sandbox alone (a container) */
+  /* o.sandbox: absolute host paths bound at the same place inside, read
+   * only or writable (o.sb_nro, o.sb_nrw of them; NULL when none) */
+  char *const *sb_ro, *const *sb_rw;
 } ab_sup_args;
 
 /* Options with nothing set: no deadline, grace 500 ms, no rlimit, no quota. */

@@ -15,6 +15,7 @@
 #include <linux/capability.h>
 #include <unistd.h>
 #include "cgroup.h"
+#include "sandbox.h"
 #include "landlock.h"
 #include "seccomp.h"
 #include "sup_int.h"
@@ -26,7 +27,7 @@ void ab_say(int fd, const char *a, const char *b, const char *c) {
   if (c) (void)!write(fd, c, ab_slen(c));
 }
 
-static const char *errname(int e) {
+const char *ab_errname(int e) {
   switch (e) {
   case ENOENT: return "No such file or directory";
   case EACCES: return "Permission denied";
@@ -37,7 +38,12 @@ static const char *errname(int e) {
   case ELOOP: return "Too many levels of symbolic links";
   case EPERM: return "Operation not permitted";
   case EINVAL: return "Invalid argument";
-  default: return "exec failed";
+  case ENOSPC: return "No space left on device (a namespace count limit: user.max_user_namespaces?)";
+  case EROFS: return "Read-only file system";
+  case EBUSY: return "Device or resource busy";
+  case ENOSYS: return "Function not implemented";
+  case ENAMETOOLONG: return "File name too long";
+  default: return "failed";
   }
 }
 
@@ -73,9 +79,8 @@ typedef struct {
   ab_landlock_out *ll;         /* the supervisor's memory (CLONE_VM): what Landlock enforced */
 } start_ctx;
 
-static void exec_program(const start_ctx *sc) {
-  const ab_sup_args *a = sc->a;
-  static const int rl[AB_RL_N] = {RLIMIT_CPU, RLIMIT_AS, RLIMIT_FSIZE, RLIMIT_NOFILE};
+void ab_exec_program(const ab_sup_args *a, pid_t sup, ab_landlock_out *ll) {
+  static const int rl[AB_RL_N] = {RLIMIT_CPU, RLIMIT_AS, RLIMIT_FSIZE, RLIMIT_NOFILE, RLIMIT_NPROC};
   sigset_t none;
   sigemptyset(&none);
   for (int s = 1; s < NSIG; s++) signal(s, SIG_DFL);
@@ -104,27 +109,38 @@ static void exec_program(const start_ctx *sc) {
     if (a->o.rlimit[i] < 0) continue;
     struct rlimit r = {(rlim_t)a->o.rlimit[i], (rlim_t)a->o.rlimit[i]};
     if (setrlimit(rl[i], &r) != 0) {
-      ab_say(2, "agentbox: setrlimit failed: ", errname(errno), "\n");
+      ab_say(2, "agentbox: setrlimit failed: ", ab_errname(errno), "\n");
       _exit(127);
     }
   }
   ab_close_all_but(3, NULL, 0);
   if (a->drop && (ab_become(a->uid, a->gid) != 0 || !dropped(a->uid, a->gid))) {
     ab_say(2, "agentbox: refusing to run the program: cannot drop privileges to the sandbox user (",
-           errname(errno), ")\n");
+           ab_errname(errno), ")\n");
     _exit(125);
   }
   /* after the credentials change, which clears it */
   prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (getppid() != sc->sup) _exit(127);
+  if (getppid() != sup) _exit(127);
   if (a->cwd && chdir(a->cwd) != 0) {
     ab_say(2, "agentbox: cannot enter working directory ", a->cwd, "\n");
     _exit(127);
   }
-  /* after the credentials and the working directory, before the seccomp
-   * filter (which leaves the Landlock calls alone); no_new_privs first */
+  /* the daemonless sandbox (sandbox.h): no capability left, in any
+   * namespace, before Landlock and seccomp */
+  if (a->o.sandbox) {
+    int e = ab_sandbox_drop_caps();
+    if (e != 0) {
+      ab_say(2, "agentbox: refusing to run the program: cannot drop its capabilities in the sandbox (",
+             ab_errname(-e), ")\n");
+      _exit(125);
+    }
+  }
+  /* after the credentials and the working directory (in the sandbox: after
+   * its mounts, so the paths are the sandbox's), before the seccomp filter
+   * (which leaves the Landlock calls alone); no_new_privs first */
   if (a->o.landlock) {
-    int e = ab_landlock_apply(a->landlock_paths, a->o.landlock_nread, a->o.landlock_nwrite, sc->ll);
+    int e = ab_landlock_apply(a->landlock_paths, a->o.landlock_nread, a->o.landlock_nwrite, ll);
     if (e != 0 && a->o.landlock == AB_LANDLOCK_REQUIRED) {
       ab_say(2, "agentbox: refusing to run the program: Landlock is required (landlock.required) but ",
              ab_landlock_why(-e), "\n");
@@ -132,11 +148,12 @@ static void exec_program(const start_ctx *sc) {
     }
   }
   /* a quota needs the filter too: fallocate must not reserve past it */
-  if (a->o.seccomp || a->quota_dir) {
-    int e = ab_seccomp_install(a->o.seccomp ? a->o.seccomp : AB_SECCOMP_DEFAULT, a->quota_dir != NULL);
+  if (a->o.seccomp || a->quota_dir || a->o.sandbox) {
+    int profile = a->o.sandbox ? AB_SECCOMP_SANDBOX : a->o.seccomp ? a->o.seccomp : AB_SECCOMP_DEFAULT;
+    int e = ab_seccomp_install(profile, a->quota_dir != NULL);
     if (e != 0) {
       ab_say(2, "agentbox: refusing to run the program: cannot install the seccomp filter (",
-             e == -ENOSYS ? "no filter for this architecture" : errname(-e), ")\n");
+             e == -ENOSYS ? "no filter for this architecture" : ab_errname(-e), ")\n");
       _exit(125);
     }
   }
@@ -156,13 +173,13 @@ static void exec_program(const start_ctx *sc) {
   }
   if (denied && err == ENOENT) err = EACCES;
   ab_say(2, "agentbox: cannot run '", prog, "': ");
-  ab_say(2, errname(err), "\n", NULL);
+  ab_say(2, ab_errname(err), "\n", NULL);
   _exit(err == ENOENT ? 127 : 126);
 }
 
 static int exec_trampoline(void *arg) {
-  exec_program(arg);
-  return 127;
+  const start_ctx *sc = arg;
+  ab_exec_program(sc->a, sc->sup, sc->ll);
 }
 
 /* The program starts with clone(CLONE_VM | CLONE_VFORK) on a stack of its
@@ -180,7 +197,7 @@ pid_t ab_start_program(const ab_sup_args *a, ab_landlock_out *ll) {
       return -1;
     }
     pid_t pid = fork();
-    if (pid == 0) exec_program(&sc);
+    if (pid == 0) ab_exec_program(a, sc.sup, ll);
     return pid;
   }
   pid_t pid = clone(exec_trampoline, stk + sz, CLONE_VM | CLONE_VFORK | SIGCHLD, &sc);

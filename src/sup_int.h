@@ -14,6 +14,12 @@
  * pid, or -1 with errno. With a->o.landlock, *ll is what the program runs
  * under once this returns. */
 pid_t ab_start_program(const ab_sup_args *a, ab_landlock_out *ll);
+/* The program's side of the start: session, descriptors, rlimits,
+ * credentials, [sandbox: capabilities], Landlock (into ll), seccomp,
+ * execve. Its parent must be sup (1: a sandbox's init). Never returns. */
+void ab_exec_program(const ab_sup_args *a, pid_t sup, ab_landlock_out *ll) __attribute__((noreturn));
+/* strerror's text for the errors a start meets (async-signal-safe) */
+const char *ab_errname(int e);
 /* Become uid:gid with no supplementary group (raw system calls). */
 int ab_become(uid_t uid, gid_t gid);
 /* Write up to three strings to fd. */

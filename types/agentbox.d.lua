@@ -85,7 +85,8 @@
 ---@field timeout number|nil seconds per block (default 60)
 ---@field last_n_messages integer|"auto"|nil messages scanned for code, newest first (default "auto")
 ---@field max_blocks integer|nil blocks run per message (default 32)
----@field executor agentbox.Executor|nil an executor of your own (then work_dir, use_docker and timeout are errors)
+---@field sandbox boolean|agentbox.SandboxSettings|nil run local code in agentbox's daemonless sandbox (LocalExecutor's `sandbox`); with use_docker unset it means local; with use_docker = true an error
+---@field executor agentbox.Executor|nil an executor of your own (then work_dir, use_docker, timeout and sandbox are errors)
 ---@field approve (fun(blocks: agentbox.CodeBlock[], agent: agentbox.ConversableAgent, sender: agentbox.ConversableAgent|nil): boolean, string?)|nil asked before any block runs: true runs them, false and a reason sends the model `exitcode: 1 (execution denied)` and runs nothing; may yield; a raise (or another answer) ends the chat with `error`
 
 --- A message of the chat history.
@@ -177,10 +178,38 @@
 --- LocalExecutor's own options (not an isolation boundary: README "Security model").
 ---@class agentbox.LocalExecutorOptions: agentbox.ExecutorOptions
 ---@field nice integer|nil CPU weight of the run (default 10)
----@field rlimits table|nil resource limits for the code
+---@field rlimits table|nil resource limits for the code `{ cpu =, as =, fsize =, nofile =, nproc = }`
 ---@field python string|nil the python interpreter (default python3, then python)
+---@field sandbox boolean|agentbox.SandboxSettings|nil the daemonless sandbox (README "Three ways to run code"); default `AGENTBOX_SANDBOX` (1: on), else off; construction fails closed where the kernel cannot give it
 ---@field preload string[]|nil experimental: Python modules a template interpreter imports once; each python block is a fork of it (README "Preloaded Python")
 ---@field stateful boolean|nil experimental: python blocks share one interpreter, variables and imports persist; a timeout or crash restarts it (default false)
+
+--- The daemonless sandbox's settings (LocalExecutor's `sandbox`), checked by name.
+---@class agentbox.SandboxSettings
+---@field read_only string[]|nil host paths bound read-only at the same path inside (over work_dir too)
+---@field read_write string[]|nil host paths bound writable at the same path inside
+---@field tmp_size integer|nil bytes of the private /tmp and /dev/shm (default 64 MiB)
+---@field require ("landlock"|"cgroup")[]|nil optional guarantees made mandatory (construction fails without them)
+---@field network false|nil only false: no network, not even the host's loopback
+
+--- What `LocalExecutor:enforced()` reports.
+---@class agentbox.Enforced
+---@field sandbox boolean
+---@field user_ns boolean
+---@field pid_ns boolean
+---@field mount_ns boolean
+---@field net_ns boolean
+---@field ipc_ns boolean
+---@field uts_ns boolean
+---@field uid_map string|nil "<uid> -> <uid>": the caller's ids map to themselves
+---@field capabilities string "none" in the sandbox
+---@field landlock string|integer "none", or the Landlock ABI in force
+---@field seccomp boolean
+---@field no_new_privs boolean
+---@field limits string "rlimits", or "rlimits, pids cgroup"
+---@field nproc integer|string|nil processes at once (a string says why it is not enforced)
+---@field network string "none" (sandbox) or "host"
+---@field filesystem string what the code may write
 
 --- DockerExecutor's own options (README "Docker sandbox").
 ---@class agentbox.DockerExecutorOptions: agentbox.ExecutorOptions
@@ -408,6 +437,10 @@ function LocalExecutor:execute(blocks) end
 --- block does); nothing to start otherwise (each block is its own process).
 ---@return agentbox.LocalExecutor self
 function LocalExecutor:start() end
+
+--- What is really in force for this executor's blocks (namespaces, Landlock, seccomp, limits, network).
+---@return agentbox.Enforced enforced
+function LocalExecutor:enforced() end
 
 --- Forget state: with `stateful`, end the Python session (variables and
 --- imports); the next python block starts a new one. Without it there is no

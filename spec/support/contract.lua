@@ -83,6 +83,17 @@ M.KINDS = {
     gate = function() end,
   },
   {
+    -- LocalExecutor{ sandbox = true } (executor/sandbox.lua, src/sandbox.h):
+    -- the daemonless sandbox; work_dir is bound at its own path inside
+    kind = "local-sandbox", tag = "", name = "LocalExecutor", sandbox = true, extra = "sandbox = true, ",
+    new = function(opts)
+      if opts.sandbox == nil then opts.sandbox = true end
+      return agentbox.LocalExecutor(opts)
+    end,
+    inside = function(ex) return ex.work_dir end,
+    gate = function() end,
+  },
+  {
     kind = "docker", tag = " #docker", name = "DockerExecutor", docker = true,
     extra = ("image = %q, "):format(M.IMAGE),
     new = function(opts)
@@ -149,7 +160,8 @@ M.KINDS[#M.KINDS + 1] = {
 local only_env = os.getenv("AGENTBOX_CONTRACT_KINDS")
 
 --- Run body(E) once per executor kind, inside describe("<title> [<kind>]").
---- E.kind, E.name ("LocalExecutor", ...), E.docker (a DockerExecutor row), E.warm
+--- E.kind, E.name ("LocalExecutor", ...), E.docker (a DockerExecutor row), E.sandbox
+--- (LocalExecutor{ sandbox = true }), E.warm
 --- (its warm option, nil otherwise), E.stateful (python blocks share one interpreter), E.remote (a remote
 --- daemon: work_dir is not shared), E.it(name, fn, except), E.new(opts)
 --- (work_dir defaults to a path that agentbox creates under a fresh temp
@@ -159,6 +171,13 @@ local only_env = os.getenv("AGENTBOX_CONTRACT_KINDS")
 --- builds this kind of executor in a nested process (opts_src: the fields,
 --- e.g. 'work_dir = "/x", timeout = 5').
 function M.each(title, body, only)
+  -- AGENTBOX_SPEC_KINDS="local-sandbox,local": only these rows (a quick run of one kind)
+  local pick = os.getenv("AGENTBOX_SPEC_KINDS")
+  if pick and pick ~= "" then
+    local want = {}
+    for k in pick:gmatch("[^,%s]+") do want[k] = (not only or only[k]) and true or nil end
+    only = want
+  end
   local env = busted_env("describe")
   local describe, it, after_each = env.describe, env.it, env.after_each
   for _, row in ipairs(M.KINDS) do
@@ -168,7 +187,8 @@ function M.each(title, body, only)
       describe(title .. " [" .. label .. "]" .. row.tag, function()
         local dirs, exs = {}, {}
         local E = { kind = row.kind, name = row.name, inside = row.inside, docker = row.docker or false,
-                    warm = row.warm or nil, stateful = row.stateful or false, remote = row.remote or nil }
+                    warm = row.warm or nil, stateful = row.stateful or false, remote = row.remote or nil,
+                    sandbox = row.sandbox or false }
         function E.new_src(opts_src)
           return ("require(\"agentbox\").%s{ %s%s }"):format(row.name, row.extra, opts_src)
         end

@@ -28,7 +28,7 @@ local states = setmetatable({}, { __mode = "k" })
 local shown = setmetatable({}, { __mode = "k" })
 
 local KNOWN = { work_dir = true, use_docker = true, timeout = true, last_n_messages = true, executor = true,
-                max_blocks = true, approve = true }
+                max_blocks = true, approve = true, sandbox = true }
 
 -- Blocks run per message; a model that sends 10,000 gets the first ones run
 -- and the rest reported back to it.
@@ -50,7 +50,7 @@ local function configure(who, cfg)
   for k, v in pairs(cfg) do
     if not KNOWN[k] then
       errors.misuse("%s: unknown code_execution_config key '%s' (known: approve, executor, last_n_messages, "
-        .. "max_blocks, timeout, use_docker, work_dir)", who, tostring(k))
+        .. "max_blocks, sandbox, timeout, use_docker, work_dir)", who, tostring(k))
     end
     c[k] = v
   end
@@ -74,7 +74,7 @@ local function configure(who, cfg)
   end
 
   if c.executor ~= nil then
-    for _, k in ipairs({ "use_docker", "work_dir", "timeout" }) do
+    for _, k in ipairs({ "use_docker", "work_dir", "timeout", "sandbox" }) do
       if c[k] ~= nil then
         errors.misuse("%s: code_execution_config.%s is not valid when 'executor' is set; "
           .. "give it to the executor instead", who, k)
@@ -87,13 +87,24 @@ local function configure(who, cfg)
     return c, c.executor
   end
 
+  -- sandbox (LocalExecutor's daemonless sandbox) is a way to run code on
+  -- this host: with use_docker unset it means local, in the sandbox; with
+  -- Docker asked for it contradicts it
+  if c.sandbox then
+    if c.use_docker then
+      errors.misuse("%s: code_execution_config.sandbox runs code on this host in agentbox's daemonless sandbox; "
+        .. "it cannot go with use_docker = %s (drop one of them)", who, tostring(c.use_docker))
+    end
+    if c.use_docker == nil then c.use_docker = false end
+  end
   local use = use_docker.resolve(who, c.use_docker)
   c.use_docker = use
   local executor
   if use then
     executor = docker_executor(type(use) == "string" and use or nil, c)
   else
-    executor = require("agentbox.executor.local").new{ work_dir = c.work_dir, timeout = c.timeout }
+    executor = require("agentbox.executor.local").new{ work_dir = c.work_dir, timeout = c.timeout,
+                                                        sandbox = c.sandbox }
   end
   return c, executor
 end

@@ -84,8 +84,11 @@ local M = {}
 -- @tfield[opt="auto"] integer|string last_n_messages messages scanned for code, newest first;
 -- "auto": every message since this agent last spoke
 -- @tfield[opt=32] integer max_blocks blocks run per message; the reply says how many more were not run
--- @tfield[opt] agentbox.Executor executor an executor of your own (then work_dir, use_docker
--- and timeout are errors)
+-- @tfield[opt] boolean|table sandbox run local code in agentbox's daemonless sandbox
+-- (LocalExecutor's `sandbox`: true or settings); with use_docker unset it means local, with
+-- use_docker = true it is an error
+-- @tfield[opt] agentbox.Executor executor an executor of your own (then work_dir, use_docker,
+-- timeout and sandbox are errors)
 -- @tfield[opt] function approve `approve(blocks, agent, sender) -> true | false, reason`, called
 -- before any block of a message runs; a denial goes to the model and nothing runs (may yield)
 

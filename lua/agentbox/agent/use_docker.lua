@@ -55,11 +55,13 @@ M.DOCKER_NOT_RUNNING = [[Code execution is set to be run in docker (default beha
 The options available are:
 - Make sure docker is running (advised approach for code execution)
 - Set use_docker = false in code_execution_config
+- Set use_docker = false, sandbox = true in code_execution_config (agentbox's daemonless sandbox: Linux namespaces
+  and seccomp, no daemon; or AGENTBOX_SANDBOX=1)
 - Set AGENTBOX_USE_DOCKER to "0/False/no" in your environment variables]]
 
 M.LOCAL_NOTICE = "agentbox: no Docker daemon in reach and Docker was not requested: model-written code runs on "
-  .. "this host, without a sandbox (LocalExecutor). Set use_docker = true to require Docker, or use_docker = false "
-  .. "to run locally without this notice.\n"
+  .. "this host, without a sandbox (LocalExecutor). Set use_docker = true to require Docker, sandbox = true for "
+  .. "agentbox's daemonless sandbox, or use_docker = false to run locally without this notice.\n"
 
 
 -- Is the image there (pulling it when missing, as the executor would)?

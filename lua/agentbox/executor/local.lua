@@ -13,12 +13,13 @@ local base = require("agentbox.executor.base")
 local common = require("agentbox.executor.common")
 local output_files = require("agentbox.executor.output_files")
 local python_preload = require("agentbox.executor.python_preload")
+local sandbox = require("agentbox.executor.sandbox")
 local python_session = require("agentbox.executor.python_session")
 
 --- LocalExecutor's own options; it takes every @{agentbox.ExecutorOptions} too.
 -- @table LocalExecutorOptions
 -- @tfield[opt=10] integer nice CPU weight of each run's whole tree (0 to 19), in a cgroup of its own
--- @tfield[opt] table rlimits resource limits for the code, `{ cpu =, as =, fsize =, nofile = }`
+-- @tfield[opt] table rlimits resource limits for the code, `{ cpu =, as =, fsize =, nofile =, nproc = }`
 -- @tfield[opt] string python the python interpreter (default python3, then python, on the code's PATH)
 -- @tfield[opt] {string,...} preload Python modules a template interpreter imports once; each python
 -- block is then a fork of it (executor/python_preload.lua). Default: none (every block is a fresh python3)
@@ -26,6 +27,36 @@ local python_session = require("agentbox.executor.python_session")
 -- and imports persist between blocks; a timeout or a crash restarts it (the output says the state was
 -- lost); `restart()` restarts it; with `preload`, the interpreter starts with those modules imported.
 -- One `execute` at a time (executor/python_session.lua)
+-- @tfield[opt] boolean|agentbox.SandboxSettings sandbox the daemonless sandbox (README "Three ways to run
+-- code"): true, or settings `{ read_only =, read_write =, tmp_size =, require =, network = false }`. Default:
+-- AGENTBOX_SANDBOX (1/true/yes: on), else off. Construction fails closed when the kernel cannot give it.
+
+--- The daemonless sandbox's settings (LocalExecutor's `sandbox` option).
+-- @table SandboxSettings
+-- @tfield[opt] {string,...} read_only host paths bound read-only at the same path inside (over work_dir too)
+-- @tfield[opt] {string,...} read_write host paths bound writable at the same path inside
+-- @tfield[opt=67108864] integer tmp_size bytes of the private /tmp (and of /dev/shm)
+-- @tfield[opt] {string,...} require optional guarantees made mandatory: "landlock", "cgroup"
+-- @tfield[opt=false] boolean network only false: no network at all (a loopback of its own)
+
+--- What `LocalExecutor:enforced()` reports.
+-- @table Enforced
+-- @tfield boolean sandbox
+-- @tfield boolean user_ns
+-- @tfield boolean pid_ns
+-- @tfield boolean mount_ns
+-- @tfield boolean net_ns
+-- @tfield boolean ipc_ns
+-- @tfield boolean uts_ns
+-- @tfield[opt] string uid_map "<uid> -> <uid>": the caller's ids map to themselves
+-- @tfield string capabilities "none" in the sandbox
+-- @tfield string|integer landlock "none", or the Landlock ABI in force
+-- @tfield boolean seccomp
+-- @tfield boolean no_new_privs
+-- @tfield string limits "rlimits", or "rlimits, pids cgroup"
+-- @tfield[opt] integer|string nproc processes at once (a string says why it is not enforced)
+-- @tfield string network "none" (sandbox) or "host"
+-- @tfield string filesystem what the code may write
 
 --- An executor made by `agentbox.LocalExecutor(opts)` (@{agentbox.Executor}).
 -- Its fields: `work_dir` (string), the work dir (a fresh private one when
@@ -40,6 +71,14 @@ local python_session = require("agentbox.executor.python_session")
 -- @tparam {agentbox.CodeBlock,...} blocks the blocks
 -- @treturn agentbox.ExecResult the result
 -- @raise on malformed blocks, or after close
+
+--- What is really in force for this executor's blocks (namespaces, Landlock, seccomp, limits, network).
+-- Fields: each namespace (`user_ns`, `pid_ns`, `mount_ns`, `net_ns`, `ipc_ns`,
+-- `uts_ns`), `landlock` (an ABI number or "none"), `seccomp`, `no_new_privs`,
+-- `capabilities`, `limits` ("rlimits" or with cgroup controllers), `nproc`,
+-- `network` ("none" or "host"), `filesystem`, `uid_map`.
+-- @function LocalExecutor:enforced
+-- @treturn table the guarantees
 
 --- Start the Python session now when `stateful` (otherwise the first python
 -- block does); nothing to start otherwise (each block is its own process).
@@ -65,7 +104,7 @@ local python_session = require("agentbox.executor.python_session")
 local LocalExecutor = base.class("LocalExecutor", {
   rlimits = function(v, what)
     if v ~= nil and type(v) ~= "table" then
-      errors.misuse("%s: rlimits must be a table { cpu =, as =, fsize =, nofile = }", what)
+      errors.misuse("%s: rlimits must be a table { cpu =, as =, fsize =, nofile =, nproc = }", what)
     end
     return v
   end,
@@ -84,14 +123,16 @@ local LocalExecutor = base.class("LocalExecutor", {
     return v
   end,
   preload = python_preload.check,
+  sandbox = sandbox.check,
   stateful = python_session.check,
 })
 
-local function build_env(work_dir, extra)
+local function build_env(work_dir, extra, sandboxed)
   local env = {
     PATH = os.getenv("PATH") or "/usr/local/bin:/usr/bin:/bin",
     HOME = work_dir,
-    TMPDIR = os.getenv("TMPDIR") or "/tmp",
+    -- in the sandbox, the host's TMPDIR is read-only (or hidden): its /tmp is private
+    TMPDIR = sandboxed and "/tmp" or os.getenv("TMPDIR") or "/tmp",
     -- stdout and stderr must interleave in arrival order: an unbuffered
     -- Python writes each print when it happens
     PYTHONUNBUFFERED = "1",
@@ -112,6 +153,20 @@ function LocalExecutor._setup(self, o)
   -- one interpreter's state between blocks: one execute at a time
   self.stateful, self._serial = o.stateful, o.stateful
   self._extra_env = o.env
+  if o.sandbox then
+    if o.preload or o.stateful then
+      errors.misuse("agentbox.LocalExecutor: %s does not work with sandbox yet (its interpreter would have to "
+        .. "live in the sandbox); drop one of them", o.stateful and "stateful" or "preload")
+    end
+    -- fail closed before anything is created on the host
+    self._sandbox_info = sandbox.probe(o.sandbox, "agentbox.LocalExecutor")
+    self.sandbox = o.sandbox
+    self._sandbox_opt = sandbox.spawn_option(o.sandbox)
+    self._rlimits = { nproc = sandbox.DEFAULT_NPROC }
+    for k, v in pairs(o.rlimits or {}) do self._rlimits[k] = v end
+  else
+    self._rlimits = o.rlimits
+  end
   -- code of the host's uid must not read its environ or heap, nor ptrace it
   -- (one-way: secrets stay in freed memory); README "What LocalExecutor protects"
   assert(core.protect_host())
@@ -120,7 +175,8 @@ function LocalExecutor._setup(self, o)
 end
 
 function LocalExecutor._attached(self)
-  self.env = build_env(self.work_dir, output_files.python_env(self.work_dir, self._extra_env))
+  self.env = build_env(self.work_dir, output_files.python_env(self.work_dir, self._extra_env), self.sandbox ~= nil)
+  if self.sandbox then self._landlock = sandbox.landlock_option(self.sandbox, self._sandbox_info, self.work_dir) end
   self._extra_env = nil
 end
 
@@ -144,7 +200,8 @@ end
 local function run(self, argv, out, timeout)
   local p <close> = assert(core.spawn{ argv = argv, cwd = self.work_dir, env = self.env,
                                        timeout = timeout, grace = self.grace,
-                                       max_output = out.budget(), rlimits = self.rlimits,
+                                       max_output = out.budget(), rlimits = self._rlimits,
+                                       sandbox = self._sandbox_opt, landlock = self._landlock,
                                        stream = self.on_output ~= nil, sup = common.sup_path(),
                                        nice = self.nice, seccomp = true,
                                        quota = self.quota and { dir = self.work_dir, bytes = self.quota.bytes,
@@ -193,6 +250,11 @@ function LocalExecutor:_run(argv, prep, out, timeout)
   return { exit_code = common.exit_code(r), timed_out = r.timed_out, oom = r.oom, quota_exceeded = r.quota_exceeded }
 end
 
+function LocalExecutor:enforced()
+  if self.closed then errors.misuse("agentbox.LocalExecutor: enforced after close") end
+  return sandbox.enforced(self)
+end
+
 function LocalExecutor:start()
   base.Base.start(self)
   if self.stateful then
@@ -222,10 +284,10 @@ function LocalExecutor:_audit()
            env = "built", nice = self.nice, cpu_cgroup = self.nice > 0,
            supervisor = common.sup_path() and "spawn server" or "forked",
            -- python blocks are forks of a template that imported these
-           preload = self.preload or false,
+           preload = self.preload or false, sandbox = self.sandbox and sandbox.enforced(self) or false,
            -- python blocks run in one interpreter that keeps their state
            stateful = self.stateful },
-         { rlimits = self.rlimits or false }
+         { rlimits = self._rlimits or false }
 end
 
 return { new = base.constructor(LocalExecutor), LocalExecutor = LocalExecutor }

@@ -1,0 +1,212 @@
+-- LocalExecutor's daemonless sandbox (`sandbox = true | { settings }`):
+-- its settings checked by name, the environment variable AGENTBOX_SANDBOX,
+-- the probe at construction that fails closed naming the missing kernel
+-- feature and the setting to change, and what `ex:enforced()` reports.
+-- The sandbox itself is C: src/sandbox.h (namespaces, init, capabilities),
+-- src/sandbox_fs.c (the mounts), src/seccomp.c (the filter).
+local core = require("agentbox.core")
+local errors = require("agentbox.errors")
+
+local M = {}
+
+M.DEFAULT_TMP = 64 * 1024 * 1024
+-- processes of the block at once: RLIMIT_NPROC, which in the sandbox's own
+-- user namespace counts the block's processes only (not the user's others)
+M.DEFAULT_NPROC = 1024
+
+-- guarantees a setting can make mandatory (the core ones always are)
+local OPTIONAL = { landlock = true, cgroup = true }
+
+local function paths(v, what, name)
+  if v == nil then return {} end
+  if type(v) == "table" and #v > 60 then
+    errors.misuse("%s: sandbox.%s: at most 60 paths", what, name)
+  end
+  if type(v) ~= "table" then
+    errors.misuse("%s: sandbox.%s must be an array of paths, got %s", what, name, type(v))
+  end
+  local out = {}
+  for i, p in ipairs(v) do
+    if type(p) ~= "string" or p == "" then
+      errors.misuse("%s: sandbox.%s[%d] must be a non-empty path string", what, name, i)
+    end
+    local real = core.realpath(p)
+    if not real then
+      errors.misuse("%s: sandbox.%s[%d] = %q does not exist (it is bound at the same path inside the sandbox)",
+        what, name, i, p)
+    end
+    out[#out + 1] = real
+  end
+  return out
+end
+
+local SETTINGS = {
+  read_only = function(v, what) return paths(v, what, "read_only") end,
+  read_write = function(v, what) return paths(v, what, "read_write") end,
+  tmp_size = function(v, what)
+    if v == nil then return M.DEFAULT_TMP end
+    if math.type(v) ~= "integer" or v < 4096 then
+      errors.misuse("%s: sandbox.tmp_size must be an integer number of bytes >= 4096 (the private /tmp), got %s",
+        what, tostring(v))
+    end
+    return v
+  end,
+  require = function(v, what)
+    if v == nil then return {} end
+    if type(v) ~= "table" then
+      errors.misuse("%s: sandbox.require must be an array of guarantees, e.g. { \"landlock\", \"cgroup\" }", what)
+    end
+    local out = {}
+    for i, name in ipairs(v) do
+      if not OPTIONAL[name] then
+        errors.misuse("%s: sandbox.require[%d] = %s is not an optional guarantee (known: cgroup, landlock; user, "
+          .. "PID, mount and network namespaces, seccomp and no_new_privs are always required)", what, i,
+          tostring(name))
+      end
+      out[name] = true
+    end
+    return out
+  end,
+  network = function(v, what)
+    if v ~= nil and v ~= false then
+      errors.misuse("%s: sandbox.network can only be false (the sandbox has no network, not even the host's "
+        .. "loopback); use DockerExecutor for code that needs the network", what)
+    end
+    return false
+  end,
+}
+
+local function env_default(what)
+  local v = os.getenv("AGENTBOX_SANDBOX")
+  if v == nil or v == "" then return nil end
+  local l = v:lower()
+  if l == "1" or l == "true" or l == "yes" then return true end
+  if l == "0" or l == "false" or l == "no" then return false end
+  errors.misuse("%s: invalid AGENTBOX_SANDBOX=%q: 1/true/yes (the daemonless sandbox where sandbox is not given) "
+    .. "or 0/false/no", what, v)
+end
+
+--- LocalExecutor's `sandbox` option: nil (AGENTBOX_SANDBOX decides, else
+--- off), false, true or a table of settings. Returns nil (off) or the
+--- checked settings.
+function M.check(v, what)
+  if v == nil then v = env_default(what) end
+  if v == nil or v == false then return nil end
+  if v == true then v = {} end
+  if type(v) ~= "table" then
+    errors.misuse("%s: sandbox must be true, false or a table of settings { read_only =, read_write =, tmp_size =, "
+      .. "require =, network = false }", what)
+  end
+  for k in pairs(v) do
+    if not SETTINGS[k] then
+      errors.misuse("%s: unknown sandbox setting '%s' (known: network, read_only, read_write, require, tmp_size)",
+        what, tostring(k))
+    end
+  end
+  local s = {}
+  for _, k in ipairs({ "read_only", "read_write", "tmp_size", "require", "network" }) do
+    s[k] = SETTINGS[k](v[k], what)
+  end
+  return s
+end
+
+local function sysctl(name)
+  local f = io.open("/proc/sys/" .. name:gsub("%.", "/"), "r")
+  if not f then return nil end
+  local v = f:read("l")
+  f:close()
+  return v
+end
+
+-- What to change, from the step that failed and its errno.
+local function advice(step, errno)
+  local tips = {}
+  local maxns = sysctl("user.max_user_namespaces")
+  if maxns == "0" or errno == 28 then   -- ENOSPC: the user namespace count limit
+    tips[#tips + 1] = ("user.max_user_namespaces is %s: raise it (sysctl -w user.max_user_namespaces=15000)")
+      :format(maxns or "at its limit")
+  end
+  if sysctl("kernel.unprivileged_userns_clone") == "0" then
+    tips[#tips + 1] = "kernel.unprivileged_userns_clone is 0 (Debian kernels): sysctl -w "
+      .. "kernel.unprivileged_userns_clone=1"
+  end
+  if sysctl("kernel.apparmor_restrict_unprivileged_userns") == "1" then
+    tips[#tips + 1] = "kernel.apparmor_restrict_unprivileged_userns is 1 (Ubuntu 23.10+): set it to 0, or give "
+      .. "the host program an AppArmor profile that allows userns"
+  end
+  if errno == 38 then tips[#tips + 1] = "the kernel is too old for this step (Linux 5.12 or newer is needed)" end
+  if errno == 22 and step:find("^creating") then
+    tips[#tips + 1] = "the kernel lacks a namespace type (CONFIG_USER_NS, CONFIG_PID_NS, CONFIG_NET_NS)"
+  end
+  if #tips == 0 then
+    tips[1] = "unprivileged user namespaces are unavailable here (check user.max_user_namespaces, "
+      .. "kernel.unprivileged_userns_clone, Ubuntu's kernel.apparmor_restrict_unprivileged_userns, a container's "
+      .. "seccomp profile)"
+  end
+  return table.concat(tips, "; ")
+end
+
+--- Fail closed at construction: the setup runs once in a child; an error
+--- names the step, the kernel's answer and the setting to change. Returns
+--- what the probe found ({ pids_cgroup = bool }).
+function M.probe(s, what)
+  local ok, step, msg, errno = core.sandbox_probe()
+  if not ok then
+    errors.misuse("%s: sandbox: this host cannot give the sandbox's required isolation: %s failed (%s). %s. "
+      .. "Or use DockerExecutor, or LocalExecutor without sandbox (no isolation)", what, step, msg,
+      advice(step, errno))
+  end
+  -- Landlock (landlock.c) where the kernel has it: applied in every run
+  -- after the mounts, required when the settings say so
+  local abi = core.landlock_abi()
+  step.landlock_abi = type(abi) == "number" and abi > 0 and abi or nil
+  if s.require.landlock and not step.landlock_abi then
+    errors.misuse("%s: sandbox.require names landlock, which this kernel does not offer (%s)", what,
+      tostring(select(2, core.landlock_abi())))
+  end
+  if s.require.cgroup then
+    -- TODO: the cgroup-v2 memory/pids/cpu limits (a delegated cgroup) report here
+    errors.misuse("%s: sandbox.require names cgroup, which this build does not put in force (ex:enforced() reports "
+      .. "limits = \"rlimits\")", what)
+  end
+  return step
+end
+
+--- The core.spawn landlock option of a sandboxed run (its paths are the
+--- sandbox's): reads and executes anywhere in the (read-only) view, writes
+--- only to work_dir, the private /tmp and /dev/shm, the read_write paths
+--- and the harmless devices. nil where the kernel has no Landlock.
+function M.landlock_option(s, info, work_dir)
+  if not info.landlock_abi then return nil end
+  local write = { work_dir, "/tmp", "/dev/shm", "/dev/null", "/dev/zero", "/dev/full" }
+  for _, p in ipairs(s.read_write) do write[#write + 1] = p end
+  return { read = { "/" }, write = write, required = s.require.landlock or false }
+end
+
+--- The core.spawn option for a run.
+function M.spawn_option(s)
+  return { read_only = s.read_only, read_write = s.read_write, tmp_size = s.tmp_size, loopback = true }
+end
+
+--- ex:enforced() of a LocalExecutor: what its runs really get.
+function M.enforced(self)
+  local s = self.sandbox
+  local uid = core.geteuid()
+  if not s then
+    return { sandbox = false, user_ns = false, pid_ns = false, mount_ns = false, net_ns = false, ipc_ns = false,
+             uts_ns = false, landlock = "none", seccomp = true, no_new_privs = true, capabilities = "inherited",
+             limits = "rlimits", network = "host", filesystem = "host (the user's rights)" }
+  end
+  return { sandbox = true, user_ns = true, pid_ns = true, mount_ns = true, net_ns = true, ipc_ns = true,
+           uts_ns = true, uid_map = ("%d -> %d"):format(uid, uid), capabilities = "none",
+           landlock = self._sandbox_info.landlock_abi or "none", seccomp = true, no_new_privs = true,
+           limits = self._sandbox_info.pids_cgroup and "rlimits, pids cgroup" or "rlimits",
+           -- the kernel exempts uid 0 from RLIMIT_NPROC: as root, only the pids cgroup bounds a fork bomb
+           nproc = (uid ~= 0 or self._sandbox_info.pids_cgroup) and self._rlimits.nproc
+             or "not enforced for uid 0 (no writable pids cgroup): the deadline bounds a fork bomb",
+           network = "none",
+           filesystem = "host root read-only; work_dir writable; private /tmp",
+           tmp_size = s.tmp_size, read_only = s.read_only, read_write = s.read_write }
+end
+
+return M

@@ -1,0 +1,176 @@
+-- The daemonless sandbox fails closed (issue 12): on a kernel that does not
+-- let this process create user namespaces, LocalExecutor{ sandbox = true }
+-- is an error at construction naming the setting to change, never a
+-- sandbox without its namespaces. Tested for real by turning
+-- user.max_user_namespaces to 0: in a user namespace of the spec's own
+-- (any user), and globally where root may (restored even on failure); and
+-- the settings' checks by name.
+local agentbox = require("agentbox")
+local core = require("agentbox.core")
+local H = require("spec.support.helpers")
+
+local MAXNS = "/proc/sys/user/max_user_namespaces"
+
+local function read_sysctl()
+  local f = io.open(MAXNS)
+  if not f then return nil end
+  local v = f:read("l")
+  f:close()
+  return v
+end
+
+local function write_sysctl(v)
+  local f = assert(io.open(MAXNS, "w"))
+  assert(f:write(v))
+  assert(f:close())
+end
+
+describe("sandbox fails closed", function()
+  -- the nested way: user.max_user_namespaces is per user namespace, so a
+  -- host inside `unshare -Ur` that sets its own to 0 meets the kernel's
+  -- refusal for real (ENOSPC), as root or not, and nothing global changes
+  it("without user namespaces (user.max_user_namespaces = 0 in the host's namespace): a clear error", function()
+    local src = [[
+      local ok, err = pcall(require("agentbox").LocalExecutor, { sandbox = true })
+      io.write(ok and "BUILT" or err)
+    ]]
+    local r = H.run({ "unshare", "-Ur", "sh", "-c",
+                      "echo 0 > /proc/sys/user/max_user_namespaces && exec lua5.4 -e \"$0\"", src },
+                    { env = H.lua_env(), timeout = 60 })
+    assert.not_matches("BUILT", r.output)
+    assert.matches("sandbox: this host cannot give the sandbox's required isolation", r.output, 1, true)
+    assert.matches("user.max_user_namespaces is 0", r.output, 1, true)
+    assert.matches("sysctl -w user.max_user_namespaces=", r.output, 1, true)
+    assert.matches("No space left on device", r.output, 1, true)
+  end)
+
+  -- the global way, where this process may change the sysctl (root with
+  -- CAP_SYS_RESOURCE); restored before any assertion can end the case
+  it("without user namespaces (the global user.max_user_namespaces = 0, as root): a clear error", function()
+    local saved = read_sysctl()
+    local f = io.open(MAXNS, "w")
+    local writable = f and f:write(saved or "") and f:close()
+    if not writable then
+      pending("cannot change the global user.max_user_namespaces here (needs root with CAP_SYS_RESOURCE); "
+        .. "the nested case above meets the same refusal")
+      return
+    end
+    local dir = H.tmpdir("sbx-failclosed")
+    local ok, err
+    local wok, werr = pcall(function()
+      write_sysctl("0")
+      ok, err = pcall(agentbox.LocalExecutor, { sandbox = true, work_dir = dir .. "/work" })
+    end)
+    write_sysctl(saved)
+    assert.equal(saved, read_sysctl())
+    assert(wok, werr)
+    assert.is_false(ok, "LocalExecutor{ sandbox = true } was built without user namespaces")
+    assert.matches("user.max_user_namespaces", err, 1, true)
+    assert.matches("sysctl -w user.max_user_namespaces=", err, 1, true)
+    -- blamed on this line, and nothing was created on the host
+    assert.matches("sandbox_failclosed_spec.lua:%d+:", err)
+    assert.is_false(H.exists(dir .. "/work"))
+    H.rm_rf(dir)
+    local ex <close> = agentbox.LocalExecutor{ sandbox = true }
+    assert.is_true(ex:enforced().user_ns)
+  end)
+
+  it("checks its settings by name", function()
+    local ok, err = pcall(agentbox.LocalExecutor, { sandbox = { read_onyl = { "/usr" } } })
+    assert.is_false(ok)
+    assert.matches("unknown sandbox setting 'read_onyl'", err)
+    ok, err = pcall(agentbox.LocalExecutor, { sandbox = { network = true } })
+    assert.is_false(ok)
+    assert.matches("sandbox.network can only be false", err)
+    ok, err = pcall(agentbox.LocalExecutor, { sandbox = { require = { "selinux" } } })
+    assert.is_false(ok)
+    assert.matches("sandbox.require%[1%] = selinux", err)
+    ok, err = pcall(agentbox.LocalExecutor, { sandbox = { read_only = { "/no/such/path/x" } } })
+    assert.is_false(ok)
+    assert.matches("does not exist", err)
+    ok, err = pcall(agentbox.LocalExecutor, { sandbox = { tmp_size = 10 } })
+    assert.is_false(ok)
+    assert.matches("tmp_size", err)
+    ok, err = pcall(agentbox.LocalExecutor, { sandbox = "yes" })
+    assert.is_false(ok)
+    assert.matches("sandbox must be true, false or a table", err)
+  end)
+
+  it("an optional guarantee made mandatory that is not in force is an error; Landlock where the kernel has it",
+    function()
+    local ok, err = pcall(agentbox.LocalExecutor, { sandbox = { require = { "cgroup" } } })
+    assert.is_false(ok)
+    assert.matches("sandbox.require names cgroup", err)
+    local abi = core.landlock_abi()
+    if type(abi) ~= "number" then
+      ok, err = pcall(agentbox.LocalExecutor, { sandbox = { require = { "landlock" } } })
+      assert.is_false(ok)
+      assert.matches("sandbox.require names landlock", err)
+      return
+    end
+    local ex <close> = agentbox.LocalExecutor{ sandbox = { require = { "landlock" } } }
+    assert.equal(abi, ex:enforced().landlock)
+    -- the domain is in force: /proc/self/status has no Landlock line, so
+    -- a write Landlock alone refuses (procfs, which the mounts leave writable)
+    local r = ex:execute{ { lang = "sh", code = "echo 0 > /proc/self/oom_score_adj && echo WROTE; echo ok > f && cat f" } }
+    assert.not_matches("WROTE", r.output)
+    assert.matches("ok", r.output)
+  end)
+
+  it("AGENTBOX_SANDBOX=1 turns it on where sandbox is not given; a bad value is an error", function()
+    local src = [[
+      local ex <close> = require("agentbox").LocalExecutor{}
+      io.write("SANDBOX=", tostring(ex:enforced().sandbox))
+      local r = ex:execute{ { lang = "sh", code = "hostname" } }
+      io.write(" HOST=", r.output)
+    ]]
+    local r = H.lua(src, { AGENTBOX_SANDBOX = "1" }, 30)
+    assert.matches("SANDBOX=true HOST=agentbox", r.output)
+    r = H.lua(src, { AGENTBOX_SANDBOX = "0" }, 30)
+    assert.matches("SANDBOX=false", r.output)
+    r = H.lua(src, { AGENTBOX_SANDBOX = "maybe" }, 30)
+    assert.matches("invalid AGENTBOX_SANDBOX=\"maybe\"", r.output)
+  end)
+
+  it("read_only and read_write bind host paths at the same place", function()
+    local d = H.tmpdir("sbx-binds")
+    assert(core.mkdir_p(d .. "/rw"))
+    assert(core.mkdir_p(d .. "/ro"))
+    H.write(d .. "/ro/f", "host")
+    local ex <close> = agentbox.LocalExecutor{ sandbox = { read_write = { d .. "/rw" }, read_only = { d .. "/ro" },
+                                                          tmp_size = 1048576 } }
+    local r = ex:execute{ { lang = "sh", code = ([[
+echo inside > %s/rw/g && echo RW_OK
+cat %s/ro/f; echo x > %s/ro/f || echo RO_REFUSED
+dd if=/dev/zero of=/tmp/big bs=1M count=4 2>&1; echo
+]]):format(d, d, d) } }
+    assert.matches("RW_OK", r.output)
+    assert.matches("host", r.output)
+    assert.matches("RO_REFUSED", r.output)
+    assert.matches("No space left on device", r.output)
+    assert.equal("inside\n", H.read(d .. "/rw/g"))
+    assert.equal("host", H.read(d .. "/ro/f"))
+    H.rm_rf(d)
+  end)
+
+  it("code_execution_config = { use_docker = false, sandbox = true } runs the agent's code in the sandbox", function()
+    local function agent(cfg)
+      return agentbox.UserProxyAgent{ name = "u", human_input_mode = "NEVER", code_execution_config = cfg }
+    end
+    for _, cfg in ipairs({ { use_docker = false, sandbox = true }, { sandbox = { tmp_size = 1048576 } } }) do
+      local u = agent(cfg)
+      local ex = u:code_executor()
+      assert.is_false(u:use_docker())
+      assert.is_true(ex:enforced().sandbox)
+      local r = ex:execute{ { lang = "sh", code = "hostname" } }
+      assert.equal("agentbox\n", r.output)
+      ex:close()
+    end
+    local ok, err = pcall(agent, { use_docker = true, sandbox = true })
+    assert.is_false(ok)
+    assert.matches("cannot go with use_docker = true", err)
+    ok, err = pcall(agent, { sandbox = { bogus = true } })
+    assert.is_false(ok)
+    assert.matches("unknown sandbox setting 'bogus'", err)
+  end)
+end)

@@ -1,0 +1,250 @@
+/* The daemonless sandbox's init and the program's last steps (sandbox.h).
+ * Only system calls: init is a fork-like clone of the supervisor (itself
+ * forked from a possibly multithreaded host), or of the host for the probe. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <linux/capability.h>
+#include <linux/securebits.h>
+#include <unistd.h>
+#include "sandbox.h"
+#include "seccomp.h"
+#include "sup_int.h"
+#include "sysutil.h"
+
+#define NS_FLAGS (CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS)
+
+static int write_file(const char *path, const char *s) {
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  size_t n = ab_slen(s);
+  ssize_t w = write(fd, s, n);
+  int e = errno;
+  close(fd);
+  errno = e;
+  return w == (ssize_t)n ? 0 : -1;
+}
+
+/* "<id> <id> 1\n" */
+static void id_line(char *buf, unsigned long id) {
+  char num[24];
+  int k = 0;
+  do { num[k++] = (char)('0' + id % 10); id /= 10; } while (id);
+  size_t at = 0;
+  for (int r = 0; r < 2; r++) {
+    for (int i = k; i > 0; i--) buf[at++] = num[i - 1];
+    buf[at++] = ' ';
+  }
+  buf[at++] = '1';
+  buf[at++] = '\n';
+  buf[at] = 0;
+}
+
+/* The one line each map an unprivileged process may write: its own ids.
+ * setgroups must be denied first, or a gid map is refused (a process could
+ * otherwise drop a group that denies it access). */
+static int set_maps(uid_t uid, gid_t gid) {
+  char line[64];
+  id_line(line, uid);
+  if (write_file("/proc/self/uid_map", line) != 0) return -1;
+  if (write_file("/proc/self/setgroups", "deny") != 0 && errno != ENOENT) return -1;
+  id_line(line, gid);
+  return write_file("/proc/self/gid_map", line);
+}
+
+/* Loopback up, in the sandbox's own network namespace: code may talk to
+ * itself on 127.0.0.1 (a local server in a test), and it is not the host's
+ * loopback, which stays out of reach. Failing is harmless. */
+static void loopback_up(void) {
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) return;
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  memcpy(ifr.ifr_name, "lo", 3);
+  if (ioctl(s, SIOCGIFFLAGS, &ifr) == 0) {
+    ifr.ifr_flags |= IFF_UP;
+    (void)ioctl(s, SIOCSIFFLAGS, &ifr);
+  }
+  close(s);
+}
+
+static void fail(const ab_sup_args *a, ab_sb_shared *sh, const char *step, int e) {
+  sh->fail_errno = e;
+  size_t n = ab_slen(step);
+  if (n >= sizeof sh->step) n = sizeof sh->step - 1;
+  memcpy(sh->step, step, n);
+  sh->step[n] = 0;
+  if (a->fd_err >= 0) {
+    ab_say(a->fd_err, "agentbox: refusing to run the program: the sandbox could not be set up (", step, ": ");
+    ab_say(a->fd_err, ab_errname(e), ")\n", NULL);
+  }
+  _exit(125);
+}
+
+/* pid 1 of the sandbox: forwards a cancel to everything, reaps orphans,
+ * and exits with the program, taking the namespace's processes along. */
+static void init_loop(pid_t prog, ab_sb_shared *sh) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGCHLD);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  sigaddset(&set, SIGINT);
+  /* blocked, signals from the supervisor's namespace are queued rather
+   * than ignored (init ignores signals it has no handler for) */
+  sigprocmask(SIG_BLOCK, &set, NULL);
+  for (;;) {
+    int sig = sigwaitinfo(&set, NULL);
+    if (sig == SIGCHLD) {
+      int st;
+      pid_t w;
+      while ((w = waitpid(-1, &st, WNOHANG)) > 0) {
+        if (w != prog) continue;
+        sh->status = st;
+        sh->exited = 1;
+        _exit(0);
+      }
+    } else if (sig > 0) {
+      kill(-1, SIGTERM);   /* every process of the namespace but init */
+      kill(-1, SIGCONT);
+    }
+  }
+}
+
+/* init is a copy of the host: its argv and environment strings are the
+ * host's, and /proc/1/cmdline is readable by everyone in the sandbox (a
+ * key on a host's command line). Zeroed here, from the addresses that
+ * /proc/self/stat gives (fields 48 to 51). */
+static int points_into(char *const *v, unsigned long lo, unsigned long hi) {
+  for (; v && *v; v++)
+    if ((unsigned long)*v >= lo && (unsigned long)*v < hi) return 1;
+  return 0;
+}
+
+static void scrub_host_strings(const ab_sup_args *a) {
+  char buf[1024];
+  /* not ab_proc_read(getpid()): that is 1 here, the host's /proc's init */
+  int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return;
+  buf[n] = 0;
+  const char *p = ab_proc_stat_state(buf);   /* field 3 */
+  if (!p) return;
+  unsigned long v[4];
+  for (int field = 3; field < 48; field++) {
+    while (*p && *p != ' ') p++;
+    if (*p) p++;
+  }
+  for (int i = 0; i < 4; i++) {
+    const char *e;
+    v[i] = (unsigned long)ab_parse_long(p, &e);
+    if (*e != ' ' && *e != '\n' && *e) return;
+    p = *e ? e + 1 : e;
+  }
+  /* not where the program's own argv or environment live (agentbox-sup's
+   * command line passes its own) */
+  for (int r = 0; r < 4; r += 2)
+    if (v[r + 1] > v[r] && !points_into(a->argv, v[r], v[r + 1]) && !points_into(a->envp, v[r], v[r + 1]))
+      memset((void *)v[r], 0, v[r + 1] - v[r]);
+}
+
+static void init_main(const ab_sup_args *a, ab_sb_shared *sh, uid_t uid, gid_t gid) {
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  scrub_host_strings(a);
+  /* a non-dumpable process's /proc/self files belong to the host's root,
+   * which is not mapped here: the maps could not be written */
+  prctl(PR_SET_DUMPABLE, 1);
+  if (set_maps(uid, gid) != 0) fail(a, sh, "writing the user namespace's uid/gid map", errno);
+  const char *step = "";
+  int e = ab_sandbox_fs(a, &step);
+  if (e) fail(a, sh, step, -e);
+  (void)sethostname("agentbox", 8);
+  if (a->o.sandbox & AB_SB_LOOPBACK) loopback_up();
+  prctl(PR_SET_DUMPABLE, 0);
+  if (!a->argv) {   /* the probe: the program's last steps, then done */
+    if ((e = ab_sandbox_drop_caps()) != 0) fail(a, sh, "dropping capabilities", -e);
+    if ((e = ab_seccomp_install(AB_SECCOMP_SANDBOX, 0)) != 0) fail(a, sh, "installing the seccomp filter", -e);
+    _exit(0);
+  }
+  pid_t prog = (pid_t)syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
+  if (prog == 0) ab_exec_program(a, 1, &sh->ll);   /* Landlock's outcome, for the supervisor */
+  if (prog < 0) fail(a, sh, "forking the program", errno);
+  /* the program's pipes must close when its tree is done, not with init */
+  ab_close_all_but(0, NULL, 0);
+  init_loop(prog, sh);
+}
+
+pid_t ab_sandbox_start(const ab_sup_args *a, ab_sb_shared *sh) {
+  uid_t uid = geteuid();
+  gid_t gid = getegid();
+  /* fork semantics (no CLONE_VM): init sets up in its own copy */
+  long pid = syscall(SYS_clone, NS_FLAGS | SIGCHLD, 0, 0, 0, 0);
+  if (pid == 0) init_main(a, sh, uid, gid);
+  return (pid_t)pid;
+}
+
+int ab_sandbox_drop_caps(void) {
+  for (int c = 0; c < 64; c++)
+    if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) != 0 && errno != EINVAL) return -errno;
+  (void)prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+  /* uid 0 (a root caller's own uid) must not get capabilities back at execve */
+  unsigned long bits = SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP |
+                       SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_KEEP_CAPS_LOCKED | SECBIT_NO_CAP_AMBIENT_RAISE |
+                       SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED;
+  if (prctl(PR_SET_SECUREBITS, bits, 0, 0, 0) != 0) return -errno;
+  struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct d[2];
+  memset(d, 0, sizeof d);
+  if (syscall(SYS_capset, &h, d) != 0) return -errno;
+  if (syscall(SYS_capget, &h, d) != 0) return -errno;
+  for (int i = 0; i < 2; i++)
+    if (d[i].effective || d[i].permitted || d[i].inheritable) return -EPERM;
+  return 0;
+}
+
+int ab_sandbox_probe(char *step, size_t cap) {
+  ab_sb_shared *sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (sh == MAP_FAILED) return -errno;
+  memset(sh, 0, sizeof *sh);
+  ab_sup_args a;
+  memset(&a, 0, sizeof a);
+  ab_run_opts_init(&a.o);
+  a.o.sandbox = AB_SB_ON;
+  a.o.tmp_bytes = 1 << 20;
+  a.fd_in = a.fd_out = a.fd_err = -1;
+  int e = 0;
+  pid_t pid = ab_sandbox_start(&a, sh);
+  const char *what = "creating the namespaces (clone with CLONE_NEWUSER|NEWPID|NEWNS|NEWNET|NEWIPC|NEWUTS)";
+  if (pid < 0) e = -errno;
+  else {
+    int st;
+    while (waitpid(pid, &st, __WALL) < 0 && errno == EINTR) {}
+    if (sh->fail_errno) {
+      e = -sh->fail_errno;
+      what = sh->step;
+    } else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+      e = -ECHILD;
+      what = "the setup child died";
+    }
+  }
+  if (e && cap) {
+    size_t n = ab_slen(what);
+    if (n >= cap) n = cap - 1;
+    memcpy(step, what, n);
+    step[n] = 0;
+  }
+  munmap(sh, sizeof *sh);
+  return e;
+}

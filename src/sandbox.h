@@ -1,0 +1,74 @@
+/* The daemonless sandbox (LocalExecutor{ sandbox = ... }): the supervisor
+ * starts the program in new user, PID, mount, network, IPC and UTS
+ * namespaces, in a read-only view of the host's root with work_dir
+ * writable, a private /tmp, a minimal /dev and a fresh /proc, without any
+ * capability, under no_new_privs and seccomp.c's filter.
+ *
+ *   supervisor (host PID ns)
+ *     └─ init: pid 1 of the new PID ns (sandbox.c): sets the namespaces up
+ *        (sandbox_fs.c), forks the program, reaps, forwards TERM; exits when
+ *        the program exits, which makes the kernel kill everything left in
+ *        the namespace. Killing init is killing the whole tree: nothing can
+ *        leave a PID namespace, whatever it does with setsid or fork.
+ *          └─ the program: pid 2 (sup_exec.c), capabilities dropped, then
+ *             Landlock (landlock.c, with o.landlock), then seccomp's
+ *             AB_SECCOMP_SANDBOX profile, then execve.
+ *
+ * uid/gid maps: the caller's uid and gid map to themselves (one line each,
+ * all an unprivileged process may write): files in work_dir keep their
+ * owner, and the code sees the caller's uid. As root that is uid 0 inside,
+ * but with an empty bounding set and SECBIT_NOROOT locked it holds no
+ * capability, in any namespace, even across execve of a setuid file.
+ * Only system calls: this runs in children of a possibly multithreaded
+ * host. */
+#ifndef AGENTBOX_SANDBOX_H
+#define AGENTBOX_SANDBOX_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include "sup.h"
+
+/* Shared between the supervisor and init (one MAP_SHARED page): the
+ * program's wait status, or the setup step that failed. */
+typedef struct {
+  int32_t exited;              /* status is the program's */
+  int32_t status;
+  int32_t fail_errno;          /* setup failed at step with this errno */
+  char step[96];
+  ab_landlock_out ll;          /* with o.landlock: what the program runs under */
+} ab_sb_shared;
+
+/* Clone init in the new namespaces; its pid (host PID ns), or -1 with
+ * errno (the namespaces could not be made: EPERM, ENOSPC, EINVAL). With
+ * a->argv NULL, init only sets up, installs the seccomp filter and exits 0
+ * (the probe). */
+pid_t ab_sandbox_start(const ab_sup_args *a, ab_sb_shared *sh);
+
+/* sandbox_fs.c, in init after the uid maps: the mount namespace's view
+ * (pivot_root into it). 0, or -errno with *step naming what failed. */
+int ab_sandbox_fs(const ab_sup_args *a, const char **step);
+
+/* In the program's process, after the mounts and before seccomp: drop every
+ * capability (bounding set, ambient, securebits locked). 0 or -errno. */
+int ab_sandbox_drop_caps(void);
+
+/* Run the setup in a child and report: 0, or -errno with the failing step
+ * copied into step (cap bytes). For core.sandbox_probe. */
+int ab_sandbox_probe(char *step, size_t cap);
+
+/* sandbox_pids.c: a pids cgroup around init, where one can be made (the
+ * only bound on a fork bomb for a root caller, whom the kernel exempts
+ * from RLIMIT_NPROC). enter: make it (pids.max = max) and move this
+ * process in, 1 when in; step_out: back to where we were (call right after
+ * the clone of init, which stays in); remove: after the run. */
+typedef struct {
+  char origin[256], dir[300];
+  int in, made;
+} ab_sb_pids;
+int ab_sb_pids_enter(ab_sb_pids *p, int64_t max);
+void ab_sb_pids_step_out(ab_sb_pids *p);
+void ab_sb_pids_remove(ab_sb_pids *p);
+/* Is there a pids hierarchy this process may write? */
+int ab_sb_pids_available(void);
+
+#endif

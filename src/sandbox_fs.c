@@ -1,0 +1,245 @@
+/* The sandbox's file system view (sandbox.h), built by init in its new
+ * mount namespace, the way bubblewrap and nsjail do it: a private tmpfs as
+ * a base, the host's root bound recursively under it and made read-only,
+ * nosuid and nodev in one mount_setattr(AT_RECURSIVE) (Linux 5.12), the
+ * writable places bound on top, a fresh /proc of the new PID namespace,
+ * then pivot_root into it and the old root detached. Only system calls. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include "sandbox.h"
+#include "sysutil.h"
+
+#ifndef __NR_mount_setattr
+#define __NR_mount_setattr 442
+#endif
+#ifndef AT_RECURSIVE
+#define AT_RECURSIVE 0x8000
+#endif
+/* <linux/mount.h> clashes with <sys/mount.h> on older glibc */
+#define ATTR_RDONLY 0x1
+#define ATTR_NOSUID 0x2
+#define ATTR_NODEV 0x4
+#define ATTR_NOEXEC 0x8
+struct ab_mount_attr {
+  uint64_t attr_set, attr_clr, propagation, userns_fd;
+};
+
+/* In the new mount namespace only: this tmpfs hides the host's /tmp from
+ * nobody but us, and is detached with the old root. */
+#define BASE "/tmp"
+#define ROOT BASE "/root"
+
+static int set_attr(const char *path, uint64_t attrs, unsigned flags) {
+  struct ab_mount_attr at = {attrs, 0, 0, 0};
+  return syscall(__NR_mount_setattr, AT_FDCWD, path, flags, &at, sizeof at) == 0 ? 0 : -errno;
+}
+
+/* ROOT + p into buf; -ENAMETOOLONG when it does not fit. */
+static int inside(char *buf, size_t cap, const char *p) {
+  size_t a = sizeof ROOT - 1, b = ab_slen(p);
+  if (a + b + 1 > cap) return -ENAMETOOLONG;
+  memcpy(buf, ROOT, a);
+  memcpy(buf + a, p, b + 1);
+  return 0;
+}
+
+/* mkdir -p of path (modified in place while walking, then restored) */
+static int mkdir_p(char *path) {
+  for (char *s = path + 1;; s++) {
+    if (*s != '/' && *s) continue;
+    char c = *s;
+    *s = 0;
+    int r = mkdir(path, 0755);
+    *s = c;
+    if (r != 0 && errno != EEXIST) return -errno;
+    if (!c) return 0;
+  }
+}
+
+/* The mount point for a bind of src: a directory or an empty file, made
+ * where a tmpfs of ours hides the host's one. */
+static int mount_point(int fd, const char *src, char *dst) {
+  struct stat ss, ds;
+  if ((fd >= 0 ? fstat(fd, &ss) : stat(src, &ss)) != 0) return -errno;
+  if (stat(dst, &ds) == 0) return 0;
+  if (S_ISDIR(ss.st_mode)) return mkdir_p(dst);
+  char *slash = strrchr(dst, '/');
+  *slash = 0;
+  int e = mkdir_p(dst);
+  *slash = '/';
+  if (e) return e;
+  int nf = open(dst, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  if (nf < 0) return -errno;
+  close(nf);
+  return 0;
+}
+
+/* "/proc/self/fd/<fd>" */
+static void fd_path(char *buf, int n) {
+  memcpy(buf, "/proc/self/fd/", 14);
+  char num[12];
+  int k = 0;
+  do { num[k++] = (char)('0' + n % 10); n /= 10; } while (n);
+  size_t at = 14;
+  while (k) buf[at++] = num[--k];
+  buf[at] = 0;
+}
+
+/* src (a host path, opened as fd before anything covered it: BASE may be
+ * its parent) bound at the same path inside, writable or not; nosuid and
+ * nodev either way. */
+static int bind(int sfd, const char *src, int rw) {
+  char dst[4096], from[32];
+  int e = inside(dst, sizeof dst, src);
+  if (!e) e = mount_point(sfd, src, dst);
+  if (e) return e;
+  fd_path(from, sfd);
+  if (mount(from, dst, NULL, MS_BIND | MS_REC, NULL) != 0) return -errno;
+  return set_attr(dst, ATTR_NOSUID | ATTR_NODEV | (rw ? 0 : ATTR_RDONLY), AT_RECURSIVE);
+}
+
+static int tmpfs(const char *p, unsigned long flags, const char *opts) {
+  char dst[256];
+  int e = inside(dst, sizeof dst, p);
+  if (e) return e;
+  return mount("tmpfs", dst, "tmpfs", flags, opts) == 0 ? 0 : -errno;
+}
+
+/* "size=<n>,mode=1777" */
+static void size_opts(char *buf, int64_t bytes) {
+  char num[24];
+  int k = 0;
+  uint64_t v = bytes > 0 ? (uint64_t)bytes : 64u << 20;
+  do { num[k++] = (char)('0' + v % 10); v /= 10; } while (v);
+  size_t at = 0;
+  memcpy(buf, "size=", 5);
+  at = 5;
+  while (k) buf[at++] = num[--k];
+  memcpy(buf + at, ",mode=1777", 11);
+}
+
+/* A minimal /dev: the harmless character devices bound from the host's,
+ * /dev/shm (private, sized like /tmp) and the fd links; then read-only. */
+static int dev(const char *size, const char **step) {
+  static const char *const nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
+  static const char *const links[][2] = {{"fd", "/proc/self/fd"}, {"stdin", "/proc/self/fd/0"},
+                                         {"stdout", "/proc/self/fd/1"}, {"stderr", "/proc/self/fd/2"}};
+  char src[32], dst[64];
+  *step = "mounting the sandbox's /dev";
+  int e = tmpfs("/dev", MS_NOSUID | MS_NOEXEC, "size=64k,mode=0755");
+  if (e) return e;
+  *step = "binding a device into the sandbox's /dev";
+  for (size_t i = 0; i < sizeof nodes / sizeof nodes[0]; i++) {
+    memcpy(src, "/dev/", 5);
+    memcpy(src + 5, nodes[i], ab_slen(nodes[i]) + 1);
+    if (access(src, F_OK) != 0) continue;
+    if ((e = inside(dst, sizeof dst, src)) != 0 || (e = mount_point(-1, src, dst)) != 0) return e;
+    if (mount(src, dst, NULL, MS_BIND, NULL) != 0) return -errno;
+  }
+  for (size_t i = 0; i < sizeof links / sizeof links[0]; i++) {
+    memcpy(src, "/dev/", 5);
+    memcpy(src + 5, links[i][0], ab_slen(links[i][0]) + 1);
+    if ((e = inside(dst, sizeof dst, src)) != 0) return e;
+    if (symlink(links[i][1], dst) != 0) return -errno;
+  }
+  *step = "mounting the sandbox's /dev/shm";
+  if ((e = inside(dst, sizeof dst, "/dev/shm")) != 0) return e;
+  if (mkdir(dst, 01777) != 0 || mount("tmpfs", dst, "tmpfs", MS_NOSUID | MS_NODEV, size) != 0) return -errno;
+  *step = "making the sandbox's /dev read-only";
+  if ((e = inside(dst, sizeof dst, "/dev")) != 0) return e;
+  return set_attr(dst, ATTR_RDONLY | ATTR_NOSUID | ATTR_NOEXEC, 0);
+}
+
+/* A fresh /proc: the new PID namespace's processes only. Its kernel knobs
+ * read-only, as in a container. */
+static int proc(const char **step) {
+  static const char *const ro[] = {"/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus"};
+  char dst[64];
+  *step = "mounting a /proc of the new PID namespace";
+  int e = inside(dst, sizeof dst, "/proc");
+  if (e) return e;
+  if (mount("proc", dst, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0) return -errno;
+  *step = "making /proc/sys read-only";
+  for (size_t i = 0; i < sizeof ro / sizeof ro[0]; i++) {
+    if ((e = inside(dst, sizeof dst, ro[i])) != 0) return e;
+    if (access(dst, F_OK) != 0) continue;
+    if (mount(dst, dst, NULL, MS_BIND | MS_REC, NULL) != 0) return -errno;
+    if ((e = set_attr(dst, ATTR_RDONLY | ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC, AT_RECURSIVE)) != 0) return e;
+  }
+  return 0;
+}
+
+#define MAX_PATHS 64
+
+/* The paths to bind, in order (read_write, work_dir, read_only: a
+ * read_only path under a writable one stays read-only), opened now. */
+static int open_sources(const ab_sup_args *a, const char **src, int *fd, int *rw, int *n) {
+  *n = 0;
+  if (a->o.sb_nrw + a->o.sb_nro + 1 > MAX_PATHS) return -E2BIG;
+  for (int i = 0; i < a->o.sb_nrw; i++) { src[*n] = a->sb_rw[i]; rw[(*n)++] = 1; }
+  if (a->cwd) { src[*n] = a->cwd; rw[(*n)++] = 1; }
+  for (int i = 0; i < a->o.sb_nro; i++) { src[*n] = a->sb_ro[i]; rw[(*n)++] = 0; }
+  for (int i = 0; i < *n; i++)
+    if ((fd[i] = open(src[i], O_PATH | O_CLOEXEC)) < 0) return -errno;
+  return 0;
+}
+
+int ab_sandbox_fs(const ab_sup_args *a, const char **step) {
+  char size[64];
+  const char *src[MAX_PATHS];
+  int fd[MAX_PATHS], rw[MAX_PATHS], n;
+  int e;
+  size_opts(size, a->o.tmp_bytes);
+  *step = "opening work_dir and the read_only/read_write paths";
+  if ((e = open_sources(a, src, fd, rw, &n)) != 0) return e;
+  *step = "making the mount namespace private";
+  if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) return -errno;
+  *step = "mounting a tmpfs on " BASE " as the new root's base";
+  if (mount("tmpfs", BASE, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=0700") != 0) return -errno;
+  if (mkdir(ROOT, 0755) != 0) return -errno;
+  *step = "binding the host's root";
+  if (mount("/", ROOT, NULL, MS_BIND | MS_REC, NULL) != 0) return -errno;
+  *step = "making the host's root read-only (mount_setattr, Linux 5.12)";
+  if ((e = set_attr(ROOT, ATTR_RDONLY | ATTR_NOSUID | ATTR_NODEV, AT_RECURSIVE)) != 0) return e;
+  *step = "mounting the private /tmp";
+  if ((e = tmpfs("/tmp", MS_NOSUID | MS_NODEV, size)) != 0) return e;
+  /* /var/tmp: the host's files hidden, and nothing writable (what is
+   * written in a block is in work_dir or gone) */
+  *step = "hiding /var/tmp";
+  int var_tmp = access(ROOT "/var/tmp", F_OK) == 0;
+  if (var_tmp && (e = tmpfs("/var/tmp", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=0755")) != 0) return e;
+  /* /run: the host's services listen there (docker.sock, D-Bus, the
+   * user's session bus), and connecting to a unix socket only needs write
+   * permission on it, which a read-only mount does not take away: hidden
+   * behind an empty, read-only tmpfs (/var/run is a link to it) */
+  *step = "hiding /run";
+  int run = access(ROOT "/run", F_OK) == 0;
+  if (run && (e = tmpfs("/run", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=0755")) != 0) return e;
+  if ((e = dev(size, step)) != 0) return e;
+  for (int i = 0; i < n; i++) {
+    *step = rw[i] ? "binding work_dir or a read_write path" : "binding a read_only path";
+    if ((e = bind(fd[i], src[i], rw[i])) != 0) return e;
+    close(fd[i]);
+  }
+  /* read-only once the binds' mount points are made in them (a work_dir
+   * under /run/user/<uid>); the binds keep their own flags */
+  *step = "making /run and /var/tmp read-only";
+  if (run && (e = set_attr(ROOT "/run", ATTR_RDONLY, 0)) != 0) return e;
+  if (var_tmp && (e = set_attr(ROOT "/var/tmp", ATTR_RDONLY, 0)) != 0) return e;
+  /* while the host's /proc is still in this namespace: the kernel mounts a
+   * proc only where one is already fully visible */
+  if ((e = proc(step)) != 0) return e;
+  *step = "pivot_root into the sandbox's root";
+  if (chdir(ROOT) != 0) return -errno;
+  if (syscall(SYS_pivot_root, ".", ".") != 0) return -errno;
+  if (umount2(".", MNT_DETACH) != 0) return -errno;
+  if (chdir("/") != 0) return -errno;
+  return 0;
+}
