@@ -161,7 +161,6 @@ function LocalExecutor._setup(self, o)
     -- fail closed before anything is created on the host
     self._sandbox_info = sandbox.probe(o.sandbox, "agentbox.LocalExecutor")
     self.sandbox = o.sandbox
-    self._sandbox_opt = sandbox.spawn_option(o.sandbox)
     self._rlimits = { nproc = sandbox.DEFAULT_NPROC }
     for k, v in pairs(o.rlimits or {}) do self._rlimits[k] = v end
   else
@@ -176,7 +175,16 @@ end
 
 function LocalExecutor._attached(self)
   self.env = build_env(self.work_dir, output_files.python_env(self.work_dir, self._extra_env), self.sandbox ~= nil)
-  if self.sandbox then self._landlock = sandbox.landlock_option(self.sandbox, self._sandbox_info, self.work_dir) end
+  if self.sandbox then
+    -- the interpreter must be in the view: resolved now (not at the first
+    -- block), its prefix added read-only where it lives under a hidden path
+    if self.python == nil then
+      self.python = core.which("python3", self.env.PATH) or core.which("python", self.env.PATH) or false
+    end
+    self._sandbox_interp = sandbox.interpreter_paths(self.sandbox, self.python, self.work_dir)
+    self._sandbox_opt = sandbox.spawn_option(self.sandbox, self._sandbox_interp)
+    self._landlock = sandbox.landlock_option(self.sandbox, self._sandbox_info, self.work_dir, self._sandbox_interp)
+  end
   self._extra_env = nil
 end
 
