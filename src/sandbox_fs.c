@@ -146,11 +146,14 @@ static void size_opts(char *buf, int64_t bytes) {
 }
 
 /* A minimal /dev: the harmless character devices bound from the host's,
- * /dev/shm (private, sized like /tmp) and the fd links; then read-only. */
-static int dev(const char *size, const char **step) {
+ * the fd links, and /dev/shm a link to the private /tmp (POSIX shared
+ * memory and semaphores live there, within /tmp's size: one tmpfs less to
+ * mount and tear down per block); then read-only. */
+static int dev(const char **step) {
   static const char *const nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
   static const char *const links[][2] = {{"fd", "/proc/self/fd"}, {"stdin", "/proc/self/fd/0"},
-                                         {"stdout", "/proc/self/fd/1"}, {"stderr", "/proc/self/fd/2"}};
+                                         {"stdout", "/proc/self/fd/1"}, {"stderr", "/proc/self/fd/2"},
+                                         {"shm", "/tmp"}};
   char src[32], dst[64];
   *step = "mounting the sandbox's /dev";
   int e = tmpfs("/dev", MS_NOSUID | MS_NOEXEC, "size=64k,mode=0755");
@@ -169,9 +172,6 @@ static int dev(const char *size, const char **step) {
     if ((e = inside(dst, sizeof dst, src)) != 0) return e;
     if (symlink(links[i][1], dst) != 0) return -errno;
   }
-  *step = "mounting the sandbox's /dev/shm";
-  if ((e = inside(dst, sizeof dst, "/dev/shm")) != 0) return e;
-  if (mkdir(dst, 01777) != 0 || mount("tmpfs", dst, "tmpfs", MS_NOSUID | MS_NODEV, size) != 0) return -errno;
   *step = "making the sandbox's /dev read-only";
   if ((e = inside(dst, sizeof dst, "/dev")) != 0) return e;
   return set_attr(dst, ATTR_RDONLY | ATTR_NOSUID | ATTR_NOEXEC, 0);
@@ -243,7 +243,7 @@ int ab_sandbox_fs(const ab_sup_args *a, const char **step) {
     if ((e = empty_dir(dirs[i])) != 0) return e;
   *step = "mounting the private /tmp";
   if ((e = tmpfs("/tmp", MS_NOSUID | MS_NODEV, size)) != 0) return e;
-  if ((e = dev(size, step)) != 0) return e;
+  if ((e = dev(step)) != 0) return e;
   for (int i = 0; i < n; i++) {
     *step = rw[i] ? "binding work_dir or a read_write path" : "binding a system directory or a read_only path";
     if ((e = bind(fd[i], src[i], rw[i])) != 0) return e;

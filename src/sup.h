@@ -30,7 +30,7 @@ typedef struct {
   int32_t landlock_nwrite;     /* then read-write ones (<= AB_LANDLOCK_MAX_PATHS together) */
   int32_t sandbox;             /* AB_SB_* (sandbox.h): namespaces, mounts, no capability */
   int32_t sb_nro, sb_nrw;      /* how many read_only, read_write paths (they travel after env) */
-  int64_t tmp_bytes;           /* the sandbox's private /tmp (and /dev/shm) size */
+  int64_t tmp_bytes;           /* the sandbox's private /tmp size (/dev/shm links to it) */
 } ab_run_opts;
 
 /* One spawn request, from core.spawn's table (proc.c) or agentbox-sup's

@@ -188,7 +188,7 @@
 ---@class agentbox.SandboxSettings
 ---@field read_only string[]|nil host paths bound read-only at the same path inside (over work_dir too)
 ---@field read_write string[]|nil host paths bound writable at the same path inside
----@field tmp_size integer|nil bytes of the private /tmp and /dev/shm (default 64 MiB)
+---@field tmp_size integer|nil bytes of the private /tmp, which /dev/shm links to (default 64 MiB)
 ---@field require ("landlock"|"cgroup")[]|nil optional guarantees made mandatory (construction fails without them)
 ---@field network false|nil only false: no network, not even the host's loopback
 

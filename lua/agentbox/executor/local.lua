@@ -35,7 +35,7 @@ local python_session = require("agentbox.executor.python_session")
 -- @table SandboxSettings
 -- @tfield[opt] {string,...} read_only host paths bound read-only at the same path inside (over work_dir too)
 -- @tfield[opt] {string,...} read_write host paths bound writable at the same path inside
--- @tfield[opt=67108864] integer tmp_size bytes of the private /tmp (and of /dev/shm)
+-- @tfield[opt=67108864] integer tmp_size bytes of the private /tmp (/dev/shm is a link to it)
 -- @tfield[opt] {string,...} require optional guarantees made mandatory: "landlock", "cgroup"
 -- @tfield[opt=false] boolean network only false: no network at all (a loopback of its own)
 
