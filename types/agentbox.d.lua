@@ -210,6 +210,8 @@
 ---@field nproc integer|string|nil processes at once (a string says why it is not enforced)
 ---@field network string "none" (sandbox) or "host"
 ---@field filesystem string what the code may write
+---@field readable string[]|nil the sandbox's read view: the host paths it sees read-only (mounts and Landlock alike)
+---@field interpreter_added string[]|nil prefixes of the interpreter added to the read view (it lived under a hidden path)
 
 --- DockerExecutor's own options (README "Docker sandbox").
 ---@class agentbox.DockerExecutorOptions: agentbox.ExecutorOptions

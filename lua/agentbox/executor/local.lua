@@ -57,6 +57,10 @@ local python_session = require("agentbox.executor.python_session")
 -- @tfield[opt] integer|string nproc processes at once (a string says why it is not enforced)
 -- @tfield string network "none" (sandbox) or "host"
 -- @tfield string filesystem what the code may write
+-- @tfield[opt] {string,...} readable the sandbox's read view: the host paths it sees read-only (mounts and
+-- Landlock alike)
+-- @tfield[opt] {string,...} interpreter_added prefixes of the interpreter added to the read view (it lived under a
+-- hidden path)
 
 --- An executor made by `agentbox.LocalExecutor(opts)` (@{agentbox.Executor}).
 -- Its fields: `work_dir` (string), the work dir (a fresh private one when
