@@ -20,6 +20,8 @@ local gc_queue = require("agentbox.executor.gc_queue")
 local output_files = require("agentbox.executor.output_files")
 local files = require("agentbox.executor.sandbox_files")
 local warm = require("agentbox.executor.docker_warm")
+-- docker_pool.lua makes its containers with this module: loaded on first use
+local function pooled() return require("agentbox.executor.docker_pool") end
 local default_user = files.default_user
 local upload_sup, fix_workspace, upload_block = files.upload_sup, files.fix_workspace, files.upload_block
 
@@ -133,6 +135,11 @@ end
 -- @tfield[opt] function on_progress `function(line)`: image pull progress (default: stderr)
 -- @tfield[opt=false] boolean warm experimental: blocks go to a block server in the container over a
 -- unix socket instead of a `docker exec` (local daemon, host running as root)
+-- @tfield[opt] agentbox.executor.docker_pool.DockerPool pool experimental: take a ready container
+-- from this @{agentbox.executor.docker_pool.DockerPool} (implies warm; the container options are
+-- the pool's: one given here that differs is an error naming it)
+-- @tfield[opt=false] boolean fresh experimental: every execute call gets a never-used container
+-- from the pool (without pool: an internal pool of 1); work_dir is copied in and out around each call
 
 --- An executor made by `agentbox.DockerExecutor(opts)` (@{agentbox.Executor}).
 -- Its fields: `work_dir` (string), the host directory mounted at
@@ -215,6 +222,14 @@ local DockerExecutor = base.class("DockerExecutor", {
     if v ~= nil and type(v) ~= "boolean" then fail("warm must be a boolean") end
     return v == true
   end,
+  pool = function(v)
+    if v ~= nil and not pooled().is_pool(v) then fail("pool must be an agentbox.DockerPool") end
+    return v
+  end,
+  fresh = function(v)
+    if v ~= nil and type(v) ~= "boolean" then fail("fresh must be a boolean") end
+    return v == true
+  end,
 })
 
 -- one container: the supervisor kills every process of the sandbox user
@@ -222,6 +237,8 @@ local DockerExecutor = base.class("DockerExecutor", {
 DockerExecutor._serial = true
 
 function DockerExecutor._setup(self, o)
+  -- a pool's containers are made with its options: o becomes them
+  if o.pool or o.fresh then o = pooled().setup(self, o, fail) end
   for _, k in ipairs({ "image", "on_progress", "network", "read_only", "user", "memory", "cpus", "pids_limit",
                        "tmpfs", "mounts", "auto_remove", "container_name" }) do
     self[k] = o[k]
@@ -292,6 +309,7 @@ function DockerExecutor:_config(sup_path)
   end
   for _, m in ipairs(self.mounts) do hc.Mounts[#hc.Mounts + 1] = m end
   local labels = docker.owner_labels()
+  for k, v in pairs(self._labels or {}) do labels[k] = v end   -- a pool's own
   if not self.auto_remove then labels["agentbox.keep"] = "1" end
   local config = {
     Image = self.image,
@@ -331,7 +349,9 @@ function DockerExecutor:_start()
   local ok, err = c:negotiate()
   if not ok then error("DockerExecutor: " .. err, 0) end
   -- containers of dead owners go first; a failing reap must not block work
-  local _, rerr = c:reap()
+  -- (a pool reaps once, not per container)
+  local _, rerr
+  if not self._labels then _, rerr = c:reap() end
   if rerr then io.stderr:write("agentbox: reaping stale containers failed: ", rerr, "\n") end
   local sup_path = find_sup()
   if not sup_path then
@@ -375,6 +395,7 @@ function DockerExecutor:_start()
 end
 
 function DockerExecutor:_ensure()
+  if self._pool then return pooled().ensure(self) end
   if not self.container_id then self:_start() end
 end
 
@@ -532,6 +553,7 @@ end
 -- its result, else the current one) and its image by id (a tag moves),
 -- asked of the daemon once per container.
 function DockerExecutor:_audit(r)
+  if self._slot then return self._slot:_audit(r) end
   local id = r and r.container_id or self.container_id
   if id and self._audit_image_of ~= id then
     local info = self.client:inspect(id)
@@ -569,9 +591,16 @@ function DockerExecutor:_ship(rel, text)
   return base.Base._ship(self, rel, text)
 end
 
+-- pooled with a work_dir of its own (fresh, or one given): copied in and out
+function DockerExecutor:_execute(blocks)
+  if self._pool then return pooled().execute(self, blocks, base.Base._execute) end
+  return base.Base._execute(self, blocks)
+end
+
 function DockerExecutor:_path_of(prep) return WORKSPACE .. "/" .. prep.rel end
 
 function DockerExecutor:_run(argv, prep, out, timeout)
+  if self._pool then return pooled().run(self, argv, prep, out, timeout) end
   if self.warm then return warm.run(self, argv, out, timeout) end
   self:_ensure()
   if self.transfer == "archive" then upload_block(self, prep.rel, prep.code) end
@@ -593,6 +622,7 @@ end
 -- @treturn[2] string message what failed
 -- @treturn[2] string code (@{agentbox.errors.CODES})
 function DockerExecutor:restart()
+  if self._pool then return pooled().restart(self) end
   local id = self.container_id
   self.container_id = nil
   if self.warm then warm.release(self) end
@@ -605,6 +635,7 @@ end
 
 -- close: remove the container (auto_remove = false: only stop it)
 function DockerExecutor:_release()
+  if self._pool then return pooled().release(self) end
   local id = self.container_id
   self.container_id = nil
   if self.warm then pcall(warm.destroy, self) end
@@ -621,6 +652,8 @@ end
 -- collected: the same, sent from the queue. If the process dies first, the
 -- next executor start reaps the container by its labels.
 function DockerExecutor:_release_send()
+  -- pooled: the container is its slot's, which a collection releases itself
+  if self._pool then return nil end
   local wws = self._warm_ws
   local wpath = self._warm_dir
   -- the warm server's directory; its handle may have been finalized first:
