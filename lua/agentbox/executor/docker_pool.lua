@@ -357,7 +357,9 @@ function M.execute(self, blocks, inner)
       res.code_file = user_ws:path() .. "/" .. res.code_file:sub(#from + 1)
     end
     local notes = {}
-    for _, n in ipairs({ res.output_files_incomplete, note_in, note_out }) do notes[#notes + 1] = n end
+    for _, n in pairs({ res.output_files_incomplete or false, note_in or false, note_out or false }) do
+      if n then notes[#notes + 1] = n end
+    end
     if #notes > 0 then res.output_files_incomplete = table.concat(notes, "; ") end
   end
   return res
