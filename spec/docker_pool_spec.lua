@@ -169,6 +169,19 @@ describe("DockerPool #docker", function()
     assert.matches("the pool is closed", err)
   end)
 
+  dit("closing an executor and its pool while their containers are still starting leaves nothing", function()
+    local pool = agentbox.DockerPool{ size = 2, image = IMAGE }
+    local ex = agentbox.DockerExecutor{ pool = pool }   -- takes one that is still starting
+    local dirs = { ex.work_dir }
+    for s in pairs(pool.starting) do dirs[#dirs + 1] = s.ex.work_dir end
+    assert.is_true(#dirs >= 3)   -- the taken one (its work dir is the executor's) and the refills
+    assert(ex:close())
+    assert(pool:close())
+    local _, left = by_label(pool.id)
+    assert.equal(0, left)
+    for _, d in ipairs(dirs) do assert.is_false(H.exists(d), d) end
+  end)
+
   dit("a pool collected without close leaves nothing (its finalizer only queues)", function()
     local function make()
       local pool = agentbox.DockerPool{ size = 2, image = IMAGE }

@@ -63,16 +63,17 @@ local seq = 0
 local function start_slot(pool, slot)
   local ex = slot.ex
   local ok, err = pcall(ex.start, ex)
-  pool.starting[slot] = nil
   if not ok then
     slot.err = tostring(err)
     pool.failures, pool.last_error = pool.failures + 1, slot.err
   end
   if slot.dropped or (not slot.reserved and (not ok or pool.closed)) then
+    slot.closing = true   -- no longer to be taken while its close waits
     pcall(ex.close, ex)
   elseif not slot.reserved then
     pool.ready[#pool.ready + 1] = slot
   end
+  pool.starting[slot] = nil   -- only now: pool:close() waits for this removal too
   slot.fut:set(true)
 end
 
@@ -93,7 +94,7 @@ end
 local function oldest_starting(pool)
   local best
   for s in pairs(pool.starting) do
-    if not s.reserved and (not best or s.seq < best.seq) then best = s end
+    if not s.reserved and not s.closing and (not best or s.seq < best.seq) then best = s end
   end
   return best
 end
