@@ -215,6 +215,7 @@ describe("DockerPool #docker", function()
     assert.equal(0, left)
     -- its directories go with the next executor's start (reaped by name)
     local e <close> = agentbox.DockerExecutor{ image = IMAGE }
+    assert.is_truthy(e.work_dir)
     assert.is_false(H.exists(d1))
     assert.is_false(H.exists(d2))
   end)

@@ -32,16 +32,16 @@ local M = {}
 local WHAT = "agentbox.DockerPool"
 M.MAX_SIZE = 64
 
---- DockerExecutor's options that make its container, so a pool's and not a
+-- DockerExecutor's options that make its container, so a pool's and not a
 -- pooled executor's. An option of the warm server added later (preload,
 -- stateful) goes in this list: the pool then passes it through.
 M.CONTAINER = { "image", "network", "read_only", "user", "memory", "cpus", "pids_limit", "tmpfs", "mounts",
                 "docker_host", "env", "on_progress", "preload", "stateful" }
 
-local Pool = {}
-Pool.__index = Pool
+local DockerPool = {}
+DockerPool.__index = DockerPool
 
-function M.is_pool(v) return getmetatable(v) == Pool end
+function M.is_pool(v) return getmetatable(v) == DockerPool end
 
 local function container_options()
   local names = {}
@@ -100,7 +100,7 @@ local function oldest_starting(pool)
 end
 
 -- start what is missing for `size` ready or on their way
-function Pool:_refill()
+function DockerPool:_refill()
   if self.closed then return end
   local have = #self.ready
   for s in pairs(self.starting) do if not s.reserved then have = have + 1 end end
@@ -109,7 +109,7 @@ end
 
 -- Take a container: a ready one, else one on its way, else a new one. Never
 -- waits: the taker waits on slot.fut (the only one to: one waiter per handle).
-function Pool:_take()
+function DockerPool:_take()
   local slot = table.remove(self.ready, 1) or oldest_starting(self) or new_slot(self)
   slot.reserved = true
   self:_refill()
@@ -119,7 +119,7 @@ end
 local function make(raw, size, what)
   local id = core.md5(table.concat({ core.hostname(), core.owner() or "", seq, core.now(), math.random() }, " "))
   local pool = setmetatable({ size = size, id = id:sub(1, 12), raw = raw, what = what, ready = {}, starting = {},
-                              failures = 0, closed = false }, Pool)
+                              failures = 0, closed = false }, DockerPool)
   local ok, o = pcall(base.check, raw, DX._options, "agentbox.DockerExecutor")
   if not ok then reraise(o, what) end
   pool.o = o
@@ -127,12 +127,27 @@ local function make(raw, size, what)
   return pool
 end
 
+--- DockerPool's options: `size` and DockerExecutor's container options
+-- (@{agentbox.executor.docker.DockerExecutorOptions}); the others are each executor's.
+-- @table DockerPoolOptions
+-- @tfield integer size containers kept ready, 1 to 64
+-- @tfield[opt] string image as DockerExecutor
+-- @tfield[opt] string network as DockerExecutor
+-- @tfield[opt] boolean read_only as DockerExecutor
+-- @tfield[opt] string user as DockerExecutor
+-- @tfield[opt] string|integer|false memory as DockerExecutor
+-- @tfield[opt] number|false cpus as DockerExecutor
+-- @tfield[opt] integer|false pids_limit as DockerExecutor
+-- @tfield[opt] string|table|false tmpfs as DockerExecutor
+-- @tfield[opt] table mounts as DockerExecutor
+-- @tfield[opt] string docker_host as DockerExecutor (a local daemon: warm containers)
+-- @tfield[opt] table env the containers' added environment
+-- @tfield[opt] function on_progress image pull progress
+
 --- A pool of ready warm containers (`agentbox.DockerPool{ size = n, ... }`), experimental.
 -- Needs what `warm = true` needs (a local daemon, agentbox running as root).
 -- Its containers start at once, in the background.
--- @tparam table opts `size` (integer, 1 to 64: containers kept ready) and DockerExecutor's container
--- options: image, network, read_only, user, memory, cpus, pids_limit, tmpfs, mounts, docker_host, env,
--- on_progress (@{agentbox.executor.docker.DockerExecutorOptions})
+-- @tparam DockerPoolOptions opts its options
 -- @treturn DockerPool the pool
 -- @raise on an unknown option or a bad value (naming it)
 function M.new(opts)
@@ -167,7 +182,7 @@ end
 
 --- How many containers are ready now (started, not taken).
 -- @treturn integer
-function Pool:available() return #self.ready end
+function DockerPool:available() return #self.ready end
 
 --- Wait until `size` containers are ready. Blocking outside a task, yields inside one.
 -- @treturn[1] true
@@ -175,7 +190,7 @@ function Pool:available() return #self.ready end
 -- @treturn[2] string message a container could not be started
 -- @treturn[2] string code "docker"
 -- @raise after close
-function Pool:fill()
+function DockerPool:fill()
   if self.closed then errors.misuse("%s: fill after close", WHAT) end
   return task.sync(function()
     local failures = self.failures
@@ -198,7 +213,7 @@ end
 -- @return[2] nil
 -- @treturn[2] string message what failed
 -- @treturn[2] string code (@{agentbox.errors.CODES})
-function Pool:close()
+function DockerPool:close()
   if self.closed and not next(self.starting) and #self.ready == 0 then return true end
   self.closed = true
   gc_queue.drain()
@@ -216,11 +231,11 @@ function Pool:close()
     return ok, err, code
   end)
 end
-Pool.__close = Pool.close
+DockerPool.__close = DockerPool.close
 -- collected: only a mark; its ready containers are internal executors,
 -- collected with it, whose own finalizers queue their release
-Pool.__gc = function(self) self.closed = true end
-function Pool:__tostring() return ("agentbox.DockerPool(%s)%s"):format(self.id, self.closed and " (closed)" or "") end
+DockerPool.__gc = function(self) self.closed = true end
+function DockerPool:__tostring() return ("agentbox.DockerPool(%s)%s"):format(self.id, self.closed and " (closed)" or "") end
 
 ---------------------------------------------------------------- a pooled DockerExecutor
 
@@ -253,10 +268,10 @@ local function let_go(self, now)
   return true
 end
 
---- DockerExecutor._setup's hook (pool or fresh): checks that the options
---- given agree with the pool's, and returns the options the executor runs
---- with (the pool's container options). Without work_dir and not fresh, the
---- container is taken now: its work dir becomes the executor's.
+-- DockerExecutor._setup's hook (pool or fresh): checks that the options
+-- given agree with the pool's, and returns the options the executor runs
+-- with (the pool's container options). Without work_dir and not fresh, the
+-- container is taken now: its work dir becomes the executor's.
 function M.setup(self, o, fail)
   local raw, pool = o._raw, o.pool
   local bad = {}
@@ -296,7 +311,7 @@ function M.setup(self, o, fail)
   return merged
 end
 
---- _ensure: a container from the pool (waiting for it when none was ready).
+-- _ensure: a container from the pool (waiting for it when none was ready).
 function M.ensure(self)
   if not self._slot then
     if self._pool.closed then error("DockerExecutor: its pool was closed: no container to run in", 0) end
@@ -320,7 +335,7 @@ function M.ensure(self)
   self.warnings, self.cold_start = ex.warnings, ex.cold_start
 end
 
---- _run: the block goes to the container's executor, with this executor's terms.
+-- _run: the block goes to the container's executor, with this executor's terms.
 function M.run(self, argv, prep, out, timeout)
   M.ensure(self)
   local ex = self._slot
@@ -330,8 +345,8 @@ function M.run(self, argv, prep, out, timeout)
   return r
 end
 
---- _execute: with a work_dir of its own, copied in before the call and
---- back after it; fresh: the container is dropped after the call.
+-- _execute: with a work_dir of its own, copied in before the call and
+-- back after it; fresh: the container is dropped after the call.
 function M.execute(self, blocks, inner)
   if not self._copy or #blocks == 0 then return inner(self, blocks) end
   M.ensure(self)
@@ -366,8 +381,8 @@ function M.execute(self, blocks, inner)
   return res
 end
 
---- restart: the next call gets another container (a work dir handed over
---- keeps its container's executor: a cold start for the same directory).
+-- restart: the next call gets another container (a work dir handed over
+-- keeps its container's executor: a cold start for the same directory).
 function M.restart(self)
   if self._copy then
     self._slot_used = false
@@ -380,7 +395,7 @@ function M.restart(self)
   return ex:restart()
 end
 
---- _release (close): the container and its directories; an internal pool.
+-- _release (close): the container and its directories; an internal pool.
 function M.release(self)
   local ok, err, code = let_go(self, true)
   local own = self._own_pool
