@@ -90,6 +90,19 @@ M.KINDS = {
     inside = function() return "/workspace" end,
     gate = M.need_docker,
   },
+  {
+    -- fresh = true (executor/docker_pool.lua): a never-used warm container
+    -- per execute call from an internal pool of one; work_dir copied in and out
+    kind = "docker-fresh", tag = " #docker", name = "DockerExecutor", docker = true, warm = true, fresh = true,
+    extra = ("image = %q, fresh = true, "):format(M.IMAGE),
+    new = function(opts)
+      if opts.image == nil then opts.image = M.IMAGE end
+      if opts.fresh == nil then opts.fresh = true end
+      return agentbox.DockerExecutor(opts)
+    end,
+    inside = function() return "/workspace" end,
+    gate = M.need_docker,
+  },
 }
 
 --- Run body(E) once per executor kind, inside describe("<title> [<kind>]").
@@ -109,7 +122,7 @@ function M.each(title, body, only)
       describe(title .. " [" .. row.kind .. "]" .. row.tag, function()
         local dirs, exs = {}, {}
         local E = { kind = row.kind, name = row.name, inside = row.inside, docker = row.docker or false,
-                    warm = row.warm or nil }
+                    warm = row.warm or nil, fresh = row.fresh or nil }
         function E.new_src(opts_src)
           return ("require(\"agentbox\").%s{ %s%s }"):format(row.name, row.extra, opts_src)
         end

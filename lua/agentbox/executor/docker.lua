@@ -591,6 +591,12 @@ function DockerExecutor:_ship(rel, text)
   return base.Base._ship(self, rel, text)
 end
 
+-- pooled with a work_dir of its own: a code file goes into both directories
+function DockerExecutor:_write(prep, text)
+  if self._user_ws then return pooled().write(self, prep, text) end
+  return base.Base._write(self, prep, text)
+end
+
 -- pooled with a work_dir of its own (fresh, or one given): copied in and out
 function DockerExecutor:_execute(blocks)
   if self._pool then return pooled().execute(self, blocks, base.Base._execute) end

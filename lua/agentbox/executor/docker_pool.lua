@@ -359,19 +359,15 @@ function M.execute(self, blocks, inner)
     self._chowned = true
   end
   local before, note_in = copy.into(user_ws, slot_ws, self._slot_used)
-  self._ws = slot_ws      -- code files, the listings: the container's directory
+  self._ws, self._user_ws = slot_ws, user_ws   -- the listings: the container's directory
   local ok, res = pcall(inner, self, blocks)
-  self._ws = user_ws
+  self._ws, self._user_ws = user_ws, nil
   self._slot_used = not self._fresh
   local cok, note_out = pcall(copy.back, slot_ws, user_ws, before)
   if not cok then note_out = "copying back into work_dir failed: " .. tostring(note_out) end
   if self._fresh then let_go(self) end
   if not ok then error(res, 0) end
   if type(res) == "table" then
-    local from = slot_ws:path() .. "/"
-    if res.code_file and res.code_file:sub(1, #from) == from then
-      res.code_file = user_ws:path() .. "/" .. res.code_file:sub(#from + 1)
-    end
     local notes = {}
     for _, n in pairs({ res.output_files_incomplete or false, note_in or false, note_out or false }) do
       if n then notes[#notes + 1] = n end
@@ -379,6 +375,18 @@ function M.execute(self, blocks, inner)
     if #notes > 0 then res.output_files_incomplete = table.concat(notes, "; ") end
   end
   return res
+end
+
+-- _write during a copied call: a code file goes into work_dir first, so a
+-- name through a link there is refused as without a pool ("Filename is not
+-- in the workspace"; the copy in skips links), then into the container's
+-- directory; the path is work_dir's (code_file, "Code saved to")
+function M.write(self, prep, text)
+  local path, err = workspace.write(self._user_ws, prep.rel, text)
+  if not path then return nil, err end
+  local ok, werr = workspace.write(self._ws, prep.rel, text)
+  if not ok then return nil, werr end
+  return path
 end
 
 -- restart: the next call gets another container (a work dir handed over
