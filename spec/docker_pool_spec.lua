@@ -194,6 +194,25 @@ describe("DockerPool #docker", function()
     assert.is_true(eventually(function() return select(2, by_label(id)) == 0 end), "a collected pool's containers were left")
   end)
 
+  dit("a script that ends without close() leaves no container of its pool or its executors", function()
+    local src = ([[
+      local agentbox = require("agentbox")
+      local pool = agentbox.DockerPool{ size = 2, image = %q }
+      local ex = agentbox.DockerExecutor{ pool = pool }
+      local f = agentbox.DockerExecutor{ pool = pool, fresh = true }
+      assert(ex:execute{ { lang = "sh", code = "true" } }.exit_code == 0)
+      assert(f:execute{ { lang = "sh", code = "true" } }.exit_code == 0)
+      assert(pool:fill())
+      io.write(pool.id, " ", ex.work_dir, " ", f.work_dir, "\n")
+    ]]):format(IMAGE)
+    local r = H.lua(src, nil, 120)
+    local id, d1, d2 = r.stdout:match("^(%x+) (%S+) (%S+)\n")
+    assert.is_truthy(id, r.output)
+    assert.is_true(eventually(function() return select(2, by_label(id)) == 0 end, 5), "containers were left")
+    assert.is_false(H.exists(d1))
+    assert.is_false(H.exists(d2))
+  end)
+
   dit("the containers of a pool whose owner was killed -9 are removed by agentbox.docker.reap()", function()
     local src = ([[
       local agentbox = require("agentbox")
