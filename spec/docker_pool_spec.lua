@@ -318,6 +318,66 @@ describe("DockerPool #docker", function()
       assert.is_true(core.workspace(wd):stat("etc_link").type == "link")   -- left alone
     end)
 
+    dit("hard links and sparse files cannot make the host write more than the quota", function()
+      local pool <close> = agentbox.DockerPool{ size = 1, image = IMAGE }
+      local wd = dir()
+      local ex <close> = agentbox.DockerExecutor{ pool = pool, work_dir = wd, timeout = 20,
+                                                  quota = { bytes = "10m", files = 1000 } }
+      -- the quota counts a file with 20 names once and a sparse file by its
+      -- blocks: copied naively, 80 MB and 50 MB would land in work_dir
+      local r = ex:execute(sh(table.concat({
+        "head -c 4000000 /dev/urandom > one",
+        "i=0; while [ $i -lt 20 ]; do ln one link$i; i=$((i+1)); done",
+        -- (each under the file size limit the quota sets: what is left + 1)
+        "i=0; while [ $i -lt 10 ]; do truncate -s 5M sparse$i; i=$((i+1)); done",
+        "du -sk .", "echo ok" }, "; ")))
+      assert.equal(0, r.exit_code, r.output)
+      local du = H.run({ "du", "-s", "--block-size=1", wd })
+      local used = tonumber(du.stdout:match("^(%d+)"))
+      assert.is_true(used <= 12 * 1024 * 1024, ("work_dir holds %d bytes after the copy back"):format(used))
+      local ws <close> = core.workspace(wd)
+      assert.equal(ws:stat("one").ino, ws:stat("link7").ino)   -- the links stay links
+      assert.matches("over the 10485760 bytes of the quota", r.output_files_incomplete)
+    end)
+
+    dit("the permission bits that come back: executable or not, never setuid", function()
+      local pool <close> = agentbox.DockerPool{ size = 1, image = IMAGE }
+      local wd = dir()
+      local ex <close> = agentbox.DockerExecutor{ pool = pool, work_dir = wd, timeout = 10 }
+      assert.equal(0, ex:execute(sh("true")).exit_code)
+      H.write(wd .. "/run.sh", "#!/bin/sh\necho ran\n")
+      os.execute("chmod 755 " .. wd .. "/run.sh")
+      local r = ex:execute(sh("./run.sh; cp /bin/true t; chmod 4755 t; echo x > plain; chmod 600 plain"))
+      assert.equal(0, r.exit_code, r.output)
+      assert.equal("ran\n", r.output)
+      local ws <close> = core.workspace(wd)
+      assert.equal(493, ws:stat("t").mode)      -- 0755: no setuid bit on the host
+      assert.equal(420, ws:stat("plain").mode)  -- 0644
+    end)
+
+    dit("a racer left by the block cannot swap a link under the copy back (it is dead by then)", function()
+      local pool <close> = agentbox.DockerPool{ size = 1, image = IMAGE }
+      local wd = dir()
+      local ex <close> = agentbox.DockerExecutor{ pool = pool, work_dir = wd, timeout = 10, fresh = true }
+      -- d flips between a directory holding a decoy passwd and a link to the
+      -- host's /etc (the host would resolve it there); the racer outlives the block
+      local r = ex:execute(sh(table.concat({
+        "mkdir d; echo decoy > d/passwd",
+        "setsid sh -c 'while :; do mv d d.x; ln -s /etc d; rm d; mv d.x d; done' > /dev/null 2>&1 &",
+        "sleep 0.3; echo started" }, "\n")))
+      assert.equal(0, r.exit_code, r.output)
+      local host = H.read("/etc/passwd")
+      local ws <close> = core.workspace(wd)
+      for _, rel in ipairs({ "d/passwd", "d.x/passwd", "d" }) do
+        local st = ws:stat(rel)
+        if st and st.type == "file" then assert.are_not.equal(host, H.read(wd .. "/" .. rel), rel) end
+        if st then assert.are_not.equal("link", st.type, rel) end
+      end
+      -- and the next call sees no racer
+      r = ex:execute(sh("for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null; echo; done | grep -c '^sh -c while' || true"))
+      assert.equal("0\n", r.output)
+    end)
+
     dit("a block that fills the quota is stopped; what comes back stays within it", function()
       local pool <close> = agentbox.DockerPool{ size = 1, image = IMAGE }
       local wd = dir()

@@ -105,6 +105,17 @@ M.KINDS = {
   },
 }
 
+--- The kinds but those named (an `only` for M.each), for a case that
+--- cannot apply to them; the caller says why.
+function M.except(...)
+  local skip, only = {}, {}
+  for _, k in ipairs({ ... }) do skip[k] = true end
+  for _, row in ipairs(M.KINDS) do
+    if not skip[row.kind] then only[row.kind] = true end
+  end
+  return only
+end
+
 --- Run body(E) once per executor kind, inside describe("<title> [<kind>]").
 --- E.kind, E.name ("LocalExecutor", ...), E.docker (a DockerExecutor row), E.warm
 --- (its warm option, nil otherwise), E.it(name, fn), E.new(opts)

@@ -363,7 +363,8 @@ function M.execute(self, blocks, inner)
   local ok, res = pcall(inner, self, blocks)
   self._ws, self._user_ws = user_ws, nil
   self._slot_used = not self._fresh
-  local cok, note_out = pcall(copy.back, slot_ws, user_ws, before)
+  local q = self.quota
+  local cok, note_out = pcall(copy.back, slot_ws, user_ws, before, q and q.bytes > 0 and q.bytes or nil)
   if not cok then note_out = "copying back into work_dir failed: " .. tostring(note_out) end
   if self._fresh then let_go(self) end
   if not ok then error(res, 0) end

@@ -9,7 +9,11 @@
 -- run while nothing of the sandbox runs (the block server killed every
 -- process of the sandbox user after the last block), so nothing can be
 -- swapped under them. Links and special files are not copied either way;
--- files over MAX_FILE are not copied and the result says so.
+-- hard links stay links (ws:link), so a block cannot make the host write a
+-- file once per name; files over MAX_FILE are not copied, nor anything once
+-- the copy back has written the quota's bytes (a sparse file costs the
+-- quota its blocks, the host its size); the result says what was skipped.
+-- Permission bits: executable or not (0755 or 0644), nothing else.
 local M = {}
 
 M.MAX_ENTRIES = 10000            -- as output_files.lua: code may fill a directory with millions of names
@@ -49,15 +53,28 @@ local function walk(ws)
 end
 M.walk = walk
 
-local function copy_file(from, to, rel, size, notes)
-  if size > M.MAX_FILE then
-    notes[#notes + 1] = ("%s (%d bytes, over %d)"):format(rel, size, M.MAX_FILE)
-    return
-  end
+-- One copy pass: notes, the names already copied by source inode (a hard
+-- link becomes a link), the bytes written and the most it may write.
+local function pass(max_bytes)
+  return { notes = {}, by_ino = {}, bytes = 0, max = max_bytes or math.huge }
+end
+
+local function note(p, rel, why) p.notes[#p.notes + 1] = ("%s (%s)"):format(rel, why) end
+
+local function copy_file(from, to, rel, st, p)
+  local first = p.by_ino[st.ino]
+  if first and to:link(first, rel) then return end
+  if st.size > M.MAX_FILE then return note(p, rel, ("%d bytes, over %d"):format(st.size, M.MAX_FILE)) end
+  if p.bytes + st.size > p.max then return note(p, rel, ("over the %d bytes of the quota"):format(p.max)) end
   local data, err = from:read(rel, M.MAX_FILE)
   local ok
-  if data then ok, err = to:write(rel, data) end
-  if not ok then notes[#notes + 1] = ("%s (%s)"):format(rel, tostring(err)) end
+  if data then
+    -- 0x49: any execute bit
+    ok, err = to:write(rel, data, st.mode & 0x49 ~= 0 and 493 or 420)
+    p.bytes = p.bytes + #data
+  end
+  if not ok then return note(p, rel, tostring(err)) end
+  p.by_ino[st.ino] = rel
 end
 
 -- remove from ws what `was` holds and `now` does not (or holds as another type), deepest first
@@ -69,8 +86,8 @@ local function remove_gone(ws, was, now)
   end
 end
 
-local function summary(what, notes, w)
-  local parts = {}
+local function summary(what, p, w)
+  local parts, notes = {}, p.notes
   if #notes > 0 then
     parts[#parts + 1] = ("%d file(s) not copied %s: %s"):format(#notes, what, table.concat(notes, ", ", 1, math.min(#notes, 5)))
   end
@@ -87,38 +104,47 @@ end
 function M.into(from, to, mirror)
   local w = walk(from)
   if mirror then remove_gone(to, walk(to), w) end
-  local notes = {}
+  local p = pass()
   for _, rel in ipairs(w.order) do
     local st = w.map[rel]
     if st.type == "dir" then
       local ok, err = to:mkdir(rel)
-      if not ok then notes[#notes + 1] = ("%s/ (%s)"):format(rel, tostring(err)) end
+      if not ok then note(p, rel .. "/", tostring(err)) end
     else
-      copy_file(from, to, rel, st.size, notes)
+      copy_file(from, to, rel, st, p)
     end
   end
-  return walk(to), summary("into the sandbox", notes, w)
+  return walk(to), summary("into the sandbox", p, w)
 end
 
 --- After a call: what it created, changed or removed in the container's
---- directory (from), compared with `before` (M.into's), into work_dir (to).
---- Returns a note or nil.
-function M.back(from, to, before)
+--- directory (from), compared with `before` (M.into's), into work_dir (to),
+--- writing at most max_bytes (the quota's; nil: no limit). Returns a note or nil.
+function M.back(from, to, before, max_bytes)
   local now = walk(from)
   remove_gone(to, before, now)
-  local notes = {}
+  local p = pass(max_bytes)
+  local changed = {}
+  for _, rel in ipairs(now.order) do
+    local st, b = now.map[rel], before.map[rel]
+    if st.type == "file" then
+      changed[rel] = not b or b.type ~= "file" or b.size ~= st.size or b.mtime_ns ~= st.mtime_ns or b.ino ~= st.ino
+      -- an unchanged file is in work_dir already: a new name of it becomes a link there
+      if not changed[rel] and not p.by_ino[st.ino] then p.by_ino[st.ino] = rel end
+    end
+  end
   for _, rel in ipairs(now.order) do
     local st, b = now.map[rel], before.map[rel]
     if st.type == "dir" then
       if not b then
         local ok, err = to:mkdir(rel)
-        if not ok then notes[#notes + 1] = ("%s/ (%s)"):format(rel, tostring(err)) end
+        if not ok then note(p, rel .. "/", tostring(err)) end
       end
-    elseif not b or b.type ~= "file" or b.size ~= st.size or b.mtime_ns ~= st.mtime_ns or b.ino ~= st.ino then
-      copy_file(from, to, rel, st.size, notes)
+    elseif changed[rel] then
+      copy_file(from, to, rel, st, p)
     end
   end
-  return summary("back into work_dir", notes, now)
+  return summary("back into work_dir", p, now)
 end
 
 return M
