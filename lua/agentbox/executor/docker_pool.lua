@@ -31,6 +31,17 @@ local new_executor = require("agentbox.executor.docker").new
 local M = {}
 local WHAT = "agentbox.DockerPool"
 M.MAX_SIZE = 64
+-- Seconds a replacement waits before its container starts, unless taken
+-- meanwhile: a container start is dockerd, containerd and runc busy on the
+-- same cores as the block that the claim was for (on 2 vCPUs it cost that
+-- first block ~85 ms; bench/docker_bench.lua pool)
+M.REFILL_DELAY = 0.25
+-- Run once in each new container, in the background: the first python3 of a
+-- container is slow (its overlay's caches are cold: ~55 ms more on the
+-- project VM's fuse-overlayfs), so the pool pays it, not the first block.
+-- Its result is ignored (an image without python3 is fine).
+M.WARM_UP = { "python3", "-c", "pass" }
+local SINK = { add = function() end, budget = function() return 4096 end }
 
 -- DockerExecutor's options that make its container, so a pool's and not a
 -- pooled executor's. An option of the warm server added later (preload,
@@ -62,7 +73,11 @@ local seq = 0
 -- one pooled container: an internal executor, started by a task
 local function start_slot(pool, slot)
   local ex = slot.ex
-  local ok, err = pcall(ex.start, ex)
+  local after = core.now() + (slot.delay or 0)
+  while not slot.reserved and not pool.closed and core.now() < after do task.sleep(0.02) end
+  local ok, err = true, nil
+  if slot.reserved or not pool.closed then ok, err = pcall(ex.start, ex) end   -- closed meanwhile: none made
+  if ok and ex.container_id then pcall(ex._run, ex, M.WARM_UP, nil, SINK, 10) end
   if not ok then
     slot.err = tostring(err)
     pool.failures, pool.last_error = pool.failures + 1, slot.err
@@ -77,14 +92,14 @@ local function start_slot(pool, slot)
   slot.fut:set(true)
 end
 
-local function new_slot(pool)
+local function new_slot(pool, delay)
   local opts = {}
   for k, v in pairs(pool.raw) do opts[k] = v end
   local ok, ex = pcall(new_executor, opts)
   if not ok then reraise(ex, pool.what) end
   ex._labels = { ["agentbox.pool"] = pool.id }
   seq = seq + 1
-  local slot = { ex = ex, fut = task.future(), seq = seq }
+  local slot = { ex = ex, fut = task.future(), seq = seq, delay = delay }
   pool.starting[slot] = true
   task.spawn(start_slot, pool, slot)
   return slot
@@ -99,12 +114,13 @@ local function oldest_starting(pool)
   return best
 end
 
--- start what is missing for `size` ready or on their way
-function DockerPool:_refill()
+-- start what is missing for `size` ready or on their way (delay: seconds
+-- before they start, unless taken)
+function DockerPool:_refill(delay)
   if self.closed then return end
   local have = #self.ready
   for s in pairs(self.starting) do if not s.reserved then have = have + 1 end end
-  for _ = have + 1, self.size do new_slot(self) end
+  for _ = have + 1, self.size do new_slot(self, delay) end
 end
 
 -- Take a container: a ready one, else one on its way, else a new one. Never
@@ -112,7 +128,7 @@ end
 function DockerPool:_take()
   local slot = table.remove(self.ready, 1) or oldest_starting(self) or new_slot(self)
   slot.reserved = true
-  self:_refill()
+  self:_refill(M.REFILL_DELAY)
   return slot
 end
 
