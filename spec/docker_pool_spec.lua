@@ -274,10 +274,14 @@ describe("DockerPool #docker", function()
       assert.is_true(H.exists(r.code_file))
       local info = assert(client:inspect(ex.container_id))
       for _, m in ipairs(info.Mounts) do assert.are_not.equal(wd, m.Source) end
-      -- a second call sees the first's files, and a file the host added
+      -- a second call (same container) sees the first's files and a file the host
+      -- added, not one the host removed
       H.write(wd .. "/later.txt", "later\n")
-      r = ex:execute(sh("cat sub/out.txt later.txt"))
-      assert.equal("out\nlater\n", r.output)
+      H.write(wd .. "/gone.txt", "x")
+      assert.equal(0, ex:execute(sh("cat gone.txt")).exit_code)
+      os.remove(wd .. "/gone.txt")
+      r = ex:execute(sh("cat sub/out.txt later.txt; ls gone.txt 2>/dev/null || echo no gone.txt"))
+      assert.equal("out\nlater\nno gone.txt\n", r.output)
     end)
 
     dit("links the code plants are never followed by the copy back (host files, the host's home)", function()
