@@ -41,6 +41,7 @@ install: $(SO) $(SUP)
 	install -m 0644 lua/agentbox/*.lua $(INST_LUADIR)/agentbox/
 	install -m 0644 lua/agentbox/executor/*.lua $(INST_LUADIR)/agentbox/executor/
 	install -m 0644 lua/agentbox/executor/agentbox_preload.py $(INST_LUADIR)/agentbox/executor/
+	install -m 0644 lua/agentbox/executor/agentbox_session.py $(INST_LUADIR)/agentbox/executor/
 	install -m 0644 lua/agentbox/agent/*.lua $(INST_LUADIR)/agentbox/agent/
 	install -m 0644 src/agentbox.h $(INST_PREFIX)/include/agentbox.h
 
@@ -65,9 +66,9 @@ $(SO): $(CORE_SRC) $(HDR)
 # The in-container supervisor: static, so it runs in any image. Its sources
 # are also in core.so (the fork path), but for main and the spawn server.
 SUP_SRC = src/sup_main.c src/sup.c src/sup_exec.c src/sup_tree.c src/quota.c src/quota_walk.c src/quota_held.c \
-          src/spawnsrv.c src/blocksrv.c src/spawnproto.c src/cgroup.c src/seccomp.c src/sysutil.c
+          src/spawnsrv.c src/blocksrv.c src/spawnproto.c src/cgroup.c src/seccomp.c src/landlock.c src/sysutil.c
 SUP_HDR = src/sup.h src/sup_int.h src/deadline.h src/quota.h src/quota_int.h src/spawnproto.h src/cgroup.h \
-          src/seccomp.h src/sysutil.h
+          src/seccomp.h src/landlock.h src/sysutil.h
 $(SUP): $(SUP_SRC) $(SUP_HDR)
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -static -o $@ $(SUP_SRC)

@@ -20,7 +20,8 @@ describe("embedding", function()
         .. "exitcode: 0 (execution succeeded) Code output: %d"):format(st[1], st[2], st[3])
       assert.is_truthy(out:find(want, 1, true), out)
     end
-    assert.matches("time inside agentbox_step per frame: p50 [%d.]+ ms, p99 [%d.]+ ms, max [%d.]+ ms", r.stdout)
+    assert.matches("time inside agentbox_step per step %(%d+ steps%): median [%d.]+ ms, p95 [%d.]+ ms, "
+      .. "p99 [%d.]+ ms, max [%d.]+ ms; %d+ over 1 ms", r.stdout)
   end)
 
   it("a host with its own poller waits on agentbox_fd and agentbox_timeout", function()
@@ -34,12 +35,22 @@ describe("embedding", function()
     assert.is_true(wakeups and wakeups > 0, r.stdout)
   end)
 
+  it("a C host steps a streamed chat: the reply arrives over many frames while another task runs", function()
+    local r = H.run({ HOST, "spec/support/embed_stream.lua" }, { env = H.lua_env(), timeout = 120 })
+    assert.equal(0, r.exit_code, r.output)
+    assert.matches("streamed: whole reply; %d+ tokens", r.stdout)
+    local ticks = tonumber(r.stdout:match("ticks of another task during the stream: (%d+)"))
+    assert.is_true(ticks and ticks >= 10, r.stdout)
+    assert.matches("time inside agentbox_step per step %(%d+ steps%): median [%d.]+ ms, p95 [%d.]+ ms, "
+      .. "p99 [%d.]+ ms, max [%d.]+ ms; %d+ over 1 ms", r.stdout)
+  end)
+
   it("get_human_input may yield: the host answers later and the chat resumes", function()
     local srv = fake.start{ models = { m = { { content = "first answer" },
                                              { content = "second answer", expect = { last_equals = "tell me more" } } } } }
     local pending
     local a = agentbox.AssistantAgent{ name = "a", llm_config = { config_list = { {
-      model = "m", api_key = "none", base_url = srv.base_url } } } }
+      model = "m", api_key = "none", base_url = srv.base_url } }, cache_seed = false } }
     local u = agentbox.UserProxyAgent{ name = "u", human_input_mode = "ALWAYS", code_execution_config = false,
       get_human_input = function(prompt)
         local f = agentbox.future()

@@ -183,6 +183,41 @@ describe("output_files pieces", function()
     assert.is_true(math.type(st.ino) == "integer" and st.ino > 0)
   end)
 
+  it("a snapshot of a flooded work_dir yields to other tasks, and a cancel there is not a listing failure", function()
+    local dir = H.tmpdir("of-yield")
+    finally(function() H.rm_rf(dir) end)
+    -- thousands of stats: far more than one task.slice of work in one resume
+    assert(os.execute(("cd %q && for i in $(seq 1 6000); do : > f$i; done"):format(dir)))
+    local ws <close> = assert(core.workspace(dir))
+    local ticks, stop = 0, false
+    agentbox.spawn(function()
+      while not stop do ticks = ticks + 1; coroutine.yield() end
+    end)
+    local during
+    local lister = agentbox.spawn(function()
+      local t0 = ticks
+      local snap = output_files.on_host(ws)
+      during = ticks - t0
+      local n = 0
+      for _ in pairs(snap.files) do n = n + 1 end
+      return n, snap.incomplete
+    end)
+    while not lister:done() do agentbox.step(0) end
+    local n, incomplete = lister:result()
+    assert.equal(6000, n)
+    assert.is_nil(incomplete)
+    assert.is_true(during > 0, "the listing never yielded")
+    -- cancelled while listing: the task ends cancelled, not with an incomplete listing
+    local cancelled = agentbox.spawn(function() return output_files.on_host(ws) end)
+    agentbox.step(0)   -- it starts, and waits at a checkpoint of the listing
+    assert.is_false(cancelled:done())
+    cancelled:cancel()
+    while not cancelled:done() do agentbox.step(0) end
+    stop = true
+    agentbox.run()
+    assert.same({ nil, "cancelled", "cancelled" }, { cancelled:result() })
+  end)
+
   it("format_result keeps AutoGen's prefix and names at most MAX_NAMED_FILES files", function()
     local files = {}
     for i = 1, 25 do files[i] = { path = ("f%02d.txt"):format(i), size = i } end

@@ -100,7 +100,8 @@ describe("tasks", function()
 
   it("cancel aborts an HTTP request in flight", function()
     local srv = fake.start{ rules = { { delay = 5, content = "late" } } }
-    local c = require("agentbox.llm").new{ config_list = { { model = "m", api_key = "k", base_url = srv.base_url } } }
+    local c = require("agentbox.llm").new{ config_list = { { model = "m", api_key = "k", base_url = srv.base_url } },
+                                           cache_seed = false }
     local t = agentbox.spawn(function() return c:create{ messages = { { role = "user", content = "x" } } } end)
     local t0 = core.now()
     while core.now() - t0 < 0.3 do agentbox.step(10) end
@@ -171,5 +172,61 @@ describe("tasks", function()
     assert.is_true(busy:result() == nil and busy:done())
     -- the ticker ran between every two pieces of work
     for i = 2, #steps_seen do assert.is_true(steps_seen[i] > steps_seen[i - 1], table.concat(steps_seen, " ")) end
+  end)
+
+  it("a host frame's budget counts the work before the tasks: past it, one task runs and the rest wait", function()
+    -- what agentbox_step calls (src/embed.c)
+    local host_step = debug.getregistry()["agentbox.scheduler"].step
+    local slow = false
+    -- the queued releases and the reactor run before the tasks: make them
+    -- spend four budgets (before_step hooks stay: this one is off by default)
+    task.before_step(function()
+      if not slow then return end
+      local t0 = core.now()
+      while core.now() - t0 < 4 * task.frame_budget_ms / 1000 do end
+    end)
+    local ran = 0
+    for _ = 1, 4 do agentbox.spawn(function() ran = ran + 1 end) end
+    slow = true
+    local ok, err = pcall(host_step, 0)
+    slow = false
+    assert(ok, err)
+    assert.equal(1, ran)
+    while ran < 4 do host_step(0) end
+    agentbox.run()
+  end)
+
+  it("a host frame past its budget handles one reactor event; the others stay ready for the next frames", function()
+    local host_step = debug.getregistry()["agentbox.scheduler"].step
+    local sup = require("agentbox.executor.common").sup_path()
+    local procs = {}
+    for i = 1, 8 do
+      procs[i] = assert(core.spawn{ argv = { "/bin/sh", "-c", "echo " .. i }, cwd = dir, sup = sup, timeout = 10 })
+    end
+    -- all of them end while nobody steps: their pipes and reports are all ready
+    local t0 = core.now()
+    while core.now() - t0 < 1 do os.execute("sleep 0.2") end
+    local saved = task.frame_budget_ms
+    task.frame_budget_ms = 0
+    local ok, err = pcall(host_step, 0)
+    task.frame_budget_ms = saved
+    assert(ok, err)
+    local done = 0
+    for _, p in ipairs(procs) do done = done + (p:done() and 1 or 0) end
+    assert.is_true(done <= 1, done .. " processes finished in one step past its budget")
+    -- nothing was lost: later frames see every event
+    local frames = 0
+    repeat
+      host_step(0)
+      frames = frames + 1
+      done = 0
+      for _, p in ipairs(procs) do done = done + (p:done() and 1 or 0) end
+    until done == #procs or frames > 1000
+    for i, p in ipairs(procs) do
+      local r = p:result()
+      assert.equal(0, r.exit_code)
+      assert.equal(i .. "\n", r.output)
+      p:close()
+    end
   end)
 end)

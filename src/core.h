@@ -105,7 +105,8 @@ void ab_reactor_free(ab_ctx *c);
 /* Wait (polling) until pid is reaped or deadline_ms (ab_now_ms) passes;
  * 0 when reaped or not our child, -1 when still running. */
 int ab_reap_until(pid_t pid, int64_t deadline_ms);
-int ab_reactor_step(ab_ctx *c, int timeout_ms);  /* -1 on error (errno) */
+/* until_s > 0: handle no further event once core.now() passes it (-1 on error, errno) */
+int ab_reactor_step(ab_ctx *c, int timeout_ms, double until_s);
 int ab_reactor_timeout(ab_ctx *c);
 
 /* module parts: each adds its functions to the table on top (core.c) */
@@ -119,6 +120,7 @@ void ab_open_protect(lua_State *L);     /* protect.c: protect_host, dumpable */
 void ab_open_owner(lua_State *L);       /* owner.c: owner, owner_alive, hostname */
 void ab_open_text(lua_State *L);        /* text.c: md5, sha256, utf8_clean */
 void ab_open_system(lua_State *L);      /* system.c: which, mkdir_p, realpath, append, wall_time, isatty, geteuid */
+void ab_open_privfile(lua_State *L);     /* privfile.c: private_read, private_write */
 void ab_open_embed(lua_State *L);       /* embed.c: set_scheduler */
 void ab_open_spawnconn(lua_State *L);   /* spawnconn.c: spawn_connect */
 

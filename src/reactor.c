@@ -109,7 +109,19 @@ int ab_reactor_timeout(ab_ctx *c) {
   return c->nready ? 0 : ab_timer_wait_ms(c);
 }
 
-int ab_reactor_step(ab_ctx *c, int timeout_ms) {
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* until_s > 0 is a deadline on core.now()'s clock for the events' work
+ * (curl reading a reply, a pipe's output): once it has passed no further
+ * event is handled (the first one always is). Every watch is level-
+ * triggered, so what is left is still ready and epoll reports it again at
+ * the next step: a frame where many replies arrive together spreads them
+ * over the next frames instead of paying for all of them. */
+int ab_reactor_step(ab_ctx *c, int timeout_ms, double until_s) {
   struct epoll_event evs[64];
   if (c->nzombies) reap_zombies(c);
   int wait = ab_reactor_timeout(c);
@@ -122,6 +134,7 @@ int ab_reactor_step(ab_ctx *c, int timeout_ms) {
     n = 0;
   }
   for (int i = 0; i < n; i++) {
+    if (i > 0 && until_s > 0 && now_s() >= until_s) break;
     ab_watch *w = evs[i].data.ptr;
     w->cb(w, evs[i].events);
   }
@@ -130,13 +143,16 @@ int ab_reactor_step(ab_ctx *c, int timeout_ms) {
   return 0;
 }
 
-/* core.step(timeout_ms) -> array of handles that had activity */
+/* core.step(timeout_ms[, until]) -> array of handles that had activity;
+ * until: a core.now() time after which the events left wait for the next step */
 static int l_step(lua_State *L) {
   ab_ctx *c = ab_ctx_get(L);
   lua_Integer ms = luaL_optinteger(L, 1, 0);
+  double until_s = luaL_optnumber(L, 2, 0);
   if (ms < -1) ms = -1;
   if (ms > 0x7fffffff) ms = 0x7fffffff;
-  if (ab_reactor_step(c, (int)ms) != 0) {
+  if (!(until_s > 0)) until_s = 0;   /* NaN, negative: no deadline */
+  if (ab_reactor_step(c, (int)ms, until_s) != 0) {
     luaL_pushfail(L);
     lua_pushfstring(L, "agentbox: epoll_wait failed: %s", strerror(errno));
     return 2;

@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "seccomp.h"
 #include "spawnproto.h"
 #include "sup.h"
 #include "cgroup.h"
@@ -126,13 +127,13 @@ int ab_spawn_server(int sock, const ab_sup_args *force) {
     } else {
       if (force) {
         /* the block server's own terms, whatever the request says: the
-         * sandbox user, its sweep, our seccomp filter, the container's
-         * environment */
+         * sandbox user, its sweep, our seccomp filter (the request may
+         * only ask for a stricter profile), the container's environment */
         a.drop = 1;
         a.sweep = 1;
         a.uid = force->uid;
         a.gid = force->gid;
-        a.o.seccomp = 1;
+        if (a.o.seccomp < AB_SECCOMP_DEFAULT) a.o.seccomp = AB_SECCOMP_DEFAULT;
         a.envp = force->envp;
         a.path = force->path;
       }

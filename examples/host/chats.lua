@@ -3,12 +3,29 @@
 -- executed (half with LocalExecutor, half with DockerExecutor), first one at
 -- a time (the reference results), then all at once inside the host's frame
 -- loop. The host calls start(), steps until no task is live, then report().
+-- AGENTBOX_HOST_PROFILE=ms: what the steps longer than ms spent their
+-- time on (examples/host/profile.lua), printed after the report
+local PROFILE = os.getenv("AGENTBOX_HOST_PROFILE")
+local profile = PROFILE and PROFILE ~= "" and require("examples.host.profile")
+if profile then profile.install(PROFILE) end
 local agentbox = require("agentbox")
 local now = require("agentbox.core").now
 local fake = require("spec.support.fake_openai")
 
 local N = tonumber(os.getenv("HOST_CHATS") or "16")
 local DOCKER = os.getenv("HOST_DOCKER") ~= "0"
+-- The Docker chats' blocks go to the container's block server (warm = true,
+-- README "Docker sandbox") unless AGENTBOX_HOST_WARM=0 asks for the
+-- `docker exec` path; warm mode needs root and a local daemon, so without
+-- them the default is the exec path (the report says which ran).
+local function warm_wanted()
+  local v = os.getenv("AGENTBOX_HOST_WARM")
+  if v == "0" then return false end
+  if v == "1" then return true end
+  local dh = os.getenv("DOCKER_HOST") or ""
+  return require("agentbox.core").geteuid() == 0 and (dh == "" or dh:find("^unix://") ~= nil)
+end
+local WARM = DOCKER and warm_wanted()
 local work = (os.getenv("TMPDIR") or "/tmp") .. "/agentbox-host-" .. math.floor(now() * 1e6)
 
 local srv, reference, tasks, executors = nil, {}, {}, {}
@@ -27,7 +44,7 @@ local SCRIPT = {
 local function executor(i)
   local dir = ("%s/chat%d"):format(work, i)
   if DOCKER and i % 2 == 0 then
-    return agentbox.DockerExecutor{ work_dir = dir, timeout = 30 }
+    return agentbox.DockerExecutor{ work_dir = dir, timeout = 30, warm = WARM }
   end
   return agentbox.LocalExecutor{ work_dir = dir, timeout = 30 }
 end
@@ -35,7 +52,8 @@ end
 local function chat(i, ex)
   local assistant = agentbox.AssistantAgent{
     name = "assistant",
-    llm_config = { config_list = { { model = "scripted", api_key = "none", base_url = srv.base_url } } },
+    llm_config = { config_list = { { model = "scripted", api_key = "none", base_url = srv.base_url } },
+                   cache_seed = false },      -- the script is the model: no response cache
   }
   local user = agentbox.UserProxyAgent{
     name = "user_proxy", human_input_mode = "NEVER", max_consecutive_auto_reply = 4,
@@ -49,12 +67,14 @@ end
 local M = {}
 
 function M.start()
+  if profile then profile.after_load() end
   srv = fake.start(SCRIPT)
   for i = 1, N do executors[i] = executor(i) end
   for i = 1, N do reference[i] = { chat(i, executors[i]) } end
   t_start = now()
   for i = 1, N do
     tasks[i] = agentbox.spawn(chat, i, executors[i])
+    if profile then profile.label(tasks[i].co, ("chat %d (%s)"):format(i, executors[i].container_id and "docker" or "local")) end
     tasks[i]:on_done(function() if tasks[i] then t_end = now() end end)
   end
 end
@@ -79,8 +99,10 @@ function M.report()
   srv:stop()
   os.execute("rm -rf '" .. work .. "'")
   local bad = mismatches()
-  return ("chats finished: %d/%d (%d with DockerExecutor) in %.2f s; identical to the same chat run alone: %s%s")
-    :format(done, N, DOCKER and N // 2 or 0, (t_end or t_start) - t_start, #bad == 0 and "yes" or "NO",
+  if profile then io.stderr:write(profile.report(), "\n") end
+  return ("chats finished: %d/%d (%d with DockerExecutor%s) in %.2f s; identical to the same chat run alone: %s%s")
+    :format(done, N, DOCKER and N // 2 or 0, not DOCKER and "" or WARM and ", warm" or ", docker exec",
+            (t_end or t_start) - t_start, #bad == 0 and "yes" or "NO",
             #bad > 0 and ("\n  " .. table.concat(bad, "\n  ")) or "")
 end
 

@@ -10,6 +10,7 @@
 -- (MAX_ENTRIES); a capped or failed listing says so in
 -- output_files_incomplete instead of hanging or filling memory.
 local common = require("agentbox.executor.common")
+local task = require("agentbox.task")
 
 local M = {}
 
@@ -21,6 +22,9 @@ M.BACKEND_FILE = M.DIR .. "/agentbox_mpl.py"
 M.MAX_ENTRIES = 10000
 -- a path longer than this is not followed (the accessor's rel has PATH_MAX)
 local MAX_REL = 2048
+-- entries between two task checkpoints: a listing of MAX_ENTRIES (a stat
+-- each) is tens of milliseconds, which a host's frame must not pay at once
+local PAUSE_EVERY = 128
 
 -- plt.show() saves each open figure as figure_<n>.png in the working
 -- directory, n counting the figures shown by this process (1, 2, ...), then
@@ -93,6 +97,7 @@ function M.on_host(ws, max)
       if names then
         for _, name in ipairs(names) do
           seen = seen + 1
+          if seen % PAUSE_EVERY == 0 then task.checkpoint() end
           if seen > max then
             incomplete = ("the listing stopped after %d entries"):format(max)
             return
@@ -115,7 +120,10 @@ function M.on_host(ws, max)
       end
     end
   end)
-  if not ok then incomplete = "listing work_dir failed: " .. tostring(err) end
+  if not ok then
+    if err == task.CANCELLED then error(err, 0) end   -- cancelled at a checkpoint: not a listing failure
+    incomplete = "listing work_dir failed: " .. tostring(err)
+  end
   return { files = files, incomplete = incomplete }
 end
 
@@ -192,8 +200,10 @@ end
 --- The files created or changed since start, sorted by path, and why the
 --- list may be incomplete (nil when it is not).
 function M.diff(before, after, code_files, t0)
-  local list = {}
+  local list, n = {}, 0
   for rel, f in pairs(after.files) do
+    n = n + 1
+    if n % PAUSE_EVERY == 0 then task.checkpoint() end
     local was = before.files[rel]
     local new
     if was then
