@@ -77,7 +77,8 @@ local function start_slot(pool, slot)
   while not slot.reserved and not pool.closed and core.now() < after do task.sleep(0.02) end
   local ok, err = true, nil
   if slot.reserved or not pool.closed then ok, err = pcall(ex.start, ex) end   -- closed meanwhile: none made
-  if ok and ex.container_id then pcall(ex._run, ex, M.WARM_UP, nil, SINK, 10) end
+  local wanted = not slot.dropped and (slot.reserved or not pool.closed)
+  if ok and wanted and ex.container_id then pcall(ex._run, ex, M.WARM_UP, nil, SINK, 10) end
   if not ok then
     slot.err = tostring(err)
     pool.failures, pool.last_error = pool.failures + 1, slot.err
