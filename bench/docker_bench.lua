@@ -6,6 +6,10 @@
 --   lua5.4 bench/docker_bench.lua remote N WARMUP OUT.json through spec/support/tcp_relay.py (a remote
 --                                                          daemon): print(1) warm (attach stream) vs exec;
 --                                                          and locally, warm's socket vs its attach stream
+--   lua5.4 bench/docker_bench.lua pool N WARMUP OUT.json   DockerPool claim -> first print(1), against cold
+--                                                          starts of non-pooled executors in the same run
+--   lua5.4 bench/docker_bench.lua fresh N WARMUP OUT.json  fresh = true, per execute (pool refilled between
+--                                                          calls, and back to back), against the same cold starts
 --   lua5.4 bench/docker_bench.lua report DIR OUT.json       the Markdown table (BENCH_* variables)
 --
 -- Environment: BENCH_IMAGE, BENCH_TMP (scratch dir; work dirs go under it).
@@ -307,6 +311,101 @@ print(run(["/usr/bin/python3", "/workspace/%s"]), run(["/bin/sh", "/workspace/%s
     B.write_json(out, res)
   end
 
+  -- the cold starts pool and fresh are compared with: a non-pooled executor,
+  -- created -> first print(1) result, exec path and warm = true
+  local function cold_row(res, i, warm)
+    for _, w in ipairs({ false, true }) do
+      local t0 = now()
+      local ex = executor(("cold%s%d"):format(w and "w" or "", i), w)
+      local r = ex:execute(PY)
+      local dt = (now() - t0) * 1000
+      check(r, "1\n")
+      assert(ex:close())
+      if i > warm then table.insert(w and res.cold_warm_ms or res.cold_ms, dt) end
+    end
+  end
+
+  local function table_of(title, rows, res)
+    local cold = B.stats(res.cold_ms)
+    print(("## %s (ms, median / p95 nearest rank; load average %s)"):format(title, io.open("/proc/loadavg"):read("l")))
+    print("")
+    print(B.row({ "row", "median / p95", "n", "cold start (exec path) / this, median" }))
+    print("|---|---|---|---|")
+    for _, r in ipairs(rows) do
+      local st = B.stats(r[2])
+      print(B.row({ r[1], B.pair(st), tostring(st.n), B.ratio(cold.median, st.median) }))
+    end
+    print("")
+  end
+
+  function H.pool(n, warm, out)
+    local pool <close> = agentbox.DockerPool{ size = 2, image = IMAGE }
+    local res = { claim_first_ms = {}, claim_ms = {}, second_ms = {}, cold_ms = {}, cold_warm_ms = {},
+                  ops_claim = {} }
+    for i = 1, warm + n do
+      assert(pool:fill())        -- the pool had time to refill: what a claim between chats sees
+      take()
+      local t0 = now()
+      local ex = agentbox.DockerExecutor{ pool = pool, timeout = 60 }
+      ex:start()
+      local t1 = now()
+      local r = ex:execute(PY)
+      local t2 = now()
+      local o = take()
+      check(r, "1\n")
+      -- the same block again on that executor: a warm block's cost at this load (the refill has ended)
+      assert(pool:fill())
+      local t3 = now()
+      check(ex:execute(PY), "1\n")
+      local t4 = now()
+      assert(ex:close())
+      if i > warm then
+        table.insert(res.claim_first_ms, (t2 - t0) * 1000)
+        table.insert(res.claim_ms, (t1 - t0) * 1000)
+        table.insert(res.second_ms, (t4 - t3) * 1000)
+        table.insert(res.ops_claim, o)
+      end
+      cold_row(res, i, warm)
+    end
+    B.write_json(out, res)
+    table_of("DockerPool: claim -> first `print(1)` result", {
+      { "pool claim -> first print(1) (`DockerExecutor{ pool = p }` + execute)", res.claim_first_ms },
+      { "of which the claim (`DockerExecutor{ pool = p }` + `start()`)", res.claim_ms },
+      { "a second print(1) on that executor, the pool full again (a warm block at this load)", res.second_ms },
+      { "cold start -> first print(1), no pool, exec path", res.cold_ms },
+      { "cold start -> first print(1), no pool, warm = true", res.cold_warm_ms } }, res)
+  end
+
+  function H.fresh(n, warm, out)
+    local pool <close> = agentbox.DockerPool{ size = 2, image = IMAGE }
+    local ex <close> = agentbox.DockerExecutor{ pool = pool, fresh = true, timeout = 60 }
+    local res = { fresh_ms = {}, fresh_b2b_ms = {}, cold_ms = {}, cold_warm_ms = {} }
+    for i = 1, warm + n do
+      assert(pool:fill())        -- steady state: the pool keeps up with the calls
+      local t0 = now()
+      local r = ex:execute(PY)
+      local dt = (now() - t0) * 1000
+      check(r, "1\n")
+      if i > warm then table.insert(res.fresh_ms, dt) end
+    end
+    -- back to back: calls faster than the pool refills (a container start each)
+    assert(pool:fill())
+    for i = 1, warm + n do
+      local t0 = now()
+      local r = ex:execute(PY)
+      local dt = (now() - t0) * 1000
+      check(r, "1\n")
+      if i > warm then table.insert(res.fresh_b2b_ms, dt) end
+    end
+    for i = 1, warm + n do cold_row(res, i, warm) end
+    B.write_json(out, res)
+    table_of("fresh = true: one never-used container per execute", {
+      { "fresh, per execute (pool refilled between calls)", res.fresh_ms },
+      { "fresh, per execute, back to back (pool of 2 drained)", res.fresh_b2b_ms },
+      { "cold start -> first print(1), no pool, exec path", res.cold_ms },
+      { "cold start -> first print(1), no pool, warm = true", res.cold_warm_ms } }, res)
+  end
+
   return H
 end
 
@@ -473,7 +572,7 @@ if mode == "report" then
   report(arg[2], arg[3])
 else
   local H = harness()
-  local f = H[mode] or error("usage: docker_bench.lua cold|warm|conc|remote|report ...")
+  local f = H[mode] or error("usage: docker_bench.lua cold|warm|conc|remote|pool|fresh|report ...")
   local nums = {}
   for i = 2, #arg - 1 do nums[#nums + 1] = math.tointeger(tonumber(arg[i])) end
   nums[#nums + 1] = arg[#arg]

@@ -20,6 +20,8 @@ local gc_queue = require("agentbox.executor.gc_queue")
 local output_files = require("agentbox.executor.output_files")
 local files = require("agentbox.executor.sandbox_files")
 local warm = require("agentbox.executor.docker_warm")
+-- docker_pool.lua makes its containers with this module: loaded on first use
+local function pooled() return require("agentbox.executor.docker_pool") end
 local default_user = files.default_user
 local upload_sup, fix_workspace, upload_block = files.upload_sup, files.fix_workspace, files.upload_block
 
@@ -134,6 +136,11 @@ end
 -- @tfield[opt=false] boolean warm experimental: blocks go to a block server in the container instead of
 -- a `docker exec`: over a unix socket with a local daemon, over the container's attach stream with a
 -- remote one (README "Docker sandbox")
+-- @tfield[opt] agentbox.executor.docker_pool.DockerPool pool experimental: take a ready container
+-- from this @{agentbox.executor.docker_pool.DockerPool} (implies warm; the container options are
+-- the pool's: one given here that differs is an error naming it)
+-- @tfield[opt=false] boolean fresh experimental: every execute call gets a never-used container
+-- from the pool (without pool: an internal pool of 1); work_dir is copied in and out around each call
 
 --- An executor made by `agentbox.DockerExecutor(opts)` (@{agentbox.Executor}).
 -- Its fields: `work_dir` (string), the host directory mounted at
@@ -216,6 +223,14 @@ local DockerExecutor = base.class("DockerExecutor", {
     if v ~= nil and type(v) ~= "boolean" then fail("warm must be a boolean") end
     return v == true
   end,
+  pool = function(v)
+    if v ~= nil and not pooled().is_pool(v) then fail("pool must be an agentbox.DockerPool") end
+    return v
+  end,
+  fresh = function(v)
+    if v ~= nil and type(v) ~= "boolean" then fail("fresh must be a boolean") end
+    return v == true
+  end,
 })
 
 -- one container: the supervisor kills every process of the sandbox user
@@ -223,6 +238,8 @@ local DockerExecutor = base.class("DockerExecutor", {
 DockerExecutor._serial = true
 
 function DockerExecutor._setup(self, o)
+  -- a pool's containers are made with its options: o becomes them
+  if o.pool or o.fresh then o = pooled().setup(self, o, fail) end
   for _, k in ipairs({ "image", "on_progress", "network", "read_only", "user", "memory", "cpus", "pids_limit",
                        "tmpfs", "mounts", "auto_remove", "container_name" }) do
     self[k] = o[k]
@@ -289,6 +306,7 @@ function DockerExecutor:_config(sup_path)
   end
   for _, m in ipairs(self.mounts) do hc.Mounts[#hc.Mounts + 1] = m end
   local labels = docker.owner_labels()
+  for k, v in pairs(self._labels or {}) do labels[k] = v end   -- a pool's own
   if not self.auto_remove then labels["agentbox.keep"] = "1" end
   local config = {
     Image = self.image,
@@ -328,7 +346,9 @@ function DockerExecutor:_start()
   local ok, err = c:negotiate()
   if not ok then error("DockerExecutor: " .. err, 0) end
   -- containers of dead owners go first; a failing reap must not block work
-  local _, rerr = c:reap()
+  -- (a pool reaps once, not per container)
+  local _, rerr
+  if not self._labels then _, rerr = c:reap() end
   if rerr then io.stderr:write("agentbox: reaping stale containers failed: ", rerr, "\n") end
   local sup_path = find_sup()
   if not sup_path then
@@ -372,6 +392,7 @@ function DockerExecutor:_start()
 end
 
 function DockerExecutor:_ensure()
+  if self._pool then return pooled().ensure(self) end
   if not self.container_id then self:_start() end
 end
 
@@ -531,6 +552,7 @@ end
 -- its result, else the current one) and its image by id (a tag moves),
 -- asked of the daemon once per container.
 function DockerExecutor:_audit(r)
+  if self._slot then return self._slot:_audit(r) end
   local id = r and r.container_id or self.container_id
   if id and self._audit_image_of ~= id then
     local info = self.client:inspect(id)
@@ -580,9 +602,22 @@ function DockerExecutor:_deliver(prep)
   upload_block(self, prep.rel, prep.code)
 end
 
+-- pooled with a work_dir of its own: a code file goes into both directories
+function DockerExecutor:_write(prep, text)
+  if self._user_ws then return pooled().write(self, prep, text) end
+  return base.Base._write(self, prep, text)
+end
+
+-- pooled with a work_dir of its own (fresh, or one given): copied in and out
+function DockerExecutor:_execute(blocks)
+  if self._pool then return pooled().execute(self, blocks, base.Base._execute) end
+  return base.Base._execute(self, blocks)
+end
+
 function DockerExecutor:_path_of(prep) return WORKSPACE .. "/" .. prep.rel end
 
 function DockerExecutor:_run(argv, prep, out, timeout)
+  if self._pool then return pooled().run(self, argv, prep, out, timeout) end
   if self.warm then return warm.run(self, argv, out, timeout, prep) end
   self:_ensure()
   if self.transfer == "archive" then upload_block(self, prep.rel, prep.code) end
@@ -604,6 +639,7 @@ end
 -- @treturn[2] string message what failed
 -- @treturn[2] string code (@{agentbox.errors.CODES})
 function DockerExecutor:restart()
+  if self._pool then return pooled().restart(self) end
   local id = self.container_id
   self.container_id = nil
   if self.warm then warm.release(self) end
@@ -616,6 +652,7 @@ end
 
 -- close: remove the container (auto_remove = false: only stop it)
 function DockerExecutor:_release()
+  if self._pool then return pooled().release(self) end
   local id = self.container_id
   self.container_id = nil
   if self.warm then pcall(warm.destroy, self) end
@@ -632,6 +669,8 @@ end
 -- collected: the same, sent from the queue. If the process dies first, the
 -- next executor start reaps the container by its labels.
 function DockerExecutor:_release_send()
+  -- pooled: the container is its slot's, which a collection releases itself
+  if self._pool then return nil end
   local wws = self._warm_ws
   local wpath = self._warm_dir
   -- the warm server's directory; its handle may have been finalized first:
