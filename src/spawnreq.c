@@ -128,6 +128,10 @@ void ab_spawn_parse(lua_State *L, ab_spawn_call *r) {
   lua_getfield(L, 1, "seccomp");
   a->o.seccomp = lua_toboolean(L, -1);
   lua_pop(L, 1);
+  lua_getfield(L, 1, "resident");
+  a->o.resident = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  if (a->o.resident && !r->server) luaL_error(L, "spawn: 'resident' needs 'server' (a warm container's block server)");
   /* written so that NaN fails too */
   if (!(timeout >= 0 && grace >= 0 && r->max_output >= 0))
     luaL_error(L, "spawn: timeout, grace and max_output must be >= 0");

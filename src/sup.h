@@ -21,7 +21,18 @@ typedef struct {
   int64_t quota_bytes, quota_files;   /* with quota_dir; <= 0: off */
   int32_t nice;                /* added to the program's niceness, 0 none */
   int32_t seccomp;             /* install seccomp.c's filter right before execve */
+  int32_t resident;            /* a block server's resident (the preloaded Python template): only
+                                  the host asks, only a block server grants (spawnsrv.c) */
 } ab_run_opts;
+
+/* A block server's resident runs with this real and saved uid and the
+ * sandbox uid as its effective one (AB_RESIDENT_ALT when the sandbox uid is
+ * this): the sandbox user's code can neither signal nor ptrace it, the
+ * per-block sweep (kill(-1) as the sandbox user) does not reach it, and
+ * its forks become the sandbox user with no privilege (setresuid to their
+ * effective uid). */
+#define AB_RESIDENT_UID 2147483646u
+#define AB_RESIDENT_ALT 2147483645u
 
 /* One spawn request, from core.spawn's table (proc.c) or agentbox-sup's
  * command line (sup_main.c) to execve: the fork path passes it as it is,
@@ -41,6 +52,7 @@ typedef struct {
    * its supervisor. */
   int drop;                    /* 1: become uid:gid before execve */
   uid_t uid;
+  uid_t ruid;                  /* with drop, != 0: real and saved uid (a resident), uid effective */
   gid_t gid;
   int sweep;                   /* kill every process of uid before and after the run: only
                                   where uid belongs to the sandbox alone (a container) */

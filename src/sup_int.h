@@ -15,6 +15,8 @@
 pid_t ab_start_program(const ab_sup_args *a);
 /* Become uid:gid with no supplementary group (raw system calls). */
 int ab_become(uid_t uid, gid_t gid);
+/* The same with ruid as the real and saved uid (a block server's resident). */
+int ab_become_as(uid_t ruid, uid_t uid, gid_t gid);
 /* Write up to three strings to fd. */
 void ab_say(int fd, const char *a, const char *b, const char *c);
 

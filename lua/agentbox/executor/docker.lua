@@ -20,6 +20,7 @@ local gc_queue = require("agentbox.executor.gc_queue")
 local output_files = require("agentbox.executor.output_files")
 local files = require("agentbox.executor.sandbox_files")
 local warm = require("agentbox.executor.docker_warm")
+local preload = require("agentbox.executor.docker_preload")
 local default_user = files.default_user
 local upload_sup, fix_workspace, upload_block = files.upload_sup, files.fix_workspace, files.upload_block
 
@@ -133,6 +134,9 @@ end
 -- @tfield[opt] function on_progress `function(line)`: image pull progress (default: stderr)
 -- @tfield[opt=false] boolean warm experimental: blocks go to a block server in the container over a
 -- unix socket instead of a `docker exec` (local daemon, host running as root)
+-- @tfield[opt] {string,...} preload Python modules a template interpreter in the container imports
+-- once; each python block is then a fork of it (executor/docker_preload.lua). Turns warm on.
+-- Default: none
 
 --- An executor made by `agentbox.DockerExecutor(opts)` (@{agentbox.Executor}).
 -- Its fields: `work_dir` (string), the host directory mounted at
@@ -213,8 +217,9 @@ local DockerExecutor = base.class("DockerExecutor", {
   end,
   warm = function(v)
     if v ~= nil and type(v) ~= "boolean" then fail("warm must be a boolean") end
-    return v == true
+    return v   -- nil (unset) or the boolean: preload turns an unset warm on
   end,
+  preload = preload.check,
 })
 
 -- one container: the supervisor kills every process of the sandbox user
@@ -233,7 +238,8 @@ function DockerExecutor._setup(self, o)
   self.client = client
   self.transfer = o.transfer or (client.ep["local"] and "bind" or "archive")
   self.oom_kills = 0
-  self.warm = o.warm
+  self.warm = o.warm == true
+  preload.setup(self, o, fail)
   if self.warm then
     -- fail closed: never a silent downgrade to the exec path
     if not client.ep["local"] or self.transfer ~= "bind" then
@@ -304,6 +310,7 @@ function DockerExecutor:_config(sup_path)
     HostConfig = hc,
   }
   if self.warm then warm.config(self, config, SUP) end
+  if self.preload then preload.config(self, config) end
   return config
 end
 
@@ -371,6 +378,7 @@ function DockerExecutor:_start()
     self.container_id = nil
     error("DockerExecutor: " .. tostring(serr), 0)
   end
+  if self.preload then preload.started(self) end
   self.cold_start = core.now() - t0
 end
 
@@ -411,7 +419,9 @@ local function after_signal(self, res, out)
     self.oom_kills = oom
     if not (res.output or ""):find("out of memory", 1, true) then out.add(OOM_MSG) end
   end
-  if pids and pids > BASE_PIDS then
+  -- preload: the template's processes are there too; the block server's
+  -- sweep of the sandbox user is the check (strays)
+  if pids and pids > BASE_PIDS and not self.preload then
     out.add("\nagentbox: processes outlived the block's supervisor; the sandbox container was replaced\n")
     if self.warm then warm.release(self) end
     self.client:remove(self.container_id)
@@ -539,7 +549,8 @@ function DockerExecutor:_audit(r)
   end
   return { container_id = id or false, container_name = self.container_name_used, image = self.image,
            image_id = id and self._audit_image_id or false, user = self.run_user, uid_drop = true,
-           network = self.network, read_only = self.read_only, cap_add = CAPS, transfer = self.transfer },
+           network = self.network, read_only = self.read_only, cap_add = CAPS, transfer = self.transfer,
+           preload = self.preload or false },
          { memory = self.memory or false, cpus = self.cpus, pids_limit = self.pids_limit,
            tmpfs = self.tmpfs }
 end
@@ -572,6 +583,7 @@ end
 function DockerExecutor:_path_of(prep) return WORKSPACE .. "/" .. prep.rel end
 
 function DockerExecutor:_run(argv, prep, out, timeout)
+  if self.preload then return preload.run(self, argv, prep, out, timeout) end
   if self.warm then return warm.run(self, argv, out, timeout) end
   self:_ensure()
   if self.transfer == "archive" then upload_block(self, prep.rel, prep.code) end
@@ -607,6 +619,7 @@ end
 function DockerExecutor:_release()
   local id = self.container_id
   self.container_id = nil
+  if self.preload then pcall(preload.stop, self) end
   if self.warm then pcall(warm.destroy, self) end
   if not id then return true end
   local c = self.client

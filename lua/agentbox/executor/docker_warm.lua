@@ -158,7 +158,7 @@ function M.run(self, argv, out, timeout)
   p:close()
   out.add(r.output, r.dropped)
   local res = { exit_code = common.exit_code(r), timed_out = r.timed_out, quota_exceeded = r.quota_exceeded,
-                oom = r.oom, container_id = id }
+                oom = r.oom, container_id = id, signal = r.signal }   -- signal: preload's client (docker_preload.lua)
   if r.error then
     -- no report, or not in time: the supervisor or the whole container died
     replace(self, out, r.error)
