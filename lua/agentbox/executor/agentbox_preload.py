@@ -59,7 +59,8 @@ def client(name, grace_ms, path):
     def die(sig):
         import resource
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        _signal.signal(sig, _signal.SIG_DFL)
+        if sig not in (_signal.SIGKILL, _signal.SIGSTOP):   # neither can be handled (EINVAL)
+            _signal.signal(sig, _signal.SIG_DFL)
         os.kill(os.getpid(), sig)
         os._exit(128 + sig)
 

@@ -80,11 +80,12 @@ M.stop = python_preload.stop
 function M.run(self, argv, prep, out, timeout)
   if prep.info.kind ~= "python" then return warm.run(self, argv, out, timeout) end
   self:_ensure()
-  local t = self._preload_tpl
+  local t, noted = self._preload_tpl, false
   if t and self._preload_container ~= self.container_id then
     python_preload.stop(self)   -- the container was replaced: so was its template
   elseif t and t.ready and t.proc:done() then
     out.add(M.DIED_LINE)
+    noted = true
     python_preload.stop(self)
   end
   local res, lost
@@ -95,6 +96,10 @@ function M.run(self, argv, prep, out, timeout)
     local what = python_preload.outcome(self, res)
     lost = what == "lost"
     if what ~= "retry" then break end
+    -- no session took the block (nothing ran): the template was gone
+    -- before the host had seen it end
+    if not noted then out.add(M.DIED_LINE) end
+    noted = true
   end
   if lost then
     out.add(python_preload.LOST_LINE)
