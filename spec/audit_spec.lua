@@ -220,7 +220,7 @@ C.each("audit log", function(E)
 
   E.it("two executors in two processes append to one log: every line parses", function()
     local path = log_path()
-    local n = E.kind == "local" and 40 or 20
+    local n = not E.docker and 40 or 20
     local procs = {}
     for i = 1, 2 do
       local src = ([[

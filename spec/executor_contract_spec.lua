@@ -82,7 +82,7 @@ C.each("executor contract: blocks and results", function(E)
   -- about a millisecond locally; the container's exec stream adds a hop.
   E.it("keeps stdout and stderr in arrival order", function()
     local ex = mk(E)
-    local gap = E.kind == "local" and "0.02" or "0.05"
+    local gap = not E.docker and "0.02" or "0.05"
     local r = ex:execute{ { lang = "python", code = ("import sys, time\nprint('a')\ntime.sleep(%s)\n"
       .. "print('b', file=sys.stderr)\ntime.sleep(%s)\nprint('c')\ntime.sleep(%s)\nraise SystemExit('d')")
       :format(gap, gap, gap) } }
@@ -407,7 +407,7 @@ end)
 C.each("executor contract: output and environment", function(E)
   E.it("caps a flood with a marker while the host's memory stays bounded", function()
     -- a container's stream is slower to drain: a smaller flood, the same cap
-    local size = E.kind == "local" and 200000000 or 100000000
+    local size = not E.docker and 200000000 or 100000000
     local dir = E.tmpdir("flood") .. "/work"   -- as E.new: agentbox creates it
     local src = ([[
       local agentbox = require("agentbox")

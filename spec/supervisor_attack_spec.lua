@@ -125,7 +125,7 @@ local PYTHON = (H.run({ "python3", "-c", "import sys; print(sys.executable)" }).
 
 C.each("a block that attacks its supervisor", function(E)
   local function new()
-    return E.new{ timeout = TIMEOUT, grace = GRACE, python = E.kind == "local" and PYTHON or nil }
+    return E.new{ timeout = TIMEOUT, grace = GRACE, python = not E.docker and PYTHON or nil }
   end
 
   local deadline = TIMEOUT + GRACE + (core.deadline_margin or 3) + 2
@@ -151,7 +151,7 @@ C.each("a block that attacks its supervisor", function(E)
             :format(round, table.concat(live, ", "), res.output))
         end
       end)
-      if E.kind == "local" then cleanup_local(hbs) end
+      if not E.docker then cleanup_local(hbs) end
       assert(ok, err)
     end)
   end
@@ -172,7 +172,7 @@ C.each("a block that attacks its supervisor", function(E)
       local live = live_heartbeats(hbs)
       assert(#live == 0, "relays still run: " .. table.concat(live, ", "))
     end)
-    if E.kind == "local" then cleanup_local(hbs) end
+    if not E.docker then cleanup_local(hbs) end
     assert(ok, err)
   end)
 

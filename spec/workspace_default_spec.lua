@@ -18,8 +18,10 @@ local function bare(E, opts)
   if E.docker then
     opts.image = C.IMAGE
     opts.warm = E.warm
+    opts.preload = E.preload
     return agentbox.DockerExecutor(opts)
   end
+  opts.preload = E.preload
   return agentbox.LocalExecutor(opts)
 end
 

@@ -90,11 +90,38 @@ M.KINDS = {
     inside = function() return "/workspace" end,
     gate = M.need_docker,
   },
+  {
+    -- preload (executor/python_preload.lua): python blocks are forks of a
+    -- template interpreter (the standard library's decimal: the host may
+    -- have no pandas)
+    kind = "local-preload", tag = "", name = "LocalExecutor", preload = { "decimal" },
+    extra = "preload = { \"decimal\" }, ",
+    new = function(opts)
+      if opts.preload == nil then opts.preload = { "decimal" } end
+      return agentbox.LocalExecutor(opts)
+    end,
+    inside = function(ex) return ex.work_dir end,
+    gate = function() end,
+  },
+  {
+    -- preload in the warm container (executor/docker_preload.lua): the
+    -- template is a resident of the block server
+    kind = "docker-preload", tag = " #docker", name = "DockerExecutor", docker = true, warm = true,
+    preload = { "pandas", "numpy" },
+    extra = ("image = %q, preload = { \"pandas\", \"numpy\" }, "):format(M.IMAGE),
+    new = function(opts)
+      if opts.image == nil then opts.image = M.IMAGE end
+      if opts.preload == nil then opts.preload = { "pandas", "numpy" } end
+      return agentbox.DockerExecutor(opts)
+    end,
+    inside = function() return "/workspace" end,
+    gate = M.need_docker,
+  },
 }
 
 --- Run body(E) once per executor kind, inside describe("<title> [<kind>]").
 --- E.kind, E.name ("LocalExecutor", ...), E.docker (a DockerExecutor row), E.warm
---- (its warm option, nil otherwise), E.it(name, fn), E.new(opts)
+--- (its warm option, nil otherwise), E.preload (its preload option, nil otherwise), E.it(name, fn), E.new(opts)
 --- (work_dir defaults to a path that agentbox creates under a fresh temp
 --- directory removed after the case; opts is filled in, so opts.work_dir is
 --- the path given), E.inside(ex) (work_dir as the code sees it),
@@ -109,7 +136,7 @@ function M.each(title, body, only)
       describe(title .. " [" .. row.kind .. "]" .. row.tag, function()
         local dirs, exs = {}, {}
         local E = { kind = row.kind, name = row.name, inside = row.inside, docker = row.docker or false,
-                    warm = row.warm or nil }
+                    warm = row.warm or nil, preload = row.preload }
         function E.new_src(opts_src)
           return ("require(\"agentbox\").%s{ %s%s }"):format(row.name, row.extra, opts_src)
         end

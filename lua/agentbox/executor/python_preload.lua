@@ -15,7 +15,8 @@
 --                                     the template is replaced), "lost" (the block's
 --                                     process died with the template: the
 --                                     message to add) or nil
---   M.stop(self)                   ends the template (close, or a dead one)
+--   M.stop(self, wait)             ends the template (close, or a dead one); wait:
+--                                     until its whole tree is dead
 --   M.template(self, python)       starts it now (or waits for it) -> t | nil, message
 --
 -- An executor may run the template elsewhere: self._preload_helper is the
@@ -72,13 +73,21 @@ local function set_ready(t)
   t.waiting = {}
 end
 
-function M.stop(self)
+function M.stop(self, wait)
   local t = self._preload_tpl
   self._preload_tpl = nil
   if t then
     if not t.ready then
       t.err = t.err or "agentbox: the preloaded Python template was stopped"
       set_ready(t)
+    elseif wait and not t.proc:done() then
+      -- what a lost block left under the template (its session killed by
+      -- the code) dies with the template's tree before execute returns,
+      -- not a moment later
+      t.proc:kill()
+      pcall(function()
+        repeat task.wait(t.proc) t.proc:read() until t.proc:done()
+      end)
     end
     pcall(t.proc.close, t.proc)
   end
@@ -158,7 +167,7 @@ end
 
 function M.outcome(self, r)
   if r.signal ~= LOST and r.signal ~= UNAVAILABLE then return nil end
-  M.stop(self)
+  M.stop(self, r.signal == LOST)
   if r.signal == UNAVAILABLE then return "retry" end
   return "lost"
 end
