@@ -193,6 +193,7 @@
 ---@field container_name string|nil default "agentbox-<12 hex>"
 ---@field transfer "bind"|"archive"|nil how code files reach the container
 ---@field warm boolean|nil experimental: blocks go to a block server in the container over a unix socket instead of a `docker exec` (local daemon, host running as root)
+---@field preload string[]|nil experimental: Python modules a template in the container imports once; each python block is a fork of it; turns warm on (README "Docker sandbox")
 ---@field on_progress (fun(line: string))|nil image pull progress
 
 --- Options of `register_function`, `register_for_llm` and `register_for_execution`.
