@@ -98,6 +98,10 @@ describe("DockerExecutor preload #docker", function()
     assert.matches("warm = true needs a local daemon", err)
     local ex <close> = agentbox.DockerExecutor{ image = IMAGE, preload = { "pandas" }, work_dir = base .. "/opt" }
     assert.is_true(ex.warm)
+    -- a resident is a block server's alone: never a host process
+    ok, err = pcall(core.spawn, { argv = { "true" }, resident = true })
+    assert.is_false(ok)
+    assert.matches("'resident' needs 'server'", err)
     local none <close> = agentbox.DockerExecutor{ image = IMAGE, preload = {}, work_dir = base .. "/opt2" }
     assert.is_nil(none.preload)
     assert.is_false(none.warm)

@@ -426,10 +426,23 @@ def _reseed():
             pass
 
 
+def _fresh_imports():
+    # the template looked for its modules before the block's files were
+    # there (DockerExecutor starts it with the container): a directory that
+    # did not exist then (work_dir's agentbox_mpl) is cached as None, and
+    # listings are cached too; python3 file.py would see them now
+    import importlib
+    for k, v in list(sys.path_importer_cache.items()):
+        if v is None:
+            del sys.path_importer_cache[k]
+    importlib.invalidate_caches()
+
+
 def _run(path):
     import builtins
     import types
     from importlib.machinery import SourceFileLoader
+    _fresh_imports()
     sys.argv = [path]
     if hasattr(sys, "orig_argv"):
         sys.orig_argv = [sys.orig_argv[0], path]
