@@ -8,7 +8,7 @@ OPT      ?= -O2 -g
 CFLAGS_ALL = -std=c11 -Wall -Wextra -Werror -fPIC -fvisibility=hidden $(OPT) -I$(LUA_INC) -Isrc $(CFLAGS)
 LIBS     = $(EXTRA_LIBDIRS) -lcurl -lcrypto
 SRC      = $(wildcard src/*.c)
-CORE_SRC = $(filter-out src/sup_main.c src/spawnsrv.c src/blocksrv.c,$(SRC))
+CORE_SRC = $(filter-out src/sup_main.c src/spawnsrv.c src/blocksrv.c src/preloadcl.c,$(SRC))
 HDR      = $(wildcard src/*.h)
 BUILD    ?= build
 SO       = $(BUILD)/agentbox/core.so
@@ -65,7 +65,7 @@ $(SO): $(CORE_SRC) $(HDR)
 # The in-container supervisor: static, so it runs in any image. Its sources
 # are also in core.so (the fork path), but for main and the spawn server.
 SUP_SRC = src/sup_main.c src/sup.c src/sup_exec.c src/sup_tree.c src/quota.c src/quota_walk.c src/quota_held.c \
-          src/spawnsrv.c src/blocksrv.c src/spawnproto.c src/cgroup.c src/seccomp.c src/sysutil.c
+          src/spawnsrv.c src/blocksrv.c src/spawnproto.c src/cgroup.c src/seccomp.c src/sysutil.c src/preloadcl.c
 SUP_HDR = src/sup.h src/sup_int.h src/deadline.h src/quota.h src/quota_int.h src/spawnproto.h src/cgroup.h \
           src/seccomp.h src/sysutil.h
 $(SUP): $(SUP_SRC) $(SUP_HDR)

@@ -262,12 +262,12 @@ for p in os.listdir('/proc'):
         c = open('/proc/%s/cmdline' % p, 'rb').read().split(b'\0')
     except OSError:
         continue
-    if b'run' in c and len(c) > 5:
-        name = c[c.index(b'run') + 1].decode()
+    if b'--preload-client' in c:
+        name = c[c.index(b'--preload-client') + 1].decode()
 print('name', name is not None)
 open('/tmp/beat.py', 'w').write(
     "import time, os\nwhile True:\n    open('/workspace/beat', 'a').write('b')\n    time.sleep(0.05)\n")
-subprocess.Popen(['setsid', 'python3', '-I', '-S', '/opt/agentbox/preload.py', 'run', name, '500', '/tmp/beat.py'],
+subprocess.Popen(['setsid', '/opt/agentbox/sup', '--preload-client', name, '500', '/tmp/beat.py'],
                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 import time
 for _ in range(100):

@@ -12,7 +12,8 @@
 --     ptrace it, and the per-block sweep (kill(-1) as the sandbox user)
 --     spares it and its spare sessions. Its supervisor, a run the server
 --     keeps, kills its tree when it dies.
---   * Each python block is the helper's client, run by the server like any
+--   * Each python block is the template's client (agentbox-sup
+--     --preload-client, src/preloadcl.c: the helper's `run` in C), run by the server like any
 --     block (deadline, whole-tree kill, output cap while streaming, OOM,
 --     sweep); the block itself is a fork of the template that becomes the
 --     sandbox user alone, so the sweep kills whatever it leaves, wherever
@@ -30,6 +31,7 @@ local warm = require("agentbox.executor.docker_warm")
 local M = {}
 
 M.HELPER = files.SUP_DIR .. "/preload.py"   -- in the container
+local SUP = files.SUP_DIR .. "/sup"
 local PYTHON = "python3"                     -- the code's python, found on the container's PATH
 
 M.DIED_LINE = "agentbox: the preloaded Python template had died since the last block;"
@@ -90,8 +92,11 @@ function M.run(self, argv, prep, out, timeout)
   end
   local res, lost
   for _ = 1, 2 do
-    local cargv, err = python_preload.argv(self, argv[1], argv[#argv])
-    if not cargv then return nil, err end
+    local tpl, err = python_preload.template(self, argv[1])
+    if not tpl then return nil, err end
+    -- the client is our static supervisor binary (src/preloadcl.c), not a
+    -- second interpreter: one python start per block fewer
+    local cargv = { SUP, "--preload-client", tpl.name, tostring(math.floor(self.grace * 1000)), argv[#argv] }
     res = warm.run(self, cargv, out, timeout)
     local what = python_preload.outcome(self, res)
     lost = what == "lost"
