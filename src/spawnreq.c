@@ -126,7 +126,13 @@ void ab_spawn_parse(lua_State *L, ab_spawn_call *r) {
   if (!(nice_inc > -1 && nice_inc < 20)) luaL_error(L, "spawn: 'nice' must be between 0 and 19");
   a->o.nice = (int32_t)nice_inc;
   lua_getfield(L, 1, "seccomp");
-  a->o.seccomp = lua_toboolean(L, -1);
+  if (lua_type(L, -1) == LUA_TSTRING) {
+    if (strcmp(lua_tostring(L, -1), "no_fallocate") != 0)
+      luaL_error(L, "spawn: 'seccomp' must be a boolean or \"no_fallocate\"");
+    a->o.seccomp = AB_SECCOMP_NO_FALLOCATE;
+  } else {
+    a->o.seccomp = lua_toboolean(L, -1);
+  }
   lua_pop(L, 1);
   lua_getfield(L, 1, "resident");
   a->o.resident = lua_toboolean(L, -1);

@@ -135,7 +135,7 @@ int ab_spawn_server(int sock, const ab_sup_args *force) {
         a.sweep = 1;
         a.uid = force->uid;
         a.gid = force->gid;
-        a.o.seccomp = 1;
+        if (a.o.seccomp != AB_SECCOMP_NO_FALLOCATE) a.o.seccomp = 1;
         a.envp = force->envp;
         a.path = force->path;
         if (a.o.resident) {

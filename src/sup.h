@@ -20,7 +20,9 @@ typedef struct {
   int64_t rlimit[AB_RL_N];     /* < 0: leave as is */
   int64_t quota_bytes, quota_files;   /* with quota_dir; <= 0: off */
   int32_t nice;                /* added to the program's niceness, 0 none */
-  int32_t seccomp;             /* install seccomp.c's filter right before execve */
+  int32_t seccomp;             /* install seccomp.c's filter right before execve; AB_SECCOMP_NO_FALLOCATE:
+                                  with the quota's fallocate rule although this run has no quota (a
+                                  preloaded template, whose forks are blocks with one) */
   int32_t resident;            /* a block server's resident (the preloaded Python template): only
                                   the host asks, only a block server grants (spawnsrv.c) */
 } ab_run_opts;
@@ -31,6 +33,7 @@ typedef struct {
  * per-block sweep (kill(-1) as the sandbox user) does not reach it, and
  * its forks become the sandbox user with no privilege (setresuid to their
  * effective uid). */
+#define AB_SECCOMP_NO_FALLOCATE 2
 #define AB_RESIDENT_UID 2147483646u
 #define AB_RESIDENT_ALT 2147483645u
 

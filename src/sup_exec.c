@@ -129,7 +129,7 @@ static void exec_program(const start_ctx *sc) {
   }
   /* a quota needs the filter too: fallocate must not reserve past it */
   if (a->o.seccomp || a->quota_dir) {
-    int e = ab_seccomp_install(a->quota_dir != NULL);
+    int e = ab_seccomp_install(a->quota_dir != NULL || a->o.seccomp == AB_SECCOMP_NO_FALLOCATE);
     if (e != 0) {
       ab_say(2, "agentbox: refusing to run the program: cannot install the seccomp filter (",
              e == -ENOSYS ? "no filter for this architecture" : errname(-e), ")\n");

@@ -122,7 +122,7 @@ local function start(self, python)
   else
     proc, err = core.spawn{ argv = argv, cwd = self.work_dir, env = self.env, grace = self.grace,
                             max_output = 65536, stream = true, sup = common.sup_path(),
-                            nice = self.nice, seccomp = true, quota = false }
+                            nice = self.nice, seccomp = M.seccomp(self), quota = false }
   end
   if not proc then return nil, "agentbox: starting the preloaded Python template: " .. tostring(err) end
   local t = { proc = proc, ready = false, waiting = {}, python = python, modules = self.preload }
@@ -157,6 +157,13 @@ local function template(self, python)
 end
 
 M.template = template
+
+-- The template's seccomp filter is its blocks': with a quota, fallocate is
+-- refused as for any block under one (src/seccomp.c), although the
+-- template itself runs without the quota's watch.
+function M.seccomp(self)
+  return self.quota and "no_fallocate" or true
+end
 
 function M.argv(self, python, file)
   local t, err = template(self, python)
