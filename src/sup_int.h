@@ -32,6 +32,8 @@ int ab_pt_init(ab_ptable *t);
 void ab_pt_free(ab_ptable *t);
 /* Marks every descendant of self in t (a fresh scan). */
 void ab_pt_mark_tree(ab_ptable *t);
+/* Also marks every live process whose real or saved uid is uid. */
+void ab_pt_mark_uid(ab_ptable *t, uid_t uid);
 /* Send sig to every descendant of self; returns how many were signalled. */
 int ab_pt_signal_tree(ab_ptable *t, int sig);
 /* Kill every process of uid in this PID namespace until /proc shows none

@@ -146,6 +146,11 @@ static int of_uid(pid_t pid, uid_t uid) {
   return live && match;
 }
 
+void ab_pt_mark_uid(ab_ptable *t, uid_t uid) {
+  for (size_t i = 0; i < t->n; i++)
+    if (!t->mark[i] && of_uid(t->pid[i], uid)) t->mark[i] = 1;
+}
+
 static int count_uid(ab_ptable *t, uid_t uid) {
   pt_scan(t);
   int n = 0;
