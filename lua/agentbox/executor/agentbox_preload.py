@@ -431,10 +431,8 @@ def _fresh_imports():
     # there (DockerExecutor starts it with the container): a directory that
     # did not exist then (work_dir's agentbox_mpl) is cached as None, and
     # listings are cached too; python3 file.py would see them now
+    # (invalidate_caches drops the None entries and the listings)
     import importlib
-    for k, v in list(sys.path_importer_cache.items()):
-        if v is None:
-            del sys.path_importer_cache[k]
     importlib.invalidate_caches()
 
 
