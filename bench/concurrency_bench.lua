@@ -36,7 +36,8 @@ local function harness()
   -- chat i (a number that names its question), ready to run: returns its summary
   local function chat(i)
     local assistant = agentbox.AssistantAgent{
-      name = "assistant", llm_config = { config_list = { { model = "scripted", api_key = "none", base_url = url } } },
+      name = "assistant", llm_config = { config_list = { { model = "scripted", api_key = "none", base_url = url } },
+                                         cache_seed = false },
     }
     local user = agentbox.UserProxyAgent{
       name = "user_proxy", human_input_mode = "NEVER", max_consecutive_auto_reply = 4,

@@ -46,7 +46,7 @@ local function run_one(name)
     for _ in s:gmatch("EXECUTING CODE BLOCK") do executing = executing + 1 end
   end
   local llm = { config_list = { { model = "m", api_key = "sk-test", base_url = srv.base_url } },
-                max_retries = 0, timeout = 600, max_reply_bytes = sc.max_reply_bytes }
+                max_retries = 0, timeout = 600, max_reply_bytes = sc.max_reply_bytes, cache_seed = false }
   local assistant = agentbox.AssistantAgent{ name = "assistant", llm_config = llm }
   local user = agentbox.UserProxyAgent{ name = "user", human_input_mode = "NEVER", max_consecutive_auto_reply = 2,
     code_execution_config = { work_dir = dir, use_docker = false, timeout = 600 },

@@ -55,7 +55,10 @@ else
     .. "AGENTBOX_DEMO_LIVE=1 OPENAI_BASE_URL=https://... OPENAI_API_KEY=sk-... make demo (AGENTBOX_DEMO_MODEL to choose)")
   local fake = require("spec.support.fake_openai")
   srv = fake.start({}, { program = fake.script_path:gsub("fake_openai%.py$", "analyst_model.py") })
-  llm_config = { config_list = { { model = "scripted-analyst", api_key = "none", base_url = srv.base_url } } }
+  -- cache_seed = false: the script is the model, so a re-run exercises it
+  -- (a real model's replies are cached under .cache/41, as AutoGen does)
+  llm_config = { config_list = { { model = "scripted-analyst", api_key = "none", base_url = srv.base_url } },
+                 cache_seed = false }
 end
 
 local analyst = agentbox.AssistantAgent{ name = "analyst", system_message = SYSTEM_MESSAGE, llm_config = llm_config }

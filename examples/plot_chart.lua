@@ -75,7 +75,9 @@ else
     { content = "The chart is saved as chart.png: NVDA rose over the year so far while TSLA fell.\nTERMINATE",
       expect = { last_contains = "\nFiles: chart.png (" } },
   } } }
-  llm_config = { config_list = { { model = "scripted-plotter", api_key = "none", base_url = srv.base_url } } }
+  -- cache_seed = false: the script is the model (a real one's replies are cached under .cache/41)
+  llm_config = { config_list = { { model = "scripted-plotter", api_key = "none", base_url = srv.base_url } },
+                 cache_seed = false }
 end
 
 local assistant = agentbox.AssistantAgent{ name = "assistant", llm_config = llm_config }

@@ -34,12 +34,21 @@ describe("embedding", function()
     assert.is_true(wakeups and wakeups > 0, r.stdout)
   end)
 
+  it("a C host steps a streamed chat: the reply arrives over many frames while another task runs", function()
+    local r = H.run({ HOST, "spec/support/embed_stream.lua" }, { env = H.lua_env(), timeout = 120 })
+    assert.equal(0, r.exit_code, r.output)
+    assert.matches("streamed: whole reply; %d+ tokens", r.stdout)
+    local ticks = tonumber(r.stdout:match("ticks of another task during the stream: (%d+)"))
+    assert.is_true(ticks and ticks >= 10, r.stdout)
+    assert.matches("time inside agentbox_step per frame: p50 [%d.]+ ms, p99 [%d.]+ ms, max [%d.]+ ms", r.stdout)
+  end)
+
   it("get_human_input may yield: the host answers later and the chat resumes", function()
     local srv = fake.start{ models = { m = { { content = "first answer" },
                                              { content = "second answer", expect = { last_equals = "tell me more" } } } } }
     local pending
     local a = agentbox.AssistantAgent{ name = "a", llm_config = { config_list = { {
-      model = "m", api_key = "none", base_url = srv.base_url } } } }
+      model = "m", api_key = "none", base_url = srv.base_url } }, cache_seed = false } }
     local u = agentbox.UserProxyAgent{ name = "u", human_input_mode = "ALWAYS", code_execution_config = false,
       get_human_input = function(prompt)
         local f = agentbox.future()

@@ -13,7 +13,7 @@ local CLOSED = "http://127.0.0.1:1/v1"   -- nothing listens on port 1
 
 local function client(base_url, extra)
   local cfg = { config_list = { { model = "m", api_key = "k", base_url = base_url } },
-                timeout = 5, max_retries = 0, retry_base = 0.01 }
+                timeout = 5, max_retries = 0, retry_base = 0.01, cache_seed = false }
   for k, v in pairs(extra or {}) do cfg[k] = v end
   return llm.new(cfg)
 end
@@ -109,7 +109,7 @@ describe("errors: one shape", function()
       srv = fake.start{ models = { a = { { status = 404 } } } }
       local c = llm.new{ config_list = { { model = "a", api_key = "k", base_url = srv.base_url },
                                          { model = "b", api_key = "k", base_url = CLOSED } },
-                         max_retries = 0, timeout = 5 }
+                         max_retries = 0, timeout = 5, cache_seed = false }
       local r = pack(c:create{ messages = MSGS })
       assert.is_nil(r[1])
       assert.matches("config_list%[1%] %(model a%): .*HTTP 404.*config_list%[2%] %(model b%)", r[2])
@@ -176,7 +176,8 @@ describe("errors: one shape", function()
     it("raises a ChatFailure that keeps the client's code", function()
       local failure = require("agentbox.agent.failure")
       local a = agentbox.AssistantAgent{ name = "a", llm_config = {
-        config_list = { { model = "m", api_key = "k", base_url = CLOSED } }, max_retries = 0, timeout = 5 } }
+        config_list = { { model = "m", api_key = "k", base_url = CLOSED } }, max_retries = 0, timeout = 5,
+        cache_seed = false } }
       local ok, err = pcall(a.generate_reply, a, { messages = MSGS })
       assert.is_false(ok)
       assert.is_true(failure.is(err))
@@ -187,7 +188,7 @@ describe("errors: one shape", function()
     it("ends initiate_chat with the history, the message and the client's code", function()
       srv = fake.start{ models = { m = { { content = "first" }, { status = 500 } } } }
       local llm_config = { config_list = { { model = "m", api_key = "k", base_url = srv.base_url } },
-                           max_retries = 0, timeout = 5 }
+                           max_retries = 0, timeout = 5, cache_seed = false }
       local user = agentbox.UserProxyAgent{ name = "user", human_input_mode = "NEVER", code_execution_config = false,
                                             default_auto_reply = "more" }
       local assistant = agentbox.AssistantAgent{ name = "assistant", llm_config = llm_config }

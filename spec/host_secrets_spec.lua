@@ -138,7 +138,7 @@ local out = {}
 local function say(k, v) out[#out + 1] = k .. "=" .. tostring(v) end
 say("dumpable", core.dumpable())
 local a = agentbox.AssistantAgent{ name = "a", llm_config = { config_list = { {
-  model = "m", api_key = "sk-x", base_url = os.getenv("SPEC_BASE_URL") } }, max_retries = 0 } }
+  model = "m", api_key = "sk-x", base_url = os.getenv("SPEC_BASE_URL") } }, max_retries = 0, cache_seed = false } }
 local u = agentbox.UserProxyAgent{ name = "u", human_input_mode = "NEVER",
   code_execution_config = { executor = agentbox.LocalExecutor{ work_dir = os.getenv("SPEC_WORK") } },
   is_termination_msg = function(m) return (m.content or ""):find("TERMINATE", 1, true) ~= nil end }

@@ -13,7 +13,7 @@ describe("llm client", function()
   local function client(extra, entry)
     local e = { model = "m", api_key = "sk-test-SECRET", base_url = srv.base_url }
     for k, v in pairs(entry or {}) do e[k] = v end
-    local cfg = { config_list = { e }, timeout = 5, max_retries = 3, retry_base = 0.05 }
+    local cfg = { config_list = { e }, timeout = 5, max_retries = 3, retry_base = 0.05, cache_seed = false }
     for k, v in pairs(extra or {}) do cfg[k] = v end
     return llm.new(cfg)
   end
@@ -90,7 +90,7 @@ describe("llm client", function()
 
   it("reports connection refused with the URL after retrying", function()
     local c = llm.new{ config_list = { { model = "m", api_key = "k", base_url = "http://127.0.0.1:1/v1" } },
-                       max_retries = 1, retry_base = 0.01 }
+                       max_retries = 1, retry_base = 0.01, cache_seed = false }
     local msg, err, code = c:create{ messages = MSGS }
     assert.is_nil(msg)
     assert.equal("unreachable", code)
@@ -110,7 +110,8 @@ describe("llm client", function()
   it("falls back to the next config_list entry", function()
     srv = fake.start{ models = { bad = { { status = 404 } }, good = { { content = "from good" } } } }
     local c = llm.new{ config_list = { { model = "bad", api_key = "k", base_url = srv.base_url },
-                                        { model = "good", api_key = "k", base_url = srv.base_url } } }
+                                        { model = "good", api_key = "k", base_url = srv.base_url } },
+                       cache_seed = false }
     assert.equal("from good", c:create{ messages = MSGS }.content)
   end)
 
@@ -134,7 +135,7 @@ describe("llm client", function()
       local llm = require("agentbox.llm")
       local entry = { model = "m" }
       if os.getenv("ENTRY_BASE_URL") then entry.base_url, entry.api_key = os.getenv("ENTRY_BASE_URL"), "sk-entry" end
-      local c = llm.new{ config_list = { entry }, timeout = 5, max_retries = 0 }
+      local c = llm.new{ config_list = { entry }, timeout = 5, max_retries = 0, cache_seed = false }
       local msg, err = c:create{ messages = { { role = "user", content = "hi" } } }
       io.write(msg and msg.content or ("error: " .. tostring(err)))]]
     local r = H.lua(src, { OPENAI_BASE_URL = srv.base_url, OPENAI_API_KEY = "sk-env" })

@@ -100,7 +100,8 @@ describe("tasks", function()
 
   it("cancel aborts an HTTP request in flight", function()
     local srv = fake.start{ rules = { { delay = 5, content = "late" } } }
-    local c = require("agentbox.llm").new{ config_list = { { model = "m", api_key = "k", base_url = srv.base_url } } }
+    local c = require("agentbox.llm").new{ config_list = { { model = "m", api_key = "k", base_url = srv.base_url } },
+                                           cache_seed = false }
     local t = agentbox.spawn(function() return c:create{ messages = { { role = "user", content = "x" } } } end)
     local t0 = core.now()
     while core.now() - t0 < 0.3 do agentbox.step(10) end

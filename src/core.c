@@ -17,6 +17,7 @@ int luaopen_agentbox_core(lua_State *L) {
   ab_open_owner(L);
   ab_open_text(L);
   ab_open_system(L);
+  ab_open_privfile(L);
   ab_open_embed(L);
   ab_open_spawnconn(L);
   lua_pushliteral(L, AGENTBOX_VERSION);

@@ -119,6 +119,7 @@ void ab_open_protect(lua_State *L);     /* protect.c: protect_host, dumpable */
 void ab_open_owner(lua_State *L);       /* owner.c: owner, owner_alive, hostname */
 void ab_open_text(lua_State *L);        /* text.c: md5, sha256, utf8_clean */
 void ab_open_system(lua_State *L);      /* system.c: which, mkdir_p, realpath, append, wall_time, isatty, geteuid */
+void ab_open_privfile(lua_State *L);     /* privfile.c: private_read, private_write */
 void ab_open_embed(lua_State *L);       /* embed.c: set_scheduler */
 void ab_open_spawnconn(lua_State *L);   /* spawnconn.c: spawn_connect */
 

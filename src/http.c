@@ -2,7 +2,9 @@
  * TCP, TLS or a unix socket. libcurl callbacks only append to C buffers; Lua
  * sees results through handles after step(). Connections are reused by the
  * multi handle's cache. With `demux`, the body is the Docker Engine's
- * multiplexed exec stream, split by dockerio.c as it arrives. */
+ * multiplexed exec stream, split by dockerio.c as it arrives; with `sse`, a
+ * text/event-stream body is framed into events by sse.c as it arrives (an
+ * error status or a JSON body is kept whole instead, as without it). */
 #define _GNU_SOURCE
 #include <curl/curl.h>
 #include <stdlib.h>
@@ -11,6 +13,7 @@
 #include "core.h"
 #include "dockerio.h"
 #include "output.h"
+#include "sse.h"
 
 #define HTTP_MT "agentbox.http"
 
@@ -38,10 +41,11 @@ typedef struct {
   struct curl_slist *hdrs;
   ab_buf resp_hdrs;
   ab_out out;
-  int done, demux, plain, streaming, too_big;
+  int done, demux, plain, streaming, too_big, sse, sse_mode, paused;
   CURLcode code;
   long status;
   ab_demux dm;
+  ab_sse events;
   char errbuf[CURL_ERROR_SIZE];
 } http_ud;
 
@@ -175,9 +179,32 @@ static void check_done(http_state *hs) {
   }
 }
 
+/* Events only from a successful event stream: an error status or a JSON
+ * body (a server that ignored the request to stream) is a whole body. */
+static void choose_sse(http_ud *u) {
+  long code = 0;
+  char *ctype = NULL;
+  u->sse_mode = -1;
+  curl_easy_getinfo(u->easy, CURLINFO_RESPONSE_CODE, &code);
+  curl_easy_getinfo(u->easy, CURLINFO_CONTENT_TYPE, &ctype);
+  if (code >= 300 || (ctype && strstr(ctype, "json"))) return;
+  u->sse_mode = 1;
+}
+
 static size_t write_cb(char *p, size_t size, size_t nmemb, void *ud) {
   http_ud *u = ud;
   size_t n = size * nmemb;
+  if (u->sse && !u->sse_mode) choose_sse(u);
+  if (u->sse_mode == 1) {
+    /* backpressure: a reader behind by a whole body's worth stops the
+     * transfer (curl delivers these bytes again on unpause) */
+    if (ab_sse_full(&u->events)) {
+      u->paused = 1;
+      return CURL_WRITEFUNC_PAUSE;
+    }
+    if (ab_sse_feed(&u->events, p, n)) ab_notify(&u->h);
+    return u->events.bad ? 0 : n;
+  }
   if (u->demux && !u->plain) {
     long code = 0;
     curl_easy_getinfo(u->easy, CURLINFO_RESPONSE_CODE, &code);
@@ -214,8 +241,8 @@ static void add_header(lua_State *L, http_ud *u, const char *line) {
 #define SETOPT(opt, val) do { if (curl_easy_setopt(e, opt, val) != CURLE_OK) return luaL_error(L, "http: cannot set %s", #opt); } while (0)
 
 /* core.http{ method, url, headers, body, unix_socket, connect_timeout,
- *            timeout, http_version, stream, demux, max_body, verify,
- *            cainfo, sslcert, sslkey } -> request handle */
+ *            timeout, http_version, stream, demux, sse, max_event, max_body,
+ *            verify, cainfo, sslcert, sslkey } -> request handle */
 static int l_http(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
@@ -231,14 +258,19 @@ static int l_http(lua_State *L) {
   double connect_timeout = ab_opt_number(L, 1, "connect_timeout", 30);
   double timeout = ab_opt_number(L, 1, "timeout", 0);
   double max_body = ab_opt_number(L, 1, "max_body", 64.0 * 1024 * 1024);
-  if (connect_timeout < 0 || timeout < 0 || max_body < 0) return luaL_error(L, "http: timeouts and max_body must be >= 0");
+  double max_event = ab_opt_number(L, 1, "max_event", 1024.0 * 1024);
+  if (connect_timeout < 0 || timeout < 0 || max_body < 0 || max_event < 1)
+    return luaL_error(L, "http: timeouts and max_body must be >= 0, max_event >= 1");
   lua_getfield(L, 1, "verify");
   int verify = lua_isnil(L, -1) || lua_toboolean(L, -1);
   lua_getfield(L, 1, "stream");
   int streaming = lua_toboolean(L, -1);
   lua_getfield(L, 1, "demux");
   int dmx = lua_toboolean(L, -1);
-  lua_pop(L, 3);
+  lua_getfield(L, 1, "sse");
+  int sse = lua_toboolean(L, -1);
+  lua_pop(L, 4);
+  if (sse && (dmx || streaming)) return luaL_error(L, "http: sse excludes stream and demux");
   size_t blen = 0;
   const char *body = NULL;
   int bty = lua_getfield(L, 1, "body");
@@ -255,8 +287,11 @@ static int l_http(lua_State *L) {
   ab_handle_init(L, &u->h, HTTP_MT);
   u->hs = hs;
   u->demux = dmx;
+  u->sse = sse;
   u->streaming = streaming || dmx;
   ab_out_init(&u->out, (size_t)max_body, u->streaming, dmx ? DEMUX_NAMES : BODY_NAMES);
+  /* unread events may wait up to a whole body's worth */
+  ab_sse_init(&u->events, (size_t)max_event, (size_t)max_body > (size_t)max_event ? (size_t)max_body : (size_t)max_event);
   u->done = 1;   /* until added to the multi handle, close has nothing to undo */
   CURL *e = u->easy = curl_easy_init();
   if (!e) return luaL_error(L, "agentbox: curl_easy_init failed");
@@ -328,6 +363,7 @@ static int r_close(lua_State *L) {
   u->done = 1;
   ab_handle_forget(L, &u->h);
   ab_out_free(&u->out);
+  ab_sse_free(&u->events);
   ab_buf_free(&u->resp_hdrs);
   return 0;
 }
@@ -339,12 +375,21 @@ static int r_done(lua_State *L) {
 
 static int r_ready(lua_State *L) {
   http_ud *u = check_req(L);
-  lua_pushboolean(L, u->done || ab_out_pending(&u->out));
+  lua_pushboolean(L, u->done || ab_out_pending(&u->out) || ab_sse_pending(&u->events));
   return 1;
 }
 
+/* read() -> { name1, data1, ... } | fail: chunks of a streamed body, or
+ * with sse, whole events as { type1, data1, ... } */
 static int r_read(lua_State *L) {
-  ab_out_push_chunks(L, &check_req(L)->out);
+  http_ud *u = check_req(L);
+  if (u->sse) {
+    ab_sse_push(L, &u->events);
+    if (u->paused && u->easy && !u->done) {
+      u->paused = 0;
+      curl_easy_pause(u->easy, CURLPAUSE_CONT);   /* may feed the queue again at once */
+    }
+  } else ab_out_push_chunks(L, &u->out);
   return 1;
 }
 
@@ -372,7 +417,7 @@ static void push_headers(lua_State *L, const ab_buf *b) {
 
 /* doc/errors.md's code for a failed transfer */
 static const char *error_code(const http_ud *u) {
-  if (u->too_big || u->dm.bad) return "protocol";
+  if (u->too_big || u->dm.bad || u->events.bad) return "protocol";
   switch (u->code) {
   case CURLE_COULDNT_RESOLVE_PROXY:
   case CURLE_COULDNT_RESOLVE_HOST:
@@ -399,6 +444,8 @@ static int r_result(lua_State *L) {
     luaL_pushfail(L);
     if (u->too_big)
       lua_pushfstring(L, "response body larger than max_body (%d bytes)", (int)u->out.max);
+    else if (u->events.bad)
+      ab_sse_push_error(L, &u->events);
     else if (u->dm.bad)
       lua_pushliteral(L, "protocol error: unknown frame type in the multiplexed stream");
     else
@@ -412,6 +459,8 @@ static int r_result(lua_State *L) {
   lua_setfield(L, -2, "status");
   push_headers(L, &u->resp_hdrs);
   lua_setfield(L, -2, "headers");
+  lua_pushboolean(L, u->sse_mode == 1);
+  lua_setfield(L, -2, "events");    /* the body was read as events, not kept */
   if (u->demux && !u->plain) {
     ab_out_set_fields(L, &u->out);
   } else {

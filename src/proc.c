@@ -195,8 +195,9 @@ static void watch(proc_ud *p, const ab_spawn_call *r, const int host[4]) {
   }
 }
 
+/* user values: 1 the context (handle.c), 2 the Landlock paths' names */
 static proc_ud *new_proc(lua_State *L, const ab_spawn_call *r) {
-  proc_ud *p = lua_newuserdatauv(L, sizeof *p, 1);
+  proc_ud *p = lua_newuserdatauv(L, sizeof *p, 2);
   memset(p, 0, sizeof *p);
   p->pid = -1;
   p->w[0].fd = p->w[1].fd = p->wstatus.fd = p->win.fd = -1;
@@ -208,6 +209,10 @@ static proc_ud *new_proc(lua_State *L, const ab_spawn_call *r) {
   p->deadline.owner = p;
   ab_out_init(&p->out, (size_t)r->max_output, r->stream, STREAM_NAMES);
   ab_handle_init(L, &p->h, PROC_MT);
+  if (r->landlock_names) {
+    lua_pushvalue(L, r->landlock_names);
+    lua_setiuservalue(L, -2, 2);
+  }
   p->h.closed = 1;   /* until the child runs, close/gc have nothing to undo */
   return p;
 }
@@ -285,6 +290,34 @@ static int p_read(lua_State *L) {
   return 1;
 }
 
+/* result.landlock, when the run asked for it: { abi = n | "none",
+ * skipped = { path, ... }, reason = why none } */
+static void push_landlock(lua_State *L, const ab_landlock_out *ll) {
+  if (lua_getiuservalue(L, 1, 2) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    return;
+  }
+  int names = lua_gettop(L);
+  lua_createtable(L, 0, 3);
+  if (ll->abi > 0) lua_pushinteger(L, ll->abi);
+  else lua_pushliteral(L, "none");
+  lua_setfield(L, -2, "abi");
+  if (ll->abi <= 0) {
+    lua_pushstring(L, ll->err ? ab_landlock_why(ll->err) : "the program did not start");
+    lua_setfield(L, -2, "reason");
+  }
+  lua_newtable(L);
+  lua_Integer n = luaL_len(L, names), k = 0;
+  for (lua_Integer i = 0; ll->abi > 0 && i < n && i < AB_LANDLOCK_MAX_PATHS; i++) {
+    if (!(ll->skipped[i / 32] & (1u << (i % 32)))) continue;
+    lua_rawgeti(L, names, i + 1);
+    lua_rawseti(L, -2, ++k);
+  }
+  lua_setfield(L, -2, "skipped");
+  lua_setfield(L, -3, "landlock");
+  lua_pop(L, 1);
+}
+
 static int p_result(lua_State *L) {
   proc_ud *p = check_proc(L);
   if (!p->done) {
@@ -314,6 +347,7 @@ static int p_result(lua_State *L) {
   lua_setfield(L, -2, "quota_exceeded");
   lua_pushboolean(L, valid && r->strays);
   lua_setfield(L, -2, "strays");
+  if (valid) push_landlock(L, &r->landlock);
   ab_out_set_fields(L, &p->out);
   double wall = (double)(p->t1.tv_sec - p->t0.tv_sec) + (double)(p->t1.tv_nsec - p->t0.tv_nsec) / 1e9;
   lua_pushnumber(L, wall);

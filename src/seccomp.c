@@ -11,6 +11,8 @@
 #include <linux/seccomp.h>
 #include <sched.h>
 #include <stddef.h>
+#include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -60,14 +62,22 @@
 /* FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE: frees space, never reserves it */
 #define PUNCH_HOLE 3
 
-int ab_seccomp_install(int no_fallocate) {
+#ifndef TIOCLINUX
+#define TIOCLINUX 0x541C
+#endif
+
+#define MAX_INSNS 128
+#define APPEND(f, n, part) (memcpy((f) + (n), (part), sizeof(part)), (n) += sizeof(part) / sizeof((part)[0]))
+
+int ab_seccomp_install(int profile, int no_fallocate) {
 #ifndef AB_ARCH
+  (void)profile;
   (void)no_fallocate;
   return -ENOSYS;   /* no filter for this architecture: the caller refuses to run */
 #else
   /* a number no system call has, when fallocate stays allowed */
   const unsigned falloc_nr = no_fallocate ? (unsigned)__NR_fallocate : 0xFFFFFFFFu;
-  struct sock_filter f[] = {
+  const struct sock_filter head[] = {
     /* another architecture's system call table (i386 through int 0x80) would
      * get around every number below */
     BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
@@ -125,6 +135,29 @@ int ab_seccomp_install(int no_fallocate) {
     DENY(__NR_init_module, EPERM),
     DENY(__NR_finit_module, EPERM),
     DENY(__NR_delete_module, EPERM),
+  };
+  /* AB_SECCOMP_SANDBOX: the daemonless sandbox runs the code as root of its
+   * own user namespace, where calls gated by a capability of that namespace
+   * become reachable; none of them has a use in a code block */
+  const struct sock_filter sandbox[] = {
+    DENY(__NR_chroot, EPERM),
+    DENY(__NR_acct, EPERM),
+    DENY(__NR_swapon, EPERM),
+    DENY(__NR_swapoff, EPERM),
+    DENY(__NR_reboot, EPERM),
+    DENY(__NR_syslog, EPERM),
+    DENY(__NR_vhangup, EPERM),
+    /* ioctl: TIOCSTI pushes bytes into a terminal's input (the host's shell
+     * runs them once the code exits), TIOCLINUX reads and writes a virtual
+     * console. cmd is an unsigned int to the kernel: the low word is all. */
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_ioctl, 0, 5),
+    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1])),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, TIOCSTI, 2, 0),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, TIOCLINUX, 1, 0),
+    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    BPF_STMT(BPF_RET | BPF_K, RET_ERRNO(EPERM)),
+  };
+  const struct sock_filter tail[] = {
     /* with a workspace quota: fallocate reserves space faster than any
      * poll (and past RLIMIT_FSIZE with KEEP_SIZE), so only punching holes
      * is allowed; EOPNOTSUPP makes glibc's posix_fallocate write instead */
@@ -142,7 +175,15 @@ int ab_seccomp_install(int no_fallocate) {
     BPF_STMT(BPF_RET | BPF_K, RET_ERRNO(EPERM)),
     BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
   };
-  struct sock_fprog prog = {(unsigned short)(sizeof f / sizeof f[0]), f};
+  /* the parts only jump within themselves (and the ioctl check leaves the
+   * accumulator holding nr whenever it falls through), so they concatenate */
+  struct sock_filter f[MAX_INSNS];
+  _Static_assert(sizeof head + sizeof sandbox + sizeof tail <= sizeof f, "MAX_INSNS too small");
+  size_t n = 0;
+  APPEND(f, n, head);
+  if (profile >= AB_SECCOMP_SANDBOX) APPEND(f, n, sandbox);
+  APPEND(f, n, tail);
+  struct sock_fprog prog = {(unsigned short)n, f};
   /* a filter needs no_new_privs (or CAP_SYS_ADMIN); Docker sets it anyway */
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return -errno;
   if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0) return -errno;

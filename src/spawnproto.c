@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include "seccomp.h"
 #include "spawnproto.h"
 #include "sysutil.h"
 
@@ -32,6 +33,9 @@ int ab_proto_send_spawn(int sock, uint32_t id, const ab_sup_args *a, const int f
   if (!bad) bad = add_str(buf, &len, a->quota_dir ? a->quota_dir : "");
   for (char *const *v = a->argv; *v && !bad; v++, rq.argc++) bad = add_str(buf, &len, *v);
   for (char *const *e = a->envp; *e && !bad; e++, rq.envc++) bad = add_str(buf, &len, *e);
+  int nll = a->o.landlock ? a->o.landlock_nread + a->o.landlock_nwrite : 0;
+  if (nll < 0 || nll > AB_LANDLOCK_MAX_PATHS) bad = 1;
+  for (int i = 0; i < nll && !bad; i++) bad = add_str(buf, &len, a->landlock_paths[i]);
   if (bad) {
     free(buf);
     return -2;
@@ -98,28 +102,43 @@ ssize_t ab_proto_recv(int sock, char *buf, ab_spawn_req *rq, int fds[AB_SPAWN_NF
   return n;
 }
 
+/* The numbers that index or select something: a request that names an
+ * unknown profile or more paths than it may is malformed, never clamped. */
+static int opts_valid(const ab_run_opts *o) {
+  if (o->seccomp < AB_SECCOMP_OFF || o->seccomp > AB_SECCOMP_SANDBOX) return 0;
+  if (o->landlock < AB_LANDLOCK_OFF || o->landlock > AB_LANDLOCK_REQUIRED) return 0;
+  if (o->landlock_nread < 0 || o->landlock_nwrite < 0) return 0;
+  if (o->landlock_nread > AB_LANDLOCK_MAX_PATHS || o->landlock_nwrite > AB_LANDLOCK_MAX_PATHS - o->landlock_nread)
+    return 0;
+  return o->landlock || (o->landlock_nread == 0 && o->landlock_nwrite == 0);
+}
+
 int ab_proto_decode(char *buf, size_t n, const ab_spawn_req *rq, ab_sup_args *a, char ***vec) {
   *vec = NULL;
   if (rq->argc < 1 || rq->envc < 0 || rq->argc > AB_SPAWN_MAX_MSG || rq->envc > AB_SPAWN_MAX_MSG) return -1;
-  char **v = calloc((size_t)rq->argc + (size_t)rq->envc + 2, sizeof *v);
+  if (!opts_valid(&rq->o)) return -1;
+  int nll = rq->o.landlock_nread + rq->o.landlock_nwrite;
+  char **v = calloc((size_t)rq->argc + (size_t)rq->envc + (size_t)nll + 2, sizeof *v);
   if (!v) return -1;
   char *p = buf + sizeof *rq, *end = buf + n;
   const char *cwd = p < end ? p : "";
   p += ab_slen(cwd) + 1;
   const char *qdir = p < end ? p : "";
   p += ab_slen(qdir) + 1;
-  for (int i = 0; i < rq->argc + rq->envc; i++) {
+  /* argv, NULL, env, NULL, then the Landlock paths */
+  for (int i = 0; i < rq->argc + rq->envc + nll; i++) {
     if (p >= end) {   /* fewer strings than it says */
       free(v);
       return -1;
     }
-    v[i + (i >= rq->argc)] = p;
+    v[i + (i >= rq->argc) + (i >= rq->argc + rq->envc)] = p;
     p += ab_slen(p) + 1;
   }
   memset(a, 0, sizeof *a);
   a->o = rq->o;
   a->argv = v;
   a->envp = v + rq->argc + 1;
+  a->landlock_paths = v + rq->argc + rq->envc + 2;
   a->cwd = *cwd ? cwd : NULL;
   a->quota_dir = *qdir ? qdir : NULL;
   a->path = ab_env_path(a->envp);

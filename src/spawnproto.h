@@ -2,8 +2,10 @@
  * --server (spawnsrv.c), over a SOCK_SEQPACKET socket pair; both ends are
  * spawnproto.c.
  * Request: ab_spawn_req, then (spawn only) NUL-terminated strings: cwd ("" =
- * none), quota_dir ("" = no quota), argv[0..argc), env[0..envc); the
- * program's stdin, stdout, stderr and the status pipe travel as
+ * none), quota_dir ("" = no quota), argv[0..argc), env[0..envc), and with
+ * o.landlock the o.landlock_nread + o.landlock_nwrite Landlock paths (at
+ * most AB_LANDLOCK_MAX_PATHS; the whole message at most AB_SPAWN_MAX_MSG);
+ * the program's stdin, stdout, stderr and the status pipe travel as
  * SCM_RIGHTS. Reply: ab_spawn_rep. */
 #ifndef AGENTBOX_SPAWNPROTO_H
 #define AGENTBOX_SPAWNPROTO_H

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include "seccomp.h"
 #include "spawnreq.h"
 #include "spawner.h"
 #include "sysutil.h"
@@ -80,6 +81,77 @@ static const char *opt_quota(lua_State *L, const char *cwd, int64_t *bytes, int6
   return *bytes > 0 || *files > 0 ? dir : NULL;
 }
 
+/* seccomp = true | false | "default" | "sandbox" (seccomp.h's profiles) */
+static int32_t opt_seccomp(lua_State *L) {
+  int ty = lua_getfield(L, 1, "seccomp");
+  int32_t v = -1;
+  if (ty == LUA_TNIL) v = AB_SECCOMP_OFF;
+  else if (ty == LUA_TBOOLEAN) v = lua_toboolean(L, -1) ? AB_SECCOMP_DEFAULT : AB_SECCOMP_OFF;
+  else if (ty == LUA_TSTRING && strcmp(lua_tostring(L, -1), "default") == 0) v = AB_SECCOMP_DEFAULT;
+  else if (ty == LUA_TSTRING && strcmp(lua_tostring(L, -1), "sandbox") == 0) v = AB_SECCOMP_SANDBOX;
+  if (v < 0)
+    luaL_error(L, "spawn: 'seccomp' must be true, false, \"default\" or \"sandbox\" (the stricter profile), got %s",
+               ty == LUA_TSTRING ? lua_tostring(L, -1) : luaL_typename(L, -1));
+  lua_pop(L, 1);
+  return v;
+}
+
+/* landlock.read or .write of the table at t: appended to names (at nt). */
+static int landlock_list(lua_State *L, int t, const char *k, int nt, int have) {
+  int ty = lua_getfield(L, t, k);
+  if (ty == LUA_TNIL) { lua_pop(L, 1); return 0; }
+  if (ty != LUA_TTABLE) luaL_error(L, "spawn: landlock.%s must be an array of absolute paths, got %s", k,
+                                   luaL_typename(L, -1));
+  lua_Integer n = luaL_len(L, -1);
+  if (n > AB_LANDLOCK_MAX_PATHS - have)
+    luaL_error(L, "spawn: landlock allows at most %d paths (read and write together)", AB_LANDLOCK_MAX_PATHS);
+  for (lua_Integer i = 1; i <= n; i++) {
+    size_t len;
+    if (lua_rawgeti(L, -1, i) != LUA_TSTRING) luaL_error(L, "spawn: landlock.%s[%d] must be a string", k, (int)i);
+    const char *path = lua_tolstring(L, -1, &len);
+    if (path[0] != '/' || strlen(path) != len || len >= 4096)
+      luaL_error(L, "spawn: landlock.%s[%d] must be an absolute path without NUL bytes, shorter than 4096 "
+                 "(got '%s')", k, (int)i, path);
+    lua_rawseti(L, nt, have + (int)i);
+  }
+  lua_pop(L, 1);
+  return (int)n;
+}
+
+/* landlock = { read = {paths}, write = {paths}, required = bool } | false:
+ * the paths, read-only ones first, go into a names table and a vector
+ * (left on the stack, in that order); the names also tell the result which
+ * path was skipped. Returns the names table's index, 0 without Landlock. */
+static int opt_landlock(lua_State *L, ab_sup_args *a) {
+  int ty = lua_getfield(L, 1, "landlock");
+  if (ty == LUA_TNIL || (ty == LUA_TBOOLEAN && !lua_toboolean(L, -1))) { lua_pop(L, 1); return 0; }
+  if (ty != LUA_TTABLE)
+    luaL_error(L, "spawn: 'landlock' must be a table { read = {paths}, write = {paths}, required = bool } or false");
+  int t = lua_gettop(L);
+  lua_pushnil(L);
+  while (lua_next(L, t)) {
+    if (lua_type(L, -2) != LUA_TSTRING)
+      luaL_error(L, "spawn: landlock takes named settings (read, write, required), got a %s key",
+                 luaL_typename(L, -2));
+    const char *k = lua_tostring(L, -2);
+    if (strcmp(k, "read") && strcmp(k, "write") && strcmp(k, "required"))
+      luaL_error(L, "spawn: unknown landlock setting '%s' (known: read, write, required)", k);
+    lua_pop(L, 1);
+  }
+  lua_getfield(L, t, "required");
+  if (!lua_isnil(L, -1) && !lua_isboolean(L, -1)) luaL_error(L, "spawn: landlock.required must be a boolean");
+  a->o.landlock = lua_toboolean(L, -1) ? AB_LANDLOCK_REQUIRED : AB_LANDLOCK_ON;
+  lua_pop(L, 1);
+  lua_newtable(L);
+  int nt = lua_gettop(L);
+  a->o.landlock_nread = landlock_list(L, t, "read", nt, 0);
+  a->o.landlock_nwrite = landlock_list(L, t, "write", nt, a->o.landlock_nread);
+  lua_remove(L, t);   /* the names table anchors the strings now */
+  nt--;
+  a->landlock_paths = string_vector(L, nt, "landlock");
+  return nt;
+}
+
 /* Builds "NAME=value" strings of the env option into a table pushed on the
  * stack. */
 static void env_strings(lua_State *L) {
@@ -125,19 +197,15 @@ void ab_spawn_parse(lua_State *L, ab_spawn_call *r) {
   double nice_inc = ab_opt_number(L, 1, "nice", 0);
   if (!(nice_inc > -1 && nice_inc < 20)) luaL_error(L, "spawn: 'nice' must be between 0 and 19");
   a->o.nice = (int32_t)nice_inc;
-  lua_getfield(L, 1, "seccomp");
-  if (lua_type(L, -1) == LUA_TSTRING) {
-    if (strcmp(lua_tostring(L, -1), "no_fallocate") != 0)
-      luaL_error(L, "spawn: 'seccomp' must be a boolean or \"no_fallocate\"");
-    a->o.seccomp = AB_SECCOMP_NO_FALLOCATE;
-  } else {
-    a->o.seccomp = lua_toboolean(L, -1);
-  }
+  a->o.seccomp = opt_seccomp(L);
+  lua_getfield(L, 1, "no_fallocate");
+  if (lua_toboolean(L, -1)) a->o.flags |= AB_RUN_NO_FALLOCATE;
   lua_pop(L, 1);
   lua_getfield(L, 1, "resident");
-  a->o.resident = lua_toboolean(L, -1);
+  if (lua_toboolean(L, -1)) a->o.flags |= AB_RUN_RESIDENT;
   lua_pop(L, 1);
-  if (a->o.resident && !r->server) luaL_error(L, "spawn: 'resident' needs 'server' (a warm container's block server)");
+  if ((a->o.flags & AB_RUN_RESIDENT) && !r->server)
+    luaL_error(L, "spawn: 'resident' needs 'server' (a warm container's block server)");
   /* written so that NaN fails too */
   if (!(timeout >= 0 && grace >= 0 && r->max_output >= 0))
     luaL_error(L, "spawn: timeout, grace and max_output must be >= 0");
@@ -159,6 +227,7 @@ void ab_spawn_parse(lua_State *L, ab_spawn_call *r) {
   lua_getfield(L, 1, "stream");
   r->stream = lua_isnil(L, -1) || lua_toboolean(L, -1);
   lua_pop(L, 1);
+  r->landlock_names = opt_landlock(L, a);
 }
 
 const char *ab_spawn_pipes(const ab_spawn_call *r, int child[4], int host[4]) {

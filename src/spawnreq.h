@@ -19,10 +19,12 @@ typedef struct {
   size_t inlen;
   double max_output;
   int stream;
+  int landlock_names;          /* stack index of the Landlock paths' names (read, then write); 0 none */
 } ab_spawn_call;
 
 /* The option table at 1 into r; misuse raises. Leaves on the stack: 2 argv
- * table, 3 env strings, 4 argv vector, 5 env vector. */
+ * table, 3 env strings, 4 argv vector, 5 env vector, and with landlock 6
+ * its names table (r->landlock_names), 7 its vector. */
 void ab_spawn_parse(lua_State *L, ab_spawn_call *r);
 
 /* The run's descriptors: child[] = the program's stdin, stdout, stderr and

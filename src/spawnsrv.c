@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "seccomp.h"
 #include "spawnproto.h"
 #include "sup.h"
 #include "cgroup.h"
@@ -123,22 +124,22 @@ int ab_spawn_server(int sock, const ab_sup_args *force) {
     char **vec = NULL;
     if (nfds != AB_SPAWN_NFDS || ab_proto_decode(buf, (size_t)n, &rq, &a, &vec) != 0) {
       rep = -EINVAL;
-    } else if (a.o.resident && !force) {
+    } else if ((a.o.flags & AB_RUN_RESIDENT) && !force) {
       /* only a block server has a sandbox uid to hang a resident on */
       rep = -EPERM;
     } else {
       if (force) {
         /* the block server's own terms, whatever the request says: the
-         * sandbox user, its sweep, our seccomp filter, the container's
-         * environment */
+         * sandbox user, its sweep, our seccomp filter (the request may
+         * only ask for a stricter profile), the container's environment */
         a.drop = 1;
         a.sweep = 1;
         a.uid = force->uid;
         a.gid = force->gid;
-        if (a.o.seccomp != AB_SECCOMP_NO_FALLOCATE) a.o.seccomp = 1;
+        if (a.o.seccomp < AB_SECCOMP_DEFAULT) a.o.seccomp = AB_SECCOMP_DEFAULT;
         a.envp = force->envp;
         a.path = force->path;
-        if (a.o.resident) {
+        if (a.o.flags & AB_RUN_RESIDENT) {
           /* the preloaded Python template (sup.h): outside the sandbox
            * user's reach and its sweep, for as long as the host keeps it;
            * its supervisor (a kept run) kills its tree when it dies */

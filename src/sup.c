@@ -150,7 +150,7 @@ void ab_supervise(const ab_sup_args *a, ab_sup_report *r) {
   /* the run's tree weighs like one task at a->o.nice (cgroup.c) */
   ab_cgroup cg;
   ab_cgroup_enter(&cg, a->host ? a->host : getppid(), a->o.nice);
-  pid_t child = r->cancelled || r->spawn_errno ? -1 : ab_start_program(&run);
+  pid_t child = r->cancelled || r->spawn_errno ? -1 : ab_start_program(&run, &r->landlock);
   if (child < 0) {
     if (!r->spawn_errno) r->spawn_errno = r->cancelled ? ECANCELED : errno;
     ab_cgroup_leave(&cg);

@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include "deadline.h"   /* AB_DEADLINE_MARGIN_MS and the budget built on it */
+#include "landlock.h"   /* ab_landlock_out, AB_LANDLOCK_* */
 
 enum { AB_RL_CPU, AB_RL_AS, AB_RL_FSIZE, AB_RL_NOFILE, AB_RL_N };
 
@@ -20,12 +21,19 @@ typedef struct {
   int64_t rlimit[AB_RL_N];     /* < 0: leave as is */
   int64_t quota_bytes, quota_files;   /* with quota_dir; <= 0: off */
   int32_t nice;                /* added to the program's niceness, 0 none */
-  int32_t seccomp;             /* install seccomp.c's filter right before execve; AB_SECCOMP_NO_FALLOCATE:
-                                  with the quota's fallocate rule although this run has no quota (a
-                                  preloaded template, whose forks are blocks with one) */
-  int32_t resident;            /* a block server's resident (the preloaded Python template): only
-                                  the host asks, only a block server grants (spawnsrv.c) */
+  int32_t seccomp;             /* seccomp.h's AB_SECCOMP_*: the filter installed right before execve */
+  int32_t landlock;            /* landlock.h's AB_LANDLOCK_*: off, on, required */
+  int32_t landlock_nread;      /* ab_sup_args.landlock_paths: read-only ones first, */
+  int32_t landlock_nwrite;     /* then read-write ones (<= AB_LANDLOCK_MAX_PATHS together) */
+  int32_t flags;               /* AB_RUN_*, below (also keeps the wire form free of padding) */
 } ab_run_opts;
+
+/* ab_run_opts.flags. AB_RUN_RESIDENT: a block server's resident (the
+ * preloaded Python template): only the host asks, only a block server
+ * grants (spawnsrv.c). AB_RUN_NO_FALLOCATE: the quota's fallocate rule in
+ * the seccomp filter although the run has no quota (the template, whose
+ * forks are blocks under one). */
+enum { AB_RUN_RESIDENT = 1, AB_RUN_NO_FALLOCATE = 2 };
 
 /* A block server's resident runs with this real and saved uid and the
  * sandbox uid as its effective one (AB_RESIDENT_ALT when the sandbox uid is
@@ -33,7 +41,6 @@ typedef struct {
  * per-block sweep (kill(-1) as the sandbox user) does not reach it, and
  * its forks become the sandbox user with no privilege (setresuid to their
  * effective uid). */
-#define AB_SECCOMP_NO_FALLOCATE 2
 #define AB_RESIDENT_UID 2147483646u
 #define AB_RESIDENT_ALT 2147483645u
 
@@ -47,6 +54,7 @@ typedef struct {
   const char *cwd;             /* NULL: stay */
   const char *path;            /* PATH used to find argv[0] (NULL: AB_DEFAULT_PATH) */
   const char *quota_dir;       /* workspace quota (quota.c): NULL = none */
+  char *const *landlock_paths; /* o.landlock_nread + o.landlock_nwrite absolute paths */
   int fd_in, fd_out, fd_err;   /* become 0, 1, 2 of the program */
   pid_t host;                  /* the process whose death cancels, 0 none */
   /* The in-container supervisor runs as root with only CAP_KILL, SETUID and
@@ -75,6 +83,7 @@ typedef struct {
   int32_t spawn_errno;         /* fork failed */
   int32_t strays;              /* sweep: processes of uid still alive at the end */
   int32_t quota;               /* the workspace quota stopped the block */
+  ab_landlock_out landlock;    /* with o.landlock: what the program runs under */
 } ab_sup_report;
 
 /* Returns when the program and every descendant are gone. */

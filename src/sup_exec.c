@@ -1,7 +1,7 @@
 /* Starting the supervised program (sup_int.h): its own session, its
- * nice, descriptors, rlimits, credentials, seccomp filter and the PATH
- * search, all in a clone(CLONE_VM) child that only makes system calls
- * before execve. */
+ * nice, descriptors, rlimits, credentials, Landlock domain, seccomp filter
+ * and the PATH search, all in a clone(CLONE_VM) child that only makes
+ * system calls before execve. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +15,7 @@
 #include <linux/capability.h>
 #include <unistd.h>
 #include "cgroup.h"
+#include "landlock.h"
 #include "seccomp.h"
 #include "sup_int.h"
 #include "sysutil.h"
@@ -73,6 +74,7 @@ static int dropped(uid_t ruid, uid_t uid, gid_t gid) {
 typedef struct {
   const ab_sup_args *a;
   pid_t sup;                   /* the supervisor: the program dies with it */
+  ab_landlock_out *ll;         /* the supervisor's memory (CLONE_VM): what Landlock enforced */
 } start_ctx;
 
 static void exec_program(const start_ctx *sc) {
@@ -127,9 +129,20 @@ static void exec_program(const start_ctx *sc) {
     ab_say(2, "agentbox: cannot enter working directory ", a->cwd, "\n");
     _exit(127);
   }
+  /* after the credentials and the working directory, before the seccomp
+   * filter (which leaves the Landlock calls alone); no_new_privs first */
+  if (a->o.landlock) {
+    int e = ab_landlock_apply(a->landlock_paths, a->o.landlock_nread, a->o.landlock_nwrite, sc->ll);
+    if (e != 0 && a->o.landlock == AB_LANDLOCK_REQUIRED) {
+      ab_say(2, "agentbox: refusing to run the program: Landlock is required (landlock.required) but ",
+             ab_landlock_why(-e), "\n");
+      _exit(125);
+    }
+  }
   /* a quota needs the filter too: fallocate must not reserve past it */
   if (a->o.seccomp || a->quota_dir) {
-    int e = ab_seccomp_install(a->quota_dir != NULL || a->o.seccomp == AB_SECCOMP_NO_FALLOCATE);
+    int e = ab_seccomp_install(a->o.seccomp ? a->o.seccomp : AB_SECCOMP_DEFAULT,
+                               a->quota_dir != NULL || (a->o.flags & AB_RUN_NO_FALLOCATE) != 0);
     if (e != 0) {
       ab_say(2, "agentbox: refusing to run the program: cannot install the seccomp filter (",
              e == -ENOSYS ? "no filter for this architecture" : errname(-e), ")\n");
@@ -165,11 +178,16 @@ static int exec_trampoline(void *arg) {
  * own, as posix_spawn does: no page tables are copied, and this process
  * waits only until the program has exec'd. The child only makes system
  * calls before execve. */
-pid_t ab_start_program(const ab_sup_args *a) {
-  start_ctx sc = {a, getpid()};
+pid_t ab_start_program(const ab_sup_args *a, ab_landlock_out *ll) {
+  start_ctx sc = {a, getpid(), ll};
   size_t sz = 256 * 1024;
   char *stk = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
   if (stk == MAP_FAILED) {
+    /* a forked child could not tell what Landlock enforced: no run */
+    if (a->o.landlock) {
+      errno = ENOMEM;
+      return -1;
+    }
     pid_t pid = fork();
     if (pid == 0) exec_program(&sc);
     return pid;

@@ -11,8 +11,9 @@
 /* sup_exec.c */
 
 /* Start a's program in its own session (clone(CLONE_VM|CLONE_VFORK)); its
- * pid, or -1 with errno. */
-pid_t ab_start_program(const ab_sup_args *a);
+ * pid, or -1 with errno. With a->o.landlock, *ll is what the program runs
+ * under once this returns. */
+pid_t ab_start_program(const ab_sup_args *a, ab_landlock_out *ll);
 /* Become uid:gid with no supplementary group (raw system calls). */
 int ab_become(uid_t uid, gid_t gid);
 /* The same with ruid as the real and saved uid (a block server's resident). */

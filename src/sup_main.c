@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "seccomp.h"
 #include "sup.h"
 #include "sysutil.h"
 
@@ -85,7 +86,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "agentbox-sup: refusing to run a program as root: pass -u uid:gid\n");
     return 125;
   }
-  a.o.seccomp = 1;
+  a.o.seccomp = AB_SECCOMP_DEFAULT;
   a.argv = argv + i;
   a.envp = environ;
   a.path = getenv("PATH");

@@ -1,8 +1,8 @@
 /* What agentbox asks of the host system outside the reactor: PATH lookup,
  * trusted host directories (mkdir_p, realpath: never for work_dir, see
  * workspace.c), appending a record to a host file (the audit log), the
- * wall clock, the terminal, the effective uid, and the posix_spawn
- * attributes of a clean child. */
+ * wall clock, the terminal, the effective uid, the kernel's Landlock ABI,
+ * and the posix_spawn attributes of a clean child. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "core.h"
+#include "landlock.h"
 #include "sysutil.h"
 
 /* core.which(name, PATH) -> absolute path of an executable, or nil */
@@ -142,6 +143,20 @@ void ab_spawnattr_clean(posix_spawnattr_t *at) {
   posix_spawnattr_setflags(at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
 }
 
+/* core.landlock_abi() -> n | "none", why: the ABI a spawn's `landlock`
+ * would apply here (the kernel's best, at most the newest we know), so a
+ * sandbox can fail closed at construction rather than at the first block */
+static int l_landlock_abi(lua_State *L) {
+  int abi = ab_landlock_abi();
+  if (abi > 0) {
+    lua_pushinteger(L, abi > AB_LANDLOCK_ABI_KNOWN ? AB_LANDLOCK_ABI_KNOWN : abi);
+    return 1;
+  }
+  lua_pushliteral(L, "none");
+  lua_pushstring(L, ab_landlock_why(-abi));
+  return 2;
+}
+
 /* core.isatty(fd): transcripts are coloured only on a terminal */
 static int l_isatty(lua_State *L) {
   lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
@@ -152,6 +167,6 @@ void ab_open_system(lua_State *L) {
   static const luaL_Reg f[] = {
     {"which", l_which}, {"mkdir_p", l_mkdir_p}, {"realpath", l_realpath},
     {"isatty", l_isatty}, {"geteuid", l_geteuid}, {"append", l_append}, {"wall_time", l_wall_time},
-    {NULL, NULL}};
+    {"landlock_abi", l_landlock_abi}, {NULL, NULL}};
   luaL_setfuncs(L, f, 0);
 }

@@ -54,13 +54,14 @@
 
 --- One entry of `llm_config.config_list`.
 ---@class agentbox.LLMEntry
----@field model string the model name sent to the server
----@field api_key string|nil sent as `Authorization: Bearer`; never reaches model-written code
----@field base_url string|nil an OpenAI-compatible endpoint (default `OPENAI_BASE_URL`, else OpenAI's)
----@field api_type string|nil accepted for AutoGen compatibility
----@field api_version string|nil accepted for AutoGen compatibility
----@field tags string[]|nil accepted for AutoGen compatibility
----@field price number[]|nil accepted for AutoGen compatibility
+---@field model string the model name sent to the server; for Azure the deployment (dots removed, as AutoGen does)
+---@field api_key string|nil sent as `Authorization: Bearer` (Azure: the `api-key` header; `azure_ad`: Bearer); never reaches model-written code
+---@field base_url string|nil an OpenAI-compatible endpoint (default `OPENAI_BASE_URL`, else OpenAI's); for Azure the resource (required)
+---@field api_type "openai"|"azure"|"azure_ad"|nil the protocol (default "openai"); any other is an error at construction
+---@field api_version string|nil the Azure OpenAI API version (required for Azure), e.g. "2024-02-01"
+---@field azure_endpoint string|nil the Azure resource: another name for base_url
+---@field tags string[]|nil accepted for AutoGen compatibility (not sent)
+---@field price number[]|number|nil `{ prompt_per_1k, completion_per_1k }`: fills `cost` and `total_cost`
 
 --- An agent's model configuration. Other keys (temperature, ...) are sent
 --- with every request.
@@ -71,7 +72,9 @@
 ---@field retry_base number|nil first backoff, seconds
 ---@field retry_max number|nil longest backoff, seconds
 ---@field max_reply_bytes integer|nil a larger reply body is refused while it streams (default 2 MiB)
----@field cache_seed any accepted for AutoGen compatibility
+---@field stream boolean|nil ask for server-sent events and assemble them into the same reply (default false)
+---@field cache_seed integer|string|false|nil AutoGen's response cache: absent is 41, false is off (AutoGen's None)
+---@field cache_path_root string|nil the cache's directory (default ".cache", relative to the current directory)
 ---@field tools table[]|nil OpenAI tool schemas (register_for_llm fills this)
 ---@field functions table[]|nil legacy OpenAI function schemas
 
@@ -109,6 +112,7 @@
 ---@field silent boolean|nil print nothing
 ---@field chat_messages table|nil an initial history, `{ [agent] = messages }`
 ---@field get_human_input (fun(prompt: string, agent: agentbox.ConversableAgent): string|nil)|nil ask a human; may yield (a future)
+---@field on_token (fun(text: string, agent: agentbox.ConversableAgent, kind: "retry"|nil))|nil the model's reply text as it arrives (`llm_config.stream`); kind "retry" (text "") when a failed attempt's text must be dropped
 
 --- The options of `initiate_chat`.
 ---@class agentbox.ChatOptions

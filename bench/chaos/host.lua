@@ -91,7 +91,8 @@ local logged = {
 
 local assistant = agentbox.AssistantAgent{
   name = "assistant",
-  llm_config = { config_list = { { model = "chaos", api_key = "chaos", base_url = env("CHAOS_BASE_URL") } } },
+  llm_config = { config_list = { { model = "chaos", api_key = "chaos", base_url = env("CHAOS_BASE_URL") } },
+                 cache_seed = false },
 }
 local user = agentbox.UserProxyAgent{
   name = "user_proxy",

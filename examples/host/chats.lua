@@ -35,7 +35,8 @@ end
 local function chat(i, ex)
   local assistant = agentbox.AssistantAgent{
     name = "assistant",
-    llm_config = { config_list = { { model = "scripted", api_key = "none", base_url = srv.base_url } } },
+    llm_config = { config_list = { { model = "scripted", api_key = "none", base_url = srv.base_url } },
+                   cache_seed = false },      -- the script is the model: no response cache
   }
   local user = agentbox.UserProxyAgent{
     name = "user_proxy", human_input_mode = "NEVER", max_consecutive_auto_reply = 4,

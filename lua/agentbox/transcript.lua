@@ -152,6 +152,30 @@ local function print_received(self, message, sender)
 end
 M.print_received = print_received
 
+--- The streamed text of a reply on the terminal, as AutoGen prints a
+-- streamed reply before the transcript shows the whole message: only when
+-- the transcript goes to stdout (agentbox.print not replaced), stdout is a
+-- terminal and the agent is not silent; a captured transcript stays
+-- AutoGen's format. Returns the on_token hook and its end, or nil.
+-- @local
+function M.stream_sink(agent)
+  local silent = agent.silent
+  if silent == nil then silent = (quiet[agent] or 0) > 0 end     -- the chat's, as is_silent
+  if M.print ~= M.default_print or silent or not require("agentbox.core").isatty(1) then
+    return nil
+  end
+  local shown = false
+  local function token(text, kind)
+    if kind == "retry" then
+      out("\n" .. M.colored("[the reply was cut off; retrying]", "red") .. "\n")
+      return
+    end
+    shown = true
+    out(esc(text))
+  end
+  return token, function() if shown then out("\n") end end
+end
+
 --- The agent's own silent option, else the chat's.
 -- @local
 function M.is_silent(agent, silent)

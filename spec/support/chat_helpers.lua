@@ -15,11 +15,13 @@ function M.contents(history)
   return out
 end
 
--- llm_config for the scripted server (a dead port when there is none)
+-- llm_config for the scripted server (a dead port when there is none).
+-- No response cache: a script answers each request once, in order, and
+-- an earlier spec's (or run's) cached reply must not answer for it.
 function M.llm_config(srv, model)
   return { config_list = { { model = model or "m", api_key = "sk-test",
                              base_url = srv and srv.base_url or "http://127.0.0.1:9/v1" } },
-           max_retries = 0, timeout = 20 }
+           max_retries = 0, timeout = 20, cache_seed = false }
 end
 
 return M

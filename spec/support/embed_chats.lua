@@ -16,7 +16,7 @@ function M.start()
     tasks[i] = agentbox.spawn(function()
       local ex = agentbox.LocalExecutor{ work_dir = dir .. "/" .. i, timeout = 20 }
       local a = agentbox.AssistantAgent{ name = "a", llm_config = { config_list = { {
-        model = "m", api_key = "none", base_url = srv.base_url } } } }
+        model = "m", api_key = "none", base_url = srv.base_url } }, cache_seed = false } }
       local u = agentbox.UserProxyAgent{ name = "u", human_input_mode = "NEVER",
         is_termination_msg = function(m) return (m.content or ""):find("TERMINATE", 1, true) ~= nil end,
         code_execution_config = { executor = ex } }

@@ -10,6 +10,25 @@ Script: {"models": {"<model>": [step, ...], "*": [step, ...]}, "rules": [rule, .
 A request for model M consumes the next step of models[M], else of the shared
 "*" queue, else the first matching rule answers. See spec/fake_server_spec.lua
 for every step and rule field in use.
+
+A request with "stream": true gets the answer as server-sent events
+(chunked), as OpenAI streams it: a role chunk, the content in pieces of
+"piece" characters (default 4), each tool call's first delta (id, type,
+name) then its arguments in pieces, round-robin across calls, a chunk with
+the finish_reason, a usage chunk when stream_options.include_usage asks
+(unless "no_usage"), and "data: [DONE]" (unless "no_done"). A step controls
+the stream with: "pause_after": N and "pause": seconds (sleep after N
+events), "cut_after": N (close the connection mid-body after N events),
+"error_after": N (an error event after N events, then the end),
+"sse_raw": [strings] (written as they are instead of the reply; a string
+"ENDLESS" writes "data: xxx..." without a newline until the client leaves),
+"drip": seconds (each byte its own write, this long apart, so every
+boundary falls between two reads).
+
+Azure OpenAI: POST /openai/deployments/<deployment>/chat/completions is served
+too, as Azure does: without an api-version query it answers 404, without an
+api-key header or a Bearer token 401. The log records each request's path,
+query (decoded, "query") and headers.
 """
 
 import argparse
@@ -17,10 +36,12 @@ import http.server
 import itertools
 import json
 import os
+import re
 import signal
 import sys
 import threading
 import time
+import urllib.parse
 
 EXPECT_KEYS = ("last_role", "last_contains", "last_equals", "messages_count", "has_tools")
 
@@ -75,8 +96,58 @@ def check_answer(answer, what):
 
 GEN_KEYS = ("head", "unit", "count", "tail")
 
+# Azure OpenAI's chat-completions route; group 1 is the deployment
+AZURE_PATH = re.compile(r"^/openai/deployments/([^/]+)/chat/completions$")
+
 # A step {"hangup": true} closes the connection without answering.
 HANGUP = object()
+
+
+class Stream:
+    """A 200 answer sent as server-sent events (see the module comment)."""
+
+    def __init__(self, answer, doc, request):
+        self.answer, self.doc = answer, doc
+        opts = request.get("stream_options") or {}
+        self.usage = bool(opts.get("include_usage")) and not answer.get("no_usage")
+
+    def events(self):
+        if "sse_raw" in self.answer:
+            return [str(e) for e in self.answer["sse_raw"]]
+        doc, piece = self.doc, int(self.answer.get("piece") or 4)
+        msg, choice = doc["choices"][0]["message"], doc["choices"][0]
+        calls = msg.get("tool_calls") or []
+
+        def chunk(delta, finish=None, choices=True):
+            c = {"id": doc["id"], "object": "chat.completion.chunk", "created": doc["created"],
+                 "model": doc["model"], "system_fingerprint": None,
+                 "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
+            if not choices:
+                c["choices"] = []
+                c["usage"] = doc["usage"]
+            elif self.usage:
+                c["usage"] = None
+            return "data: " + json.dumps(c) + "\n\n"
+
+        out = [chunk({"role": "assistant", "content": None if calls else ""})]
+        text = msg.get("content") or ""
+        out += [chunk({"content": text[i:i + piece]}) for i in range(0, len(text), piece)]
+        pieces = []
+        for k, call in enumerate(calls):
+            out.append(chunk({"tool_calls": [{"index": k, "id": call["id"], "type": "function",
+                                              "function": {"name": call["function"]["name"], "arguments": ""}}]}))
+            args = call["function"]["arguments"]
+            pieces.append([args[i:i + piece] for i in range(0, len(args), piece)])
+        for i in range(max([len(p) for p in pieces] or [0])):
+            for k, p in enumerate(pieces):  # interleaved by index: 0, 1, 0, 1, ...
+                if i < len(p):
+                    out.append(chunk({"tool_calls": [{"index": k, "function": {"arguments": p[i]}}]}))
+        out.append(chunk({}, choice["finish_reason"]))
+        if self.usage:
+            out.append(chunk(None, choices=False))
+        if not self.answer.get("no_done"):
+            out.append("data: [DONE]\n\n")
+        return out
 
 
 def check_gen(gen, what):
@@ -253,8 +324,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         state = self.server.state
         seq = next(state.seq)
         raw = self.read_body()
-        path = self.path.split("?", 1)[0]
+        path, _, query = self.path.partition("?")
         record = {"n": seq, "method": self.command, "path": path, "conn": self.conn_id,
+                  "query": dict(urllib.parse.parse_qsl(query, keep_blank_values=True)),
                   "model": None, "headers": dict(self.headers.items()), "body": None,
                   "status": None, "expect_failed": None, "answered_by": None}
         try:
@@ -277,6 +349,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if payload is HANGUP:
             self.close_connection = True  # no status line at all: the client sees an empty reply
             return
+        if isinstance(payload, Stream):
+            self.send_stream(payload, headers)
+            return
         self.send(status, payload, headers)
 
     def answer(self, path, request, raw, record, seq):
@@ -286,8 +361,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
             names = sorted(n for n in state.queues if n != "*") or ["fake-model"]
             return 200, {"object": "list", "data": [
                 {"id": n, "object": "model", "created": 0, "owned_by": "fake_openai"} for n in names]}, {}, 0
-        if self.command != "POST" or path not in ("/v1/chat/completions", "/chat/completions"):
+        azure = AZURE_PATH.match(path)
+        if self.command != "POST" or not (azure or path in ("/v1/chat/completions", "/chat/completions")):
             return 404, error_body("fake_openai: no route %s %s" % (self.command, path), 404), {}, 0
+        if azure:
+            record["deployment"] = urllib.parse.unquote(azure.group(1))
+            if not record["query"].get("api-version"):
+                return 404, {"error": {"code": "404", "message": "Resource not found"}}, {}, 0
+            auth = self.headers.get("Authorization") or ""
+            if not self.headers.get("api-key") and not auth.startswith("Bearer "):
+                return 401, {"error": {"code": "401", "message": "Access denied due to invalid subscription key "
+                                       "or wrong API endpoint."}}, {}, 0
         if not isinstance(request, dict):
             return 400, error_body("fake_openai: request body is not a JSON object", 400), {}, 0
         model = request.get("model")
@@ -328,7 +412,49 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if body is None:
                 body = error_body("fake_openai: scripted status %d" % status, status)
             return status, body, headers, delay
-        return 200, completion(answer, request, messages, seq, template), headers, delay
+        doc = completion(answer, request, messages, seq, template)
+        if request.get("stream") is True:
+            return 200, Stream(answer, doc, request), headers, delay
+        return 200, doc, headers, delay
+
+    def send_stream(self, stream, headers):
+        out = {"Content-Type": "text/event-stream", "Server": self.server_version,
+               "Date": self.date_time_string(), "Cache-Control": "no-cache",
+               "Transfer-Encoding": "chunked", "Connection": "keep-alive"}
+        out.update({k: str(v) for k, v in headers.items()})
+        head = "HTTP/1.1 200 OK\r\n" + "".join("%s: %s\r\n" % kv for kv in out.items()) + "\r\n"
+        a = stream.answer
+
+        def chunk(data):
+            data = data.encode("utf-8")
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            self.wfile.flush()
+
+        try:
+            self.wfile.write(head.encode("latin-1"))
+            for n, event in enumerate(stream.events()):
+                if "cut_after" in a and n >= a["cut_after"]:
+                    self.close_connection = True  # mid-body, no last chunk: a cut connection
+                    return
+                if "error_after" in a and n >= a["error_after"]:
+                    chunk("event: error\ndata: " + json.dumps(error_body("fake_openai: scripted stream error", 500)) + "\n\n")
+                    break
+                if event == "ENDLESS":
+                    chunk("data: ")
+                    while True:
+                        chunk("x" * 65536)
+                if a.get("drip"):
+                    for b in event:
+                        chunk(b)
+                        time.sleep(float(a["drip"]))
+                else:
+                    chunk(event)
+                if "pause_after" in a and n + 1 == a["pause_after"]:
+                    time.sleep(float(a.get("pause") or 0))
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
 
     def send(self, status, payload, headers):
         data = payload if isinstance(payload, str) else json.dumps(payload)

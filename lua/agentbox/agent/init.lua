@@ -58,6 +58,10 @@ local M = {}
 -- @tfield[opt] table chat_messages an initial history, `{ [agent] = messages }`
 -- @tfield[opt] function get_human_input `function(prompt, agent) -> string`, or `nil, reason` to
 -- end the chat; may yield inside a task (a future). Default: a line from stdin
+-- @tfield[opt] function on_token `function(text, agent, kind)`: the model's reply text as it
+-- arrives (`llm_config.stream`; unstreamed, the whole text at once). kind is nil for text, and
+-- "retry" (text "") when the request failed after some text and is tried again: drop what was
+-- shown. Without it, a streamed reply is shown on a terminal's transcript as it arrives
 
 --- A message of the chat history (AutoGen's ChatCompletion shape).
 -- @table Message
@@ -156,7 +160,7 @@ local ConversableAgent = class.base("ConversableAgent", {
   name = true, system_message = true, is_termination_msg = true, max_consecutive_auto_reply = true,
   human_input_mode = true, function_map = true, code_execution_config = true, llm_config = true,
   default_auto_reply = true, description = true, chat_messages = true, silent = true,
-  get_human_input = true })
+  get_human_input = true, on_token = true })
 local extend = class.extend
 
 ConversableAgent.__defaults = function(o)
@@ -264,6 +268,10 @@ function ConversableAgent:_init(o)
   if o.get_human_input ~= nil and type(o.get_human_input) ~= "function" then
     misuse(who, "get_human_input must be a function(prompt, agent) -> string")
   end
+  if o.on_token ~= nil and type(o.on_token) ~= "function" then
+    misuse(who, "on_token must be a function(text, agent, kind)")
+  end
+  self.on_token = o.on_token
   human_reply.init(self, o, max)
   self.reply_at_receive = {}
   if o.chat_messages ~= nil and type(o.chat_messages) ~= "table" then

@@ -5,6 +5,7 @@
 local tools = require("agentbox.agent.tools")
 local failure = require("agentbox.agent.failure")
 local errors = require("agentbox.errors")
+local transcript = require("agentbox.transcript")
 
 local M = {}
 
@@ -40,12 +41,35 @@ local function unroll(messages)
   return all
 end
 
+-- Where the reply's text goes as it arrives: the agent's on_token, else
+-- (a streamed reply) the transcript when it shows on a terminal. Returns
+-- the hook, what to call when the call is over, and where a raising hook's
+-- error is kept: the host's bug, raised as it is, not a model failure.
+function M.token_sink(self, client)
+  if self.on_token then
+    local hook, box = self.on_token, {}
+    return function(text, kind)
+      local ok, err = pcall(hook, text, self, kind)
+      if not ok then
+        box.raised = true
+        box.err = err
+        error(err, 0)
+      end
+    end, nil, box
+  end
+  if client.stream then return transcript.stream_sink(self) end
+end
+
 -- One model call; returns the reply as AutoGen extracts it: the text, or
 -- the message table when it carries tool calls, or nil.
 function M.reply_from_client(self, client, messages)
   local tl = self.llm_config and self.llm_config.tools
   if type(tl) ~= "table" or #tl == 0 then tl = nil end
-  local ok, msg, err, code = pcall(client.create, client, { messages = unroll(messages), tools = tl })
+  local on_token, stop, hook = M.token_sink(self, client)
+  local ok, msg, err, code = pcall(client.create, client, { messages = unroll(messages), tools = tl,
+                                                             on_token = on_token })
+  if stop then stop() end
+  if hook and hook.raised then error(hook.err, 0) end
   if not ok then
     if failure.is(msg) or failure.is_cancel(msg) then error(msg, 0) end
     failure.raise(failure_code(msg), "%s: %s", self.name, tostring(msg))

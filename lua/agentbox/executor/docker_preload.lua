@@ -43,7 +43,8 @@ M.check = python_preload.check
 local function spawn(self, argv)
   self._preload_container = self.container_id
   return core.spawn{ server = self._conn, resident = true, argv = argv, cwd = files.WORKSPACE,
-                     grace = self.grace, max_output = 65536, stream = true, seccomp = python_preload.seccomp(self) }
+                     grace = self.grace, max_output = 65536, stream = true, seccomp = true,
+                     no_fallocate = python_preload.no_fallocate(self) }
 end
 
 --- In _setup, before warm mode's own checks: preload turns warm on.

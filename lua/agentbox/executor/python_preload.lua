@@ -122,7 +122,7 @@ local function start(self, python)
   else
     proc, err = core.spawn{ argv = argv, cwd = self.work_dir, env = self.env, grace = self.grace,
                             max_output = 65536, stream = true, sup = common.sup_path(),
-                            nice = self.nice, seccomp = M.seccomp(self), quota = false }
+                            nice = self.nice, seccomp = true, no_fallocate = M.no_fallocate(self), quota = false }
   end
   if not proc then return nil, "agentbox: starting the preloaded Python template: " .. tostring(err) end
   local t = { proc = proc, ready = false, waiting = {}, python = python, modules = self.preload }
@@ -161,8 +161,8 @@ M.template = template
 -- The template's seccomp filter is its blocks': with a quota, fallocate is
 -- refused as for any block under one (src/seccomp.c), although the
 -- template itself runs without the quota's watch.
-function M.seccomp(self)
-  return self.quota and "no_fallocate" or true
+function M.no_fallocate(self)
+  return self.quota ~= nil and self.quota ~= false
 end
 
 function M.argv(self, python, file)
