@@ -180,6 +180,7 @@
 ---@field rlimits table|nil resource limits for the code
 ---@field python string|nil the python interpreter (default python3, then python)
 ---@field preload string[]|nil experimental: Python modules a template interpreter imports once; each python block is a fork of it (README "Preloaded Python")
+---@field stateful boolean|nil experimental: python blocks share one interpreter, variables and imports persist; a timeout or crash restarts it (default false)
 
 --- DockerExecutor's own options (README "Docker sandbox").
 ---@class agentbox.DockerExecutorOptions: agentbox.ExecutorOptions
@@ -404,11 +405,14 @@ local LocalExecutor = {}
 ---@return agentbox.ExecResult result
 function LocalExecutor:execute(blocks) end
 
---- Nothing to start ahead for LocalExecutor (each block is its own process).
+--- Start the Python session now when `stateful` (otherwise the first python
+--- block does); nothing to start otherwise (each block is its own process).
 ---@return agentbox.LocalExecutor self
 function LocalExecutor:start() end
 
---- Forget state between chats (LocalExecutor has none).
+--- Forget state: with `stateful`, end the Python session (variables and
+--- imports); the next python block starts a new one. Without it there is no
+--- state, and restart does nothing.
 ---@return true
 function LocalExecutor:restart() end
 

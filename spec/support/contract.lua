@@ -68,6 +68,19 @@ M.KINDS = {
     gate = function() end,
   },
   {
+    -- stateful = true (executor/python_session.lua): python blocks share
+    -- one interpreter; E.stateful marks cases that rely on a fresh one. A
+    -- LocalExecutor still (kind), titled apart (label)
+    kind = "local", label = "local-stateful", tag = "", name = "LocalExecutor", extra = "stateful = true, ",
+    stateful = true,
+    new = function(opts)
+      if opts.stateful == nil then opts.stateful = true end
+      return agentbox.LocalExecutor(opts)
+    end,
+    inside = function(ex) return ex.work_dir end,
+    gate = function() end,
+  },
+  {
     kind = "docker", tag = " #docker", name = "DockerExecutor", docker = true,
     extra = ("image = %q, "):format(M.IMAGE),
     new = function(opts)
@@ -121,7 +134,8 @@ M.KINDS = {
 
 --- Run body(E) once per executor kind, inside describe("<title> [<kind>]").
 --- E.kind, E.name ("LocalExecutor", ...), E.docker (a DockerExecutor row), E.warm
---- (its warm option, nil otherwise), E.preload (its preload option, nil otherwise), E.it(name, fn), E.new(opts)
+--- (its warm option, nil otherwise), E.preload (its preload option, nil otherwise),
+--- E.stateful (python blocks share one interpreter), E.it(name, fn), E.new(opts)
 --- (work_dir defaults to a path that agentbox creates under a fresh temp
 --- directory removed after the case; opts is filled in, so opts.work_dir is
 --- the path given), E.inside(ex) (work_dir as the code sees it),
@@ -132,16 +146,16 @@ function M.each(title, body, only)
   local env = busted_env("describe")
   local describe, it, after_each = env.describe, env.it, env.after_each
   for _, row in ipairs(M.KINDS) do
-    if not only or only[row.kind] then
-      describe(title .. " [" .. row.kind .. "]" .. row.tag, function()
+    if not only or only[row.kind] or (row.label and only[row.label]) then
+      describe(title .. " [" .. (row.label or row.kind) .. "]" .. row.tag, function()
         local dirs, exs = {}, {}
         local E = { kind = row.kind, name = row.name, inside = row.inside, docker = row.docker or false,
-                    warm = row.warm or nil, preload = row.preload }
+                    warm = row.warm or nil, preload = row.preload, stateful = row.stateful or false }
         function E.new_src(opts_src)
           return ("require(\"agentbox\").%s{ %s%s }"):format(row.name, row.extra, opts_src)
         end
         function E.tmpdir(tag)
-          local d = H.tmpdir(row.kind .. "-" .. (tag or "c"))
+          local d = H.tmpdir((row.label or row.kind) .. "-" .. (tag or "c"))
           dirs[#dirs + 1] = d
           return d
         end

@@ -13,6 +13,7 @@ local base = require("agentbox.executor.base")
 local common = require("agentbox.executor.common")
 local output_files = require("agentbox.executor.output_files")
 local python_preload = require("agentbox.executor.python_preload")
+local python_session = require("agentbox.executor.python_session")
 
 --- LocalExecutor's own options; it takes every @{agentbox.ExecutorOptions} too.
 -- @table LocalExecutorOptions
@@ -21,6 +22,10 @@ local python_preload = require("agentbox.executor.python_preload")
 -- @tfield[opt] string python the python interpreter (default python3, then python, on the code's PATH)
 -- @tfield[opt] {string,...} preload Python modules a template interpreter imports once; each python
 -- block is then a fork of it (executor/python_preload.lua). Default: none (every block is a fresh python3)
+-- @tfield[opt=false] boolean stateful python blocks share one interpreter, like a Jupyter kernel: variables
+-- and imports persist between blocks; a timeout or a crash restarts it (the output says the state was
+-- lost); `restart()` restarts it; with `preload`, the interpreter starts with those modules imported.
+-- One `execute` at a time (executor/python_session.lua)
 
 --- An executor made by `agentbox.LocalExecutor(opts)` (@{agentbox.Executor}).
 -- Its fields: `work_dir` (string), the work dir (a fresh private one when
@@ -36,12 +41,15 @@ local python_preload = require("agentbox.executor.python_preload")
 -- @treturn agentbox.ExecResult the result
 -- @raise on malformed blocks, or after close
 
---- Nothing to start ahead for LocalExecutor (each block is its own process).
+--- Start the Python session now when `stateful` (otherwise the first python
+-- block does); nothing to start otherwise (each block is its own process).
 -- @function LocalExecutor:start
 -- @treturn LocalExecutor self
 -- @raise after close
 
---- Forget state between chats (LocalExecutor has none).
+--- Forget state: with `stateful`, end the Python session (variables and
+-- imports); the next python block starts a new one. Without it there is no
+-- state, and restart does nothing.
 -- @function LocalExecutor:restart
 -- @treturn true
 
@@ -76,6 +84,7 @@ local LocalExecutor = base.class("LocalExecutor", {
     return v
   end,
   preload = python_preload.check,
+  stateful = python_session.check,
 })
 
 local function build_env(work_dir, extra)
@@ -95,10 +104,13 @@ end
 function LocalExecutor._setup(self, o)
   -- a preloaded block's tree is killed by its session at half the grace,
   -- before the supervisor's KILL: with no grace it would outlive the report
-  if o.preload and o.grace == 0 then
-    errors.misuse("agentbox.LocalExecutor: preload needs a grace > 0 (the block's tree is killed within it)")
+  if (o.preload or o.stateful) and o.grace == 0 then
+    errors.misuse("agentbox.LocalExecutor: %s needs a grace > 0 (the block's tree is killed within it)",
+                  o.stateful and "stateful" or "preload")
   end
   self.rlimits, self.nice, self.python, self.preload = o.rlimits, o.nice, o.python, o.preload
+  -- one interpreter's state between blocks: one execute at a time
+  self.stateful, self._serial = o.stateful, o.stateful
   self._extra_env = o.env
   -- code of the host's uid must not read its environ or heap, nor ptrace it
   -- (one-way: secrets stay in freed memory); README "What LocalExecutor protects"
@@ -151,8 +163,13 @@ local function run(self, argv, out, timeout)
 end
 
 function LocalExecutor:_run(argv, prep, out, timeout)
-  local r, lost
-  if self.preload and prep.info.kind == "python" then
+  local r, lost, note
+  if self.stateful and prep.info.kind == "python" then
+    -- the block runs in the session's interpreter, through a client the
+    -- supervisor runs in its place
+    r, note, lost = python_session.run(self, argv[1], argv[#argv], function(a) return run(self, a, out, timeout) end)
+    if not r then return nil, note end
+  elseif self.preload and prep.info.kind == "python" then
     -- the block becomes a fork of the template, through a client the
     -- supervisor runs in the interpreter's place
     for _ = 1, 2 do
@@ -161,6 +178,7 @@ function LocalExecutor:_run(argv, prep, out, timeout)
       r = run(self, cargv, out, timeout)
       local what = python_preload.outcome(self, r)
       lost = what == "lost"
+      note = lost and python_preload.LOST_LINE or nil
       if what ~= "retry" then break end
     end
   else
@@ -168,15 +186,31 @@ function LocalExecutor:_run(argv, prep, out, timeout)
   end
   out.add(r.output, r.dropped)
   if r.error then out.add("\nagentbox: " .. r.error) end
+  if note then out.add(note) end
   if lost then
-    out.add(python_preload.LOST_LINE)
     return { exit_code = 1, timed_out = r.timed_out }
   end
   return { exit_code = common.exit_code(r), timed_out = r.timed_out, oom = r.oom, quota_exceeded = r.quota_exceeded }
 end
 
+function LocalExecutor:start()
+  base.Base.start(self)
+  if self.stateful then
+    local python, err = self:_program(base.COMMANDS.python)
+    if python then python, err = task.sync(python_session.start, self, python) end
+    if not python then error(err, 0) end
+  end
+  return self
+end
+
+function LocalExecutor:restart()
+  python_session.stop(self)
+  return true
+end
+
 function LocalExecutor:_release()
   python_preload.stop(self)
+  python_session.stop(self)
   return true
 end
 
@@ -188,7 +222,9 @@ function LocalExecutor:_audit()
            env = "built", nice = self.nice, cpu_cgroup = self.nice > 0,
            supervisor = common.sup_path() and "spawn server" or "forked",
            -- python blocks are forks of a template that imported these
-           preload = self.preload or false },
+           preload = self.preload or false,
+           -- python blocks run in one interpreter that keeps their state
+           stateful = self.stateful },
          { rlimits = self.rlimits or false }
 end
 
