@@ -435,9 +435,24 @@ def recv_request(sock):
     return data, fds
 
 
+# a resident of a warm container's block server (src/sup.h): set by serve
+_RESIDENT = [False]
+
+
+def _resident_uid():
+    # the resident's real uid is its own, its effective uid the sandbox
+    # user's; execve made the saved uid the sandbox's: set back before
+    # anything else (as agentbox_preload.py). Locally the three are equal
+    r, e, _ = os.getresuid()
+    if r != e:
+        os.setresuid(-1, -1, r)
+        _RESIDENT[0] = True
+
+
 def serve(grace_ms, seconds, modules):
     import importlib
     import signal
+    _resident_uid()
     _prctl(PR_SET_DUMPABLE, 0)
     _prctl(PR_SET_CHILD_SUBREAPER, 1)
     _prctl(PR_SET_PDEATHSIG, 9)
@@ -466,12 +481,18 @@ def interpreter(sock, keeper):
         # last interpreter (their pipes must reach EOF when it is answered)
         os.closerange(3, sock.fileno())
         os.closerange(sock.fileno() + 1, os.sysconf("SC_OPEN_MAX"))
-        # the user the code runs as, alone: a keeper with a real and saved
-        # uid of its own must not lend them to the code (no-op locally)
+        # the user the code runs as. A resident keeper (a warm container's,
+        # real and saved uid of its own) keeps its real and saved uid in I:
+        # the block server's sweep after each block (kill(-1) as the
+        # sandbox user) reaches every process whose real or saved uid is
+        # the sandbox user's, and I must outlive the block. The code can
+        # then signal K (as it can locally: K is the session, not the
+        # server), never ptrace it (K's effective uid differs, and it is
+        # not dumpable); K's tree stays its subreaper's to kill
         euid, egid = os.geteuid(), os.getegid()
         if os.getresgid() != (egid, egid, egid):
             os.setresgid(egid, egid, egid)
-        if os.getresuid() != (euid, euid, euid):
+        if os.getresuid() != (euid, euid, euid) and not _RESIDENT[0]:
             os.setresuid(euid, euid, euid)
         _prctl(PR_SET_PDEATHSIG, 9)
         if os.getppid() != keeper:

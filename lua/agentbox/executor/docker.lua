@@ -21,6 +21,7 @@ local output_files = require("agentbox.executor.output_files")
 local files = require("agentbox.executor.sandbox_files")
 local warm = require("agentbox.executor.docker_warm")
 local preload = require("agentbox.executor.docker_preload")
+local session = require("agentbox.executor.docker_session")
 local default_user = files.default_user
 local upload_sup, fix_workspace, upload_block = files.upload_sup, files.fix_workspace, files.upload_block
 
@@ -137,6 +138,10 @@ end
 -- @tfield[opt] {string,...} preload Python modules a template interpreter in the container imports
 -- once; each python block is then a fork of it (executor/docker_preload.lua). Turns warm on.
 -- Default: none
+-- @tfield[opt=false] boolean stateful python blocks share one interpreter in the container, like a
+-- Jupyter kernel: variables and imports persist; a timeout or a crash restarts it (the output says the
+-- state was lost); `restart()` restarts it (not the container). Turns warm on; with `preload`, the
+-- interpreter starts with those modules imported (executor/docker_session.lua)
 
 --- An executor made by `agentbox.DockerExecutor(opts)` (@{agentbox.Executor}).
 -- Its fields: `work_dir` (string), the host directory mounted at
@@ -220,6 +225,7 @@ local DockerExecutor = base.class("DockerExecutor", {
     return v   -- nil (unset) or the boolean: preload turns an unset warm on
   end,
   preload = preload.check,
+  stateful = session.check,
 })
 
 -- one container: the supervisor kills every process of the sandbox user
@@ -239,7 +245,9 @@ function DockerExecutor._setup(self, o)
   self.transfer = o.transfer or (client.ep["local"] and "bind" or "archive")
   self.oom_kills = 0
   self.warm = o.warm == true
-  preload.setup(self, o, fail)
+  session.setup(self, o, fail)
+  -- stateful with preload: the session's interpreter imports them (no template)
+  if not self.stateful then preload.setup(self, o, fail) else self.preload = o.preload end
   if self.warm then
     -- fail closed: never a silent downgrade to the exec path
     if not client.ep["local"] or self.transfer ~= "bind" then
@@ -310,7 +318,8 @@ function DockerExecutor:_config(sup_path)
     HostConfig = hc,
   }
   if self.warm then warm.config(self, config, SUP) end
-  if self.preload then preload.config(self, config) end
+  if self.stateful then session.config(self, config)
+  elseif self.preload then preload.config(self, config) end
   return config
 end
 
@@ -378,7 +387,8 @@ function DockerExecutor:_start()
     self.container_id = nil
     error("DockerExecutor: " .. tostring(serr), 0)
   end
-  if self.preload then preload.started(self) end
+  if self.stateful then session.started(self)
+  elseif self.preload then preload.started(self) end
   self.cold_start = core.now() - t0
 end
 
@@ -419,9 +429,10 @@ local function after_signal(self, res, out)
     self.oom_kills = oom
     if not (res.output or ""):find("out of memory", 1, true) then out.add(OOM_MSG) end
   end
-  -- preload: the template's processes are there too; the block server's
-  -- sweep of the sandbox user is the check (strays)
-  if pids and pids > BASE_PIDS and not self.preload then
+  -- preload, stateful: the template's or the session's processes are
+  -- there too; the block server's sweep of the sandbox user is the check
+  -- (strays)
+  if pids and pids > BASE_PIDS and not (self.preload or self.stateful) then
     out.add("\nagentbox: processes outlived the block's supervisor; the sandbox container was replaced\n")
     if self.warm then warm.release(self) end
     self.client:remove(self.container_id)
@@ -550,7 +561,9 @@ function DockerExecutor:_audit(r)
   return { container_id = id or false, container_name = self.container_name_used, image = self.image,
            image_id = id and self._audit_image_id or false, user = self.run_user, uid_drop = true,
            network = self.network, read_only = self.read_only, cap_add = CAPS, transfer = self.transfer,
-           preload = self.preload or false },
+           preload = self.preload or false,
+           -- python blocks run in one interpreter that keeps their state
+           stateful = self.stateful or false },
          { memory = self.memory or false, cpus = self.cpus, pids_limit = self.pids_limit,
            tmpfs = self.tmpfs }
 end
@@ -583,6 +596,7 @@ end
 function DockerExecutor:_path_of(prep) return WORKSPACE .. "/" .. prep.rel end
 
 function DockerExecutor:_run(argv, prep, out, timeout)
+  if self.stateful then return session.run(self, argv, prep, out, timeout) end
   if self.preload then return preload.run(self, argv, prep, out, timeout) end
   if self.warm then return warm.run(self, argv, out, timeout) end
   self:_ensure()
@@ -599,12 +613,18 @@ function DockerExecutor:start()
   return self
 end
 
---- Drop the container; the next execute starts a fresh one.
+--- Drop the container; the next execute starts a fresh one. With
+-- `stateful`, restart the Python session instead (its variables and
+-- imports go; the container and what other blocks left in it stay).
 -- @treturn[1] true
 -- @return[2] nil
 -- @treturn[2] string message what failed
 -- @treturn[2] string code (@{agentbox.errors.CODES})
 function DockerExecutor:restart()
+  if self.stateful then
+    session.stop(self)
+    return true
+  end
   local id = self.container_id
   self.container_id = nil
   if self.warm then warm.release(self) end
@@ -620,6 +640,7 @@ function DockerExecutor:_release()
   local id = self.container_id
   self.container_id = nil
   if self.preload then pcall(preload.stop, self) end
+  if self.stateful then pcall(session.stop, self) end
   if self.warm then pcall(warm.destroy, self) end
   if not id then return true end
   local c = self.client

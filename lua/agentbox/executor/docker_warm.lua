@@ -104,12 +104,15 @@ function M.destroy(self)
   if ws then ws:destroy() end
 end
 
--- the container is suspect or dead: a new one for the next block
+--- The container is suspect or dead: a new one for the next block (also
+--- docker_session.lua's, when the server died between blocks).
 local function replace(self, out, why)
   M.release(self)
   self:_drop_container()
   out.add("\nagentbox: " .. why .. "; the sandbox container was replaced\n")
 end
+
+M.replace = replace
 
 local function spawn(self, argv, out, timeout)
   local q = self.quota
