@@ -130,6 +130,20 @@ M.KINDS = {
     inside = function() return "/workspace" end,
     gate = M.need_docker,
   },
+  {
+    -- stateful in the warm container (executor/docker_session.lua): the
+    -- session's keeper is a resident of the block server
+    kind = "docker-stateful", tag = " #docker", name = "DockerExecutor", docker = true,
+    warm = true, stateful = true,
+    extra = ("image = %q, stateful = true, "):format(M.IMAGE),
+    new = function(opts)
+      if opts.image == nil then opts.image = M.IMAGE end
+      if opts.stateful == nil then opts.stateful = true end
+      return agentbox.DockerExecutor(opts)
+    end,
+    inside = function() return "/workspace" end,
+    gate = M.need_docker,
+  },
 }
 
 --- Run body(E) once per executor kind, inside describe("<title> [<kind>]").
