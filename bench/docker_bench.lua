@@ -6,6 +6,9 @@
 --   lua5.4 bench/docker_bench.lua preload N WARMUP OUT.json  seed 002's sales block (pandas), `warm = true`
 --                                                          vs `preload = { "pandas", "numpy" }`, interleaved;
 --                                                          prints its own median / p95 table too
+--   lua5.4 bench/docker_bench.lua stateful N WARMUP OUT.json python `print(1)` per block with `stateful = true`
+--                                                          vs `warm = true` vs `preload = { "pandas", "numpy" }`,
+--                                                          interleaved; prints its own median / p95 table
 --   lua5.4 bench/docker_bench.lua report DIR OUT.json       the Markdown table (BENCH_* variables)
 --
 -- Environment: BENCH_IMAGE, BENCH_TMP (scratch dir; work dirs go under it).
@@ -112,9 +115,9 @@ local function harness()
     return t
   end
 
-  local function executor(name, warm, preload)
+  local function executor(name, warm, preload, stateful)
     return agentbox.DockerExecutor{ image = IMAGE, work_dir = ("%s/ab-%s-%s"):format(TMP, tag, name), timeout = 60,
-                                    warm = warm, preload = preload }
+                                    warm = warm, preload = preload, stateful = stateful }
   end
 
   local H = {}
@@ -272,6 +275,42 @@ print(run(["/usr/bin/python3", "/workspace/%s"]), run(["/bin/sh", "/workspace/%s
     print(("start(): warm = true %.0f ms; preload = { pandas, numpy } %.0f ms (the template's imports)")
       :format(res.start_warm_ms, res.start_preload_ms))
     for _, row in ipairs(rows) do
+      local st = B.stats(res.rows[row[1]])
+      print(("%-16s median %7.1f ms  p95 %7.1f ms"):format(row[1], st.median, st.p95))
+    end
+  end
+
+  -- print(1) in the stateful session (state kept between blocks) against
+  -- the warm server and the preloaded template, started, interleaved in
+  -- random order
+  function H.stateful(n, warm, out)
+    local exs = { { "python_warm", executor("st-warm", true) },
+                  { "python_preload", executor("st-preload", nil, { "pandas", "numpy" }) },
+                  { "python_stateful", executor("st-stateful", nil, nil, true) } }
+    local res = { rows = {} }
+    for _, row in ipairs(exs) do
+      row[2]:start()
+      res.rows[row[1]] = {}
+    end
+    math.randomseed(12)
+    for i = 1, warm + n do
+      local order = {}
+      for j = 1, #exs do table.insert(order, math.random(#order + 1), j) end
+      for _, j in ipairs(order) do
+        local s0 = now()
+        local r = exs[j][2]:execute(PY)
+        local dt = (now() - s0) * 1000
+        check(r, "1\n")
+        if i > warm then table.insert(res.rows[exs[j][1]], dt) end
+      end
+    end
+    for _, row in ipairs(exs) do row[2]:close() end
+    local f = io.open("/proc/loadavg")
+    res.load = f and f:read("l") or "?"
+    if f then f:close() end
+    B.write_json(out, res)
+    print(("stateful bench: %d blocks per row (+%d warm-up), load average at the end %s"):format(n, warm, res.load))
+    for _, row in ipairs(exs) do
       local st = B.stats(res.rows[row[1]])
       print(("%-16s median %7.1f ms  p95 %7.1f ms"):format(row[1], st.median, st.p95))
     end
@@ -490,7 +529,7 @@ if mode == "report" then
   report(arg[2], arg[3])
 else
   local H = harness()
-  local f = H[mode] or error("usage: docker_bench.lua cold|warm|conc|preload|report ...")
+  local f = H[mode] or error("usage: docker_bench.lua cold|warm|conc|preload|stateful|report ...")
   local nums = {}
   for i = 2, #arg - 1 do nums[#nums + 1] = math.tointeger(tonumber(arg[i])) end
   nums[#nums + 1] = arg[#arg]

@@ -98,9 +98,11 @@ describe("DockerExecutor stateful #docker", function()
     assert.equal("one\nsh\n42\n", r.output)
     r = ex:execute(py("print(x, 'json' in globals(), __name__)"))
     assert.equal("42 True __main__\n", r.output)
-    -- the code runs as the sandbox user (effective uid; its real one is the resident's)
-    r = ex:execute(py("import os\nprint(os.geteuid(), os.getegid(), os.getcwd())"))
-    assert.equal("1000 1000 /workspace\n", r.output)
+    -- the code runs as the sandbox user (its saved uid is the resident's,
+    -- which the interpreter takes back between blocks), and so does what it starts
+    r = ex:execute(py("import os, subprocess\nprint(os.getresuid()[:2], os.getegid(), os.getcwd())\n"
+                      .. "subprocess.run(['sh', '-c', 'id -u; echo w > by_sh; cat by_sh'])"))
+    assert.equal("(1000, 1000) 1000 /workspace\n1000\nw\n", r.output)
   end)
 
   dit("an exception is reported with its traceback and exit 1, and the state is kept", function()
@@ -194,9 +196,12 @@ def vm_read():
     if libc.process_vm_readv(keeper, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0) < 0:
         raise OSError(ctypes.get_errno(), 'process_vm_readv')
 tried('vm_read', vm_read)
-# the setfsuid the code may make (to its real uid) changes nothing
+# the code may take the resident's uid (its saved one) as its real one
+# and file system uid: no better
+os.setresuid(os.getresuid()[2], -1, -1)
 libc.setfsuid(os.getuid())
-tried('mem as real uid', lambda: open('/proc/%d/mem' % keeper, 'rb').read(1))
+tried('mem as the resident', lambda: open('/proc/%d/mem' % keeper, 'rb').read(1))
+tried('ptrace as the resident', attach)
 pid = int(open('/proc/%d/stat' % keeper).read().rsplit(')', 1)[1].split()[1])
 while pid > 0:
     tried('kill parent %d' % pid, lambda: os.kill(pid, signal.SIGKILL))
@@ -208,7 +213,8 @@ x = 'alive'
     assert.matches("keeper [b'serve']", r.output, 1, true)
     assert.matches("keeper uid ['2147483646', '1000', '2147483646']", r.output, 1, true)
     assert.not_matches("ALLOWED", r.output)
-    for _, what in ipairs{ "mem", "environ", "ptrace", "vm_read", "mem as real uid", "write helper" } do
+    for _, what in ipairs{ "mem", "environ", "ptrace", "vm_read", "mem as the resident", "ptrace as the resident",
+                           "write helper" } do
       assert.matches(what .. " refused", r.output, 1, true)
     end
     -- the resident's supervisor, the block server, tini: three parents
@@ -217,17 +223,29 @@ x = 'alive'
     assert.equal("alive\n", ex:execute(py("print(x)")).output)
   end)
 
-  dit("a block that kills its keeper (os.kill): reported, the next block runs in a new session", function()
+  dit("a block that kills its keeper (os.kill, as the resident's uid): reported, the next runs in a new session", function()
     local ex <close> = new()
     local id
     assert.equal(0, ex:execute(py("import os\nx = 1\nprint('go', flush=True)")).exit_code)
     id = ex.container_id
     local t0 = core.now()
-    local r = ex:execute(py("import os, signal, time\nprint('killing', flush=True)\n"
-                            .. "os.kill(os.getppid(), signal.SIGKILL)\ntime.sleep(30)"))
+    -- as the sandbox user alone the keeper is out of reach; with the
+    -- resident's uid (the saved one) taken back, the code can end its session
+    local r = ex:execute(py([[
+import os, signal, time
+try:
+    os.kill(os.getppid(), signal.SIGKILL)
+    print('ALLOWED')
+except OSError as e:
+    print('refused', e.errno)
+os.setresuid(os.getresuid()[2], -1, -1)
+print('killing', flush=True)
+os.kill(os.getppid(), signal.SIGKILL)
+time.sleep(30)
+]]))
     assert.is_true(core.now() - t0 < 8, "the block waited for its deadline")
     assert.equal(1, r.exit_code, r.output)
-    assert.matches("killing\n", r.output, 1, true)
+    assert.matches("refused 1\nkilling\n", r.output, 1, true)
     assert.matches("the Python session died during this block", r.output, 1, true)
     assert.equal(id, ex.container_id)
     r = ex:execute(py("print('x' in globals())\n" .. LEFT))

@@ -199,6 +199,7 @@
 ---@field transfer "bind"|"archive"|nil how code files reach the container
 ---@field warm boolean|nil experimental: blocks go to a block server in the container over a unix socket instead of a `docker exec` (local daemon, host running as root)
 ---@field preload string[]|nil experimental: Python modules a template in the container imports once; each python block is a fork of it; turns warm on (README "Docker sandbox")
+---@field stateful boolean|nil experimental: python blocks share one interpreter in the container, variables and imports persist; a timeout or crash restarts it; restart() restarts it, not the container; turns warm on (default false)
 ---@field on_progress (fun(line: string))|nil image pull progress
 
 --- Options of `register_function`, `register_for_llm` and `register_for_execution`.
@@ -438,7 +439,8 @@ function DockerExecutor:execute(blocks) end
 ---@return agentbox.DockerExecutor self
 function DockerExecutor:start() end
 
---- Drop the container; the next execute starts a fresh one.
+--- Drop the container; the next execute starts a fresh one. With
+--- `stateful`, restart the Python session instead (the container stays).
 ---@return true|nil ok
 ---@return string|nil message what failed
 ---@return string|nil code doc/errors.md

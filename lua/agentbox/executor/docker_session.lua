@@ -9,14 +9,16 @@
 --     `resident`, src/spawnsrv.c): its real and saved uid are not the
 --     sandbox user's, its effective uid is (src/sup.h); its supervisor, a
 --     run the server keeps, kills its tree when it dies. The interpreter I
---     (K's fork) keeps K's real and saved uid, so the per-block sweep
---     (kill(-1) as the sandbox user) spares it and the state outlives the
---     block; the code in it runs with the sandbox user's effective uid. It
---     can therefore signal K (end its own session, as locally: the next
---     block says the state was lost and starts a new one), but neither
---     ptrace K nor read its memory (K's effective uid is not its real one,
---     and K is not dumpable), and it reaches neither the block server nor
---     K's supervisor (root).
+--     (K's fork) keeps K's real and saved uid between blocks, so the
+--     sweep before and after each block (kill(-1) as the sandbox user)
+--     spares it and the state outlives the block; during a block its real
+--     uid is the sandbox user's as well (the saved one takes it back
+--     after), so the code and what it starts are the sandbox user. The
+--     code may take the saved uid as its real one and signal K (end its
+--     own session, as locally: the block says the state was lost, the
+--     next runs in a new one), but neither ptrace K nor read its memory
+--     (K's effective uid is not its real one, and K is not dumpable), and
+--     it reaches neither the block server nor K's supervisor (root).
 --   * Each python block's client is agentbox-sup --preload-client
 --     (src/preloadcl.c; the keeper takes agentbox_preload.py's request), run
 --     by the server like any block: deadline, whole-tree kill, output cap
