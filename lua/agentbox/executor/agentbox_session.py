@@ -582,7 +582,13 @@ def _block(main, state, fds, cwd, path, peer, null):
 
 
 def _exec(main, state, cwd, path):
+    import importlib
     from importlib.machinery import SourceFileLoader
+    # the import system's caches are the session's: a directory made since
+    # the last import (work_dir's agentbox_mpl, made after a container's
+    # session started) is cached as absent, and listings are cached too;
+    # python3 file.py would see them now
+    importlib.invalidate_caches()
     try:
         os.chdir(cwd)
         with open(path, "rb") as f:

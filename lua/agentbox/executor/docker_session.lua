@@ -118,6 +118,8 @@ function M.run(self, argv, prep, out, timeout)
   if note0 and not note then note = note0 end
   if note then out.add(note) end
   if lost then return { exit_code = 1, timed_out = res.timed_out, container_id = res.container_id } end
+  -- the session's supervisor ended it over the quota (the client died of LOST)
+  if res.quota_exceeded and not res.timed_out then res.exit_code = common.QUOTA_EXIT end
   res.signal = nil
   return res
 end
