@@ -10,6 +10,12 @@
 --                                                          starts of non-pooled executors in the same run
 --   lua5.4 bench/docker_bench.lua fresh N WARMUP OUT.json  fresh = true, per execute (pool refilled between
 --                                                          calls, and back to back), against the same cold starts
+--   lua5.4 bench/docker_bench.lua preload N WARMUP OUT.json  seed 002's sales block (pandas), `warm = true`
+--                                                          vs `preload = { "pandas", "numpy" }`, interleaved;
+--                                                          prints its own median / p95 table too
+--   lua5.4 bench/docker_bench.lua stateful N WARMUP OUT.json python `print(1)` per block with `stateful = true`
+--                                                          vs `warm = true` vs `preload = { "pandas", "numpy" }`,
+--                                                          interleaved; prints its own median / p95 table
 --   lua5.4 bench/docker_bench.lua report DIR OUT.json       the Markdown table (BENCH_* variables)
 --
 -- Environment: BENCH_IMAGE, BENCH_TMP (scratch dir; work dirs go under it).
@@ -31,6 +37,27 @@ end
 
 local PY = { { lang = "python", code = "print(1)" } }
 local SH = { { lang = "sh", code = "echo hi" } }
+
+-- seed 002's sales block: pandas reads its ten rows, groups by region and by month
+local SALES = { { lang = "python", code = [[
+import io
+import pandas as pd
+csv = """date,product,region,revenue,units
+2024-01-05,widget,north,120.5,3
+2024-01-17,gadget,south,80.0,2
+2024-02-02,widget,south,200.0,5
+2024-02-14,gizmo,north,55.25,1
+2024-02-20,gadget,east,160.0,4
+2024-03-01,widget,east,240.0,6
+2024-03-09,gizmo,south,110.5,2
+2024-03-15,gadget,north,95.0,2
+2024-03-28,widget,north,130.0,3
+2024-04-02,gizmo,east,60.0,1
+"""
+df = pd.read_csv(io.StringIO(csv), parse_dates=["date"])
+print(df.groupby("region")["revenue"].sum().round(2).to_dict())
+print(df.groupby(df["date"].dt.to_period("M"))["revenue"].sum().round(2).to_dict())
+]] } }
 
 ---------------------------------------------------------------- measuring modes
 local function harness()
@@ -95,9 +122,9 @@ local function harness()
     return t
   end
 
-  local function executor(name, warm)
+  local function executor(name, warm, preload, stateful)
     return agentbox.DockerExecutor{ image = IMAGE, work_dir = ("%s/ab-%s-%s"):format(TMP, tag, name), timeout = 60,
-                                    warm = warm }
+                                    warm = warm, preload = preload, stateful = stateful }
   end
 
   local H = {}
@@ -277,6 +304,86 @@ print(run(["/usr/bin/python3", "/workspace/%s"]), run(["/bin/sh", "/workspace/%s
     B.write_json(out, res)
   end
 
+  -- the sales block and print(1) on a warm executor and on a preloaded one
+  -- (started, template ready), interleaved in random order
+  function H.preload(n, warm, out)
+    local t0 = now()
+    local srv = executor("pl-warm", true)
+    srv:start()
+    local t1 = now()
+    local pre = executor("pl-preload", nil, { "pandas", "numpy" })
+    pre:start()
+    local t2 = now()
+    local res = { start_warm_ms = (t1 - t0) * 1000, start_preload_ms = (t2 - t1) * 1000, rows = {} }
+    local want = srv:execute(SALES).output
+    assert(want:find("north", 1, true), want)
+    local rows = { { "sales_warm", SALES, want, srv }, { "sales_preload", SALES, want, pre },
+                   { "python_warm", PY, "1\n", srv }, { "python_preload", PY, "1\n", pre } }
+    for _, row in ipairs(rows) do res.rows[row[1]] = {} end
+    math.randomseed(11)
+    for i = 1, warm + n do
+      local order = {}
+      for j = 1, #rows do table.insert(order, math.random(#order + 1), j) end
+      for _, j in ipairs(order) do
+        local name, block, w, e = rows[j][1], rows[j][2], rows[j][3], rows[j][4]
+        local s0 = now()
+        local r = e:execute(block)
+        local dt = (now() - s0) * 1000
+        check(r, w)
+        if i > warm then table.insert(res.rows[name], dt) end
+      end
+    end
+    srv:close()
+    pre:close()
+    B.write_json(out, res)
+    local f = io.open("/proc/loadavg")
+    local load = f and f:read("l") or "?"
+    if f then f:close() end
+    print(("preload bench: %d blocks per row (+%d warm-up), load average at the end %s"):format(n, warm, load))
+    print(("start(): warm = true %.0f ms; preload = { pandas, numpy } %.0f ms (the template's imports)")
+      :format(res.start_warm_ms, res.start_preload_ms))
+    for _, row in ipairs(rows) do
+      local st = B.stats(res.rows[row[1]])
+      print(("%-16s median %7.1f ms  p95 %7.1f ms"):format(row[1], st.median, st.p95))
+    end
+  end
+
+  -- print(1) in the stateful session (state kept between blocks) against
+  -- the warm server and the preloaded template, started, interleaved in
+  -- random order
+  function H.stateful(n, warm, out)
+    local exs = { { "python_warm", executor("st-warm", true) },
+                  { "python_preload", executor("st-preload", nil, { "pandas", "numpy" }) },
+                  { "python_stateful", executor("st-stateful", nil, nil, true) } }
+    local res = { rows = {} }
+    for _, row in ipairs(exs) do
+      row[2]:start()
+      res.rows[row[1]] = {}
+    end
+    math.randomseed(12)
+    for i = 1, warm + n do
+      local order = {}
+      for j = 1, #exs do table.insert(order, math.random(#order + 1), j) end
+      for _, j in ipairs(order) do
+        local s0 = now()
+        local r = exs[j][2]:execute(PY)
+        local dt = (now() - s0) * 1000
+        check(r, "1\n")
+        if i > warm then table.insert(res.rows[exs[j][1]], dt) end
+      end
+    end
+    for _, row in ipairs(exs) do row[2]:close() end
+    local f = io.open("/proc/loadavg")
+    res.load = f and f:read("l") or "?"
+    if f then f:close() end
+    B.write_json(out, res)
+    print(("stateful bench: %d blocks per row (+%d warm-up), load average at the end %s"):format(n, warm, res.load))
+    for _, row in ipairs(exs) do
+      local st = B.stats(res.rows[row[1]])
+      print(("%-16s median %7.1f ms  p95 %7.1f ms"):format(row[1], st.median, st.p95))
+    end
+  end
+
   -- run fn(i) in k tasks at once; returns the wall time in ms
   local function all(k, fn)
     local t0 = now()
@@ -432,6 +539,13 @@ local function report(dir, out_path)
     return xs
   end
   local k, m = abk[1].k, abk[1].m
+  -- the preload phase (agentbox only), when it ran
+  local abp = {}
+  for r = 1, rounds do
+    local ok, t = pcall(B.read_json, ("%s/ab_preload_%d.json"):format(dir, r))
+    if ok and t then abp[#abp + 1] = t end
+  end
+  local function preload_rows(name) return gather(abp, function(r) return r.rows[name] end) end
   local spec = {
     { "cold start: create -> container running (agentbox `DockerExecutor{}` + `start()`; AutoGen constructor)",
       gather(abc, function(r) return r.ready_ms end), gather(agc, function(r) return r.ready_ms end) },
@@ -453,6 +567,10 @@ local function report(dir, out_path)
       gather(abk, function(r) return r.ms end), gather(agk, function(r) return r.ms end) },
     { ("%d executors at once: %d x %d blocks (wall)"):format(k, k, m),
       walls(abk, "wall_ms"), walls(agk, "wall_ms") },
+    { "seed 002's sales block (pandas), `warm = true`",
+      preload_rows("sales_warm"), {} },
+    { "seed 002's sales block (pandas), `preload = { \"pandas\", \"numpy\" }`",
+      preload_rows("sales_preload"), {} },
     { "close / stop (agentbox `close()`; AutoGen `stop()`)",
       gather(abc, function(r) return r.close_ms end), gather(agc, function(r) return r.stop_ms end) },
   }
@@ -473,7 +591,9 @@ local function report(dir, out_path)
   for _, s in ipairs(spec) do
     local a, g = B.stats(s[2]), B.stats(s[3])
     results.rows[#results.rows + 1] = { name = s[1], agentbox = a, autogen = g, agentbox_ms = s[2], autogen_ms = s[3] }
-    if g.n > 0 then
+    if a.n == 0 then   -- a phase that did not run (preload: BENCH_PRELOAD_N=0)
+      results.rows[#results.rows] = nil
+    elseif g.n > 0 then
       if not (g.median > a.median and g.p95 > a.p95) then faster = false end
       P(B.row({ s[1], B.pair(a), B.pair(g), B.ratio(g.median, a.median) .. " / " .. B.ratio(g.p95, a.p95),
                 ("%d, %d"):format(a.n, g.n) }))
@@ -572,7 +692,7 @@ if mode == "report" then
   report(arg[2], arg[3])
 else
   local H = harness()
-  local f = H[mode] or error("usage: docker_bench.lua cold|warm|conc|remote|pool|fresh|report ...")
+  local f = H[mode] or error("usage: docker_bench.lua cold|warm|conc|remote|pool|fresh|preload|stateful|report ...")
   local nums = {}
   for i = 2, #arg - 1 do nums[#nums + 1] = math.tointeger(tonumber(arg[i])) end
   nums[#nums + 1] = arg[#arg]

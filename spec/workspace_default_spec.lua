@@ -18,8 +18,12 @@ local function bare(E, opts)
   if E.docker then
     opts.image = C.IMAGE
     opts.warm = E.warm
+    opts.preload = E.preload
+    opts.stateful = E.stateful or nil
     return agentbox.DockerExecutor(opts)
   end
+  opts.preload = E.preload
+  opts.stateful = E.stateful or nil
   return agentbox.LocalExecutor(opts)
 end
 

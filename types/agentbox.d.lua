@@ -229,6 +229,8 @@
 ---@field warm boolean|nil experimental: blocks go to a block server in the container instead of a `docker exec`: a unix socket with a local daemon, the container's attach stream with a remote one
 ---@field pool agentbox.DockerPool|nil experimental: take a ready container from this pool (implies warm; its container options are the pool's)
 ---@field fresh boolean|nil experimental: a never-used container for every execute call (without pool: an internal pool of one)
+---@field preload string[]|nil experimental: Python modules a template in the container imports once; each python block is a fork of it; turns warm on (README "Docker sandbox")
+---@field stateful boolean|nil experimental: python blocks share one interpreter in the container, variables and imports persist; a timeout or crash restarts it; restart() restarts it, not the container; turns warm on (default false)
 ---@field on_progress (fun(line: string))|nil image pull progress
 
 --- Options of `register_function`, `register_for_llm` and `register_for_execution`.
@@ -515,7 +517,8 @@ function DockerExecutor:execute(blocks) end
 ---@return agentbox.DockerExecutor self
 function DockerExecutor:start() end
 
---- Drop the container; the next execute starts a fresh one.
+--- Drop the container; the next execute starts a fresh one. With
+--- `stateful`, restart the Python session instead (the container stays).
 ---@return true|nil ok
 ---@return string|nil message what failed
 ---@return string|nil code doc/errors.md

@@ -155,6 +155,47 @@ M.KINDS = {
     inside = function() return "/workspace" end,
     gate = M.need_docker,
   },
+  {
+    -- preload (executor/python_preload.lua): python blocks are forks of a
+    -- template interpreter (the standard library's decimal: the host may
+    -- have no pandas)
+    kind = "local-preload", tag = "", name = "LocalExecutor", preload = { "decimal" },
+    extra = "preload = { \"decimal\" }, ",
+    new = function(opts)
+      if opts.preload == nil then opts.preload = { "decimal" } end
+      return agentbox.LocalExecutor(opts)
+    end,
+    inside = function(ex) return ex.work_dir end,
+    gate = function() end,
+  },
+  {
+    -- preload in the warm container (executor/docker_preload.lua): the
+    -- template is a resident of the block server
+    kind = "docker-preload", tag = " #docker", name = "DockerExecutor", docker = true, warm = true,
+    preload = { "pandas", "numpy" },
+    extra = ("image = %q, preload = { \"pandas\", \"numpy\" }, "):format(M.IMAGE),
+    new = function(opts)
+      if opts.image == nil then opts.image = M.IMAGE end
+      if opts.preload == nil then opts.preload = { "pandas", "numpy" } end
+      return agentbox.DockerExecutor(opts)
+    end,
+    inside = function() return "/workspace" end,
+    gate = M.need_docker,
+  },
+  {
+    -- stateful in the warm container (executor/docker_session.lua): the
+    -- session's keeper is a resident of the block server
+    kind = "docker-stateful", tag = " #docker", name = "DockerExecutor", docker = true,
+    warm = true, stateful = true,
+    extra = ("image = %q, stateful = true, "):format(M.IMAGE),
+    new = function(opts)
+      if opts.image == nil then opts.image = M.IMAGE end
+      if opts.stateful == nil then opts.stateful = true end
+      return agentbox.DockerExecutor(opts)
+    end,
+    inside = function() return "/workspace" end,
+    gate = M.need_docker,
+  },
 }
 
 -- The docker-warm-remote row's daemon: spec/support/tcp_relay.py to the
@@ -212,7 +253,8 @@ end
 --- Run body(E) once per executor kind, inside describe("<title> [<kind>]").
 --- E.kind, E.name ("LocalExecutor", ...), E.docker (a DockerExecutor row), E.sandbox
 --- (LocalExecutor{ sandbox = true }), E.warm
---- (its warm option, nil otherwise), E.stateful (python blocks share one interpreter), E.remote (a remote
+--- (its warm option, nil otherwise), E.preload (its preload option, nil otherwise),
+--- E.stateful (python blocks share one interpreter), E.remote (a remote
 --- daemon: work_dir is not shared), E.it(name, fn, except), E.new(opts)
 --- (work_dir defaults to a path that agentbox creates under a fresh temp
 --- directory removed after the case; opts is filled in, so opts.work_dir is
@@ -238,7 +280,8 @@ function M.each(title, body, only)
         local dirs, exs = {}, {}
         local E = { kind = row.kind, name = row.name, inside = row.inside, docker = row.docker or false,
                     warm = row.warm or nil, stateful = row.stateful or false, remote = row.remote or nil,
-                    sandbox = row.sandbox or false, fresh = row.fresh or nil, pool = row.pool or nil }
+                    sandbox = row.sandbox or false, fresh = row.fresh or nil, pool = row.pool or nil,
+                    preload = row.preload }
         function E.new_src(opts_src)
           if row.src then return row.src(opts_src) end
           return ("require(\"agentbox\").%s{ %s%s }"):format(row.name, row.extra, opts_src)

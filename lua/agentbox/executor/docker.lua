@@ -20,6 +20,8 @@ local gc_queue = require("agentbox.executor.gc_queue")
 local output_files = require("agentbox.executor.output_files")
 local files = require("agentbox.executor.sandbox_files")
 local warm = require("agentbox.executor.docker_warm")
+local preload = require("agentbox.executor.docker_preload")
+local session = require("agentbox.executor.docker_session")
 -- docker_pool.lua makes its containers with this module: loaded on first use
 local function pooled() return require("agentbox.executor.docker_pool") end
 local default_user = files.default_user
@@ -141,6 +143,13 @@ end
 -- the pool's: one given here that differs is an error naming it)
 -- @tfield[opt=false] boolean fresh experimental: every execute call gets a never-used container
 -- from the pool (without pool: an internal pool of 1); work_dir is copied in and out around each call
+-- @tfield[opt] {string,...} preload Python modules a template interpreter in the container imports
+-- once; each python block is then a fork of it (executor/docker_preload.lua). Turns warm on.
+-- Default: none
+-- @tfield[opt=false] boolean stateful python blocks share one interpreter in the container, like a
+-- Jupyter kernel: variables and imports persist; a timeout or a crash restarts it (the output says the
+-- state was lost); `restart()` restarts it (not the container). Turns warm on; with `preload`, the
+-- interpreter starts with those modules imported (executor/docker_session.lua)
 
 --- An executor made by `agentbox.DockerExecutor(opts)` (@{agentbox.Executor}).
 -- Its fields: `work_dir` (string), the host directory mounted at
@@ -221,7 +230,7 @@ local DockerExecutor = base.class("DockerExecutor", {
   end,
   warm = function(v)
     if v ~= nil and type(v) ~= "boolean" then fail("warm must be a boolean") end
-    return v == true
+    return v   -- nil (unset) or the boolean: preload turns an unset warm on
   end,
   pool = function(v)
     if v ~= nil and not pooled().is_pool(v) then fail("pool must be an agentbox.DockerPool") end
@@ -231,6 +240,8 @@ local DockerExecutor = base.class("DockerExecutor", {
     if v ~= nil and type(v) ~= "boolean" then fail("fresh must be a boolean") end
     return v == true
   end,
+  preload = preload.check,
+  stateful = session.check,
 })
 
 -- one container: the supervisor kills every process of the sandbox user
@@ -251,7 +262,10 @@ function DockerExecutor._setup(self, o)
   self.client = client
   self.transfer = o.transfer or (client.ep["local"] and "bind" or "archive")
   self.oom_kills = 0
-  self.warm = o.warm
+  self.warm = o.warm == true
+  session.setup(self, o, fail)
+  -- stateful with preload: the session's interpreter imports them (no template)
+  if not self.stateful then preload.setup(self, o, fail) else self.preload = o.preload end
   if self.warm then
     -- a remote daemon (or transfer = "archive"): the block server speaks
     -- over the container's attach stream (docker_attach.lua); a local one:
@@ -319,6 +333,8 @@ function DockerExecutor:_config(sup_path)
     HostConfig = hc,
   }
   if self.warm then warm.config(self, config, SUP) end
+  if self.stateful then session.config(self, config)
+  elseif self.preload then preload.config(self, config) end
   return config
 end
 
@@ -388,6 +404,8 @@ function DockerExecutor:_start()
     self.container_id = nil
     error("DockerExecutor: " .. tostring(serr), 0)
   end
+  if self.stateful then session.started(self)
+  elseif self.preload then preload.started(self) end
   self.cold_start = core.now() - t0
 end
 
@@ -431,7 +449,10 @@ local function after_signal(self, res, out)
     self.oom_kills = oom
     if not (res.output or ""):find("out of memory", 1, true) then out.add(OOM_MSG) end
   end
-  if pids and pids > BASE_PIDS then
+  -- preload, stateful: the template's or the session's processes are
+  -- there too; the block server's sweep of the sandbox user is the check
+  -- (strays)
+  if pids and pids > BASE_PIDS and not (self.preload or self.stateful) then
     out.add("\nagentbox: processes outlived the block's supervisor; the sandbox container was replaced\n")
     if self.warm then warm.release(self) end
     self.client:remove(self.container_id)
@@ -560,7 +581,10 @@ function DockerExecutor:_audit(r)
   end
   return { container_id = id or false, container_name = self.container_name_used, image = self.image,
            image_id = id and self._audit_image_id or false, user = self.run_user, uid_drop = true,
-           network = self.network, read_only = self.read_only, cap_add = CAPS, transfer = self.transfer },
+           network = self.network, read_only = self.read_only, cap_add = CAPS, transfer = self.transfer,
+           preload = self.preload or false,
+           -- python blocks run in one interpreter that keeps their state
+           stateful = self.stateful or false },
          { memory = self.memory or false, cpus = self.cpus, pids_limit = self.pids_limit,
            tmpfs = self.tmpfs }
 end
@@ -618,6 +642,8 @@ function DockerExecutor:_path_of(prep) return WORKSPACE .. "/" .. prep.rel end
 
 function DockerExecutor:_run(argv, prep, out, timeout)
   if self._pool then return pooled().run(self, argv, prep, out, timeout) end
+  if self.stateful then return session.run(self, argv, prep, out, timeout) end
+  if self.preload then return preload.run(self, argv, prep, out, timeout) end
   if self.warm then return warm.run(self, argv, out, timeout, prep) end
   self:_ensure()
   if self.transfer == "archive" then upload_block(self, prep.rel, prep.code) end
@@ -633,13 +659,19 @@ function DockerExecutor:start()
   return self
 end
 
---- Drop the container; the next execute starts a fresh one.
+--- Drop the container; the next execute starts a fresh one. With
+-- `stateful`, restart the Python session instead (its variables and
+-- imports go; the container and what other blocks left in it stay).
 -- @treturn[1] true
 -- @return[2] nil
 -- @treturn[2] string message what failed
 -- @treturn[2] string code (@{agentbox.errors.CODES})
 function DockerExecutor:restart()
   if self._pool then return pooled().restart(self) end
+  if self.stateful then
+    session.stop(self)
+    return true
+  end
   local id = self.container_id
   self.container_id = nil
   if self.warm then warm.release(self) end
@@ -655,6 +687,8 @@ function DockerExecutor:_release()
   if self._pool then return pooled().release(self) end
   local id = self.container_id
   self.container_id = nil
+  if self.preload then pcall(preload.stop, self) end
+  if self.stateful then pcall(session.stop, self) end
   if self.warm then pcall(warm.destroy, self) end
   if not id then return true end
   local c = self.client
