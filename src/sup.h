@@ -25,7 +25,10 @@ typedef struct {
   int32_t landlock;            /* landlock.h's AB_LANDLOCK_*: off, on, required */
   int32_t landlock_nread;      /* ab_sup_args.landlock_paths: read-only ones first, */
   int32_t landlock_nwrite;     /* then read-write ones (<= AB_LANDLOCK_MAX_PATHS together) */
-  int32_t flags;               /* AB_RUN_*, below (also keeps the wire form free of padding) */
+  int32_t flags;               /* AB_RUN_*, below */
+  int32_t quota_tree;          /* > 0: the quota's held-files check also counts the tree of this pid
+                                  (LocalExecutor's preload template: the block is its fork) */
+  int32_t spare;               /* keeps the wire form free of padding */
 } ab_run_opts;
 
 /* ab_run_opts.flags. AB_RUN_RESIDENT: a block server's resident (the
