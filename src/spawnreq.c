@@ -267,6 +267,15 @@ void ab_spawn_parse(lua_State *L, ab_spawn_call *r) {
   lua_pop(L, 1);
   a->quota_dir = opt_quota(L, a->cwd, &a->o.quota_bytes, &a->o.quota_files);
   opt_sandbox(L, a);
+  if (lua_getfield(L, 1, "quota") == LUA_TTABLE) {
+    if (lua_getfield(L, -1, "tree") != LUA_TNIL) {
+      if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1 || lua_tointeger(L, -1) > INT32_MAX)
+        luaL_error(L, "spawn: quota.tree must be a pid");
+      a->o.quota_tree = (int32_t)lua_tointeger(L, -1);
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
   lua_getfield(L, 1, "stream");
   r->stream = lua_isnil(L, -1) || lua_toboolean(L, -1);
   lua_pop(L, 1);

@@ -139,6 +139,7 @@ int ab_spawn_server(int sock, const ab_sup_args *force) {
         if (a.o.seccomp < AB_SECCOMP_DEFAULT) a.o.seccomp = AB_SECCOMP_DEFAULT;
         a.envp = force->envp;
         a.path = force->path;
+        a.o.quota_tree = 0;   /* a host pid means nothing in here; the uid is marked instead */
         if (a.o.flags & AB_RUN_RESIDENT) {
           /* the preloaded Python template (sup.h): outside the sandbox
            * user's reach and its sweep, for as long as the host keeps it;

@@ -31,8 +31,10 @@ typedef struct {
   int32_t sandbox;             /* AB_SB_* (sandbox.h): namespaces, mounts, no capability */
   int32_t sb_nro, sb_nrw;      /* how many read_only, read_write paths (they travel after env) */
   int32_t flags;               /* AB_RUN_*, below */
-  int32_t reserved;            /* 0: keeps the wire form free of padding */
-  int64_t tmp_bytes;           /* the sandbox's private /tmp (and /dev/shm) size */
+  int32_t quota_tree;          /* > 0: the quota's held-files check also counts the tree of this pid
+                                  (LocalExecutor's preload template: the block is its fork) */
+  int64_t tmp_bytes;           /* the sandbox's private /tmp (and /dev/shm) size (after the
+                                  int32s, an even number of them: no padding on the wire) */
 } ab_run_opts;
 
 /* ab_run_opts.flags. AB_RUN_RESIDENT: a block server's resident (the

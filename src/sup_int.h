@@ -39,6 +39,8 @@ int ab_pt_init(ab_ptable *t);
 void ab_pt_free(ab_ptable *t);
 /* Marks every descendant of self in t (a fresh scan). */
 void ab_pt_mark_tree(ab_ptable *t);
+/* Also marks root and every process below it. */
+void ab_pt_mark_below(ab_ptable *t, pid_t root);
 /* Also marks every live process whose real or saved uid is uid. */
 void ab_pt_mark_uid(ab_ptable *t, uid_t uid);
 /* Send sig to every descendant of self; returns how many were signalled. */

@@ -146,6 +146,12 @@ static int of_uid(pid_t pid, uid_t uid) {
   return live && match;
 }
 
+void ab_pt_mark_below(ab_ptable *t, pid_t root) {
+  for (size_t i = 0; i < t->n; i++)
+    if (t->pid[i] == root) t->mark[i] = 1;
+  pt_mark_below(t);
+}
+
 void ab_pt_mark_uid(ab_ptable *t, uid_t uid) {
   for (size_t i = 0; i < t->n; i++)
     if (!t->mark[i] && of_uid(t->pid[i], uid)) t->mark[i] = 1;
