@@ -8,12 +8,14 @@
 # BENCH_COLD_N (10 per round, +BENCH_COLD_WARM=1), BENCH_WARM_N (60 blocks per
 # row per round, +BENCH_WARM_WARM=5), BENCH_CONC_K (8 executors),
 # BENCH_CONC_M (10 timed blocks each, +BENCH_CONC_WARM=2), BENCH_STOP_N
-# (AutoGen stop() samples, 10 s each: 2), BENCH_IMAGE (agentbox/sandbox:latest).
+# (AutoGen stop() samples, 10 s each: 2), BENCH_PRELOAD_N (30 sales blocks per
+# row per round, agentbox only: warm = true vs preload), BENCH_IMAGE (agentbox/sandbox:latest).
 source "$(dirname "$0")/common.sh"
 export BENCH_IMAGE=${BENCH_IMAGE:-agentbox/sandbox:latest}
 ROUNDS=${BENCH_ROUNDS:-3}
 export BENCH_COLD_N=${BENCH_COLD_N:-10} BENCH_COLD_WARM=${BENCH_COLD_WARM:-1}
 export BENCH_WARM_N=${BENCH_WARM_N:-60} BENCH_WARM_WARM=${BENCH_WARM_WARM:-5}
+export BENCH_PRELOAD_N=${BENCH_PRELOAD_N:-30}
 export BENCH_CONC_WARM=${BENCH_CONC_WARM:-2}
 K=${BENCH_CONC_K:-8} M=${BENCH_CONC_M:-10} STOP_N=${BENCH_STOP_N:-2}
 PY=$B/venv/bin/python
@@ -35,6 +37,8 @@ for r in $(seq 1 "$ROUNDS"); do
   log "round $r/$ROUNDS: warm"
   "$LUA" "$B/docker_bench.lua" warm "$BENCH_WARM_N" "$BENCH_WARM_WARM" "$TMP/ab_warm_$r.json"
   "$PY" "$B/autogen_docker.py" warm "$BENCH_WARM_N" "$BENCH_WARM_WARM" "$TMP/ag_warm_$r.json"
+  log "round $r/$ROUNDS: preload (seed 002's sales block)"
+  "$LUA" "$B/docker_bench.lua" preload "$BENCH_PRELOAD_N" "$BENCH_WARM_WARM" "$TMP/ab_preload_$r.json"
   log "round $r/$ROUNDS: $K executors at once"
   "$LUA" "$B/docker_bench.lua" conc "$K" "$M" "$BENCH_CONC_WARM" "$TMP/ab_conc_$r.json"
   "$PY" "$B/autogen_docker.py" conc "$K" "$M" "$BENCH_CONC_WARM" "$TMP/ag_conc_$r.json"

@@ -6,6 +6,16 @@
 --   lua5.4 bench/docker_bench.lua remote N WARMUP OUT.json through spec/support/tcp_relay.py (a remote
 --                                                          daemon): print(1) warm (attach stream) vs exec;
 --                                                          and locally, warm's socket vs its attach stream
+--   lua5.4 bench/docker_bench.lua pool N WARMUP OUT.json   DockerPool claim -> first print(1), against cold
+--                                                          starts of non-pooled executors in the same run
+--   lua5.4 bench/docker_bench.lua fresh N WARMUP OUT.json  fresh = true, per execute (pool refilled between
+--                                                          calls, and back to back), against the same cold starts
+--   lua5.4 bench/docker_bench.lua preload N WARMUP OUT.json  seed 002's sales block (pandas), `warm = true`
+--                                                          vs `preload = { "pandas", "numpy" }`, interleaved;
+--                                                          prints its own median / p95 table too
+--   lua5.4 bench/docker_bench.lua stateful N WARMUP OUT.json python `print(1)` per block with `stateful = true`
+--                                                          vs `warm = true` vs `preload = { "pandas", "numpy" }`,
+--                                                          interleaved; prints its own median / p95 table
 --   lua5.4 bench/docker_bench.lua report DIR OUT.json       the Markdown table (BENCH_* variables)
 --
 -- Environment: BENCH_IMAGE, BENCH_TMP (scratch dir; work dirs go under it).
@@ -27,6 +37,27 @@ end
 
 local PY = { { lang = "python", code = "print(1)" } }
 local SH = { { lang = "sh", code = "echo hi" } }
+
+-- seed 002's sales block: pandas reads its ten rows, groups by region and by month
+local SALES = { { lang = "python", code = [[
+import io
+import pandas as pd
+csv = """date,product,region,revenue,units
+2024-01-05,widget,north,120.5,3
+2024-01-17,gadget,south,80.0,2
+2024-02-02,widget,south,200.0,5
+2024-02-14,gizmo,north,55.25,1
+2024-02-20,gadget,east,160.0,4
+2024-03-01,widget,east,240.0,6
+2024-03-09,gizmo,south,110.5,2
+2024-03-15,gadget,north,95.0,2
+2024-03-28,widget,north,130.0,3
+2024-04-02,gizmo,east,60.0,1
+"""
+df = pd.read_csv(io.StringIO(csv), parse_dates=["date"])
+print(df.groupby("region")["revenue"].sum().round(2).to_dict())
+print(df.groupby(df["date"].dt.to_period("M"))["revenue"].sum().round(2).to_dict())
+]] } }
 
 ---------------------------------------------------------------- measuring modes
 local function harness()
@@ -91,9 +122,9 @@ local function harness()
     return t
   end
 
-  local function executor(name, warm)
+  local function executor(name, warm, preload, stateful)
     return agentbox.DockerExecutor{ image = IMAGE, work_dir = ("%s/ab-%s-%s"):format(TMP, tag, name), timeout = 60,
-                                    warm = warm }
+                                    warm = warm, preload = preload, stateful = stateful }
   end
 
   local H = {}
@@ -273,6 +304,86 @@ print(run(["/usr/bin/python3", "/workspace/%s"]), run(["/bin/sh", "/workspace/%s
     B.write_json(out, res)
   end
 
+  -- the sales block and print(1) on a warm executor and on a preloaded one
+  -- (started, template ready), interleaved in random order
+  function H.preload(n, warm, out)
+    local t0 = now()
+    local srv = executor("pl-warm", true)
+    srv:start()
+    local t1 = now()
+    local pre = executor("pl-preload", nil, { "pandas", "numpy" })
+    pre:start()
+    local t2 = now()
+    local res = { start_warm_ms = (t1 - t0) * 1000, start_preload_ms = (t2 - t1) * 1000, rows = {} }
+    local want = srv:execute(SALES).output
+    assert(want:find("north", 1, true), want)
+    local rows = { { "sales_warm", SALES, want, srv }, { "sales_preload", SALES, want, pre },
+                   { "python_warm", PY, "1\n", srv }, { "python_preload", PY, "1\n", pre } }
+    for _, row in ipairs(rows) do res.rows[row[1]] = {} end
+    math.randomseed(11)
+    for i = 1, warm + n do
+      local order = {}
+      for j = 1, #rows do table.insert(order, math.random(#order + 1), j) end
+      for _, j in ipairs(order) do
+        local name, block, w, e = rows[j][1], rows[j][2], rows[j][3], rows[j][4]
+        local s0 = now()
+        local r = e:execute(block)
+        local dt = (now() - s0) * 1000
+        check(r, w)
+        if i > warm then table.insert(res.rows[name], dt) end
+      end
+    end
+    srv:close()
+    pre:close()
+    B.write_json(out, res)
+    local f = io.open("/proc/loadavg")
+    local load = f and f:read("l") or "?"
+    if f then f:close() end
+    print(("preload bench: %d blocks per row (+%d warm-up), load average at the end %s"):format(n, warm, load))
+    print(("start(): warm = true %.0f ms; preload = { pandas, numpy } %.0f ms (the template's imports)")
+      :format(res.start_warm_ms, res.start_preload_ms))
+    for _, row in ipairs(rows) do
+      local st = B.stats(res.rows[row[1]])
+      print(("%-16s median %7.1f ms  p95 %7.1f ms"):format(row[1], st.median, st.p95))
+    end
+  end
+
+  -- print(1) in the stateful session (state kept between blocks) against
+  -- the warm server and the preloaded template, started, interleaved in
+  -- random order
+  function H.stateful(n, warm, out)
+    local exs = { { "python_warm", executor("st-warm", true) },
+                  { "python_preload", executor("st-preload", nil, { "pandas", "numpy" }) },
+                  { "python_stateful", executor("st-stateful", nil, nil, true) } }
+    local res = { rows = {} }
+    for _, row in ipairs(exs) do
+      row[2]:start()
+      res.rows[row[1]] = {}
+    end
+    math.randomseed(12)
+    for i = 1, warm + n do
+      local order = {}
+      for j = 1, #exs do table.insert(order, math.random(#order + 1), j) end
+      for _, j in ipairs(order) do
+        local s0 = now()
+        local r = exs[j][2]:execute(PY)
+        local dt = (now() - s0) * 1000
+        check(r, "1\n")
+        if i > warm then table.insert(res.rows[exs[j][1]], dt) end
+      end
+    end
+    for _, row in ipairs(exs) do row[2]:close() end
+    local f = io.open("/proc/loadavg")
+    res.load = f and f:read("l") or "?"
+    if f then f:close() end
+    B.write_json(out, res)
+    print(("stateful bench: %d blocks per row (+%d warm-up), load average at the end %s"):format(n, warm, res.load))
+    for _, row in ipairs(exs) do
+      local st = B.stats(res.rows[row[1]])
+      print(("%-16s median %7.1f ms  p95 %7.1f ms"):format(row[1], st.median, st.p95))
+    end
+  end
+
   -- run fn(i) in k tasks at once; returns the wall time in ms
   local function all(k, fn)
     local t0 = now()
@@ -307,6 +418,101 @@ print(run(["/usr/bin/python3", "/workspace/%s"]), run(["/bin/sh", "/workspace/%s
     B.write_json(out, res)
   end
 
+  -- the cold starts pool and fresh are compared with: a non-pooled executor,
+  -- created -> first print(1) result, exec path and warm = true
+  local function cold_row(res, i, warm)
+    for _, w in ipairs({ false, true }) do
+      local t0 = now()
+      local ex = executor(("cold%s%d"):format(w and "w" or "", i), w)
+      local r = ex:execute(PY)
+      local dt = (now() - t0) * 1000
+      check(r, "1\n")
+      assert(ex:close())
+      if i > warm then table.insert(w and res.cold_warm_ms or res.cold_ms, dt) end
+    end
+  end
+
+  local function table_of(title, rows, res)
+    local cold = B.stats(res.cold_ms)
+    print(("## %s (ms, median / p95 nearest rank; load average %s)"):format(title, io.open("/proc/loadavg"):read("l")))
+    print("")
+    print(B.row({ "row", "median / p95", "n", "cold start (exec path) / this, median" }))
+    print("|---|---|---|---|")
+    for _, r in ipairs(rows) do
+      local st = B.stats(r[2])
+      print(B.row({ r[1], B.pair(st), tostring(st.n), B.ratio(cold.median, st.median) }))
+    end
+    print("")
+  end
+
+  function H.pool(n, warm, out)
+    local pool <close> = agentbox.DockerPool{ size = 2, image = IMAGE }
+    local res = { claim_first_ms = {}, claim_ms = {}, second_ms = {}, cold_ms = {}, cold_warm_ms = {},
+                  ops_claim = {} }
+    for i = 1, warm + n do
+      assert(pool:fill())        -- the pool had time to refill: what a claim between chats sees
+      take()
+      local t0 = now()
+      local ex = agentbox.DockerExecutor{ pool = pool, timeout = 60 }
+      ex:start()
+      local t1 = now()
+      local r = ex:execute(PY)
+      local t2 = now()
+      local o = take()
+      check(r, "1\n")
+      -- the same block again on that executor: a warm block's cost at this load (the refill has ended)
+      assert(pool:fill())
+      local t3 = now()
+      check(ex:execute(PY), "1\n")
+      local t4 = now()
+      assert(ex:close())
+      if i > warm then
+        table.insert(res.claim_first_ms, (t2 - t0) * 1000)
+        table.insert(res.claim_ms, (t1 - t0) * 1000)
+        table.insert(res.second_ms, (t4 - t3) * 1000)
+        table.insert(res.ops_claim, o)
+      end
+      cold_row(res, i, warm)
+    end
+    B.write_json(out, res)
+    table_of("DockerPool: claim -> first `print(1)` result", {
+      { "pool claim -> first print(1) (`DockerExecutor{ pool = p }` + execute)", res.claim_first_ms },
+      { "of which the claim (`DockerExecutor{ pool = p }` + `start()`)", res.claim_ms },
+      { "a second print(1) on that executor, the pool full again (a warm block at this load)", res.second_ms },
+      { "cold start -> first print(1), no pool, exec path", res.cold_ms },
+      { "cold start -> first print(1), no pool, warm = true", res.cold_warm_ms } }, res)
+  end
+
+  function H.fresh(n, warm, out)
+    local pool <close> = agentbox.DockerPool{ size = 2, image = IMAGE }
+    local ex <close> = agentbox.DockerExecutor{ pool = pool, fresh = true, timeout = 60 }
+    local res = { fresh_ms = {}, fresh_b2b_ms = {}, cold_ms = {}, cold_warm_ms = {} }
+    for i = 1, warm + n do
+      assert(pool:fill())        -- steady state: the pool keeps up with the calls
+      local t0 = now()
+      local r = ex:execute(PY)
+      local dt = (now() - t0) * 1000
+      check(r, "1\n")
+      if i > warm then table.insert(res.fresh_ms, dt) end
+    end
+    -- back to back: calls faster than the pool refills (a container start each)
+    assert(pool:fill())
+    for i = 1, warm + n do
+      local t0 = now()
+      local r = ex:execute(PY)
+      local dt = (now() - t0) * 1000
+      check(r, "1\n")
+      if i > warm then table.insert(res.fresh_b2b_ms, dt) end
+    end
+    for i = 1, warm + n do cold_row(res, i, warm) end
+    B.write_json(out, res)
+    table_of("fresh = true: one never-used container per execute", {
+      { "fresh, per execute (pool refilled between calls)", res.fresh_ms },
+      { "fresh, per execute, back to back (pool of 2 drained)", res.fresh_b2b_ms },
+      { "cold start -> first print(1), no pool, exec path", res.cold_ms },
+      { "cold start -> first print(1), no pool, warm = true", res.cold_warm_ms } }, res)
+  end
+
   return H
 end
 
@@ -333,6 +539,13 @@ local function report(dir, out_path)
     return xs
   end
   local k, m = abk[1].k, abk[1].m
+  -- the preload phase (agentbox only), when it ran
+  local abp = {}
+  for r = 1, rounds do
+    local ok, t = pcall(B.read_json, ("%s/ab_preload_%d.json"):format(dir, r))
+    if ok and t then abp[#abp + 1] = t end
+  end
+  local function preload_rows(name) return gather(abp, function(r) return r.rows[name] end) end
   local spec = {
     { "cold start: create -> container running (agentbox `DockerExecutor{}` + `start()`; AutoGen constructor)",
       gather(abc, function(r) return r.ready_ms end), gather(agc, function(r) return r.ready_ms end) },
@@ -354,6 +567,10 @@ local function report(dir, out_path)
       gather(abk, function(r) return r.ms end), gather(agk, function(r) return r.ms end) },
     { ("%d executors at once: %d x %d blocks (wall)"):format(k, k, m),
       walls(abk, "wall_ms"), walls(agk, "wall_ms") },
+    { "seed 002's sales block (pandas), `warm = true`",
+      preload_rows("sales_warm"), {} },
+    { "seed 002's sales block (pandas), `preload = { \"pandas\", \"numpy\" }`",
+      preload_rows("sales_preload"), {} },
     { "close / stop (agentbox `close()`; AutoGen `stop()`)",
       gather(abc, function(r) return r.close_ms end), gather(agc, function(r) return r.stop_ms end) },
   }
@@ -374,7 +591,9 @@ local function report(dir, out_path)
   for _, s in ipairs(spec) do
     local a, g = B.stats(s[2]), B.stats(s[3])
     results.rows[#results.rows + 1] = { name = s[1], agentbox = a, autogen = g, agentbox_ms = s[2], autogen_ms = s[3] }
-    if g.n > 0 then
+    if a.n == 0 then   -- a phase that did not run (preload: BENCH_PRELOAD_N=0)
+      results.rows[#results.rows] = nil
+    elseif g.n > 0 then
       if not (g.median > a.median and g.p95 > a.p95) then faster = false end
       P(B.row({ s[1], B.pair(a), B.pair(g), B.ratio(g.median, a.median) .. " / " .. B.ratio(g.p95, a.p95),
                 ("%d, %d"):format(a.n, g.n) }))
@@ -473,7 +692,7 @@ if mode == "report" then
   report(arg[2], arg[3])
 else
   local H = harness()
-  local f = H[mode] or error("usage: docker_bench.lua cold|warm|conc|remote|report ...")
+  local f = H[mode] or error("usage: docker_bench.lua cold|warm|conc|remote|pool|fresh|preload|stateful|report ...")
   local nums = {}
   for i = 2, #arg - 1 do nums[#nums + 1] = math.tointeger(tonumber(arg[i])) end
   nums[#nums + 1] = arg[#arg]

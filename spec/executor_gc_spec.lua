@@ -22,8 +22,10 @@ end
 
 -- An executor with a private work_dir (E.new always gives one), started.
 local function bare(E)
-  local ex = E.docker and agentbox.DockerExecutor{ image = C.IMAGE, timeout = 10, warm = E.warm }
-    or agentbox.LocalExecutor{ timeout = 10 }
+  local stateful = E.stateful or nil
+  local ex = E.docker and agentbox.DockerExecutor{ image = C.IMAGE, timeout = 10, warm = E.warm, preload = E.preload,
+                                                   stateful = stateful }
+    or agentbox.LocalExecutor{ timeout = 10, preload = E.preload, stateful = stateful }
   if ex.start then ex:start() end
   return ex, ex.work_dir, ex.container_id
 end

@@ -239,6 +239,14 @@ void ab_spawn_parse(lua_State *L, ab_spawn_call *r) {
   if (!(nice_inc > -1 && nice_inc < 20)) luaL_error(L, "spawn: 'nice' must be between 0 and 19");
   a->o.nice = (int32_t)nice_inc;
   a->o.seccomp = opt_seccomp(L);
+  lua_getfield(L, 1, "no_fallocate");
+  if (lua_toboolean(L, -1)) a->o.flags |= AB_RUN_NO_FALLOCATE;
+  lua_pop(L, 1);
+  lua_getfield(L, 1, "resident");
+  if (lua_toboolean(L, -1)) a->o.flags |= AB_RUN_RESIDENT;
+  lua_pop(L, 1);
+  if ((a->o.flags & AB_RUN_RESIDENT) && !r->server)
+    luaL_error(L, "spawn: 'resident' needs 'server' (a warm container's block server)");
   /* written so that NaN fails too */
   if (!(timeout >= 0 && grace >= 0 && r->max_output >= 0))
     luaL_error(L, "spawn: timeout, grace and max_output must be >= 0");
@@ -259,6 +267,15 @@ void ab_spawn_parse(lua_State *L, ab_spawn_call *r) {
   lua_pop(L, 1);
   a->quota_dir = opt_quota(L, a->cwd, &a->o.quota_bytes, &a->o.quota_files);
   opt_sandbox(L, a);
+  if (lua_getfield(L, 1, "quota") == LUA_TTABLE) {
+    if (lua_getfield(L, -1, "tree") != LUA_TNIL) {
+      if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1 || lua_tointeger(L, -1) > INT32_MAX)
+        luaL_error(L, "spawn: quota.tree must be a pid");
+      a->o.quota_tree = (int32_t)lua_tointeger(L, -1);
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
   lua_getfield(L, 1, "stream");
   r->stream = lua_isnil(L, -1) || lua_toboolean(L, -1);
   lua_pop(L, 1);

@@ -124,6 +124,9 @@ int ab_spawn_server(int sock, const ab_sup_args *force) {
     char **vec = NULL;
     if (nfds != AB_SPAWN_NFDS || ab_proto_decode(buf, (size_t)n, &rq, &a, &vec) != 0) {
       rep = -EINVAL;
+    } else if ((a.o.flags & AB_RUN_RESIDENT) && !force) {
+      /* only a block server has a sandbox uid to hang a resident on */
+      rep = -EPERM;
     } else {
       if (force) {
         /* the block server's own terms, whatever the request says: the
@@ -136,6 +139,15 @@ int ab_spawn_server(int sock, const ab_sup_args *force) {
         if (a.o.seccomp < AB_SECCOMP_DEFAULT) a.o.seccomp = AB_SECCOMP_DEFAULT;
         a.envp = force->envp;
         a.path = force->path;
+        a.o.quota_tree = 0;   /* a host pid means nothing in here; the uid is marked instead */
+        if (a.o.flags & AB_RUN_RESIDENT) {
+          /* the preloaded Python template (sup.h): outside the sandbox
+           * user's reach and its sweep, for as long as the host keeps it;
+           * its supervisor (a kept run) kills its tree when it dies */
+          a.sweep = 0;
+          a.ruid = force->uid == AB_RESIDENT_UID ? AB_RESIDENT_ALT : AB_RESIDENT_UID;
+          a.o.timeout_ms = 0;
+        }
       }
       errno = 0;
       if (nruns == cap) {

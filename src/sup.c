@@ -71,7 +71,7 @@ static int reap(const sigset_t *set, pid_t child, int64_t ms, ab_sup_report *r) 
  * workspace quota is exceeded (polled at ab_quota_due: a second deadline)
  * or we are cancelled. */
 static void wait_program(const ab_deadline *b, const sigset_t *set, pid_t child, ab_quota *q, ab_ptable *t,
-                         int have_pt, ab_sup_report *r) {
+                         int have_pt, uid_t sweep_uid, pid_t tree, ab_sup_report *r) {
   int64_t deadline = b->term_ms ? ab_mono_ms() + b->term_ms : 0;
   while (!r->exited) {
     struct timespec ts, *tp = NULL;
@@ -84,6 +84,10 @@ static void wait_program(const ab_deadline *b, const sigset_t *set, pid_t child,
       int v = ab_quota_poll(q, deadline);
       if (v > 0 && have_pt) {   /* grown unseen: files the tree holds deleted? */
         ab_pt_mark_tree(t);
+        /* in a container every process of the sandbox user is this block's
+         * (the sweep): a preloaded block is the template's fork, not ours */
+        if (sweep_uid) ab_pt_mark_uid(t, sweep_uid);
+        if (tree > 0) ab_pt_mark_below(t, tree);
         v = ab_quota_held(q, t->pid, t->mark, t->n);
       }
       if (v != 0) {
@@ -178,7 +182,7 @@ void ab_supervise(const ab_sup_args *a, ab_sup_report *r) {
     return;
   }
   ab_deadline b = ab_deadline_budget(a->o.timeout_ms, a->o.grace_ms);
-  wait_program(&b, &set, child, q, &t, have_pt, r);
+  wait_program(&b, &set, child, q, &t, have_pt, a->sweep && a->drop ? a->uid : 0, a->o.quota_tree, r);
   if (r->timed_out && sh) {
     kill(child, SIGTERM);   /* init forwards it to the namespace */
     reap(&set, child, b.kill_ms - b.term_ms, r);

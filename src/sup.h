@@ -30,8 +30,28 @@ typedef struct {
   int32_t landlock_nwrite;     /* then read-write ones (<= AB_LANDLOCK_MAX_PATHS together) */
   int32_t sandbox;             /* AB_SB_* (sandbox.h): namespaces, mounts, no capability */
   int32_t sb_nro, sb_nrw;      /* how many read_only, read_write paths (they travel after env) */
-  int64_t tmp_bytes;           /* the sandbox's private /tmp size (/dev/shm links to it) */
+  int32_t flags;               /* AB_RUN_*, below */
+  int32_t quota_tree;          /* > 0: the quota's held-files check also counts the tree of this pid
+                                  (LocalExecutor's preload template: the block is its fork) */
+  int64_t tmp_bytes;           /* the sandbox's private /tmp size, /dev/shm links to it (after the
+                                  int32s, an even number of them: no padding on the wire) */
 } ab_run_opts;
+
+/* ab_run_opts.flags. AB_RUN_RESIDENT: a block server's resident (the
+ * preloaded Python template): only the host asks, only a block server
+ * grants (spawnsrv.c). AB_RUN_NO_FALLOCATE: the quota's fallocate rule in
+ * the seccomp filter although the run has no quota (the template, whose
+ * forks are blocks under one). */
+enum { AB_RUN_RESIDENT = 1, AB_RUN_NO_FALLOCATE = 2 };
+
+/* A block server's resident runs with this real and saved uid and the
+ * sandbox uid as its effective one (AB_RESIDENT_ALT when the sandbox uid is
+ * this): the sandbox user's code can neither signal nor ptrace it, the
+ * per-block sweep (kill(-1) as the sandbox user) does not reach it, and
+ * its forks become the sandbox user with no privilege (setresuid to their
+ * effective uid). */
+#define AB_RESIDENT_UID 2147483646u
+#define AB_RESIDENT_ALT 2147483645u
 
 /* One spawn request, from core.spawn's table (proc.c) or agentbox-sup's
  * command line (sup_main.c) to execve: the fork path passes it as it is,
@@ -52,6 +72,7 @@ typedef struct {
    * its supervisor. */
   int drop;                    /* 1: become uid:gid before execve */
   uid_t uid;
+  uid_t ruid;                  /* with drop, != 0: real and saved uid (a resident), uid effective */
   gid_t gid;
   int sweep;                   /* kill every process of uid before and after the run: only
                                   where uid belongs to the sandbox alone (a container) */

@@ -52,18 +52,22 @@ const char *ab_errname(int e) {
  * supervisor's memory (CLONE_VM), so libc's idea of "the process" is not
  * this one. */
 int ab_become(uid_t uid, gid_t gid) {
+  return ab_become_as(uid, uid, gid);
+}
+
+int ab_become_as(uid_t ruid, uid_t uid, gid_t gid) {
   if (syscall(SYS_setgroups, 0, NULL) != 0) return -1;
   if (syscall(SYS_setresgid, gid, gid, gid) != 0) return -1;
-  if (syscall(SYS_setresuid, uid, uid, uid) != 0) return -1;
+  if (syscall(SYS_setresuid, ruid, uid, ruid) != 0) return -1;
   return 0;
 }
 
 /* Fail closed: the program must not keep uid 0, gid 0 or any capability. */
-static int dropped(uid_t uid, gid_t gid) {
+static int dropped(uid_t ruid, uid_t uid, gid_t gid) {
   uid_t r, e, sv;
   gid_t gr, ge, gs;
-  if (uid == 0 || gid == 0) return 0;
-  if (syscall(SYS_getresuid, &r, &e, &sv) != 0 || r != uid || e != uid || sv != uid) return 0;
+  if (uid == 0 || gid == 0 || ruid == 0) return 0;
+  if (syscall(SYS_getresuid, &r, &e, &sv) != 0 || r != ruid || e != uid || sv != ruid) return 0;
   if (syscall(SYS_getresgid, &gr, &ge, &gs) != 0 || gr != gid || ge != gid || gs != gid) return 0;
   struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
   struct __user_cap_data_struct d[2];
@@ -114,7 +118,11 @@ void ab_exec_program(const ab_sup_args *a, pid_t sup, ab_landlock_out *ll) {
     }
   }
   ab_close_all_but(3, NULL, 0);
-  if (a->drop && (ab_become(a->uid, a->gid) != 0 || !dropped(a->uid, a->gid))) {
+  /* a resident keeps another real and saved uid (sup.h); execve then
+   * copies the effective one into the saved one, which the resident sets
+   * back first thing (executor/agentbox_preload.py) */
+  uid_t ruid = a->ruid ? a->ruid : a->uid;
+  if (a->drop && (ab_become_as(ruid, a->uid, a->gid) != 0 || !dropped(ruid, a->uid, a->gid))) {
     ab_say(2, "agentbox: refusing to run the program: cannot drop privileges to the sandbox user (",
            ab_errname(errno), ")\n");
     _exit(125);
@@ -150,7 +158,7 @@ void ab_exec_program(const ab_sup_args *a, pid_t sup, ab_landlock_out *ll) {
   /* a quota needs the filter too: fallocate must not reserve past it */
   if (a->o.seccomp || a->quota_dir || a->o.sandbox) {
     int profile = a->o.sandbox ? AB_SECCOMP_SANDBOX : a->o.seccomp ? a->o.seccomp : AB_SECCOMP_DEFAULT;
-    int e = ab_seccomp_install(profile, a->quota_dir != NULL);
+    int e = ab_seccomp_install(profile, a->quota_dir != NULL || (a->o.flags & AB_RUN_NO_FALLOCATE) != 0);
     if (e != 0) {
       ab_say(2, "agentbox: refusing to run the program: cannot install the seccomp filter (",
              e == -ENOSYS ? "no filter for this architecture" : ab_errname(-e), ")\n");

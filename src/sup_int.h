@@ -22,6 +22,8 @@ void ab_exec_program(const ab_sup_args *a, pid_t sup, ab_landlock_out *ll) __att
 const char *ab_errname(int e);
 /* Become uid:gid with no supplementary group (raw system calls). */
 int ab_become(uid_t uid, gid_t gid);
+/* The same with ruid as the real and saved uid (a block server's resident). */
+int ab_become_as(uid_t ruid, uid_t uid, gid_t gid);
 /* Write up to three strings to fd. */
 void ab_say(int fd, const char *a, const char *b, const char *c);
 
@@ -37,6 +39,10 @@ int ab_pt_init(ab_ptable *t);
 void ab_pt_free(ab_ptable *t);
 /* Marks every descendant of self in t (a fresh scan). */
 void ab_pt_mark_tree(ab_ptable *t);
+/* Also marks root and every process below it. */
+void ab_pt_mark_below(ab_ptable *t, pid_t root);
+/* Also marks every live process whose real or saved uid is uid. */
+void ab_pt_mark_uid(ab_ptable *t, uid_t uid);
 /* Send sig to every descendant of self; returns how many were signalled. */
 int ab_pt_signal_tree(ab_ptable *t, int sig);
 /* Kill every process of uid in this PID namespace until /proc shows none

@@ -13,7 +13,9 @@
  * `agentbox-sup --server FD` is the host's spawn server (spawnsrv.c);
  * `agentbox-sup --listen PATH -u uid:gid [--owner UID]` is a warm container's block
  * server (blocksrv.c); `agentbox-sup --stream -u uid:gid` is one that
- * speaks on its stdin and stdout (blockstream.c), for remote daemons. */
+ * speaks on its stdin and stdout (blockstream.c), for remote daemons;
+ * `agentbox-sup --preload-client NAME GRACE_MS FILE` a python block's
+ * client of the preloaded template (preloadcl.c). */
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,9 +47,11 @@ static int parse_ids(const char *s, ab_sup_args *a) {
 int ab_spawn_server(int sock, const ab_sup_args *force);
 int ab_block_server(const char *path, const ab_sup_args *force, long owner);
 int ab_block_stream(const ab_sup_args *force);
+int ab_preload_client(const char *name, const char *grace_ms, const char *path);
 
 int main(int argc, char **argv) {
   if (argc == 3 && strcmp(argv[1], "--server") == 0) return ab_spawn_server(atoi(argv[2]), NULL);
+  if (argc == 5 && strcmp(argv[1], "--preload-client") == 0) return ab_preload_client(argv[2], argv[3], argv[4]);
   ab_sup_args a;
   memset(&a, 0, sizeof a);
   ab_run_opts_init(&a.o);

@@ -122,7 +122,10 @@ int ab_kill_strays(const pid_t *keep, size_t n) {
   return count;
 }
 
-/* Is pid alive (not a zombie) with uid as its real, effective or saved uid? */
+/* Is pid alive (not a zombie) with uid as its real or saved uid? Those are
+ * what kill(-1) as uid reaches. A process whose effective uid alone is uid
+ * can only be made by a privileged one: a block server's resident (sup.h),
+ * which the sweep spares. */
 static int of_uid(pid_t pid, uid_t uid) {
   char buf[4096];
   if (ab_proc_read(pid, "status", buf, sizeof buf) < 0) return 0;
@@ -131,9 +134,9 @@ static int of_uid(pid_t pid, uid_t uid) {
     if (strncmp(q, "State:\t", 7) == 0) live = q[7] != 'Z' && q[7] != 'X';
     if (strncmp(q, "Uid:\t", 5) == 0) {
       const char *e = q + 5;
-      for (int i = 0; i < 3; i++) {
+      for (int i = 0; i < 3; i++) {   /* real, effective, saved */
         while (*e == '\t' || *e == ' ') e++;
-        if ((uid_t)ab_parse_long(e, &e) == uid) match = 1;
+        if ((uid_t)ab_parse_long(e, &e) == uid && i != 1) match = 1;
       }
       break;
     }
@@ -141,6 +144,17 @@ static int of_uid(pid_t pid, uid_t uid) {
     if (*q) q++;
   }
   return live && match;
+}
+
+void ab_pt_mark_below(ab_ptable *t, pid_t root) {
+  for (size_t i = 0; i < t->n; i++)
+    if (t->pid[i] == root) t->mark[i] = 1;
+  pt_mark_below(t);
+}
+
+void ab_pt_mark_uid(ab_ptable *t, uid_t uid) {
+  for (size_t i = 0; i < t->n; i++)
+    if (!t->mark[i] && of_uid(t->pid[i], uid)) t->mark[i] = 1;
 }
 
 static int count_uid(ab_ptable *t, uid_t uid) {

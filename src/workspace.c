@@ -10,8 +10,8 @@
  *
  * Lua API (errors: nil, message, "link" when a link was refused, else "io"):
  *   core.workspace(path[, { create =, exclusive =, mode =, resolve = "openat2"|"walk" }]) -> ws
- *   ws:path() ws:created() ws:write(rel, data) ws:mkdir(rel) ws:read(rel[, max])
- *   ws:stat([rel]) ws:list([rel]) ws:remove(rel) ws:chown(uid, gid)
+ *   ws:path() ws:created() ws:write(rel, data[, mode]) ws:mkdir(rel) ws:read(rel[, max])
+ *   ws:stat([rel]) ws:list([rel]) ws:remove(rel) ws:link(rel, new_rel) ws:chown(uid, gid)
  *   ws:destroy() ws:close()
  * rel is a relative path of plain names: no "", ".", ".." or leading "/". */
 #define _GNU_SOURCE
@@ -84,11 +84,12 @@ static void push_stat(lua_State *L, const struct stat *st) {
   lua_setfield(L, -2, "ino");
 }
 
-/* Does leaf (in dirfd) already hold exactly data? Never opens anything but
- * a regular file, and that without blocking. */
-static int same_file(int dirfd, const char *leaf, const char *data, size_t n) {
+/* Does leaf (in dirfd) already hold exactly data, with the permission bits
+ * mode? Never opens anything but a regular file, and that without blocking. */
+static int same_file(int dirfd, const char *leaf, const char *data, size_t n, mode_t mode) {
   struct stat st;
-  if (fstatat(dirfd, leaf, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode) || (size_t)st.st_size != n)
+  if (fstatat(dirfd, leaf, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode) || (size_t)st.st_size != n ||
+      (st.st_mode & 07777) != mode)
     return 0;
   int fd = openat(dirfd, leaf, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) return 0;
@@ -115,21 +116,25 @@ static int write_all(int fd, const char *data, size_t n) {
   return 0;
 }
 
-/* ws:write(rel, data) -> true[, "unchanged"] | nil, msg[, "link"]
+/* ws:write(rel, data[, mode]) -> true[, "unchanged"] | nil, msg[, "link"]
  * Parents are made as needed. An unchanged file is left alone; anything
  * else at rel is unlinked and the file created anew (O_EXCL), so it is never
- * written through a link, onto a FIFO or into an inode someone else holds. */
+ * written through a link, onto a FIFO or into an inode someone else holds.
+ * mode: the permission bits (0644 by default; no setuid, setgid or sticky). */
 static int ws_write(lua_State *L) {
   ws_ud *w = check_ws(L);
   char buf[PATH_MAX];
   const char *rel = check_rel(L, 2, buf);
   size_t n;
   const char *data = luaL_checklstring(L, 3, &n);
+  lua_Integer m = luaL_optinteger(L, 4, 0644);
+  luaL_argcheck(L, m >= 0 && m <= 0777, 4, "permission bits (0 to 0777)");
+  mode_t mode = (mode_t)m;
   ws_err e;
   const char *leaf;
   int dirfd = ws_open_parent(w, buf, 1, &leaf, &e);
   if (dirfd < 0) return push_err(L, &e);
-  if (same_file(dirfd, leaf, data, n)) {
+  if (same_file(dirfd, leaf, data, n, mode)) {
     close(dirfd);
     lua_pushboolean(L, 1);
     lua_pushliteral(L, "unchanged");
@@ -152,7 +157,8 @@ static int ws_write(lua_State *L) {
     ws_fail(&e, 0, err, "cannot write %s", rel);
     return push_err(L, &e);
   }
-  int bad = write_all(fd, data, n) != 0 || (w->owned && fchown(fd, w->uid, w->gid) != 0);
+  /* fchmod: the umask applied to openat's mode */
+  int bad = write_all(fd, data, n) != 0 || fchmod(fd, mode) != 0 || (w->owned && fchown(fd, w->uid, w->gid) != 0);
   err = errno;
   if (close(fd) != 0 && !bad) {
     bad = 1;
@@ -378,6 +384,49 @@ static int ws_remove(lua_State *L) {
   return 1;
 }
 
+/* ws:link(rel, new_rel) -> true | nil, msg[, "link"]: new_rel becomes
+ * another name of the regular file rel (a hard link; parents made as
+ * needed, whatever was at new_rel unlinked first). Neither is resolved
+ * through a link, and rel itself must not be one. */
+static int ws_link(lua_State *L) {
+  ws_ud *w = check_ws(L);
+  char from[PATH_MAX], to[PATH_MAX];
+  const char *rel = check_rel(L, 2, from);
+  check_rel(L, 3, to);
+  ws_err e;
+  const char *leaf, *new_leaf;
+  int src = ws_open_parent(w, from, 0, &leaf, &e);
+  if (src < 0) return push_err(L, &e);
+  struct stat st;
+  int sr = fstatat(src, leaf, &st, AT_SYMLINK_NOFOLLOW);
+  if (sr != 0 || !S_ISREG(st.st_mode)) {
+    int err = sr != 0 ? errno : S_ISLNK(st.st_mode) ? ELOOP : EINVAL;
+    close(src);
+    ws_fail(&e, sr == 0 && S_ISLNK(st.st_mode), err, "cannot link to %s", rel);
+    return push_err(L, &e);
+  }
+  int dst = ws_open_parent(w, to, 1, &new_leaf, &e);
+  if (dst < 0) {
+    close(src);
+    return push_err(L, &e);
+  }
+  int r = -1;
+  for (int i = 0; i < 8 && r != 0; i++) {   /* EEXIST: something reappeared in between */
+    if (unlinkat(dst, new_leaf, 0) != 0 && errno != ENOENT) break;
+    r = linkat(src, leaf, dst, new_leaf, 0);  /* no AT_SYMLINK_FOLLOW */
+    if (r != 0 && errno != EEXIST) break;
+  }
+  int err = errno;
+  close(src);
+  close(dst);
+  if (r != 0) {
+    ws_fail(&e, 0, err, "cannot link %s", rel);
+    return push_err(L, &e);
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 /* ws:chown(uid, gid) -> true | nil, msg: work_dir itself (by its fd), and
  * from now on every directory and file the accessor creates in it */
 static int ws_chown(lua_State *L) {
@@ -483,7 +532,7 @@ static int l_workspace(lua_State *L) {
 void ab_open_workspace(lua_State *L) {
   static const luaL_Reg m[] = {
     {"path", ws_path}, {"created", ws_created}, {"write", ws_write}, {"mkdir", ws_mkdir},
-    {"read", ws_read}, {"stat", ws_stat}, {"list", ws_list}, {"remove", ws_remove},
+    {"read", ws_read}, {"stat", ws_stat}, {"list", ws_list}, {"remove", ws_remove}, {"link", ws_link},
     {"chown", ws_chown}, {"destroy", ws_destroy}, {"close", ws_close}, {NULL, NULL}};
   if (luaL_newmetatable(L, WS_MT)) {
     luaL_newlib(L, m);

@@ -229,6 +229,10 @@
 ---@field container_name string|nil default "agentbox-<12 hex>"
 ---@field transfer "bind"|"archive"|nil how code files reach the container
 ---@field warm boolean|nil experimental: blocks go to a block server in the container instead of a `docker exec`: a unix socket with a local daemon, the container's attach stream with a remote one
+---@field pool agentbox.DockerPool|nil experimental: take a ready container from this pool (implies warm; its container options are the pool's)
+---@field fresh boolean|nil experimental: a never-used container for every execute call (without pool: an internal pool of one)
+---@field preload string[]|nil experimental: Python modules a template in the container imports once; each python block is a fork of it; turns warm on (README "Docker sandbox")
+---@field stateful boolean|nil experimental: python blocks share one interpreter in the container, variables and imports persist; a timeout or crash restarts it; restart() restarts it, not the container; turns warm on (default false)
 ---@field on_progress (fun(line: string))|nil image pull progress
 
 --- Options of `register_function`, `register_for_llm` and `register_for_execution`.
@@ -292,6 +296,11 @@ function agentbox.LocalExecutor(opts) end
 ---@param opts agentbox.DockerExecutorOptions|nil its options
 ---@return agentbox.DockerExecutor executor
 function agentbox.DockerExecutor(opts) end
+
+--- Make a pool of ready warm containers for DockerExecutors (experimental; README "Pools and fresh containers"): `DockerExecutor{ pool = p }` takes one.
+---@param opts agentbox.DockerPoolOptions its options
+---@return agentbox.DockerPool pool
+function agentbox.DockerPool(opts) end
 
 --- An agent with defaults of its own (human_input_mode "TERMINATE", no code execution).
 ---@param opts agentbox.AgentOptions its options
@@ -457,6 +466,44 @@ function LocalExecutor:restart() end
 function LocalExecutor:close() end
 
 --- Runs code in one hardened container per executor (`agentbox.DockerExecutor`).
+--- DockerPool's options: `size` and DockerExecutor's container options
+---@class agentbox.DockerPoolOptions
+---@field size integer containers kept ready, 1 to 64
+---@field image string|nil as DockerExecutor
+---@field network string|nil as DockerExecutor
+---@field read_only boolean|nil as DockerExecutor
+---@field user string|nil as DockerExecutor
+---@field memory string|false|nil as DockerExecutor
+---@field cpus number|nil as DockerExecutor
+---@field pids_limit integer|nil as DockerExecutor
+---@field tmpfs string|table|nil as DockerExecutor
+---@field mounts table[]|nil as DockerExecutor
+---@field docker_host string|nil as DockerExecutor (a local daemon: warm containers)
+---@field env table<string, string>|nil the containers' added environment
+---@field on_progress (fun(line: string))|nil image pull progress
+
+--- A pool made by `agentbox.DockerPool` (README "Pools and fresh containers").
+---@class agentbox.DockerPool
+---@field size integer containers kept ready
+---@field id string the value of its containers' `agentbox.pool` label
+local DockerPool = {}
+
+--- How many containers are ready now (started, not taken).
+---@return integer n
+function DockerPool:available() end
+
+--- Wait until `size` containers are ready.
+---@return true|nil ok
+---@return string|nil message a container could not be started
+---@return string|nil code doc/errors.md
+function DockerPool:fill() end
+
+--- Remove every container the pool holds (ready, or still starting) and their directories; also `<close>`.
+---@return true|nil ok
+---@return string|nil message what failed
+---@return string|nil code doc/errors.md
+function DockerPool:close() end
+
 ---@class agentbox.DockerExecutor: agentbox.Executor
 ---@field work_dir string the host directory mounted at /workspace
 ---@field warnings string[]|nil limits the daemon dropped (also printed on stderr)
@@ -472,7 +519,8 @@ function DockerExecutor:execute(blocks) end
 ---@return agentbox.DockerExecutor self
 function DockerExecutor:start() end
 
---- Drop the container; the next execute starts a fresh one.
+--- Drop the container; the next execute starts a fresh one. With
+--- `stateful`, restart the Python session instead (the container stays).
 ---@return true|nil ok
 ---@return string|nil message what failed
 ---@return string|nil code doc/errors.md

@@ -180,6 +180,13 @@ function M.LocalExecutor(opts) return require("agentbox.executor.local").new(opt
 -- @raise on a bad or unknown option
 function M.DockerExecutor(opts) return require("agentbox.executor.docker").new(opts) end
 
+--- Make a pool of ready warm containers for DockerExecutors (experimental;
+-- README "Pools and fresh containers"): `DockerExecutor{ pool = p }` takes one.
+-- @tparam table opts `size` and DockerExecutor's container options
+-- @treturn agentbox.executor.docker_pool.DockerPool the pool
+-- @raise on a bad or unknown option
+function M.DockerPool(opts) return require("agentbox.executor.docker_pool").new(opts) end
+
 -- agents and the chat loop (agent/), the transcript (transcript.lua)
 local agent = require("agentbox.agent")
 local transcript = require("agentbox.transcript")

@@ -116,6 +116,86 @@ M.KINDS = {
     inside = function() return "/workspace" end,
     gate = M.need_docker,
   },
+  {
+    -- pool = p (executor/docker_pool.lua): a container taken from one pool
+    -- shared by the cases (removed when the Lua state closes); work_dir is
+    -- given, so copied in and out around each call
+    -- (env is a container option, so the pool's: a case that gives env gets a pool of its own)
+    kind = "docker-pool", tag = " #docker", name = "DockerExecutor", docker = true, warm = true, pool = true,
+    extra = ("image = %q, "):format(M.IMAGE),
+    src = function(opts_src)
+      return ([[(function(o)
+        local a = require("agentbox")
+        o.pool, o.env = a.DockerPool{ size = 1, image = o.image, env = o.env }, nil
+        return a.DockerExecutor(o)
+      end)({ image = %q, %s })]]):format(M.IMAGE, opts_src)
+    end,
+    new = function(opts)
+      if opts.image == nil then opts.image = M.IMAGE end
+      if opts.env then
+        opts.pool, opts.env = agentbox.DockerPool{ size = 1, image = opts.image, env = opts.env }, nil
+      end
+      M.shared_pool = M.shared_pool or agentbox.DockerPool{ size = 2, image = M.IMAGE }
+      if opts.pool == nil then opts.pool = M.shared_pool end
+      return agentbox.DockerExecutor(opts)
+    end,
+    inside = function() return "/workspace" end,
+    gate = M.need_docker,
+  },
+  {
+    -- fresh = true (executor/docker_pool.lua): a never-used warm container
+    -- per execute call from an internal pool of one; work_dir copied in and out
+    kind = "docker-fresh", tag = " #docker", name = "DockerExecutor", docker = true, warm = true, fresh = true,
+    extra = ("image = %q, fresh = true, "):format(M.IMAGE),
+    new = function(opts)
+      if opts.image == nil then opts.image = M.IMAGE end
+      if opts.fresh == nil then opts.fresh = true end
+      return agentbox.DockerExecutor(opts)
+    end,
+    inside = function() return "/workspace" end,
+    gate = M.need_docker,
+  },
+  {
+    -- preload (executor/python_preload.lua): python blocks are forks of a
+    -- template interpreter (the standard library's decimal: the host may
+    -- have no pandas)
+    kind = "local-preload", tag = "", name = "LocalExecutor", preload = { "decimal" },
+    extra = "preload = { \"decimal\" }, ",
+    new = function(opts)
+      if opts.preload == nil then opts.preload = { "decimal" } end
+      return agentbox.LocalExecutor(opts)
+    end,
+    inside = function(ex) return ex.work_dir end,
+    gate = function() end,
+  },
+  {
+    -- preload in the warm container (executor/docker_preload.lua): the
+    -- template is a resident of the block server
+    kind = "docker-preload", tag = " #docker", name = "DockerExecutor", docker = true, warm = true,
+    preload = { "pandas", "numpy" },
+    extra = ("image = %q, preload = { \"pandas\", \"numpy\" }, "):format(M.IMAGE),
+    new = function(opts)
+      if opts.image == nil then opts.image = M.IMAGE end
+      if opts.preload == nil then opts.preload = { "pandas", "numpy" } end
+      return agentbox.DockerExecutor(opts)
+    end,
+    inside = function() return "/workspace" end,
+    gate = M.need_docker,
+  },
+  {
+    -- stateful in the warm container (executor/docker_session.lua): the
+    -- session's keeper is a resident of the block server
+    kind = "docker-stateful", tag = " #docker", name = "DockerExecutor", docker = true,
+    warm = true, stateful = true,
+    extra = ("image = %q, stateful = true, "):format(M.IMAGE),
+    new = function(opts)
+      if opts.image == nil then opts.image = M.IMAGE end
+      if opts.stateful == nil then opts.stateful = true end
+      return agentbox.DockerExecutor(opts)
+    end,
+    inside = function() return "/workspace" end,
+    gate = M.need_docker,
+  },
 }
 
 -- The docker-warm-remote row's daemon: spec/support/tcp_relay.py to the
@@ -159,10 +239,22 @@ M.KINDS[#M.KINDS + 1] = {
 -- run by hand; unset: every row)
 local only_env = os.getenv("AGENTBOX_CONTRACT_KINDS")
 
+--- The kinds but those named (an `only` for M.each), for a case that
+--- cannot apply to them; the caller says why.
+function M.except(...)
+  local skip, only = {}, {}
+  for _, k in ipairs({ ... }) do skip[k] = true end
+  for _, row in ipairs(M.KINDS) do
+    if not skip[row.kind] then only[row.kind] = true end
+  end
+  return only
+end
+
 --- Run body(E) once per executor kind, inside describe("<title> [<kind>]").
 --- E.kind, E.name ("LocalExecutor", ...), E.docker (a DockerExecutor row), E.sandbox
 --- (LocalExecutor{ sandbox = true }), E.warm
---- (its warm option, nil otherwise), E.stateful (python blocks share one interpreter), E.remote (a remote
+--- (its warm option, nil otherwise), E.preload (its preload option, nil otherwise),
+--- E.stateful (python blocks share one interpreter), E.remote (a remote
 --- daemon: work_dir is not shared), E.it(name, fn, except), E.new(opts)
 --- (work_dir defaults to a path that agentbox creates under a fresh temp
 --- directory removed after the case; opts is filled in, so opts.work_dir is
@@ -188,8 +280,10 @@ function M.each(title, body, only)
         local dirs, exs = {}, {}
         local E = { kind = row.kind, name = row.name, inside = row.inside, docker = row.docker or false,
                     warm = row.warm or nil, stateful = row.stateful or false, remote = row.remote or nil,
-                    sandbox = row.sandbox or false }
+                    sandbox = row.sandbox or false, fresh = row.fresh or nil, pool = row.pool or nil,
+                    preload = row.preload }
         function E.new_src(opts_src)
+          if row.src then return row.src(opts_src) end
           return ("require(\"agentbox\").%s{ %s%s }"):format(row.name, row.extra, opts_src)
         end
         function E.tmpdir(tag)

@@ -1,5 +1,6 @@
 -- Small helpers shared by specs: temp dirs, file checks, a nested Lua run.
 local core = require("agentbox.core")
+local task = require("agentbox.task")
 local M = {}
 
 function M.tmpdir(tag)
@@ -39,7 +40,12 @@ function M.run(argv, opts)
   local env = opts.env or { PATH = os.getenv("PATH"), HOME = os.getenv("HOME") or "/tmp" }
   local p = assert(core.spawn{ argv = argv, env = env, cwd = opts.cwd, timeout = opts.timeout or 60,
                                stdin = opts.stdin, max_output = opts.max_output })
-  while not p:done() do core.step(-1) end
+  -- through the scheduler, which alone calls core.step: a direct step would
+  -- swallow the wake-ups of tasks running in the background (a pool's refill)
+  repeat
+    task.wait(p)
+    p:read()
+  until p:done()
   local r = p:result()
   p:close()
   return r

@@ -59,7 +59,8 @@ def client(name, grace_ms, path):
     def die(sig):
         import resource
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        _signal.signal(sig, _signal.SIG_DFL)
+        if sig not in (_signal.SIGKILL, _signal.SIGSTOP):   # neither can be handled (EINVAL)
+            _signal.signal(sig, _signal.SIG_DFL)
         os.kill(os.getpid(), sig)
         os._exit(128 + sig)
 
@@ -150,11 +151,34 @@ def _kill_all(pids, sig):
             pass
 
 
+def _resident_uid():
+    # DockerExecutor: a block server's resident (src/sup.h) runs with a real
+    # uid of its own and the sandbox uid as its effective one; execve made
+    # the saved uid the sandbox's, set back here before anything else, so
+    # the sandbox user can neither signal it nor ptrace it. Locally the
+    # three are equal and nothing changes.
+    r, e, _ = os.getresuid()
+    if r != e:
+        os.setresuid(-1, -1, r)
+
+
+def _become_sandbox_user():
+    # a block forked from a resident becomes the sandbox user alone (no
+    # privilege needed: it is the effective uid)
+    _, e, _ = os.getresuid()
+    if os.getuid() != e:
+        os.setresuid(e, e, e)
+        # the uid change made it non-dumpable: readable again at once (the
+        # supervisor's quota looks at every process of the sandbox user)
+        _prctl(PR_SET_DUMPABLE, 1)
+
+
 def serve(seconds, modules):
     import importlib
     import select
     import signal
     import socket
+    _resident_uid()
     _prctl(PR_SET_DUMPABLE, 0)
     _prctl(PR_SET_CHILD_SUBREAPER, 1)
     _prctl(PR_SET_PDEATHSIG, 9)
@@ -280,7 +304,7 @@ def session(lst, taken_w, close):
         os.close(taken_w)
         cred = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
         peer, uid = int.from_bytes(cred[0:4], sys.byteorder), int.from_bytes(cred[4:8], sys.byteorder)
-        if uid != os.getuid():
+        if uid != os.geteuid():   # the sandbox user (a resident's getuid is its own)
             os._exit(0)
         conn.sendall(b"A")
         data, fds = recv_request(conn, 3)
@@ -361,6 +385,7 @@ def block(sock):
     try:
         data, fds = recv_request(sock, 0)
         sock.close()
+        _become_sandbox_user()
         fields = data.split(b"\0")
         peer, cwd, path, env = int(fields[0]), fields[2], fields[3], fields[5:]
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -404,10 +429,21 @@ def _reseed():
             pass
 
 
+def _fresh_imports():
+    # the template looked for its modules before the block's files were
+    # there (DockerExecutor starts it with the container): a directory that
+    # did not exist then (work_dir's agentbox_mpl) is cached as None, and
+    # listings are cached too; python3 file.py would see them now
+    # (invalidate_caches drops the None entries and the listings)
+    import importlib
+    importlib.invalidate_caches()
+
+
 def _run(path):
     import builtins
     import types
     from importlib.machinery import SourceFileLoader
+    _fresh_imports()
     sys.argv = [path]
     if hasattr(sys, "orig_argv"):
         sys.orig_argv = [sys.orig_argv[0], path]

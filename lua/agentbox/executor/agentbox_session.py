@@ -435,9 +435,24 @@ def recv_request(sock):
     return data, fds
 
 
+# a resident of a warm container's block server (src/sup.h): set by serve
+_RESIDENT = [False]
+
+
+def _resident_uid():
+    # the resident's real uid is its own, its effective uid the sandbox
+    # user's; execve made the saved uid the sandbox's: set back before
+    # anything else (as agentbox_preload.py). Locally the three are equal
+    r, e, _ = os.getresuid()
+    if r != e:
+        os.setresuid(-1, -1, r)
+        _RESIDENT[0] = True
+
+
 def serve(grace_ms, seconds, modules):
     import importlib
     import signal
+    _resident_uid()
     _prctl(PR_SET_DUMPABLE, 0)
     _prctl(PR_SET_CHILD_SUBREAPER, 1)
     _prctl(PR_SET_PDEATHSIG, 9)
@@ -466,12 +481,23 @@ def interpreter(sock, keeper):
         # last interpreter (their pipes must reach EOF when it is answered)
         os.closerange(3, sock.fileno())
         os.closerange(sock.fileno() + 1, os.sysconf("SC_OPEN_MAX"))
-        # the user the code runs as, alone: a keeper with a real and saved
-        # uid of its own must not lend them to the code (no-op locally)
+        # the user the code runs as. A resident keeper (a warm container's,
+        # real and saved uid of its own) keeps its real and saved uid in I
+        # between blocks: the block server's sweep before and after each
+        # block (kill(-1) as the sandbox user) reaches every process whose
+        # real or saved uid is the sandbox user's, and I must outlive it.
+        # During a block I's real uid is the sandbox user's (_block), so
+        # what the code starts is the sandbox user's alone (a shell would
+        # otherwise drop to the resident's uid) and its signals do not
+        # reach K; the saved uid, kept, lets I take its real uid back
+        # after the block. The code could do the same and signal K (end
+        # its session, as it can locally: K is the session, not the
+        # server), never ptrace it (K's effective uid is not its real one,
+        # and it is not dumpable); K's tree stays its subreaper's to kill
         euid, egid = os.geteuid(), os.getegid()
         if os.getresgid() != (egid, egid, egid):
             os.setresgid(egid, egid, egid)
-        if os.getresuid() != (euid, euid, euid):
+        if os.getresuid() != (euid, euid, euid) and not _RESIDENT[0]:
             os.setresuid(euid, euid, euid)
         _prctl(PR_SET_PDEATHSIG, 9)
         if os.getppid() != keeper:
@@ -486,7 +512,8 @@ def interpreter(sock, keeper):
         sock.sendall(b"R")
     except BaseException:
         os._exit(127)
-    state = {"path0": sys.path[0] if sys.path else None}
+    state = {"path0": sys.path[0] if sys.path else None,
+             "uids": _RESIDENT[0] and (os.getuid(), os.geteuid())}
     while True:
         data, fds = recv_request(sock)
         if data is None:
@@ -498,6 +525,10 @@ def interpreter(sock, keeper):
         try:
             sock.sendall(st.to_bytes(4, "big", signed=True))
         except OSError:
+            os._exit(0)
+        if state.get("lost_uids"):
+            # the code gave up the resident's uid: the sweep would kill I
+            # anyway; K replaces it and the next block says so
             os._exit(0)
 
 
@@ -529,10 +560,18 @@ def _block(main, state, fds, cwd, path, peer, null):
             resource.setrlimit(resource.RLIMIT_FSIZE, (lim, hard))
     except (OSError, ValueError):
         pass
+    uids = state["uids"]
     try:
+        if uids:
+            os.setresuid(uids[1], uids[1], uids[0])
         st = _exec(main, state, cwd, path)
     finally:
         _flush()
+        if uids:
+            try:
+                os.setresuid(uids[0], uids[1], uids[0])
+            except OSError:
+                state["lost_uids"] = True
         try:
             resource.setrlimit(resource.RLIMIT_FSIZE, fsize)
         except (OSError, ValueError):
@@ -543,7 +582,13 @@ def _block(main, state, fds, cwd, path, peer, null):
 
 
 def _exec(main, state, cwd, path):
+    import importlib
     from importlib.machinery import SourceFileLoader
+    # the import system's caches are the session's: a directory made since
+    # the last import (work_dir's agentbox_mpl, made after a container's
+    # session started) is cached as absent, and listings are cached too;
+    # python3 file.py would see them now
+    importlib.invalidate_caches()
     try:
         os.chdir(cwd)
         with open(path, "rb") as f:

@@ -136,7 +136,9 @@ function M.check(opts, own, what)
       errors.misuse("%s: unknown option '%s' (known: %s)", what, tostring(k), table.concat(names, ", "))
     end
   end
-  local o = {}
+  -- what was given, before defaults: a pooled DockerExecutor refuses only
+  -- container options given here that differ from its pool's
+  local o = { _raw = opts }
   for _, k in ipairs(ORDER) do o[k] = M.COMMON[k](opts[k], what, o) end
   local names = {}
   for k in pairs(own) do names[#names + 1] = k end

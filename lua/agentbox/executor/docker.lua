@@ -20,6 +20,10 @@ local gc_queue = require("agentbox.executor.gc_queue")
 local output_files = require("agentbox.executor.output_files")
 local files = require("agentbox.executor.sandbox_files")
 local warm = require("agentbox.executor.docker_warm")
+local preload = require("agentbox.executor.docker_preload")
+local session = require("agentbox.executor.docker_session")
+-- docker_pool.lua makes its containers with this module: loaded on first use
+local function pooled() return require("agentbox.executor.docker_pool") end
 local default_user = files.default_user
 local upload_sup, fix_workspace, upload_block = files.upload_sup, files.fix_workspace, files.upload_block
 
@@ -134,6 +138,18 @@ end
 -- @tfield[opt=false] boolean warm experimental: blocks go to a block server in the container instead of
 -- a `docker exec`: over a unix socket with a local daemon, over the container's attach stream with a
 -- remote one (README "Docker sandbox")
+-- @tfield[opt] agentbox.executor.docker_pool.DockerPool pool experimental: take a ready container
+-- from this @{agentbox.executor.docker_pool.DockerPool} (implies warm; the container options are
+-- the pool's: one given here that differs is an error naming it)
+-- @tfield[opt=false] boolean fresh experimental: every execute call gets a never-used container
+-- from the pool (without pool: an internal pool of 1); work_dir is copied in and out around each call
+-- @tfield[opt] {string,...} preload Python modules a template interpreter in the container imports
+-- once; each python block is then a fork of it (executor/docker_preload.lua). Turns warm on.
+-- Default: none
+-- @tfield[opt=false] boolean stateful python blocks share one interpreter in the container, like a
+-- Jupyter kernel: variables and imports persist; a timeout or a crash restarts it (the output says the
+-- state was lost); `restart()` restarts it (not the container). Turns warm on; with `preload`, the
+-- interpreter starts with those modules imported (executor/docker_session.lua)
 
 --- An executor made by `agentbox.DockerExecutor(opts)` (@{agentbox.Executor}).
 -- Its fields: `work_dir` (string), the host directory mounted at
@@ -214,8 +230,18 @@ local DockerExecutor = base.class("DockerExecutor", {
   end,
   warm = function(v)
     if v ~= nil and type(v) ~= "boolean" then fail("warm must be a boolean") end
+    return v   -- nil (unset) or the boolean: preload turns an unset warm on
+  end,
+  pool = function(v)
+    if v ~= nil and not pooled().is_pool(v) then fail("pool must be an agentbox.DockerPool") end
+    return v
+  end,
+  fresh = function(v)
+    if v ~= nil and type(v) ~= "boolean" then fail("fresh must be a boolean") end
     return v == true
   end,
+  preload = preload.check,
+  stateful = session.check,
 })
 
 -- one container: the supervisor kills every process of the sandbox user
@@ -223,6 +249,8 @@ local DockerExecutor = base.class("DockerExecutor", {
 DockerExecutor._serial = true
 
 function DockerExecutor._setup(self, o)
+  -- a pool's containers are made with its options: o becomes them
+  if o.pool or o.fresh then o = pooled().setup(self, o, fail) end
   for _, k in ipairs({ "image", "on_progress", "network", "read_only", "user", "memory", "cpus", "pids_limit",
                        "tmpfs", "mounts", "auto_remove", "container_name" }) do
     self[k] = o[k]
@@ -234,7 +262,10 @@ function DockerExecutor._setup(self, o)
   self.client = client
   self.transfer = o.transfer or (client.ep["local"] and "bind" or "archive")
   self.oom_kills = 0
-  self.warm = o.warm
+  self.warm = o.warm == true
+  session.setup(self, o, fail)
+  -- stateful with preload: the session's interpreter imports them (no template)
+  if not self.stateful then preload.setup(self, o, fail) else self.preload = o.preload end
   if self.warm then
     -- a remote daemon (or transfer = "archive"): the block server speaks
     -- over the container's attach stream (docker_attach.lua); a local one:
@@ -289,6 +320,7 @@ function DockerExecutor:_config(sup_path)
   end
   for _, m in ipairs(self.mounts) do hc.Mounts[#hc.Mounts + 1] = m end
   local labels = docker.owner_labels()
+  for k, v in pairs(self._labels or {}) do labels[k] = v end   -- a pool's own
   if not self.auto_remove then labels["agentbox.keep"] = "1" end
   local config = {
     Image = self.image,
@@ -301,6 +333,8 @@ function DockerExecutor:_config(sup_path)
     HostConfig = hc,
   }
   if self.warm then warm.config(self, config, SUP) end
+  if self.stateful then session.config(self, config)
+  elseif self.preload then preload.config(self, config) end
   return config
 end
 
@@ -328,7 +362,9 @@ function DockerExecutor:_start()
   local ok, err = c:negotiate()
   if not ok then error("DockerExecutor: " .. err, 0) end
   -- containers of dead owners go first; a failing reap must not block work
-  local _, rerr = c:reap()
+  -- (a pool reaps once, not per container)
+  local _, rerr
+  if not self._labels then _, rerr = c:reap() end
   if rerr then io.stderr:write("agentbox: reaping stale containers failed: ", rerr, "\n") end
   local sup_path = find_sup()
   if not sup_path then
@@ -368,10 +404,13 @@ function DockerExecutor:_start()
     self.container_id = nil
     error("DockerExecutor: " .. tostring(serr), 0)
   end
+  if self.stateful then session.started(self)
+  elseif self.preload then preload.started(self) end
   self.cold_start = core.now() - t0
 end
 
 function DockerExecutor:_ensure()
+  if self._pool then return pooled().ensure(self) end
   if not self.container_id then self:_start() end
 end
 
@@ -410,7 +449,10 @@ local function after_signal(self, res, out)
     self.oom_kills = oom
     if not (res.output or ""):find("out of memory", 1, true) then out.add(OOM_MSG) end
   end
-  if pids and pids > BASE_PIDS then
+  -- preload, stateful: the template's or the session's processes are
+  -- there too; the block server's sweep of the sandbox user is the check
+  -- (strays)
+  if pids and pids > BASE_PIDS and not (self.preload or self.stateful) then
     out.add("\nagentbox: processes outlived the block's supervisor; the sandbox container was replaced\n")
     if self.warm then warm.release(self) end
     self.client:remove(self.container_id)
@@ -531,6 +573,7 @@ end
 -- its result, else the current one) and its image by id (a tag moves),
 -- asked of the daemon once per container.
 function DockerExecutor:_audit(r)
+  if self._slot then return self._slot:_audit(r) end
   local id = r and r.container_id or self.container_id
   if id and self._audit_image_of ~= id then
     local info = self.client:inspect(id)
@@ -538,7 +581,10 @@ function DockerExecutor:_audit(r)
   end
   return { container_id = id or false, container_name = self.container_name_used, image = self.image,
            image_id = id and self._audit_image_id or false, user = self.run_user, uid_drop = true,
-           network = self.network, read_only = self.read_only, cap_add = CAPS, transfer = self.transfer },
+           network = self.network, read_only = self.read_only, cap_add = CAPS, transfer = self.transfer,
+           preload = self.preload or false,
+           -- python blocks run in one interpreter that keeps their state
+           stateful = self.stateful or false },
          { memory = self.memory or false, cpus = self.cpus, pids_limit = self.pids_limit,
            tmpfs = self.tmpfs }
 end
@@ -580,9 +626,24 @@ function DockerExecutor:_deliver(prep)
   upload_block(self, prep.rel, prep.code)
 end
 
+-- pooled with a work_dir of its own: a code file goes into both directories
+function DockerExecutor:_write(prep, text)
+  if self._user_ws then return pooled().write(self, prep, text) end
+  return base.Base._write(self, prep, text)
+end
+
+-- pooled with a work_dir of its own (fresh, or one given): copied in and out
+function DockerExecutor:_execute(blocks)
+  if self._pool then return pooled().execute(self, blocks, base.Base._execute) end
+  return base.Base._execute(self, blocks)
+end
+
 function DockerExecutor:_path_of(prep) return WORKSPACE .. "/" .. prep.rel end
 
 function DockerExecutor:_run(argv, prep, out, timeout)
+  if self._pool then return pooled().run(self, argv, prep, out, timeout) end
+  if self.stateful then return session.run(self, argv, prep, out, timeout) end
+  if self.preload then return preload.run(self, argv, prep, out, timeout) end
   if self.warm then return warm.run(self, argv, out, timeout, prep) end
   self:_ensure()
   if self.transfer == "archive" then upload_block(self, prep.rel, prep.code) end
@@ -598,12 +659,19 @@ function DockerExecutor:start()
   return self
 end
 
---- Drop the container; the next execute starts a fresh one.
+--- Drop the container; the next execute starts a fresh one. With
+-- `stateful`, restart the Python session instead (its variables and
+-- imports go; the container and what other blocks left in it stay).
 -- @treturn[1] true
 -- @return[2] nil
 -- @treturn[2] string message what failed
 -- @treturn[2] string code (@{agentbox.errors.CODES})
 function DockerExecutor:restart()
+  if self._pool then return pooled().restart(self) end
+  if self.stateful then
+    session.stop(self)
+    return true
+  end
   local id = self.container_id
   self.container_id = nil
   if self.warm then warm.release(self) end
@@ -616,8 +684,11 @@ end
 
 -- close: remove the container (auto_remove = false: only stop it)
 function DockerExecutor:_release()
+  if self._pool then return pooled().release(self) end
   local id = self.container_id
   self.container_id = nil
+  if self.preload then pcall(preload.stop, self) end
+  if self.stateful then pcall(session.stop, self) end
   if self.warm then pcall(warm.destroy, self) end
   if not id then return true end
   local c = self.client
@@ -632,6 +703,8 @@ end
 -- collected: the same, sent from the queue. If the process dies first, the
 -- next executor start reaps the container by its labels.
 function DockerExecutor:_release_send()
+  -- pooled: the container is its slot's, which a collection releases itself
+  if self._pool then return nil end
   local wws = self._warm_ws
   local wpath = self._warm_dir
   -- the warm server's directory; its handle may have been finalized first:

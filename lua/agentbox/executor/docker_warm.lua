@@ -117,12 +117,15 @@ function M.destroy(self)
   if ws then ws:destroy() end
 end
 
--- the container is suspect or dead: a new one for the next block
+--- The container is suspect or dead: a new one for the next block (also
+--- docker_session.lua's, when the server died between blocks).
 local function replace(self, out, why)
   M.release(self)
   self:_drop_container()
   out.add("\nagentbox: " .. why .. "; the sandbox container was replaced\n")
 end
+
+M.replace = replace
 
 local function spawn(self, argv, out, timeout)
   if self._warm_attach then return attach.spawn(self, argv, out, timeout) end
@@ -177,7 +180,7 @@ function M.run(self, argv, out, timeout, prep)
   p:close()
   out.add(r.output, r.dropped)
   local res = { exit_code = common.exit_code(r), timed_out = r.timed_out, quota_exceeded = r.quota_exceeded,
-                oom = r.oom, container_id = id }
+                oom = r.oom, container_id = id, signal = r.signal }   -- signal: preload's client (docker_preload.lua)
   if r.error then
     -- no report, or not in time: the supervisor or the whole container died
     replace(self, out, r.error)

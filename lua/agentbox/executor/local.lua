@@ -209,7 +209,9 @@ function LocalExecutor:_program(cmd)
   return nil, cmd.missing .. " on PATH=" .. PATH
 end
 
-local function run(self, argv, out, timeout)
+-- tree: the preload template's pid, whose tree holds the block (its
+-- deleted files held open count against the quota)
+local function run(self, argv, out, timeout, tree)
   local p <close> = assert(core.spawn{ argv = argv, cwd = self.work_dir, env = self.env,
                                        timeout = timeout, grace = self.grace,
                                        max_output = out.budget(), rlimits = self._rlimits,
@@ -217,7 +219,7 @@ local function run(self, argv, out, timeout)
                                        stream = self.on_output ~= nil, sup = common.sup_path(),
                                        nice = self.nice, seccomp = true,
                                        quota = self.quota and { dir = self.work_dir, bytes = self.quota.bytes,
-                                                                files = self.quota.files } })
+                                                                files = self.quota.files, tree = tree } })
   local on_output = self.on_output
   repeat
     task.wait(p)
@@ -244,7 +246,8 @@ function LocalExecutor:_run(argv, prep, out, timeout)
     for _ = 1, 2 do
       local cargv, err = python_preload.argv(self, argv[1], argv[#argv])
       if not cargv then return nil, err end
-      r = run(self, cargv, out, timeout)
+      local tpl = self._preload_tpl
+      r = run(self, cargv, out, timeout, tpl and tpl.proc:pid() or nil)
       local what = python_preload.outcome(self, r)
       lost = what == "lost"
       note = lost and python_preload.LOST_LINE or nil

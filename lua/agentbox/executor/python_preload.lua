@@ -15,7 +15,14 @@
 --                                     the template is replaced), "lost" (the block's
 --                                     process died with the template: the
 --                                     message to add) or nil
---   M.stop(self)                   ends the template (close, or a dead one)
+--   M.stop(self, wait)             ends the template (close, or a dead one); wait:
+--                                     until its whole tree is dead
+--   M.template(self, python)       starts it now (or waits for it) -> t | nil, message
+--
+-- An executor may run the template elsewhere: self._preload_helper is the
+-- helper's path as its programs see it, self:_preload_spawn(argv) starts
+-- the template and returns its streaming handle (DockerExecutor's block
+-- server, executor/docker_preload.lua).
 local core = require("agentbox.core")
 local task = require("agentbox.task")
 local errors = require("agentbox.errors")
@@ -66,13 +73,21 @@ local function set_ready(t)
   t.waiting = {}
 end
 
-function M.stop(self)
+function M.stop(self, wait)
   local t = self._preload_tpl
   self._preload_tpl = nil
   if t then
     if not t.ready then
       t.err = t.err or "agentbox: the preloaded Python template was stopped"
       set_ready(t)
+    elseif wait and not t.proc:done() then
+      -- what a lost block left under the template (its session killed by
+      -- the code) dies with the template's tree before execute returns,
+      -- not a moment later
+      t.proc:kill()
+      pcall(function()
+        repeat task.wait(t.proc) t.proc:read() until t.proc:done()
+      end)
     end
     pcall(t.proc.close, t.proc)
   end
@@ -98,11 +113,17 @@ end
 local function start(self, python)
   -- the template's imports may take as long as a block may run; SIGALRM
   -- ends a template that takes longer
-  local argv = { python, M.HELPER, "serve", tostring(math.ceil(self.timeout)) }
+  local argv = { python, self._preload_helper or M.HELPER, "serve", tostring(math.ceil(self.timeout)) }
   table.move(self.preload, 1, #self.preload, #argv + 1, argv)
-  local proc, err = core.spawn{ argv = argv, cwd = self.work_dir, env = self.env, grace = self.grace,
-                                max_output = 65536, stream = true, sup = common.sup_path(),
-                                nice = self.nice, seccomp = true, quota = false }
+  local proc, err
+  if self._preload_spawn then
+    -- DockerExecutor: a resident of its block server (executor/docker_preload.lua)
+    proc, err = self:_preload_spawn(argv)
+  else
+    proc, err = core.spawn{ argv = argv, cwd = self.work_dir, env = self.env, grace = self.grace,
+                            max_output = 65536, stream = true, sup = common.sup_path(),
+                            nice = self.nice, seccomp = true, no_fallocate = M.no_fallocate(self), quota = false }
+  end
   if not proc then return nil, "agentbox: starting the preloaded Python template: " .. tostring(err) end
   local t = { proc = proc, ready = false, waiting = {}, python = python, modules = self.preload }
   self._preload_tpl = t
@@ -135,15 +156,25 @@ local function template(self, python)
   return t
 end
 
+M.template = template
+
+-- The template's seccomp filter is its blocks': with a quota, fallocate is
+-- refused as for any block under one (src/seccomp.c), although the
+-- template itself runs without the quota's watch.
+function M.no_fallocate(self)
+  return self.quota ~= nil and self.quota ~= false
+end
+
 function M.argv(self, python, file)
   local t, err = template(self, python)
   if not t then return nil, err end
-  return { python, "-I", "-S", M.HELPER, "run", t.name, tostring(math.floor(self.grace * 1000)), file }
+  return { python, "-I", "-S", self._preload_helper or M.HELPER, "run", t.name,
+           tostring(math.floor(self.grace * 1000)), file }
 end
 
 function M.outcome(self, r)
   if r.signal ~= LOST and r.signal ~= UNAVAILABLE then return nil end
-  M.stop(self)
+  M.stop(self, r.signal == LOST)
   if r.signal == UNAVAILABLE then return "retry" end
   return "lost"
 end

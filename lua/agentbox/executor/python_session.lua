@@ -18,6 +18,12 @@
 --                                     block's process died with the session)
 --   M.start(self, python)             start the session now (start(), bench)
 --   M.stop(self)                      end the session (restart, close)
+--
+-- An executor may run the session elsewhere: self:_session_spawn(argv)
+-- starts the keeper (argv[2] is self._session_helper, the helper's path as
+-- its programs see it) and returns its streaming handle;
+-- self:_session_client(name, python, file) is the block's client argv
+-- (DockerExecutor's block server, executor/docker_session.lua).
 local core = require("agentbox.core")
 local task = require("agentbox.task")
 local errors = require("agentbox.errors")
@@ -101,13 +107,19 @@ function M.start(self, python)
   end
   if s then return s end
   local modules = self.preload or {}
-  local argv = { python, M.HELPER, "serve", tostring(math.floor(self.grace * 1000)), tostring(math.ceil(self.timeout)) }
+  local argv = { python, self._session_helper or M.HELPER, "serve", tostring(math.floor(self.grace * 1000)),
+                 tostring(math.ceil(self.timeout)) }
   table.move(modules, 1, #modules, #argv + 1, argv)
-  local proc, err = core.spawn{ argv = argv, cwd = self.work_dir, env = self.env, grace = self.grace,
-                                max_output = 65536, stream = true, sup = common.sup_path(),
-                                nice = self.nice, rlimits = self.rlimits, seccomp = true,
-                                quota = self.quota and { dir = self.work_dir, bytes = self.quota.bytes,
-                                                         files = self.quota.files } or false }
+  local proc, err
+  if self._session_spawn then
+    proc, err = self:_session_spawn(argv)
+  else
+    proc, err = core.spawn{ argv = argv, cwd = self.work_dir, env = self.env, grace = self.grace,
+                            max_output = 65536, stream = true, sup = common.sup_path(),
+                            nice = self.nice, rlimits = self.rlimits, seccomp = true,
+                            quota = self.quota and { dir = self.work_dir, bytes = self.quota.bytes,
+                                                     files = self.quota.files } or false }
+  end
   if not proc then return nil, "agentbox: starting the Python session: " .. tostring(err) end
   s = { proc = proc, python = python }
   self._session = s
@@ -135,7 +147,8 @@ function M.run(self, python, file, run)
     -- the block's would not have (122)
     if not s and kr and kr.quota_exceeded then return kr, note end
     if not s then return nil, err end
-    local r = run{ python, "-I", "-S", M.HELPER, "run", s.name, file }
+    local r = run(self._session_client and self:_session_client(s.name, python, file)
+                  or { python, "-I", "-S", M.HELPER, "run", s.name, file })
     if r.signal == UNAVAILABLE and not r.timed_out then
       -- nobody took the block (the keeper stopped or gone): nothing ran
       M.stop(self)

@@ -88,7 +88,13 @@ end
 --- checked options. The workspace is held (gc_queue.hold) until detach, so
 --- its own finalizer cannot close it before the executor's release runs.
 function M.attach(self, opts, what)
-  self._ws, self.work_dir_temp = M.open(opts.work_dir, what)
+  if self._adopt_ws then
+    -- a pooled container's own private directory (docker_pool.lua), handed
+    -- over with its container: a temporary work_dir like any other
+    self._ws, self.work_dir_temp, self._adopt_ws = self._adopt_ws, true, nil
+  else
+    self._ws, self.work_dir_temp = M.open(opts.work_dir, what)
+  end
   self.work_dir = self._ws:path()
   self.keep_work_dir = opts.keep_work_dir or false
   gc_queue.hold(self._ws)
