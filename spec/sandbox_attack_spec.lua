@@ -216,6 +216,80 @@ for path in %s:
     assert(ok, err)
   end)
 
+  -- reads (issue 12: "not $HOME by default"): a secret of the running user
+  -- (a fake ~/.ssh/id_rsa in a directory of ours under $HOME, /root for
+  -- root), the other users' homes, an agent's unix socket under $HOME, and
+  -- the host's /sys (its network interfaces, its block devices)
+  it("reads nothing of $HOME, /root or /home, and cannot list them", function()
+    local home = os.getenv("HOME") or "/root"
+    local d = ("%s/.agentbox-spec-sbx-%d-%d"):format(home, my_pid(), math.random(1e9))
+    assert(core.mkdir_p(d .. "/.ssh"))
+    H.write(d .. "/.ssh/id_rsa", "-----BEGIN OPENSSH PRIVATE KEY----- HOMESECRET")
+    local other = core.mkdir_p("/home/agentbox-spec-sbx-" .. my_pid()) and "/home/agentbox-spec-sbx-" .. my_pid() or nil
+    local ok, err = pcall(function()
+      local ex <close> = new()
+      local out = run(ex, "python", ([[
+import os
+for p in (%q, %q):
+    try: print("READ", open(p).read())
+    except OSError as e: print("no", p, e.strerror)
+for p in (%q, "/home", "/root", "/mnt", "/media", "/var/log", "/var/lib"):
+    try: print("LIST", p, os.listdir(p))
+    except OSError as e: print("no", p, e.strerror)
+]]):format(d .. "/.ssh/id_rsa", home .. "/.bashrc", home))
+      assert.not_matches("HOMESECRET", out)
+      -- a listing, where a directory exists inside at all, is empty
+      for list in out:gmatch("LIST [^\n]*") do assert.matches("%[%]$", list) end
+      assert.not_matches("READ", out)
+    end)
+    H.rm_rf(d)
+    if other then os.remove(other) end
+    assert(ok, err)
+  end)
+
+  it("cannot connect to an agent's unix socket under $HOME (ssh-agent, gpg-agent)", function()
+    local home = os.getenv("HOME") or "/root"
+    local d = ("%s/.agentbox-spec-sbx-%d-%d"):format(home, my_pid(), math.random(1e9))
+    assert(core.mkdir_p(d))
+    local sock = d .. "/agent.sock"
+    host_process({ "python3", "-c", ([[
+import socket
+s = socket.socket(socket.AF_UNIX); s.bind(%q); s.listen(5)
+while True:
+    c, _ = s.accept(); c.sendall(b"AGENTKEYS"); c.close()
+]]):format(sock) })
+    local ok, err = pcall(function()
+      local deadline = core.now() + 10
+      while not core.realpath(sock) and core.now() < deadline do core.step(20) end
+      assert.is_not_nil(core.realpath(sock), "the agent's socket server did not start")
+      local ex <close> = new()
+      local out = run(ex, "python", ([[
+import socket
+s = socket.socket(socket.AF_UNIX)
+try:
+    s.connect(%q); print("CONNECTED", s.recv(64))
+except OSError as e: print("refused", e.strerror)
+]]):format(sock))
+      assert.not_matches("CONNECTED", out)
+      assert.matches("refused", out)
+    end)
+    H.rm_rf(d)
+    assert(ok, err)
+  end)
+
+  it("sees nothing of the host's /sys but the CPUs (no network interfaces, block devices, firmware)", function()
+    local ex <close> = new()
+    local out = run(ex, "python", [[
+import os
+for p in ("/sys/class/net", "/sys/block", "/sys/firmware", "/sys/kernel", "/sys/fs/cgroup"):
+    try: print("LIST", p, os.listdir(p))
+    except OSError as e: print("no", p, e.strerror)
+print("CPUS", os.cpu_count())
+]])
+    for list in out:gmatch("LIST [^\n]*") do assert.matches("%[%]$", list) end
+    assert.matches("CPUS %d+", out)
+  end)
+
   it("writes only to work_dir and its private /tmp", function()
     local tag = ("agentbox-sbx-%d-%d"):format(my_pid(), math.random(1e9))
     local home = os.getenv("HOME") or "/root"

@@ -1,7 +1,8 @@
 /* The daemonless sandbox (LocalExecutor{ sandbox = ... }): the supervisor
  * starts the program in new user, PID, mount, network, IPC and UTS
- * namespaces, in a read-only view of the host's root with work_dir
- * writable, a private /tmp, a minimal /dev and a fresh /proc, without any
+ * namespaces, in a view of only the paths the caller lists (the system
+ * directories and read_only, read-only; work_dir and read_write), a
+ * private /tmp, a minimal /dev and a fresh /proc, without any
  * capability, under no_new_privs and seccomp.c's filter.
  *
  *   supervisor (host PID ns)

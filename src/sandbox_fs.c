@@ -1,9 +1,13 @@
 /* The sandbox's file system view (sandbox.h), built by init in its new
- * mount namespace, the way bubblewrap and nsjail do it: a private tmpfs as
- * a base, the host's root bound recursively under it and made read-only,
- * nosuid and nodev in one mount_setattr(AT_RECURSIVE) (Linux 5.12), the
- * writable places bound on top, a fresh /proc of the new PID namespace,
- * then pivot_root into it and the old root detached. Only system calls. */
+ * mount namespace: an empty tmpfs as the new root, in which only what the
+ * caller lists is bound (read-only: the system directories and the
+ * read_only paths, which the executor passes; writable: work_dir and the
+ * read_write paths), a private /tmp, a minimal /dev and a fresh /proc;
+ * then pivot_root into it and the old root detached. Nothing else of the
+ * host exists inside: not $HOME, /root, /home, /run, /var, /mnt, /sys
+ * (what the caller binds of them aside). An allowlist, not a read-only
+ * copy of the host's root with holes punched: a path the host adds later
+ * is not in the view. Only system calls. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -31,10 +35,9 @@ struct ab_mount_attr {
   uint64_t attr_set, attr_clr, propagation, userns_fd;
 };
 
-/* In the new mount namespace only: this tmpfs hides the host's /tmp from
- * nobody but us, and is detached with the old root. */
-#define BASE "/tmp"
-#define ROOT BASE "/root"
+/* In the new mount namespace only: the new root, a tmpfs on the host's
+ * /tmp, hides it from nobody but us (the sources are opened before). */
+#define ROOT "/tmp"
 
 static int set_attr(const char *path, uint64_t attrs, unsigned flags) {
   struct ab_mount_attr at = {attrs, 0, 0, 0};
@@ -92,13 +95,30 @@ static void fd_path(char *buf, int n) {
   buf[at] = 0;
 }
 
-/* src (a host path, opened as fd before anything covered it: BASE may be
+/* src (a host path, opened as fd before anything covered it: ROOT may be
  * its parent) bound at the same path inside, writable or not; nosuid and
  * nodev either way. */
 static int bind(int sfd, const char *src, int rw) {
   char dst[4096], from[32];
   int e = inside(dst, sizeof dst, src);
-  if (!e) e = mount_point(sfd, src, dst);
+  if (e) return e;
+  struct stat st;
+  if (fstat(sfd, &st) != 0) return -errno;
+  if (S_ISLNK(st.st_mode)) {
+    /* a system path that is a link on the host (/bin -> usr/bin on a
+     * merged /usr): the same link inside, its target bound on its own */
+    char to[4096];
+    ssize_t n = readlinkat(sfd, "", to, sizeof to - 1);
+    if (n < 0) return -errno;
+    to[n] = 0;
+    char *slash = strrchr(dst, '/');
+    *slash = 0;
+    e = slash == dst ? 0 : mkdir_p(dst);
+    *slash = '/';
+    if (e) return e;
+    return symlink(to, dst) == 0 || errno == EEXIST ? 0 : -errno;
+  }
+  e = mount_point(sfd, src, dst);
   if (e) return e;
   fd_path(from, sfd);
   if (mount(from, dst, NULL, MS_BIND | MS_REC, NULL) != 0) return -errno;
@@ -126,11 +146,14 @@ static void size_opts(char *buf, int64_t bytes) {
 }
 
 /* A minimal /dev: the harmless character devices bound from the host's,
- * /dev/shm (private, sized like /tmp) and the fd links; then read-only. */
-static int dev(const char *size, const char **step) {
+ * the fd links, and /dev/shm a link to the private /tmp (POSIX shared
+ * memory and semaphores live there, within /tmp's size: one tmpfs less to
+ * mount and tear down per block); then read-only. */
+static int dev(const char **step) {
   static const char *const nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
   static const char *const links[][2] = {{"fd", "/proc/self/fd"}, {"stdin", "/proc/self/fd/0"},
-                                         {"stdout", "/proc/self/fd/1"}, {"stderr", "/proc/self/fd/2"}};
+                                         {"stdout", "/proc/self/fd/1"}, {"stderr", "/proc/self/fd/2"},
+                                         {"shm", "/tmp"}};
   char src[32], dst[64];
   *step = "mounting the sandbox's /dev";
   int e = tmpfs("/dev", MS_NOSUID | MS_NOEXEC, "size=64k,mode=0755");
@@ -149,9 +172,6 @@ static int dev(const char *size, const char **step) {
     if ((e = inside(dst, sizeof dst, src)) != 0) return e;
     if (symlink(links[i][1], dst) != 0) return -errno;
   }
-  *step = "mounting the sandbox's /dev/shm";
-  if ((e = inside(dst, sizeof dst, "/dev/shm")) != 0) return e;
-  if (mkdir(dst, 01777) != 0 || mount("tmpfs", dst, "tmpfs", MS_NOSUID | MS_NODEV, size) != 0) return -errno;
   *step = "making the sandbox's /dev read-only";
   if ((e = inside(dst, sizeof dst, "/dev")) != 0) return e;
   return set_attr(dst, ATTR_RDONLY | ATTR_NOSUID | ATTR_NOEXEC, 0);
@@ -178,17 +198,31 @@ static int proc(const char **step) {
 
 #define MAX_PATHS 64
 
-/* The paths to bind, in order (read_write, work_dir, read_only: a
- * read_only path under a writable one stays read-only), opened now. */
+/* The paths to bind, opened now (O_NOFOLLOW: a link is recreated, see
+ * bind), in the order of their length: a parent before what is under it,
+ * so the deeper setting wins (a read_only path under work_dir stays
+ * read-only; a work_dir under a read-only system directory is writable). */
 static int open_sources(const ab_sup_args *a, const char **src, int *fd, int *rw, int *n) {
   *n = 0;
   if (a->o.sb_nrw + a->o.sb_nro + 1 > MAX_PATHS) return -E2BIG;
+  for (int i = 0; i < a->o.sb_nro; i++) { src[*n] = a->sb_ro[i]; rw[(*n)++] = 0; }
   for (int i = 0; i < a->o.sb_nrw; i++) { src[*n] = a->sb_rw[i]; rw[(*n)++] = 1; }
   if (a->cwd) { src[*n] = a->cwd; rw[(*n)++] = 1; }
-  for (int i = 0; i < a->o.sb_nro; i++) { src[*n] = a->sb_ro[i]; rw[(*n)++] = 0; }
+  for (int i = 1; i < *n; i++)   /* insertion sort, stable: equal lengths keep ro before rw */
+    for (int j = i; j > 0 && ab_slen(src[j - 1]) > ab_slen(src[j]); j--) {
+      const char *t = src[j]; src[j] = src[j - 1]; src[j - 1] = t;
+      int r = rw[j]; rw[j] = rw[j - 1]; rw[j - 1] = r;
+    }
   for (int i = 0; i < *n; i++)
-    if ((fd[i] = open(src[i], O_PATH | O_CLOEXEC)) < 0) return -errno;
+    if ((fd[i] = open(src[i], O_PATH | O_NOFOLLOW | O_CLOEXEC)) < 0) return -errno;
   return 0;
+}
+
+/* An empty directory inside (a mount point, or a name code expects). */
+static int empty_dir(const char *p) {
+  char dst[256];
+  int e = inside(dst, sizeof dst, p);
+  return e ? e : mkdir_p(dst);
 }
 
 int ab_sandbox_fs(const ab_sup_args *a, const char **step) {
@@ -201,41 +235,28 @@ int ab_sandbox_fs(const ab_sup_args *a, const char **step) {
   if ((e = open_sources(a, src, fd, rw, &n)) != 0) return e;
   *step = "making the mount namespace private";
   if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) return -errno;
-  *step = "mounting a tmpfs on " BASE " as the new root's base";
-  if (mount("tmpfs", BASE, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=0700") != 0) return -errno;
-  if (mkdir(ROOT, 0755) != 0) return -errno;
-  *step = "binding the host's root";
-  if (mount("/", ROOT, NULL, MS_BIND | MS_REC, NULL) != 0) return -errno;
-  *step = "making the host's root read-only (mount_setattr, Linux 5.12)";
-  if ((e = set_attr(ROOT, ATTR_RDONLY | ATTR_NOSUID | ATTR_NODEV, AT_RECURSIVE)) != 0) return e;
+  *step = "mounting a tmpfs on " ROOT " as the new root";
+  if (mount("tmpfs", ROOT, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=0755") != 0) return -errno;
+  *step = "making the new root's directories";
+  static const char *const dirs[] = {"/tmp", "/proc", "/dev", "/run", "/var/tmp"};
+  for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++)
+    if ((e = empty_dir(dirs[i])) != 0) return e;
   *step = "mounting the private /tmp";
   if ((e = tmpfs("/tmp", MS_NOSUID | MS_NODEV, size)) != 0) return e;
-  /* /var/tmp: the host's files hidden, and nothing writable (what is
-   * written in a block is in work_dir or gone) */
-  *step = "hiding /var/tmp";
-  int var_tmp = access(ROOT "/var/tmp", F_OK) == 0;
-  if (var_tmp && (e = tmpfs("/var/tmp", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=0755")) != 0) return e;
-  /* /run: the host's services listen there (docker.sock, D-Bus, the
-   * user's session bus), and connecting to a unix socket only needs write
-   * permission on it, which a read-only mount does not take away: hidden
-   * behind an empty, read-only tmpfs (/var/run is a link to it) */
-  *step = "hiding /run";
-  int run = access(ROOT "/run", F_OK) == 0;
-  if (run && (e = tmpfs("/run", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=0755")) != 0) return e;
-  if ((e = dev(size, step)) != 0) return e;
+  if ((e = dev(step)) != 0) return e;
   for (int i = 0; i < n; i++) {
-    *step = rw[i] ? "binding work_dir or a read_write path" : "binding a read_only path";
+    *step = rw[i] ? "binding work_dir or a read_write path" : "binding a system directory or a read_only path";
     if ((e = bind(fd[i], src[i], rw[i])) != 0) return e;
     close(fd[i]);
   }
-  /* read-only once the binds' mount points are made in them (a work_dir
-   * under /run/user/<uid>); the binds keep their own flags */
-  *step = "making /run and /var/tmp read-only";
-  if (run && (e = set_attr(ROOT "/run", ATTR_RDONLY, 0)) != 0) return e;
-  if (var_tmp && (e = set_attr(ROOT "/var/tmp", ATTR_RDONLY, 0)) != 0) return e;
   /* while the host's /proc is still in this namespace: the kernel mounts a
    * proc only where one is already fully visible */
   if ((e = proc(step)) != 0) return e;
+  /* read-only once every mount point is made in it: /run and /var/tmp stay
+   * empty (the host's services listen in /run: a unix socket takes a
+   * connect where its file is writable, whatever the mount) */
+  *step = "making the new root read-only";
+  if ((e = set_attr(ROOT, ATTR_RDONLY | ATTR_NOSUID | ATTR_NODEV, 0)) != 0) return e;
   *step = "pivot_root into the sandbox's root";
   if (chdir(ROOT) != 0) return -errno;
   if (syscall(SYS_pivot_root, ".", ".") != 0) return -errno;

@@ -33,7 +33,7 @@ typedef struct {
   int32_t flags;               /* AB_RUN_*, below */
   int32_t quota_tree;          /* > 0: the quota's held-files check also counts the tree of this pid
                                   (LocalExecutor's preload template: the block is its fork) */
-  int64_t tmp_bytes;           /* the sandbox's private /tmp (and /dev/shm) size (after the
+  int64_t tmp_bytes;           /* the sandbox's private /tmp size, /dev/shm links to it (after the
                                   int32s, an even number of them: no padding on the wire) */
 } ab_run_opts;
 

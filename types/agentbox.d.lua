@@ -188,7 +188,7 @@
 ---@class agentbox.SandboxSettings
 ---@field read_only string[]|nil host paths bound read-only at the same path inside (over work_dir too)
 ---@field read_write string[]|nil host paths bound writable at the same path inside
----@field tmp_size integer|nil bytes of the private /tmp and /dev/shm (default 64 MiB)
+---@field tmp_size integer|nil bytes of the private /tmp, which /dev/shm links to (default 64 MiB)
 ---@field require ("landlock"|"cgroup")[]|nil optional guarantees made mandatory (construction fails without them)
 ---@field network false|nil only false: no network, not even the host's loopback
 
@@ -210,6 +210,8 @@
 ---@field nproc integer|string|nil processes at once (a string says why it is not enforced)
 ---@field network string "none" (sandbox) or "host"
 ---@field filesystem string what the code may write
+---@field readable string[]|nil the sandbox's read view: the host paths it sees read-only (mounts and Landlock alike)
+---@field interpreter_added string[]|nil prefixes of the interpreter added to the read view (it lived under a hidden path)
 
 --- DockerExecutor's own options (README "Docker sandbox").
 ---@class agentbox.DockerExecutorOptions: agentbox.ExecutorOptions

@@ -35,7 +35,7 @@ local python_session = require("agentbox.executor.python_session")
 -- @table SandboxSettings
 -- @tfield[opt] {string,...} read_only host paths bound read-only at the same path inside (over work_dir too)
 -- @tfield[opt] {string,...} read_write host paths bound writable at the same path inside
--- @tfield[opt=67108864] integer tmp_size bytes of the private /tmp (and of /dev/shm)
+-- @tfield[opt=67108864] integer tmp_size bytes of the private /tmp (/dev/shm is a link to it)
 -- @tfield[opt] {string,...} require optional guarantees made mandatory: "landlock", "cgroup"
 -- @tfield[opt=false] boolean network only false: no network at all (a loopback of its own)
 
@@ -57,6 +57,10 @@ local python_session = require("agentbox.executor.python_session")
 -- @tfield[opt] integer|string nproc processes at once (a string says why it is not enforced)
 -- @tfield string network "none" (sandbox) or "host"
 -- @tfield string filesystem what the code may write
+-- @tfield[opt] {string,...} readable the sandbox's read view: the host paths it sees read-only (mounts and
+-- Landlock alike)
+-- @tfield[opt] {string,...} interpreter_added prefixes of the interpreter added to the read view (it lived under a
+-- hidden path)
 
 --- An executor made by `agentbox.LocalExecutor(opts)` (@{agentbox.Executor}).
 -- Its fields: `work_dir` (string), the work dir (a fresh private one when
@@ -161,7 +165,6 @@ function LocalExecutor._setup(self, o)
     -- fail closed before anything is created on the host
     self._sandbox_info = sandbox.probe(o.sandbox, "agentbox.LocalExecutor")
     self.sandbox = o.sandbox
-    self._sandbox_opt = sandbox.spawn_option(o.sandbox)
     self._rlimits = { nproc = sandbox.DEFAULT_NPROC }
     for k, v in pairs(o.rlimits or {}) do self._rlimits[k] = v end
   else
@@ -176,7 +179,16 @@ end
 
 function LocalExecutor._attached(self)
   self.env = build_env(self.work_dir, output_files.python_env(self.work_dir, self._extra_env), self.sandbox ~= nil)
-  if self.sandbox then self._landlock = sandbox.landlock_option(self.sandbox, self._sandbox_info, self.work_dir) end
+  if self.sandbox then
+    -- the interpreter must be in the view: resolved now (not at the first
+    -- block), its prefix added read-only where it lives under a hidden path
+    if self.python == nil then
+      self.python = core.which("python3", self.env.PATH) or core.which("python", self.env.PATH) or false
+    end
+    self._sandbox_interp = sandbox.interpreter_paths(self.sandbox, self.python, self.work_dir)
+    self._sandbox_opt = sandbox.spawn_option(self.sandbox, self._sandbox_interp)
+    self._landlock = sandbox.landlock_option(self.sandbox, self._sandbox_info, self.work_dir, self._sandbox_interp)
+  end
   self._extra_env = nil
 end
 

@@ -14,13 +14,27 @@ M.DEFAULT_TMP = 64 * 1024 * 1024
 -- user namespace counts the block's processes only (not the user's others)
 M.DEFAULT_NPROC = 1024
 
+-- What the sandbox sees of the host by default, read-only: the system
+-- directories an interpreter needs (programs, libraries, /etc's
+-- configuration; /opt, where vendors install interpreters), and of /sys
+-- only the CPUs (numpy's OpenBLAS and os.cpu_count read them; the host's
+-- network interfaces, block devices and firmware stay out), of /var only
+-- the system's font cache (without it fontconfig, under matplotlib, would
+-- rebuild one into $HOME = work_dir in every block). Not $HOME, /root,
+-- /home, /mnt, /media, /srv, the rest of /var, /run: they do not exist
+-- inside (/run and /var/tmp are empty).
+-- Links (/bin -> usr/bin) are recreated as links. Both layers follow this
+-- list: the mounts (sandbox_fs.c) and Landlock's read rules.
+M.SYSTEM = { "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt",
+             "/sys/devices/system/cpu", "/var/cache/fontconfig" }
+
 -- guarantees a setting can make mandatory (the core ones always are)
 local OPTIONAL = { landlock = true, cgroup = true }
 
 local function paths(v, what, name)
   if v == nil then return {} end
-  if type(v) == "table" and #v > 60 then
-    errors.misuse("%s: sandbox.%s: at most 60 paths", what, name)
+  if type(v) == "table" and #v > 40 then
+    errors.misuse("%s: sandbox.%s: at most 40 paths", what, name)
   end
   if type(v) ~= "table" then
     errors.misuse("%s: sandbox.%s must be an array of paths, got %s", what, name, type(v))
@@ -172,20 +186,79 @@ function M.probe(s, what)
   return step
 end
 
+local function under(p, dir)
+  return p == dir or p:sub(1, #dir + 1) == dir .. "/" or dir == "/"
+end
+
+local function dirname(p) return p:match("^(.*)/[^/]*$") or "/" end
+
+-- The system directories of this host (those that exist), as the mounts
+-- and Landlock take them: the paths themselves, links not resolved.
+local function system_dirs()
+  local out = {}
+  for _, d in ipairs(M.SYSTEM) do
+    if core.realpath(d) then out[#out + 1] = d end
+  end
+  return out
+end
+
+--- The interpreter the executor runs (python3 from PATH, or the option
+--- `python`), where it lives under a hidden path (a venv or pyenv under
+--- $HOME, /srv): its prefix (the directory above its bin/ or shims/) is added
+--- read-only, for the path as given and for the file it resolves to, and
+--- enforced() says so. Returns the prefixes added (maybe none).
+function M.interpreter_paths(s, python, work_dir)
+  if not python then return {} end
+  local seen = { work_dir }
+  for _, d in ipairs(system_dirs()) do seen[#seen + 1] = core.realpath(d) or d end
+  for _, d in ipairs(s.read_only) do seen[#seen + 1] = d end
+  for _, d in ipairs(s.read_write) do seen[#seen + 1] = d end
+  local added = {}
+  for _, p in ipairs({ python, core.realpath(python) }) do
+    local visible = false
+    for _, d in ipairs(seen) do visible = visible or under(p, d) end
+    if not visible then
+      local dir = dirname(p)
+      -- a venv's or an install's bin/, pyenv's shims/ (which run its libexec/pyenv)
+      local prefix = (dir:match("/bin$") or dir:match("/shims$")) and dirname(dir) or dir
+      prefix = core.realpath(prefix) or prefix
+      if prefix ~= "/" then
+        added[#added + 1] = prefix
+        seen[#seen + 1] = prefix
+      end
+    end
+  end
+  return added
+end
+
+--- The paths a sandboxed run sees read-only: the system directories, then
+--- the interpreter's prefix where it is hidden, then the read_only setting.
+function M.read_view(s, extra)
+  local out = system_dirs()
+  for _, p in ipairs(extra or {}) do out[#out + 1] = p end
+  for _, p in ipairs(s.read_only) do out[#out + 1] = p end
+  return out
+end
+
 --- The core.spawn landlock option of a sandboxed run (its paths are the
---- sandbox's): reads and executes anywhere in the (read-only) view, writes
---- only to work_dir, the private /tmp and /dev/shm, the read_write paths
---- and the harmless devices. nil where the kernel has no Landlock.
-function M.landlock_option(s, info, work_dir)
+--- sandbox's): reads and executes in the read view (the same list as the
+--- mounts, so neither layer opens what the other hides) and the fresh
+--- /proc and /dev; writes only to work_dir, the private /tmp and /dev/shm,
+--- the read_write paths and the harmless devices. nil where the kernel has
+--- no Landlock.
+function M.landlock_option(s, info, work_dir, extra)
   if not info.landlock_abi then return nil end
+  local read = M.read_view(s, extra)
+  read[#read + 1] = "/proc"
+  read[#read + 1] = "/dev"
   local write = { work_dir, "/tmp", "/dev/shm", "/dev/null", "/dev/zero", "/dev/full" }
   for _, p in ipairs(s.read_write) do write[#write + 1] = p end
-  return { read = { "/" }, write = write, required = s.require.landlock or false }
+  return { read = read, write = write, required = s.require.landlock or false }
 end
 
 --- The core.spawn option for a run.
-function M.spawn_option(s)
-  return { read_only = s.read_only, read_write = s.read_write, tmp_size = s.tmp_size, loopback = true }
+function M.spawn_option(s, extra)
+  return { read_only = M.read_view(s, extra), read_write = s.read_write, tmp_size = s.tmp_size, loopback = true }
 end
 
 --- ex:enforced() of a LocalExecutor: what its runs really get.
@@ -205,7 +278,11 @@ function M.enforced(self)
            nproc = (uid ~= 0 or self._sandbox_info.pids_cgroup) and self._rlimits.nproc
              or "not enforced for uid 0 (no writable pids cgroup): the deadline bounds a fork bomb",
            network = "none",
-           filesystem = "host root read-only; work_dir writable; private /tmp",
+           filesystem = "system directories read-only; work_dir writable; private /tmp; nothing else of the host",
+           -- what the code can read (mounts and Landlock alike), beside work_dir, /tmp, /proc (its own), /dev
+           -- (minimal)
+           readable = M.read_view(s, self._sandbox_interp),
+           interpreter_added = self._sandbox_interp,
            tmp_size = s.tmp_size, read_only = s.read_only, read_write = s.read_write }
 end
 
