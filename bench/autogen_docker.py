@@ -7,6 +7,9 @@ and the same JSON shapes:
   python autogen_docker.py cold N WARMUP STOP_N OUT.json
   python autogen_docker.py warm N WARMUP OUT.json
   python autogen_docker.py conc K M WARMUP OUT.json
+  python autogen_docker.py rows N WARMUP OUT.json      print(1), echo hi, seed 002's sales block, interleaved
+  python autogen_docker.py tput K SECONDS OUT.json     K executors, one thread each, print(1) back to back for
+                                                      SECONDS, then echo hi: completed executions per second
 
 Environment: BENCH_IMAGE, BENCH_TMP, BENCH_ROUND.
 
@@ -33,6 +36,8 @@ IMAGE = os.environ.get("BENCH_IMAGE", "agentbox/sandbox:latest")
 TMP = os.environ.get("BENCH_TMP", "/tmp/agentbox-bench")
 TAG = os.environ.get("BENCH_ROUND", "0")
 PY = [CodeBlock(language="python", code="print(1)")]
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "sales_block.py")) as _f:
+    SALES = [CodeBlock(language="python", code=_f.read())]
 SH = [CodeBlock(language="sh", code="echo hi")]
 now = time.perf_counter
 
@@ -156,7 +161,60 @@ def conc(k, m, warmup, out):
         json.dump(res, f)
 
 
+def rows(n, warmup, out):
+    """bench/warm.sh's rows: print(1), echo hi and the sales block on one started executor, random order."""
+    ex = Executor(image=IMAGE, work_dir=work_dir("rows"), timeout=60)
+    want = ex.execute_code_blocks(SALES).output
+    if "north" not in want:
+        raise SystemExit(f"autogen: sales block: {want!r}")
+    todo = [("python", PY, "1\n"), ("sh", SH, "hi\n"), ("sales", SALES, want)]
+    res = {"rows": {name: [] for name, _, _ in todo}}
+    rnd = random.Random(11)
+    for i in range(warmup + n):
+        order = list(range(len(todo)))
+        rnd.shuffle(order)
+        for j in order:
+            name, blocks, w = todo[j]
+            t0 = now()
+            r = ex.execute_code_blocks(blocks)
+            dt = (now() - t0) * 1000
+            check(r, w)
+            if i >= warmup:
+                res["rows"][name].append(dt)
+    discard(ex)
+    with open(out, "w") as f:
+        json.dump(res, f)
+
+
+def tput(k, seconds, out):
+    """Sustained executions per second: k started executors, one thread each (how sync AutoGen code
+    runs concurrently; docker-py releases the GIL while it waits on the daemon)."""
+    exs = [None] * k
+
+    def start(i):
+        exs[i] = Executor(image=IMAGE, work_dir=work_dir(f"tput{i}"), timeout=60)
+        check(exs[i].execute_code_blocks(PY), "1\n")
+
+    in_threads(k, start)
+    res = {"k": k, "seconds": seconds}
+    for name, blocks, want in (("py", PY, "1\n"), ("sh", SH, "hi\n")):
+        ms, stop = [], now() + seconds
+
+        def loop(i, blocks=blocks, want=want, ms=ms, stop=stop):
+            while now() < stop:
+                t0 = now()
+                r = exs[i].execute_code_blocks(blocks)
+                check(r, want)
+                ms.append((now() - t0) * 1000)
+
+        wall = in_threads(k, loop)
+        res[name] = {"done": len(ms), "wall_ms": wall, "per_s": len(ms) / (wall / 1000), "ms": ms}
+    in_threads(k, lambda i: discard(exs[i]))
+    with open(out, "w") as f:
+        json.dump(res, f)
+
+
 if __name__ == "__main__":
     mode, args = sys.argv[1], sys.argv[2:]
     nums = [int(x) for x in args[:-1]]
-    {"cold": cold, "warm": warm, "conc": conc}[mode](*nums, args[-1])
+    {"cold": cold, "warm": warm, "conc": conc, "rows": rows, "tput": tput}[mode](*nums, args[-1])
