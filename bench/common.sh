@@ -4,7 +4,7 @@
 set -euo pipefail
 # the knobs the caller set, for the command line printed in the table header
 # (a whitelist: bench/run.sh exports BENCH_* values of its own)
-KNOBS=$(env | grep -E '^BENCH_(ROUNDS|COLD_N|COLD_WARM|WARM_N|WARM_WARM|CONC_K|CONC_M|CONC_WARM|STOP_N|IMAGE|NS|REPEAT|LOAD_MAX|LOAD_WAIT|AG2)=' \
+KNOBS=$(env | grep -E '^BENCH_(ROUNDS|COLD_N|COLD_WARM|WARM_N|WARM_WARM|CONC_K|CONC_M|CONC_WARM|CONC_EXEC|WARM_EXEC|POOL_N|FRESH_B2B|TPUT_K|TPUT_S|STOP_N|IMAGE|NS|REPEAT|LOAD_MAX|LOAD_WAIT|AG2)=' \
         | sed "s/=\(.*\)/='\1'/" | sort | tr '\n' ' ' || true)
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD

@@ -2,8 +2,8 @@
 # `make bench`: per-block latency of LocalExecutor against the bare fork/exec
 # of the same interpreter and against ag2's LocalCommandLineCodeExecutor, plus
 # a 1 GB output flood under a 1 MiB cap. Prints one Markdown table and writes
-# the raw numbers to bench/results/local.json. Then runs bench/docker.sh and
-# bench/concurrency.sh (one table each; see those files).
+# the raw numbers to bench/results/local.json. Then runs bench/docker.sh,
+# bench/warm.sh and bench/concurrency.sh (one table each; see those files).
 #
 # Knobs: BENCH_N (timed iterations per row, default 200), BENCH_WARMUP (10 per
 # round), BENCH_ROUNDS (5: Lua and AutoGen harnesses alternate),
@@ -122,10 +122,15 @@ export BENCH_VERSIONS="$("$LUA" -v 2>&1 | cut -d' ' -f1-2), $("$SYS_PY" --versio
 BENCH_ROUNDS=$ROUNDS "$LUA" "$B/report.lua" "$TMP" "$B/results/local.json"
 
 # --- the Docker and concurrency benchmarks (issues 4 and 5) ---------------------------
-# Their own scripts, each printing its own table; BENCH_LOCAL_ONLY=1 skips them.
+# Their own scripts, each printing its own table; BENCH_LOCAL_ONLY=1 skips them,
+# BENCH_NO_WARM=1 skips bench/warm.sh (issue 11's warm sandbox table).
 if [ -z "${BENCH_LOCAL_ONLY:-}" ]; then
   echo
   bash "$B/docker.sh"
+  if [ -z "${BENCH_NO_WARM:-}" ]; then
+    echo
+    bash "$B/warm.sh"
+  fi
   echo
   bash "$B/concurrency.sh"
 fi

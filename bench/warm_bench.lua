@@ -78,26 +78,53 @@ local function all(k, fn)
   return (now() - t0) * 1000
 end
 
--- CPU time (ms) so far: the whole machine's busy time, this process's, dockerd's + containerd's
+-- CPU time in ms so far. machine(): the whole machine's busy and idle
+-- time (/proc/stat). self(): this Lua process (clock(), microseconds).
+-- daemons(pids): dockerd's, containerd's and the shims' (/proc/PID/stat,
+-- 10 ms ticks: meaningful summed over many blocks). container(id): the
+-- container's cgroup (cgroup v1 cpuacct or v2 cpu.stat; nil when neither is
+-- readable): its block server, supervisors, interpreters.
 local HZ = 100
-local function cpu()
+local CPU = {}
+function CPU.machine()
   local f = assert(io.open("/proc/stat"))
   local user, nice, sys, idle, iowait = f:read("l"):match("^cpu%s+(%d+)%s+(%d+)%s+(%d+)%s+(%d+)%s+(%d+)")
   f:close()
-  local function proc_ms(pid)
-    local g = io.open("/proc/" .. pid .. "/stat")
-    if not g then return 0 end
-    local s = g:read("l")
-    g:close()
-    local ut, st = s:match("^%d+ %b() %S+" .. (" %S+"):rep(10) .. " (%d+) (%d+)")
-    return (tonumber(ut) + tonumber(st)) * 1000 / HZ
-  end
-  local daemons = 0
-  local p = io.popen("pidof dockerd containerd containerd-shim containerd-shim-runc-v2 2>/dev/null")
-  for pid in (p:read("a") or ""):gmatch("%d+") do daemons = daemons + proc_ms(pid) end
+  return { busy = (user + nice + sys) * 1000 / HZ, idle = (idle + iowait) * 1000 / HZ }
+end
+function CPU.self() return os.clock() * 1000 end
+function CPU.daemon_pids()
+  local p = io.popen("pidof dockerd containerd containerd-shim containerd-shim-runc-v2 runc 2>/dev/null")
+  local pids = {}
+  for pid in (p:read("a") or ""):gmatch("%d+") do pids[#pids + 1] = pid end
   p:close()
-  return { busy = (user + nice + sys) * 1000 / HZ, idle = (idle + iowait) * 1000 / HZ, self = proc_ms("self"),
-           daemons = daemons }
+  return pids
+end
+function CPU.daemons(pids)
+  local ms = 0
+  for _, pid in ipairs(pids) do
+    local g = io.open("/proc/" .. pid .. "/stat")
+    if g then
+      local ut, st = g:read("l"):match("^%d+ %b() %S+" .. (" %S+"):rep(10) .. " (%d+) (%d+)")
+      g:close()
+      ms = ms + (tonumber(ut) + tonumber(st)) * 1000 / HZ
+    end
+  end
+  return ms
+end
+function CPU.container(id)
+  if not id then return nil end
+  local f = io.open("/sys/fs/cgroup/cpuacct/docker/" .. id .. "/cpuacct.usage")
+  if f then
+    local ns = tonumber(f:read("l"))
+    f:close()
+    return ns and ns / 1e6
+  end
+  f = io.open("/sys/fs/cgroup/system.slice/docker-" .. id .. ".scope/cpu.stat")
+  if not f then return nil end
+  local us = tonumber((f:read("a") or ""):match("usage_usec (%d+)"))
+  f:close()
+  return us and us / 1000
 end
 
 local H = {}
@@ -126,22 +153,35 @@ function H.rows(n, warm, out)
     rows[#rows + 1] = { "py_exec", "exec", PY, "1\n" }
     rows[#rows + 1] = { "sh_exec", "exec", SH, "hi\n" }
   end
-  for _, r in ipairs(rows) do res.rows[r[1]], res.ops[r[1]] = {}, {} end
+  res.cpu = {}   -- per row: this process's and the container's CPU per block, the daemons' summed
+  for _, r in ipairs(rows) do
+    res.rows[r[1]], res.ops[r[1]] = {}, {}
+    res.cpu[r[1]] = { host = {}, container = {}, daemons_ms = 0 }
+  end
+  local pids = CPU.daemon_pids()
   math.randomseed(11)
   for i = 1, warm + n do
     local order = {}
     for j = 1, #rows do table.insert(order, math.random(#order + 1), j) end
     for _, j in ipairs(order) do
       local name, ex, block, w = rows[j][1], exs[rows[j][2]], rows[j][3], rows[j][4]
+      local d0, c0 = CPU.daemons(pids), CPU.container(ex.container_id)
       take()
+      local h0 = CPU.self()
       local t0 = now()
       local r = ex:execute(block)
       local dt = (now() - t0) * 1000
+      local h1 = CPU.self()
       local o = take()
+      local d1, c1 = CPU.daemons(pids), CPU.container(ex.container_id)
       check(r, w)
       if i > warm then
+        local c = res.cpu[name]
         table.insert(res.rows[name], dt)
         table.insert(res.ops[name], o)
+        table.insert(c.host, h1 - h0)
+        if c0 and c1 then table.insert(c.container, c1 - c0) end
+        c.daemons_ms = c.daemons_ms + (d1 - d0)
       end
     end
   end
@@ -264,7 +304,13 @@ function H.tput(k, seconds, out)
   local res = { k = k, seconds = seconds, load_start = loadavg() }
   for _, row in ipairs({ { "py", PY, "1\n" }, { "sh", SH, "hi\n" } }) do
     local done, ms = 0, {}
-    local c0 = cpu()
+    local pids = CPU.daemon_pids()
+    local function snap()
+      local m, ct = CPU.machine(), 0
+      for _, e in ipairs(exs) do ct = ct + (CPU.container(e.container_id) or 0) end
+      return { busy = m.busy, idle = m.idle, self = CPU.self(), daemons = CPU.daemons(pids), containers = ct }
+    end
+    local c0 = snap()
     local t0 = now()
     local stop = t0 + seconds
     local wall = all(k, function(i)
@@ -277,10 +323,11 @@ function H.tput(k, seconds, out)
       end
       return true
     end)
-    local c1 = cpu()
+    local c1 = snap()
     res[row[1]] = { done = done, wall_ms = wall, per_s = done / (wall / 1000), ms = ms,
                     cpu_busy_ms = c1.busy - c0.busy, cpu_idle_ms = c1.idle - c0.idle,
-                    cpu_self_ms = c1.self - c0.self, cpu_daemons_ms = c1.daemons - c0.daemons }
+                    cpu_self_ms = c1.self - c0.self, cpu_daemons_ms = c1.daemons - c0.daemons,
+                    cpu_containers_ms = c1.containers - c0.containers }
   end
   all(k, function(i) return exs[i]:close() end)
   res.load_end = loadavg()
