@@ -179,6 +179,11 @@ return function(dir, out_path)
     note(("pool: the claim %s ms (no Engine API call), then the first block %s ms: a warm block's cost."):format(
       B.pair(pc), B.pair(pf)))
   end
+  local fr = B.stats(gather(abf, function(r) return r.fresh_ms end))
+  if fr.n > 0 and pf.n > 0 then
+    note(("fresh: a call %s ms = a claim + the block on a never-used container (the pool's first block above: %s ms) + work_dir copied in and out through the accessor and the used container's removal sent (not waited for): about %s ms beyond the first block.")
+      :format(B.pair(fr), fmt(pf.median), fmt(fr.median - pf.median - (pc.median or 0))))
+  end
   if abt then
     for _, row in ipairs({ "py", "sh" }) do
       local a = abt[row]

@@ -95,7 +95,15 @@ describe("DockerExecutor preload #docker", function()
     -- a remote daemon has no warm server: refused, never downgraded
     ok, err = pcall(agentbox.DockerExecutor, { image = IMAGE, preload = { "pandas" }, docker_host = "tcp://127.0.0.1:1" })
     assert.is_false(ok)
-    assert.matches("warm = true needs a local daemon", err)
+    assert.matches("preload needs a local daemon, transfer = \"bind\" and no pool or fresh for now", err)
+    -- nor beside a pool's container, the attach stream (transfer = "archive"), or fresh containers
+    for _, extra in ipairs({ { fresh = true }, { transfer = "archive" } }) do
+      local o = { image = IMAGE, preload = { "pandas" } }
+      for k, v in pairs(extra) do o[k] = v end
+      ok, err = pcall(agentbox.DockerExecutor, o)
+      assert.is_false(ok)
+      assert.matches("preload needs a local daemon, transfer = \"bind\" and no pool or fresh for now", err)
+    end
     local ex <close> = agentbox.DockerExecutor{ image = IMAGE, preload = { "pandas" }, work_dir = base .. "/opt" }
     assert.is_true(ex.warm)
     -- a resident is a block server's alone: never a host process

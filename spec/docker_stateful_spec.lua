@@ -83,7 +83,15 @@ describe("DockerExecutor stateful #docker", function()
     -- a remote daemon has no warm server: refused, never downgraded
     ok, err = pcall(agentbox.DockerExecutor, { image = IMAGE, stateful = true, docker_host = "tcp://127.0.0.1:1" })
     assert.is_false(ok)
-    assert.matches("warm = true needs a local daemon", err)
+    assert.matches("stateful needs a local daemon, transfer = \"bind\" and no pool or fresh for now", err)
+    -- nor beside a pool's container, the attach stream (transfer = "archive"), or fresh containers
+    for _, extra in ipairs({ { fresh = true }, { transfer = "archive" } }) do
+      local o = { image = IMAGE, stateful = true }
+      for k, v in pairs(extra) do o[k] = v end
+      ok, err = pcall(agentbox.DockerExecutor, o)
+      assert.is_false(ok)
+      assert.matches("stateful needs a local daemon, transfer = \"bind\" and no pool or fresh for now", err)
+    end
     local ex <close> = agentbox.DockerExecutor{ image = IMAGE, stateful = true, work_dir = base .. "/opt" }
     assert.is_true(ex.warm)
     assert.is_true(ex.stateful)

@@ -249,6 +249,13 @@ local DockerExecutor = base.class("DockerExecutor", {
 DockerExecutor._serial = true
 
 function DockerExecutor._setup(self, o)
+  -- fail closed, before a pool starts anything: the template and the
+  -- session live beside the unix-socket block server, in a container of
+  -- this executor's own
+  local py = o.stateful and "stateful" or o.preload and "preload"
+  if py and (o.pool or o.fresh) then
+    fail(py .. " needs a local daemon, transfer = \"bind\" and no pool or fresh for now: leave out pool and fresh")
+  end
   -- a pool's containers are made with its options: o becomes them
   if o.pool or o.fresh then o = pooled().setup(self, o, fail) end
   for _, k in ipairs({ "image", "on_progress", "network", "read_only", "user", "memory", "cpus", "pids_limit",
@@ -272,6 +279,10 @@ function DockerExecutor._setup(self, o)
     -- over a unix socket in a bind-mounted host directory, faster, and the
     -- program's pipes come straight to the host
     self._warm_attach = not client.ep["local"] or self.transfer ~= "bind"
+  end
+  if py and self._warm_attach then
+    fail(py .. " needs a local daemon, transfer = \"bind\" and no pool or fresh for now: a remote daemon "
+      .. "(or transfer = \"archive\") has no socket for it")
   end
   self._workspace = WORKSPACE
 end
