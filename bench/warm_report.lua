@@ -149,7 +149,7 @@ return function(dir, out_path)
       end
     end
     P("")
-    P("(medians in ms per block; CPU from clock() for the host, the container's cpuacct cgroup, /proc ticks for the daemons summed over the row)")
+    P("(medians in ms per block; CPU from clock() for the host, the container's cpuacct cgroup, /proc ticks for the daemons summed over the row and shared with other containers on the daemon; the container's CPU also counts work done after the reply, such as a preload template forking its next spare session, so the rest can come out negative)")
     P("")
   end
   note(("floors: the block server's round trip with `/bin/true` (host -> socket -> server -> supervisor with seccomp, the sweep -> report, no executor Lua) %s ms; with `python3 -c pass` %s ms; inside the container with no server (posix_spawn + wait) `python3 -c pass` %s ms, `sh -c true` %s ms, `/bin/true` %s ms.")
@@ -181,8 +181,10 @@ return function(dir, out_path)
   end
   local fr = B.stats(gather(abf, function(r) return r.fresh_ms end))
   if fr.n > 0 and pf.n > 0 then
-    note(("fresh: a call %s ms = a claim + the block on a never-used container (the pool's first block above: %s ms) + work_dir copied in and out through the accessor and the used container's removal sent (not waited for): about %s ms beyond the first block.")
-      :format(B.pair(fr), fmt(pf.median), fmt(fr.median - pf.median - (pc.median or 0))))
+    note(("fresh: a call %s ms = a claim + the block on a never-used container (the pool's first block above: %s ms) + work_dir copied in and out through the accessor and the used container's removal sent (not waited for): %s.")
+      :format(B.pair(fr), fmt(pf.median), fr.median - pf.median - (pc.median or 0) > 0.5
+        and ("about %s ms beyond the first block"):format(fmt(fr.median - pf.median - (pc.median or 0)))
+        or "no measurable cost beyond the claim and the first block"))
   end
   if abt then
     for _, row in ipairs({ "py", "sh" }) do
