@@ -95,14 +95,14 @@ describe("DockerExecutor preload #docker", function()
     -- a remote daemon has no warm server: refused, never downgraded
     ok, err = pcall(agentbox.DockerExecutor, { image = IMAGE, preload = { "pandas" }, docker_host = "tcp://127.0.0.1:1" })
     assert.is_false(ok)
-    assert.matches("preload needs a local daemon, transfer = \"bind\" and no pool or fresh for now", err)
-    -- nor beside a pool's container, the attach stream (transfer = "archive"), or fresh containers
-    for _, extra in ipairs({ { fresh = true }, { transfer = "archive" } }) do
+    assert.matches("preload needs a local daemon and transfer = \"bind\" for now", err)
+    -- nor over the attach stream (transfer = "archive")
+    for _, extra in ipairs({ { transfer = "archive" } }) do
       local o = { image = IMAGE, preload = { "pandas" } }
       for k, v in pairs(extra) do o[k] = v end
       ok, err = pcall(agentbox.DockerExecutor, o)
       assert.is_false(ok)
-      assert.matches("preload needs a local daemon, transfer = \"bind\" and no pool or fresh for now", err)
+      assert.matches("preload needs a local daemon and transfer = \"bind\" for now", err)
     end
     local ex <close> = agentbox.DockerExecutor{ image = IMAGE, preload = { "pandas" }, work_dir = base .. "/opt" }
     assert.is_true(ex.warm)
@@ -322,5 +322,26 @@ time.sleep(100)
     assert.not_matches("replaced", r.output)
     r = ex:execute(py("print('after')"))
     assert.equal("after\n", r.output)
+  end)
+
+  dit("a pool's containers come with the template ready; fresh containers too, and nothing crosses between them", function()
+    local pool <close> = agentbox.DockerPool{ size = 2, image = IMAGE, preload = { "pandas", "numpy" } }
+    pool:fill()
+    local ex <close> = agentbox.DockerExecutor{ pool = pool, timeout = 20 }
+    local r = ex:execute(py("import sys\nprint('pandas' in sys.modules, __name__)\nimport pandas\npandas.read_csv = None"))
+    assert.equal(0, r.exit_code, r.output)
+    assert.equal("True __main__\n", r.output)
+    r = ex:execute(py("import pandas\nprint(pandas.read_csv is None)"))
+    assert.equal("False\n", r.output)
+    local fx <close> = agentbox.DockerExecutor{ pool = pool, fresh = true, timeout = 20 }
+    local seen = {}
+    for _ = 1, 2 do
+      r = fx:execute(py("import sys, socket\nprint('pandas' in sys.modules, socket.gethostname())"))
+      assert.equal(0, r.exit_code, r.output)
+      local pre, host = r.output:match("^(%a+) (%S+)\n$")
+      assert.equal("True", pre, r.output)
+      assert.is_nil(seen[host], "a fresh call reused a container")
+      seen[host] = true
+    end
   end)
 end)

@@ -83,15 +83,19 @@ describe("DockerExecutor stateful #docker", function()
     -- a remote daemon has no warm server: refused, never downgraded
     ok, err = pcall(agentbox.DockerExecutor, { image = IMAGE, stateful = true, docker_host = "tcp://127.0.0.1:1" })
     assert.is_false(ok)
-    assert.matches("stateful needs a local daemon, transfer = \"bind\" and no pool or fresh for now", err)
-    -- nor beside a pool's container, the attach stream (transfer = "archive"), or fresh containers
-    for _, extra in ipairs({ { fresh = true }, { transfer = "archive" } }) do
+    assert.matches("stateful needs a local daemon and transfer = \"bind\" for now", err)
+    -- nor over the attach stream (transfer = "archive")
+    for _, extra in ipairs({ { transfer = "archive" } }) do
       local o = { image = IMAGE, stateful = true }
       for k, v in pairs(extra) do o[k] = v end
       ok, err = pcall(agentbox.DockerExecutor, o)
       assert.is_false(ok)
-      assert.matches("stateful needs a local daemon, transfer = \"bind\" and no pool or fresh for now", err)
+      assert.matches("stateful needs a local daemon and transfer = \"bind\" for now", err)
     end
+    -- a state no call outlives: fresh and stateful contradict each other
+    ok, err = pcall(agentbox.DockerExecutor, { image = IMAGE, stateful = true, fresh = true })
+    assert.is_false(ok)
+    assert.matches("stateful = true and fresh = true contradict each other", err)
     local ex <close> = agentbox.DockerExecutor{ image = IMAGE, stateful = true, work_dir = base .. "/opt" }
     assert.is_true(ex.warm)
     assert.is_true(ex.stateful)
@@ -367,5 +371,15 @@ os.kill(os.getpid(), signal.SIGKILL)
     ex:restart()
     r = ex:execute(py("import sys\nprint('decimal' in sys.modules)"))
     assert.equal("True\n", r.output)
+  end)
+
+  dit("a pool's container comes with its session started; the state lives as long as the claim", function()
+    local pool <close> = agentbox.DockerPool{ size = 1, image = IMAGE, stateful = true }
+    local ex <close> = agentbox.DockerExecutor{ pool = pool, timeout = 20 }
+    assert.equal(0, ex:execute(py("x = 41")).exit_code)
+    assert.equal("42\n", ex:execute(py("print(x + 1)")).output)
+    local other <close> = agentbox.DockerExecutor{ pool = pool, timeout = 20 }
+    local r = other:execute(py("print('x' in globals())"))
+    assert.equal("False\n", r.output)
   end)
 end)

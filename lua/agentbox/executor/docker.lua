@@ -253,8 +253,9 @@ function DockerExecutor._setup(self, o)
   -- session live beside the unix-socket block server, in a container of
   -- this executor's own
   local py = o.stateful and "stateful" or o.preload and "preload"
-  if py and (o.pool or o.fresh) then
-    fail(py .. " needs a local daemon, transfer = \"bind\" and no pool or fresh for now: leave out pool and fresh")
+  if o.stateful and o.fresh then
+    fail("stateful = true and fresh = true contradict each other: fresh gives every execute call a new "
+      .. "container, so no state would outlive a call; leave one of them out")
   end
   -- a pool's containers are made with its options: o becomes them
   if o.pool or o.fresh then o = pooled().setup(self, o, fail) end
@@ -281,8 +282,8 @@ function DockerExecutor._setup(self, o)
     self._warm_attach = not client.ep["local"] or self.transfer ~= "bind"
   end
   if py and self._warm_attach then
-    fail(py .. " needs a local daemon, transfer = \"bind\" and no pool or fresh for now: a remote daemon "
-      .. "(or transfer = \"archive\") has no socket for it")
+    fail(py .. " needs a local daemon and transfer = \"bind\" for now: over a remote daemon's attach stream "
+      .. "(or transfer = \"archive\") the block server has no socket for its template")
   end
   self._workspace = WORKSPACE
 end
