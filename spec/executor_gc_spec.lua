@@ -13,11 +13,11 @@ local task = require("agentbox.task")
 local BUDGET = require("agentbox.executor.gc_queue").CLOSE_BUDGET
 
 local function is_dir(path)
-  return H.run({ "test", "-d", path }).exit_code == 0
+  return H.run({ "test", "-d", path }, { unscheduled = true }).exit_code == 0
 end
 
 local function container(id)
-  return id ~= nil and H.run({ "docker", "inspect", "-f", "{{.Id}}", id }).exit_code == 0
+  return id ~= nil and H.run({ "docker", "inspect", "-f", "{{.Id}}", id }, { unscheduled = true }).exit_code == 0
 end
 
 -- An executor with a private work_dir (E.new always gives one), started.

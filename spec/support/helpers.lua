@@ -40,8 +40,17 @@ function M.run(argv, opts)
   local env = opts.env or { PATH = os.getenv("PATH"), HOME = os.getenv("HOME") or "/tmp" }
   local p = assert(core.spawn{ argv = argv, env = env, cwd = opts.cwd, timeout = opts.timeout or 60,
                                stdin = opts.stdin, max_output = opts.max_output })
-  -- through the scheduler, which alone calls core.step: a direct step would
-  -- swallow the wake-ups of tasks running in the background (a pool's refill)
+  -- opts.unscheduled: only the reactor, never the scheduler (which would also
+  -- drain the queue of collected executors: executor_gc_spec looks without
+  -- releasing); otherwise through the scheduler, which alone calls core.step:
+  -- a direct step would swallow the wake-ups of tasks running in the
+  -- background (a pool's refill)
+  if opts.unscheduled then
+    while not p:done() do core.step(-1) end
+    local r = p:result()
+    p:close()
+    return r
+  end
   repeat
     task.wait(p)
     p:read()
