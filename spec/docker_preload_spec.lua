@@ -229,6 +229,9 @@ print('still', tpl)
     -- root in the container kills every process of the template
     assert(client:exec_run(ex.container_id, { "sh", "-c", "for p in /proc/[0-9]*; do "
       .. "tr '\\0' ' ' < $p/cmdline 2>/dev/null | grep -q 'preload[.]py serve' && kill -9 ${p#/proc/}; done; true" }))
+    -- between blocks: the reactor runs a while (the template's supervisor
+    -- reports its death), as it would while the host waits for its model
+    H.run({ "sleep", "1" })
     local r = ex:execute(py("import sys\nprint('pandas' in sys.modules)"))
     assert.equal(0, r.exit_code, r.output)
     assert.matches("template had died since the last block", r.output, 1, true)
