@@ -27,21 +27,6 @@
 static const int NICE_WEIGHT[20] = {1024, 820, 655, 526, 423, 335, 272, 215, 172, 137,
                                     110, 87, 70, 56, 45, 36, 29, 23, 18, 15};
 
-static size_t put(char *d, size_t at, size_t cap, const char *s) {
-  while (*s && at + 1 < cap) d[at++] = *s++;
-  d[at] = 0;
-  return at;
-}
-
-static size_t put_num(char *d, size_t at, size_t cap, unsigned long v) {
-  char num[24];
-  int k = 0;
-  do { num[k++] = (char)('0' + v % 10); v /= 10; } while (v);
-  while (k && at + 1 < cap) d[at++] = num[--k];
-  d[at] = 0;
-  return at;
-}
-
 static int write_at(int dir, const char *file, const char *val) {
   int fd = openat(dir, file, O_WRONLY | O_CLOEXEC);
   if (fd < 0) return -1;
@@ -84,7 +69,7 @@ static int lists_cpu(const char *s, const char *e) {
 
 static int open_dir(const char *mount, const char *path, size_t plen) {
   char full[4352];
-  size_t at = put(full, 0, sizeof full, mount);
+  size_t at = ab_put(full, 0, sizeof full, mount);
   if (at + plen + 1 >= sizeof full) return -1;
   memcpy(full + at, path, plen);
   full[at + plen] = 0;
@@ -152,12 +137,12 @@ int ab_cgroup_enter(ab_cgroup *cg, pid_t owner, int nice) {
   if (nice > 19) nice = 19;
   int origin = find_origin(&cg->v2);
   if (origin < 0) return 0;
-  put_num(cg->parent, put(cg->parent, 0, sizeof cg->parent, "agentbox-"), sizeof cg->parent, (unsigned long)owner);
-  put_num(cg->run, put(cg->run, 0, sizeof cg->run, "run-"), sizeof cg->run, (unsigned long)getpid());
+  ab_put_num(cg->parent, ab_put(cg->parent, 0, sizeof cg->parent, "agentbox-"), sizeof cg->parent, (unsigned long)owner);
+  ab_put_num(cg->run, ab_put(cg->run, 0, sizeof cg->run, "run-"), sizeof cg->run, (unsigned long)getpid());
   char w[24];
   int weight = NICE_WEIGHT[nice];
   /* v2 cpu.weight is 1..10000 with 100 for nice 0 */
-  put_num(w, 0, sizeof w, (unsigned long)(cg->v2 ? (weight * 100 / 1024 > 0 ? weight * 100 / 1024 : 1) : weight));
+  ab_put_num(w, 0, sizeof w, (unsigned long)(cg->v2 ? (weight * 100 / 1024 > 0 ? weight * 100 / 1024 : 1) : weight));
   const char *wfile = cg->v2 ? "cpu.weight" : "cpu.shares";
   int pfd = -1;
   /* another supervisor of this owner may remove the parent between our
@@ -217,8 +202,8 @@ void ab_cgroup_leave(ab_cgroup *cg) {
  * process may fork while we read), for at most a bounded number of rounds. */
 static void kill_members(int dir, const char *name) {
   char path[64];
-  size_t at = put(path, 0, sizeof path, name);
-  put(path, at, sizeof path, "/cgroup.procs");
+  size_t at = ab_put(path, 0, sizeof path, name);
+  ab_put(path, at, sizeof path, "/cgroup.procs");
   for (int round = 0; round < 50; round++) {
     int fd = openat(dir, path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return;
@@ -265,7 +250,7 @@ void ab_cgroup_cleanup(pid_t owner) {
   int origin = find_origin(&v2);
   if (origin < 0) return;
   char parent[32];
-  put_num(parent, put(parent, 0, sizeof parent, "agentbox-"), sizeof parent, (unsigned long)owner);
+  ab_put_num(parent, ab_put(parent, 0, sizeof parent, "agentbox-"), sizeof parent, (unsigned long)owner);
   cleanup_in(origin, parent, 0);
   close(origin);
 }
@@ -309,11 +294,11 @@ void ab_cgroup_reap(void) {
 
 void ab_autogroup_nice(pid_t pid, int nice) {
   char path[48], v[8];
-  size_t at = put(path, 0, sizeof path, "/proc/");
-  if (pid > 0) at = put_num(path, at, sizeof path, (unsigned long)pid);
-  else at = put(path, at, sizeof path, "self");
-  put(path, at, sizeof path, "/autogroup");
-  put(v, put_num(v, 0, sizeof v, (unsigned long)nice), sizeof v, "\n");
+  size_t at = ab_put(path, 0, sizeof path, "/proc/");
+  if (pid > 0) at = ab_put_num(path, at, sizeof path, (unsigned long)pid);
+  else at = ab_put(path, at, sizeof path, "self");
+  ab_put(path, at, sizeof path, "/autogroup");
+  ab_put(v, ab_put_num(v, 0, sizeof v, (unsigned long)nice), sizeof v, "\n");
   /* a program that has just exec'd keeps the non-dumpable flag (so a
    * root-owned /proc entry) until the kernel finishes the exec, which a
    * loaded machine may delay: retry for up to ~200 ms */

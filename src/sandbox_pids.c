@@ -17,21 +17,6 @@
 #include "sandbox.h"
 #include "sysutil.h"
 
-static size_t put(char *d, size_t at, size_t cap, const char *s) {
-  while (*s && at + 1 < cap) d[at++] = *s++;
-  d[at] = 0;
-  return at;
-}
-
-static size_t put_num(char *d, size_t at, size_t cap, unsigned long v) {
-  char num[24];
-  int k = 0;
-  do { num[k++] = (char)('0' + v % 10); v /= 10; } while (v);
-  while (k && at + 1 < cap) d[at++] = num[--k];
-  d[at] = 0;
-  return at;
-}
-
 static int write_str(const char *path, const char *s) {
   int fd = open(path, O_WRONLY | O_CLOEXEC);
   if (fd < 0) return -1;
@@ -57,8 +42,8 @@ static int pids_dir(char *dir, size_t cap) {
     *e = 0;
     char *p = strchr(l, ':');
     if (p && strncmp(p, ":pids:", 6) == 0) {
-      size_t at = put(dir, 0, cap, "/sys/fs/cgroup/pids");
-      if (strcmp(p + 6, "/") != 0) put(dir, at, cap, p + 6);
+      size_t at = ab_put(dir, 0, cap, "/sys/fs/cgroup/pids");
+      if (strcmp(p + 6, "/") != 0) ab_put(dir, at, cap, p + 6);
       return 0;
     }
     if (p && strcmp(p, "::/") == 0) {
@@ -71,7 +56,7 @@ static int pids_dir(char *dir, size_t cap) {
       close(cf);
       sc[k > 0 ? k : 0] = 0;
       if (!strstr(sc, "pids")) return -1;
-      put(dir, 0, cap, "/sys/fs/cgroup");
+      ab_put(dir, 0, cap, "/sys/fs/cgroup");
       return 0;
     }
     *e = c;
@@ -83,18 +68,18 @@ static int pids_dir(char *dir, size_t cap) {
 int ab_sb_pids_enter(ab_sb_pids *p, int64_t max) {
   memset(p, 0, sizeof *p);
   if (max < 0 || pids_dir(p->origin, sizeof p->origin) != 0) return 0;
-  size_t at = put(p->dir, 0, sizeof p->dir, p->origin);
-  at = put(p->dir, at, sizeof p->dir, "/agentbox-sb-");
-  put_num(p->dir, at, sizeof p->dir, (unsigned long)getpid());
+  size_t at = ab_put(p->dir, 0, sizeof p->dir, p->origin);
+  at = ab_put(p->dir, at, sizeof p->dir, "/agentbox-sb-");
+  ab_put_num(p->dir, at, sizeof p->dir, (unsigned long)getpid());
   if (mkdir(p->dir, 0755) != 0 && errno != EEXIST) return 0;
   char f[320], v[24];
-  put(f, put(f, 0, sizeof f, p->dir), sizeof f, "/pids.max");
-  put_num(v, 0, sizeof v, (unsigned long)max);
+  ab_put(f, ab_put(f, 0, sizeof f, p->dir), sizeof f, "/pids.max");
+  ab_put_num(v, 0, sizeof v, (unsigned long)max);
   if (write_str(f, v) != 0) {
     rmdir(p->dir);
     return 0;
   }
-  put(f, put(f, 0, sizeof f, p->dir), sizeof f, "/cgroup.procs");
+  ab_put(f, ab_put(f, 0, sizeof f, p->dir), sizeof f, "/cgroup.procs");
   if (write_str(f, "0") != 0) {
     rmdir(p->dir);
     return 0;
@@ -106,7 +91,7 @@ int ab_sb_pids_enter(ab_sb_pids *p, int64_t max) {
 void ab_sb_pids_step_out(ab_sb_pids *p) {
   if (!p->in) return;
   char f[320];
-  put(f, put(f, 0, sizeof f, p->origin), sizeof f, "/cgroup.procs");
+  ab_put(f, ab_put(f, 0, sizeof f, p->origin), sizeof f, "/cgroup.procs");
   (void)write_str(f, "0");
   p->in = 0;
   p->made = 1;

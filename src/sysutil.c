@@ -119,3 +119,18 @@ const char *ab_proc_stat_state(const char *stat) {
   for (const char *q = stat; *q; q++) if (*q == ')') rp = q;
   return rp && rp[1] == ' ' && rp[2] ? rp + 2 : NULL;
 }
+
+size_t ab_put(char *d, size_t at, size_t cap, const char *s) {
+  while (*s && at + 1 < cap) d[at++] = *s++;
+  d[at] = 0;
+  return at;
+}
+
+size_t ab_put_num(char *d, size_t at, size_t cap, unsigned long v) {
+  char num[24];
+  int k = 0;
+  do { num[k++] = (char)('0' + v % 10); v /= 10; } while (v);
+  while (k && at + 1 < cap) d[at++] = num[--k];
+  d[at] = 0;
+  return at;
+}
