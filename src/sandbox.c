@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include "sandbox.h"
 #include "seccomp.h"
+#include "spawnproto.h"
 #include "sup_int.h"
 #include "sysutil.h"
 
@@ -160,8 +161,31 @@ static void scrub_host_strings(const ab_sup_args *a) {
       memset((void *)v[r], 0, v[r + 1] - v[r]);
 }
 
-static void init_main(const ab_sup_args *a, ab_sb_shared *sh, uid_t uid, gid_t gid) {
+/* A spare's init (sandbox_spare.c): set up, it waits for the run's request
+ * (the spawn message, as the spawn server got it, with its descriptors)
+ * on sock. EOF: nobody will use this sandbox. Single-threaded here (a spare
+ * is forked from agentbox-sup's spawn server), so decoding may allocate. */
+static const ab_sup_args *await_request(int sock, ab_sup_args *na) {
+  char *buf = mmap(NULL, AB_SPAWN_MAX_MSG + 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (buf == MAP_FAILED) _exit(125);
+  ab_spawn_req rq;
+  int fds[AB_SPAWN_NFDS], nfds;
+  char **vec;
+  ssize_t n;
+  while ((n = ab_proto_recv(sock, buf, &rq, fds, &nfds)) < 0 && errno == EINTR) {}
+  if (n < (ssize_t)sizeof rq || nfds != AB_SPAWN_NFDS || ab_proto_decode(buf, (size_t)n, &rq, na, &vec) != 0)
+    _exit(n == 0 ? 0 : 125);
+  close(sock);
+  close(fds[3]);   /* the status pipe is the supervisor's */
+  na->fd_in = fds[0];
+  na->fd_out = fds[1];
+  na->fd_err = fds[2];
+  return na;
+}
+
+static void init_main(const ab_sup_args *a, ab_sb_shared *sh, uid_t uid, gid_t gid, const int go[2]) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (go) close(go[1]);   /* the supervisor's end: its death must read as EOF here */
   scrub_host_strings(a);
   /* a non-dumpable process's /proc/self files belong to the host's root,
    * which is not mapped here: the maps could not be written */
@@ -173,6 +197,8 @@ static void init_main(const ab_sup_args *a, ab_sb_shared *sh, uid_t uid, gid_t g
   (void)sethostname("agentbox", 8);
   if (a->o.sandbox & AB_SB_LOOPBACK) loopback_up();
   prctl(PR_SET_DUMPABLE, 0);
+  ab_sup_args na;
+  if (go) a = await_request(go[0], &na);
   if (!a->argv) {   /* the probe: the program's last steps, then done */
     if ((e = ab_sandbox_drop_caps()) != 0) fail(a, sh, "dropping capabilities", -e);
     if ((e = ab_seccomp_install(AB_SECCOMP_SANDBOX, 0)) != 0) fail(a, sh, "installing the seccomp filter", -e);
@@ -186,13 +212,17 @@ static void init_main(const ab_sup_args *a, ab_sb_shared *sh, uid_t uid, gid_t g
   init_loop(prog, sh);
 }
 
-pid_t ab_sandbox_start(const ab_sup_args *a, ab_sb_shared *sh) {
+pid_t ab_sandbox_start_go(const ab_sup_args *a, ab_sb_shared *sh, const int go[2]) {
   uid_t uid = geteuid();
   gid_t gid = getegid();
   /* fork semantics (no CLONE_VM): init sets up in its own copy */
   long pid = syscall(SYS_clone, NS_FLAGS | SIGCHLD, 0, 0, 0, 0);
-  if (pid == 0) init_main(a, sh, uid, gid);
+  if (pid == 0) init_main(a, sh, uid, gid, go);
   return (pid_t)pid;
+}
+
+pid_t ab_sandbox_start(const ab_sup_args *a, ab_sb_shared *sh) {
+  return ab_sandbox_start_go(a, sh, NULL);
 }
 
 int ab_sandbox_drop_caps(void) {

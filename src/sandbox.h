@@ -45,6 +45,12 @@ typedef struct {
  * (the probe). */
 pid_t ab_sandbox_start(const ab_sup_args *a, ab_sb_shared *sh);
 
+/* The same, for a spare (sandbox_spare.c): init sets up, then waits on
+ * go[0] (a socket pair; go[1] is the supervisor's end) for the run's spawn
+ * message and its descriptors, and runs that (whose mounts must be the
+ * ones a's were: the spawn server checks), or exits 0 at EOF. */
+pid_t ab_sandbox_start_go(const ab_sup_args *a, ab_sb_shared *sh, const int go[2]);
+
 /* sandbox_fs.c, in init after the uid maps: the mount namespace's view
  * (pivot_root into it). 0, or -errno with *step naming what failed. */
 int ab_sandbox_fs(const ab_sup_args *a, const char **step);

@@ -22,8 +22,81 @@
 #include "spawnproto.h"
 #include "sup.h"
 #include "cgroup.h"
+#include "sandbox_spare.h"
 
 typedef struct { uint32_t id; pid_t pid; } run;
+
+/* The spare sandbox (sandbox_spare.c) for the next sandboxed request:
+ * its process, our end of its socket, and the key of the request it was
+ * made from. retired: spares told to go (their exit is no suspect's). */
+typedef struct {
+  pid_t pid;
+  int sock;
+  size_t klen;
+  char *key, *cand;
+  pid_t retired[8];
+} spare;
+
+static void spare_retire(spare *sp) {
+  if (sp->pid <= 0) return;
+  close(sp->sock);   /* EOF: it undoes what it made and exits */
+  for (size_t i = 0; i < sizeof sp->retired / sizeof sp->retired[0]; i++)
+    if (sp->retired[i] <= 0) { sp->retired[i] = sp->pid; break; }
+  sp->pid = 0;
+}
+
+static int spare_was(spare *sp, pid_t w) {
+  for (size_t i = 0; i < sizeof sp->retired / sizeof sp->retired[0]; i++)
+    if (sp->retired[i] == w) { sp->retired[i] = 0; return 1; }
+  return 0;
+}
+
+/* Hand request buf[0..n) with its descriptors to the spare when it was
+ * made for the same sandbox (klen bytes of sp->cand): the spare's pid, or
+ * 0 (no spare, another sandbox, or it is gone: the caller forks as usual). */
+static pid_t spare_take(spare *sp, size_t klen, const char *buf, size_t n, const int fds[AB_SPAWN_NFDS]) {
+  if (sp->pid <= 0) return 0;
+  if (klen == 0 || klen != sp->klen || memcmp(sp->key, sp->cand, klen) != 0 ||
+      ab_proto_send_msg(sp->sock, buf, n, fds) != 0) {
+    spare_retire(sp);
+    return 0;
+  }
+  pid_t pid = sp->pid;
+  close(sp->sock);
+  sp->pid = 0;
+  return pid;
+}
+
+/* A spare made from a (key: sp->cand, klen bytes), for the next request. */
+static void spare_make(spare *sp, size_t klen, int sock, int sfd, const ab_sup_args *a, const int fds[AB_SPAWN_NFDS]) {
+  int pair[2];
+  if (klen == 0 || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) return;
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(sock);
+    close(sfd);
+    close(pair[0]);
+    for (int i = 0; i < AB_SPAWN_NFDS; i++) close(fds[i]);   /* the run's, not the spare's */
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    ab_sup_args sa = *a;
+    sa.fd_in = sa.fd_out = sa.fd_err = -1;
+    sa.host = getppid();
+    ab_spare_main(&sa, pair[1]);
+  }
+  close(pair[1]);
+  if (pid < 0) {
+    close(pair[0]);
+    return;
+  }
+  sp->pid = pid;
+  sp->sock = pair[0];
+  char *t = sp->key;   /* the candidate's key becomes the spare's */
+  sp->key = sp->cand;
+  sp->cand = t;
+  sp->klen = klen;
+}
 
 /* The supervisor of one run, in a child of the server: a is the decoded
  * request, fds its descriptors. */
@@ -67,7 +140,13 @@ int ab_spawn_server(int sock, const ab_sup_args *force) {
   run *runs = malloc(cap * sizeof *runs);
   pid_t *keep = malloc(cap * sizeof *keep);
   char *buf = malloc(AB_SPAWN_MAX_MSG + 1);
-  if (sfd < 0 || !runs || !keep || !buf) {
+  spare sp;
+  memset(&sp, 0, sizeof sp);
+  sp.key = force ? NULL : malloc(AB_SPAWN_MAX_MSG);
+  sp.cand = force ? NULL : malloc(AB_SPAWN_MAX_MSG);
+  if (sfd < 0 || !runs || !keep || !buf || (!force && (!sp.key || !sp.cand))) {
+    free(sp.key);
+    free(sp.cand);
     if (sfd >= 0) close(sfd);
     free(runs);
     free(keep);
@@ -97,6 +176,12 @@ int ab_spawn_server(int sock, const ab_sup_args *force) {
          * (the code cannot forge that: it cannot ptrace a non-dumpable
          * process, and LocalExecutor's seccomp filter refuses ptrace to
          * root too); anything else may have left its tree to us */
+        if (!was_run && w == sp.pid) {   /* idle too long, or could not start */
+          close(sp.sock);
+          sp.pid = 0;
+          if (WIFEXITED(st) && WEXITSTATUS(st) == 0) continue;
+        }
+        if (!was_run && spare_was(&sp, w) && WIFEXITED(st) && WEXITSTATUS(st) == 0) continue;
         if (!was_run || !WIFEXITED(st) || WEXITSTATUS(st) != 0) suspect = 1;
       }
       if (suspect || strays) {
@@ -149,6 +234,9 @@ int ab_spawn_server(int sock, const ab_sup_args *force) {
           a.o.timeout_ms = 0;
         }
       }
+      /* a sandboxed run of the host: its spare, when one was made for it */
+      size_t klen = force ? 0 : ab_spare_key(&a, sp.cand, AB_SPAWN_MAX_MSG);
+      pid_t taken = klen ? spare_take(&sp, klen, buf, (size_t)n, fds) : 0;
       errno = 0;
       if (nruns == cap) {
         run *nr = realloc(runs, 2 * cap * sizeof *runs);
@@ -156,15 +244,21 @@ int ab_spawn_server(int sock, const ab_sup_args *force) {
         pid_t *nk = nr ? realloc(keep, 2 * cap * sizeof *keep) : NULL;
         if (nk) { keep = nk; cap *= 2; }
       }
-      pid_t pid = nruns < cap ? fork() : -1;
+      pid_t pid = taken > 0 ? taken : nruns < cap ? fork() : -1;
       if (pid == 0) child(sock, sfd, &a, fds);
       rep = pid > 0 ? pid : -(errno ? errno : EAGAIN);
       if (pid > 0) runs[nruns++] = (run){rq.id, pid};
+      if (pid > 0 && nruns == cap) pid = -1;   /* no room to track a spare: none */
+      ab_proto_send_rep(sock, rq.id, rep);
+      /* the next block's sandbox, made while this one runs */
+      if (klen && pid > 0) spare_make(&sp, klen, sock, sfd, &a, fds);
+      rep = 0;
     }
     free(vec);
     for (int i = 0; i < nfds; i++) close(fds[i]);
-    ab_proto_send_rep(sock, rq.id, rep);
+    if (rep) ab_proto_send_rep(sock, rq.id, rep);
   }
+  spare_retire(&sp);
   /* cancel what still runs; each supervisor kills its own tree */
   for (size_t i = 0; i < nruns; i++) kill(runs[i].pid, SIGTERM);
   if (!force) ab_cgroup_cleanup(getpid());   /* after supervisors that were SIGKILLed */
@@ -172,5 +266,7 @@ int ab_spawn_server(int sock, const ab_sup_args *force) {
   free(runs);
   free(keep);
   free(buf);
+  free(sp.key);
+  free(sp.cand);
   return 0;
 }

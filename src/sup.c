@@ -16,6 +16,7 @@
 #include "cgroup.h"
 #include "quota.h"
 #include "sandbox.h"
+#include "spawnproto.h"
 #include "sup_int.h"
 #include "sysutil.h"
 
@@ -112,7 +113,34 @@ static void wait_program(const ab_deadline *b, const sigset_t *set, pid_t child,
   }
 }
 
+/* A spare not used after all: its init killed, what it made undone. */
+static void spare_drop(ab_sb_spare *sp) {
+  kill(sp->init, SIGKILL);
+  while (waitpid(sp->init, NULL, __WALL) < 0 && errno == EINTR) {}
+  close(sp->go);
+  ab_sb_pids_remove(&sp->pids);
+  munmap(sp->sh, sizeof *sp->sh);
+  ab_cgroup_leave(&sp->cg);
+}
+
+/* The spare's init gets the run as it will be (the quota lowers
+ * RLIMIT_FSIZE to what is left): encoded again, with its descriptors. */
+static pid_t spare_go(ab_sb_spare *sp, const ab_sup_args *run) {
+  size_t len;
+  int fds[AB_SPAWN_NFDS] = {run->fd_in, run->fd_out, run->fd_err, run->fd_err};
+  if (ab_proto_encode(sp->buf, &len, 0, run) != 0 || ab_proto_send_msg(sp->go, sp->buf, len, fds) != 0) {
+    errno = E2BIG;
+    return -1;
+  }
+  close(sp->go);
+  return sp->init;
+}
+
 void ab_supervise(const ab_sup_args *a, ab_sup_report *r) {
+  ab_supervise_spare(a, r, NULL);
+}
+
+void ab_supervise_spare(const ab_sup_args *a, ab_sup_report *r, ab_sb_spare *sp) {
   memset(r, 0, sizeof *r);
   r->magic = AB_SUP_MAGIC;
   sigset_t set;
@@ -141,6 +169,7 @@ void ab_supervise(const ab_sup_args *a, ab_sup_report *r) {
   ab_quota *q = NULL;
   if (a->quota_dir && !r->cancelled && ab_quota_before(&q, &run) != 0) {
     r->quota = 1;
+    if (sp) spare_drop(sp);
     return;
   }
   ab_ptable t;
@@ -152,24 +181,37 @@ void ab_supervise(const ab_sup_args *a, ab_sup_report *r) {
   }
   /* the run's tree weighs like one task at a->o.nice (cgroup.c) */
   ab_cgroup cg;
-  ab_cgroup_enter(&cg, a->host ? a->host : getppid(), a->o.nice);
   /* the sandbox: child is its init (sandbox.h), which reports the
    * program's status in sh; killing it kills the whole namespace */
   ab_sb_shared *sh = NULL;
-  if (a->o.sandbox) {
+  ab_sb_pids pids;
+  memset(&pids, 0, sizeof pids);
+  if (sp) {   /* all made already (sandbox_spare.c) */
+    cg = sp->cg;
+    sh = sp->sh;
+    pids = sp->pids;
+  } else ab_cgroup_enter(&cg, a->host ? a->host : getppid(), a->o.nice);
+  if (a->o.sandbox && !sp) {
     sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (sh == MAP_FAILED) {
       sh = NULL;
       r->spawn_errno = ENOMEM;
     } else memset(sh, 0, sizeof *sh);
   }
-  ab_sb_pids pids;
-  memset(&pids, 0, sizeof pids);
-  if (sh && !r->cancelled && !r->spawn_errno) ab_sb_pids_enter(&pids, a->o.rlimit[AB_RL_NPROC]);
-  pid_t child = r->cancelled || r->spawn_errno ? -1 : sh ? ab_sandbox_start(&run, sh) : ab_start_program(&run, &r->landlock);
-  ab_sb_pids_step_out(&pids);
+  if (sh && !sp && !r->cancelled && !r->spawn_errno) ab_sb_pids_enter(&pids, a->o.rlimit[AB_RL_NPROC]);
+  pid_t child = r->cancelled || r->spawn_errno ? -1
+                : sp ? spare_go(sp, &run)
+                : sh ? ab_sandbox_start(&run, sh) : ab_start_program(&run, &r->landlock);
+  if (!sp) ab_sb_pids_step_out(&pids);
   if (child < 0) {
     if (!r->spawn_errno) r->spawn_errno = r->cancelled ? ECANCELED : errno;
+    if (sp) {
+      spare_drop(sp);
+      sh = NULL;
+      memset(&pids, 0, sizeof pids);
+      memset(&cg, 0, sizeof cg);
+      cg.origin = -1;
+    }
     ab_sb_pids_remove(&pids);
     if (sh) {
       ab_say(a->fd_err, "agentbox: refusing to run the program: cannot create the sandbox's namespaces (",

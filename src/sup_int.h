@@ -7,6 +7,22 @@
 #include <stddef.h>
 #include <sys/types.h>
 #include "sup.h"
+#include "cgroup.h"
+#include "sandbox.h"
+
+/* sup.c, for sandbox_spare.c: a sandbox made ahead of its run, everything
+ * ab_supervise does before starting the program already done (the run's
+ * cgroups entered, init set up and waiting on go). ab_supervise_spare
+ * runs a request in it (sp NULL: ab_supervise). */
+typedef struct {
+  ab_cgroup cg;
+  ab_sb_shared *sh;
+  ab_sb_pids pids;
+  pid_t init;
+  int go;        /* our end of init's socket pair */
+  char *buf;     /* AB_SPAWN_MAX_MSG bytes, to send the run to init */
+} ab_sb_spare;
+void ab_supervise_spare(const ab_sup_args *a, ab_sup_report *r, ab_sb_spare *sp);
 
 /* sup_exec.c */
 
