@@ -171,7 +171,7 @@ void ab_supervise(const ab_sup_args *a, ab_sup_report *r) {
   if (cg_refused) r->spawn_errno = errno ? errno : EACCES;
   /* the run's tree weighs like one task at a->o.nice (cgroup.c) */
   ab_cgroup cg;
-  ab_cgroup_enter(&cg, a->host ? a->host : getppid(), sbc.w.version == 2 && sbc.w.cpu ? 0 : a->o.nice);
+  ab_cgroup_enter(&cg, a->host ? a->host : getppid(), sbc.in && sbc.w.version == 2 && sbc.w.cpu ? 0 : a->o.nice);
   pid_t child = r->cancelled || r->spawn_errno ? -1 : sh ? ab_sandbox_start(&run, sh) : ab_start_program(&run, &r->landlock);
   ab_sbcg_step_out(&sbc);
   if (child < 0) {
