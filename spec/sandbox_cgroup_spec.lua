@@ -39,12 +39,20 @@ local function memory_base()
   local v2 = s:match("0::([^\n]*)")
   if not v2 then return nil end
   local dir = "/sys/fs/cgroup" .. (v2 == "/" and "" or v2)
-  for _, d in ipairs({ dir, dir:match("^(.*)/[^/]*$") }) do
-    if d and (read(d .. "/cgroup.subtree_control") or ""):find("memory") and core.mkdir_p(d .. "/agentbox-spec-p") then
-      os.remove(d .. "/agentbox-spec-p")
-      return d, 2
-    end
+  local function usable(d)
+    local sc = read(d .. "/cgroup.subtree_control") or ""
+    if not (sc:find("memory") and sc:find("pids") and core.mkdir_p(d .. "/agentbox-spec-p")) then return false end
+    os.remove(d .. "/agentbox-spec-p")
+    return true
   end
+  if usable(dir) then return dir, 2 end
+  -- the parent only when it is delegated to us (owned by our uid), never for root
+  local parent = dir:match("^(.*)/[^/]*$")
+  local p = parent and io.popen("stat -c %u '" .. parent .. "'")
+  local owner = p and tonumber(p:read("l"))
+  if p then p:close() end
+  local uid = core.geteuid()
+  if parent and uid ~= 0 and owner == uid and usable(parent) then return parent, 2 end
   return nil
 end
 
