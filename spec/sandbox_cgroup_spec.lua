@@ -203,6 +203,16 @@ if not base then
       assert.matches("Delegate=yes", err, 1, true)
     end)
 
+    it("a run that requires its cgroup (sandbox.require) refuses to start without it", function()
+      local p <close> = assert(core.spawn{ argv = { "/bin/echo", "RAN" }, timeout = 10, sup = common.sup_path(),
+        sandbox = { read_only = { "/usr", "/bin", "/lib", "/lib64" }, memory = 64 * MiB, cgroup_required = true } })
+      while not p:done() do core.step(20) end
+      local r = p:result()
+      assert.not_matches("RAN", r.output)
+      assert.matches("refusing to run the program: the sandbox's cgroup is required", r.output, 1, true)
+      assert.equal(127, r.exit_code)
+    end)
+
     it("enforced() says rlimits and why; a block over memory is not stopped by a cgroup", function()
       local ex <close> = new{ sandbox = { memory = 64 * MiB } }
       local e = ex:enforced()
