@@ -219,6 +219,9 @@ if not base then
       assert.matches("^rlimits %(no writable cgroup: ", e.limits)
       assert.is_false(e.cgroup)
       assert.matches("not enforced", e.memory)
+      -- what that means: the 256 MiB block runs to its end
+      local r = ex:execute{ { lang = "python", code = HOG } }
+      assert.matches("ALLOCATED 268435456", r.output)
     end)
   end)
 end
