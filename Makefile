@@ -67,9 +67,9 @@ $(SO): $(CORE_SRC) $(HDR)
 # are also in core.so (the fork path), but for main and the spawn server.
 SUP_SRC = src/sup_main.c src/sup.c src/sup_exec.c src/sup_tree.c src/quota.c src/quota_walk.c src/quota_held.c \
           src/spawnsrv.c src/blocksrv.c src/blockstream.c src/streamproto.c src/spawnproto.c src/cgroup.c src/seccomp.c \
-          src/landlock.c src/sysutil.c src/sandbox.c src/sandbox_fs.c src/sandbox_pids.c src/sandbox_spare.c src/preloadcl.c
+          src/landlock.c src/sysutil.c src/sandbox.c src/sandbox_fs.c src/sandbox_cgroup.c src/sandbox_spare.c src/preloadcl.c
 SUP_HDR = src/sup.h src/sup_int.h src/deadline.h src/quota.h src/quota_int.h src/spawnproto.h src/streamproto.h src/cgroup.h \
-          src/seccomp.h src/landlock.h src/sysutil.h src/sandbox.h src/sandbox_spare.h
+          src/seccomp.h src/landlock.h src/sysutil.h src/sandbox.h src/sandbox_cgroup.h src/sandbox_spare.h
 $(SUP): $(SUP_SRC) $(SUP_HDR)
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -static -o $@ $(SUP_SRC)

@@ -9,6 +9,7 @@
 local agentbox = require("agentbox")
 local core = require("agentbox.core")
 local H = require("spec.support.helpers")
+local common = require("agentbox.executor.common")
 
 local dirs = {}
 local function tmpdir(tag)
@@ -43,6 +44,25 @@ end
 local INIT_START = [[set -- $(sed 's/.*) //' /proc/1/stat); shift 19; echo "INIT_START $1"]]
 local function init_start(out)
   return tonumber(out:match("INIT_START (%d+)")) / 100
+end
+
+local function my_pid()
+  local f = assert(io.open("/proc/self/stat"))
+  local pid = f:read("a"):match("^(%d+)")
+  f:close()
+  return pid
+end
+
+-- the live children of process ppid (a string), from /proc
+local function children(ppid)
+  local out = {}
+  for p in io.popen("ls /proc"):lines() do
+    local f = p:match("^%d+$") and io.open("/proc/" .. p .. "/stat")
+    local st = f and f:read("a")
+    if f then f:close() end
+    if st and st:match("%) [^Z] (%d+)") == ppid then out[#out + 1] = p end
+  end
+  return out
 end
 
 describe("spare sandboxes", function()
@@ -140,6 +160,30 @@ kill -9 -1 2>/dev/null; echo survived
     assert.is_true(init_start(out) >= math.floor(asked * 100) / 100 - 0.01)
   end)
 
+  it("go when their executor closes, and are made only for LocalExecutor's runs (core.spawn's spare = true)", function()
+    local function spares()
+      local out = {}
+      for _, server in ipairs(children(my_pid())) do
+        for _, k in ipairs(children(server)) do out[#out + 1] = k end
+      end
+      return out
+    end
+    local ex = new()
+    sh(ex, "true")
+    assert.is_true(#spares() >= 1)
+    ex:close()
+    local deadline = core.now() + 5
+    while #spares() > 0 and core.now() < deadline do core.step(20) end
+    assert.same({}, spares())
+    -- a sandboxed core.spawn without spare = true leaves none behind
+    local p <close> = assert(core.spawn{ argv = { "/bin/true" }, timeout = 10, sup = common.sup_path(),
+                                         sandbox = { read_only = { "/usr", "/bin", "/lib", "/lib64" } } })
+    while not p:done() do core.step(20) end
+    assert.equal(0, p:result().exit_code)
+    core.step(100)
+    assert.same({}, spares())
+  end)
+
   it("do not outlive their host: its spare goes with it, cgroups included", function()
     -- a host that just exits (not killed with its process group, as a host
     -- that H.lua runs under a supervisor would be): its spawn server reads
@@ -182,7 +226,10 @@ kill -9 -1 2>/dev/null; echo survived
     assert.equal(0, alive)
     -- and the cgroups it had entered (where it could: root) are gone
     for _, p in ipairs(spares) do
-      assert.is_false(H.exists("/sys/fs/cgroup/pids/agentbox-sb-" .. p))
+      local f = assert(io.popen("find /sys/fs/cgroup -maxdepth 4 -name agentbox-sb-" .. p .. " 2>/dev/null"))
+      local left = f:read("a")
+      f:close()
+      assert.equal("", left)
     end
   end)
 end)

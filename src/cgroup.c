@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "cgroup.h"
+#include "sandbox_cgroup.h"
 #include "sysutil.h"
 
 /* The kernel's sched_prio_to_weight for nice 0..19 (cpu.shares units; a
@@ -27,17 +28,26 @@
 static const int NICE_WEIGHT[20] = {1024, 820, 655, 526, 423, 335, 272, 215, 172, 137,
                                     110, 87, 70, 56, 45, 36, 29, 23, 18, 15};
 
-static int write_at(int dir, const char *file, const char *val) {
+unsigned long ab_cg_weight(int nice, int v2) {
+  if (nice < 0) nice = 0;
+  if (nice > 19) nice = 19;
+  int weight = NICE_WEIGHT[nice];
+  /* v2 cpu.weight is 1..10000 with 100 for nice 0 */
+  return (unsigned long)(v2 ? (weight * 100 / 1024 > 0 ? weight * 100 / 1024 : 1) : weight);
+}
+
+int ab_cg_write(int dir, const char *file, const char *val) {
   int fd = openat(dir, file, O_WRONLY | O_CLOEXEC);
   if (fd < 0) return -1;
   size_t n = strlen(val);
-  int ok = write(fd, val, n) == (ssize_t)n;
+  ssize_t w = write(fd, val, n);
+  int e = errno;
   close(fd);
-  return ok ? 0 : -1;
+  errno = e;
+  return w == (ssize_t)n ? 0 : -1;
 }
 
-/* Does the whitespace-separated list in dir/file contain word? */
-static int has_word(int dir, const char *file, const char *word) {
+int ab_cg_has_word(int dir, const char *file, const char *word) {
   int fd = openat(dir, file, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return 0;
   char buf[512];
@@ -56,30 +66,33 @@ static int has_word(int dir, const char *file, const char *word) {
   return 0;
 }
 
-/* Is "cpu" one of the comma-separated controllers in [s, e)? */
-static int lists_cpu(const char *s, const char *e) {
+/* Is ctrl one of the comma-separated controllers in [s, e)? */
+static int lists(const char *ctrl, const char *s, const char *e) {
+  size_t cl = strlen(ctrl);
   while (s < e) {
     const char *c = s;
     while (c < e && *c != ',') c++;
-    if (c - s == 3 && strncmp(s, "cpu", 3) == 0) return 1;
+    if ((size_t)(c - s) == cl && strncmp(s, ctrl, cl) == 0) return 1;
     s = c + 1;
   }
   return 0;
 }
 
-static int open_dir(const char *mount, const char *path, size_t plen) {
+/* mount + [path, path + plen) opened as a directory (into out, when given) */
+static int open_dir(const char *mount, const char *path, size_t plen, char *out, size_t cap) {
   char full[4352];
   size_t at = ab_put(full, 0, sizeof full, mount);
   if (at + plen + 1 >= sizeof full) return -1;
   memcpy(full + at, path, plen);
-  full[at + plen] = 0;
-  return open(full, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  at += plen;
+  while (at > 1 && full[at - 1] == '/') at--;   /* "/": the hierarchy's root */
+  full[at] = 0;
+  int d = open(full, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (d >= 0 && out) ab_put(out, 0, cap, full);
+  return d;
 }
 
-/* The directory of this process's cpu cgroup: the v1 hierarchy that has
- * the cpu controller, else the v2 one. -1 when there is none. */
-static int find_origin(int *v2) {
-  static const char *const v1_mounts[] = {"/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpu,cpuacct", "/sys/fs/cgroup/cpuacct,cpu"};
+int ab_cg_find(const char *ctrl, const char *has, int *v2, char *path, size_t cap) {
   static const char *const v2_mounts[] = {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"};
   char buf[4096];
   int fd = open("/proc/self/cgroup", O_RDONLY | O_CLOEXEC);
@@ -98,11 +111,19 @@ static int find_origin(int *v2) {
     if (c2 && c2 == c1 + 1 && c1 - line == 1 && line[0] == '0') {
       v2path = c2 + 1;
       v2len = (size_t)(end - c2 - 1);
-    } else if (c2 && lists_cpu(c1 + 1, c2)) {
-      for (int i = 0; i < 3; i++) {
-        int d = open_dir(v1_mounts[i], c2 + 1, (size_t)(end - c2 - 1));
+    } else if (c2 && lists(ctrl, c1 + 1, c2)) {
+      /* mounted under its list of controllers ("cpu,cpuacct"), or its name */
+      char mounts[2][96];
+      size_t at = ab_put(mounts[0], 0, sizeof mounts[0], "/sys/fs/cgroup/");
+      size_t ll = (size_t)(c2 - c1 - 1);
+      if (at + ll + 1 > sizeof mounts[0]) ll = sizeof mounts[0] - at - 1;
+      memcpy(mounts[0] + at, c1 + 1, ll);
+      mounts[0][at + ll] = 0;
+      ab_put(mounts[1], ab_put(mounts[1], 0, sizeof mounts[1], "/sys/fs/cgroup/"), sizeof mounts[1], ctrl);
+      for (int i = 0; i < 2; i++) {
+        int d = open_dir(mounts[i], c2 + 1, (size_t)(end - c2 - 1), path, cap);
         if (d < 0) continue;
-        if (faccessat(d, "cpu.shares", F_OK, 0) == 0) { *v2 = 0; return d; }
+        if (faccessat(d, has, F_OK, 0) == 0) { *v2 = 0; return d; }
         close(d);
       }
     }
@@ -110,7 +131,7 @@ static int find_origin(int *v2) {
   }
   if (!v2path) return -1;
   for (int i = 0; i < 2; i++) {
-    int d = open_dir(v2_mounts[i], v2path, v2len);
+    int d = open_dir(v2_mounts[i], v2path, v2len, path, cap);
     if (d < 0) continue;
     if (faccessat(d, "cgroup.controllers", F_OK, 0) == 0) { *v2 = 1; return d; }
     close(d);
@@ -118,13 +139,18 @@ static int find_origin(int *v2) {
   return -1;
 }
 
+/* The directory of this process's cpu cgroup: the v1 hierarchy that has
+ * the cpu controller, else the v2 one. -1 when there is none. */
+static int find_origin(int *v2) {
+  return ab_cg_find("cpu", "cpu.shares", v2, NULL, 0);
+}
+
 static void pause_ms(long ms) {
   struct timespec ts = {0, ms * 1000000L};
   nanosleep(&ts, NULL);
 }
 
-/* rmdir; a cgroup whose last task was just reaped can be busy briefly */
-static void remove_dir(int dir, const char *name) {
+void ab_cg_remove(int dir, const char *name) {
   for (int i = 0; i < 20; i++) {
     if (unlinkat(dir, name, AT_REMOVEDIR) == 0 || errno != EBUSY) return;
     pause_ms(1);
@@ -140,9 +166,7 @@ int ab_cgroup_enter(ab_cgroup *cg, pid_t owner, int nice) {
   ab_put_num(cg->parent, ab_put(cg->parent, 0, sizeof cg->parent, "agentbox-"), sizeof cg->parent, (unsigned long)owner);
   ab_put_num(cg->run, ab_put(cg->run, 0, sizeof cg->run, "run-"), sizeof cg->run, (unsigned long)getpid());
   char w[24];
-  int weight = NICE_WEIGHT[nice];
-  /* v2 cpu.weight is 1..10000 with 100 for nice 0 */
-  ab_put_num(w, 0, sizeof w, (unsigned long)(cg->v2 ? (weight * 100 / 1024 > 0 ? weight * 100 / 1024 : 1) : weight));
+  ab_put_num(w, 0, sizeof w, ab_cg_weight(nice, cg->v2));
   const char *wfile = cg->v2 ? "cpu.weight" : "cpu.shares";
   int pfd = -1;
   /* another supervisor of this owner may remove the parent between our
@@ -163,20 +187,20 @@ int ab_cgroup_enter(ab_cgroup *cg, pid_t owner, int nice) {
   }
   /* the parent's weight is what competes with the host: all of one
    * owner's runs at once weigh like one task at this nice */
-  int ok = (!cg->v2 || has_word(pfd, "cgroup.controllers", "cpu")) && write_at(pfd, wfile, w) == 0;
-  if (ok && cg->v2) (void)write_at(pfd, "cgroup.subtree_control", "+cpu");
+  int ok = (!cg->v2 || ab_cg_has_word(pfd, "cgroup.controllers", "cpu")) && ab_cg_write(pfd, wfile, w) == 0;
+  if (ok && cg->v2) (void)ab_cg_write(pfd, "cgroup.subtree_control", "+cpu");
   int rfd = ok ? openat(pfd, cg->run, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
   if (rfd >= 0) {
-    (void)write_at(rfd, wfile, w);   /* between runs of one owner */
-    ok = write_at(rfd, "cgroup.procs", "0") == 0;
+    (void)ab_cg_write(rfd, wfile, w);   /* between runs of one owner */
+    ok = ab_cg_write(rfd, "cgroup.procs", "0") == 0;
     close(rfd);
   } else {
     ok = 0;
   }
   if (!ok) {
-    remove_dir(pfd, cg->run);
+    ab_cg_remove(pfd, cg->run);
     close(pfd);
-    remove_dir(origin, cg->parent);
+    ab_cg_remove(origin, cg->parent);
     close(origin);
     return 0;
   }
@@ -187,10 +211,10 @@ int ab_cgroup_enter(ab_cgroup *cg, pid_t owner, int nice) {
 
 void ab_cgroup_leave(ab_cgroup *cg) {
   if (cg->origin < 0) return;
-  (void)write_at(cg->origin, "cgroup.procs", "0");
+  (void)ab_cg_write(cg->origin, "cgroup.procs", "0");
   int pfd = openat(cg->origin, cg->parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (pfd >= 0) {
-    remove_dir(pfd, cg->run);
+    ab_cg_remove(pfd, cg->run);
     close(pfd);
   }
   if (unlinkat(cg->origin, cg->parent, AT_REMOVEDIR) != 0) { /* other runs still in it */ }
@@ -200,7 +224,7 @@ void ab_cgroup_leave(ab_cgroup *cg) {
 
 /* SIGKILL every process in the cgroup dir/name, until it is empty (a
  * process may fork while we read), for at most a bounded number of rounds. */
-static void kill_members(int dir, const char *name) {
+void ab_cg_kill_members(int dir, const char *name) {
   char path[64];
   size_t at = ab_put(path, 0, sizeof path, name);
   ab_put(path, at, sizeof path, "/cgroup.procs");
@@ -230,8 +254,8 @@ typedef struct { int pfd, kill_runs; } run_walk;
 static int cleanup_run(const ab_dirent64 *d, void *arg) {
   const run_walk *w = arg;
   if (d->d_type != DT_DIR || strncmp(d->d_name, "run-", 4) != 0) return 0;
-  if (w->kill_runs) kill_members(w->pfd, d->d_name);
-  remove_dir(w->pfd, d->d_name);
+  if (w->kill_runs) ab_cg_kill_members(w->pfd, d->d_name);
+  ab_cg_remove(w->pfd, d->d_name);
   return 0;
 }
 
@@ -242,7 +266,7 @@ static void cleanup_in(int origin, const char *parent, int kill_runs) {
   run_walk w = {pfd, kill_runs};
   (void)ab_dir_each(pfd, buf, sizeof buf, cleanup_run, &w);
   close(pfd);
-  remove_dir(origin, parent);
+  ab_cg_remove(origin, parent);
 }
 
 void ab_cgroup_cleanup(pid_t owner) {
@@ -258,7 +282,7 @@ void ab_cgroup_cleanup(pid_t owner) {
 /* Is process pid gone: no such process, or a zombie (a SIGKILLed owner
  * whose parent died too stays one until init reaps it, which takes init a
  * while)? */
-static int owner_gone(pid_t pid) {
+int ab_cg_gone(pid_t pid) {
   if (kill(pid, 0) != 0) return errno == ESRCH;
   char buf[512];
   if (ab_proc_read(pid, "stat", buf, sizeof buf) < 0) return 1;
@@ -274,7 +298,7 @@ static int reap_owner(const ab_dirent64 *d, void *arg) {
   while (*c >= '0' && *c <= '9' && pid < 0x7fffffffL / 10) pid = pid * 10 + (*c++ - '0');
   /* only an owner that is gone: a live one's empty parent may be about
    * to get its next run */
-  if (*c || pid <= 0 || !owner_gone((pid_t)pid)) return 0;
+  if (*c || pid <= 0 || !ab_cg_gone((pid_t)pid)) return 0;
   /* what is still in a dead owner's runs outlived its host, its spawn
    * server and its supervisors (a whole process group killed at once):
    * nothing is left to end it but us */
@@ -285,11 +309,13 @@ static int reap_owner(const ab_dirent64 *d, void *arg) {
 void ab_cgroup_reap(void) {
   int v2;
   int origin = find_origin(&v2);
-  if (origin < 0) return;
-  /* reading origin moves only its offset: openat from it is unaffected */
-  char buf[4096];
-  (void)ab_dir_each(origin, buf, sizeof buf, reap_owner, &origin);
-  close(origin);
+  if (origin >= 0) {
+    /* reading origin moves only its offset: openat from it is unaffected */
+    char buf[4096];
+    (void)ab_dir_each(origin, buf, sizeof buf, reap_owner, &origin);
+    close(origin);
+  }
+  ab_sbcg_reap();   /* and dead supervisors' sandbox cgroups (memory, pids) */
 }
 
 void ab_autogroup_nice(pid_t pid, int nice) {

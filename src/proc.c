@@ -17,6 +17,7 @@
 #include "core.h"
 #include "output.h"
 #include "sandbox.h"
+#include "sandbox_cgroup.h"
 #include "spawnreq.h"
 #include "spawner.h"
 #include "sup.h"
@@ -380,6 +381,13 @@ static int l_reap_runs(lua_State *L) {
   return 0;
 }
 
+/* core.spare_drop(): the spawn server's spare sandbox (sandbox_spare.c)
+ * is retired now, not when its idle time is up: LocalExecutor's close. */
+static int l_spare_drop(lua_State *L) {
+  ab_spawner_drop_spare(ab_ctx_get(L));
+  return 0;
+}
+
 /* core.deadline_budget(timeout, grace) -> { timeout, grace, term, kill,
  * give_up, host, margin } in seconds: deadline.h's budget, for executors
  * whose supervisor is not core.spawn's (DockerExecutor's exec stream ends
@@ -401,7 +409,8 @@ static int l_deadline_budget(lua_State *L) {
   return 1;
 }
 
-/* core.sandbox_probe() -> true, { pids_cgroup = bool } | nil, step, message, errno: the sandbox's
+/* core.sandbox_probe() -> true, { cgroup = { version = 1|2, memory, pids, cpu = bool } | false,
+ * cgroup_why = string } | nil, step, message, errno: the sandbox's
  * setup (sandbox.h) run once in a child, up to the seccomp filter, so that
  * LocalExecutor{ sandbox } fails at construction, naming what is missing.
  * Blocks for a few milliseconds. */
@@ -410,9 +419,26 @@ static int l_sandbox_probe(lua_State *L) {
   int e = ab_sandbox_probe(step, sizeof step);
   if (e == 0) {
     lua_pushboolean(L, 1);
-    lua_createtable(L, 0, 1);
-    lua_pushboolean(L, ab_sb_pids_available());
-    lua_setfield(L, -2, "pids_cgroup");
+    lua_createtable(L, 0, 2);
+    ab_sbcg_where w;
+    ab_sbcg_find(&w);
+    if (w.version && w.memory && w.pids) {
+      lua_createtable(L, 0, 4);
+      lua_pushinteger(L, w.version);
+      lua_setfield(L, -2, "version");
+      const char *k[3] = {"memory", "pids", "cpu"};
+      int v[3] = {w.memory, w.pids, w.cpu};
+      for (int i = 0; i < 3; i++) {
+        lua_pushboolean(L, v[i]);
+        lua_setfield(L, -2, k[i]);
+      }
+    } else {
+      lua_pushboolean(L, 0);
+      lua_pushstring(L, w.why);
+      lua_setfield(L, -3, "cgroup_why");
+    }
+    lua_setfield(L, -2, "cgroup");
+    ab_sbcg_where_close(&w);
     return 2;
   }
   luaL_pushfail(L);
@@ -431,6 +457,8 @@ void ab_open_proc(lua_State *L) {
   lua_setfield(L, -2, "spawn");
   lua_pushcfunction(L, l_reap_runs);
   lua_setfield(L, -2, "reap_runs");
+  lua_pushcfunction(L, l_spare_drop);
+  lua_setfield(L, -2, "spare_drop");
   lua_pushinteger(L, AB_DEADLINE_MARGIN_MS / 1000);
   lua_setfield(L, -2, "deadline_margin");
   lua_pushcfunction(L, l_deadline_budget);

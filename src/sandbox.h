@@ -63,19 +63,4 @@ int ab_sandbox_drop_caps(void);
  * copied into step (cap bytes). For core.sandbox_probe. */
 int ab_sandbox_probe(char *step, size_t cap);
 
-/* sandbox_pids.c: a pids cgroup around init, where one can be made (the
- * only bound on a fork bomb for a root caller, whom the kernel exempts
- * from RLIMIT_NPROC). enter: make it (pids.max = max) and move this
- * process in, 1 when in; step_out: back to where we were (call right after
- * the clone of init, which stays in); remove: after the run. */
-typedef struct {
-  char origin[256], dir[300];
-  int in, made;
-} ab_sb_pids;
-int ab_sb_pids_enter(ab_sb_pids *p, int64_t max);
-void ab_sb_pids_step_out(ab_sb_pids *p);
-void ab_sb_pids_remove(ab_sb_pids *p);
-/* Is there a pids hierarchy this process may write? */
-int ab_sb_pids_available(void);
-
 #endif

@@ -44,7 +44,7 @@ static size_t put_vec(char *out, size_t at, size_t cap, char *const *v, int n) {
 }
 
 size_t ab_spare_key(const ab_sup_args *a, char *out, size_t cap) {
-  if (!a->o.sandbox || (a->o.flags & AB_RUN_RESIDENT)) return 0;
+  if (!a->o.sandbox || !(a->o.flags & AB_RUN_SPARE) || (a->o.flags & AB_RUN_RESIDENT)) return 0;
   int envc = 0;
   while (a->envp && a->envp[envc]) envc++;
   size_t at = put(out, 0, cap, &a->o, sizeof a->o);
@@ -90,15 +90,21 @@ static int prepare(const ab_sup_args *a, ab_sb_spare *sp) {
   if (sp->buf == MAP_FAILED || sp->sh == MAP_FAILED || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, go) != 0)
     return -1;
   memset(sp->sh, 0, sizeof *sp->sh);
-  ab_cgroup_enter(&sp->cg, a->host, a->o.nice);
-  ab_sb_pids_enter(&sp->pids, a->o.rlimit[AB_RL_NPROC]);
+  /* as ab_supervise does: the sandbox's cgroup, then the cpu one */
+  sp->sbc.w.mem_dir = sp->sbc.w.pids_dir = sp->sbc.w.origin = -1;
+  if (!ab_sbcg_enter(&sp->sbc, &a->o) && (a->o.flags & AB_RUN_CGROUP_REQUIRED)) {
+    close(go[0]);
+    close(go[1]);
+    return -1;   /* the run, made as usual, says why */
+  }
+  ab_cgroup_enter(&sp->cg, a->host, sp->sbc.in && sp->sbc.w.version == 2 && sp->sbc.w.cpu ? 0 : a->o.nice);
   sp->init = ab_sandbox_start_go(a, sp->sh, go);
-  ab_sb_pids_step_out(&sp->pids);
+  ab_sbcg_step_out(&sp->sbc);
   close(go[0]);
   sp->go = go[1];
   if (sp->init > 0) return 0;
   close(sp->go);
-  ab_sb_pids_remove(&sp->pids);
+  ab_sbcg_remove(&sp->sbc);
   ab_cgroup_leave(&sp->cg);
   return -1;
 }
@@ -107,7 +113,7 @@ static void unprepare(ab_sb_spare *sp) {
   kill(sp->init, SIGKILL);
   while (waitpid(sp->init, NULL, __WALL) < 0 && errno == EINTR) {}
   close(sp->go);
-  ab_sb_pids_remove(&sp->pids);
+  ab_sbcg_remove(&sp->sbc);
   ab_cgroup_leave(&sp->cg);
 }
 

@@ -193,6 +193,10 @@ void ab_spawner_kill(ab_spawner *s, uint32_t id, int hard) {
   ab_proto_send_kill(s->sock, id, hard);
 }
 
+void ab_spawner_drop_spare(ab_ctx *c) {
+  if (c->spawner && c->spawner->sock >= 0) ab_proto_send_spare_drop(c->spawner->sock);
+}
+
 ab_spawner *ab_spawner_connect(ab_ctx *c, int sock) {
   ab_spawner *s = calloc(1, sizeof *s);
   if (!s) return NULL;

@@ -17,6 +17,8 @@ ab_spawner *ab_spawner_spawn(ab_ctx *c, const char *sup, const ab_sup_args *a, c
  * SIGKILLs the supervisor and kills what it leaves (and is itself sent
  * SIGCONT first, in case code stopped it). */
 void ab_spawner_kill(ab_spawner *s, uint32_t id, int hard);
+/* Retire the context's spawn server's spare sandbox, if it has a server. */
+void ab_spawner_drop_spare(ab_ctx *c);
 void ab_spawner_forget(ab_spawner *s, uint32_t id);   /* the owner is gone */
 
 /* A server we did not start: the connected SOCK_SEQPACKET socket sock (the

@@ -86,6 +86,13 @@ void ab_proto_send_kill(int sock, uint32_t id, int hard) {
   (void)!send(sock, &rq, sizeof rq, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
+void ab_proto_send_spare_drop(int sock) {
+  ab_spawn_req rq;
+  memset(&rq, 0, sizeof rq);
+  rq.type = AB_SPARE_DROP;
+  (void)!send(sock, &rq, sizeof rq, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
 ssize_t ab_proto_recv_rep(int sock, ab_spawn_rep *rep) {
   return recv(sock, rep, sizeof *rep, MSG_DONTWAIT);
 }

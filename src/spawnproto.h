@@ -16,11 +16,12 @@
 #include <sys/types.h>
 #include "sup.h"
 
-/* AB_KILL cancels a run (its supervisor kills the tree and reports);
+/* AB_SPARE_DROP: retire the spare sandbox (sandbox_spare.c), if any.
+ * AB_KILL cancels a run (its supervisor kills the tree and reports);
  * AB_KILL_HARD is the host's deadline for a supervisor that did not report
  * in time (stopped, say): SIGKILL to the supervisor, and the server, a
  * subreaper, kills everything of the run that it then adopts. */
-enum { AB_SPAWN = 1, AB_KILL = 2, AB_KILL_HARD = 3 };
+enum { AB_SPAWN = 1, AB_KILL = 2, AB_KILL_HARD = 3, AB_SPARE_DROP = 4 };
 #define AB_SPAWN_MAX_MSG 65536
 #define AB_SANDBOX_MAX_PATHS 63    /* sandbox_fs.c binds these and work_dir */
 #define AB_SPAWN_NFDS 4          /* stdin, stdout, stderr, status */
@@ -49,6 +50,8 @@ int ab_proto_send_msg(int sock, const char *buf, size_t len, const int fds[AB_SP
 /* AB_KILL or AB_KILL_HARD for run id; errors are ignored (the server is
  * gone or busy: the host's deadline still holds). */
 void ab_proto_send_kill(int sock, uint32_t id, int hard);
+/* AB_SPARE_DROP; errors are ignored (no server: no spare). */
+void ab_proto_send_spare_drop(int sock);
 /* One reply: its size (sizeof *rep when whole), 0 at EOF, -1 with errno. */
 ssize_t ab_proto_recv_rep(int sock, ab_spawn_rep *rep);
 

@@ -83,7 +83,7 @@ static const char *opt_quota(lua_State *L, const char *cwd, int64_t *bytes, int6
 }
 
 /* sandbox = { read_only = {paths}, read_write = {paths}, tmp_size = bytes,
- * loopback = bool } or true: the daemonless sandbox (sandbox.h). Paths
+ * loopback = bool, memory = bytes, cgroup_required = bool, spare = bool } or true: the daemonless sandbox (sandbox.h). Paths
  * must be absolute (LocalExecutor resolves them); the vectors are left on
  * the stack, their strings anchored in the option table. */
 static void opt_sandbox(lua_State *L, ab_sup_args *a) {
@@ -93,7 +93,7 @@ static void opt_sandbox(lua_State *L, ab_sup_args *a) {
   a->o.tmp_bytes = 64 << 20;
   if (ty == LUA_TBOOLEAN) { lua_pop(L, 1); return; }
   if (ty != LUA_TTABLE) luaL_error(L, "spawn: 'sandbox' must be true, false or a table { read_only =, read_write =, "
-                                   "tmp_size =, loopback = }");
+                                   "tmp_size =, loopback =, memory =, cgroup_required =, spare = }");
   int t = lua_gettop(L);
   const char *k[2] = {"read_only", "read_write"};
   int32_t *n[2] = {&a->o.sb_nro, &a->o.sb_nrw};
@@ -118,6 +118,17 @@ static void opt_sandbox(lua_State *L, ab_sup_args *a) {
   }
   lua_pop(L, 1);
   if (lua_getfield(L, t, "loopback") == LUA_TBOOLEAN && !lua_toboolean(L, -1)) a->o.sandbox &= ~AB_SB_LOOPBACK;
+  lua_pop(L, 1);
+  if (lua_getfield(L, t, "memory") != LUA_TNIL) {
+    if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 0)
+      luaL_error(L, "spawn: sandbox.memory must be an integer number of bytes >= 0 (0: no memory cgroup)");
+    a->o.memory_bytes = (int64_t)lua_tointeger(L, -1);
+  }
+  lua_pop(L, 1);
+  if (lua_getfield(L, t, "cgroup_required") == LUA_TBOOLEAN && lua_toboolean(L, -1))
+    a->o.flags |= AB_RUN_CGROUP_REQUIRED;
+  lua_pop(L, 1);
+  if (lua_getfield(L, t, "spare") == LUA_TBOOLEAN && lua_toboolean(L, -1)) a->o.flags |= AB_RUN_SPARE;
   lua_pop(L, 1);
   lua_remove(L, t);   /* the sandbox table itself (anchored in the option table) */
 }

@@ -195,6 +195,11 @@ int ab_spawn_server(int sock, const ab_sup_args *force) {
     ssize_t n = ab_proto_recv(sock, buf, &rq, fds, &nfds);
     if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) break;   /* the host is gone */
     if (n < (ssize_t)sizeof rq) continue;
+    if (rq.type == AB_SPARE_DROP) {   /* its executor is closed */
+      spare_retire(&sp);
+      for (int i = 0; i < nfds; i++) close(fds[i]);
+      continue;
+    }
     if (rq.type == AB_KILL || rq.type == AB_KILL_HARD) {
       for (size_t i = 0; i < nruns; i++) {
         if (runs[i].id != rq.id) continue;

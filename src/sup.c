@@ -16,6 +16,7 @@
 #include "cgroup.h"
 #include "quota.h"
 #include "sandbox.h"
+#include "sandbox_cgroup.h"
 #include "spawnproto.h"
 #include "sup_int.h"
 #include "sysutil.h"
@@ -118,7 +119,7 @@ static void spare_drop(ab_sb_spare *sp) {
   kill(sp->init, SIGKILL);
   while (waitpid(sp->init, NULL, __WALL) < 0 && errno == EINTR) {}
   close(sp->go);
-  ab_sb_pids_remove(&sp->pids);
+  ab_sbcg_remove(&sp->sbc);
   munmap(sp->sh, sizeof *sp->sh);
   ab_cgroup_leave(&sp->cg);
 }
@@ -179,18 +180,18 @@ void ab_supervise_spare(const ab_sup_args *a, ab_sup_report *r, ab_sb_spare *sp)
     r->spawn_errno = EBUSY;
     r->strays = 1;
   }
-  /* the run's tree weighs like one task at a->o.nice (cgroup.c) */
-  ab_cgroup cg;
   /* the sandbox: child is its init (sandbox.h), which reports the
    * program's status in sh; killing it kills the whole namespace */
   ab_sb_shared *sh = NULL;
-  ab_sb_pids pids;
-  memset(&pids, 0, sizeof pids);
+  ab_sbcg sbc;
+  memset(&sbc, 0, sizeof sbc);
+  sbc.w.mem_dir = sbc.w.pids_dir = sbc.w.origin = -1;
+  ab_cgroup cg;
   if (sp) {   /* all made already (sandbox_spare.c) */
     cg = sp->cg;
     sh = sp->sh;
-    pids = sp->pids;
-  } else ab_cgroup_enter(&cg, a->host ? a->host : getppid(), a->o.nice);
+    sbc = sp->sbc;
+  }
   if (a->o.sandbox && !sp) {
     sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (sh == MAP_FAILED) {
@@ -198,24 +199,32 @@ void ab_supervise_spare(const ab_sup_args *a, ab_sup_report *r, ab_sb_spare *sp)
       r->spawn_errno = ENOMEM;
     } else memset(sh, 0, sizeof *sh);
   }
-  if (sh && !sp && !r->cancelled && !r->spawn_errno) ab_sb_pids_enter(&pids, a->o.rlimit[AB_RL_NPROC]);
+  /* the sandbox's cgroup around init (sandbox_cgroup.h): memory, pids
+   * and, on v2, the CPU weight; refused when required and not in force */
+  int cg_refused = sh && !sp && !r->cancelled && !r->spawn_errno && !ab_sbcg_enter(&sbc, &a->o) &&
+                   (a->o.flags & AB_RUN_CGROUP_REQUIRED);
+  if (cg_refused) r->spawn_errno = errno ? errno : EACCES;
+  /* the run's tree weighs like one task at a->o.nice (cgroup.c) */
+  if (!sp) ab_cgroup_enter(&cg, a->host ? a->host : getppid(), sbc.in && sbc.w.version == 2 && sbc.w.cpu ? 0 : a->o.nice);
   pid_t child = r->cancelled || r->spawn_errno ? -1
                 : sp ? spare_go(sp, &run)
                 : sh ? ab_sandbox_start(&run, sh) : ab_start_program(&run, &r->landlock);
-  if (!sp) ab_sb_pids_step_out(&pids);
+  if (!sp) ab_sbcg_step_out(&sbc);
   if (child < 0) {
     if (!r->spawn_errno) r->spawn_errno = r->cancelled ? ECANCELED : errno;
-    if (sp) {
+    if (sp) {   /* spare_drop undid its cgroups */
       spare_drop(sp);
       sh = NULL;
-      memset(&pids, 0, sizeof pids);
+      memset(&sbc, 0, sizeof sbc);
+      sbc.w.mem_dir = sbc.w.pids_dir = sbc.w.origin = -1;
       memset(&cg, 0, sizeof cg);
       cg.origin = -1;
     }
-    ab_sb_pids_remove(&pids);
+    ab_sbcg_remove(&sbc);
     if (sh) {
-      ab_say(a->fd_err, "agentbox: refusing to run the program: cannot create the sandbox's namespaces (",
-             ab_errname(r->spawn_errno), ")\n");
+      ab_say(a->fd_err, cg_refused ? "agentbox: refusing to run the program: the sandbox's cgroup is required "
+             "(sandbox.require) but could not be made (" : "agentbox: refusing to run the program: cannot "
+             "create the sandbox's namespaces (", ab_errname(r->spawn_errno), ")\n");
       munmap(sh, sizeof *sh);
     }
     ab_cgroup_leave(&cg);
@@ -249,7 +258,6 @@ void ab_supervise_spare(const ab_sup_args *a, ab_sup_report *r, ab_sb_spare *sp)
   /* over the quota, the tree was killed at once (a grace would only let it
    * write more); the line comes now that it is dead */
   if (q) ab_quota_after(q, a, r);
-  ab_sb_pids_remove(&pids);
   if (sh) {
     if (sh->exited) r->status = sh->status;   /* else init's: 125 = setup failed, or killed */
     r->landlock = sh->ll;
@@ -257,6 +265,14 @@ void ab_supervise_spare(const ab_sup_args *a, ab_sup_report *r, ab_sb_spare *sp)
   }
   long oom1 = oom_kills();
   r->oom = oom0 >= 0 && oom1 > oom0;
+  if (ab_sbcg_oom_kills(&sbc) > 0) {
+    r->oom = 1;
+    char lim[24];
+    ab_put_num(lim, 0, sizeof lim, (unsigned long)sbc.memory);
+    ab_say(a->fd_err, "\nagentbox: out of memory: the kernel killed a process of this block at the sandbox's memory "
+           "limit (sandbox.memory = ", lim, " bytes)\n");
+  }
+  ab_sbcg_remove(&sbc);
   ab_cgroup_leave(&cg);
   if (have_pt) ab_pt_free(&t);
 }

@@ -35,14 +35,18 @@ typedef struct {
                                   (LocalExecutor's preload template: the block is its fork) */
   int64_t tmp_bytes;           /* the sandbox's private /tmp size, /dev/shm links to it (after the
                                   int32s, an even number of them: no padding on the wire) */
+  int64_t memory_bytes;        /* the sandbox's cgroup memory limit (sandbox_cgroup.h); <= 0: none */
 } ab_run_opts;
 
 /* ab_run_opts.flags. AB_RUN_RESIDENT: a block server's resident (the
  * preloaded Python template): only the host asks, only a block server
  * grants (spawnsrv.c). AB_RUN_NO_FALLOCATE: the quota's fallocate rule in
  * the seccomp filter although the run has no quota (the template, whose
- * forks are blocks under one). */
-enum { AB_RUN_RESIDENT = 1, AB_RUN_NO_FALLOCATE = 2 };
+ * forks are blocks under one). AB_RUN_CGROUP_REQUIRED: a sandboxed run
+ * refuses to start without its memory and pids cgroup (sandbox.require).
+ * AB_RUN_SPARE: a sandboxed run whose next one the spawn server may make
+ * ahead (sandbox_spare.c; LocalExecutor's, which drops it at close). */
+enum { AB_RUN_RESIDENT = 1, AB_RUN_NO_FALLOCATE = 2, AB_RUN_CGROUP_REQUIRED = 4, AB_RUN_SPARE = 8 };
 
 /* A block server's resident runs with this real and saved uid and the
  * sandbox uid as its effective one (AB_RESIDENT_ALT when the sandbox uid is

@@ -9,6 +9,7 @@
 #include "sup.h"
 #include "cgroup.h"
 #include "sandbox.h"
+#include "sandbox_cgroup.h"
 
 /* sup.c, for sandbox_spare.c: a sandbox made ahead of its run, everything
  * ab_supervise does before starting the program already done (the run's
@@ -17,7 +18,7 @@
 typedef struct {
   ab_cgroup cg;
   ab_sb_shared *sh;
-  ab_sb_pids pids;
+  ab_sbcg sbc;
   pid_t init;
   int go;        /* our end of init's socket pair */
   char *buf;     /* AB_SPAWN_MAX_MSG bytes, to send the run to init */

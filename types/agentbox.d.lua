@@ -189,6 +189,7 @@
 ---@field read_only string[]|nil host paths bound read-only at the same path inside (over work_dir too)
 ---@field read_write string[]|nil host paths bound writable at the same path inside
 ---@field tmp_size integer|nil bytes of the private /tmp, which /dev/shm links to (default 64 MiB)
+---@field memory integer|false|nil bytes of the run's memory cgroup, /tmp included, no swap (default 512 MiB, as DockerExecutor); false for none
 ---@field require ("landlock"|"cgroup")[]|nil optional guarantees made mandatory (construction fails without them)
 ---@field network false|nil only false: no network, not even the host's loopback
 
@@ -206,7 +207,9 @@
 ---@field landlock string|integer "none", or the Landlock ABI in force
 ---@field seccomp boolean
 ---@field no_new_privs boolean
----@field limits string "rlimits", or "rlimits, pids cgroup"
+---@field limits string "rlimits", "rlimits, cgroup v1: memory N, pids N, cpu weight", or "rlimits (no writable cgroup: why)"
+---@field memory integer|string|false|nil the sandbox's memory limit in force (a string says why it is not enforced)
+---@field cgroup table|false|nil the run's cgroup: `{ version = 1|2, memory =, pids =, cpu = }` (booleans), false without one
 ---@field nproc integer|string|nil processes at once (a string says why it is not enforced)
 ---@field network string "none" (sandbox) or "host"
 ---@field filesystem string what the code may write

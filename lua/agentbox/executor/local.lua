@@ -28,7 +28,7 @@ local python_session = require("agentbox.executor.python_session")
 -- lost); `restart()` restarts it; with `preload`, the interpreter starts with those modules imported.
 -- One `execute` at a time (executor/python_session.lua)
 -- @tfield[opt] boolean|agentbox.SandboxSettings sandbox the daemonless sandbox (README "Three ways to run
--- code"): true, or settings `{ read_only =, read_write =, tmp_size =, require =, network = false }`. Default:
+-- code"): true, or settings `{ read_only =, read_write =, tmp_size =, memory =, require =, network = false }`. Default:
 -- AGENTBOX_SANDBOX (1/true/yes: on), else off. Construction fails closed when the kernel cannot give it.
 
 --- The daemonless sandbox's settings (LocalExecutor's `sandbox` option).
@@ -36,6 +36,8 @@ local python_session = require("agentbox.executor.python_session")
 -- @tfield[opt] {string,...} read_only host paths bound read-only at the same path inside (over work_dir too)
 -- @tfield[opt] {string,...} read_write host paths bound writable at the same path inside
 -- @tfield[opt=67108864] integer tmp_size bytes of the private /tmp (/dev/shm is a link to it)
+-- @tfield[opt=536870912] integer|false memory bytes of the run's memory cgroup, /tmp included, no swap (DockerExecutor's
+-- default); false for none. In force where a cgroup is writable (`enforced().cgroup`)
 -- @tfield[opt] {string,...} require optional guarantees made mandatory: "landlock", "cgroup"
 -- @tfield[opt=false] boolean network only false: no network at all (a loopback of its own)
 
@@ -53,7 +55,11 @@ local python_session = require("agentbox.executor.python_session")
 -- @tfield string|integer landlock "none", or the Landlock ABI in force
 -- @tfield boolean seccomp
 -- @tfield boolean no_new_privs
--- @tfield string limits "rlimits", or "rlimits, pids cgroup"
+-- @tfield string limits "rlimits", "rlimits, cgroup v1: memory N, pids N, cpu weight", or "rlimits (no writable
+-- cgroup: why)"
+-- @tfield[opt] integer|string|false memory the sandbox's memory limit in force (a string says why it is not enforced)
+-- @tfield[opt] table|false cgroup the run's cgroup: `{ version = 1|2, memory =, pids =, cpu = }` (booleans), false without
+-- one
 -- @tfield[opt] integer|string nproc processes at once (a string says why it is not enforced)
 -- @tfield string network "none" (sandbox) or "host"
 -- @tfield string filesystem what the code may write
@@ -79,7 +85,7 @@ local python_session = require("agentbox.executor.python_session")
 --- What is really in force for this executor's blocks (namespaces, Landlock, seccomp, limits, network).
 -- Fields: each namespace (`user_ns`, `pid_ns`, `mount_ns`, `net_ns`, `ipc_ns`,
 -- `uts_ns`), `landlock` (an ABI number or "none"), `seccomp`, `no_new_privs`,
--- `capabilities`, `limits` ("rlimits" or with cgroup controllers), `nproc`,
+-- `capabilities`, `limits` ("rlimits" or with cgroup controllers), `memory`, `cgroup`, `nproc`,
 -- `network` ("none" or "host"), `filesystem`, `uid_map`.
 -- @function LocalExecutor:enforced
 -- @treturn table the guarantees
@@ -288,6 +294,8 @@ end
 function LocalExecutor:_release()
   python_preload.stop(self)
   python_session.stop(self)
+  -- the spare sandbox made for our next block binds our work_dir
+  if self.sandbox then core.spare_drop() end
   return true
 end
 

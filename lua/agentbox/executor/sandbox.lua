@@ -10,6 +10,11 @@ local errors = require("agentbox.errors")
 local M = {}
 
 M.DEFAULT_TMP = 64 * 1024 * 1024
+-- the run's memory cgroup limit: DockerExecutor's default (512m, no swap),
+-- so a block that fits one fits the other; /tmp (tmpfs) counts in it
+M.DEFAULT_MEMORY = 512 * 1024 * 1024
+-- below it python3 alone (about 10 MiB) would not start
+M.MIN_MEMORY = 16 * 1024 * 1024
 -- processes of the block at once: RLIMIT_NPROC, which in the sandbox's own
 -- user namespace counts the block's processes only (not the user's others)
 M.DEFAULT_NPROC = 1024
@@ -65,6 +70,15 @@ local SETTINGS = {
     end
     return v
   end,
+  memory = function(v, what)
+    if v == nil then return M.DEFAULT_MEMORY end
+    if v == false then return false end
+    if math.type(v) ~= "integer" or v < M.MIN_MEMORY then
+      errors.misuse("%s: sandbox.memory must be an integer number of bytes >= %d (16 MiB; the run's memory cgroup, "
+        .. "/tmp included), or false for none, got %s", what, M.MIN_MEMORY, tostring(v))
+    end
+    return v
+  end,
   require = function(v, what)
     if v == nil then return {} end
     if type(v) ~= "table" then
@@ -109,16 +123,17 @@ function M.check(v, what)
   if v == true then v = {} end
   if type(v) ~= "table" then
     errors.misuse("%s: sandbox must be true, false or a table of settings { read_only =, read_write =, tmp_size =, "
-      .. "require =, network = false }", what)
+      .. "memory =, require =, network = false }", what)
   end
   for k in pairs(v) do
     if not SETTINGS[k] then
-      errors.misuse("%s: unknown sandbox setting '%s' (known: network, read_only, read_write, require, tmp_size)",
+      errors.misuse("%s: unknown sandbox setting '%s' (known: memory, network, read_only, read_write, require, "
+        .. "tmp_size)",
         what, tostring(k))
     end
   end
   local s = {}
-  for _, k in ipairs({ "read_only", "read_write", "tmp_size", "require", "network" }) do
+  for _, k in ipairs({ "read_only", "read_write", "tmp_size", "memory", "require", "network" }) do
     s[k] = SETTINGS[k](v[k], what)
   end
   return s
@@ -160,9 +175,16 @@ local function advice(step, errno)
   return table.concat(tips, "; ")
 end
 
+--- How a run gets its cgroup where none is writable (README "The daemonless sandbox").
+M.CGROUP_HOWTO = "a memory and pids cgroup per run needs root (cgroup v1 or v2), or a cgroup v2 delegated to this "
+  .. "user with the host in a leaf of it: systemd-run --user --scope -p Delegate=yes sh -c 'cg=/sys/fs/cgroup$(sed -n "
+  .. "\"s/^0:://p\" /proc/self/cgroup); mkdir $cg/host; echo $$ > $cg/host/cgroup.procs; echo +memory +pids +cpu > "
+  .. "$cg/cgroup.subtree_control; exec lua5.4 host.lua'"
+
 --- Fail closed at construction: the setup runs once in a child; an error
 --- names the step, the kernel's answer and the setting to change. Returns
---- what the probe found ({ pids_cgroup = bool }).
+--- what the probe found ({ cgroup = { version =, memory =, pids =, cpu = }
+--- | false, cgroup_why =, landlock_abi = }).
 function M.probe(s, what)
   local ok, step, msg, errno = core.sandbox_probe()
   if not ok then
@@ -178,10 +200,11 @@ function M.probe(s, what)
     errors.misuse("%s: sandbox.require names landlock, which this kernel does not offer (%s)", what,
       tostring(select(2, core.landlock_abi())))
   end
-  if s.require.cgroup then
-    -- TODO: the cgroup-v2 memory/pids/cpu limits (a delegated cgroup) report here
-    errors.misuse("%s: sandbox.require names cgroup, which this build does not put in force (ex:enforced() reports "
-      .. "limits = \"rlimits\")", what)
+  -- the run's cgroup (sandbox_cgroup.c): memory and pids where a hierarchy
+  -- is writable; required, each run also refuses to start without it
+  if s.require.cgroup and not step.cgroup then
+    errors.misuse("%s: sandbox.require names cgroup, which is not in force here (no writable cgroup: %s); %s", what,
+      step.cgroup_why, M.CGROUP_HOWTO)
   end
   return step
 end
@@ -258,7 +281,27 @@ end
 
 --- The core.spawn option for a run.
 function M.spawn_option(s, extra)
-  return { read_only = M.read_view(s, extra), read_write = s.read_write, tmp_size = s.tmp_size, loopback = true }
+  return { read_only = M.read_view(s, extra), read_write = s.read_write, tmp_size = s.tmp_size, loopback = true,
+           memory = s.memory or 0, cgroup_required = s.require.cgroup or false,
+           -- the next block's sandbox made while this one runs (src/sandbox_spare.c)
+           spare = true }
+end
+
+-- enforced()'s limits, memory and cgroup of a sandboxed executor
+local function cgroup_report(self)
+  local s, info, nproc = self.sandbox, self._sandbox_info, self._rlimits.nproc
+  local cg = info.cgroup
+  if not cg then
+    local why = "no writable cgroup: " .. info.cgroup_why
+    return "rlimits (" .. why .. ")", s.memory and ("not enforced (" .. why .. ")") or false, false
+  end
+  local parts = { ("rlimits, cgroup v%d: "):format(cg.version) }
+  if s.memory then parts[#parts + 1] = ("memory %d, "):format(s.memory) end
+  parts[#parts + 1] = ("pids %s"):format(math.type(nproc) == "integer" and nproc or "max")
+  -- the weight of one task at nice: v2 in the run's cgroup, v1 cgroup.c's cpu cgroup
+  if cg.cpu and self.nice > 0 then parts[#parts + 1] = ", cpu weight" end
+  return table.concat(parts), s.memory,
+    { version = cg.version, memory = s.memory and true or false, pids = true, cpu = cg.cpu and self.nice > 0 }
 end
 
 --- ex:enforced() of a LocalExecutor: what its runs really get.
@@ -270,12 +313,13 @@ function M.enforced(self)
              uts_ns = false, landlock = "none", seccomp = true, no_new_privs = true, capabilities = "inherited",
              limits = "rlimits", network = "host", filesystem = "host (the user's rights)" }
   end
+  local limits, memory, cgroup = cgroup_report(self)
   return { sandbox = true, user_ns = true, pid_ns = true, mount_ns = true, net_ns = true, ipc_ns = true,
            uts_ns = true, uid_map = ("%d -> %d"):format(uid, uid), capabilities = "none",
            landlock = self._sandbox_info.landlock_abi or "none", seccomp = true, no_new_privs = true,
-           limits = self._sandbox_info.pids_cgroup and "rlimits, pids cgroup" or "rlimits",
+           limits = limits, memory = memory, cgroup = cgroup,
            -- the kernel exempts uid 0 from RLIMIT_NPROC: as root, only the pids cgroup bounds a fork bomb
-           nproc = (uid ~= 0 or self._sandbox_info.pids_cgroup) and self._rlimits.nproc
+           nproc = (uid ~= 0 or cgroup) and self._rlimits.nproc
              or "not enforced for uid 0 (no writable pids cgroup): the deadline bounds a fork bomb",
            network = "none",
            filesystem = "system directories read-only; work_dir writable; private /tmp; nothing else of the host",
