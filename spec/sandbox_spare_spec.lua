@@ -226,9 +226,9 @@ kill -9 -1 2>/dev/null; echo survived
     assert.equal(0, alive)
     -- and the cgroups it had entered (where it could: root) are gone
     for _, p in ipairs(spares) do
-      local f = assert(io.popen("find /sys/fs/cgroup -maxdepth 4 -name agentbox-sb-" .. p .. " 2>/dev/null"))
-      local left = f:read("a")
-      f:close()
+      local find = assert(io.popen("find /sys/fs/cgroup -maxdepth 4 -name agentbox-sb-" .. p .. " 2>/dev/null"))
+      local left = find:read("a")
+      find:close()
       assert.equal("", left)
     end
   end)
