@@ -189,7 +189,7 @@ kill -9 -1 2>/dev/null; echo survived
     -- that H.lua runs under a supervisor would be): its spawn server reads
     -- EOF, and so does the spare
     local script = tmpdir("host") .. "/host.lua"
-    H.write(script, [[
+    H.write(script, ("package.path, package.cpath = %q, %q\n"):format(package.path, package.cpath) .. [[
       local agentbox = require("agentbox")
       local ex = agentbox.LocalExecutor{ timeout = 10, sandbox = true }
       for _ = 1, 3 do assert(ex:execute{ { lang = "sh", code = "true" } }.exit_code == 0) end
@@ -210,7 +210,7 @@ kill -9 -1 2>/dev/null; echo survived
       end
       os.exit(0)   -- no close: the host just goes
     ]])
-    local f = assert(io.popen("lua5.4 " .. script))
+    local f = assert(io.popen("lua5.4 " .. script .. " 2>&1"))
     local output = f:read("a")
     f:close()
     local spares = {}
