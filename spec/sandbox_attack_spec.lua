@@ -337,7 +337,9 @@ sleep 100
 
   it("a fork bomb is bounded and dies with the block", function()
     local mark = ("%d.%d"):format(300 + math.random(1000), math.random(1e6))
-    local ex <close> = new{ timeout = 20 }
+    -- memory enough for 1024 processes: the count is what this case checks
+    -- (under the default 512 MiB the memory cgroup may end the bomb first)
+    local ex <close> = new{ timeout = 20, sandbox = { memory = 2 * 1024 * 1024 * 1024 } }
     -- bounded by its own loop too (3000), so that a broken sandbox cannot
     -- take the machine's pids (pid_max may be 32768) from other work
     local out = run(ex, "python", ([[

@@ -96,11 +96,7 @@ static void fail(const ab_sup_args *a, ab_sb_shared *sh, const char *step, int e
  * and exits with the program, taking the namespace's processes along. */
 static void init_loop(pid_t prog, ab_sb_shared *sh) {
   sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGCHLD);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGHUP);
-  sigaddset(&set, SIGINT);
+  ab_wait_sigset(&set);
   /* blocked, signals from the supervisor's namespace are queued rather
    * than ignored (init ignores signals it has no handler for) */
   sigprocmask(SIG_BLOCK, &set, NULL);

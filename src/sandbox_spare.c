@@ -119,11 +119,7 @@ static void unprepare(ab_sb_spare *sp) {
 
 void ab_spare_main(const ab_sup_args *a, int sock) {
   sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGCHLD);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGHUP);
-  sigaddset(&set, SIGINT);
+  ab_wait_sigset(&set);
   sigprocmask(SIG_BLOCK, &set, NULL);
   prctl(PR_SET_CHILD_SUBREAPER, 1);
   prctl(PR_SET_DUMPABLE, 0);

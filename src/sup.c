@@ -145,11 +145,7 @@ void ab_supervise_spare(const ab_sup_args *a, ab_sup_report *r, ab_sb_spare *sp)
   memset(r, 0, sizeof *r);
   r->magic = AB_SUP_MAGIC;
   sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGCHLD);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGHUP);
-  sigaddset(&set, SIGINT);
+  ab_wait_sigset(&set);
   signal(SIGCHLD, SIG_DFL);   /* SIG_IGN inherited from a host would drop it */
   signal(SIGTERM, SIG_DFL);
   signal(SIGHUP, SIG_DFL);

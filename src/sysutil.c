@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -133,4 +134,12 @@ size_t ab_put_num(char *d, size_t at, size_t cap, unsigned long v) {
   while (k && at + 1 < cap) d[at++] = num[--k];
   d[at] = 0;
   return at;
+}
+
+void ab_wait_sigset(sigset_t *set) {
+  sigemptyset(set);
+  sigaddset(set, SIGCHLD);
+  sigaddset(set, SIGTERM);
+  sigaddset(set, SIGHUP);
+  sigaddset(set, SIGINT);
 }

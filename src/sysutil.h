@@ -6,11 +6,16 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <signal.h>
 #include <sys/types.h>
 
 /* CLOCK_MONOTONIC in ms: the clock of every deadline (the host's timers
  * read the same one, reactor.c's ab_now_ms). */
 int64_t ab_mono_ms(void);
+
+/* The signals a supervisor, a spare and a sandbox's init block and wait
+ * for: SIGCHLD, and SIGTERM, SIGHUP, SIGINT (a cancel). */
+void ab_wait_sigset(sigset_t *set);
 
 size_t ab_slen(const char *s);
 
