@@ -163,7 +163,7 @@ function LocalExecutor._setup(self, o)
         .. "live in the sandbox); drop one of them", o.stateful and "stateful" or "preload")
     end
     -- fail closed before anything is created on the host
-    self._sandbox_info = sandbox.probe(o.sandbox, "agentbox.LocalExecutor")
+    self._sandbox_info = sandbox.probe(o.sandbox, "agentbox.LocalExecutor", o.work_dir)
     self.sandbox = o.sandbox
     self._rlimits = { nproc = sandbox.DEFAULT_NPROC }
     for k, v in pairs(o.rlimits or {}) do self._rlimits[k] = v end
