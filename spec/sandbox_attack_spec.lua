@@ -345,37 +345,6 @@ for p in ["/etc/shadow", "/etc/gshadow", %q] + glob.glob("/etc/ssh/ssh_host_*_ke
     assert.matches("MAP ['0', '" .. core.sandbox_host_uid .. "', '1']", out, 1, true)
   end)
 
-  it("as root, leaves no setuid, setgid or capability file in work_dir and gives no file away", function()
-    local ex <close> = new()
-    H.write(ex.work_dir .. "/hostfile", "HOST")
-    assert(os.execute("chmod 0600 '" .. ex.work_dir .. "/hostfile'"))
-    local out = run(ex, "python", [[
-import os, shutil
-shutil.copy("/bin/sh", "sh")
-for mode in (0o4755, 0o2755, 0o6755):
-    try: os.chmod("sh", mode); print("CHMOD", oct(mode), oct(os.stat("sh").st_mode))
-    except OSError as e: print("no chmod", oct(mode), e.strerror)
-fd = os.open("sh2", os.O_CREAT | os.O_WRONLY, 0o6755)
-os.write(fd, b"#!/bin/sh\nid\n"); os.close(fd)
-for p, uid, gid in (("hostfile", 65534, 65534), ("sh", 1000, 1000), ("sh", 0, 65534)):
-    try: os.chown(p, uid, gid); print("CHOWN", p, uid, gid)
-    except OSError as e: print("no chown", p, uid, gid, e.strerror)
-try:
-    os.setxattr("sh", "security.capability", bytes.fromhex("0100000200100000000000000000000000000000"))
-    print("SETCAP")
-except OSError as e: print("no setcap", e.strerror)
-]])
-    assert.not_matches("CHMOD", out)
-    assert.not_matches("CHOWN", out)
-    assert.not_matches("SETCAP", out)
-    assert.equal("0 0 600", stat(ex.work_dir .. "/hostfile"))
-    for _, name in ipairs({ "sh", "sh2" }) do
-      local uid, gid, mode = stat(ex.work_dir .. "/" .. name):match("^(%d+) (%d+) (%d+)$")
-      assert.equal("0 0", uid .. " " .. gid, name)
-      assert.is_true(#mode <= 3, name .. " has mode " .. mode .. " on the host: " .. out)
-    end
-  end)
-
   it("as root, work_dir and read_write stay the code's: create, modify, delete; root-owned on the host", function()
     local rw = tmpdir("rw")
     H.write(rw .. "/old", "OLD")
@@ -403,6 +372,41 @@ print("PY", sys.executable, os.getuid(), os.stat(".").st_uid)
     assert.matches("PY %S+ 0 0", out)
   end)
   end
+
+  -- for everyone: what the code leaves in work_dir is the caller's on the
+  -- host, and an owner needs no capability to set the setuid bit
+  it("leaves no setuid, setgid or capability file in work_dir and gives no file away", function()
+    local ex <close> = new()
+    H.write(ex.work_dir .. "/hostfile", "HOST")
+    assert(os.execute("chmod 0600 '" .. ex.work_dir .. "/hostfile'"))
+    local out = run(ex, "python", [[
+import os, shutil
+shutil.copy("/bin/sh", "sh")
+for mode in (0o4755, 0o2755, 0o6755):
+    try: os.chmod("sh", mode); print("CHMOD", oct(mode), oct(os.stat("sh").st_mode))
+    except OSError as e: print("no chmod", oct(mode), e.strerror)
+fd = os.open("sh2", os.O_CREAT | os.O_WRONLY, 0o6755)
+os.write(fd, b"#!/bin/sh\nid\n"); os.close(fd)
+for p, uid, gid in (("hostfile", 65534, 65534), ("sh", 1000, 1000), ("sh", 0, 65534)):
+    try: os.chown(p, uid, gid); print("CHOWN", p, uid, gid)
+    except OSError as e: print("no chown", p, uid, gid, e.strerror)
+try:
+    os.setxattr("sh", "security.capability", bytes.fromhex("0100000200100000000000000000000000000000"))
+    print("SETCAP")
+except OSError as e: print("no setcap", e.strerror)
+]])
+    assert.not_matches("CHMOD", out)
+    assert.not_matches("CHOWN", out)
+    assert.not_matches("SETCAP", out)
+    -- the caller's on the host (root's for root: the idmapped work_dir)
+    local me = core.geteuid() .. " " .. H.run({ "id", "-g" }).output:match("%d+")
+    assert.equal(me .. " 600", stat(ex.work_dir .. "/hostfile"))
+    for _, name in ipairs({ "sh", "sh2" }) do
+      local uid, gid, mode = stat(ex.work_dir .. "/" .. name):match("^(%d+) (%d+) (%d+)$")
+      assert.equal(me, uid .. " " .. gid, name)
+      assert.is_true(#mode <= 3, name .. " has mode " .. mode .. " on the host: " .. out)
+    end
+  end)
 
   it("nothing survives the deadline: setsid, double fork, TERM ignored", function()
     local mark = ("%d.%d"):format(200 + math.random(1000), math.random(1e6))

@@ -224,9 +224,11 @@ static void init_main(const ab_sup_args *a, ab_sb_shared *sh, ab_sb_paths *p, in
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   scrub_host_strings(a);
   int e;
-  if (root) {
-    if ((e = wait_go(sh)) != 0) fail(a, sh, sh->step, -e);
-  } else {
+  /* no map needed: the first process of a namespace holds its capabilities
+   * (done here, a root caller's init is still waiting for the supervisor) */
+  (void)sethostname("agentbox", 8);
+  if (a->o.sandbox & AB_SB_LOOPBACK) loopback_up();
+  if (!root) {
     if (pre) fail(a, sh, "opening work_dir and the read_only/read_write paths", -pre);
     /* a non-dumpable process's /proc/self files belong to the host's root,
      * which is not mapped here: the maps could not be written */
@@ -235,12 +237,15 @@ static void init_main(const ab_sup_args *a, ab_sb_shared *sh, ab_sb_paths *p, in
   }
   /* a root caller's init is still the host's uid 0 here: it may open what
    * only root may reach (an interpreter under /root) */
-  if ((e = ab_sb_paths_open(p)) != 0) fail(a, sh, "opening work_dir and the read_only/read_write paths", -e);
-  if (root && (e = become_inside_root()) != 0) fail(a, sh, "becoming uid 0 of the sandbox's namespace", -e);
+  if ((e = ab_sb_paths_open(p)) != 0 && !root) fail(a, sh, "opening work_dir and the read_only/read_write paths", -e);
+  if (root) {
+    int g = wait_go(sh);
+    if (g != 0) fail(a, sh, sh->step, -g);
+    if (e != 0) fail(a, sh, "opening the read_only paths", -e);
+    if ((e = become_inside_root()) != 0) fail(a, sh, "becoming uid 0 of the sandbox's namespace", -e);
+  }
   const char *step = "";
   if ((e = ab_sandbox_fs(a, p, &step)) != 0) fail(a, sh, step, -e);
-  (void)sethostname("agentbox", 8);
-  if (a->o.sandbox & AB_SB_LOOPBACK) loopback_up();
   prctl(PR_SET_DUMPABLE, 0);
   if (!a->argv) {   /* the probe: the program's last steps, then done */
     if ((e = ab_sandbox_drop_caps()) != 0) fail(a, sh, "dropping capabilities", -e);
