@@ -7,7 +7,9 @@
  * host exists inside: not $HOME, /root, /home, /run, /var, /mnt, /sys
  * (what the caller binds of them aside). An allowlist, not a read-only
  * copy of the host's root with holes punched: a path the host adds later
- * is not in the view. Only system calls. */
+ * is not in the view. A root caller's writable paths come as detached
+ * mounts the supervisor cloned and idmapped (sandbox.h) and are moved in
+ * instead of bound. Only system calls. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>

@@ -48,13 +48,15 @@ local python_session = require("agentbox.executor.python_session")
 -- @tfield boolean net_ns
 -- @tfield boolean ipc_ns
 -- @tfield boolean uts_ns
--- @tfield[opt] string uid_map "<uid> -> <uid>": the caller's ids map to themselves
+-- @tfield[opt] string uid_map "<uid> -> <uid>" (a normal user's ids map to themselves) or, as root,
+-- "0 -> 2147483644" (an unprivileged host uid that owns no root file)
 -- @tfield string capabilities "none" in the sandbox
 -- @tfield string|integer landlock "none", or the Landlock ABI in force
 -- @tfield boolean seccomp
 -- @tfield boolean no_new_privs
 -- @tfield string limits "rlimits", or "rlimits, pids cgroup"
--- @tfield[opt] integer|string nproc processes at once (a string says why it is not enforced)
+-- @tfield[opt] integer nproc processes at once (RLIMIT_NPROC in the sandbox's user namespace, binding a root
+-- caller too)
 -- @tfield string network "none" (sandbox) or "host"
 -- @tfield string filesystem what the code may write
 -- @tfield[opt] {string,...} readable the sandbox's read view: the host paths it sees read-only (mounts and

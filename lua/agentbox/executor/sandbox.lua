@@ -204,15 +204,15 @@ end
 --- not at the first block. Returns what the probe found
 --- ({ pids_cgroup = bool, host_uid = n }).
 function M.probe(s, what, work_dir)
-  local paths, base = {}, nil
+  local tried, base = {}, nil
   if core.geteuid() == 0 then
-    for _, p in ipairs(s.read_write) do paths[#paths + 1] = p end
+    for _, p in ipairs(s.read_write) do tried[#tried + 1] = p end
     base = work_dir_base(work_dir)
     -- the root mount alone cannot stand in for work_dir (moved onto the
     -- sandbox's root); its filesystem is tried at the first block
-    if base ~= "/" then paths[#paths + 1] = base end
+    if base ~= "/" then tried[#tried + 1] = base end
   end
-  local ok, step, msg, errno = core.sandbox_probe(paths)
+  local ok, step, msg, errno = core.sandbox_probe(tried)
   local bad = not ok and step:match("^giving (.-) an idmapped mount")
   if bad then
     local which = "read_write path " .. bad
