@@ -213,6 +213,12 @@ function M.probe(s, what, work_dir)
     if base ~= "/" then tried[#tried + 1] = base end
   end
   local ok, step, msg, errno = core.sandbox_probe(tried)
+  local cloned = not ok and step:match("^opening a detached mount %(open_tree%) of (.+)$")
+  if cloned then
+    errors.misuse("%s: sandbox: as root the supervisor clones %s as a detached mount to idmap it, and the kernel "
+      .. "refused (open_tree: %s): a root without CAP_SYS_ADMIN in the host's namespaces (a container's root?). Run "
+      .. "the host as a normal user, or use DockerExecutor", what, cloned, msg)
+  end
   local bad = not ok and step:match("^giving (.-) an idmapped mount")
   if bad then
     local which = "read_write path " .. bad
