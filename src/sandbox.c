@@ -5,10 +5,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
-#include <grp.h>
 #include <sched.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -16,6 +14,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <linux/capability.h>
 #include <linux/futex.h>
 #include <linux/securebits.h>
@@ -107,18 +106,28 @@ static int root_side(pid_t pid, ab_sb_paths *p, int recursive, ab_sb_shared *sh)
  * host (until then its uid, the host's 0, is unmapped inside). */
 static int wait_go(ab_sb_shared *sh) {
   int32_t v;
-  while ((v = atomic_load_explicit((_Atomic int32_t *)&sh->go, memory_order_acquire)) == 0)
-    syscall(SYS_futex, &sh->go, FUTEX_WAIT, 0, NULL, NULL, 0);
+  /* bounded: a supervisor killed before PR_SET_PDEATHSIG took would leave
+   * init waiting forever (it writes the maps in microseconds) */
+  int64_t end = ab_mono_ms() + 30000;
+  while ((v = __atomic_load_n(&sh->go, __ATOMIC_ACQUIRE)) == 0) {
+    if (ab_mono_ms() > end) return -ETIMEDOUT;
+    struct timespec ts = {1, 0};
+    syscall(SYS_futex, &sh->go, FUTEX_WAIT, 0, &ts, NULL, 0);
+  }
   return v < 0 ? v : 0;
 }
 
 static void go(ab_sb_shared *sh, int v) {
-  atomic_store_explicit((_Atomic int32_t *)&sh->go, v, memory_order_release);
+  __atomic_store_n(&sh->go, v, __ATOMIC_RELEASE);
   syscall(SYS_futex, &sh->go, FUTEX_WAKE, 1, NULL, NULL, 0);
 }
 
+/* raw calls: glibc's wrappers would signal every thread it believes this
+ * process has (setxid), and a raw clone's child inherits that belief */
 static int become_inside_root(void) {
-  if (setgroups(0, NULL) != 0 || setresgid(0, 0, 0) != 0 || setresuid(0, 0, 0) != 0) return -errno;
+  if (syscall(SYS_setgroups, 0, NULL) != 0 || syscall(SYS_setresgid, 0, 0, 0) != 0 ||
+      syscall(SYS_setresuid, 0, 0, 0) != 0)
+    return -errno;
   return 0;
 }
 
@@ -240,6 +249,7 @@ static void init_main(const ab_sup_args *a, ab_sb_shared *sh, ab_sb_paths *p, in
   if ((e = ab_sb_paths_open(p)) != 0 && !root) fail(a, sh, "opening work_dir and the read_only/read_write paths", -e);
   if (root) {
     int g = wait_go(sh);
+    if (g == -ETIMEDOUT) fail(a, sh, "waiting for the supervisor to write the uid/gid maps", ETIMEDOUT);
     if (g != 0) fail(a, sh, sh->step, -g);
     if (e != 0) fail(a, sh, "opening the read_only paths", -e);
     if ((e = become_inside_root()) != 0) fail(a, sh, "becoming uid 0 of the sandbox's namespace", -e);
