@@ -314,6 +314,100 @@ print("CPUS", os.cpu_count())
     assert(ok, err)
   end)
 
+  -- a root caller's code runs as uid 0 of its namespace, which must not be
+  -- the host's root: the owner of every root file (mode 0600 and 0640 mean
+  -- nothing to their owner). Only as root: a normal user's code runs as
+  -- that user, whose files are its own anyway.
+  local function stat(p)   -- "uid gid octal-mode"
+    local f = io.popen("stat -c '%u %g %a' '" .. p .. "' 2>/dev/null")
+    local s = f:read("l")
+    f:close()
+    return s
+  end
+  if core.geteuid() == 0 then
+  it("as root, reads no root-only file: /etc/shadow, a 0600 file in read_only, /etc/ssh's host keys", function()
+    local ro = tmpdir("ro")
+    H.write(ro .. "/secret", "ROOTSECRET")
+    assert(os.execute("chmod 0600 '" .. ro .. "/secret'"))
+    local ex <close> = new{ sandbox = { read_only = { ro } } }
+    local out = run(ex, "python", ([[
+import glob, os
+print("MAP", open("/proc/self/uid_map").read().split())
+for p in ["/etc/shadow", "/etc/gshadow", %q] + glob.glob("/etc/ssh/ssh_host_*_key"):
+    try: print("READ", p, open(p).read()[:20])
+    except OSError as e: print("no", p, e.strerror)
+]]):format(ro .. "/secret"))
+    assert.not_matches("READ", out)
+    assert.not_matches("ROOTSECRET", out)
+    assert.matches("no /etc/shadow Permission denied", out, 1, true)
+    assert.matches("no " .. ro .. "/secret Permission denied", out, 1, true)
+    -- uid 0 inside is an unprivileged uid of the host's
+    assert.matches("MAP ['0', '" .. core.sandbox_host_uid .. "', '1']", out, 1, true)
+  end)
+
+  it("as root, work_dir and read_write stay the code's: create, modify, delete; root-owned on the host", function()
+    local rw = tmpdir("rw")
+    H.write(rw .. "/old", "OLD")
+    assert(os.execute("chmod 0600 '" .. rw .. "/old'"))
+    local ex <close> = new{ sandbox = { read_write = { rw } } }
+    H.write(ex.work_dir .. "/gone", "x")
+    local out = run(ex, "python", ([[
+import os, sys
+rw = %q
+print("OLD", open(rw + "/old").read())
+open(rw + "/old", "a").write("+NEW")
+open(rw + "/new", "w").write("NEW")
+os.makedirs("d/e"); open("d/e/f", "w").write("F")
+os.remove("gone")
+print("PY", sys.executable, os.getuid(), os.stat(".").st_uid)
+]]):format(rw))
+    assert.matches("OLD OLD", out, 1, true)
+    assert.equal("OLD+NEW", H.read(rw .. "/old"))
+    assert.equal("NEW", H.read(rw .. "/new"))
+    assert.equal("F", H.read(ex.work_dir .. "/d/e/f"))
+    assert.is_false(H.exists(ex.work_dir .. "/gone"))
+    for _, p in ipairs({ rw .. "/old", rw .. "/new", ex.work_dir .. "/d", ex.work_dir .. "/d/e/f" }) do
+      assert.matches("^0 0 ", stat(p), 1, false)
+    end
+    assert.matches("PY %S+ 0 0", out)
+  end)
+  end
+
+  -- for everyone: what the code leaves in work_dir is the caller's on the
+  -- host, and an owner needs no capability to set the setuid bit
+  it("leaves no setuid, setgid or capability file in work_dir and gives no file away", function()
+    local ex <close> = new()
+    H.write(ex.work_dir .. "/hostfile", "HOST")
+    assert(os.execute("chmod 0600 '" .. ex.work_dir .. "/hostfile'"))
+    local out = run(ex, "python", [[
+import os, shutil
+shutil.copy("/bin/sh", "sh")
+for mode in (0o4755, 0o2755, 0o6755):
+    try: os.chmod("sh", mode); print("CHMOD", oct(mode), oct(os.stat("sh").st_mode))
+    except OSError as e: print("no chmod", oct(mode), e.strerror)
+fd = os.open("sh2", os.O_CREAT | os.O_WRONLY, 0o6755)
+os.write(fd, b"#!/bin/sh\nid\n"); os.close(fd)
+for p, uid, gid in (("hostfile", 65534, 65534), ("sh", 1000, 1000), ("sh", 0, 65534)):
+    try: os.chown(p, uid, gid); print("CHOWN", p, uid, gid)
+    except OSError as e: print("no chown", p, uid, gid, e.strerror)
+try:
+    os.setxattr("sh", "security.capability", bytes.fromhex("0100000200100000000000000000000000000000"))
+    print("SETCAP")
+except OSError as e: print("no setcap", e.strerror)
+]])
+    assert.not_matches("CHMOD", out)
+    assert.not_matches("CHOWN", out)
+    assert.not_matches("SETCAP", out)
+    -- the caller's on the host (root's for root: the idmapped work_dir)
+    local me = core.geteuid() .. " " .. H.run({ "id", "-g" }).output:match("%d+")
+    assert.equal(me .. " 600", stat(ex.work_dir .. "/hostfile"))
+    for _, name in ipairs({ "sh", "sh2" }) do
+      local uid, gid, mode = stat(ex.work_dir .. "/" .. name):match("^(%d+) (%d+) (%d+)$")
+      assert.equal(me, uid .. " " .. gid, name)
+      assert.is_true(#mode <= 3, name .. " has mode " .. mode .. " on the host: " .. out)
+    end
+  end)
+
   it("nothing survives the deadline: setsid, double fork, TERM ignored", function()
     local mark = ("%d.%d"):format(200 + math.random(1000), math.random(1e6))
     local ex <close> = new{ timeout = 2, grace = 0.3 }

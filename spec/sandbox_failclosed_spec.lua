@@ -78,6 +78,49 @@ describe("sandbox fails closed", function()
   end)
   end
 
+  -- a root caller's writable paths need an idmapped mount (sandbox.h):
+  -- ramfs takes none. Only where this process may mount one (root): a
+  -- normal user's paths are bound without idmapping.
+  local function mount_ramfs(dir)
+    return core.geteuid() == 0 and core.mkdir_p(dir) and os.execute("mount -t ramfs agentbox-spec '" .. dir .. "'")
+  end
+  local probe_dir = H.tmpdir("sbx-ramfs-probe")
+  local can_ramfs = mount_ramfs(probe_dir .. "/m")
+  if can_ramfs then os.execute("umount '" .. probe_dir .. "/m'") end
+  H.rm_rf(probe_dir)
+  if can_ramfs then
+  it("as root, work_dir or a read_write path on a filesystem without idmapped mounts: a clear error", function()
+    local d = H.tmpdir("sbx-ramfs")
+    assert(mount_ramfs(d .. "/ram"))
+    local errs, built = {}, {}
+    local ok, err = pcall(function()
+      for i, o in ipairs({ { work_dir = d .. "/ram" }, { work_dir = d .. "/ram/new" },
+                           { work_dir = d .. "/w", sandbox = { read_write = { d .. "/ram" } } } }) do
+        o.sandbox = o.sandbox or true
+        local eok, e = pcall(agentbox.LocalExecutor, o)
+        if eok then built[#built + 1] = i e:close() else errs[i] = e end
+      end
+      -- nothing was created on the host (the probe runs before the workspace)
+      assert.is_false(H.exists(d .. "/ram/new"))
+      assert.is_false(H.exists(d .. "/w"))
+    end)
+    os.execute("umount '" .. d .. "/ram'")
+    assert(ok, err)
+    assert.same({}, built)
+    assert.matches("work_dir " .. d .. "/ram is on a filesystem (ramfs) that cannot take an idmapped mount", errs[1], 1,
+      true)
+    assert.matches("work_dir (" .. d .. "/ram/new, to be made in " .. d .. "/ram) is on a filesystem (ramfs)", errs[2],
+      1, true)
+    assert.matches("read_write path " .. d .. "/ram is on a filesystem (ramfs)", errs[3], 1, true)
+    for _, e in ipairs(errs) do
+      assert.matches("sandbox_failclosed_spec.lua:%d+:", e)
+      assert.matches("Run the host as a normal user, or put work_dir and the read_write paths on ext4, xfs, btrfs or "
+        .. "tmpfs", e, 1, true)
+    end
+    H.rm_rf(d)
+  end)
+  end
+
   it("checks its settings by name", function()
     local ok, err = pcall(agentbox.LocalExecutor, { sandbox = { read_onyl = { "/usr" } } })
     assert.is_false(ok)

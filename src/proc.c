@@ -409,14 +409,31 @@ static int l_deadline_budget(lua_State *L) {
   return 1;
 }
 
-/* core.sandbox_probe() -> true, { cgroup = { version = 1|2, memory, pids, cpu = bool } | false,
- * cgroup_why = string } | nil, step, message, errno: the sandbox's
- * setup (sandbox.h) run once in a child, up to the seccomp filter, so that
- * LocalExecutor{ sandbox } fails at construction, naming what is missing.
- * Blocks for a few milliseconds. */
+/* core.sandbox_probe([paths]) -> true, { cgroup = { version = 1|2, memory, pids, cpu = bool } | false,
+ * cgroup_why = string, host_uid = n } | nil, step, message, errno: the
+ * sandbox's setup (sandbox.h) run once in a child, up to the seccomp
+ * filter, so that LocalExecutor{ sandbox } fails at construction, naming
+ * what is missing. paths (absolute): for a root caller, work_dir and the
+ * read_write paths, which must take an idmapped mount; host_uid is the host
+ * uid its code runs as (AB_SANDBOX_HOST_UID). Blocks for a few
+ * milliseconds. */
 static int l_sandbox_probe(lua_State *L) {
-  char step[128];
-  int e = ab_sandbox_probe(step, sizeof step);
+  char step[512];
+  char *paths[AB_SB_BINDS];
+  int n = 0;
+  if (!lua_isnoneornil(L, 1)) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    n = (int)luaL_len(L, 1);
+    luaL_argcheck(L, n <= AB_SB_BINDS, 1, "too many paths");
+    for (int i = 0; i < n; i++) {
+      lua_rawgeti(L, 1, i + 1);
+      const char *s = lua_tostring(L, -1);
+      luaL_argcheck(L, s && s[0] == '/', 1, "absolute paths expected");
+      paths[i] = (char *)s;   /* anchored in the table */
+      lua_pop(L, 1);
+    }
+  }
+  int e = ab_sandbox_probe(step, sizeof step, paths, n);
   if (e == 0) {
     lua_pushboolean(L, 1);
     lua_createtable(L, 0, 2);
@@ -439,6 +456,8 @@ static int l_sandbox_probe(lua_State *L) {
     }
     lua_setfield(L, -2, "cgroup");
     ab_sbcg_where_close(&w);
+    lua_pushinteger(L, geteuid() == 0 ? (lua_Integer)AB_SANDBOX_HOST_UID : (lua_Integer)geteuid());
+    lua_setfield(L, -2, "host_uid");
     return 2;
   }
   luaL_pushfail(L);
@@ -465,4 +484,6 @@ void ab_open_proc(lua_State *L) {
   lua_setfield(L, -2, "deadline_budget");
   lua_pushcfunction(L, l_sandbox_probe);
   lua_setfield(L, -2, "sandbox_probe");
+  lua_pushinteger(L, (lua_Integer)AB_SANDBOX_HOST_UID);
+  lua_setfield(L, -2, "sandbox_host_uid");
 }

@@ -58,11 +58,13 @@ static int held_proc(ab_quota *q, pid_t pid) {
   int pd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (pd < 0) return errno == ENOENT ? 0 : -1;   /* gone meanwhile */
   struct stat st;
-  /* /proc/PID belongs to the process's uid and gid: a root without
+  /* /proc/PID/fd belongs to the process's uid and gid: a root without
    * CAP_SYS_PTRACE looks as them (the access check compares the
-   * filesystem uid and gid with all of the process's ids) */
+   * filesystem uid and gid with all of the process's ids). To root when
+   * the process is not dumpable (a root caller's sandbox init, whose uid
+   * is AB_SANDBOX_HOST_UID): root looks as itself. */
   uint32_t gid = 0;
-  if (q->euid0 && fstat(pd, &st) == 0) {
+  if (q->euid0 && fstatat(pd, "fd", &st, 0) == 0) {
     ab_qw_set_fsuid(q, st.st_uid);
     gid = st.st_gid;
     syscall(SYS_setfsgid, gid);

@@ -14,7 +14,9 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <linux/capability.h>
+#include <linux/futex.h>
 #include <linux/securebits.h>
 #include <unistd.h>
 #include "sandbox.h"
@@ -36,31 +38,98 @@ static int write_file(const char *path, const char *s) {
   return w == (ssize_t)n ? 0 : -1;
 }
 
-/* "<id> <id> 1\n" */
-static void id_line(char *buf, unsigned long id) {
-  char num[24];
-  int k = 0;
-  do { num[k++] = (char)('0' + id % 10); id /= 10; } while (id);
-  size_t at = 0;
-  for (int r = 0; r < 2; r++) {
-    for (int i = k; i > 0; i--) buf[at++] = num[i - 1];
-    buf[at++] = ' ';
-  }
-  buf[at++] = '1';
-  buf[at++] = '\n';
-  buf[at] = 0;
+/* "<inside> <outside> 1\n" */
+static void id_line(char *buf, size_t cap, unsigned long inside, unsigned long outside) {
+  size_t at = ab_put_num(buf, 0, cap, inside);
+  at = ab_put(buf, at, cap, " ");
+  at = ab_put_num(buf, at, cap, outside);
+  ab_put(buf, at, cap, " 1\n");
 }
 
-/* The one line each map an unprivileged process may write: its own ids.
- * setgroups must be denied first, or a gid map is refused (a process could
- * otherwise drop a group that denies it access). */
+/* A normal user's maps, written by init itself: the one line each an
+ * unprivileged process may write, its own ids. setgroups must be denied
+ * first, or a gid map is refused (a process could otherwise drop a group
+ * that denies it access). */
 static int set_maps(uid_t uid, gid_t gid) {
   char line[64];
-  id_line(line, uid);
+  id_line(line, sizeof line, uid, uid);
   if (write_file("/proc/self/uid_map", line) != 0) return -1;
   if (write_file("/proc/self/setgroups", "deny") != 0 && errno != ENOENT) return -1;
-  id_line(line, gid);
+  id_line(line, sizeof line, gid, gid);
   return write_file("/proc/self/gid_map", line);
+}
+
+/* "/proc/<pid>/<name>" */
+static void proc_file(char *buf, size_t cap, pid_t pid, const char *name) {
+  size_t at = ab_put(buf, 0, cap, "/proc/");
+  at = ab_put_num(buf, at, cap, (unsigned long)pid);
+  at = ab_put(buf, at, cap, "/");
+  ab_put(buf, at, cap, name);
+}
+
+/* A root caller's side, in the supervisor while init waits: 0 and 0 map to
+ * AB_SANDBOX_HOST_UID (setgroups stays allowed: init drops the caller's
+ * groups with it, and then has no CAP_SETGID over the host's ids to take
+ * any back), then the writable paths' mounts are idmapped to init's
+ * namespace (after the maps: the mount takes a copy of them). 0, or -errno
+ * with sh->step. */
+static int root_side(pid_t pid, ab_sb_paths *p, int recursive, ab_sb_shared *sh) {
+  char path[64], line[64];
+  const char *bad = "";
+  id_line(line, sizeof line, 0, AB_SANDBOX_HOST_UID);
+  proc_file(path, sizeof path, pid, "uid_map");
+  int e = write_file(path, line) == 0 ? 0 : -errno;
+  proc_file(path, sizeof path, pid, "gid_map");
+  if (!e) e = write_file(path, line) == 0 ? 0 : -errno;
+  if (e) {
+    ab_put(sh->step, 0, sizeof sh->step, "writing the sandbox's uid/gid map (0 -> AB_SANDBOX_HOST_UID) as root");
+    return e;
+  }
+  proc_file(path, sizeof path, pid, "ns/user");
+  int ns = open(path, O_RDONLY | O_CLOEXEC);
+  if (ns < 0) {
+    ab_put(sh->step, 0, sizeof sh->step, "opening the sandbox's user namespace (/proc/<init>/ns/user)");
+    return -errno;
+  }
+  e = ab_sb_trees_idmap(p, ns, recursive, &bad);
+  close(ns);
+  if (e) {
+    size_t at = ab_put(sh->step, 0, sizeof sh->step, "giving ");
+    at = ab_put(sh->step, at, sizeof sh->step, bad);
+    ab_put(sh->step, at, sizeof sh->step, " an idmapped mount (mount_setattr MOUNT_ATTR_IDMAP): its filesystem "
+           "must support idmapped mounts for a root caller (ext4, xfs, btrfs, tmpfs), or run as a normal user");
+  }
+  return e;
+}
+
+/* init of a root caller: waits for root_side, then drops the caller's
+ * groups and becomes uid 0 of its namespace, AB_SANDBOX_HOST_UID on the
+ * host (until then its uid, the host's 0, is unmapped inside). */
+static int wait_go(ab_sb_shared *sh) {
+  int32_t v;
+  /* bounded: a supervisor killed before PR_SET_PDEATHSIG took would leave
+   * init waiting forever (it writes the maps in microseconds) */
+  int64_t end = ab_mono_ms() + 30000;
+  while ((v = __atomic_load_n(&sh->go, __ATOMIC_ACQUIRE)) == 0) {
+    if (ab_mono_ms() > end) return -ETIMEDOUT;
+    struct timespec ts = {1, 0};
+    syscall(SYS_futex, &sh->go, FUTEX_WAIT, 0, &ts, NULL, 0);
+  }
+  return v < 0 ? v : 0;
+}
+
+static void go(ab_sb_shared *sh, int v) {
+  __atomic_store_n(&sh->go, v, __ATOMIC_RELEASE);
+  syscall(SYS_futex, &sh->go, FUTEX_WAKE, 1, NULL, NULL, 0);
+}
+
+/* raw calls: glibc's wrappers would signal every thread it believes this
+ * process has (setxid), and a raw clone's child inherits that belief */
+static int become_inside_root(void) {
+  if (syscall(SYS_setgroups, 0, NULL) != 0 || syscall(SYS_setresgid, 0, 0, 0) != 0 ||
+      syscall(SYS_setresuid, 0, 0, 0) != 0)
+    return -errno;
+  return 0;
 }
 
 /* Loopback up, in the sandbox's own network namespace: code may talk to
@@ -81,12 +150,9 @@ static void loopback_up(void) {
 
 static void fail(const ab_sup_args *a, ab_sb_shared *sh, const char *step, int e) {
   sh->fail_errno = e;
-  size_t n = ab_slen(step);
-  if (n >= sizeof sh->step) n = sizeof sh->step - 1;
-  memcpy(sh->step, step, n);
-  sh->step[n] = 0;
+  if (step != sh->step) ab_put(sh->step, 0, sizeof sh->step, step);   /* else the supervisor's */
   if (a->fd_err >= 0) {
-    ab_say(a->fd_err, "agentbox: refusing to run the program: the sandbox could not be set up (", step, ": ");
+    ab_say(a->fd_err, "agentbox: refusing to run the program: the sandbox could not be set up (", sh->step, ": ");
     ab_say(a->fd_err, ab_errname(e), ")\n", NULL);
   }
   _exit(125);
@@ -158,9 +224,9 @@ static void scrub_host_strings(const ab_sup_args *a) {
 }
 
 /* A spare's init (sandbox_spare.c): set up, it waits for the run's request
- * (the spawn message, as the spawn server got it, with its descriptors)
- * on sock. EOF: nobody will use this sandbox. Single-threaded here (a spare
- * is forked from agentbox-sup's spawn server), so decoding may allocate. */
+ * (the spawn message, with its descriptors) on sock. EOF: nobody will use
+ * this sandbox. Single-threaded here (a spare is forked from agentbox-sup's
+ * spawn server), so decoding may allocate. */
 static const ab_sup_args *await_request(int sock, ab_sup_args *na) {
   char *buf = mmap(NULL, AB_SPAWN_MAX_MSG + 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (buf == MAP_FAILED) _exit(125);
@@ -179,22 +245,40 @@ static const ab_sup_args *await_request(int sock, ab_sup_args *na) {
   return na;
 }
 
-static void init_main(const ab_sup_args *a, ab_sb_shared *sh, uid_t uid, gid_t gid, const int go[2]) {
+/* pre: an error of the supervisor's before the clone (a root caller's comes
+ * through sh->go instead). req: a spare's socket pair (else NULL). */
+static void init_main(const ab_sup_args *a, ab_sb_shared *sh, ab_sb_paths *p, int pre, int root, uid_t uid,
+                      gid_t gid, const int req[2]) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (go) close(go[1]);   /* the supervisor's end: its death must read as EOF here */
+  if (req) close(req[1]);   /* the supervisor's end: its death must read as EOF here */
   scrub_host_strings(a);
-  /* a non-dumpable process's /proc/self files belong to the host's root,
-   * which is not mapped here: the maps could not be written */
-  prctl(PR_SET_DUMPABLE, 1);
-  if (set_maps(uid, gid) != 0) fail(a, sh, "writing the user namespace's uid/gid map", errno);
-  const char *step = "";
-  int e = ab_sandbox_fs(a, &step);
-  if (e) fail(a, sh, step, -e);
+  int e;
+  /* no map needed: the first process of a namespace holds its capabilities
+   * (done here, a root caller's init is still waiting for the supervisor) */
   (void)sethostname("agentbox", 8);
   if (a->o.sandbox & AB_SB_LOOPBACK) loopback_up();
+  if (!root) {
+    if (pre) fail(a, sh, "opening work_dir and the read_only/read_write paths", -pre);
+    /* a non-dumpable process's /proc/self files belong to the host's root,
+     * which is not mapped here: the maps could not be written */
+    prctl(PR_SET_DUMPABLE, 1);
+    if (set_maps(uid, gid) != 0) fail(a, sh, "writing the user namespace's uid/gid map", errno);
+  }
+  /* a root caller's init is still the host's uid 0 here: it may open what
+   * only root may reach (an interpreter under /root) */
+  if ((e = ab_sb_paths_open(p)) != 0 && !root) fail(a, sh, "opening work_dir and the read_only/read_write paths", -e);
+  if (root) {
+    int g = wait_go(sh);
+    if (g == -ETIMEDOUT) fail(a, sh, "waiting for the supervisor to write the uid/gid maps", ETIMEDOUT);
+    if (g != 0) fail(a, sh, sh->step, -g);
+    if (e != 0) fail(a, sh, "opening the read_only paths", -e);
+    if ((e = become_inside_root()) != 0) fail(a, sh, "becoming uid 0 of the sandbox's namespace", -e);
+  }
+  const char *step = "";
+  if ((e = ab_sandbox_fs(a, p, &step)) != 0) fail(a, sh, step, -e);
   prctl(PR_SET_DUMPABLE, 0);
   ab_sup_args na;
-  if (go) a = await_request(go[0], &na);
+  if (req) a = await_request(req[0], &na);
   if (!a->argv) {   /* the probe: the program's last steps, then done */
     if ((e = ab_sandbox_drop_caps()) != 0) fail(a, sh, "dropping capabilities", -e);
     if ((e = ab_seccomp_install(AB_SECCOMP_SANDBOX, 0)) != 0) fail(a, sh, "installing the seccomp filter", -e);
@@ -208,17 +292,35 @@ static void init_main(const ab_sup_args *a, ab_sb_shared *sh, uid_t uid, gid_t g
   init_loop(prog, sh);
 }
 
-pid_t ab_sandbox_start_go(const ab_sup_args *a, ab_sb_shared *sh, const int go[2]) {
-  uid_t uid = geteuid();
-  gid_t gid = getegid();
-  /* fork semantics (no CLONE_VM): init sets up in its own copy */
-  long pid = syscall(SYS_clone, NS_FLAGS | SIGCHLD, 0, 0, 0, 0);
-  if (pid == 0) init_main(a, sh, uid, gid, go);
-  return (pid_t)pid;
-}
-
 pid_t ab_sandbox_start(const ab_sup_args *a, ab_sb_shared *sh) {
   return ab_sandbox_start_go(a, sh, NULL);
+}
+
+pid_t ab_sandbox_start_go(const ab_sup_args *a, ab_sb_shared *sh, const int req[2]) {
+  uid_t uid = geteuid();
+  gid_t gid = getegid();
+  int root = uid == 0, recursive = a->argv != NULL;   /* the probe tries a path's own mount */
+  ab_sb_paths p;
+  const char *bad = NULL;
+  int pre = ab_sb_paths_list(a, &p);
+  /* before the clone, in the host's mount namespace: init inherits them */
+  if (!pre && root) pre = ab_sb_trees_clone(&p, recursive, &bad);
+  if (pre && root) {
+    size_t at = ab_put(sh->step, 0, sizeof sh->step, bad ? "opening a detached mount (open_tree) of "
+                                                         : "listing work_dir and the read_only/read_write paths");
+    ab_put(sh->step, at, sizeof sh->step, bad ? bad : "");
+  }
+  /* fork semantics (no CLONE_VM, no CLONE_FILES): init sets up in its own copy */
+  long pid = syscall(SYS_clone, NS_FLAGS | SIGCHLD, 0, 0, 0, 0);
+  if (pid == 0) init_main(a, sh, &p, pre, root, uid, gid, req);
+  if (pid > 0 && root) {
+    int r = pre ? pre : root_side((pid_t)pid, &p, recursive, sh);
+    go(sh, r ? r : 1);
+  }
+  int e = errno;
+  ab_sb_paths_close(&p);
+  errno = e;
+  return (pid_t)pid;
 }
 
 int ab_sandbox_drop_caps(void) {
@@ -240,7 +342,7 @@ int ab_sandbox_drop_caps(void) {
   return 0;
 }
 
-int ab_sandbox_probe(char *step, size_t cap) {
+int ab_sandbox_probe(char *step, size_t cap, char *const *paths, int n) {
   ab_sb_shared *sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (sh == MAP_FAILED) return -errno;
   memset(sh, 0, sizeof *sh);
@@ -250,6 +352,10 @@ int ab_sandbox_probe(char *step, size_t cap) {
   a.o.sandbox = AB_SB_ON;
   a.o.tmp_bytes = 1 << 20;
   a.fd_in = a.fd_out = a.fd_err = -1;
+  if (geteuid() == 0) {   /* only a root caller's writable paths are idmapped */
+    a.sb_rw = paths;
+    a.o.sb_nrw = n;
+  }
   int e = 0;
   pid_t pid = ab_sandbox_start(&a, sh);
   const char *what = "creating the namespaces (clone with CLONE_NEWUSER|NEWPID|NEWNS|NEWNET|NEWIPC|NEWUTS)";

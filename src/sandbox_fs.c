@@ -7,7 +7,9 @@
  * host exists inside: not $HOME, /root, /home, /run, /var, /mnt, /sys
  * (what the caller binds of them aside). An allowlist, not a read-only
  * copy of the host's root with holes punched: a path the host adds later
- * is not in the view. Only system calls. */
+ * is not in the view. A root caller's writable paths come as detached
+ * mounts the supervisor cloned and idmapped (sandbox.h) and are moved in
+ * instead of bound. Only system calls. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +25,13 @@
 #ifndef __NR_mount_setattr
 #define __NR_mount_setattr 442
 #endif
+#ifndef __NR_open_tree
+#define __NR_open_tree 428
+#define __NR_move_mount 429
+#endif
+#ifndef __NR_openat2
+#define __NR_openat2 437
+#endif
 #ifndef AT_RECURSIVE
 #define AT_RECURSIVE 0x8000
 #endif
@@ -31,8 +40,15 @@
 #define ATTR_NOSUID 0x2
 #define ATTR_NODEV 0x4
 #define ATTR_NOEXEC 0x8
+#define ATTR_IDMAP 0x00100000
+#define TREE_CLONE 1               /* OPEN_TREE_CLONE */
+#define MOVE_F_EMPTY_PATH 0x4      /* MOVE_MOUNT_F_EMPTY_PATH */
+#define NO_SYMLINKS 0x04           /* openat2's RESOLVE_NO_SYMLINKS */
 struct ab_mount_attr {
   uint64_t attr_set, attr_clr, propagation, userns_fd;
+};
+struct ab_open_how {
+  uint64_t flags, mode, resolve;
 };
 
 /* In the new mount namespace only: the new root, a tmpfs on the host's
@@ -97,8 +113,9 @@ static void fd_path(char *buf, int n) {
 
 /* src (a host path, opened as fd before anything covered it: ROOT may be
  * its parent) bound at the same path inside, writable or not; nosuid and
- * nodev either way. */
-static int bind(int sfd, const char *src, int rw) {
+ * nodev either way. A tree (a root caller's writable path) is a detached
+ * mount the supervisor made and idmapped: moved in as it is. */
+static int bind(int sfd, const char *src, int rw, int tree) {
   char dst[4096], from[32];
   int e = inside(dst, sizeof dst, src);
   if (e) return e;
@@ -120,6 +137,7 @@ static int bind(int sfd, const char *src, int rw) {
   }
   e = mount_point(sfd, src, dst);
   if (e) return e;
+  if (tree) return syscall(__NR_move_mount, sfd, "", AT_FDCWD, dst, MOVE_F_EMPTY_PATH) == 0 ? 0 : -errno;
   fd_path(from, sfd);
   if (mount(from, dst, NULL, MS_BIND | MS_REC, NULL) != 0) return -errno;
   return set_attr(dst, ATTR_NOSUID | ATTR_NODEV | (rw ? 0 : ATTR_RDONLY), AT_RECURSIVE);
@@ -196,25 +214,92 @@ static int proc(const char **step) {
   return 0;
 }
 
-#define MAX_PATHS 64
-
-/* The paths to bind, opened now (O_NOFOLLOW: a link is recreated, see
- * bind), in the order of their length: a parent before what is under it,
- * so the deeper setting wins (a read_only path under work_dir stays
- * read-only; a work_dir under a read-only system directory is writable). */
-static int open_sources(const ab_sup_args *a, const char **src, int *fd, int *rw, int *n) {
-  *n = 0;
-  if (a->o.sb_nrw + a->o.sb_nro + 1 > MAX_PATHS) return -E2BIG;
-  for (int i = 0; i < a->o.sb_nro; i++) { src[*n] = a->sb_ro[i]; rw[(*n)++] = 0; }
-  for (int i = 0; i < a->o.sb_nrw; i++) { src[*n] = a->sb_rw[i]; rw[(*n)++] = 1; }
-  if (a->cwd) { src[*n] = a->cwd; rw[(*n)++] = 1; }
-  for (int i = 1; i < *n; i++)   /* insertion sort, stable: equal lengths keep ro before rw */
-    for (int j = i; j > 0 && ab_slen(src[j - 1]) > ab_slen(src[j]); j--) {
-      const char *t = src[j]; src[j] = src[j - 1]; src[j - 1] = t;
-      int r = rw[j]; rw[j] = rw[j - 1]; rw[j - 1] = r;
+/* The paths to bind in the order of their length: a parent before what is
+ * under it, so the deeper setting wins (a read_only path under work_dir
+ * stays read-only; a work_dir under a read-only system directory is
+ * writable). */
+int ab_sb_paths_list(const ab_sup_args *a, ab_sb_paths *p) {
+  int n = 0;
+  p->n = 0;
+  if (a->o.sb_nrw + a->o.sb_nro + 1 > AB_SB_BINDS) return -E2BIG;
+  for (int i = 0; i < a->o.sb_nro; i++) { p->src[n] = a->sb_ro[i]; p->rw[n++] = 0; }
+  for (int i = 0; i < a->o.sb_nrw; i++) { p->src[n] = a->sb_rw[i]; p->rw[n++] = 1; }
+  if (a->cwd) { p->src[n] = a->cwd; p->rw[n++] = 1; }
+  for (int i = 1; i < n; i++)   /* insertion sort, stable: equal lengths keep ro before rw */
+    for (int j = i; j > 0 && ab_slen(p->src[j - 1]) > ab_slen(p->src[j]); j--) {
+      const char *t = p->src[j]; p->src[j] = p->src[j - 1]; p->src[j - 1] = t;
+      unsigned char r = p->rw[j]; p->rw[j] = p->rw[j - 1]; p->rw[j - 1] = r;
     }
-  for (int i = 0; i < *n; i++)
-    if ((fd[i] = open(src[i], O_PATH | O_NOFOLLOW | O_CLOEXEC)) < 0) return -errno;
+  for (int i = 0; i < n; i++) {
+    p->fd[i] = -1;
+    p->tree[i] = 0;
+  }
+  p->n = n;
+  return 0;
+}
+
+/* An O_PATH of src, not following its last component (a link is recreated,
+ * see bind). A writable one follows no link at all: they were resolved
+ * when the executor was made, so a link in their path now is one the code
+ * planted between blocks (a directory of work_dir swapped for a link to
+ * /etc, under a read_write path nested in it). */
+static int open_src(const char *src, int rw) {
+  if (rw) {
+    struct ab_open_how how = {O_PATH | O_NOFOLLOW | O_CLOEXEC, 0, NO_SYMLINKS};
+    long fd = syscall(__NR_openat2, AT_FDCWD, src, &how, sizeof how);
+    if (fd >= 0 || errno != ENOSYS) return fd >= 0 ? (int)fd : -errno;
+  }
+  int fd = open(src, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  return fd >= 0 ? fd : -errno;
+}
+
+int ab_sb_paths_open(ab_sb_paths *p) {
+  for (int i = 0; i < p->n; i++)
+    if (p->fd[i] < 0 && (p->fd[i] = open_src(p->src[i], p->rw[i])) < 0) {
+      int e = p->fd[i];
+      p->fd[i] = -1;
+      return e;
+    }
+  return 0;
+}
+
+void ab_sb_paths_close(ab_sb_paths *p) {
+  for (int i = 0; i < p->n; i++)
+    if (p->fd[i] >= 0) {
+      close(p->fd[i]);
+      p->fd[i] = -1;
+    }
+}
+
+int ab_sb_trees_clone(ab_sb_paths *p, int recursive, const char **bad) {
+  for (int i = 0; i < p->n; i++) {
+    if (!p->rw[i]) continue;
+    *bad = p->src[i];
+    int fd = open_src(p->src[i], 1);
+    if (fd < 0) return fd;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || S_ISLNK(st.st_mode)) {   /* a link stays one (bind) */
+      p->fd[i] = fd;
+      continue;
+    }
+    long t = syscall(__NR_open_tree, fd, "", TREE_CLONE | O_CLOEXEC | AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0));
+    int e = errno;
+    close(fd);
+    if (t < 0) return -e;
+    p->fd[i] = (int)t;
+    p->tree[i] = 1;
+  }
+  return 0;
+}
+
+int ab_sb_trees_idmap(ab_sb_paths *p, int userns, int recursive, const char **bad) {
+  struct ab_mount_attr at = {ATTR_IDMAP | ATTR_NOSUID | ATTR_NODEV, 0, 0, (uint64_t)userns};
+  for (int i = 0; i < p->n; i++) {
+    if (!p->tree[i]) continue;
+    *bad = p->src[i];
+    if (syscall(__NR_mount_setattr, p->fd[i], "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0), &at, sizeof at) != 0)
+      return -errno;
+  }
   return 0;
 }
 
@@ -225,14 +310,10 @@ static int empty_dir(const char *p) {
   return e ? e : mkdir_p(dst);
 }
 
-int ab_sandbox_fs(const ab_sup_args *a, const char **step) {
+int ab_sandbox_fs(const ab_sup_args *a, ab_sb_paths *p, const char **step) {
   char size[64];
-  const char *src[MAX_PATHS];
-  int fd[MAX_PATHS], rw[MAX_PATHS], n;
   int e;
   size_opts(size, a->o.tmp_bytes);
-  *step = "opening work_dir and the read_only/read_write paths";
-  if ((e = open_sources(a, src, fd, rw, &n)) != 0) return e;
   *step = "making the mount namespace private";
   if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) return -errno;
   *step = "mounting a tmpfs on " ROOT " as the new root";
@@ -244,10 +325,13 @@ int ab_sandbox_fs(const ab_sup_args *a, const char **step) {
   *step = "mounting the private /tmp";
   if ((e = tmpfs("/tmp", MS_NOSUID | MS_NODEV, size)) != 0) return e;
   if ((e = dev(step)) != 0) return e;
-  for (int i = 0; i < n; i++) {
-    *step = rw[i] ? "binding work_dir or a read_write path" : "binding a system directory or a read_only path";
-    if ((e = bind(fd[i], src[i], rw[i])) != 0) return e;
-    close(fd[i]);
+  for (int i = 0; i < p->n; i++) {
+    *step = p->tree[i]  ? "moving the idmapped work_dir or read_write path in (move_mount)"
+            : p->rw[i] ? "binding work_dir or a read_write path"
+                       : "binding a system directory or a read_only path";
+    if ((e = bind(p->fd[i], p->src[i], p->rw[i], p->tree[i])) != 0) return e;
+    close(p->fd[i]);
+    p->fd[i] = -1;
   }
   /* while the host's /proc is still in this namespace: the kernel mounts a
    * proc only where one is already fully visible */

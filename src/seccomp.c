@@ -50,9 +50,19 @@
 #ifndef __NR_mount_setattr
 #define __NR_mount_setattr 442
 #endif
+#ifndef __NR_fchmodat2
+#define __NR_fchmodat2 452
+#endif
 
 #define RET_ERRNO(e) (SECCOMP_RET_ERRNO | ((e) & SECCOMP_RET_DATA))
 #define DENY(nr, e) BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (nr), 0, 1), BPF_STMT(BPF_RET | BPF_K, RET_ERRNO(e))
+/* call nr with the setuid or setgid bit (04000, 02000) in its mode argument
+ * i: EPERM; without: allowed (nothing further down concerns it) */
+#define DENY_SUGID(nr, i)                                                        \
+  BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (nr), 0, 4),                               \
+  BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[i])),   \
+  BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, 06000, 0, 1),                             \
+  BPF_STMT(BPF_RET | BPF_K, RET_ERRNO(EPERM)), BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)
 
 /* the namespace flags clone() accepts (CLONE_NEWTIME shares the exit
  * signal's byte in clone() and exists only for clone3 and unshare) */
@@ -66,7 +76,7 @@
 #define TIOCLINUX 0x541C
 #endif
 
-#define MAX_INSNS 128
+#define MAX_INSNS 160
 #define APPEND(f, n, part) (memcpy((f) + (n), (part), sizeof(part)), (n) += sizeof(part) / sizeof((part)[0]))
 
 int ab_seccomp_install(int profile, int no_fallocate) {
@@ -156,6 +166,17 @@ int ab_seccomp_install(int profile, int no_fallocate) {
     BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, TIOCLINUX, 1, 0),
     BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
     BPF_STMT(BPF_RET | BPF_K, RET_ERRNO(EPERM)),
+    /* the setuid and setgid bits: what the code leaves in work_dir is the
+     * caller's on the host (root's, through a root caller's idmapped
+     * mount), and the owner may set them without any capability. Writing
+     * to a file clears them (no CAP_FSETID), so chmod is the only way to a
+     * set-id program with content. */
+#ifdef __NR_chmod
+    DENY_SUGID(__NR_chmod, 1),
+#endif
+    DENY_SUGID(__NR_fchmod, 1),
+    DENY_SUGID(__NR_fchmodat, 2),
+    DENY_SUGID(__NR_fchmodat2, 2),
   };
   const struct sock_filter tail[] = {
     /* with a workspace quota: fallocate reserves space faster than any
@@ -175,8 +196,9 @@ int ab_seccomp_install(int profile, int no_fallocate) {
     BPF_STMT(BPF_RET | BPF_K, RET_ERRNO(EPERM)),
     BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
   };
-  /* the parts only jump within themselves (and the ioctl check leaves the
-   * accumulator holding nr whenever it falls through), so they concatenate */
+  /* the parts only jump within themselves (and the ioctl and mode checks
+   * leave the accumulator holding nr whenever they fall through), so they
+   * concatenate */
   struct sock_filter f[MAX_INSNS];
   _Static_assert(sizeof head + sizeof sandbox + sizeof tail <= sizeof f, "MAX_INSNS too small");
   size_t n = 0;

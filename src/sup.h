@@ -57,6 +57,16 @@ enum { AB_RUN_RESIDENT = 1, AB_RUN_NO_FALLOCATE = 2, AB_RUN_CGROUP_REQUIRED = 4,
 #define AB_RESIDENT_UID 2147483646u
 #define AB_RESIDENT_ALT 2147483645u
 
+/* The host uid and gid that uid 0 and gid 0 of a root caller's daemonless
+ * sandbox map to (sandbox.h): one that owns nothing, so the code reads only
+ * what "others" may, and the kernel counts its processes against
+ * RLIMIT_NPROC (it exempts uid 0). Below 2^31 (tools that read uids as
+ * signed 32-bit numbers) and above every range handed out: distributions'
+ * users (< 65536, systemd's dynamic ones 61184-65519), /etc/subuid ranges
+ * (from 100000 up), systemd-nspawn's containers (up to 1879048191); next to
+ * the block server's AB_RESIDENT_* ids, which live only in containers. */
+#define AB_SANDBOX_HOST_UID 2147483644u
+
 /* One spawn request, from core.spawn's table (proc.c) or agentbox-sup's
  * command line (sup_main.c) to execve: the fork path passes it as it is,
  * the spawn server gets it through spawnproto.c. */

@@ -68,7 +68,7 @@ void ab_proc_dir(pid_t pid, char *buf);
 
 /* Append s (a decimal v) to d at at, NUL-terminated, truncated within cap;
  * returns the new length: path building without snprintf's truncation
- * warnings (cgroup.c, sandbox_pids.c). */
+ * warnings (cgroup.c, sandbox_cgroup.c). */
 size_t ab_put(char *d, size_t at, size_t cap, const char *s);
 size_t ab_put_num(char *d, size_t at, size_t cap, unsigned long v);
 

@@ -202,7 +202,7 @@
 ---@field net_ns boolean
 ---@field ipc_ns boolean
 ---@field uts_ns boolean
----@field uid_map string|nil "<uid> -> <uid>": the caller's ids map to themselves
+---@field uid_map string|nil "<uid> -> <uid>" (a normal user's ids map to themselves) or, as root, "0 -> 2147483644" (an unprivileged host uid that owns no root file)
 ---@field capabilities string "none" in the sandbox
 ---@field landlock string|integer "none", or the Landlock ABI in force
 ---@field seccomp boolean
@@ -210,7 +210,7 @@
 ---@field limits string "rlimits", "rlimits, cgroup v1: memory N, pids N, cpu weight", or "rlimits (no writable cgroup: why)"
 ---@field memory integer|string|false|nil the sandbox's memory limit in force (a string says why it is not enforced)
 ---@field cgroup table|false|nil the run's cgroup: `{ version = 1|2, memory =, pids =, cpu = }` (booleans), false without one
----@field nproc integer|string|nil processes at once (a string says why it is not enforced)
+---@field nproc integer|nil processes at once (RLIMIT_NPROC in the sandbox's user namespace, binding a root caller too)
 ---@field network string "none" (sandbox) or "host"
 ---@field filesystem string what the code may write
 ---@field readable string[]|nil the sandbox's read view: the host paths it sees read-only (mounts and Landlock alike)

@@ -50,7 +50,8 @@ local python_session = require("agentbox.executor.python_session")
 -- @tfield boolean net_ns
 -- @tfield boolean ipc_ns
 -- @tfield boolean uts_ns
--- @tfield[opt] string uid_map "<uid> -> <uid>": the caller's ids map to themselves
+-- @tfield[opt] string uid_map "<uid> -> <uid>" (a normal user's ids map to themselves) or, as root,
+-- "0 -> 2147483644" (an unprivileged host uid that owns no root file)
 -- @tfield string capabilities "none" in the sandbox
 -- @tfield string|integer landlock "none", or the Landlock ABI in force
 -- @tfield boolean seccomp
@@ -60,7 +61,8 @@ local python_session = require("agentbox.executor.python_session")
 -- @tfield[opt] integer|string|false memory the sandbox's memory limit in force (a string says why it is not enforced)
 -- @tfield[opt] table|false cgroup the run's cgroup: `{ version = 1|2, memory =, pids =, cpu = }` (booleans), false without
 -- one
--- @tfield[opt] integer|string nproc processes at once (a string says why it is not enforced)
+-- @tfield[opt] integer nproc processes at once (RLIMIT_NPROC in the sandbox's user namespace, binding a root
+-- caller too)
 -- @tfield string network "none" (sandbox) or "host"
 -- @tfield string filesystem what the code may write
 -- @tfield[opt] {string,...} readable the sandbox's read view: the host paths it sees read-only (mounts and
@@ -169,7 +171,7 @@ function LocalExecutor._setup(self, o)
         .. "live in the sandbox); drop one of them", o.stateful and "stateful" or "preload")
     end
     -- fail closed before anything is created on the host
-    self._sandbox_info = sandbox.probe(o.sandbox, "agentbox.LocalExecutor")
+    self._sandbox_info = sandbox.probe(o.sandbox, "agentbox.LocalExecutor", o.work_dir)
     self.sandbox = o.sandbox
     self._rlimits = { nproc = sandbox.DEFAULT_NPROC }
     for k, v in pairs(o.rlimits or {}) do self._rlimits[k] = v end

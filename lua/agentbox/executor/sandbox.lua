@@ -181,12 +181,78 @@ M.CGROUP_HOWTO = "a memory and pids cgroup per run needs root (cgroup v1 or v2),
   .. "\"s/^0:://p\" /proc/self/cgroup); mkdir $cg/host; echo $$ > $cg/host/cgroup.procs; echo +memory +pids +cpu > "
   .. "$cg/cgroup.subtree_control; exec lua5.4 host.lua'"
 
+local function dirname(p) return p:match("^(.*)/[^/]*$") or "/" end
+
+-- The existing directory whose filesystem work_dir is (or will be) on:
+-- work_dir, else the nearest directory above it, else the temp directory
+-- a fresh one is made in (workspace.lua).
+local function work_dir_base(work_dir)
+  local p = work_dir
+  if p == nil then
+    local t = os.getenv("TMPDIR")
+    p = t and t:sub(1, 1) == "/" and t or "/tmp"
+  end
+  if p:sub(1, 1) ~= "/" then p = (core.realpath(".") or "") .. "/" .. p end
+  while p ~= "" do
+    local real = core.realpath(p)
+    if real then return real end
+    p = dirname(p)
+  end
+  return "/"
+end
+
+-- The type of the filesystem path is on (/proc/self/mountinfo: the
+-- deepest mount point above it), for an error message.
+local function fs_type(path)
+  local f = io.open("/proc/self/mountinfo")
+  if not f then return "unknown" end
+  local best, kind = "", "unknown"
+  for line in f:lines() do
+    local mnt, fstype = line:match("^%S+ %S+ %S+ %S+ (%S+) .- %- (%S+)")
+    if mnt and #mnt >= #best and (mnt == "/" or path == mnt or path:sub(1, #mnt + 1) == mnt .. "/") then
+      best, kind = mnt, fstype
+    end
+  end
+  f:close()
+  return kind
+end
+
 --- Fail closed at construction: the setup runs once in a child; an error
---- names the step, the kernel's answer and the setting to change. Returns
---- what the probe found ({ cgroup = { version =, memory =, pids =, cpu = }
---- | false, cgroup_why =, landlock_abi = }).
-function M.probe(s, what)
-  local ok, step, msg, errno = core.sandbox_probe()
+--- names the step, the kernel's answer and the setting to change. For a
+--- root caller it also gives work_dir's filesystem (work_dir, or where it
+--- will be made) and the read_write paths an idmapped mount, as every run
+--- does (sandbox.h): a filesystem that cannot take one is an error now,
+--- not at the first block. Returns what the probe found ({ cgroup = { version =,
+--- memory =, pids =, cpu = } | false, cgroup_why =, host_uid =, landlock_abi = }).
+function M.probe(s, what, work_dir)
+  local tried, base = {}, nil
+  if core.geteuid() == 0 then
+    for _, p in ipairs(s.read_write) do tried[#tried + 1] = p end
+    base = work_dir_base(work_dir)
+    -- the root mount alone cannot stand in for work_dir (moved onto the
+    -- sandbox's root); its filesystem is tried at the first block
+    if base ~= "/" then tried[#tried + 1] = base end
+  end
+  local ok, step, msg, errno = core.sandbox_probe(tried)
+  local cloned = not ok and step:match("^opening a detached mount %(open_tree%) of (.+)$")
+  if cloned then
+    errors.misuse("%s: sandbox: as root the supervisor clones %s as a detached mount to idmap it, and the kernel "
+      .. "refused (open_tree: %s): a root without CAP_SYS_ADMIN in the host's namespaces (a container's root?). Run "
+      .. "the host as a normal user, or use DockerExecutor", what, cloned, msg)
+  end
+  local bad = not ok and step:match("^giving (.-) an idmapped mount")
+  if bad then
+    local which = "read_write path " .. bad
+    if bad == base then
+      which = work_dir and core.realpath(work_dir) == bad and "work_dir " .. bad
+        or ("work_dir (%s, to be made in %s)"):format(work_dir or "a fresh one", bad)
+    end
+    errors.misuse("%s: sandbox: %s is on a filesystem (%s) that cannot take an idmapped mount (mount_setattr: %s). As "
+      .. "root the sandbox runs the code as an unprivileged uid (%d), so that it cannot read root's files; its "
+      .. "writable paths stay writable, with what it creates owned by root, through an idmapped mount only. Run the "
+      .. "host as a normal user, or put work_dir and the read_write paths on ext4, xfs, btrfs or tmpfs (TMPDIR "
+      .. "for a fresh work_dir)", what, which, fs_type(bad), msg, core.sandbox_host_uid)
+  end
   if not ok then
     errors.misuse("%s: sandbox: this host cannot give the sandbox's required isolation: %s failed (%s). %s. "
       .. "Or use DockerExecutor, or LocalExecutor without sandbox (no isolation)", what, step, msg,
@@ -212,8 +278,6 @@ end
 local function under(p, dir)
   return p == dir or p:sub(1, #dir + 1) == dir .. "/" or dir == "/"
 end
-
-local function dirname(p) return p:match("^(.*)/[^/]*$") or "/" end
 
 -- The system directories of this host (those that exist), as the mounts
 -- and Landlock take them: the paths themselves, links not resolved.
@@ -314,13 +378,14 @@ function M.enforced(self)
              limits = "rlimits", network = "host", filesystem = "host (the user's rights)" }
   end
   local limits, memory, cgroup = cgroup_report(self)
+  -- a root caller's uid 0 inside is an unprivileged uid of the host's
+  -- (sandbox.h): it owns no root file, and RLIMIT_NPROC binds it (the
+  -- kernel exempts only the host's uid 0)
   return { sandbox = true, user_ns = true, pid_ns = true, mount_ns = true, net_ns = true, ipc_ns = true,
-           uts_ns = true, uid_map = ("%d -> %d"):format(uid, uid), capabilities = "none",
+           uts_ns = true, uid_map = ("%d -> %d"):format(uid, self._sandbox_info.host_uid), capabilities = "none",
            landlock = self._sandbox_info.landlock_abi or "none", seccomp = true, no_new_privs = true,
            limits = limits, memory = memory, cgroup = cgroup,
-           -- the kernel exempts uid 0 from RLIMIT_NPROC: as root, only the pids cgroup bounds a fork bomb
-           nproc = (uid ~= 0 or cgroup) and self._rlimits.nproc
-             or "not enforced for uid 0 (no writable pids cgroup): the deadline bounds a fork bomb",
+           nproc = self._rlimits.nproc,
            network = "none",
            filesystem = "system directories read-only; work_dir writable; private /tmp; nothing else of the host",
            -- what the code can read (mounts and Landlock alike), beside work_dir, /tmp, /proc (its own), /dev
