@@ -150,13 +150,18 @@ print("FORKED", n)
       for _, n in ipairs(run_dirs(base)) do before[n] = true end
       local p <close> = assert(core.spawn{ argv = { "/bin/sleep", "1" }, timeout = 10, sup = common.sup_path(),
         sandbox = { read_only = { "/usr", "/bin", "/lib", "/lib64" }, memory = 64 * MiB } })
+      -- the run's own: named for its supervisor (p:pid()), not any other
+      -- sandbox's that comes and goes meanwhile (a spare made or retired)
       local seen
       local deadline = core.now() + 5
       while not seen and core.now() < deadline do
-        for _, n in ipairs(run_dirs(base)) do if not before[n] then seen = n end end
+        local sup = p:pid()
+        for _, n in ipairs(run_dirs(base)) do
+          if not before[n] and sup and n == "agentbox-sb-" .. sup then seen = n end
+        end
         if not seen then core.step(10) end
       end
-      assert.is_not_nil(seen, "no agentbox-sb-<pid> cgroup appeared under " .. base)
+      assert.is_not_nil(seen, "no agentbox-sb-<supervisor pid> cgroup appeared under " .. base)
       assert.equal(tostring(64 * MiB), (read(base .. "/" .. seen .. (version == 1 and "/memory.limit_in_bytes"
         or "/memory.max")) or ""):match("%d+"))
       if pbase and version == 1 then assert.is_true(H.exists(pbase .. "/" .. seen)) end
@@ -175,7 +180,9 @@ print("FORKED", n)
       local seen
       local deadline = core.now() + 5
       while not seen and core.now() < deadline do
-        for _, n in ipairs(run_dirs(base)) do if not before[n] then seen = n end end
+        for _, n in ipairs(run_dirs(base)) do
+          if not before[n] and p:pid() and n == "agentbox-sb-" .. p:pid() then seen = n end
+        end
         if not seen then core.step(10) end
       end
       assert.is_not_nil(seen)
