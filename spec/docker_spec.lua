@@ -15,13 +15,7 @@ local reachable = docker.available()
 local client = docker.client()
 
 -- `it` that first requires a reachable daemon
-local function dit(name, fn)
-  it(name, function()
-    C.need_docker(pending)
-    assert(client:negotiate())
-    return fn()
-  end)
-end
+local dit = C.docker_it(client)
 
 local function exists(id)
   local _, _, code = client:inspect(id)

@@ -58,6 +58,21 @@ function M.need_docker(pending)
   pending("Docker is not reachable (" .. tostring(reason) .. "); start dockerd or set DOCKER_HOST to run the #docker specs")
 end
 
+--- `it` for the Docker cases of a spec file: each case first passes
+--- need_docker (pending without a daemon, an error under CI=true), then
+--- negotiates client's API version (client: the spec's engine client, whose
+--- calls need it). Usage: `local dit = C.docker_it(client)`.
+function M.docker_it(client)
+  local env = busted_env("it")
+  return function(name, fn)
+    env.it(name, function()
+      M.need_docker(env.pending)
+      assert(client:negotiate())
+      return fn()
+    end)
+  end
+end
+
 -- One row per executor kind: how to build one, and what the sandbox path
 -- of work_dir is for code running inside it.
 -- `name` is the constructor's name in agentbox (and the prefix of its
