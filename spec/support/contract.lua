@@ -15,7 +15,6 @@
 local agentbox = require("agentbox")
 local core = require("agentbox.core")
 local docker = require("agentbox.engine")
-local task = require("agentbox.task")
 local H = require("spec.support.helpers")
 
 local M = {}
@@ -222,12 +221,7 @@ local function remote_host()
   if REG.agentbox_spec_relay_host then return REG.agentbox_spec_relay_host end
   local relay = assert(core.spawn{ argv = { "python3", "spec/support/tcp_relay.py", docker.client().ep.socket },
                              env = { PATH = os.getenv("PATH") }, timeout = 7200, stream = true })
-  local got = ""
-  while not got:find("\n") and not relay:done() do
-    task.wait(relay)
-    local chunks = relay:read()
-    for i = 1, chunks and #chunks or 0, 2 do if chunks[i] == "stdout" then got = got .. chunks[i + 1] end end
-  end
+  local got = H.first_line(relay)
   REG.agentbox_spec_relay = relay
   REG.agentbox_spec_relay_host = "tcp://127.0.0.1:" .. assert(got:match("^(%d+)\n"), "tcp_relay.py: " .. got)
   return REG.agentbox_spec_relay_host

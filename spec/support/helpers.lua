@@ -85,6 +85,18 @@ function M.lua_tty(src, env_extra, timeout)
                { env = M.lua_env(env_extra), timeout = timeout })
 end
 
+-- What a process spawned with stream = true wrote on stdout up to its first
+-- newline (or its end, when it ends before one): a server's "ready" line.
+function M.first_line(p)
+  local got = ""
+  while not got:find("\n") and not p:done() do
+    task.wait(p)
+    local chunks = p:read()
+    for i = 1, chunks and #chunks or 0, 2 do if chunks[i] == "stdout" then got = got .. chunks[i + 1] end end
+  end
+  return got
+end
+
 -- Is process pid alive (and not a zombie)?
 function M.alive(pid)
   local f = io.open("/proc/" .. pid .. "/stat")
