@@ -28,6 +28,15 @@ function M.read(path)
   return s
 end
 
+-- M.read, but nil where the file cannot be opened (not written yet)
+function M.try_read(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
 function M.write(path, s)
   local f = assert(io.open(path, "wb"))
   f:write(s)
@@ -97,7 +106,7 @@ function M.first_line(p)
   return got
 end
 
--- Is process pid alive (and not a zombie)?
+-- Is process pid alive (and not a zombie, nor dead)?
 function M.alive(pid)
   local f = io.open("/proc/" .. pid .. "/stat")
   if not f then return false end
@@ -105,7 +114,7 @@ function M.alive(pid)
   f:close()
   -- the process may vanish between open and read
   local state = s and s:match("%) (%a)")
-  return state ~= nil and state ~= "Z"
+  return state ~= nil and state ~= "Z" and state ~= "X"
 end
 
 return M
