@@ -1,6 +1,7 @@
--- bench/benchlib.lua: what bench/docker_bench.lua and bench/concurrency_bench.lua
--- share: JSON files, the same median / nearest-rank p95 as bench/report.lua,
--- Markdown rows, and the machine line of the table headers.
+-- bench/benchlib.lua: what the benchmarks share: JSON files, the same
+-- median / nearest-rank p95 as bench/report.lua, Markdown rows, the load
+-- average, a block's result check, the alternating timed rounds of the
+-- LocalExecutor benches, and the timing of Engine API requests.
 local cjson = require("cjson")
 
 local M = {}
@@ -50,6 +51,91 @@ function M.pair(s, fmt)
 end
 
 function M.ratio(a, b) return ("%.1fx"):format(a / b) end
+
+-- /proc/loadavg's line ("?" where there is none)
+function M.loadavg()
+  local f = io.open("/proc/loadavg")
+  local s = f and f:read("l") or "?"
+  if f then f:close() end
+  return s
+end
+
+-- A block's result must be exit 0 and (want given) exactly want; an error
+-- at the caller's line otherwise.
+function M.check(r, want)
+  if r.exit_code ~= 0 or (want and r.output ~= want) then
+    error(("unexpected result: exit %s, output %q (want %q)"):format(tostring(r.exit_code), r.output, want), 2)
+  end
+end
+
+-- The timed rounds of bench/preload_bench.lua and bench/stateful_bench.lua:
+-- n rounds, in each every row's python block once, in row order (so that
+-- load hits every row alike); its time in ms appended to row.times. A row:
+-- { ex = an executor, code = the block, want = its output, restart = true:
+-- ex:restart() before each run, untimed }. Prints the load average before
+-- and after.
+function M.alternate(rows, n, now)
+  print("load average before: " .. M.loadavg())
+  for _ = 1, n do
+    for _, row in ipairs(rows) do
+      if row.restart then row.ex:restart() end
+      local t0 = now()
+      local r = row.ex:execute{ { lang = "python", code = row.code } }
+      row.times[#row.times + 1] = (now() - t0) * 1000
+      assert(r.exit_code == 0 and r.output == row.want, r.output)
+    end
+  end
+  print("load average after:  " .. M.loadavg())
+end
+
+-- The Docker benches' (bench/docker_bench.lua, bench/warm_bench.lua);
+-- agentbox is required on first use (their report modes run without it).
+
+-- run fn(i) in k tasks at once; returns the wall time in ms
+function M.all(k, fn)
+  local agentbox = require("agentbox")
+  local now = require("agentbox.core").now
+  local t0 = now()
+  local ts = {}
+  for i = 1, k do ts[i] = agentbox.spawn(fn, i) end
+  agentbox.run()
+  for i = 1, k do assert(ts[i]:result()) end
+  return (now() - t0) * 1000
+end
+
+-- One claim of a DockerPool and its first block, as a chat between two
+-- fills sees it: the pool filled (untimed), then DockerExecutor{ pool = p }
+-- + start() and the first execute of block, timed. take: M.engine_ops's.
+-- Returns the executor (open), the block's result, the claim's and the
+-- first block's ms, and the Engine API requests of both.
+function M.claim_first(pool, block, take)
+  local agentbox = require("agentbox")
+  local now = require("agentbox.core").now
+  assert(pool:fill())
+  take()
+  local t0 = now()
+  local ex = agentbox.DockerExecutor{ pool = pool, timeout = 60 }
+  ex:start()
+  local t1 = now()
+  local r = ex:execute(block)
+  local t2 = now()
+  return ex, r, (t1 - t0) * 1000, (t2 - t1) * 1000, take()
+end
+
+-- One execute of ex (fresh = true, from pool) with the pool filled first,
+-- untimed: the steady state where the pool keeps up with the calls. Checks
+-- the result against want; returns its ms and its Engine API requests.
+function M.fresh_call(pool, ex, block, want, take)
+  local now = require("agentbox.core").now
+  assert(pool:fill())
+  take()
+  local t0 = now()
+  local r = ex:execute(block)
+  local dt = (now() - t0) * 1000
+  local o = take()
+  M.check(r, want)
+  return dt, o
+end
 
 -- Time every Engine API request and host helper process: core.http and
 -- core.spawn are wrapped (engine.lua and the executors look them up on the

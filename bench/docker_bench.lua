@@ -29,11 +29,7 @@ local B = require("benchlib")
 
 local mode = arg[1]
 
-local function check(r, want)
-  if r.exit_code ~= 0 or r.output ~= want then
-    error(("unexpected result: exit %s, output %q (want %q)"):format(tostring(r.exit_code), r.output, want), 2)
-  end
-end
+local check = B.check
 
 local PY = { { lang = "python", code = "print(1)" } }
 local SH = { { lang = "sh", code = "echo hi" } }
@@ -316,15 +312,7 @@ print(run(["/usr/bin/python3", "/workspace/%s"]), run(["/bin/sh", "/workspace/%s
     end
   end
 
-  -- run fn(i) in k tasks at once; returns the wall time in ms
-  local function all(k, fn)
-    local t0 = now()
-    local ts = {}
-    for i = 1, k do ts[i] = agentbox.spawn(fn, i) end
-    agentbox.run()
-    for i = 1, k do assert(ts[i]:result()) end
-    return (now() - t0) * 1000
-  end
+  local all = B.all
 
   function H.conc(k, m, warm, out)
     local exs = {}
@@ -382,15 +370,7 @@ print(run(["/usr/bin/python3", "/workspace/%s"]), run(["/bin/sh", "/workspace/%s
     local res = { claim_first_ms = {}, claim_ms = {}, second_ms = {}, cold_ms = {}, cold_warm_ms = {},
                   ops_claim = {} }
     for i = 1, warm + n do
-      assert(pool:fill())        -- the pool had time to refill: what a claim between chats sees
-      take()
-      local t0 = now()
-      local ex = agentbox.DockerExecutor{ pool = pool, timeout = 60 }
-      ex:start()
-      local t1 = now()
-      local r = ex:execute(PY)
-      local t2 = now()
-      local o = take()
+      local ex, r, claim_ms, first_ms, o = B.claim_first(pool, PY, take)
       check(r, "1\n")
       -- the same block again on that executor: a warm block's cost at this load (the refill has ended)
       assert(pool:fill())
@@ -399,8 +379,8 @@ print(run(["/usr/bin/python3", "/workspace/%s"]), run(["/bin/sh", "/workspace/%s
       local t4 = now()
       assert(ex:close())
       if i > warm then
-        table.insert(res.claim_first_ms, (t2 - t0) * 1000)
-        table.insert(res.claim_ms, (t1 - t0) * 1000)
+        table.insert(res.claim_first_ms, claim_ms + first_ms)
+        table.insert(res.claim_ms, claim_ms)
         table.insert(res.second_ms, (t4 - t3) * 1000)
         table.insert(res.ops_claim, o)
       end
@@ -420,11 +400,7 @@ print(run(["/usr/bin/python3", "/workspace/%s"]), run(["/bin/sh", "/workspace/%s
     local ex <close> = agentbox.DockerExecutor{ pool = pool, fresh = true, timeout = 60 }
     local res = { fresh_ms = {}, fresh_b2b_ms = {}, cold_ms = {}, cold_warm_ms = {} }
     for i = 1, warm + n do
-      assert(pool:fill())        -- steady state: the pool keeps up with the calls
-      local t0 = now()
-      local r = ex:execute(PY)
-      local dt = (now() - t0) * 1000
-      check(r, "1\n")
+      local dt = B.fresh_call(pool, ex, PY, "1\n", take)
       if i > warm then table.insert(res.fresh_ms, dt) end
     end
     -- back to back: calls faster than the pool refills (a container start each)

@@ -32,11 +32,7 @@ local tag = os.getenv("BENCH_ROUND") or "0"
 local take = B.engine_ops(core)
 local PY, SH, SALES = W.PY, W.SH, W.SALES
 
-local function check(r, want)
-  if r.exit_code ~= 0 or (want and r.output ~= want) then
-    error(("unexpected result: exit %s, output %q (want %q)"):format(tostring(r.exit_code), r.output, want), 2)
-  end
-end
+local check = B.check
 
 local function executor(name, o)
   o = o or {}
@@ -45,12 +41,7 @@ local function executor(name, o)
   return agentbox.DockerExecutor(o)
 end
 
-local function loadavg()
-  local f = io.open("/proc/loadavg")
-  local s = f and f:read("l") or "?"
-  if f then f:close() end
-  return s
-end
+local loadavg = B.loadavg
 
 -- one request to a warm executor's block server, straight through its
 -- connection (no executor Lua, no code file): the server's floor
@@ -68,15 +59,7 @@ local function server_run(ex, argv)
   end)
 end
 
--- run fn(i) in k tasks at once; returns the wall time in ms
-local function all(k, fn)
-  local t0 = now()
-  local ts = {}
-  for i = 1, k do ts[i] = agentbox.spawn(fn, i) end
-  agentbox.run()
-  for i = 1, k do assert(ts[i]:result()) end
-  return (now() - t0) * 1000
-end
+local all = B.all
 
 -- CPU time in ms so far. machine(): the whole machine's busy and idle
 -- time (/proc/stat). self(): this Lua process (clock(), microseconds).
@@ -214,21 +197,13 @@ function H.pool(n, warm, out)
   local pool <close> = agentbox.DockerPool{ size = 2, image = IMAGE }
   local res = { claim_first_ms = {}, claim_ms = {}, first_ms = {}, ops = {} }
   for i = 1, warm + n do
-    assert(pool:fill())   -- the pool had time to refill: what a claim between chats sees
-    take()
-    local t0 = now()
-    local ex = agentbox.DockerExecutor{ pool = pool, timeout = 60 }
-    ex:start()
-    local t1 = now()
-    local r = ex:execute(PY)
-    local t2 = now()
-    local o = take()
+    local ex, r, claim_ms, first_ms, o = B.claim_first(pool, PY, take)
     check(r, "1\n")
     assert(ex:close())
     if i > warm then
-      table.insert(res.claim_first_ms, (t2 - t0) * 1000)
-      table.insert(res.claim_ms, (t1 - t0) * 1000)
-      table.insert(res.first_ms, (t2 - t1) * 1000)
+      table.insert(res.claim_first_ms, claim_ms + first_ms)
+      table.insert(res.claim_ms, claim_ms)
+      table.insert(res.first_ms, first_ms)
       table.insert(res.ops, o)
     end
   end
@@ -240,13 +215,7 @@ function H.fresh(n, warm, out)
   local ex <close> = agentbox.DockerExecutor{ pool = pool, fresh = true, timeout = 60 }
   local res = { fresh_ms = {}, fresh_b2b_ms = {}, ops = {} }
   for i = 1, warm + n do
-    assert(pool:fill())   -- steady state: the pool keeps up with the calls
-    take()
-    local t0 = now()
-    local r = ex:execute(PY)
-    local dt = (now() - t0) * 1000
-    local o = take()
-    check(r, "1\n")
+    local dt, o = B.fresh_call(pool, ex, PY, "1\n", take)
     if i > warm then
       table.insert(res.fresh_ms, dt)
       table.insert(res.ops, o)

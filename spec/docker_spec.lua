@@ -6,7 +6,6 @@
 local agentbox = require("agentbox")
 local core = require("agentbox.core")
 local docker = require("agentbox.engine")
-local task = require("agentbox.task")
 local H = require("spec.support.helpers")
 local C = require("spec.support.contract")
 
@@ -15,13 +14,7 @@ local reachable = docker.available()
 local client = docker.client()
 
 -- `it` that first requires a reachable daemon
-local function dit(name, fn)
-  it(name, function()
-    C.need_docker(pending)
-    assert(client:negotiate())
-    return fn()
-  end)
-end
+local dit = C.docker_it(client)
 
 local function exists(id)
   local _, _, code = client:inspect(id)
@@ -33,12 +26,7 @@ local lua_env = H.lua_env
 -- Start a background process and return it with its first output line.
 local function spawn_line(argv, env)
   local p = assert(core.spawn{ argv = argv, env = env or lua_env(), timeout = 300, stream = true })
-  local got = ""
-  while not got:find("\n") and not p:done() do
-    task.wait(p)
-    local chunks = p:read()
-    if chunks then for i = 1, #chunks, 2 do if chunks[i] == "stdout" then got = got .. chunks[i + 1] end end end
-  end
+  local got = H.first_line(p)
   return p, got:match("^([^\n]*)"), got
 end
 

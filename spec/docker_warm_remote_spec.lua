@@ -6,20 +6,13 @@
 local agentbox = require("agentbox")
 local core = require("agentbox.core")
 local docker = require("agentbox.engine")
-local task = require("agentbox.task")
 local H = require("spec.support.helpers")
 local C = require("spec.support.contract")
 
 local IMAGE = C.IMAGE
 local client = docker.client()
 
-local function dit(name, fn)
-  it(name, function()
-    C.need_docker(pending)
-    assert(client:negotiate())
-    return fn()
-  end)
-end
+local dit = C.docker_it(client)
 
 local function py(code) return { { lang = "python", code = code } } end
 
@@ -27,6 +20,25 @@ local function py(code) return { { lang = "python", code = code } } end
 -- code: it runs as the sandbox user)
 local function as_root(id, script)
   return assert(client:exec_run(id, { "sh", "-c", script }, { user = "0:0" }))
+end
+-- ex started, root runs script in its container once, on the first output
+-- of a block that prints and then sleeps 20 s (so: while that block runs).
+-- Returns the block's result, the container it started in, and the seconds
+-- the block took.
+local function as_root_during_block(ex, script)
+  ex:start()
+  local id = ex.container_id
+  local sent = false
+  ex.on_output = function()
+    if not sent then
+      sent = true
+      as_root(id, script)
+    end
+  end
+  local t0 = core.now()
+  local r = ex:execute(py("import time\nprint('x', flush=True)\ntime.sleep(20)"))
+  ex.on_output = nil
+  return r, id, core.now() - t0
 end
 local FIND_SERVER = "for p in /proc/[0-9]*; do q=${p#/proc/}; [ $q = 1 ] || [ $q = $$ ] || "
   .. "! tr '\\0' ' ' < $p/cmdline 2>/dev/null | grep -q '^/opt/agentbox/sup --stream' || { echo $q; break; }; done"
@@ -39,12 +51,7 @@ describe("DockerExecutor warm = true through a remote daemon #docker", function(
     if not docker.available() then return end
     relay = assert(core.spawn{ argv = { "python3", "spec/support/tcp_relay.py", client.ep.socket, log },
                                env = { PATH = os.getenv("PATH") }, timeout = 900, stream = true })
-    local got = ""
-    while not got:find("\n") and not relay:done() do
-      task.wait(relay)
-      local chunks = relay:read()
-      for i = 1, chunks and #chunks or 0, 2 do if chunks[i] == "stdout" then got = got .. chunks[i + 1] end end
-    end
+    local got = H.first_line(relay)
     host = "tcp://127.0.0.1:" .. assert(got:match("^(%d+)\n"), got)
   end)
   teardown(function()
@@ -182,21 +189,11 @@ sys.exit(7)]]))
 
   dit("a malformed reply is an error of that block; the container is replaced and the next block works", function()
     local ex <close> = new()
-    ex:start()
-    local id = ex.container_id
-    local sent = false
-    ex.on_output = function()
-      if not sent then
-        sent = true
-        -- root writes garbage on the container's stdout (PID 1's), as a
-        -- broken server would, while the block runs
-        as_root(id, "printf 'abZ\\0\\0\\0\\0\\1\\377\\377\\377\\377garbage' > /proc/1/fd/1")
-      end
-    end
-    local t0 = core.now()
-    local r = ex:execute(py("import time\nprint('x', flush=True)\ntime.sleep(20)"))
-    ex.on_output = nil
-    assert.is_true(core.now() - t0 < 10, "the block waited for its deadline")
+    -- root writes garbage on the container's stdout (PID 1's), as a broken
+    -- server would, while the block runs
+    local r, id, took = as_root_during_block(ex,
+      "printf 'abZ\\0\\0\\0\\0\\1\\377\\377\\377\\377garbage' > /proc/1/fd/1")
+    assert.is_true(took < 10, "the block waited for its deadline")
     assert.are_not.equal(0, r.exit_code)
     assert.matches("malformed", r.output)
     assert.matches("replaced", r.output)
@@ -206,23 +203,13 @@ sys.exit(7)]]))
 
   dit("a result record out of range is not believed: an error of that block, the container replaced", function()
     local ex <close> = new()
-    ex:start()
-    local id = ex.container_id
-    local sent = false
-    ex.on_output = function()
-      if not sent then
-        sent = true
-        -- well-formed frames, a record claiming exit code 999, for every
-        -- run id this connection could be at
-        as_root(id, [[python3 -c '
+    -- well-formed frames, a record claiming exit code 999, for every run id
+    -- this connection could be at
+    local r, id = as_root_during_block(ex, [[python3 -c '
 import struct
 res = struct.pack(">10iq", 999, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
 f = b"".join(b"abR\0" + struct.pack(">II", i, len(res)) + res for i in range(1, 64))
 open("/proc/1/fd/1", "wb").write(f)']])
-      end
-    end
-    local r = ex:execute(py("import time\nprint('x', flush=True)\ntime.sleep(20)"))
-    ex.on_output = nil
     assert.are_not.equal(0, r.exit_code)
     assert.are_not.equal(999, r.exit_code)
     assert.matches("malformed result record", r.output)
@@ -232,19 +219,7 @@ open("/proc/1/fd/1", "wb").write(f)']])
 
   dit("a server that stops answering: the host's deadline ends the block, the container is replaced", function()
     local ex <close> = new{ timeout = 1 }
-    ex:start()
-    local id = ex.container_id
-    local stopped = false
-    ex.on_output = function()
-      if not stopped then
-        stopped = true
-        as_root(id, "kill -STOP $(" .. FIND_SERVER .. ")")
-      end
-    end
-    local t0 = core.now()
-    local r = ex:execute(py("import time\nprint('x', flush=True)\ntime.sleep(20)"))
-    ex.on_output = nil
-    local took = core.now() - t0
+    local r, id, took = as_root_during_block(ex, "kill -STOP $(" .. FIND_SERVER .. ")")
     -- timeout 1 + grace 0.5 + the 3 s margin (deadline.h), not the 20 s sleep
     assert.is_true(took > 4 and took < 9, "took " .. took)
     assert.equal(124, r.exit_code, r.output)
@@ -265,12 +240,7 @@ open("/proc/1/fd/1", "wb").write(f)']])
     local tls = assert(core.spawn{ argv = { "python3", "spec/support/tls_relay.py", client.ep.socket,
                                             certs .. "/ca.pem", certs .. "/key.pem" },
                                    env = { PATH = os.getenv("PATH") }, timeout = 300, stream = true })
-    local got = ""
-    while not got:find("\n") and not tls:done() do
-      task.wait(tls)
-      local chunks = tls:read()
-      for i = 1, chunks and #chunks or 0, 2 do if chunks[i] == "stdout" then got = got .. chunks[i + 1] end end
-    end
+    local got = H.first_line(tls)
     local port = assert(got:match("^(%d+)\n"), got)
     -- in a nested Lua: the TLS settings are read from the environment
     local r = H.lua(([[

@@ -14,13 +14,7 @@ local C = require("spec.support.contract")
 local IMAGE = C.IMAGE
 local client = docker.client()
 
-local function dit(name, fn)
-  it(name, function()
-    C.need_docker(pending)
-    assert(client:negotiate())
-    return fn()
-  end)
-end
+local dit = C.docker_it(client)
 
 local function py(code) return { { lang = "python", code = code } } end
 

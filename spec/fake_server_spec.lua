@@ -2,24 +2,13 @@
 -- fixture is trusted independently of agentbox's own HTTP client.
 local cjson = require("cjson")
 local fake = require("spec.support.fake_openai")
+local H = require("spec.support.helpers")
 
 local function q(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
 
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function exists(path)
-  local f = io.open(path, "r")
-  if f then f:close() end
-  return f ~= nil
-end
+local exists = H.exists
 
 -- One HTTP request through curl. opts: method, body (table -> JSON, or string), max_time.
 local function http(url, opts)
@@ -41,10 +30,10 @@ local function http(url, opts)
   local p = assert(io.popen("env -u LD_PRELOAD " .. table.concat(cmd, " ")))
   local out = p:read("a")
   local _, _, exit_code = p:close()
-  local res = { exit = exit_code, headers = {}, body = slurp(body_file) or "" }
+  local res = { exit = exit_code, headers = {}, body = H.try_read(body_file) or "" }
   local code, secs = out:match("^(%d+) ([%d.]+)")
   res.status, res.time = tonumber(code), tonumber(secs)
-  for name, value in (slurp(head_file) or ""):gmatch("([%w-]+):%s*([^\r\n]*)") do
+  for name, value in (H.try_read(head_file) or ""):gmatch("([%w-]+):%s*([^\r\n]*)") do
     res.headers[name:lower()] = value
   end
   local ok, decoded = pcall(cjson.decode, res.body)

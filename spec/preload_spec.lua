@@ -13,22 +13,7 @@ local H = require("spec.support.helpers")
 -- the interpreter itself, not a version manager's shim
 local PYTHON = (H.run({ "python3", "-c", "import sys; print(sys.executable)" }).stdout or ""):match("[^\n]+")
 
-local function alive(pid)
-  local f = io.open("/proc/" .. pid .. "/stat", "r")
-  if not f then return false end
-  local s = f:read("a") or ""
-  f:close()
-  local state = s:match("%) (%a)")
-  return state ~= nil and state ~= "Z" and state ~= "X"
-end
-
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local alive, read = H.alive, H.try_read
 
 describe("LocalExecutor preload", function()
   local dir, exs

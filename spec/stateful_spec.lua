@@ -14,13 +14,7 @@ local session = require("agentbox.executor.python_session")
 -- the interpreter itself, not a version manager's shim
 local PYTHON = (H.run({ "python3", "-c", "import sys; print(sys.executable)" }).stdout or ""):match("[^\n]+")
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read = H.try_read
 
 -- a pid a block wrote; if it is still alive it is killed here, after the verdict
 local function dead_after(path, wait)

@@ -64,13 +64,6 @@ except OSError as e:
     print('attack refused:', e, flush=True)
 ]=]
 
-local function read_hb(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
 
 -- execute with a watchdog: returns result, seconds (result nil if it hung)
 local function timed_execute(ex, blocks, limit)
@@ -93,11 +86,11 @@ end
 local function live_heartbeats(list)
   task.sleep(0.3)
   local before = {}
-  for i, p in ipairs(list) do before[i] = read_hb(p) end
+  for i, p in ipairs(list) do before[i] = H.try_read(p) end
   task.sleep(0.6)
   local live = {}
   for i, p in ipairs(list) do
-    if read_hb(p) ~= before[i] then live[#live + 1] = p .. " (" .. tostring(read_hb(p)) .. ")" end
+    if H.try_read(p) ~= before[i] then live[#live + 1] = p .. " (" .. tostring(H.try_read(p)) .. ")" end
   end
   return live
 end

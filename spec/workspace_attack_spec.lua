@@ -87,9 +87,12 @@ end
 -- in the executor's own container, as its sandbox user (the code's uid),
 -- swapping inside the bind-mounted /workspace; the link's target is a host
 -- path, which only the host ever resolves. Local: a host process in
--- work_dir (LocalExecutor's code is a host process).
+-- work_dir (LocalExecutor's code is a host process). Returns once the racer
+-- is ready; the function returned ends the race and returns the number of
+-- swaps the racer made.
 local function start_racer(E, ex, outside, racer)
   racer = racer or RACER
+  local p   -- the local racer (Docker's is an exec; it ends at racer.stop, like this one)
   if E.docker then
     ex:start()
     local c = ex.client
@@ -101,11 +104,17 @@ local function start_racer(E, ex, outside, racer)
       return c:call("start racer", { method = "POST", path = "/exec/" .. exec_id .. "/start",
                                      json = { Detach = true, Tty = false } })
     end))
-    return function() end
+  else
+    p = assert(core.spawn{ argv = { "python3", "-c", racer, ex.work_dir, outside },
+                           env = { PATH = os.getenv("PATH") }, timeout = 600 })
   end
-  local p = assert(core.spawn{ argv = { "python3", "-c", racer, ex.work_dir, outside },
-                               env = { PATH = os.getenv("PATH") }, timeout = 600 })
-  return function() p:close() end
+  wait_file(ex.work_dir .. "/racer.ready", 30)
+  return function()
+    H.write(ex.work_dir .. "/racer.stop", "")
+    wait_file(ex.work_dir .. "/racer.count", 30)
+    if p then p:close() end
+    return tonumber(H.read(ex.work_dir .. "/racer.count"))
+  end
 end
 
 -- The races need the racer in the executor's work_dir while the host writes
@@ -121,7 +130,6 @@ C.each("workspace race: a directory swapped with a link to the host", function(E
     H.write(outside .. "/victim.txt", "original")
     local ex = E.new{ execution_policies = { python = false } }   -- save only: the host's write path alone
     local stop = start_racer(E, ex, outside)
-    wait_file(ex.work_dir .. "/racer.ready", 30)
     local written, refused, why = 0, 0, {}
     for n = 1, N do
       local r = ex:execute{ { lang = "python", code = ("# filename: sub/%d.py\nprint(%d)\n"):format(n, n) } }
@@ -134,10 +142,7 @@ C.each("workspace race: a directory swapped with a link to the host", function(E
       end
     end
     for k, v in pairs(why) do print(("  refused %d times: %s"):format(v, k)) end
-    H.write(ex.work_dir .. "/racer.stop", "")
-    wait_file(ex.work_dir .. "/racer.count", 30)
-    stop()
-    local swaps = tonumber(H.read(ex.work_dir .. "/racer.count"))
+    local swaps = stop()
     print(("\n[%s] %d blocks: %d written, %d refused; the racer swapped %d times"):format(E.kind, N, written,
       refused, swaps))
     assert.equal("victim.txt\n", listing(outside))
@@ -155,16 +160,12 @@ C.each("workspace race: removal while the code rebuilds and swaps", function(E)
     assert(os.execute(("mkdir '%s/in' && echo x > '%s/in/f'"):format(outside, outside)))
     local ex = E.new()
     local stop = start_racer(E, ex, outside, RACER_RM)
-    wait_file(ex.work_dir .. "/racer.ready", 30)
     local ws, removed, failed = ex._ws, 0, 0   -- the accessor's remove, called directly
     local until_t = core.now() + 3   -- and for 3 s at least: the rebuilds are slower than the removals
     while removed + failed < N or core.now() < until_t do
       if ws:remove("sub") then removed = removed + 1 else failed = failed + 1 end
     end
-    H.write(ex.work_dir .. "/racer.stop", "")
-    wait_file(ex.work_dir .. "/racer.count", 30)
-    stop()
-    local swaps = tonumber(H.read(ex.work_dir .. "/racer.count"))
+    local swaps = stop()
     print(("\n[%s] %d removals: %d done, %d failed; the racer swapped %d times"):format(E.kind, removed + failed,
       removed, failed, swaps))
     assert.equal("in\nvictim.txt\n", listing(outside))
@@ -182,7 +183,6 @@ C.each("workspace race: the openat2-less walk (kernels before 5.6)", function(E)
     local ex = E.new()
     local ws <close> = assert(core.workspace(ex.work_dir, { resolve = "walk" }))
     local stop = start_racer(E, ex, outside)
-    wait_file(ex.work_dir .. "/racer.ready", 30)
     local written, refused = 0, 0   -- the accessor's write, called directly
     -- at least N writes, and more (up to 10 N) while none went through: on
     -- a loaded machine the racer may hold the link side for a long stretch
@@ -191,10 +191,7 @@ C.each("workspace race: the openat2-less walk (kernels before 5.6)", function(E)
       n = n + 1
       if ws:write(("sub/%d.py"):format(n), "print(1)\n") then written = written + 1 else refused = refused + 1 end
     end
-    H.write(ex.work_dir .. "/racer.stop", "")
-    wait_file(ex.work_dir .. "/racer.count", 30)
-    stop()
-    local swaps = tonumber(H.read(ex.work_dir .. "/racer.count"))
+    local swaps = stop()
     print(("\n[%s] walk: %d writes: %d written, %d refused; the racer swapped %d times"):format(E.kind, n, written,
       refused, swaps))
     assert.equal("victim.txt\n", listing(outside))

@@ -15,7 +15,6 @@
 local agentbox = require("agentbox")
 local core = require("agentbox.core")
 local docker = require("agentbox.engine")
-local task = require("agentbox.task")
 local H = require("spec.support.helpers")
 
 local M = {}
@@ -56,6 +55,21 @@ function M.need_docker(pending)
   end
   pending = pending or busted_env("pending").pending
   pending("Docker is not reachable (" .. tostring(reason) .. "); start dockerd or set DOCKER_HOST to run the #docker specs")
+end
+
+--- `it` for the Docker cases of a spec file: each case first passes
+--- need_docker (pending without a daemon, an error under CI=true), then
+--- negotiates client's API version (client: the spec's engine client, whose
+--- calls need it). Usage: `local dit = C.docker_it(client)`.
+function M.docker_it(client)
+  local env = busted_env("it")
+  return function(name, fn)
+    env.it(name, function()
+      M.need_docker(env.pending)
+      assert(client:negotiate())
+      return fn()
+    end)
+  end
 end
 
 -- One row per executor kind: how to build one, and what the sandbox path
@@ -207,12 +221,7 @@ local function remote_host()
   if REG.agentbox_spec_relay_host then return REG.agentbox_spec_relay_host end
   local relay = assert(core.spawn{ argv = { "python3", "spec/support/tcp_relay.py", docker.client().ep.socket },
                              env = { PATH = os.getenv("PATH") }, timeout = 7200, stream = true })
-  local got = ""
-  while not got:find("\n") and not relay:done() do
-    task.wait(relay)
-    local chunks = relay:read()
-    for i = 1, chunks and #chunks or 0, 2 do if chunks[i] == "stdout" then got = got .. chunks[i + 1] end end
-  end
+  local got = H.first_line(relay)
   REG.agentbox_spec_relay = relay
   REG.agentbox_spec_relay_host = "tcp://127.0.0.1:" .. assert(got:match("^(%d+)\n"), "tcp_relay.py: " .. got)
   return REG.agentbox_spec_relay_host

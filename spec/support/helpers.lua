@@ -28,6 +28,15 @@ function M.read(path)
   return s
 end
 
+-- M.read, but nil where the file cannot be opened (not written yet)
+function M.try_read(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
 function M.write(path, s)
   local f = assert(io.open(path, "wb"))
   f:write(s)
@@ -85,7 +94,19 @@ function M.lua_tty(src, env_extra, timeout)
                { env = M.lua_env(env_extra), timeout = timeout })
 end
 
--- Is process pid alive (and not a zombie)?
+-- What a process spawned with stream = true wrote on stdout up to its first
+-- newline (or its end, when it ends before one): a server's "ready" line.
+function M.first_line(p)
+  local got = ""
+  while not got:find("\n") and not p:done() do
+    task.wait(p)
+    local chunks = p:read()
+    for i = 1, chunks and #chunks or 0, 2 do if chunks[i] == "stdout" then got = got .. chunks[i + 1] end end
+  end
+  return got
+end
+
+-- Is process pid alive (and not a zombie, nor dead)?
 function M.alive(pid)
   local f = io.open("/proc/" .. pid .. "/stat")
   if not f then return false end
@@ -93,7 +114,7 @@ function M.alive(pid)
   f:close()
   -- the process may vanish between open and read
   local state = s and s:match("%) (%a)")
-  return state ~= nil and state ~= "Z"
+  return state ~= nil and state ~= "Z" and state ~= "X"
 end
 
 return M
