@@ -11,6 +11,8 @@
  *        the program exits, which makes the kernel kill everything left in
  *        the namespace. Killing init is killing the whole tree: nothing can
  *        leave a PID namespace, whatever it does with setsid or fork.
+ *        A spare's init (sandbox_spare.c) is made ahead: set up, it waits
+ *        for its one request before it forks the program.
  *          └─ the program: pid 2 (sup_exec.c), capabilities dropped, then
  *             Landlock (landlock.c, with o.landlock), then seccomp's
  *             AB_SECCOMP_SANDBOX profile, then execve.
