@@ -179,6 +179,22 @@ os.chdir('/')
     assert.equal("fine\n", py(ex, "print('fine')").output)
   end)
 
+  it("an interpreter killed by SIGUSR1 or SIGUSR2 (the client's own signals) is 128 + signal, run once", function()
+    -- the client mirrors the block's signal, but these it dies of only when
+    -- the keeper was lost or nobody took the block (which then runs again):
+    -- 128 + signal, as agentbox-sup --preload-client (docker-stateful) says
+    local ex = new()
+    for sig, n in pairs({ SIGUSR1 = 10, SIGUSR2 = 12 }) do
+      py(ex, "y = 5")
+      local r = py(ex, "import os, signal\nprint('ran', flush=True)\nos.kill(os.getpid(), signal." .. sig .. ")")
+      assert.equal(128 + n, r.exit_code, r.output)
+      assert.matches("^ran\n\nagentbox: the Python session's interpreter was restarted %(it was killed by signal "
+        .. n .. "%)", r.output)
+      assert.not_matches("ran\n.*ran\n", r.output)
+      assert.equal("False\n", py(ex, "print('y' in globals())").output)
+    end
+  end)
+
   it("a block that kills the session's keeper (its parent): its tree dies, the output says so", function()
     local ex = new()
     py(ex, "z = 1")

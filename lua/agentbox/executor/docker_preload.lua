@@ -26,6 +26,7 @@
 local core = require("agentbox.core")
 local python_preload = require("agentbox.executor.python_preload")
 local files = require("agentbox.executor.sandbox_files")
+local helper = require("agentbox.executor.python_helper")
 local warm = require("agentbox.executor.docker_warm")
 
 local M = {}
@@ -62,11 +63,9 @@ function M.setup(self, o, fail)
   self._preload_spawn = spawn
 end
 
---- The container's configuration: the helper, read-only.
+--- The container's configuration: the helper, read-only (and the code it shares).
 function M.config(_, cfg)
-  local mounts = cfg.HostConfig.Mounts
-  local src = core.realpath(python_preload.HELPER) or python_preload.HELPER
-  mounts[#mounts + 1] = { Type = "bind", Source = src, Target = M.HELPER, ReadOnly = true }
+  helper.mount(cfg, python_preload.HELPER, M.HELPER)
 end
 
 --- The container started: the template imports now, not in the first

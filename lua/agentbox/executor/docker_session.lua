@@ -36,6 +36,7 @@ local core = require("agentbox.core")
 local common = require("agentbox.executor.common")
 local python_session = require("agentbox.executor.python_session")
 local files = require("agentbox.executor.sandbox_files")
+local helper = require("agentbox.executor.python_helper")
 local warm = require("agentbox.executor.docker_warm")
 
 local M = {}
@@ -75,11 +76,9 @@ function M.setup(self, o, fail)
   self._session_client = client
 end
 
---- The container's configuration: the helper, read-only.
+--- The container's configuration: the helper, read-only (and the code it shares).
 function M.config(_, cfg)
-  local mounts = cfg.HostConfig.Mounts
-  local src = core.realpath(python_session.HELPER) or python_session.HELPER
-  mounts[#mounts + 1] = { Type = "bind", Source = src, Target = M.HELPER, ReadOnly = true }
+  helper.mount(cfg, python_session.HELPER, M.HELPER)
 end
 
 --- The container started: the session starts now (its imports are not the

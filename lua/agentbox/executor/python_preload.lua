@@ -27,16 +27,14 @@ local core = require("agentbox.core")
 local task = require("agentbox.task")
 local errors = require("agentbox.errors")
 local common = require("agentbox.executor.common")
+local helper = require("agentbox.executor.python_helper")
 
 local M = {}
 
 -- the client dies of these (agentbox_preload.py LOST, UNAVAILABLE; Linux numbers)
 local LOST, UNAVAILABLE = 10, 12
 
--- absolute now: blocks run in work_dir, and a module loaded through a
--- relative package.path entry has a relative source
-local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
-M.HELPER = (core.realpath(here) or here) .. "/agentbox_preload.py"
+M.HELPER = helper.path("agentbox_preload.py")
 
 M.LOST_LINE = "\nagentbox: the preloaded Python template died during this block (the block was killed with it);"
   .. " a new template starts for the next block\n"
@@ -93,19 +91,10 @@ function M.stop(self, wait)
   end
 end
 
--- Wait for the template's "ready NAME" line (its imports are done) or its end.
+-- The template's name once it is ready (its imports are done), or its end.
 local function await_ready(t)
-  local seen = ""
-  repeat
-    task.wait(t.proc)
-    local chunks = t.proc:read()
-    for i = 1, chunks and #chunks or 0, 2 do
-      if chunks[i] == "stdout" then seen = seen .. chunks[i + 1] end
-    end
-    local name = seen:match("^ready (%S+)\n")
-    if name then return name end
-  until t.proc:done()
-  local r = t.proc:result()
+  local name, r = helper.await_ready(t.proc)
+  if name then return name end
   return nil, ("agentbox: the preloaded Python template failed to start (preload = { %s }):\n%s")
     :format(table.concat(t.modules, ", "), r.stderr ~= "" and r.stderr or r.output)
 end

@@ -28,14 +28,14 @@ local core = require("agentbox.core")
 local task = require("agentbox.task")
 local errors = require("agentbox.errors")
 local common = require("agentbox.executor.common")
+local helper = require("agentbox.executor.python_helper")
 
 local M = {}
 
 -- the client dies of these (agentbox_session.py LOST, UNAVAILABLE; Linux numbers)
 local LOST, UNAVAILABLE, SIGKILL = 10, 12, 9
 
-local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
-M.HELPER = (core.realpath(here) or here) .. "/agentbox_session.py"
+M.HELPER = helper.path("agentbox_session.py")
 
 local LOST_STATE = "the variables and imports of earlier blocks are lost; a new session runs the next block"
 M.LOST_LINE = "\nagentbox: the Python session died during this block (the block was killed with it); "
@@ -59,19 +59,10 @@ function M.stop(self)
   if s then pcall(s.proc.close, s.proc) end
 end
 
--- The keeper's "ready NAME" line (its imports are done), or its end.
+-- The keeper's name once it is ready (its imports are done), or its end.
 local function await_ready(s, modules)
-  local seen = ""
-  repeat
-    task.wait(s.proc)
-    local chunks = s.proc:read()
-    for i = 1, chunks and #chunks or 0, 2 do
-      if chunks[i] == "stdout" then seen = seen .. chunks[i + 1] end
-    end
-    local name = seen:match("^ready (%S+)\n")
-    if name then return name end
-  until s.proc:done()
-  local r = s.proc:result()
+  local name, r = helper.await_ready(s.proc)
+  if name then return name end
   return nil, ("agentbox: the Python session failed to start%s:\n%s")
     :format(#modules > 0 and " (preload = { " .. table.concat(modules, ", ") .. " })" or "",
             r.stderr ~= "" and r.stderr or r.output), r
