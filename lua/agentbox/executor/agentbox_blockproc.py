@@ -182,6 +182,20 @@ def live_below(root, skip=()):
     return found
 
 
+def reap(pid):
+    """Reap every child that ended: -> pid's wait status when it was one."""
+    status = None
+    while True:
+        try:
+            p, st = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return status
+        if p == 0:
+            return status
+        if p == pid:
+            status = st
+
+
 def signal_all(pids, sig):
     for pid in pids:
         try:

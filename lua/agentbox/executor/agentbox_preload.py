@@ -32,6 +32,9 @@
 #     dies of UNAVAILABLE: nothing ran, the executor replaces the template.
 # T and S are not dumpable (no ptrace, no /proc/PID/mem for code of the
 # same uid); B is made dumpable again, as python3 file.py is.
+# What this shares with agentbox_session.py (the client, the request, the
+# walk of a tree, the server's start, running the file) is in
+# agentbox_blockproc.py.
 import os
 import sys
 
@@ -210,15 +213,7 @@ def session(lst, taken_w, close):
                     kill_at = time.monotonic() + grace_ms / 2000
             if kill_at is not None and time.monotonic() >= kill_at:
                 bp.signal_all(bp.live_below(os.getpid()), 9)
-            while True:
-                try:
-                    pid, st = os.waitpid(-1, os.WNOHANG)
-                except ChildProcessError:
-                    break
-                if pid == 0:
-                    break
-                if pid == b:
-                    status = st
+            status = bp.reap(b)
         # the block is done: what it left is killed, as the supervisor does
         while _kill_tree(9):
             pass

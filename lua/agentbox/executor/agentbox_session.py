@@ -42,7 +42,8 @@
 #     (PDEATHSIG, and K's supervisor kills its tree); the client then dies
 #     of SIGUSR1 (LOST) and the executor starts a new session. A client
 #     that no one accepts within ACCEPT_S (K stopped or gone) dies of
-#     SIGUSR2 (UNAVAILABLE): nothing ran.
+#     SIGUSR2 (UNAVAILABLE): nothing ran. A block that dies of either
+#     signal itself is reported as 128 + signal, not mirrored.
 # The wire: after K's "A", the client sends a big-endian length and
 # "agentbox-session-1\0cwd\0file" (or agentbox_preload.py's request, so
 # agentbox-sup --preload-client can be the client) with its fds 0-2 as
@@ -53,6 +54,9 @@
 # Exit codes as python3 file.py gives them: an exception prints its
 # traceback and is 1 (the state is kept), SystemExit its code (the state is
 # kept, as in Jupyter), an uncaught KeyboardInterrupt the signal SIGINT.
+# What this shares with agentbox_preload.py (the client, the request, the
+# walk of a tree, the server's start, running the file) is in
+# agentbox_blockproc.py.
 import os
 import sys
 
@@ -121,15 +125,9 @@ class Keeper:
             os._exit(3)
 
     def reap(self):
-        while True:
-            try:
-                pid, st = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
-            if pid == self.interp:
-                self.istatus = st
+        st = bp.reap(self.interp)
+        if st is not None:
+            self.istatus = st
 
     def clear(self, keep):
         """KILL everything below K but keep (I, or None: everything)."""

@@ -1,8 +1,10 @@
--- What python_preload.lua and python_session.lua share: where their Python
--- helpers are (agentbox_preload.py, agentbox_session.py, and
+-- What python_preload.lua and python_session.lua (and their DockerExecutor
+-- sides, docker_preload.lua and docker_session.lua) share: where their
+-- Python helpers are (agentbox_preload.py, agentbox_session.py, and
 -- agentbox_blockproc.py, the code both load from their own directory), the
--- bind mounts that put a helper into a container with that file beside it,
--- and the wait for a server's "ready NAME" line.
+-- wait for a server's "ready NAME" line, and in a container the warm block
+-- server they live in and the bind mounts that put a helper there with
+-- that file beside it.
 local core = require("agentbox.core")
 local task = require("agentbox.task")
 
@@ -17,6 +19,19 @@ local SHARED = "agentbox_blockproc.py"
 --- The helper file NAME, shipped beside this module (make install copies it).
 function M.path(name)
   return DIR .. "/" .. name
+end
+
+--- DockerExecutor's _setup with `what` (preload, stateful) set: it lives in
+--- the warm block server, so it turns warm on.
+function M.setup_warm(self, o, fail, what)
+  if o.warm == false then
+    fail(("%s runs in the warm block server: remove warm = false (%s turns warm on)"):format(what, what))
+  end
+  -- the block's tree is killed at half the grace (by the template's
+  -- session, or the keeper), before the supervisor's KILL: with no grace
+  -- it would outlive the report
+  if o.grace == 0 then fail(what .. " needs a grace > 0 (the block's tree is killed within it)") end
+  self.warm = true
 end
 
 --- The container's configuration: the helper (a host path) at target,
