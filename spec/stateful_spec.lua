@@ -9,7 +9,7 @@ local agentbox = require("agentbox")
 local core = require("agentbox.core")
 local task = require("agentbox.task")
 local H = require("spec.support.helpers")
-local session = require("agentbox.executor.python_session")
+local helper = require("agentbox.executor.python_helper")
 
 -- the interpreter itself, not a version manager's shim
 local PYTHON = (H.run({ "python3", "-c", "import sys; print(sys.executable)" }).stdout or ""):match("[^\n]+")
@@ -418,7 +418,7 @@ print('left them')
     H.write(other .. "/evil.py", "open('" .. other .. "/ran', 'w').write('as root')\n")
     os.execute("chmod 644 '" .. other .. "/evil.py'")
     local r = H.run({ "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--",
-                      PYTHON, "-I", "-S", session.HELPER, "run", name, other .. "/evil.py" },
+                      table.unpack(helper.client_argv(PYTHON, name, 1, other .. "/evil.py")) },
                     { cwd = other, timeout = 20 })
     local ran = H.exists(other .. "/ran")
     H.rm_rf(other)

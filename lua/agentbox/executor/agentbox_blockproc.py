@@ -1,16 +1,15 @@
-# What agentbox_preload.py and agentbox_session.py share: the per-block
-# client and its request on the wire, the walk and kill of a process's tree,
-# a server's start, and running a file as python3 file.py does. Each of them
-# loads this file from its own directory (load() below, copied in both; a
-# container has it bind-mounted beside them: executor/python_helper.lua).
+# What agentbox_preload.py and agentbox_session.py share: the client's
+# request (agentbox_client.py), the walk and kill of a process's tree, a
+# server's start, and running a file as python3 file.py does. Each of them
+# loads this file from its own directory (a container has it bind-mounted
+# beside them: executor/python_helper.lua).
 import os
 import sys
 
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER = 1, 4, 36
-# the client dies of these when no block ran (USR2) or the block's process
-# was lost (USR1); a block that dies of them is reported as 128 + signal
-# (as agentbox-sup --preload-client does, src/preloadcl.c)
-LOST, UNAVAILABLE = 10, 12
+# agentbox_client.py's (and agentbox-sup --preload-client's): the request's
+# first field, and how long a client waits for a server's "A"
+REQUEST = b"agentbox-preload-1"
 ACCEPT_S = 5
 
 
@@ -20,76 +19,12 @@ def prctl(*args):
     libc.prctl(*[ctypes.c_ulong(a) for a in args] + [ctypes.c_ulong(0)] * (5 - len(args)))
 
 
-# ----------------------------------------------------------------- the client
-
-def client(name, fields):
-    """Hand this process's stdin, stdout and stderr to the server listening
-    on NAME with the request fields (bytes, NUL-joined), pass the
-    supervisor's TERM on as "T", then end as the block ended."""
-    # _socket and _signal, not socket and signal: those import enum, which
-    # doubles this process's start (it runs once per block)
-    import _signal
-    import _socket
-
-    def die(sig):
-        import resource
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        if sig not in (_signal.SIGKILL, _signal.SIGSTOP):   # neither can be handled (EINVAL)
-            _signal.signal(sig, _signal.SIG_DFL)
-        os.kill(os.getpid(), sig)
-        os._exit(128 + sig)
-
-    s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
-    payload = b"\0".join(fields)
-    fds = b"".join(i.to_bytes(4, sys.byteorder) for i in (0, 1, 2))
-    try:
-        s.connect(b"\0" + name.encode())
-        # the server is of this uid: another user's process that bound the
-        # name of a dead server would get the block's fds
-        cred = s.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)
-        if int.from_bytes(cred[4:8], sys.byteorder) != os.geteuid():
-            die(UNAVAILABLE)
-        # the server takes the connection at once (it waits in accept);
-        # not within ACCEPT_S: it is stopped or gone, nothing ran, and the
-        # executor starts a new one and runs the block there
-        s.settimeout(ACCEPT_S)
-        if s.recv(1) != b"A":
-            die(UNAVAILABLE)
-        s.settimeout(None)
-        s.sendmsg([len(payload).to_bytes(4, "big") + payload[:4096]],
-                  [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fds)])
-        if len(payload) > 4096:
-            s.sendall(payload[4096:])
-    except OSError:
-        die(UNAVAILABLE)
-
-    def term(*_):
-        try:
-            s.send(b"T")
-        except OSError:
-            pass
-    _signal.signal(_signal.SIGTERM, term)
-    got = b""
-    while len(got) < 4:
-        try:
-            part = s.recv(4 - len(got))
-        except OSError:
-            part = b""
-        if not part:
-            die(LOST)
-        got += part
-    st = int.from_bytes(got, "big", signed=True)
-    if os.WIFEXITED(st):
-        os._exit(os.WEXITSTATUS(st))
-    sig = os.WTERMSIG(st)
-    if sig in (LOST, UNAVAILABLE):
-        os._exit(128 + sig)
-    die(sig)
-
+# ---------------------------------------------------------------- a request
 
 def recv_request(sock):
     """One length-prefixed message with three fds (SCM_RIGHTS): (data, fds),
-    data None when malformed."""
+    data None when malformed. A client's request: REQUEST, cwd, file,
+    grace_ms and the environment ("k=v"), NUL-separated."""
     import socket
     try:
         data, fds, _, _ = socket.recv_fds(sock, 65536, 3)

@@ -1,7 +1,7 @@
 # agentbox's preloaded Python (executor/python_preload.lua says who runs it).
 #
 #   python3 agentbox_preload.py serve SECONDS MODULE...   the template
-#   python3 -I -S agentbox_preload.py run NAME GRACE_MS FILE   one block's client
+#   python3 -I -S agentbox_client.py NAME GRACE_MS FILE     one block's client
 #
 # The template imports MODULE... once (within SECONDS, else SIGALRM), then
 # prints "ready NAME" and listens on the abstract unix socket NAME (only a
@@ -32,25 +32,19 @@
 #     dies of UNAVAILABLE: nothing ran, the executor replaces the template.
 # T and S are not dumpable (no ptrace, no /proc/PID/mem for code of the
 # same uid); B is made dumpable again, as python3 file.py is.
-# What this shares with agentbox_session.py (the client, the request, the
-# walk of a tree, the server's start, running the file) is in
-# agentbox_blockproc.py.
+# What this shares with agentbox_session.py (the request, the walk of a
+# tree, the server's start, running the file) is in agentbox_blockproc.py;
+# the client (agentbox_client.py) serves both.
 import os
 import sys
 
 # the shared code (agentbox_blockproc.py, beside this file), loaded by hand:
-# -I (the client's) leaves this directory off sys.path, and the blocks must
-# find neither it there nor the module in sys.modules (python3 file.py's)
+# the blocks must find neither this directory in sys.path nor the module in
+# sys.modules (python3 file.py's), and nothing is written beside it
 _here = os.path.dirname(os.path.realpath(__file__))
 bp = type(sys)("agentbox_blockproc")
 with open(os.path.join(_here, "agentbox_blockproc.py"), "rb") as _f:
     exec(compile(_f.read(), _f.name, "exec"), bp.__dict__)
-MAGIC = b"agentbox-preload-1"
-
-
-def client(name, grace_ms, path):
-    fields = [MAGIC, os.fsencode(os.getcwd()), os.fsencode(path), grace_ms.encode()]
-    bp.client(name, fields + [k + b"=" + v for k, v in os.environb.items()])
 
 
 # --------------------------------------------------------------- the template
@@ -179,7 +173,7 @@ def session(lst, taken_w, close):
         conn.sendall(b"A")
         data, fds = recv_request(conn, 3)
         fields = data.split(b"\0")
-        if fields[0] != MAGIC:
+        if fields[0] != bp.REQUEST:
             os._exit(3)
         grace_ms = int(fields[3])
         msg = str(peer).encode() + b"\0" + data
@@ -328,8 +322,6 @@ def _finish(code):
 if __name__ == "__main__":
     if len(sys.argv) >= 3 and sys.argv[1] == "serve":
         serve(int(sys.argv[2]), sys.argv[3:])
-    elif len(sys.argv) == 5 and sys.argv[1] == "run":
-        client(sys.argv[2], sys.argv[3], sys.argv[4])
     else:
-        sys.stderr.write("usage: agentbox_preload.py serve SECONDS MODULE... | run NAME GRACE_MS FILE\n")
+        sys.stderr.write("usage: agentbox_preload.py serve SECONDS MODULE...\n")
         sys.exit(2)

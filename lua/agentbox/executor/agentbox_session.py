@@ -1,7 +1,7 @@
 # agentbox's stateful Python session (executor/python_session.lua says who runs it).
 #
 #   python3 agentbox_session.py serve GRACE_MS SECONDS MODULE...   the keeper
-#   python3 -I -S agentbox_session.py run NAME FILE                 one block's client
+#   python3 -I -S agentbox_client.py NAME GRACE_MS FILE             one block's client
 #
 # The python blocks of one executor share one interpreter, as in a Jupyter
 # kernel: what a block defines or imports is there for the next one.
@@ -44,19 +44,16 @@
 #     that no one accepts within ACCEPT_S (K stopped or gone) dies of
 #     SIGUSR2 (UNAVAILABLE): nothing ran. A block that dies of either
 #     signal itself is reported as 128 + signal, not mirrored.
-# The wire: after K's "A", the client sends a big-endian length and
-# "agentbox-session-1\0cwd\0file" (or agentbox_preload.py's request, so
-# agentbox-sup --preload-client can be the client) with its fds 0-2 as
-# SCM_RIGHTS, then "T" at the deadline; K answers the block's wait status,
-# 4 bytes big-endian.
+# The wire is the template's (agentbox_client.py), so agentbox-sup
+# --preload-client is the client in a container; the request's grace and
+# environment are not used (the session has its own).
 # Threads the code starts are part of I: they run on between blocks (their
 # output goes to /dev/null then, or into the block that runs).
 # Exit codes as python3 file.py gives them: an exception prints its
 # traceback and is 1 (the state is kept), SystemExit its code (the state is
 # kept, as in Jupyter), an uncaught KeyboardInterrupt the signal SIGINT.
-# What this shares with agentbox_preload.py (the client, the request, the
-# walk of a tree, the server's start, running the file) is in
-# agentbox_blockproc.py.
+# What this shares with agentbox_preload.py (the request, the walk of a
+# tree, the server's start, running the file) is in agentbox_blockproc.py.
 import os
 import sys
 
@@ -65,14 +62,6 @@ _here = os.path.dirname(os.path.realpath(__file__))
 bp = type(sys)("agentbox_blockproc")
 with open(os.path.join(_here, "agentbox_blockproc.py"), "rb") as _f:
     exec(compile(_f.read(), _f.name, "exec"), bp.__dict__)
-MAGIC = b"agentbox-session-1"
-# agentbox_preload.py's request (and agentbox-sup --preload-client's) is
-# taken too: its grace and environment are ignored (the session has its own)
-PRELOAD_MAGIC = b"agentbox-preload-1"
-
-
-def client(name, path):
-    bp.client(name, [MAGIC, os.fsencode(os.getcwd()), os.fsencode(path)])
 
 
 # ----------------------------------------------------------------- the keeper
@@ -200,7 +189,7 @@ class Keeper:
         data, fds = bp.recv_request(conn)
         conn.settimeout(None)
         fields = data.split(b"\0") if data else []
-        if len(fields) < 3 or fields[0] not in (MAGIC, PRELOAD_MAGIC):
+        if len(fields) < 3 or fields[0] != bp.REQUEST:
             for fd in fds:
                 os.close(fd)
             return
@@ -417,8 +406,6 @@ def _flush():
 if __name__ == "__main__":
     if len(sys.argv) >= 4 and sys.argv[1] == "serve":
         serve(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4:])
-    elif len(sys.argv) == 4 and sys.argv[1] == "run":
-        client(sys.argv[2], sys.argv[3])
     else:
-        sys.stderr.write("usage: agentbox_session.py serve GRACE_MS SECONDS MODULE... | run NAME FILE\n")
+        sys.stderr.write("usage: agentbox_session.py serve GRACE_MS SECONDS MODULE...\n")
         sys.exit(2)

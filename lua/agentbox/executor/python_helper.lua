@@ -1,10 +1,11 @@
 -- What python_preload.lua and python_session.lua (and their DockerExecutor
 -- sides, docker_preload.lua and docker_session.lua) share: where their
--- Python helpers are (agentbox_preload.py, agentbox_session.py, and
--- agentbox_blockproc.py, the code both load from their own directory), the
--- wait for a server's "ready NAME" line, and in a container the warm block
--- server they live in and the bind mounts that put a helper there with
--- that file beside it.
+-- Python helpers are (agentbox_preload.py, agentbox_session.py,
+-- agentbox_blockproc.py, the code both load from their own directory, and
+-- agentbox_client.py, the block's client of either), the wait for a
+-- server's "ready NAME" line, and in a container the warm block server
+-- they live in and the bind mounts that put a helper there with
+-- agentbox_blockproc.py beside it (the client there is agentbox-sup's).
 local core = require("agentbox.core")
 local task = require("agentbox.task")
 
@@ -32,6 +33,12 @@ function M.setup_warm(self, o, fail, what)
   -- it would outlive the report
   if o.grace == 0 then fail(what .. " needs a grace > 0 (the block's tree is killed within it)") end
   self.warm = true
+end
+
+--- A python block's program on the host: the client of the server NAME.
+--- -I -S: nothing of the environment or of site-packages in its start.
+function M.client_argv(python, name, grace, file)
+  return { python, "-I", "-S", M.path("agentbox_client.py"), name, tostring(math.floor(grace * 1000)), file }
 end
 
 --- The container's configuration: the helper (a host path) at target,

@@ -32,7 +32,7 @@ local helper = require("agentbox.executor.python_helper")
 
 local M = {}
 
--- the client dies of these (agentbox_preload.py LOST, UNAVAILABLE; Linux numbers)
+-- the client dies of these (agentbox_client.py LOST, UNAVAILABLE; Linux numbers)
 local LOST, UNAVAILABLE = 10, 12
 
 M.HELPER = helper.path("agentbox_preload.py")
@@ -158,8 +158,7 @@ end
 function M.argv(self, python, file)
   local t, err = template(self, python)
   if not t then return nil, err end
-  return { python, "-I", "-S", self._preload_helper or M.HELPER, "run", t.name,
-           tostring(math.floor(self.grace * 1000)), file }
+  return helper.client_argv(python, t.name, self.grace, file)
 end
 
 function M.outcome(self, r)

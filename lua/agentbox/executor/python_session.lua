@@ -32,7 +32,7 @@ local helper = require("agentbox.executor.python_helper")
 
 local M = {}
 
--- the client dies of these (agentbox_session.py LOST, UNAVAILABLE; Linux numbers)
+-- the client dies of these (agentbox_client.py LOST, UNAVAILABLE; Linux numbers)
 local LOST, UNAVAILABLE, SIGKILL = 10, 12, 9
 
 M.HELPER = helper.path("agentbox_session.py")
@@ -139,7 +139,7 @@ function M.run(self, python, file, run)
     if not s and kr and kr.quota_exceeded then return kr, note end
     if not s then return nil, err end
     local r = run(self._session_client and self:_session_client(s.name, python, file)
-                  or { python, "-I", "-S", M.HELPER, "run", s.name, file })
+                  or helper.client_argv(python, s.name, self.grace, file))
     if r.signal == UNAVAILABLE and not r.timed_out then
       -- nobody took the block (the keeper stopped or gone): nothing ran
       M.stop(self)
