@@ -1,12 +1,12 @@
 -- Preloaded Python (the `preload` option; issue 11's first step, for
 -- LocalExecutor): a template interpreter imports the modules once, and each
--- python block is a fork of it. The template and the per-block client are
--- one helper, agentbox_preload.py, shipped next to this file with the code
--- it shares with the stateful session's, agentbox_blockproc.py (make
--- install copies both with the executor's modules; python_helper.lua finds
--- them beside its own source at run time). Its header explains how the block's whole tree
--- stays under supervision although the block is the template's descendant,
--- not the supervisor's.
+-- python block is a fork of it. The template is a helper,
+-- agentbox_preload.py, and each block's program its client,
+-- agentbox_client.py, both shipped next to this file (make install copies
+-- the helpers with the executor's modules; python_helper.lua finds them
+-- beside its own source at run time). The template's header explains how
+-- the block's whole tree stays under supervision although the block is the
+-- template's descendant, not the supervisor's.
 --
 -- The executor's side:
 --   M.check(v, what)               the option: nil, or a list of module names

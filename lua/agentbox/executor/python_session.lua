@@ -1,8 +1,9 @@
 -- Stateful Python (the `stateful` option, issue 11; LocalExecutor first):
 -- the python blocks of one executor run in one long-lived interpreter, so
 -- variables and imports persist between blocks. The helper,
--- agentbox_session.py (shipped beside this file), is the session's keeper,
--- its interpreter and each block's client; its header is the design: how a
+-- agentbox_session.py (shipped beside this file), is the session's keeper
+-- and its interpreter, and each block's program is their client,
+-- agentbox_client.py (preload's too); its header is the design: how a
 -- block's whole tree stays under the supervisor's deadline and kill though
 -- it runs in the interpreter, and when the interpreter is replaced (a
 -- timeout, a crash, a killed client) with a line in the block's output.
