@@ -40,8 +40,7 @@ install: $(SO) $(SUP)
 	install -m 0755 $(SUP) $(INST_LIBDIR)/agentbox/agentbox-sup
 	install -m 0644 lua/agentbox/*.lua $(INST_LUADIR)/agentbox/
 	install -m 0644 lua/agentbox/executor/*.lua $(INST_LUADIR)/agentbox/executor/
-	install -m 0644 lua/agentbox/executor/agentbox_preload.py $(INST_LUADIR)/agentbox/executor/
-	install -m 0644 lua/agentbox/executor/agentbox_session.py $(INST_LUADIR)/agentbox/executor/
+	install -m 0644 lua/agentbox/executor/*.py $(INST_LUADIR)/agentbox/executor/
 	install -m 0644 lua/agentbox/agent/*.lua $(INST_LUADIR)/agentbox/agent/
 	install -m 0644 src/agentbox.h $(INST_PREFIX)/include/agentbox.h
 

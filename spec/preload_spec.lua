@@ -250,7 +250,7 @@ for d in os.listdir('/proc'):
     if d.isdigit():
         try: cmd = open('/proc/%s/cmdline' % d, 'rb').read().split(b'\0')
         except OSError: continue
-        if b'run' in cmd and __file__.encode() in cmd:
+        if __file__.encode() in cmd and any(c.endswith(b'agentbox_client.py') for c in cmd):
             print('killing the client', flush=True)
             os.kill(int(d), signal.SIGKILL)
 time.sleep(3)

@@ -9,7 +9,7 @@ local agentbox = require("agentbox")
 local core = require("agentbox.core")
 local task = require("agentbox.task")
 local H = require("spec.support.helpers")
-local session = require("agentbox.executor.python_session")
+local helper = require("agentbox.executor.python_helper")
 
 -- the interpreter itself, not a version manager's shim
 local PYTHON = (H.run({ "python3", "-c", "import sys; print(sys.executable)" }).stdout or ""):match("[^\n]+")
@@ -173,6 +173,22 @@ os.chdir('/')
     assert.equal("fine\n", py(ex, "print('fine')").output)
   end)
 
+  it("an interpreter killed by SIGUSR1 or SIGUSR2 (the client's own signals) is 128 + signal, run once", function()
+    -- the client mirrors the block's signal, but these it dies of only when
+    -- the keeper was lost or nobody took the block (which then runs again):
+    -- 128 + signal, as agentbox-sup --preload-client (docker-stateful) says
+    local ex = new()
+    for sig, n in pairs({ SIGUSR1 = 10, SIGUSR2 = 12 }) do
+      py(ex, "y = 5")
+      local r = py(ex, "import os, signal\nprint('ran', flush=True)\nos.kill(os.getpid(), signal." .. sig .. ")")
+      assert.equal(128 + n, r.exit_code, r.output)
+      assert.matches("^ran\n\nagentbox: the Python session's interpreter was restarted %(it was killed by signal "
+        .. n .. "%)", r.output)
+      assert.not_matches("ran\n.*ran\n", r.output)
+      assert.equal("False\n", py(ex, "print('y' in globals())").output)
+    end
+  end)
+
   it("a block that kills the session's keeper (its parent): its tree dies, the output says so", function()
     local ex = new()
     py(ex, "z = 1")
@@ -196,7 +212,7 @@ for d in os.listdir('/proc'):
     if d.isdigit():
         try: cmd = open('/proc/%s/cmdline' % d, 'rb').read().split(b'\0')
         except OSError: continue
-        if b'run' in cmd and __file__.encode() in cmd:
+        if __file__.encode() in cmd and any(c.endswith(b'agentbox_client.py') for c in cmd):
             print('killing the client', flush=True)
             os.kill(int(d), signal.SIGKILL)
 time.sleep(3)
@@ -396,7 +412,7 @@ print('left them')
     H.write(other .. "/evil.py", "open('" .. other .. "/ran', 'w').write('as root')\n")
     os.execute("chmod 644 '" .. other .. "/evil.py'")
     local r = H.run({ "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--",
-                      PYTHON, "-I", "-S", session.HELPER, "run", name, other .. "/evil.py" },
+                      table.unpack(helper.client_argv(PYTHON, name, 1, other .. "/evil.py")) },
                     { cwd = other, timeout = 20 })
     local ran = H.exists(other .. "/ran")
     H.rm_rf(other)

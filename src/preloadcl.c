@@ -1,12 +1,12 @@
 /* agentbox-sup --preload-client NAME GRACE_MS FILE: the client of a
- * preloaded Python template (lua/agentbox/executor/agentbox_preload.py,
- * whose `run` mode is the same client in Python) for DockerExecutor's
- * preload. The block server's supervisor runs it as the block's program;
+ * preloaded Python template (lua/agentbox/executor/agentbox_preload.py;
+ * agentbox_client.py is the same client in Python) for DockerExecutor's
+ * preload and stateful session. The block server's supervisor runs it as the block's program;
  * it hands its stdin, stdout and stderr to a session of the template
  * listening on the abstract unix socket NAME, which forks the block, then
  * mirrors the block's end (exit code or signal). A second interpreter start
  * per block (the Python client's, about 10 ms) is what this saves.
- * The protocol is agentbox_preload.py's: one "A" from the session, then a
+ * The protocol is agentbox_client.py's: one "A" from the session, then a
  * big-endian length and "agentbox-preload-1\0cwd\0file\0grace_ms\0" plus
  * the environment, NUL-separated, with fds 0, 1, 2 as SCM_RIGHTS; the
  * supervisor's TERM (the deadline) is passed on as "T"; the reply is the

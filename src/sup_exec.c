@@ -120,7 +120,7 @@ void ab_exec_program(const ab_sup_args *a, pid_t sup, ab_landlock_out *ll) {
   ab_close_all_but(3, NULL, 0);
   /* a resident keeps another real and saved uid (sup.h); execve then
    * copies the effective one into the saved one, which the resident sets
-   * back first thing (executor/agentbox_preload.py) */
+   * back first thing (executor/agentbox_blockproc.py start_server) */
   uid_t ruid = a->ruid ? a->ruid : a->uid;
   if (a->drop && (ab_become_as(ruid, a->uid, a->gid) != 0 || !dropped(ruid, a->uid, a->gid))) {
     ab_say(2, "agentbox: refusing to run the program: cannot drop privileges to the sandbox user (",

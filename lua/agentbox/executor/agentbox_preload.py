@@ -1,7 +1,7 @@
 # agentbox's preloaded Python (executor/python_preload.lua says who runs it).
 #
 #   python3 agentbox_preload.py serve SECONDS MODULE...   the template
-#   python3 -I -S agentbox_preload.py run NAME GRACE_MS FILE   one block's client
+#   python3 -I -S agentbox_client.py NAME GRACE_MS FILE     one block's client
 #
 # The template imports MODULE... once (within SECONDS, else SIGALRM), then
 # prints "ready NAME" and listens on the abstract unix socket NAME (only a
@@ -32,135 +32,22 @@
 #     dies of UNAVAILABLE: nothing ran, the executor replaces the template.
 # T and S are not dumpable (no ptrace, no /proc/PID/mem for code of the
 # same uid); B is made dumpable again, as python3 file.py is.
+# What this shares with agentbox_session.py (the request, the walk of a
+# tree, the server's start, running the file) is in agentbox_blockproc.py;
+# the client (agentbox_client.py) serves both.
 import os
 import sys
 
-PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER = 1, 4, 36
-# the client dies of these when no block ran (USR2) or the block's process
-# was lost (USR1); a block that dies of them is reported as 128 + signal
-LOST, UNAVAILABLE = 10, 12
-ACCEPT_S = 5
-
-
-def _prctl(*args):
-    import ctypes
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(*[ctypes.c_ulong(a) for a in args] + [ctypes.c_ulong(0)] * (5 - len(args)))
-
-
-# ----------------------------------------------------------------- the client
-
-def client(name, grace_ms, path):
-    # _socket and _signal, not socket and signal: those import enum, which
-    # doubles this process's start (it runs once per block)
-    import _signal
-    import _socket
-
-    def die(sig):
-        import resource
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        if sig not in (_signal.SIGKILL, _signal.SIGSTOP):   # neither can be handled (EINVAL)
-            _signal.signal(sig, _signal.SIG_DFL)
-        os.kill(os.getpid(), sig)
-        os._exit(128 + sig)
-
-    s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
-    try:
-        s.connect(b"\0" + name.encode())
-        # a session takes the connection at once (it waits in accept); none
-        # within ACCEPT_S: the template is stopped or gone, nothing ran, and
-        # the executor starts a new one and runs the block there
-        s.settimeout(ACCEPT_S)
-        if s.recv(1) != b"A":
-            die(UNAVAILABLE)
-        s.settimeout(None)
-    except OSError:
-        die(UNAVAILABLE)
-    fields = [b"agentbox-preload-1", os.fsencode(os.getcwd()), os.fsencode(path), grace_ms.encode()]
-    fields += [k + b"=" + v for k, v in os.environb.items()]
-    payload = b"\0".join(fields)
-    fds = b"".join(i.to_bytes(4, sys.byteorder) for i in (0, 1, 2))
-    try:
-        s.sendmsg([len(payload).to_bytes(4, "big") + payload[:4096]],
-                  [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fds)])
-        if len(payload) > 4096:
-            s.sendall(payload[4096:])
-    except OSError:
-        die(UNAVAILABLE)
-    # the supervisor's TERM at the deadline: S passes it to the block's tree
-    _signal.signal(_signal.SIGTERM, lambda *_: s.send(b"T"))
-    got = b""
-    while len(got) < 4:
-        try:
-            part = s.recv(4 - len(got))
-        except OSError:
-            part = b""
-        if not part:
-            die(LOST)
-        got += part
-    st = int.from_bytes(got, "big", signed=True)
-    if os.WIFEXITED(st):
-        os._exit(os.WEXITSTATUS(st))
-    sig = os.WTERMSIG(st)
-    if sig in (LOST, UNAVAILABLE):
-        os._exit(128 + sig)
-    die(sig)
+# the shared code (agentbox_blockproc.py, beside this file), loaded by hand:
+# the blocks must find neither this directory in sys.path nor the module in
+# sys.modules (python3 file.py's), and nothing is written beside it
+_here = os.path.dirname(os.path.realpath(__file__))
+bp = type(sys)("agentbox_blockproc")
+with open(os.path.join(_here, "agentbox_blockproc.py"), "rb") as _f:
+    exec(compile(_f.read(), _f.name, "exec"), bp.__dict__)
 
 
 # --------------------------------------------------------------- the template
-
-def _parents():
-    """pid -> ppid of every live process (/proc)."""
-    parent = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % d, "rb") as f:
-                rest = f.read().rsplit(b")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if rest[0] not in (b"Z", b"X"):
-            parent[int(d)] = int(rest[1])
-    return parent
-
-
-def _below(roots, parent):
-    """roots and every process below them."""
-    marked, changed = set(roots), True
-    while changed:
-        changed = False
-        for pid, pp in parent.items():
-            if pid not in marked and pp in marked:
-                marked.add(pid)
-                changed = True
-    return marked
-
-
-def _children_of(pid):
-    return _below({pid}, _parents()) - {pid}
-
-
-def _kill_all(pids, sig):
-    for pid in pids:
-        try:
-            os.kill(pid, sig)
-            if sig != 9:
-                os.kill(pid, 18)   # SIGCONT: a stopped process must see TERM
-        except OSError:
-            pass
-
-
-def _resident_uid():
-    # DockerExecutor: a block server's resident (src/sup.h) runs with a real
-    # uid of its own and the sandbox uid as its effective one; execve made
-    # the saved uid the sandbox's, set back here before anything else, so
-    # the sandbox user can neither signal it nor ptrace it. Locally the
-    # three are equal and nothing changes.
-    r, e, _ = os.getresuid()
-    if r != e:
-        os.setresuid(-1, -1, r)
-
 
 def _become_sandbox_user():
     # a block forked from a resident becomes the sandbox user alone (no
@@ -170,27 +57,14 @@ def _become_sandbox_user():
         os.setresuid(e, e, e)
         # the uid change made it non-dumpable: readable again at once (the
         # supervisor's quota looks at every process of the sandbox user)
-        _prctl(PR_SET_DUMPABLE, 1)
+        bp.prctl(bp.PR_SET_DUMPABLE, 1)
 
 
 def serve(seconds, modules):
-    import importlib
     import select
     import signal
     import socket
-    _resident_uid()
-    _prctl(PR_SET_DUMPABLE, 0)
-    _prctl(PR_SET_CHILD_SUBREAPER, 1)
-    _prctl(PR_SET_PDEATHSIG, 9)
-    signal.alarm(seconds)
-    for m in modules:
-        importlib.import_module(m)
-    signal.alarm(0)
-    # what the imports made is never collected: a block's collections then
-    # do not write to (so copy) the template's pages
-    import gc
-    gc.collect()
-    gc.freeze()
+    bp.start_server(seconds, modules)
     name = "agentbox-preload-" + os.urandom(16).hex()
     lst = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     lst.bind("\0" + name)
@@ -250,10 +124,8 @@ def serve(seconds, modules):
                         sessions.add(spare())
         if stray_check:
             # children of T that are not sessions came back from a dead S
-            parent = _parents()
-            t = os.getpid()
-            strays = _below({p for p, pp in parent.items() if pp == t and p not in sessions}, parent)
-            _kill_all(strays, 9)
+            strays = bp.live_below(os.getpid(), skip=sessions)
+            bp.signal_all(strays, 9)
             stray_check = bool(strays)
 
 
@@ -261,20 +133,13 @@ def serve(seconds, modules):
 
 
 def recv_request(sock, fail):
-    """One length-prefixed message with the block's three fds (SCM_RIGHTS);
-    anything else ends this process with exit code fail."""
-    import socket
-    data, fds, _, _ = socket.recv_fds(sock, 65536, 3)
-    if len(fds) != 3 or len(data) < 4:
+    """The request and the block's three fds; anything else ends this
+    process with exit code fail."""
+    data, fds = bp.recv_request(sock)
+    if data is None:
         os._exit(fail)
-    need = int.from_bytes(data[:4], "big")
-    data = data[4:]
-    while len(data) < need:
-        part = sock.recv(need - len(data))
-        if not part:
-            os._exit(fail)
-        data += part
     return data, fds
+
 
 def session(lst, taken_w, close):
     import select
@@ -285,7 +150,7 @@ def session(lst, taken_w, close):
         signal.set_wakeup_fd(-1)
         for fd in close:
             os.close(fd)
-        _prctl(PR_SET_CHILD_SUBREAPER, 1)
+        bp.prctl(bp.PR_SET_CHILD_SUBREAPER, 1)
         wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(wake_w)
         to_b, b_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -302,14 +167,13 @@ def session(lst, taken_w, close):
         lst.close()
         os.write(taken_w, b"x")
         os.close(taken_w)
-        cred = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
-        peer, uid = int.from_bytes(cred[0:4], sys.byteorder), int.from_bytes(cred[4:8], sys.byteorder)
+        peer, uid = bp.peer_of(conn)
         if uid != os.geteuid():   # the sandbox user (a resident's getuid is its own)
             os._exit(0)
         conn.sendall(b"A")
         data, fds = recv_request(conn, 3)
         fields = data.split(b"\0")
-        if fields[0] != b"agentbox-preload-1":
+        if fields[0] != bp.REQUEST:
             os._exit(3)
         grace_ms = int(fields[3])
         msg = str(peer).encode() + b"\0" + data
@@ -339,19 +203,11 @@ def session(lst, taken_w, close):
                         pass
                     os._exit(0)
                 if b"T" in msg and kill_at is None:
-                    _kill_all(_children_of(os.getpid()), 15)
+                    bp.signal_all(bp.live_below(os.getpid()), 15)
                     kill_at = time.monotonic() + grace_ms / 2000
             if kill_at is not None and time.monotonic() >= kill_at:
-                _kill_all(_children_of(os.getpid()), 9)
-            while True:
-                try:
-                    pid, st = os.waitpid(-1, os.WNOHANG)
-                except ChildProcessError:
-                    break
-                if pid == 0:
-                    break
-                if pid == b:
-                    status = st
+                bp.signal_all(bp.live_below(os.getpid()), 9)
+            status = bp.reap(b)
         # the block is done: what it left is killed, as the supervisor does
         while _kill_tree(9):
             pass
@@ -371,7 +227,7 @@ def _kill_tree(sig):
                 break
         except ChildProcessError:
             return False
-    _kill_all(_children_of(os.getpid()), sig)
+    bp.signal_all(bp.live_below(os.getpid()), sig)
     time.sleep(0.001)
     return True
 
@@ -381,7 +237,6 @@ def _kill_tree(sig):
 def block(sock):
     """Forked ahead by its session; waits for the request, becomes the block."""
     import signal
-    import socket
     try:
         data, fds = recv_request(sock, 0)
         sock.close()
@@ -391,7 +246,7 @@ def block(sock):
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_SETMASK, [])
         os.setsid()
-        _prctl(PR_SET_DUMPABLE, 1)
+        bp.prctl(bp.PR_SET_DUMPABLE, 1)
         for i, fd in enumerate(fds):
             os.dup2(fd, i)
         os.closerange(3, os.sysconf("SC_OPEN_MAX"))
@@ -429,78 +284,17 @@ def _reseed():
             pass
 
 
-def _fresh_imports():
-    # the template looked for its modules before the block's files were
-    # there (DockerExecutor starts it with the container): a directory that
-    # did not exist then (work_dir's agentbox_mpl) is cached as None, and
-    # listings are cached too; python3 file.py would see them now
-    # (invalidate_caches drops the None entries and the listings)
-    import importlib
-    importlib.invalidate_caches()
-
-
 def _run(path):
-    import builtins
-    import types
-    from importlib.machinery import SourceFileLoader
-    _fresh_imports()
-    sys.argv = [path]
-    if hasattr(sys, "orig_argv"):
-        sys.orig_argv = [sys.orig_argv[0], path]
-    sys.path[0] = os.path.dirname(os.path.realpath(path))
     _reseed()
-    main = types.ModuleType("__main__")
-    main.__file__ = path
-    main.__builtins__ = builtins
-    main.__cached__ = None
-    main.__loader__ = SourceFileLoader("__main__", path)
-    main.__spec__ = None
-    main.__package__ = None
-    main.__annotations__ = {}
-    sys.modules["__main__"] = main
-    code = 0
-    try:
-        with open(path, "rb") as f:
-            src = f.read()
-    except OSError as e:
-        sys.stderr.write("%s: can't open file %r: [Errno %d] %s\n" % (sys.executable, path, e.errno, e.strerror))
-        os._exit(2)
-    try:
-        compiled = compile(src, path, "exec")
-    except SyntaxError:
-        t, v, _ = sys.exc_info()
-        v.__traceback__ = None
-        sys.excepthook(t, v, None)
-        _finish(1)
-    del src
-    try:
-        exec(compiled, main.__dict__)
-    except SystemExit as e:
-        code = _exit_code(e.code)
-    except BaseException:
-        t, v, tb = sys.exc_info()
-        # the traceback starts at the code's frame, as python3 file.py prints it
-        v.__traceback__ = tb = tb.tb_next
-        sys.excepthook(t, v, tb)
-        if t is KeyboardInterrupt:
-            import signal
-            _finish(None)
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
-            os.kill(os.getpid(), signal.SIGINT)
-        code = 1
-    _finish(code)
-
-
-def _exit_code(c):
-    if c is None:
-        return 0
-    if isinstance(c, int):
-        return c & 0xFF
-    try:
-        sys.stderr.write(str(c) + "\n")
-    except Exception:
-        pass
-    return 1
+    st = bp.run_file(bp.new_main(), path, {"path0": sys.path[0]})
+    if st == 2:
+        # an uncaught KeyboardInterrupt: python3 file.py dies of SIGINT
+        import signal
+        _finish(None)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
+        st = 1 << 8
+    _finish(st >> 8)
 
 
 def _finish(code):
@@ -528,8 +322,6 @@ def _finish(code):
 if __name__ == "__main__":
     if len(sys.argv) >= 3 and sys.argv[1] == "serve":
         serve(int(sys.argv[2]), sys.argv[3:])
-    elif len(sys.argv) == 5 and sys.argv[1] == "run":
-        client(sys.argv[2], sys.argv[3], sys.argv[4])
     else:
-        sys.stderr.write("usage: agentbox_preload.py serve SECONDS MODULE... | run NAME GRACE_MS FILE\n")
+        sys.stderr.write("usage: agentbox_preload.py serve SECONDS MODULE...\n")
         sys.exit(2)

@@ -1,7 +1,7 @@
 # agentbox's stateful Python session (executor/python_session.lua says who runs it).
 #
 #   python3 agentbox_session.py serve GRACE_MS SECONDS MODULE...   the keeper
-#   python3 -I -S agentbox_session.py run NAME FILE                 one block's client
+#   python3 -I -S agentbox_client.py NAME GRACE_MS FILE             one block's client
 #
 # The python blocks of one executor share one interpreter, as in a Jupyter
 # kernel: what a block defines or imports is there for the next one.
@@ -42,168 +42,29 @@
 #     (PDEATHSIG, and K's supervisor kills its tree); the client then dies
 #     of SIGUSR1 (LOST) and the executor starts a new session. A client
 #     that no one accepts within ACCEPT_S (K stopped or gone) dies of
-#     SIGUSR2 (UNAVAILABLE): nothing ran.
-# The wire: after K's "A", the client sends a big-endian length and
-# "agentbox-session-1\0cwd\0file" (or agentbox_preload.py's request, so
-# agentbox-sup --preload-client can be the client) with its fds 0-2 as
-# SCM_RIGHTS, then "T" at the deadline; K answers the block's wait status,
-# 4 bytes big-endian.
+#     SIGUSR2 (UNAVAILABLE): nothing ran. A block that dies of either
+#     signal itself is reported as 128 + signal, not mirrored.
+# The wire is the template's (agentbox_client.py), so agentbox-sup
+# --preload-client is the client in a container; the request's grace and
+# environment are not used (the session has its own).
 # Threads the code starts are part of I: they run on between blocks (their
 # output goes to /dev/null then, or into the block that runs).
 # Exit codes as python3 file.py gives them: an exception prints its
 # traceback and is 1 (the state is kept), SystemExit its code (the state is
 # kept, as in Jupyter), an uncaught KeyboardInterrupt the signal SIGINT.
+# What this shares with agentbox_preload.py (the request, the walk of a
+# tree, the server's start, running the file) is in agentbox_blockproc.py.
 import os
 import sys
 
-PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER = 1, 4, 36
-LOST, UNAVAILABLE = 10, 12
-ACCEPT_S = 5
-MAGIC = b"agentbox-session-1"
-# agentbox_preload.py's request (and agentbox-sup --preload-client's) is
-# taken too: its grace and environment are ignored (the session has its own)
-PRELOAD_MAGIC = b"agentbox-preload-1"
-
-
-def _prctl(*args):
-    import ctypes
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(*[ctypes.c_ulong(a) for a in args] + [ctypes.c_ulong(0)] * (5 - len(args)))
-
-
-# ----------------------------------------------------------------- the client
-
-def client(name, path):
-    # _socket and _signal: socket and signal import enum, which doubles the
-    # start of this process (it runs once per block)
-    import _signal
-    import _socket
-
-    def die(sig):
-        import resource
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        if sig not in (_signal.SIGKILL, _signal.SIGSTOP):
-            _signal.signal(sig, _signal.SIG_DFL)
-        os.kill(os.getpid(), sig)
-        os._exit(128 + sig)
-
-    s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
-    try:
-        s.connect(b"\0" + name.encode())
-        # the keeper is of this uid: another user's process that bound the
-        # name of a dead keeper would get the block's fds
-        cred = s.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)
-        if int.from_bytes(cred[4:8], sys.byteorder) != os.geteuid():
-            die(UNAVAILABLE)
-        s.settimeout(ACCEPT_S)
-        if s.recv(1) != b"A":
-            die(UNAVAILABLE)
-        s.settimeout(None)
-        payload = b"\0".join([MAGIC, os.fsencode(os.getcwd()), os.fsencode(path)])
-        fds = b"".join(i.to_bytes(4, sys.byteorder) for i in (0, 1, 2))
-        s.sendmsg([len(payload).to_bytes(4, "big") + payload],
-                  [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fds)])
-    except OSError:
-        die(UNAVAILABLE)
-
-    def term(*_):
-        try:
-            s.send(b"T")
-        except OSError:
-            pass
-    _signal.signal(_signal.SIGTERM, term)
-    got = b""
-    while len(got) < 4:
-        try:
-            part = s.recv(4 - len(got))
-        except OSError:
-            part = b""
-        if not part:
-            die(LOST)
-        got += part
-    st = int.from_bytes(got, "big", signed=True)
-    if os.WIFEXITED(st):
-        os._exit(os.WEXITSTATUS(st))
-    die(os.WTERMSIG(st))
+# the shared code, loaded as agentbox_preload.py does (see there why)
+_here = os.path.dirname(os.path.realpath(__file__))
+bp = type(sys)("agentbox_blockproc")
+with open(os.path.join(_here, "agentbox_blockproc.py"), "rb") as _f:
+    exec(compile(_f.read(), _f.name, "exec"), bp.__dict__)
 
 
 # ----------------------------------------------------------------- the keeper
-
-def _children(pid):
-    """The children of pid (all its threads'), or None when the kernel has
-    no /proc/PID/task/TID/children (CONFIG_PROC_CHILDREN)."""
-    kids = []
-    try:
-        tids = os.listdir("/proc/%d/task" % pid)
-    except OSError:
-        return kids
-    for tid in tids:
-        try:
-            with open("/proc/%d/task/%s/children" % (pid, tid), "rb") as f:
-                kids += [int(x) for x in f.read().split()]
-        except FileNotFoundError:
-            if not os.path.exists("/proc/%d/task/%s" % (pid, tid)):
-                continue
-            return None
-        except OSError:
-            pass
-    return kids
-
-
-def _scan():
-    """pid -> ppid of every live process (/proc)."""
-    parent = {}
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            st = _stat(int(d))
-            if st and st[0] not in (b"Z", b"X"):
-                parent[int(d)] = int(st[1])
-    return parent
-
-
-def _stat(pid):
-    try:
-        with open("/proc/%d/stat" % pid, "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-
-
-def _live_below(root):
-    """The live (not zombie) processes below root."""
-    kids = _children(root)
-    if kids is None:
-        parent = _scan()
-        found, changed = {root}, True
-        while changed:
-            changed = False
-            for pid, pp in parent.items():
-                if pid not in found and pp in found:
-                    found.add(pid)
-                    changed = True
-        return found - {root}
-    found, todo = set(), kids
-    while todo:
-        pid = todo.pop()
-        if pid in found:
-            continue
-        st = _stat(pid)
-        if not st or st[0] in (b"Z", b"X"):
-            continue
-        found.add(pid)
-        todo += _children(pid) or []
-    return found
-
-
-def _signal_all(pids, sig):
-    for pid in pids:
-        try:
-            os.kill(pid, sig)
-            if sig != 9:
-                os.kill(pid, 18)   # SIGCONT: a stopped process must see TERM
-        except OSError:
-            pass
-
 
 def _describe(st):
     if os.WIFEXITED(st):
@@ -253,26 +114,20 @@ class Keeper:
             os._exit(3)
 
     def reap(self):
-        while True:
-            try:
-                pid, st = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
-            if pid == self.interp:
-                self.istatus = st
+        st = bp.reap(self.interp)
+        if st is not None:
+            self.istatus = st
 
     def clear(self, keep):
         """KILL everything below K but keep (I, or None: everything)."""
         while True:
             self.reap()
-            pids = _live_below(self.me)
+            pids = bp.live_below(self.me)
             if keep is not None and self.istatus is None:
                 pids.discard(keep)
             if not pids:
                 return
-            _signal_all(pids, 9)
+            bp.signal_all(pids, 9)
             self.select_sleep(0.001)
 
     def select_sleep(self, s):
@@ -322,21 +177,19 @@ class Keeper:
                         conn.close()
 
     def block(self, conn):
-        import socket
-        cred = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
-        peer, uid = int.from_bytes(cred[0:4], sys.byteorder), int.from_bytes(cred[4:8], sys.byteorder)
+        peer, uid = bp.peer_of(conn)
         # another user, or the code itself (a block that would run in the
         # interpreter that is running it). Effective uids: a keeper with a
         # real and saved uid of its own (out of the code's reach, as a warm
         # container's resident) serves the user it runs code as
-        if uid != os.geteuid() or peer in _live_below(self.me):
+        if uid != os.geteuid() or peer in bp.live_below(self.me):
             return
         conn.sendall(b"A")
-        conn.settimeout(ACCEPT_S)
-        data, fds = recv_request(conn)
+        conn.settimeout(bp.ACCEPT_S)
+        data, fds = bp.recv_request(conn)
         conn.settimeout(None)
         fields = data.split(b"\0") if data else []
-        if len(fields) < 3 or fields[0] not in (MAGIC, PRELOAD_MAGIC):
+        if len(fields) < 3 or fields[0] != bp.REQUEST:
             for fd in fds:
                 os.close(fd)
             return
@@ -386,15 +239,15 @@ class Keeper:
                     m = conn.recv(64) if ev & select.POLLIN else b""
                     if not m:
                         # the client is gone (the quota, or the code): so is the block
-                        _signal_all(_live_below(self.me), 9)
+                        bp.signal_all(bp.live_below(self.me), 9)
                         return 0, self.replace("the block's client process was killed")
                     if b"T" in m and kill_at is None:
                         why = "this block timed out"
-                        _signal_all(_live_below(self.me), 15)
+                        bp.signal_all(bp.live_below(self.me), 15)
                         kill_at = time.monotonic() + self.grace / 2
             self.reap()
             if kill_at is not None and time.monotonic() >= kill_at:
-                _signal_all(_live_below(self.me), 9)
+                bp.signal_all(bp.live_below(self.me), 9)
             if self.istatus is not None:
                 # after a timeout the client dies of TERM whatever ended I:
                 # a client KILLed before this answer tells the executor
@@ -415,54 +268,12 @@ def _say(fd, text):
         pass
 
 
-def recv_request(sock):
-    """One length-prefixed message with three fds (SCM_RIGHTS): (data, fds),
-    data None when malformed."""
-    import socket
-    try:
-        data, fds, _, _ = socket.recv_fds(sock, 65536, 3)
-    except (OSError, ValueError):
-        return None, []
-    if len(fds) != 3 or len(data) < 4:
-        return None, fds
-    need = int.from_bytes(data[:4], "big")
-    data = data[4:]
-    while len(data) < need:
-        part = sock.recv(need - len(data))
-        if not part:
-            return None, fds
-        data += part
-    return data, fds
-
-
 # a resident of a warm container's block server (src/sup.h): set by serve
 _RESIDENT = [False]
 
 
-def _resident_uid():
-    # the resident's real uid is its own, its effective uid the sandbox
-    # user's; execve made the saved uid the sandbox's: set back before
-    # anything else (as agentbox_preload.py). Locally the three are equal
-    r, e, _ = os.getresuid()
-    if r != e:
-        os.setresuid(-1, -1, r)
-        _RESIDENT[0] = True
-
-
 def serve(grace_ms, seconds, modules):
-    import importlib
-    import signal
-    _resident_uid()
-    _prctl(PR_SET_DUMPABLE, 0)
-    _prctl(PR_SET_CHILD_SUBREAPER, 1)
-    _prctl(PR_SET_PDEATHSIG, 9)
-    signal.alarm(seconds)
-    for m in modules:
-        importlib.import_module(m)
-    signal.alarm(0)
-    import gc
-    gc.collect()
-    gc.freeze()
+    _RESIDENT[0] = bp.start_server(seconds, modules)
     k = Keeper(grace_ms)
     sys.stdout.write("ready %s\n" % k.name)
     sys.stdout.flush()
@@ -499,23 +310,23 @@ def interpreter(sock, keeper):
             os.setresgid(egid, egid, egid)
         if os.getresuid() != (euid, euid, euid) and not _RESIDENT[0]:
             os.setresuid(euid, euid, euid)
-        _prctl(PR_SET_PDEATHSIG, 9)
+        bp.prctl(bp.PR_SET_PDEATHSIG, 9)
         if os.getppid() != keeper:
             os._exit(0)
         # its own session: kill(0, ...) in the code reaches the code only
         os.setsid()
-        _prctl(PR_SET_DUMPABLE, 1)
+        bp.prctl(bp.PR_SET_DUMPABLE, 1)
         null = os.open(os.devnull, os.O_RDWR)
         for i in (0, 1, 2):
             os.dup2(null, i)
-        main = _new_main()
+        main = bp.new_main()
         sock.sendall(b"R")
     except BaseException:
         os._exit(127)
     state = {"path0": sys.path[0] if sys.path else None,
              "uids": _RESIDENT[0] and (os.getuid(), os.geteuid())}
     while True:
-        data, fds = recv_request(sock)
+        data, fds = bp.recv_request(sock)
         if data is None:
             os._exit(0)
         cwd, path, peer = data.split(b"\0")
@@ -530,18 +341,6 @@ def interpreter(sock, keeper):
             # the code gave up the resident's uid: the sweep would kill I
             # anyway; K replaces it and the next block says so
             os._exit(0)
-
-
-def _new_main():
-    import builtins
-    import types
-    main = types.ModuleType("__main__")
-    main.__builtins__ = builtins
-    main.__annotations__ = {}
-    main.__spec__ = None
-    main.__package__ = None
-    sys.modules["__main__"] = main
-    return main
 
 
 def _block(main, state, fds, cwd, path, peer, null):
@@ -564,7 +363,7 @@ def _block(main, state, fds, cwd, path, peer, null):
     try:
         if uids:
             os.setresuid(uids[1], uids[1], uids[0])
-        st = _exec(main, state, cwd, path)
+        st = bp.run_file(main, path, state, cwd)
     finally:
         _flush()
         if uids:
@@ -579,75 +378,6 @@ def _block(main, state, fds, cwd, path, peer, null):
         for i in (0, 1, 2):
             os.dup2(null, i)
     return st
-
-
-def _exec(main, state, cwd, path):
-    import importlib
-    from importlib.machinery import SourceFileLoader
-    # the import system's caches are the session's: a directory made since
-    # the last import (work_dir's agentbox_mpl, made after a container's
-    # session started) is cached as absent, and listings are cached too;
-    # python3 file.py would see them now
-    importlib.invalidate_caches()
-    try:
-        os.chdir(cwd)
-        with open(path, "rb") as f:
-            src = f.read()
-    except OSError as e:
-        sys.stderr.write("%s: can't open file %r: [Errno %d] %s\n" % (sys.executable, path, e.errno, e.strerror))
-        return 2 << 8
-    sys.argv = [path]
-    if hasattr(sys, "orig_argv"):
-        sys.orig_argv = [sys.orig_argv[0], path]
-    # sys.path[0]: this file's directory, in place of the previous block's
-    d = os.path.dirname(os.path.realpath(path))
-    if state["path0"] in sys.path:
-        sys.path[sys.path.index(state["path0"])] = d
-    else:
-        sys.path.insert(0, d)
-    state["path0"] = d
-    main.__file__ = path
-    main.__cached__ = None
-    main.__loader__ = SourceFileLoader("__main__", path)
-    main.__name__ = "__main__"
-    sys.modules["__main__"] = main
-    try:
-        compiled = compile(src, path, "exec")
-    except SyntaxError:
-        t, v, _ = sys.exc_info()
-        v.__traceback__ = None
-        sys.excepthook(t, v, None)
-        return 1 << 8
-    del src
-    try:
-        exec(compiled, main.__dict__)
-    except SystemExit as e:
-        return _exit_code(e.code) << 8
-    except BaseException:
-        t, v, tb = sys.exc_info()
-        # the traceback starts at the code's frame, as python3 file.py prints it
-        v.__traceback__ = tb = tb.tb_next
-        try:
-            sys.excepthook(t, v, tb)
-        except BaseException:
-            pass
-        interrupted = issubclass(t, KeyboardInterrupt)
-        del t, v, tb
-        # python3 file.py dies of SIGINT after an uncaught KeyboardInterrupt
-        return 2 if interrupted else 1 << 8
-    return 0
-
-
-def _exit_code(c):
-    if c is None:
-        return 0
-    if isinstance(c, int):
-        return c & 0xFF
-    try:
-        sys.stderr.write(str(c) + "\n")
-    except Exception:
-        pass
-    return 1
 
 
 def _fix_streams():
@@ -676,8 +406,6 @@ def _flush():
 if __name__ == "__main__":
     if len(sys.argv) >= 4 and sys.argv[1] == "serve":
         serve(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4:])
-    elif len(sys.argv) == 4 and sys.argv[1] == "run":
-        client(sys.argv[2], sys.argv[3])
     else:
-        sys.stderr.write("usage: agentbox_session.py serve GRACE_MS SECONDS MODULE... | run NAME FILE\n")
+        sys.stderr.write("usage: agentbox_session.py serve GRACE_MS SECONDS MODULE...\n")
         sys.exit(2)

@@ -4,7 +4,8 @@
 -- warm block server on (warm = false with preload is an error).
 --
 --   * The helper reaches the container as the supervisor does: a read-only
---     bind mount (/opt/agentbox/preload.py).
+--     bind mount (/opt/agentbox/preload.py, and agentbox_blockproc.py
+--     beside it: executor/python_helper.lua).
 --   * The template is a resident of the block server (core.spawn's
 --     `resident`, src/spawnsrv.c; only the host can ask, over the server's
 --     private socket): its real and saved uid are not the sandbox user's,
@@ -26,6 +27,7 @@
 local core = require("agentbox.core")
 local python_preload = require("agentbox.executor.python_preload")
 local files = require("agentbox.executor.sandbox_files")
+local helper = require("agentbox.executor.python_helper")
 local warm = require("agentbox.executor.docker_warm")
 
 local M = {}
@@ -51,22 +53,14 @@ end
 function M.setup(self, o, fail)
   self.preload = o.preload
   if not o.preload then return end
-  if o.warm == false then
-    fail("preload runs in the warm block server: remove warm = false (preload turns warm on)")
-  end
-  -- the block's tree is killed by its session at half the grace, before
-  -- the supervisor's KILL: with no grace it would outlive the report
-  if o.grace == 0 then fail("preload needs a grace > 0 (the block's tree is killed within it)") end
-  self.warm = true
+  helper.setup_warm(self, o, fail, "preload")
   self._preload_helper = M.HELPER
   self._preload_spawn = spawn
 end
 
---- The container's configuration: the helper, read-only.
+--- The container's configuration: the helper, read-only (and the code it shares).
 function M.config(_, cfg)
-  local mounts = cfg.HostConfig.Mounts
-  local src = core.realpath(python_preload.HELPER) or python_preload.HELPER
-  mounts[#mounts + 1] = { Type = "bind", Source = src, Target = M.HELPER, ReadOnly = true }
+  helper.mount(cfg, python_preload.HELPER, M.HELPER)
 end
 
 --- The container started: the template imports now, not in the first

@@ -4,7 +4,8 @@
 -- on (warm = false with stateful is an error), as preload does.
 --
 --   * The helper reaches the container as the supervisor does: a read-only
---     bind mount (/opt/agentbox/session.py).
+--     bind mount (/opt/agentbox/session.py, and agentbox_blockproc.py
+--     beside it: executor/python_helper.lua).
 --   * The keeper K is a resident of the block server (core.spawn's
 --     `resident`, src/spawnsrv.c): its real and saved uid are not the
 --     sandbox user's, its effective uid is (src/sup.h); its supervisor, a
@@ -36,6 +37,7 @@ local core = require("agentbox.core")
 local common = require("agentbox.executor.common")
 local python_session = require("agentbox.executor.python_session")
 local files = require("agentbox.executor.sandbox_files")
+local helper = require("agentbox.executor.python_helper")
 local warm = require("agentbox.executor.docker_warm")
 
 local M = {}
@@ -63,23 +65,15 @@ end
 function M.setup(self, o, fail)
   self.stateful = o.stateful
   if not o.stateful then return end
-  if o.warm == false then
-    fail("stateful runs in the warm block server: remove warm = false (stateful turns warm on)")
-  end
-  -- the block's tree is killed by the keeper at half the grace, before
-  -- the supervisor's KILL: with no grace it would outlive the report
-  if o.grace == 0 then fail("stateful needs a grace > 0 (the block's tree is killed within it)") end
-  self.warm = true
+  helper.setup_warm(self, o, fail, "stateful")
   self._session_helper = M.HELPER
   self._session_spawn = spawn
   self._session_client = client
 end
 
---- The container's configuration: the helper, read-only.
+--- The container's configuration: the helper, read-only (and the code it shares).
 function M.config(_, cfg)
-  local mounts = cfg.HostConfig.Mounts
-  local src = core.realpath(python_session.HELPER) or python_session.HELPER
-  mounts[#mounts + 1] = { Type = "bind", Source = src, Target = M.HELPER, ReadOnly = true }
+  helper.mount(cfg, python_session.HELPER, M.HELPER)
 end
 
 --- The container started: the session starts now (its imports are not the

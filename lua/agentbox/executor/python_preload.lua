@@ -1,11 +1,12 @@
 -- Preloaded Python (the `preload` option; issue 11's first step, for
 -- LocalExecutor): a template interpreter imports the modules once, and each
--- python block is a fork of it. The template and the per-block client are
--- one helper, agentbox_preload.py, shipped next to this file (make install
--- copies it with the executor's modules; it is found beside this module's
--- own source at run time). Its header explains how the block's whole tree
--- stays under supervision although the block is the template's descendant,
--- not the supervisor's.
+-- python block is a fork of it. The template is a helper,
+-- agentbox_preload.py, and each block's program its client,
+-- agentbox_client.py, both shipped next to this file (make install copies
+-- the helpers with the executor's modules; python_helper.lua finds them
+-- beside its own source at run time). The template's header explains how
+-- the block's whole tree stays under supervision although the block is the
+-- template's descendant, not the supervisor's.
 --
 -- The executor's side:
 --   M.check(v, what)               the option: nil, or a list of module names
@@ -27,16 +28,14 @@ local core = require("agentbox.core")
 local task = require("agentbox.task")
 local errors = require("agentbox.errors")
 local common = require("agentbox.executor.common")
+local helper = require("agentbox.executor.python_helper")
 
 local M = {}
 
--- the client dies of these (agentbox_preload.py LOST, UNAVAILABLE; Linux numbers)
+-- the client dies of these (agentbox_client.py LOST, UNAVAILABLE; Linux numbers)
 local LOST, UNAVAILABLE = 10, 12
 
--- absolute now: blocks run in work_dir, and a module loaded through a
--- relative package.path entry has a relative source
-local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
-M.HELPER = (core.realpath(here) or here) .. "/agentbox_preload.py"
+M.HELPER = helper.path("agentbox_preload.py")
 
 M.LOST_LINE = "\nagentbox: the preloaded Python template died during this block (the block was killed with it);"
   .. " a new template starts for the next block\n"
@@ -93,19 +92,10 @@ function M.stop(self, wait)
   end
 end
 
--- Wait for the template's "ready NAME" line (its imports are done) or its end.
+-- The template's name once it is ready (its imports are done), or its end.
 local function await_ready(t)
-  local seen = ""
-  repeat
-    task.wait(t.proc)
-    local chunks = t.proc:read()
-    for i = 1, chunks and #chunks or 0, 2 do
-      if chunks[i] == "stdout" then seen = seen .. chunks[i + 1] end
-    end
-    local name = seen:match("^ready (%S+)\n")
-    if name then return name end
-  until t.proc:done()
-  local r = t.proc:result()
+  local name, r = helper.await_ready(t.proc)
+  if name then return name end
   return nil, ("agentbox: the preloaded Python template failed to start (preload = { %s }):\n%s")
     :format(table.concat(t.modules, ", "), r.stderr ~= "" and r.stderr or r.output)
 end
@@ -168,8 +158,7 @@ end
 function M.argv(self, python, file)
   local t, err = template(self, python)
   if not t then return nil, err end
-  return { python, "-I", "-S", self._preload_helper or M.HELPER, "run", t.name,
-           tostring(math.floor(self.grace * 1000)), file }
+  return helper.client_argv(python, t.name, self.grace, file)
 end
 
 function M.outcome(self, r)

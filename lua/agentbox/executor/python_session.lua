@@ -1,8 +1,9 @@
 -- Stateful Python (the `stateful` option, issue 11; LocalExecutor first):
 -- the python blocks of one executor run in one long-lived interpreter, so
 -- variables and imports persist between blocks. The helper,
--- agentbox_session.py (shipped beside this file), is the session's keeper,
--- its interpreter and each block's client; its header is the design: how a
+-- agentbox_session.py (shipped beside this file), is the session's keeper
+-- and its interpreter, and each block's program is their client,
+-- agentbox_client.py (preload's too); its header is the design: how a
 -- block's whole tree stays under the supervisor's deadline and kill though
 -- it runs in the interpreter, and when the interpreter is replaced (a
 -- timeout, a crash, a killed client) with a line in the block's output.
@@ -28,14 +29,14 @@ local core = require("agentbox.core")
 local task = require("agentbox.task")
 local errors = require("agentbox.errors")
 local common = require("agentbox.executor.common")
+local helper = require("agentbox.executor.python_helper")
 
 local M = {}
 
--- the client dies of these (agentbox_session.py LOST, UNAVAILABLE; Linux numbers)
+-- the client dies of these (agentbox_client.py LOST, UNAVAILABLE; Linux numbers)
 local LOST, UNAVAILABLE, SIGKILL = 10, 12, 9
 
-local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
-M.HELPER = (core.realpath(here) or here) .. "/agentbox_session.py"
+M.HELPER = helper.path("agentbox_session.py")
 
 local LOST_STATE = "the variables and imports of earlier blocks are lost; a new session runs the next block"
 M.LOST_LINE = "\nagentbox: the Python session died during this block (the block was killed with it); "
@@ -59,19 +60,10 @@ function M.stop(self)
   if s then pcall(s.proc.close, s.proc) end
 end
 
--- The keeper's "ready NAME" line (its imports are done), or its end.
+-- The keeper's name once it is ready (its imports are done), or its end.
 local function await_ready(s, modules)
-  local seen = ""
-  repeat
-    task.wait(s.proc)
-    local chunks = s.proc:read()
-    for i = 1, chunks and #chunks or 0, 2 do
-      if chunks[i] == "stdout" then seen = seen .. chunks[i + 1] end
-    end
-    local name = seen:match("^ready (%S+)\n")
-    if name then return name end
-  until s.proc:done()
-  local r = s.proc:result()
+  local name, r = helper.await_ready(s.proc)
+  if name then return name end
   return nil, ("agentbox: the Python session failed to start%s:\n%s")
     :format(#modules > 0 and " (preload = { " .. table.concat(modules, ", ") .. " })" or "",
             r.stderr ~= "" and r.stderr or r.output), r
@@ -148,7 +140,7 @@ function M.run(self, python, file, run)
     if not s and kr and kr.quota_exceeded then return kr, note end
     if not s then return nil, err end
     local r = run(self._session_client and self:_session_client(s.name, python, file)
-                  or { python, "-I", "-S", M.HELPER, "run", s.name, file })
+                  or helper.client_argv(python, s.name, self.grace, file))
     if r.signal == UNAVAILABLE and not r.timed_out then
       -- nobody took the block (the keeper stopped or gone): nothing ran
       M.stop(self)
