@@ -12,13 +12,7 @@ local H = require("spec.support.helpers")
 
 local MiB = 1024 * 1024
 
-local function read(p)
-  local f = io.open(p, "r")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read = H.try_read
 
 -- Where this process's runs put their memory cgroups: v1's memory
 -- hierarchy at our own cgroup, or (v2) our cgroup when its subtree_control

@@ -109,14 +109,6 @@ static int prepare(const ab_sup_args *a, ab_sb_spare *sp) {
   return -1;
 }
 
-static void unprepare(ab_sb_spare *sp) {
-  kill(sp->init, SIGKILL);
-  while (waitpid(sp->init, NULL, __WALL) < 0 && errno == EINTR) {}
-  close(sp->go);
-  ab_sbcg_remove(&sp->sbc);
-  ab_cgroup_leave(&sp->cg);
-}
-
 void ab_spare_main(const ab_sup_args *a, int sock) {
   sigset_t set;
   ab_wait_sigset(&set);
@@ -144,7 +136,7 @@ void ab_spare_main(const ab_sup_args *a, int sock) {
   char **vec;
   if (n < (ssize_t)sizeof rq || nfds != AB_SPAWN_NFDS || ab_proto_decode(buf, (size_t)n, &rq, &na, &vec) != 0) {
     for (int i = 0; n > 0 && i < nfds; i++) close(fds[i]);
-    if (ready) unprepare(&sp);
+    if (ready) ab_spare_drop(&sp);
     _exit(0);
   }
   close(sock);
@@ -155,7 +147,7 @@ void ab_spare_main(const ab_sup_args *a, int sock) {
   /* init still waiting, and the same paths: else made now, as usual */
   if (ready && (waitpid(sp.init, NULL, WNOHANG | __WALL) != 0 || idents(&na, now, AB_SANDBOX_MAX_PATHS + 1) != nid ||
                 memcmp(before, now, (size_t)nid * sizeof *now) != 0)) {
-    unprepare(&sp);
+    ab_spare_drop(&sp);
     ready = 0;
   }
   ab_sup_report r;

@@ -115,7 +115,7 @@ static void wait_program(const ab_deadline *b, const sigset_t *set, pid_t child,
 }
 
 /* A spare not used after all: its init killed, what it made undone. */
-static void spare_drop(ab_sb_spare *sp) {
+void ab_spare_drop(ab_sb_spare *sp) {
   kill(sp->init, SIGKILL);
   while (waitpid(sp->init, NULL, __WALL) < 0 && errno == EINTR) {}
   close(sp->go);
@@ -166,7 +166,7 @@ void ab_supervise_spare(const ab_sup_args *a, ab_sup_report *r, ab_sb_spare *sp)
   ab_quota *q = NULL;
   if (a->quota_dir && !r->cancelled && ab_quota_before(&q, &run) != 0) {
     r->quota = 1;
-    if (sp) spare_drop(sp);
+    if (sp) ab_spare_drop(sp);
     return;
   }
   ab_ptable t;
@@ -208,8 +208,8 @@ void ab_supervise_spare(const ab_sup_args *a, ab_sup_report *r, ab_sb_spare *sp)
   if (!sp) ab_sbcg_step_out(&sbc);
   if (child < 0) {
     if (!r->spawn_errno) r->spawn_errno = r->cancelled ? ECANCELED : errno;
-    if (sp) {   /* spare_drop undid its cgroups */
-      spare_drop(sp);
+    if (sp) {   /* ab_spare_drop undid its cgroups */
+      ab_spare_drop(sp);
       sh = NULL;
       memset(&sbc, 0, sizeof sbc);
       sbc.w.mem_dir = sbc.w.pids_dir = sbc.w.origin = -1;

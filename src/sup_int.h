@@ -24,6 +24,8 @@ typedef struct {
   char *buf;     /* AB_SPAWN_MAX_MSG bytes, to send the run to init */
 } ab_sb_spare;
 void ab_supervise_spare(const ab_sup_args *a, ab_sup_report *r, ab_sb_spare *sp);
+/* A spare not used after all: its init killed, its cgroups undone. */
+void ab_spare_drop(ab_sb_spare *sp);
 
 /* sup_exec.c */
 
